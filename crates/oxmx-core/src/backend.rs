@@ -1,0 +1,70 @@
+//! The interface every backend implements, and the registry the facade fills in.
+
+use crate::array::ArrayData;
+use crate::device::{Device, DeviceType};
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+use crate::primitive::Primitive;
+use crate::shape::Shape;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// One evaluated input of a primitive.
+pub struct Input {
+    pub shape: Shape,
+    pub dtype: Dtype,
+    pub data: ArrayData,
+    /// The input array is unreachable after this primitive runs: its buffer may be
+    /// reused for the output when `Arc::strong_count(&data.buffer) == 1`.
+    pub donatable: bool,
+}
+
+impl Input {
+    pub fn size(&self) -> usize {
+        crate::shape::size_of(&self.shape)
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.data.is_contiguous(&self.shape)
+    }
+}
+
+pub trait Backend: Send + Sync {
+    fn device_type(&self) -> DeviceType;
+    /// Human-readable name (for errors and `device_info`).
+    fn name(&self) -> String;
+    /// Execute a non-view primitive, producing the output data.
+    fn run(&self, prim: &Primitive, inputs: Vec<Input>, out_shape: &[usize], out_dtype: Dtype) -> Result<ArrayData>;
+    /// Wait for all queued work (no-op for synchronous backends).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn registry() -> &'static RwLock<Vec<Arc<dyn Backend>>> {
+    static R: OnceLock<RwLock<Vec<Arc<dyn Backend>>>> = OnceLock::new();
+    R.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Register a backend for its device type (the facade does this once).
+pub fn register(b: Arc<dyn Backend>) {
+    let mut r = match registry().write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    r.retain(|x| x.device_type() != b.device_type());
+    r.push(b);
+}
+
+pub fn get(d: Device) -> Result<Arc<dyn Backend>> {
+    let r = match registry().read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    r.iter()
+        .find(|b| b.device_type() == d.kind && d.index == 0)
+        .cloned()
+        .ok_or_else(|| Error::value("eval", format!("{d} is not available.")))
+}
+
+pub fn is_available(d: Device) -> bool {
+    get(d).is_ok()
+}

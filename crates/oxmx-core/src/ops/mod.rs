@@ -1,0 +1,16 @@
+//! Ops: validate arguments, infer shape and dtype, build graph nodes. Each op's
+//! checks live here once; backends only ever see well-formed primitives.
+
+pub mod creation;
+pub mod elementwise;
+pub mod indexing;
+pub mod linalg;
+pub mod reduce;
+pub mod shape_ops;
+
+pub use creation::*;
+pub use elementwise::*;
+pub use indexing::*;
+pub use linalg::*;
+pub use reduce::*;
+pub use shape_ops::*;

@@ -1,0 +1,225 @@
+//! Every node kind a backend must execute. Backends match this enum exhaustively, so
+//! the compiler lists what a backend lacks. View primitives are executed by the core
+//! (`view.rs`) for every backend.
+
+use crate::dtype::Dtype;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum UnaryOp {
+    Abs,
+    Negative,
+    Sign,
+    Square,
+    Sqrt,
+    Rsqrt,
+    Reciprocal,
+    Exp,
+    Expm1,
+    Log,
+    Log2,
+    Log10,
+    Log1p,
+    Sin,
+    Cos,
+    Tan,
+    ArcSin,
+    ArcCos,
+    ArcTan,
+    Sinh,
+    Cosh,
+    Tanh,
+    ArcSinh,
+    ArcCosh,
+    ArcTanh,
+    Erf,
+    ErfInv,
+    Sigmoid,
+    Floor,
+    Ceil,
+    /// round half to even
+    Round,
+    Trunc,
+    IsNan,
+    IsInf,
+    IsPosInf,
+    IsNegInf,
+    IsFinite,
+    LogicalNot,
+    BitwiseInvert,
+    Conjugate,
+    Real,
+    Imag,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum BinaryOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    FloorDivide,
+    Remainder,
+    Power,
+    Maximum,
+    Minimum,
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+    LogicalAnd,
+    LogicalOr,
+    BitwiseAnd,
+    BitwiseOr,
+    BitwiseXor,
+    LeftShift,
+    RightShift,
+    ArcTan2,
+    LogAddExp,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual)
+    }
+    pub fn name(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Add => "add",
+            Subtract => "subtract",
+            Multiply => "multiply",
+            Divide => "divide",
+            FloorDivide => "floor_divide",
+            Remainder => "remainder",
+            Power => "power",
+            Maximum => "maximum",
+            Minimum => "minimum",
+            Equal => "equal",
+            NotEqual => "not_equal",
+            Less => "less",
+            LessEqual => "less_equal",
+            Greater => "greater",
+            GreaterEqual => "greater_equal",
+            LogicalAnd => "logical_and",
+            LogicalOr => "logical_or",
+            BitwiseAnd => "bitwise_and",
+            BitwiseOr => "bitwise_or",
+            BitwiseXor => "bitwise_xor",
+            LeftShift => "left_shift",
+            RightShift => "right_shift",
+            ArcTan2 => "arctan2",
+            LogAddExp => "logaddexp",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ReduceOp {
+    Sum,
+    Prod,
+    Max,
+    Min,
+    All,
+    Any,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ArgReduceOp {
+    ArgMax,
+    ArgMin,
+}
+
+/// How a scatter combines updates with existing values.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ScatterMode {
+    Set,
+    Add,
+    Multiply,
+    Maximum,
+    Minimum,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum Primitive {
+    // ---- computed by backends ----
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// inputs: condition (bool), x, y — all already broadcast and same dtype for x/y.
+    Select,
+    AsType(Dtype),
+    /// Materialize the input row-contiguous.
+    Copy,
+    /// `start + i * step` in the output dtype.
+    Arange { start: f64, step: f64 },
+    /// Reduce over `axes` (sorted); the output keeps those dims with size 1.
+    Reduce { op: ReduceOp, axes: Vec<usize> },
+    /// Index of max/min along `axis`; output keeps the axis with size 1, dtype uint32.
+    ArgReduce { op: ArgReduceOp, axis: usize },
+    /// Softmax along the last axis.
+    Softmax { precise: bool },
+    /// Batched matmul: inputs (..., M, K) and (..., K, N) with equal batch shapes.
+    Matmul,
+    /// inputs: arrays with equal shapes except along `axis`.
+    Concatenate { axis: usize },
+    /// inputs: src, update (shape = `count`); writes update into the strided window
+    /// starting at `start` with `count` elements and step `strides` per axis.
+    SliceUpdate { start: Vec<i64>, count: Vec<i64>, strides: Vec<i64> },
+    /// inputs: src, idx_0..idx_k (integer, same shape S). Output shape:
+    /// S ++ [src dims not in `axes`]. Out-of-range indices are an `IndexError`.
+    Gather { axes: Vec<usize> },
+    /// inputs: src, indices (same ndim as src, broadcast in all dims but `axis`).
+    GatherAxis { axis: usize },
+    /// inputs: src, indices, values (indices and values have the same shape).
+    ScatterAxis { axis: usize, mode: ScatterMode },
+    /// inputs: src, updates, idx_0..idx_k; updates shape = S ++ [src dims not in axes].
+    Scatter { axes: Vec<usize>, mode: ScatterMode },
+    /// inputs: keys (..., 2) uint32. Output: shape `keys.shape[:-1] + shape` of uint32
+    /// bits (`width` bytes per element in the output dtype).
+    RandomBits { width: usize },
+
+    // ---- views, executed by the core for every backend ----
+    Reshape,
+    Transpose { perm: Vec<usize> },
+    Broadcast,
+    /// Basic slicing: per-axis start and step (step may be negative; size is the
+    /// output shape).
+    Slice { start: Vec<usize>, step: Vec<i64> },
+    AsStrided { strides: Vec<i64>, offset: usize },
+}
+
+impl Primitive {
+    pub fn name(&self) -> &'static str {
+        use Primitive::*;
+        match self {
+            Unary(_) => "unary",
+            Binary(b) => b.name(),
+            Select => "where",
+            AsType(_) => "astype",
+            Copy => "copy",
+            Arange { .. } => "arange",
+            Reduce { .. } => "reduce",
+            ArgReduce { .. } => "arg_reduce",
+            Softmax { .. } => "softmax",
+            Matmul => "matmul",
+            Concatenate { .. } => "concatenate",
+            SliceUpdate { .. } => "slice_update",
+            Gather { .. } => "gather",
+            GatherAxis { .. } => "take_along_axis",
+            ScatterAxis { .. } => "put_along_axis",
+            Scatter { .. } => "scatter",
+            RandomBits { .. } => "random_bits",
+            Reshape => "reshape",
+            Transpose { .. } => "transpose",
+            Broadcast => "broadcast_to",
+            Slice { .. } => "slice",
+            AsStrided { .. } => "as_strided",
+        }
+    }
+
+    pub fn is_view(&self) -> bool {
+        use Primitive::*;
+        matches!(self, Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. })
+    }
+}

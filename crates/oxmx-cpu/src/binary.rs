@@ -1,0 +1,260 @@
+//! Binary elementwise kernels. Inputs arrive broadcast to the output shape and cast to
+//! one dtype by the op layer. Integer division by zero gives 0, `MIN // -1` wraps to
+//! `MIN`, shifts by the bit width or more give 0 (or -1 for negative right shifts).
+
+use crate::strided::{map2, View};
+use half::{bf16, f16};
+use num_complex::Complex32;
+use oxmx_core::backend::Input;
+use oxmx_core::memory::Buffer;
+use oxmx_core::primitive::BinaryOp;
+use oxmx_core::{Dtype, Error, Result};
+
+/// Comparison over every storage type (complex: lexicographic, used only for ==/!=
+/// and max/min).
+pub trait Cmp: Copy {
+    fn lt(self, o: Self) -> bool;
+    fn eqv(self, o: Self) -> bool;
+}
+macro_rules! cmp_prim {
+    ($($t:ty),*) => {$(
+        impl Cmp for $t {
+            #[inline] fn lt(self, o: Self) -> bool { self < o }
+            #[inline] fn eqv(self, o: Self) -> bool { self == o }
+        }
+    )*};
+}
+cmp_prim!(u8, u16, u32, u64, i8, i16, i32, i64, f16, bf16, f32, f64);
+impl Cmp for Complex32 {
+    fn lt(self, o: Self) -> bool {
+        self.re < o.re || (self.re == o.re && self.im < o.im)
+    }
+    fn eqv(self, o: Self) -> bool {
+        self == o
+    }
+}
+
+fn compare<T: Cmp + Sync + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) {
+    let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
+    let o = out.typed_mut::<u8>();
+    let s = &a.shape;
+    match op {
+        BinaryOp::Equal => map2(s, va, vb, o, |x: T, y: T| x.eqv(y) as u8),
+        BinaryOp::NotEqual => map2(s, va, vb, o, |x: T, y: T| !x.eqv(y) as u8),
+        BinaryOp::Less => map2(s, va, vb, o, |x: T, y: T| x.lt(y) as u8),
+        BinaryOp::LessEqual => map2(s, va, vb, o, |x: T, y: T| (x.lt(y) || x.eqv(y)) as u8),
+        BinaryOp::Greater => map2(s, va, vb, o, |x: T, y: T| y.lt(x) as u8),
+        _ => map2(s, va, vb, o, |x: T, y: T| (y.lt(x) || x.eqv(y)) as u8),
+    }
+}
+
+macro_rules! float_bin {
+    ($name:ident, $t:ty) => {
+        pub fn $name(op: BinaryOp) -> Option<fn($t, $t) -> $t> {
+            use BinaryOp::*;
+            Some(match op {
+                Add => |x, y| x + y,
+                Subtract => |x, y| x - y,
+                Multiply => |x, y| x * y,
+                Divide => |x, y| x / y,
+                FloorDivide => |x: $t, y: $t| (x / y).floor(),
+                Remainder => |x: $t, y: $t| {
+                    let r = x % y;
+                    if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }
+                },
+                Power => |x: $t, y: $t| x.powf(y),
+                Maximum => |x: $t, y: $t| if x.is_nan() || x > y { x } else if y.is_nan() { y } else { y },
+                Minimum => |x: $t, y: $t| if x.is_nan() || x < y { x } else { y },
+                ArcTan2 => |x: $t, y: $t| x.atan2(y),
+                LogAddExp => |x: $t, y: $t| {
+                    if x.is_nan() || y.is_nan() { return <$t>::NAN; }
+                    let m = x.max(y);
+                    if m == <$t>::NEG_INFINITY { return m; }
+                    if m == <$t>::INFINITY { return m; }
+                    m + (-(x - y).abs()).exp().ln_1p()
+                },
+                _ => return None,
+            })
+        }
+    };
+}
+float_bin!(f32_bin, f32);
+float_bin!(f64_bin, f64);
+
+/// Integer arithmetic with defined results for every input.
+pub trait IntArith: Copy {
+    fn add(self, o: Self) -> Self;
+    fn sub(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn fdiv(self, o: Self) -> Self;
+    fn rem(self, o: Self) -> Self;
+    fn pow(self, o: Self) -> Self;
+    fn max(self, o: Self) -> Self;
+    fn min(self, o: Self) -> Self;
+    fn and(self, o: Self) -> Self;
+    fn or(self, o: Self) -> Self;
+    fn xor(self, o: Self) -> Self;
+    fn shl(self, o: Self) -> Self;
+    fn shr(self, o: Self) -> Self;
+}
+
+macro_rules! int_arith {
+    ($t:ty, $signed:expr) => {
+        impl IntArith for $t {
+            #[inline] fn add(self, o: Self) -> Self { self.wrapping_add(o) }
+            #[inline] fn sub(self, o: Self) -> Self { self.wrapping_sub(o) }
+            #[inline] fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
+            #[inline]
+            fn fdiv(self, o: Self) -> Self {
+                if o == 0 { return 0; }
+                let q = self.wrapping_div(o);
+                #[allow(unused_comparisons)]
+                let neg = (self < 0) != (o < 0);
+                if $signed && neg && q.wrapping_mul(o) != self { q.wrapping_sub(1) } else { q }
+            }
+            #[inline]
+            fn rem(self, o: Self) -> Self {
+                if o == 0 { return 0; }
+                let r = self.wrapping_rem(o);
+                #[allow(unused_comparisons)]
+                let fix = r != 0 && ((r < 0) != (o < 0));
+                if $signed && fix { r.wrapping_add(o) } else { r }
+            }
+            #[inline]
+            fn pow(self, o: Self) -> Self {
+                #[allow(unused_comparisons)]
+                if o < 0 {
+                    // integer powers with negative exponents: only ±1 survive
+                    return match self as i64 { 1 => 1 as $t, -1 => if (o as i64) % 2 == 0 { 1 as $t } else { self }, _ => 0 };
+                }
+                let e = u32::try_from(o as u64).unwrap_or(u32::MAX);
+                self.wrapping_pow(e)
+            }
+            #[inline] fn max(self, o: Self) -> Self { if self > o { self } else { o } }
+            #[inline] fn min(self, o: Self) -> Self { if self < o { self } else { o } }
+            #[inline] fn and(self, o: Self) -> Self { self & o }
+            #[inline] fn or(self, o: Self) -> Self { self | o }
+            #[inline] fn xor(self, o: Self) -> Self { self ^ o }
+            #[inline]
+            fn shl(self, o: Self) -> Self {
+                #[allow(unused_comparisons)]
+                if o < 0 || (o as u64) >= <$t>::BITS as u64 { 0 } else { self << (o as u32) }
+            }
+            #[inline]
+            fn shr(self, o: Self) -> Self {
+                #[allow(unused_comparisons)]
+                let neg = self < 0;
+                #[allow(unused_comparisons)]
+                if o < 0 || (o as u64) >= <$t>::BITS as u64 { if neg { !0 } else { 0 } } else { self >> (o as u32) }
+            }
+        }
+    };
+}
+int_arith!(u8, false);
+int_arith!(u16, false);
+int_arith!(u32, false);
+int_arith!(u64, false);
+int_arith!(i8, true);
+int_arith!(i16, true);
+int_arith!(i32, true);
+int_arith!(i64, true);
+
+fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+    use BinaryOp::*;
+    let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
+    let o = out.typed_mut::<T>();
+    let s = &a.shape;
+    let f: fn(T, T) -> T = match op {
+        Add => T::add,
+        Subtract => T::sub,
+        Multiply => T::mul,
+        FloorDivide | Divide => T::fdiv,
+        Remainder => T::rem,
+        Power => T::pow,
+        Maximum => T::max,
+        Minimum => T::min,
+        BitwiseAnd | LogicalAnd => T::and,
+        BitwiseOr | LogicalOr => T::or,
+        BitwiseXor => T::xor,
+        LeftShift => T::shl,
+        RightShift => T::shr,
+        _ => return Err(Error::value(op.name(), format!("Not supported for {}.", a.dtype))),
+    };
+    map2(s, va, vb, o, f);
+    Ok(())
+}
+
+fn bool_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+    use BinaryOp::*;
+    let (va, vb) = (View::<u8>::of(a), View::<u8>::of(b));
+    let o = out.typed_mut::<u8>();
+    let s = &a.shape;
+    let f: fn(u8, u8) -> u8 = match op {
+        Add | Maximum | BitwiseOr | LogicalOr => |x, y| x | y,
+        Multiply | Minimum | BitwiseAnd | LogicalAnd => |x, y| x & y,
+        Subtract | BitwiseXor => |x, y| x ^ y,
+        Power => |x, y| x | (y ^ 1),
+        FloorDivide | Divide => |x, y| x & y,
+        Remainder => |_, _| 0,
+        _ => return Err(Error::value(op.name(), "Not supported for bool.")),
+    };
+    map2(s, va, vb, o, f);
+    Ok(())
+}
+
+fn complex_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+    use BinaryOp::*;
+    let (va, vb) = (View::<Complex32>::of(a), View::<Complex32>::of(b));
+    let o = out.typed_mut::<Complex32>();
+    let s = &a.shape;
+    let f: fn(Complex32, Complex32) -> Complex32 = match op {
+        Add => |x, y| x + y,
+        Subtract => |x, y| x - y,
+        Multiply => |x, y| x * y,
+        Divide => |x, y| x / y,
+        Power => |x, y| if y.re == 0.0 && y.im == 0.0 { Complex32::new(1.0, 0.0) } else { x.powc(y) },
+        Maximum => |x, y| if y.lt(x) { x } else { y },
+        Minimum => |x, y| if x.lt(y) { x } else { y },
+        _ => return Err(Error::value(op.name(), "Not supported for complex64.")),
+    };
+    map2(s, va, vb, o, f);
+    Ok(())
+}
+
+pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+    let d = a.dtype;
+    if op.is_comparison() {
+        crate::with_dtype!(d, T, compare::<T>(op, a, b, out));
+        return Ok(());
+    }
+    let s = &a.shape;
+    match d {
+        Dtype::Bool => bool_binary(op, a, b, out)?,
+        Dtype::Float32 => {
+            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float32."))?;
+            map2(s, View::<f32>::of(a), View::<f32>::of(b), out.typed_mut::<f32>(), f);
+        }
+        Dtype::Float64 => {
+            let f = f64_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float64."))?;
+            map2(s, View::<f64>::of(a), View::<f64>::of(b), out.typed_mut::<f64>(), f);
+        }
+        Dtype::Float16 => {
+            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float16."))?;
+            map2(s, View::<f16>::of(a), View::<f16>::of(b), out.typed_mut::<f16>(), |x, y| f16::from_f32(f(x.to_f32(), y.to_f32())));
+        }
+        Dtype::Bfloat16 => {
+            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for bfloat16."))?;
+            map2(s, View::<bf16>::of(a), View::<bf16>::of(b), out.typed_mut::<bf16>(), |x, y| bf16::from_f32(f(x.to_f32(), y.to_f32())));
+        }
+        Dtype::Complex64 => complex_binary(op, a, b, out)?,
+        Dtype::Uint8 => int_binary::<u8>(op, a, b, out)?,
+        Dtype::Uint16 => int_binary::<u16>(op, a, b, out)?,
+        Dtype::Uint32 => int_binary::<u32>(op, a, b, out)?,
+        Dtype::Uint64 => int_binary::<u64>(op, a, b, out)?,
+        Dtype::Int8 => int_binary::<i8>(op, a, b, out)?,
+        Dtype::Int16 => int_binary::<i16>(op, a, b, out)?,
+        Dtype::Int32 => int_binary::<i32>(op, a, b, out)?,
+        Dtype::Int64 => int_binary::<i64>(op, a, b, out)?,
+    }
+    Ok(())
+}

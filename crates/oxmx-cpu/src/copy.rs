@@ -1,0 +1,110 @@
+//! Data movement: copy to contiguous, dtype casts, arange, select, concatenate and
+//! slice_update.
+
+use crate::elem::Elem;
+use crate::strided::{map1, map3, View};
+use oxmx_core::backend::Input;
+use oxmx_core::memory::Buffer;
+use oxmx_core::shape::{contiguous_strides, size_of};
+use oxmx_core::{Dtype, Error, Result};
+use rayon::prelude::*;
+
+/// Strided → contiguous copy (by element size; dtype-agnostic).
+pub fn copy(x: &Input, out: &mut Buffer) {
+    crate::with_size!(x.dtype.size(), T, {
+        map1(&x.shape, View::<T>::of(x), out.typed_mut::<T>(), |v| v)
+    })
+}
+
+fn cast_to<S: Elem + Sync, D: Elem + Send>(x: &Input, out: &mut Buffer, out_dtype: Dtype) {
+    let v = View::<S>::of(x);
+    let o = out.typed_mut::<D>();
+    let s = &x.shape;
+    if out_dtype == Dtype::Bool {
+        // stored as D = u8
+        map1(s, v, o, |e: S| D::from_i64(!e.is_zero() as i64));
+        return;
+    }
+    match x.dtype {
+        Dtype::Bool => map1(s, v, o, |e: S| D::from_i64((!e.is_zero()) as i64)),
+        Dtype::Uint64 => map1(s, v, o, |e: S| D::from_u64(e.to_u64())),
+        d if d.is_integer() => map1(s, v, o, |e: S| D::from_i64(e.to_i64())),
+        Dtype::Complex64 => map1(s, v, o, |e: S| {
+            let (re, im) = e.to_c();
+            D::from_c(re, im)
+        }),
+        _ => map1(s, v, o, |e: S| D::from_f64(e.to_f64())),
+    }
+}
+
+pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
+    crate::with_dtype!(x.dtype, S, {
+        crate::with_dtype!(out_dtype, D, cast_to::<S, D>(x, out, out_dtype))
+    })
+}
+
+pub fn arange(start: f64, step: f64, dtype: Dtype, out: &mut Buffer) {
+    crate::with_dtype!(dtype, T, {
+        let o = out.typed_mut::<T>();
+        if dtype.is_integer() && start.fract() == 0.0 && step.fract() == 0.0 {
+            let (s, st) = (start as i64, step as i64);
+            o.par_iter_mut().with_min_len(1 << 14).enumerate().for_each(|(i, v)| *v = T::from_i64(s.wrapping_add((i as i64).wrapping_mul(st))));
+        } else {
+            o.par_iter_mut().with_min_len(1 << 14).enumerate().for_each(|(i, v)| *v = T::from_f64(start + i as f64 * step));
+        }
+    })
+}
+
+pub fn select(c: &Input, x: &Input, y: &Input, out: &mut Buffer) {
+    crate::with_size!(x.dtype.size(), T, {
+        map3(&x.shape, View::<u8>::of(c), View::<T>::of(x), View::<T>::of(y), out.typed_mut::<T>(), |c, a, b| if c != 0 { a } else { b })
+    })
+}
+
+/// Copy a strided input into a window of a contiguous output described by
+/// (offset, strides) in output elements.
+fn copy_into<T: bytemuck::Pod + Send + Sync>(x: &Input, out: &mut [T], off: usize, ostrides: &[isize]) -> Result<()> {
+    let n = size_of(&x.shape);
+    if n == 0 {
+        return Ok(());
+    }
+    let src = crate::strided::offsets_of(&x.shape, &x.data.strides, x.data.offset);
+    let dst = crate::strided::offsets_of(&x.shape, ostrides, off);
+    let data = x.data.buffer.typed::<T>();
+    for (&s, &d) in src.iter().zip(&dst) {
+        let v = *data.get(s).ok_or_else(|| Error::runtime("copy", "source offset out of range"))?;
+        *out.get_mut(d).ok_or_else(|| Error::runtime("copy", "destination offset out of range"))? = v;
+    }
+    Ok(())
+}
+
+pub fn concatenate(ins: &[Input], axis: usize, out_shape: &[usize], out: &mut Buffer) -> Result<()> {
+    let Some(first) = ins.first() else { return Ok(()) };
+    let ostr = contiguous_strides(out_shape);
+    crate::with_size!(first.dtype.size(), T, {
+        let o = out.typed_mut::<T>();
+        let mut pos = 0usize;
+        for x in ins {
+            let off = pos * ostr[axis] as usize;
+            copy_into::<T>(x, o, off, &ostr)?;
+            pos += x.shape[axis];
+        }
+    });
+    Ok(())
+}
+
+pub fn slice_update(src: &Input, upd: &Input, start: &[i64], steps: &[i64], out_shape: &[usize], out: &mut Buffer) -> Result<()> {
+    let ostr = contiguous_strides(out_shape);
+    crate::with_size!(src.dtype.size(), T, {
+        let o = out.typed_mut::<T>();
+        map1(out_shape, View::<T>::of(src), o, |v| v);
+        let mut off: isize = 0;
+        let mut wstr = Vec::with_capacity(ostr.len());
+        for i in 0..ostr.len() {
+            off += start[i] as isize * ostr[i];
+            wstr.push(ostr[i] * steps[i] as isize);
+        }
+        copy_into::<T>(upd, o, off as usize, &wstr)?;
+    });
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! oxmx-cpu: the CPU backend. Kernels run in parallel inside each op (rayon) with
+//! contiguous fast paths; matmul goes through the `gemm` crate.
+
+pub mod binary;
+pub mod copy;
+pub mod elem;
+pub mod special;
+pub mod strided;
+pub mod unary;
+
+use oxmx_core::backend::{Backend, Input};
+use oxmx_core::device::DeviceType;
+use oxmx_core::memory::{self, Buffer};
+use oxmx_core::primitive::Primitive;
+use oxmx_core::shape::size_of;
+use oxmx_core::{ArrayData, Dtype, Error, Result};
+
+pub struct CpuBackend;
+
+/// Output buffer for `shape`/`dtype`, reusing a donated contiguous input of the same
+/// byte size when possible.
+fn output(op: &str, ins: &mut [Input], shape: &[usize], dtype: Dtype) -> Result<Buffer> {
+    let nbytes = size_of(shape).checked_mul(dtype.size()).ok_or_else(|| Error::overflow(op))?;
+    let _ = ins;
+    memory::alloc(op, nbytes)
+}
+
+fn input(ins: &[Input], i: usize, op: &str) -> Result<usize> {
+    if i < ins.len() {
+        Ok(i)
+    } else {
+        Err(Error::runtime(op, "missing input"))
+    }
+}
+
+impl Backend for CpuBackend {
+    fn device_type(&self) -> DeviceType {
+        DeviceType::Cpu
+    }
+
+    fn name(&self) -> String {
+        "cpu".to_string()
+    }
+
+    fn run(&self, prim: &Primitive, mut ins: Vec<Input>, out_shape: &[usize], out_dtype: Dtype) -> Result<ArrayData> {
+        let op = prim.name();
+        let mut out = output(op, &mut ins, out_shape, out_dtype)?;
+        match prim {
+            Primitive::Unary(u) => unary::run(*u, &ins[input(&ins, 0, op)?], out_dtype, &mut out)?,
+            Primitive::Binary(b) => {
+                input(&ins, 1, op)?;
+                binary::run(*b, &ins[0], &ins[1], &mut out)?
+            }
+            Primitive::Select => {
+                input(&ins, 2, op)?;
+                copy::select(&ins[0], &ins[1], &ins[2], &mut out)
+            }
+            Primitive::AsType(d) => copy::astype(&ins[input(&ins, 0, op)?], *d, &mut out),
+            Primitive::Copy => copy::copy(&ins[input(&ins, 0, op)?], &mut out),
+            Primitive::Arange { start, step } => copy::arange(*start, *step, out_dtype, &mut out),
+            Primitive::Concatenate { axis } => copy::concatenate(&ins, *axis, out_shape, &mut out)?,
+            Primitive::SliceUpdate { start, strides, .. } => {
+                input(&ins, 1, op)?;
+                copy::slice_update(&ins[0], &ins[1], start, strides, out_shape, &mut out)?
+            }
+            Primitive::Reduce { .. }
+            | Primitive::ArgReduce { .. }
+            | Primitive::Softmax { .. }
+            | Primitive::Matmul
+            | Primitive::Gather { .. }
+            | Primitive::GatherAxis { .. }
+            | Primitive::ScatterAxis { .. }
+            | Primitive::Scatter { .. }
+            | Primitive::RandomBits { .. } => {
+                return Err(Error::unsupported(op, "Not implemented on the CPU yet."))
+            }
+            Primitive::Reshape
+            | Primitive::Transpose { .. }
+            | Primitive::Broadcast
+            | Primitive::Slice { .. }
+            | Primitive::AsStrided { .. } => {
+                return Err(Error::runtime(op, "View primitives are executed by the core."))
+            }
+        }
+        Ok(ArrayData::contiguous(out, out_shape))
+    }
+}

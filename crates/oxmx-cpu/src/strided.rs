@@ -1,0 +1,275 @@
+//! Walking strided inputs into a contiguous output. Dimensions are collapsed first;
+//! the innermost dimension is a tight loop, the outer rows are split across threads.
+//! All offsets come from views validated by `ArrayData::new`, so every index computed
+//! here lies inside its buffer (slice indexing still checks it).
+
+use oxmx_core::backend::Input;
+use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
+use rayon::prelude::*;
+
+/// Below this many elements a kernel runs on the calling thread.
+pub const PAR_THRESHOLD: usize = 1 << 15;
+
+/// A typed strided input.
+#[derive(Clone, Copy)]
+pub struct View<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub strides: &'a [isize],
+}
+
+impl<'a, T: bytemuck::Pod> View<'a, T> {
+    pub fn of(x: &'a Input) -> View<'a, T> {
+        View { data: x.data.buffer.typed::<T>(), offset: x.data.offset, strides: &x.data.strides }
+    }
+}
+
+/// Row iterator state over the outer (all but last) collapsed dims.
+pub struct Rows {
+    outer: Vec<usize>,
+    strides: Vec<Vec<isize>>,
+    idx: Vec<usize>,
+    pub offs: Vec<isize>,
+}
+
+impl Rows {
+    /// Position at row `start` (row-major over `outer`).
+    pub fn new(outer: &[usize], strides: Vec<Vec<isize>>, base: &[isize], start: usize) -> Rows {
+        let nd = outer.len();
+        let mut idx = vec![0usize; nd];
+        let mut r = start;
+        for d in (0..nd).rev() {
+            if outer[d] > 0 {
+                idx[d] = r % outer[d];
+                r /= outer[d];
+            }
+        }
+        let offs = strides
+            .iter()
+            .zip(base)
+            .map(|(s, &b)| b + idx.iter().zip(s).map(|(&i, &st)| i as isize * st).sum::<isize>())
+            .collect();
+        Rows { outer: outer.to_vec(), strides, idx, offs }
+    }
+    /// Advance to the next row.
+    pub fn step(&mut self) {
+        for d in (0..self.outer.len()).rev() {
+            self.idx[d] += 1;
+            for (o, s) in self.offs.iter_mut().zip(&self.strides) {
+                *o += s[d];
+            }
+            if self.idx[d] < self.outer[d] {
+                return;
+            }
+            for (o, s) in self.offs.iter_mut().zip(&self.strides) {
+                *o -= s[d] * self.outer[d] as isize;
+            }
+            self.idx[d] = 0;
+        }
+    }
+}
+
+/// Collapsed layout: (outer dims, inner length, per-input outer strides, per-input inner stride).
+pub struct Layout {
+    pub outer: Vec<usize>,
+    pub inner: usize,
+    pub outer_strides: Vec<Vec<isize>>,
+    pub inner_strides: Vec<isize>,
+}
+
+pub fn layout(shape: &[usize], strides: &[&[isize]]) -> Layout {
+    let out_strides = contiguous_strides(shape);
+    let mut all: Vec<&[isize]> = vec![&out_strides];
+    all.extend_from_slice(strides);
+    let (cshape, cstrides) = collapse_dims(shape, &all);
+    if cshape.is_empty() {
+        return Layout {
+            outer: vec![],
+            inner: 1,
+            outer_strides: vec![vec![]; strides.len()],
+            inner_strides: vec![0; strides.len()],
+        };
+    }
+    let nd = cshape.len();
+    let inner = cshape[nd - 1];
+    let outer = cshape[..nd - 1].to_vec();
+    let outer_strides = cstrides[1..].iter().map(|s| s[..nd - 1].to_vec()).collect();
+    let inner_strides = cstrides[1..].iter().map(|s| s[nd - 1]).collect();
+    Layout { outer, inner, outer_strides, inner_strides }
+}
+
+/// Run `row(k_first_row, out_rows_chunk)` over chunks of output rows, in parallel when big.
+fn for_row_chunks<O: Send>(out: &mut [O], inner: usize, total: usize, row: impl Fn(usize, &mut [O]) + Sync) {
+    if inner == 0 || out.is_empty() {
+        return;
+    }
+    let nrows = out.len() / inner;
+    if total < PAR_THRESHOLD || nrows == 1 {
+        row(0, out);
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let rows_per = nrows.div_ceil(threads * 4).max(1);
+    out.par_chunks_mut(rows_per * inner).enumerate().for_each(|(c, chunk)| row(c * rows_per, chunk));
+}
+
+#[inline(always)]
+fn at<T: Copy>(v: &[T], off: isize) -> T {
+    v[off as usize]
+}
+
+/// out[i] = f(a[i]) for a strided `a` with the output's shape.
+pub fn map1<A: Copy + Sync, O: Send>(shape: &[usize], a: View<A>, out: &mut [O], f: impl Fn(A) -> O + Sync) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    if oxmx_core::shape::is_row_contiguous(shape, a.strides) {
+        let src = &a.data[a.offset..a.offset + n];
+        if n < PAR_THRESHOLD {
+            out.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x));
+        } else {
+            let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4096);
+            out.par_chunks_mut(chunk).zip(src.par_chunks(chunk)).for_each(|(o, s)| {
+                o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
+            });
+        }
+        return;
+    }
+    let l = layout(shape, &[a.strides]);
+    let (inner, sa) = (l.inner, l.inner_strides[0]);
+    for_row_chunks(out, inner, n, |first, chunk| {
+        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[a.offset as isize], first);
+        for orow in chunk.chunks_mut(inner) {
+            let oa = rows.offs[0];
+            if sa == 1 {
+                let s = &a.data[oa as usize..oa as usize + inner];
+                orow.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
+            } else {
+                for (i, o) in orow.iter_mut().enumerate() {
+                    *o = f(at(a.data, oa + i as isize * sa));
+                }
+            }
+            rows.step();
+        }
+    });
+}
+
+/// out[i] = f(a[i], b[i]).
+pub fn map2<A: Copy + Sync, B: Copy + Sync, O: Send>(
+    shape: &[usize],
+    a: View<A>,
+    b: View<B>,
+    out: &mut [O],
+    f: impl Fn(A, B) -> O + Sync,
+) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    let ca = oxmx_core::shape::is_row_contiguous(shape, a.strides);
+    let cb = oxmx_core::shape::is_row_contiguous(shape, b.strides);
+    if ca && cb {
+        let sa = &a.data[a.offset..a.offset + n];
+        let sb = &b.data[b.offset..b.offset + n];
+        if n < PAR_THRESHOLD {
+            for ((o, &x), &y) in out.iter_mut().zip(sa).zip(sb) {
+                *o = f(x, y);
+            }
+        } else {
+            let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4096);
+            out.par_chunks_mut(chunk).zip(sa.par_chunks(chunk)).zip(sb.par_chunks(chunk)).for_each(|((o, x), y)| {
+                for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                    *o = f(x, y);
+                }
+            });
+        }
+        return;
+    }
+    let l = layout(shape, &[a.strides, b.strides]);
+    let (inner, sa, sb) = (l.inner, l.inner_strides[0], l.inner_strides[1]);
+    for_row_chunks(out, inner, n, |first, chunk| {
+        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[a.offset as isize, b.offset as isize], first);
+        for orow in chunk.chunks_mut(inner) {
+            let (oa, ob) = (rows.offs[0], rows.offs[1]);
+            if sa == 1 && sb == 1 {
+                let xa = &a.data[oa as usize..oa as usize + inner];
+                let xb = &b.data[ob as usize..ob as usize + inner];
+                for ((o, &x), &y) in orow.iter_mut().zip(xa).zip(xb) {
+                    *o = f(x, y);
+                }
+            } else if sa == 1 && sb == 0 {
+                let xa = &a.data[oa as usize..oa as usize + inner];
+                let y = at(b.data, ob);
+                for (o, &x) in orow.iter_mut().zip(xa) {
+                    *o = f(x, y);
+                }
+            } else if sa == 0 && sb == 1 {
+                let x = at(a.data, oa);
+                let xb = &b.data[ob as usize..ob as usize + inner];
+                for (o, &y) in orow.iter_mut().zip(xb) {
+                    *o = f(x, y);
+                }
+            } else {
+                for (i, o) in orow.iter_mut().enumerate() {
+                    let i = i as isize;
+                    *o = f(at(a.data, oa + i * sa), at(b.data, ob + i * sb));
+                }
+            }
+            rows.step();
+        }
+    });
+}
+
+/// out[i] = f(a[i], b[i], c[i]).
+pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, O: Send>(
+    shape: &[usize],
+    a: View<A>,
+    b: View<B>,
+    c: View<C>,
+    out: &mut [O],
+    f: impl Fn(A, B, C) -> O + Sync,
+) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    let l = layout(shape, &[a.strides, b.strides, c.strides]);
+    let (inner, sa, sb, sc) = (l.inner, l.inner_strides[0], l.inner_strides[1], l.inner_strides[2]);
+    for_row_chunks(out, inner, n, |first, chunk| {
+        let base = [a.offset as isize, b.offset as isize, c.offset as isize];
+        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &base, first);
+        for orow in chunk.chunks_mut(inner) {
+            let (oa, ob, oc) = (rows.offs[0], rows.offs[1], rows.offs[2]);
+            for (i, o) in orow.iter_mut().enumerate() {
+                let i = i as isize;
+                *o = f(at(a.data, oa + i * sa), at(b.data, ob + i * sb), at(c.data, oc + i * sc));
+            }
+            rows.step();
+        }
+    });
+}
+
+/// Element offsets (relative to the buffer) of every element of a strided view, in
+/// row-major order. For gathers/scatters that need random access to positions.
+pub fn offsets_of(shape: &[usize], strides: &[isize], offset: usize) -> Vec<usize> {
+    let n = size_of(shape);
+    let mut out = vec![0usize; n];
+    if n == 0 {
+        return out;
+    }
+    let idx = View { data: &[0u8][..0], offset, strides };
+    let _ = idx;
+    let l = layout(shape, &[strides]);
+    let inner = l.inner;
+    let s = l.inner_strides[0];
+    let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[offset as isize], 0);
+    for orow in out.chunks_mut(inner) {
+        let o = rows.offs[0];
+        for (i, x) in orow.iter_mut().enumerate() {
+            *x = (o + i as isize * s) as usize;
+        }
+        rows.step();
+    }
+    out
+}

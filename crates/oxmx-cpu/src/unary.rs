@@ -1,0 +1,247 @@
+//! Unary elementwise kernels for every dtype.
+
+use crate::elem::Elem;
+use crate::special::{erfinv_f32, erfinv_f64};
+use crate::strided::{map1, View};
+use half::{bf16, f16};
+use num_complex::Complex32;
+use oxmx_core::backend::Input;
+use oxmx_core::primitive::UnaryOp;
+use oxmx_core::{Dtype, Error, Result};
+
+/// Float math written once for f32 and f64.
+macro_rules! float_fn {
+    ($name:ident, $t:ty, $erf:path, $erfinv:path) => {
+        pub fn $name(op: UnaryOp) -> Option<fn($t) -> $t> {
+            use UnaryOp::*;
+            Some(match op {
+                Abs => |x: $t| x.abs(),
+                Negative => |x: $t| -x,
+                Sign => |x: $t| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x },
+                Square => |x: $t| x * x,
+                Sqrt => |x: $t| x.sqrt(),
+                Rsqrt => |x: $t| 1.0 / x.sqrt(),
+                Reciprocal => |x: $t| 1.0 / x,
+                Exp => |x: $t| x.exp(),
+                Expm1 => |x: $t| x.exp_m1(),
+                Log => |x: $t| x.ln(),
+                Log2 => |x: $t| x.log2(),
+                Log10 => |x: $t| x.log10(),
+                Log1p => |x: $t| x.ln_1p(),
+                Sin => |x: $t| x.sin(),
+                Cos => |x: $t| x.cos(),
+                Tan => |x: $t| x.tan(),
+                ArcSin => |x: $t| x.asin(),
+                ArcCos => |x: $t| x.acos(),
+                ArcTan => |x: $t| x.atan(),
+                Sinh => |x: $t| x.sinh(),
+                Cosh => |x: $t| x.cosh(),
+                Tanh => |x: $t| x.tanh(),
+                ArcSinh => |x: $t| x.asinh(),
+                ArcCosh => |x: $t| x.acosh(),
+                ArcTanh => |x: $t| x.atanh(),
+                Erf => |x: $t| $erf(x),
+                ErfInv => |x: $t| $erfinv(x),
+                Sigmoid => |x: $t| 1.0 / (1.0 + (-x).exp()),
+                Floor => |x: $t| x.floor(),
+                Ceil => |x: $t| x.ceil(),
+                Round => |x: $t| x.round_ties_even(),
+                Trunc => |x: $t| x.trunc(),
+                Conjugate | Real => |x: $t| x,
+                Imag => |_x: $t| 0.0,
+                _ => return None,
+            })
+        }
+    };
+}
+float_fn!(f32_fn, f32, libm::erff, erfinv_f32);
+float_fn!(f64_fn, f64, libm::erf, erfinv_f64);
+
+fn float_pred(op: UnaryOp) -> Option<fn(f64) -> bool> {
+    use UnaryOp::*;
+    Some(match op {
+        IsNan => |x: f64| x.is_nan(),
+        IsInf => |x: f64| x.is_infinite(),
+        IsPosInf => |x: f64| x == f64::INFINITY,
+        IsNegInf => |x: f64| x == f64::NEG_INFINITY,
+        IsFinite => |x: f64| x.is_finite(),
+        _ => return None,
+    })
+}
+
+fn unsupported(op: UnaryOp, d: Dtype) -> Error {
+    Error::value("unary", format!("{op:?} is not supported for {d}."))
+}
+
+pub fn run(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+    let shape = &x.shape;
+    let d = x.dtype;
+    // predicates → bool
+    if let Some(p) = float_pred(op) {
+        let o = out.typed_mut::<u8>();
+        match d {
+            Dtype::Complex64 => {
+                let v = View::<Complex32>::of(x);
+                map1(shape, v, o, |c| {
+                    let (re, im) = (c.re as f64, c.im as f64);
+                    match op {
+                        UnaryOp::IsNan => (re.is_nan() || im.is_nan()) as u8,
+                        UnaryOp::IsFinite => (re.is_finite() && im.is_finite()) as u8,
+                        _ => (p(re) || p(im)) as u8,
+                    }
+                });
+            }
+            _ => crate::with_dtype!(d, T, {
+                let v = View::<T>::of(x);
+                map1(shape, v, o, |e| p(e.to_f64()) as u8);
+            }),
+        }
+        return Ok(());
+    }
+    match d {
+        Dtype::Float32 => {
+            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
+            map1(shape, View::<f32>::of(x), out.typed_mut::<f32>(), f);
+        }
+        Dtype::Float64 => {
+            let f = f64_fn(op).ok_or_else(|| unsupported(op, d))?;
+            map1(shape, View::<f64>::of(x), out.typed_mut::<f64>(), f);
+        }
+        Dtype::Float16 => {
+            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
+            map1(shape, View::<f16>::of(x), out.typed_mut::<f16>(), |v| f16::from_f32(f(v.to_f32())));
+        }
+        Dtype::Bfloat16 => {
+            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
+            map1(shape, View::<bf16>::of(x), out.typed_mut::<bf16>(), |v| bf16::from_f32(f(v.to_f32())));
+        }
+        Dtype::Complex64 => complex(op, x, out_dtype, out)?,
+        Dtype::Bool => {
+            let o = out.typed_mut::<u8>();
+            let v = View::<u8>::of(x);
+            match op {
+                UnaryOp::LogicalNot | UnaryOp::BitwiseInvert => map1(shape, v, o, |b| (b == 0) as u8),
+                UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square => map1(shape, v, o, |b| b),
+                _ => return Err(unsupported(op, d)),
+            }
+        }
+        _ => crate::with_dtype!(d, T, int_unary::<T>(op, x, out)?),
+    }
+    Ok(())
+}
+
+/// Integer ops through a small trait implemented for every integer type.
+pub trait IntOps: Elem + Copy {
+    fn wabs(self) -> Self;
+    fn wneg(self) -> Self;
+    fn sign(self) -> Self;
+    fn wsq(self) -> Self;
+    fn inv(self) -> Self;
+}
+macro_rules! int_ops_signed {
+    ($($t:ty),*) => {$(
+        impl IntOps for $t {
+            fn wabs(self) -> Self { self.wrapping_abs() }
+            fn wneg(self) -> Self { self.wrapping_neg() }
+            fn sign(self) -> Self { self.signum() }
+            fn wsq(self) -> Self { self.wrapping_mul(self) }
+            fn inv(self) -> Self { !self }
+        }
+    )*};
+}
+macro_rules! int_ops_unsigned {
+    ($($t:ty),*) => {$(
+        impl IntOps for $t {
+            fn wabs(self) -> Self { self }
+            fn wneg(self) -> Self { self.wrapping_neg() }
+            fn sign(self) -> Self { (self != 0) as $t }
+            fn wsq(self) -> Self { self.wrapping_mul(self) }
+            fn inv(self) -> Self { !self }
+        }
+    )*};
+}
+int_ops_signed!(i8, i16, i32, i64);
+int_ops_unsigned!(u8, u16, u32, u64);
+// Float/complex types are never reached by int_unary, but with_dtype! instantiates all.
+macro_rules! int_ops_none {
+    ($($t:ty),*) => {$(
+        impl IntOps for $t {
+            fn wabs(self) -> Self { self }
+            fn wneg(self) -> Self { self }
+            fn sign(self) -> Self { self }
+            fn wsq(self) -> Self { self }
+            fn inv(self) -> Self { self }
+        }
+    )*};
+}
+int_ops_none!(f16, bf16, f32, f64, Complex32);
+
+fn int_unary<T: IntOps>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+    use UnaryOp::*;
+    let v = View::<T>::of(x);
+    let o = out.typed_mut::<T>();
+    let shape = &x.shape;
+    match op {
+        Abs => map1(shape, v, o, |e: T| e.wabs()),
+        Negative => map1(shape, v, o, |e: T| e.wneg()),
+        Sign => map1(shape, v, o, |e: T| e.sign()),
+        Square => map1(shape, v, o, |e: T| e.wsq()),
+        BitwiseInvert => map1(shape, v, o, |e: T| e.inv()),
+        Floor | Ceil | Round | Trunc | Conjugate | Real => map1(shape, v, o, |e: T| e),
+        _ => return Err(unsupported(op, x.dtype)),
+    }
+    Ok(())
+}
+
+fn complex(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+    use UnaryOp::*;
+    let v = View::<Complex32>::of(x);
+    let shape = &x.shape;
+    if out_dtype == Dtype::Float32 {
+        let o = out.typed_mut::<f32>();
+        match op {
+            Abs => map1(shape, v, o, |c| c.norm()),
+            Real => map1(shape, v, o, |c| c.re),
+            Imag => map1(shape, v, o, |c| c.im),
+            _ => return Err(unsupported(op, x.dtype)),
+        }
+        return Ok(());
+    }
+    let o = out.typed_mut::<Complex32>();
+    let one = Complex32::new(1.0, 0.0);
+    let f: fn(Complex32) -> Complex32 = match op {
+        Negative => |c| -c,
+        Sign => |c| {
+            let n = c.norm();
+            if n == 0.0 { Complex32::new(0.0, 0.0) } else { c / n }
+        },
+        Square => |c| c * c,
+        Sqrt => |c| c.sqrt(),
+        Rsqrt => |c| Complex32::new(1.0, 0.0) / c.sqrt(),
+        Reciprocal => |c| Complex32::new(1.0, 0.0) / c,
+        Exp => |c| c.exp(),
+        Expm1 => |c| c.exp() - Complex32::new(1.0, 0.0),
+        Log => |c| c.ln(),
+        Log2 => |c| c.ln() / std::f32::consts::LN_2,
+        Log10 => |c| c.ln() / std::f32::consts::LN_10,
+        Log1p => |c| (c + Complex32::new(1.0, 0.0)).ln(),
+        Sin => |c| c.sin(),
+        Cos => |c| c.cos(),
+        Tan => |c| c.tan(),
+        ArcSin => |c| c.asin(),
+        ArcCos => |c| c.acos(),
+        ArcTan => |c| c.atan(),
+        Sinh => |c| c.sinh(),
+        Cosh => |c| c.cosh(),
+        Tanh => |c| c.tanh(),
+        ArcSinh => |c| c.asinh(),
+        ArcCosh => |c| c.acosh(),
+        ArcTanh => |c| c.atanh(),
+        Sigmoid => |c| Complex32::new(1.0, 0.0) / (Complex32::new(1.0, 0.0) + (-c).exp()),
+        Conjugate => |c| c.conj(),
+        _ => return Err(unsupported(op, x.dtype)),
+    };
+    let _ = one;
+    map1(shape, v, o, f);
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! oxmx: MLX's array model in Rust — lazy arrays, NumPy-like ops, a multithreaded CPU
+//! backend. This facade registers the backends and re-exports the engine.
+//!
+//! ```
+//! use oxmx::{ops, Dtype};
+//! oxmx::init();
+//! let a = ops::arange(0.0, 6.0, 1.0, Dtype::Float32).unwrap();
+//! let a = ops::reshape(&a, &[2, 3]).unwrap();
+//! let b = ops::multiply(&a, &a).unwrap();        // lazy: nothing computed yet
+//! let s = ops::sum(&b, None, false).unwrap();
+//! let v: Vec<f32> = oxmx::to_vec(&s).unwrap();   // evaluates
+//! assert_eq!(v, vec![55.0]);
+//! ```
+#![forbid(unsafe_code)]
+
+pub use oxmx_core::*;
+use std::sync::{Arc, Once};
+
+/// Register the available backends (idempotent). Called by every entry point.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        backend::register(Arc::new(oxmx_cpu::CpuBackend));
+    });
+}
+
+/// Evaluate `a` and copy its elements out in row-major order.
+pub fn to_vec<T: bytemuck::Pod>(a: &Array) -> Result<Vec<T>> {
+    init();
+    if std::mem::size_of::<T>() != a.dtype().size() {
+        return Err(Error::type_err("to_vec", "Element type does not match dtype."));
+    }
+    let c = ops::contiguous(a)?;
+    let d = c.data()?;
+    let n = a.size();
+    let all = d.buffer.typed::<T>();
+    Ok(all[d.offset..d.offset + n].to_vec())
+}
