@@ -12,6 +12,7 @@ pub mod eval;
 pub mod memory;
 pub mod ops;
 pub mod primitive;
+pub mod random;
 pub mod scalar;
 pub mod shape;
 pub mod view;

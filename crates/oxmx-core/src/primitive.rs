@@ -175,8 +175,9 @@ pub enum Primitive {
     ScatterAxis { axis: usize, mode: ScatterMode },
     /// inputs: src, updates, idx_0..idx_k; updates shape = S ++ [src dims not in axes].
     Scatter { axes: Vec<usize>, mode: ScatterMode },
-    /// inputs: keys (..., 2) uint32. Output: shape `keys.shape[:-1] + shape` of uint32
-    /// bits (`width` bytes per element in the output dtype).
+    /// inputs: keys (..., 2) uint32. Output: shape `keys.shape[:-1] + shape`, dtype
+    /// uint8/uint16/uint32/uint64 for `width` 1/2/4/8; each key fills its own run of
+    /// bytes with Threefry-2x32 in MLX's counter layout (see `crate::random`).
     RandomBits { width: usize },
 
     // ---- views, executed by the core for every backend ----

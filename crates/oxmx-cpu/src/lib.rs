@@ -1,12 +1,21 @@
 //! oxmx-cpu: the CPU backend. Kernels run in parallel inside each op (rayon) with
 //! contiguous fast paths; matmul goes through the `gemm` crate.
 
+pub mod arg_reduce;
 pub mod binary;
 pub mod copy;
 pub mod elem;
+pub mod gather;
+pub mod matmul;
+pub mod random;
+pub mod reduce;
+pub mod softmax;
 pub mod special;
 pub mod strided;
+pub mod threads;
 pub mod unary;
+
+pub use threads::{init_threads, num_threads};
 
 use oxmx_core::backend::{Backend, Input};
 use oxmx_core::device::DeviceType;
@@ -63,17 +72,18 @@ impl Backend for CpuBackend {
                 input(&ins, 1, op)?;
                 copy::slice_update(&ins[0], &ins[1], start, strides, out_shape, &mut out)?
             }
-            Primitive::Reduce { .. }
-            | Primitive::ArgReduce { .. }
-            | Primitive::Softmax { .. }
-            | Primitive::Matmul
-            | Primitive::Gather { .. }
-            | Primitive::GatherAxis { .. }
-            | Primitive::ScatterAxis { .. }
-            | Primitive::Scatter { .. }
-            | Primitive::RandomBits { .. } => {
-                return Err(Error::unsupported(op, "Not implemented on the CPU yet."))
+            Primitive::Reduce { op: r, axes } => reduce::run(*r, &ins[input(&ins, 0, op)?], axes, &mut out)?,
+            Primitive::ArgReduce { op: r, axis } => arg_reduce::run(*r, &ins[input(&ins, 0, op)?], *axis, &mut out)?,
+            Primitive::Softmax { .. } => softmax::run(&ins[input(&ins, 0, op)?], &mut out)?,
+            Primitive::Matmul => {
+                input(&ins, 1, op)?;
+                matmul::run(&ins[0], &ins[1], &mut out)?
             }
+            Primitive::Gather { axes } => gather::gather(&ins, axes, &mut out)?,
+            Primitive::GatherAxis { axis } => gather::gather_axis(&ins, *axis, &mut out)?,
+            Primitive::ScatterAxis { axis, mode } => gather::scatter_axis(&ins, *axis, *mode, &mut out)?,
+            Primitive::Scatter { axes, mode } => gather::scatter(&ins, axes, *mode, &mut out)?,
+            Primitive::RandomBits { .. } => random::random_bits(&ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

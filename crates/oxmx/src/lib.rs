@@ -20,6 +20,7 @@ use std::sync::{Arc, Once};
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        oxmx_cpu::init_threads();
         backend::register(Arc::new(oxmx_cpu::CpuBackend));
     });
 }
@@ -35,4 +36,9 @@ pub fn to_vec<T: bytemuck::Pod>(a: &Array) -> Result<Vec<T>> {
     let n = a.size();
     let all = d.buffer.typed::<T>();
     Ok(all[d.offset..d.offset + n].to_vec())
+}
+
+/// Threads used by CPU kernels (`OXMX_NUM_THREADS` or the machine's cores).
+pub fn num_threads() -> usize {
+    oxmx_cpu::num_threads()
 }

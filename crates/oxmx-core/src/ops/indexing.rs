@@ -185,3 +185,24 @@ pub fn slice_update(src: &Array, update: &Array, start: &[i64], stop: &[i64], st
         vec![src.clone(), upd],
     ))
 }
+
+/// Write `update` (broadcast to the window's shape) into the strided window given by
+/// normalized per-axis `(start, count, step)` parameters (see `slice_params`).
+pub fn slice_update_params(src: &Array, update: &Array, params: &[(usize, usize, i64)]) -> Result<Array> {
+    let op = "slice_update";
+    if params.len() != src.ndim() {
+        return Err(Error::value(op, "One slice per axis is required."));
+    }
+    let shape: Shape = params.iter().map(|p| p.1).collect();
+    let upd = broadcast_to(&astype(update, src.dtype())?, &shape)?;
+    Ok(Array::pending(
+        src.shape().to_vec(),
+        src.dtype(),
+        Primitive::SliceUpdate {
+            start: params.iter().map(|p| p.0 as i64).collect(),
+            count: params.iter().map(|p| p.1 as i64).collect(),
+            strides: params.iter().map(|p| p.2).collect(),
+        },
+        vec![src.clone(), upd],
+    ))
+}

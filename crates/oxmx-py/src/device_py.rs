@@ -1,0 +1,217 @@
+//! `Device`, `DeviceType`, `Stream` and the device/stream functions.
+
+use crate::errors::{type_err, IntoPyResult};
+use oxmx::device::{self, Device, DeviceType, Stream};
+use pyo3::prelude::*;
+
+#[allow(non_camel_case_types)]
+#[pyclass(name = "DeviceType", module = "oxmx.core", frozen, eq, eq_int, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PyDeviceType {
+    cpu,
+    gpu,
+}
+
+#[pyclass(name = "Device", module = "oxmx.core", frozen, eq, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyDevice(pub Device);
+
+#[pymethods]
+impl PyDevice {
+    #[new]
+    #[pyo3(signature = (r#type, index=0))]
+    fn new(r#type: PyDeviceType, index: usize) -> Self {
+        let kind = match r#type {
+            PyDeviceType::cpu => DeviceType::Cpu,
+            PyDeviceType::gpu => DeviceType::Gpu,
+        };
+        PyDevice(Device { kind, index })
+    }
+    #[getter]
+    fn r#type(&self) -> PyDeviceType {
+        match self.0.kind {
+            DeviceType::Cpu => PyDeviceType::cpu,
+            DeviceType::Gpu => PyDeviceType::gpu,
+        }
+    }
+    #[getter]
+    fn index(&self) -> usize {
+        self.0.index
+    }
+    fn __repr__(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+#[pyclass(name = "Stream", module = "oxmx.core", frozen, eq, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyStream(pub Stream);
+
+#[pymethods]
+impl PyStream {
+    #[getter]
+    fn device(&self) -> PyDevice {
+        PyDevice(self.0.device)
+    }
+    #[getter]
+    fn index(&self) -> usize {
+        self.0.index
+    }
+    fn __repr__(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// Resolve a `stream=` argument (Stream, Device or None).
+pub fn stream_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Stream>> {
+    let Some(o) = obj else { return Ok(None) };
+    if o.is_none() {
+        return Ok(None);
+    }
+    if let Ok(s) = o.extract::<PyStream>() {
+        return Ok(Some(s.0));
+    }
+    if let Ok(d) = o.extract::<PyDevice>() {
+        if !oxmx::backend::is_available(d.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!("[stream] {} is not available.", d.0)));
+        }
+        return Ok(Some(device::default_stream(d.0)));
+    }
+    if let Ok(t) = o.extract::<PyDeviceType>() {
+        return stream_of(Some(&Bound::new(o.py(), PyDevice::new(t, 0))?.into_any()));
+    }
+    Err(type_err("stream", "Expected a Stream or a Device."))
+}
+
+/// Run `f` on the stream given by `stream=` (or the current one), releasing the GIL
+/// is up to the caller.
+pub fn on_stream<R>(stream: Option<&Bound<'_, PyAny>>, f: impl FnOnce() -> oxmx::Result<R>) -> PyResult<R> {
+    match stream_of(stream)? {
+        Some(s) => device::with_stream(s, f).py(),
+        None => f().py(),
+    }
+}
+
+#[pyfunction]
+fn default_device() -> PyDevice {
+    PyDevice(device::default_device())
+}
+
+#[pyfunction]
+fn set_default_device(device: &Bound<'_, PyAny>) -> PyResult<()> {
+    let d = if let Ok(d) = device.extract::<PyDevice>() {
+        d.0
+    } else if let Ok(t) = device.extract::<PyDeviceType>() {
+        PyDevice::new(t, 0).0
+    } else {
+        return Err(type_err("set_default_device", "Expected a Device."));
+    };
+    device::set_default_device(d).py()
+}
+
+#[pyfunction]
+#[pyo3(signature = (device))]
+fn default_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+    let d = device.extract::<PyDevice>().map_err(|_| type_err("default_stream", "Expected a Device."))?;
+    Ok(PyStream(device::default_stream(d.0)))
+}
+
+#[pyfunction]
+fn set_default_stream(stream: PyStream) -> PyResult<()> {
+    device::set_default_stream(stream.0).py()
+}
+
+#[pyfunction]
+fn new_stream(device: PyDevice) -> PyResult<PyStream> {
+    device::new_stream(device.0).map(PyStream).py()
+}
+
+#[pyfunction]
+fn new_thread_local_stream(device: PyDevice) -> PyResult<PyStream> {
+    device::new_stream(device.0).map(PyStream).py()
+}
+
+#[pyfunction]
+fn new_thread_unsafe_stream(device: PyDevice) -> PyResult<PyStream> {
+    device::new_stream(device.0).map(PyStream).py()
+}
+
+/// Push/pop the current stream (used by the `mx.stream` context manager in Python).
+#[pyfunction]
+fn _push_stream(s: &Bound<'_, PyAny>) -> PyResult<()> {
+    let st = stream_of(Some(s))?.ok_or_else(|| type_err("stream", "Expected a Stream or a Device."))?;
+    device::push_stream(st);
+    Ok(())
+}
+
+#[pyfunction]
+fn _pop_stream() {
+    device::pop_stream();
+}
+
+#[pyfunction]
+#[pyo3(signature = (stream=None))]
+fn synchronize(py: Python<'_>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let s = stream_of(stream)?.unwrap_or_else(device::current_stream);
+    py.allow_threads(|| oxmx::backend::get(s.device)?.synchronize()).py()
+}
+
+#[pyfunction]
+fn clear_streams() {}
+
+#[pyfunction]
+#[pyo3(signature = (device))]
+fn is_available(device: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(d) = device.extract::<PyDevice>() {
+        return Ok(oxmx::backend::is_available(d.0));
+    }
+    if let Ok(t) = device.extract::<PyDeviceType>() {
+        return Ok(oxmx::backend::is_available(PyDevice::new(t, 0).0));
+    }
+    Err(type_err("is_available", "Expected a Device."))
+}
+
+#[pyfunction]
+#[pyo3(signature = (device))]
+fn device_count(device: &Bound<'_, PyAny>) -> PyResult<usize> {
+    Ok(is_available(device)? as usize)
+}
+
+#[pyfunction]
+#[pyo3(signature = (device=None))]
+fn device_info<'py>(py: Python<'py>, device: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = match device {
+        Some(o) if !o.is_none() => o.extract::<PyDevice>()?.0,
+        _ => device::default_device(),
+    };
+    let info = pyo3::types::PyDict::new(py);
+    let b = oxmx::backend::get(d).py()?;
+    info.set_item("device_name", b.name())?;
+    info.set_item("architecture", std::env::consts::ARCH)?;
+    info.set_item("memory_size", oxmx::memory::pool().limit())?;
+    info.set_item("num_threads", oxmx::num_threads())?;
+    Ok(info)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDeviceType>()?;
+    m.add_class::<PyDevice>()?;
+    m.add_class::<PyStream>()?;
+    m.add("cpu", PyDevice(Device::CPU))?;
+    m.add("gpu", PyDevice(Device::GPU))?;
+    m.add_function(wrap_pyfunction!(default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(set_default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(default_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(set_default_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(new_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(new_thread_local_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(new_thread_unsafe_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(_push_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(_pop_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(synchronize, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_streams, m)?)?;
+    m.add_function(wrap_pyfunction!(is_available, m)?)?;
+    m.add_function(wrap_pyfunction!(device_count, m)?)?;
+    m.add_function(wrap_pyfunction!(device_info, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `oxmx._oxmx`: the Python extension. Thin bindings: convert and validate Python
+//! values, call the engine, release the GIL while kernels run. The Python package
+//! `oxmx.core` re-exports this module and adds pure-Python helpers.
+#![deny(unsafe_code)]
+
+mod convert;
+mod device_py;
+mod dtype_py;
+mod errors;
+mod indexing;
+mod memory_py;
+mod ops_py;
+mod pyarray;
+
+use pyo3::prelude::*;
+
+#[pyfunction]
+fn _array_from_state(data: &[u8], shape: Vec<usize>, dtype: &str) -> PyResult<pyarray::PyArray> {
+    let d = oxmx::Dtype::from_name(dtype).ok_or_else(|| errors::value_err("array", format!("Unknown dtype {dtype}.")))?;
+    let a = oxmx::ops::from_bytes("array", data, shape, d).map_err(errors::to_py)?;
+    Ok(convert::wrap(a))
+}
+
+#[pymodule]
+fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    oxmx::init();
+    m.add_class::<pyarray::PyArray>()?;
+    dtype_py::register(m)?;
+    device_py::register(m)?;
+    memory_py::register(m)?;
+    ops_py::register(m)?;
+    m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
+    m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The memory API (`get_active_memory` …) over the host pool.
+
+use crate::pyarray::PyArray;
+use oxmx::memory::pool;
+use pyo3::prelude::*;
+
+#[pyfunction]
+fn get_active_memory() -> usize {
+    pool().active()
+}
+#[pyfunction]
+fn get_peak_memory() -> usize {
+    pool().peak()
+}
+#[pyfunction]
+fn reset_peak_memory() {
+    pool().reset_peak()
+}
+#[pyfunction]
+fn get_cache_memory() -> usize {
+    pool().cache()
+}
+#[pyfunction]
+fn clear_cache() {
+    pool().clear_cache()
+}
+#[pyfunction]
+fn set_memory_limit(limit: usize) -> usize {
+    pool().set_limit(limit)
+}
+#[pyfunction]
+fn get_memory_limit() -> usize {
+    pool().limit()
+}
+#[pyfunction]
+fn set_cache_limit(limit: usize) -> usize {
+    pool().set_cache_limit(limit)
+}
+/// Wired memory is a Metal concept; accepted and ignored (returns the previous value 0).
+#[pyfunction]
+fn set_wired_limit(limit: usize) -> usize {
+    let _ = limit;
+    0
+}
+#[pyfunction]
+fn get_array_buffer_size(a: &PyArray) -> usize {
+    a.inner.buffer_size().unwrap_or(0)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(get_active_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(get_peak_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_peak_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(get_cache_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(set_memory_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(get_memory_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(set_cache_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(set_wired_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(get_array_buffer_size, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,9 @@
+"""Exception classes with two bases (raised by the native module)."""
+
+
+class AxisError(ValueError, IndexError):
+    """An axis argument is out of range for the array's dimensions."""
+
+
+class FormatError(ValueError, RuntimeError):
+    """A file is malformed (raised by the loaders at ``load()`` time)."""

@@ -1,0 +1,24 @@
+"""oxmx.core — the array API (MLX's `mlx.core`, name for name)."""
+
+import math as _math
+
+from oxmx._oxmx import *  # noqa: F401,F403
+from oxmx._oxmx import array, Dtype, _array_from_state, _at_update  # noqa: F401
+from oxmx import _oxmx as _native
+from oxmx._errors import AxisError, FormatError  # noqa: F401
+
+from ._dtypes import finfo, iinfo, result_type, _dtype_from_name  # noqa: F401
+from ._printing import set_printoptions, get_printoptions, printoptions  # noqa: F401
+from ._creation import meshgrid, bartlett, blackman, hamming, hanning  # noqa: F401
+from ._device import stream  # noqa: F401
+from ._missing import *  # noqa: F401,F403
+
+from . import random, linalg, fft, fast, metal, cuda, distributed  # noqa: F401
+
+
+e = _math.e
+euler_gamma = 0.5772156649015329
+inf = float("inf")
+nan = float("nan")
+pi = _math.pi
+newaxis = None

@@ -1,0 +1,38 @@
+"""Names of MLX's API that later issues deliver. Each raises a clear error until then."""
+
+__all__ = []
+
+
+def _not_yet(name, issue):
+    def f(*args, **kwargs):
+        raise NotImplementedError(f"[{name}] is not implemented yet in oxmx (planned: issue #{issue}).")
+
+    f.__name__ = name
+    f.__qualname__ = name
+    f.__doc__ = f"Not implemented yet (issue #{issue})."
+    return f
+
+
+_PLANNED = {
+    # transforms (#3)
+    "grad": 3, "value_and_grad": 3, "vjp": 3, "jvp": 3, "vmap": 3, "compile": 3,
+    "disable_compile": 3, "enable_compile": 3, "checkpoint": 3, "custom_function": 3,
+    # io (#5)
+    "load": 5, "save": 5, "savez": 5, "savez_compressed": 5, "save_safetensors": 5, "save_gguf": 5,
+    # later engine work (to be filed)
+    "cummax": 0, "cummin": 0, "cumprod": 0, "cumsum": 0, "cumulative_prod": 0,
+    "cumulative_sum": 0, "logcumsumexp": 0, "median": 0, "minmax": 0, "sort": 0, "argsort": 0,
+    "partition": 0, "argpartition": 0, "topk": 0, "searchsorted": 0, "unique": 0, "diag": 0,
+    "diagonal": 0, "diff": 0, "flip": 0, "matrix_transpose": 0, "pad": 0, "repeat": 0, "roll": 0,
+    "tile": 0, "kron": 0, "einsum": 0, "einsum_path": 0, "trace": 0, "matrix_norm": 0,
+    "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
+    "conv1d": 0, "conv2d": 0, "conv3d": 0, "conv_general": 0, "conv_transpose1d": 0,
+    "conv_transpose2d": 0, "conv_transpose3d": 0, "convolve": 0, "quantize": 0, "dequantize": 0,
+    "quantized_matmul": 0, "gather_qmm": 0, "qqmm": 0, "gather_qqmm": 0, "to_fp8": 0,
+    "from_fp8": 0, "export_function": 0, "import_function": 0, "exporter": 0, "export_to_dot": 0,
+    "depends": 0, "from_dlpack": 0, "nonzero": 0,
+}
+
+for _name, _issue in _PLANNED.items():
+    globals()[_name] = _not_yet(_name, _issue if _issue else "TBD")
+    __all__.append(_name)

@@ -1,0 +1,116 @@
+"""Array printing in MLX's style: ``array([1, 2.5], dtype=float32)``."""
+
+import contextlib
+
+_DEFAULTS = {"precision": None, "threshold": 1000, "edgeitems": 3, "linewidth": 80}
+_opts = dict(_DEFAULTS)
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, **kwargs):
+    """Set printing options (``precision`` = digits after the point; None = shortest %g)."""
+    if precision is not None and (not isinstance(precision, int) or precision < 0):
+        raise ValueError("[set_printoptions] precision must be a non-negative int.")
+    if precision is not None or "precision" in kwargs:
+        _opts["precision"] = precision
+    if threshold is not None:
+        _opts["threshold"] = int(threshold)
+    if edgeitems is not None:
+        _opts["edgeitems"] = int(edgeitems)
+    if linewidth is not None:
+        _opts["linewidth"] = int(linewidth)
+
+
+def get_printoptions():
+    return dict(_opts)
+
+
+@contextlib.contextmanager
+def printoptions(**kwargs):
+    old = dict(_opts)
+    set_printoptions(**kwargs)
+    try:
+        yield get_printoptions()
+    finally:
+        _opts.clear()
+        _opts.update(old)
+
+
+def _fmt_float(v):
+    if v != v:
+        return "nan"
+    if v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    p = _opts["precision"]
+    if p is None:
+        return f"{v:g}"
+    return f"{v:.{p}f}"
+
+
+def _fmt(v):
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, complex):
+        im = _fmt_float(abs(v.imag))
+        sign = "-" if v.imag < 0 or (v.imag == 0 and str(v.imag).startswith("-")) else "+"
+        return f"{_fmt_float(v.real)}{sign}{im}j"
+    return _fmt_float(v)
+
+
+def _summarize(a):
+    return a.size > _opts["threshold"]
+
+
+def _lines(a, indent, summarize):
+    """Format array `a` (nd >= 1) as text, iteratively over the leading axes."""
+    import oxmx.core as mx
+
+    edge = _opts["edgeitems"]
+    nd = a.ndim
+    if nd == 1:
+        n = a.shape[0]
+        if summarize and n > 2 * edge:
+            vals = [_fmt(x) for x in a[:edge].tolist()] + ["..."] + [_fmt(x) for x in a[n - edge :].tolist()]
+        else:
+            vals = [_fmt(x) for x in a.tolist()]
+        return "[" + ", ".join(vals) + "]"
+    n = a.shape[0]
+    if summarize and n > 2 * edge:
+        idx = list(range(edge)) + [None] + list(range(n - edge, n))
+    else:
+        idx = list(range(n))
+    parts = []
+    for i in idx:
+        if i is None:
+            parts.append("...")
+        else:
+            parts.append(_lines(a[i], indent + 1, summarize))
+    sep = "," + "\n" * (nd - 1) + " " * (indent + 1)
+    del mx
+    return "[" + sep.join(parts) + "]"
+
+
+def _body(a):
+    if a.ndim == 0:
+        return _fmt(a.item())
+    if a.dtype.name == "bfloat16":
+        import oxmx.core as mx
+
+        a = a.astype(mx.float32)
+    return _lines(a, 6, _summarize(a))
+
+
+def array_repr(a):
+    body = _body(a)
+    return f"array({body}, dtype={a.dtype.name})"
+
+
+def array_str(a):
+    if a.ndim == 0:
+        return _fmt(a.item())
+    if a.dtype.name == "bfloat16":
+        import oxmx.core as mx
+
+        a = a.astype(mx.float32)
+    return _lines(a, 0, _summarize(a))
