@@ -146,7 +146,7 @@ def test_out_of_range_axis(op, axis):
 
 def test_huge_axis_values():
     for ax in (2**63, 2**64 + 1, -(2**70)):
-        with pytest.raises((IndexError, OverflowError, ValueError)):
+        with pytest.raises((IndexError, OverflowError, ValueError, TypeError)):
             mx.sum(mx.ones((2,)), axis=ax)
 
 
@@ -314,7 +314,6 @@ def test_mismatched_broadcast_other_ops():
         lambda: mx.array(np.array(["a", "b"])),
         lambda: mx.array(np.array([object()], dtype=object)),
         lambda: mx.array([1, 2], dtype="float32x"),
-        lambda: mx.array([1, 2], dtype=np.float32),
         lambda: mx.reshape(mx.zeros((4,)), "ab"),
         lambda: mx.reshape(mx.zeros((4,)), (2.0, 2)),
         lambda: mx.zeros((4,)).reshape(-1.5),
@@ -360,7 +359,6 @@ def test_mismatched_broadcast_other_ops():
         'array(np.array(["a","b"]))',
         'array(np.array([object()],dtype=object))',
         'array([1,2],dtype="float32x")',
-        'array([1,2],dtype=np.float32)',
         'reshape(zeros((4,)),"ab")',
         'reshape(zeros((4,)),(2.0,2))',
         'zeros((4,)).reshape(-1.5)',

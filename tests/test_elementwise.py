@@ -495,6 +495,21 @@ def test_binary(rng, name, d):
     assert_array(y, ref, exp, scale=scale)
 
 
+@pytest.mark.parametrize("name,d", list(_binary_cases()))
+def test_binary_broadcast_every_dtype(rng, name, d):
+    a, b = _binary_inputs(rng, name, d, (3, 1, 5), (4, 1))
+    y = getattr(mx, name)(to_mx(a, d), to_mx(b, d))
+    ref, exp = _binary_ref(name, a, b, d)
+    assert tuple(y.shape) == (3, 4, 5)
+    if name in ("floor_divide", "remainder") and d in LOW_PRECISION:
+        assert y.dtype == mxdt(d)
+        return
+    if d == "float64":
+        assert_array(y, ref, exp, rtol=1e-10, atol=1e-12)
+    else:
+        assert_array(y, ref, exp, scale=4)
+
+
 BROADCAST_SHAPES = [
     ((3, 4), (4,)),
     ((2, 1, 4), (3, 1)),
@@ -711,3 +726,65 @@ def test_chained_expression_matches_numpy(rng):
     out = mx.tanh(x * y + 1) / (1 + mx.exp(-x)) - mx.maximum(x, y) ** 2
     ref = np.tanh(a * b + 1) / (1 + np.exp(-a)) - np.maximum(a, b) ** 2
     assert_array(out, ref, "float32", scale=5)
+
+
+# ------------------------------------------------------------------ property-based: random shapes, dtypes, views
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+HYP_BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "equal", "less", "logaddexp", "arctan2", "power", "floor_divide", "remainder"]
+HYP_DTYPES = ["float32", "int32", "float16", "bfloat16", "int8", "uint8", "int64", "float64"]
+
+
+def _hyp_view(a, d, kind):
+    return view_of(a, d, kind) if a.ndim >= 1 and a.size > 0 else to_mx(a, d)
+
+
+@given(
+    name=st.sampled_from(HYP_BINARY),
+    d=st.sampled_from(HYP_DTYPES),
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=0, max_side=4),
+    ka=st.sampled_from(VIEW_KINDS),
+    kb=st.sampled_from(VIEW_KINDS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_hypothesis_binary_broadcast(name, d, shapes, ka, kb, seed):
+    rng = np.random.default_rng(seed)
+    sa, sb = shapes.input_shapes
+    a, b = _binary_inputs(rng, name, d, sa, sb)
+    x, y = _hyp_view(a, d, ka), _hyp_view(b, d, kb)
+    got = getattr(mx, name)(x, y)
+    ref, exp = _binary_ref(name, a, b, d)
+    assert tuple(got.shape) == shapes.result_shape
+    if name in ("floor_divide", "remainder") and d in LOW_PRECISION:
+        assert got.dtype == mxdt(d)
+        return
+    if d == "float64":
+        assert_array(got, ref, exp, rtol=1e-10, atol=1e-12)
+    else:
+        assert_array(got, ref, exp, scale=4)
+
+
+HYP_UNARY = ["exp", "log", "sqrt", "abs", "negative", "sin", "tanh", "floor", "sigmoid", "square", "isnan", "erf", "rsqrt", "log1p"]
+
+
+@given(
+    name=st.sampled_from(HYP_UNARY),
+    d=st.sampled_from(["float32", "float16", "bfloat16", "int32", "uint8", "float64"]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+    kind=st.sampled_from(VIEW_KINDS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_hypothesis_unary(name, d, shape, kind, seed):
+    rng = np.random.default_rng(seed)
+    a = _unary_input(rng, name, d, shape)
+    y = getattr(mx, name)(_hyp_view(a, d, kind))
+    ref = np.asarray(_ref_compute(UNARY[name][0], a, d, UNARY[name][2]))
+    exp = _expected_dtype(name, d)
+    if exp == "bool_" or exp in INT_DTYPES:
+        assert_array(y, ref.astype(npdt(exp)), exp)
+    elif d == "float64":
+        assert_array(y, ref, exp, rtol=1e-10, atol=1e-12)
+    else:
+        assert_array(y, ref, exp, scale=2)

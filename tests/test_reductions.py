@@ -499,3 +499,49 @@ def test_scan_views(rng):
     np.testing.assert_allclose(np.array(mx.cumsum(x, axis=1)), np.cumsum(a, axis=1), rtol=1e-5, atol=1e-5)
     x = view_of(a, "float32", "neg")
     np.testing.assert_allclose(np.array(mx.cumsum(x, axis=1)), np.cumsum(a, axis=1), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ property-based: random shapes / axes
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+HYP_OPS = ["sum", "prod", "max", "min", "mean", "var", "std", "all", "any", "logsumexp", "count_nonzero", "argmax", "argmin"]
+
+
+@given(
+    op=st.sampled_from(HYP_OPS),
+    shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+    data=st.data(),
+    keepdims=st.booleans(),
+    kind=st.sampled_from(VIEW_KINDS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_hypothesis_reductions(op, shape, data, keepdims, kind, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+    nd = len(shape)
+    if op in ("argmax", "argmin"):
+        axis = data.draw(st.one_of(st.none(), st.integers(-nd, nd - 1))) if nd else None
+    else:
+        axes = data.draw(st.lists(st.integers(0, max(nd - 1, 0)), unique=True, max_size=nd)) if nd else []
+        axis = tuple(axes) if axes and data.draw(st.booleans()) else (axes[0] if len(axes) == 1 else None)
+    x = view_of(a, "float32", kind) if nd >= 1 and a.size else mx.array(a)
+    red_size = a.size if axis is None else int(np.prod([shape[i] for i in np.atleast_1d(axis)]))
+    if op in ("max", "min", "argmax", "argmin") and red_size == 0:
+        with pytest.raises(ValueError):
+            mx.eval(getattr(mx, op)(x, axis=axis, keepdims=keepdims))
+        return
+    y = getattr(mx, op)(x, axis=axis, keepdims=keepdims)
+    with np.errstate(all="ignore"):
+        if op == "logsumexp":
+            if red_size == 0:
+                return  # either -inf or a clear error (see test_empty_logsumexp)
+            ref = _logsumexp_ref(a, axis=axis, keepdims=keepdims)
+        elif op == "count_nonzero":
+            ref = np.count_nonzero(a, axis=axis, keepdims=keepdims)
+        else:
+            ref = getattr(np, op)(a.astype(np.float64), axis=axis, keepdims=keepdims)
+    ref = np.asarray(ref)
+    assert tuple(y.shape) == ref.shape
+    np.testing.assert_allclose(np.array(y).astype(np.float64), ref.astype(np.float64), rtol=1e-4, atol=1e-5, equal_nan=True)

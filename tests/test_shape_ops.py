@@ -629,3 +629,34 @@ def test_shape_ops_on_scalars():
     assert mx.flatten(s).tolist() == [7]
     assert mx.stack([s, s]).tolist() == [7, 7]
     assert s.astype(mx.float16).item() == 7.0
+
+
+# ------------------------------------------------------------------ property-based: reshape / transpose / concatenate chains
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=4),
+    data=st.data(),
+    kind=st.sampled_from(VIEW_KINDS),
+)
+def test_hypothesis_layout_chain(shape, data, kind):
+    a = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
+    x = view_of(a, "int32", kind) if a.size else mx.array(a)
+    perm = data.draw(st.permutations(range(len(shape))))
+    a1, x1 = np.transpose(a, perm), mx.transpose(x, perm)
+    assert_array(x1, a1, "int32")
+    # reshape the (non-contiguous) transposed view to a random compatible shape
+    flat = a1.reshape(-1)
+    n = flat.size
+    divs = [k for k in range(1, n + 1) if n % k == 0] or [1]
+    k = data.draw(st.sampled_from(divs))
+    new_shape = (k, -1) if n else (0, data.draw(st.integers(0, 3)))
+    assert_array(mx.reshape(x1, new_shape), a1.reshape(new_shape), "int32")
+    ax = data.draw(st.integers(-a1.ndim, a1.ndim - 1))
+    assert_array(mx.concatenate([x1, x1[..., ::-1]], axis=-1), np.concatenate([a1, a1[..., ::-1]], axis=-1), "int32")
+    assert_array(mx.expand_dims(x1, ax), np.expand_dims(a1, ax), "int32")
+    assert_array(mx.swapaxes(x1, 0, ax), np.swapaxes(a1, 0, ax), "int32")
+    assert_array(x1.astype(mx.float32) + 1, a1.astype(np.float32) + 1, "float32")

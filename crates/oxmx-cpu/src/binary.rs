@@ -48,38 +48,38 @@ fn compare<T: Cmp + Sync + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, ou
     }
 }
 
-macro_rules! float_bin {
-    ($name:ident, $t:ty) => {
-        pub fn $name(op: BinaryOp) -> Option<fn($t, $t) -> $t> {
-            use BinaryOp::*;
-            Some(match op {
-                Add => |x, y| x + y,
-                Subtract => |x, y| x - y,
-                Multiply => |x, y| x * y,
-                Divide => |x, y| x / y,
-                FloorDivide => |x: $t, y: $t| (x / y).floor(),
-                Remainder => |x: $t, y: $t| {
-                    let r = x % y;
-                    if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }
-                },
-                Power => |x: $t, y: $t| x.powf(y),
-                Maximum => |x: $t, y: $t| if x.is_nan() || x > y { x } else if y.is_nan() { y } else { y },
-                Minimum => |x: $t, y: $t| if x.is_nan() || x < y { x } else { y },
-                ArcTan2 => |x: $t, y: $t| x.atan2(y),
-                LogAddExp => |x: $t, y: $t| {
-                    if x.is_nan() || y.is_nan() { return <$t>::NAN; }
-                    let m = x.max(y);
-                    if m == <$t>::NEG_INFINITY { return m; }
-                    if m == <$t>::INFINITY { return m; }
-                    m + (-(x - y).abs()).exp().ln_1p()
-                },
-                _ => return None,
-            })
+/// Float binary math for one element type; expands to a monomorphized kernel per op.
+macro_rules! float_binary {
+    ($op:expr, $t:ty, $go:ident) => {{
+        use BinaryOp::*;
+        match $op {
+            Add => $go!(|x: $t, y: $t| x + y),
+            Subtract => $go!(|x: $t, y: $t| x - y),
+            Multiply => $go!(|x: $t, y: $t| x * y),
+            Divide => $go!(|x: $t, y: $t| x / y),
+            FloorDivide => $go!(|x: $t, y: $t| (x / y).floor()),
+            Remainder => $go!(|x: $t, y: $t| {
+                let r = x % y;
+                if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }
+            }),
+            Power => $go!(|x: $t, y: $t| x.powf(y)),
+            Maximum => $go!(|x: $t, y: $t| if x.is_nan() || x > y { x } else { y }),
+            Minimum => $go!(|x: $t, y: $t| if x.is_nan() || x < y { x } else { y }),
+            ArcTan2 => $go!(|x: $t, y: $t| x.atan2(y)),
+            LogAddExp => $go!(|x: $t, y: $t| {
+                if x.is_nan() || y.is_nan() {
+                    return <$t>::NAN;
+                }
+                let m = x.max(y);
+                if m.is_infinite() {
+                    return m;
+                }
+                m + (-(x - y).abs()).exp().ln_1p()
+            }),
+            _ => return Err(Error::value($op.name(), "Not supported for floating point inputs.")),
         }
-    };
+    }};
 }
-float_bin!(f32_bin, f32);
-float_bin!(f64_bin, f64);
 
 /// Integer arithmetic with defined results for every input.
 pub trait IntArith: Copy {
@@ -164,23 +164,22 @@ fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(op: BinaryOp, a: &Input
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
     let o = out.typed_mut::<T>();
     let s = &a.shape;
-    let f: fn(T, T) -> T = match op {
-        Add => T::add,
-        Subtract => T::sub,
-        Multiply => T::mul,
-        FloorDivide | Divide => T::fdiv,
-        Remainder => T::rem,
-        Power => T::pow,
-        Maximum => T::max,
-        Minimum => T::min,
-        BitwiseAnd | LogicalAnd => T::and,
-        BitwiseOr | LogicalOr => T::or,
-        BitwiseXor => T::xor,
-        LeftShift => T::shl,
-        RightShift => T::shr,
+    match op {
+        Add => map2(s, va, vb, o, T::add),
+        Subtract => map2(s, va, vb, o, T::sub),
+        Multiply => map2(s, va, vb, o, T::mul),
+        FloorDivide | Divide => map2(s, va, vb, o, T::fdiv),
+        Remainder => map2(s, va, vb, o, T::rem),
+        Power => map2(s, va, vb, o, T::pow),
+        Maximum => map2(s, va, vb, o, T::max),
+        Minimum => map2(s, va, vb, o, T::min),
+        BitwiseAnd | LogicalAnd => map2(s, va, vb, o, T::and),
+        BitwiseOr | LogicalOr => map2(s, va, vb, o, T::or),
+        BitwiseXor => map2(s, va, vb, o, T::xor),
+        LeftShift => map2(s, va, vb, o, T::shl),
+        RightShift => map2(s, va, vb, o, T::shr),
         _ => return Err(Error::value(op.name(), format!("Not supported for {}.", a.dtype))),
-    };
-    map2(s, va, vb, o, f);
+    }
     Ok(())
 }
 
@@ -231,20 +230,42 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
     match d {
         Dtype::Bool => bool_binary(op, a, b, out)?,
         Dtype::Float32 => {
-            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float32."))?;
-            map2(s, View::<f32>::of(a), View::<f32>::of(b), out.typed_mut::<f32>(), f);
+            let (va, vb, o) = (View::<f32>::of(a), View::<f32>::of(b), out.typed_mut::<f32>());
+            macro_rules! go {
+                ($f:expr) => {
+                    map2(s, va, vb, o, $f)
+                };
+            }
+            float_binary!(op, f32, go)
         }
         Dtype::Float64 => {
-            let f = f64_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float64."))?;
-            map2(s, View::<f64>::of(a), View::<f64>::of(b), out.typed_mut::<f64>(), f);
+            let (va, vb, o) = (View::<f64>::of(a), View::<f64>::of(b), out.typed_mut::<f64>());
+            macro_rules! go {
+                ($f:expr) => {
+                    map2(s, va, vb, o, $f)
+                };
+            }
+            float_binary!(op, f64, go)
         }
         Dtype::Float16 => {
-            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for float16."))?;
-            map2(s, View::<f16>::of(a), View::<f16>::of(b), out.typed_mut::<f16>(), |x, y| f16::from_f32(f(x.to_f32(), y.to_f32())));
+            let (va, vb, o) = (View::<f16>::of(a), View::<f16>::of(b), out.typed_mut::<f16>());
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map2(s, va, vb, o, |x: f16, y: f16| f16::from_f32(f(x.to_f32(), y.to_f32())))
+                }};
+            }
+            float_binary!(op, f32, go)
         }
         Dtype::Bfloat16 => {
-            let f = f32_bin(op).ok_or_else(|| Error::value(op.name(), "Not supported for bfloat16."))?;
-            map2(s, View::<bf16>::of(a), View::<bf16>::of(b), out.typed_mut::<bf16>(), |x, y| bf16::from_f32(f(x.to_f32(), y.to_f32())));
+            let (va, vb, o) = (View::<bf16>::of(a), View::<bf16>::of(b), out.typed_mut::<bf16>());
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map2(s, va, vb, o, |x: bf16, y: bf16| bf16::from_f32(f(x.to_f32(), y.to_f32())))
+                }};
+            }
+            float_binary!(op, f32, go)
         }
         Dtype::Complex64 => complex_binary(op, a, b, out)?,
         Dtype::Uint8 => int_binary::<u8>(op, a, b, out)?,

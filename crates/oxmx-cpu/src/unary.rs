@@ -9,53 +9,64 @@ use oxmx_core::backend::Input;
 use oxmx_core::primitive::UnaryOp;
 use oxmx_core::{Dtype, Error, Result};
 
-/// Float math written once for f32 and f64.
-macro_rules! float_fn {
-    ($name:ident, $t:ty, $erf:path, $erfinv:path) => {
-        pub fn $name(op: UnaryOp) -> Option<fn($t) -> $t> {
-            use UnaryOp::*;
-            Some(match op {
-                Abs => |x: $t| x.abs(),
-                Negative => |x: $t| -x,
-                Sign => |x: $t| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x },
-                Square => |x: $t| x * x,
-                Sqrt => |x: $t| x.sqrt(),
-                Rsqrt => |x: $t| 1.0 / x.sqrt(),
-                Reciprocal => |x: $t| 1.0 / x,
-                Exp => |x: $t| x.exp(),
-                Expm1 => |x: $t| x.exp_m1(),
-                Log => |x: $t| x.ln(),
-                Log2 => |x: $t| x.log2(),
-                Log10 => |x: $t| x.log10(),
-                Log1p => |x: $t| x.ln_1p(),
-                Sin => |x: $t| x.sin(),
-                Cos => |x: $t| x.cos(),
-                Tan => |x: $t| x.tan(),
-                ArcSin => |x: $t| x.asin(),
-                ArcCos => |x: $t| x.acos(),
-                ArcTan => |x: $t| x.atan(),
-                Sinh => |x: $t| x.sinh(),
-                Cosh => |x: $t| x.cosh(),
-                Tanh => |x: $t| x.tanh(),
-                ArcSinh => |x: $t| x.asinh(),
-                ArcCosh => |x: $t| x.acosh(),
-                ArcTanh => |x: $t| x.atanh(),
-                Erf => |x: $t| $erf(x),
-                ErfInv => |x: $t| $erfinv(x),
-                Sigmoid => |x: $t| 1.0 / (1.0 + (-x).exp()),
-                Floor => |x: $t| x.floor(),
-                Ceil => |x: $t| x.ceil(),
-                Round => |x: $t| x.round_ties_even(),
-                Trunc => |x: $t| x.trunc(),
-                Conjugate | Real => |x: $t| x,
-                Imag => |_x: $t| 0.0,
-                _ => return None,
-            })
+/// Float math written once for f32 and f64: expands to one monomorphized kernel call per
+/// op (closures, not function pointers, so the loops vectorize).
+macro_rules! float_unary {
+    ($op:expr, $t:ty, $erf:path, $erfinv:path, $go:ident) => {{
+        use UnaryOp::*;
+        match $op {
+            Abs => $go!(|x: $t| x.abs()),
+            Negative => $go!(|x: $t| -x),
+            Sign => $go!(|x: $t| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }),
+            Square => $go!(|x: $t| x * x),
+            Sqrt => $go!(|x: $t| x.sqrt()),
+            Rsqrt => $go!(|x: $t| 1.0 / x.sqrt()),
+            Reciprocal => $go!(|x: $t| 1.0 / x),
+            Exp => $go!(|x: $t| x.exp()),
+            Expm1 => $go!(|x: $t| x.exp_m1()),
+            Log => $go!(|x: $t| x.ln()),
+            Log2 => $go!(|x: $t| x.log2()),
+            Log10 => $go!(|x: $t| x.log10()),
+            Log1p => $go!(|x: $t| x.ln_1p()),
+            Sin => $go!(|x: $t| x.sin()),
+            Cos => $go!(|x: $t| x.cos()),
+            Tan => $go!(|x: $t| x.tan()),
+            ArcSin => $go!(|x: $t| x.asin()),
+            ArcCos => $go!(|x: $t| x.acos()),
+            ArcTan => $go!(|x: $t| x.atan()),
+            Sinh => $go!(|x: $t| x.sinh()),
+            Cosh => $go!(|x: $t| x.cosh()),
+            Tanh => $go!(|x: $t| x.tanh()),
+            ArcSinh => $go!(|x: $t| x.asinh()),
+            ArcCosh => $go!(|x: $t| x.acosh()),
+            ArcTanh => $go!(|x: $t| x.atanh()),
+            Erf => $go!(|x: $t| $erf(x)),
+            ErfInv => $go!(|x: $t| $erfinv(x)),
+            Sigmoid => $go!(|x: $t| 1.0 / (1.0 + (-x).exp())),
+            Floor => $go!(|x: $t| x.floor()),
+            Ceil => $go!(|x: $t| x.ceil()),
+            Round => $go!(|x: $t| x.round_ties_even()),
+            Trunc => $go!(|x: $t| x.trunc()),
+            Conjugate | Real => $go!(|x: $t| x),
+            Imag => $go!(|_x: $t| 0.0),
+            _ => return Err(unsupported($op, <$t as DtypeHint>::dtype_hint())),
         }
-    };
+    }};
 }
-float_fn!(f32_fn, f32, libm::erff, erfinv_f32);
-float_fn!(f64_fn, f64, libm::erf, erfinv_f64);
+
+trait DtypeHint {
+    fn dtype_hint() -> Dtype;
+}
+impl DtypeHint for f32 {
+    fn dtype_hint() -> Dtype {
+        Dtype::Float32
+    }
+}
+impl DtypeHint for f64 {
+    fn dtype_hint() -> Dtype {
+        Dtype::Float64
+    }
+}
 
 fn float_pred(op: UnaryOp) -> Option<fn(f64) -> bool> {
     use UnaryOp::*;
@@ -100,20 +111,42 @@ pub fn run(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory
     }
     match d {
         Dtype::Float32 => {
-            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
-            map1(shape, View::<f32>::of(x), out.typed_mut::<f32>(), f);
+            let (v, o) = (View::<f32>::of(x), out.typed_mut::<f32>());
+            macro_rules! go {
+                ($f:expr) => {
+                    map1(shape, v, o, $f)
+                };
+            }
+            float_unary!(op, f32, libm::erff, erfinv_f32, go)
         }
         Dtype::Float64 => {
-            let f = f64_fn(op).ok_or_else(|| unsupported(op, d))?;
-            map1(shape, View::<f64>::of(x), out.typed_mut::<f64>(), f);
+            let (v, o) = (View::<f64>::of(x), out.typed_mut::<f64>());
+            macro_rules! go {
+                ($f:expr) => {
+                    map1(shape, v, o, $f)
+                };
+            }
+            float_unary!(op, f64, libm::erf, erfinv_f64, go)
         }
         Dtype::Float16 => {
-            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
-            map1(shape, View::<f16>::of(x), out.typed_mut::<f16>(), |v| f16::from_f32(f(v.to_f32())));
+            let (v, o) = (View::<f16>::of(x), out.typed_mut::<f16>());
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map1(shape, v, o, |e: f16| f16::from_f32(f(e.to_f32())))
+                }};
+            }
+            float_unary!(op, f32, libm::erff, erfinv_f32, go)
         }
         Dtype::Bfloat16 => {
-            let f = f32_fn(op).ok_or_else(|| unsupported(op, d))?;
-            map1(shape, View::<bf16>::of(x), out.typed_mut::<bf16>(), |v| bf16::from_f32(f(v.to_f32())));
+            let (v, o) = (View::<bf16>::of(x), out.typed_mut::<bf16>());
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map1(shape, v, o, |e: bf16| bf16::from_f32(f(e.to_f32())))
+                }};
+            }
+            float_unary!(op, f32, libm::erff, erfinv_f32, go)
         }
         Dtype::Complex64 => complex(op, x, out_dtype, out)?,
         Dtype::Bool => {

@@ -3,6 +3,7 @@
 //! `oxmx.core` re-exports this module and adds pure-Python helpers.
 #![deny(unsafe_code)]
 
+mod buffer;
 mod convert;
 mod device_py;
 mod dtype_py;

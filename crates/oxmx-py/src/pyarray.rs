@@ -132,6 +132,30 @@ impl PyArray {
         };
         Ok(arr.unbind())
     }
+    /// Read-only, zero-copy buffer protocol.
+    // SAFETY: CPython passes a valid `Py_buffer`; see `buffer::get_buffer`.
+    #[allow(unsafe_code)]
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: std::ffi::c_int) -> PyResult<()> {
+        // SAFETY: forwarded unchanged from CPython.
+        unsafe { crate::buffer::get_buffer(&slf, view, flags) }
+    }
+    #[allow(unsafe_code)]
+    unsafe fn __releasebuffer__(&self, view: *mut pyo3::ffi::Py_buffer) {
+        // SAFETY: `view` was filled by `__getbuffer__`.
+        unsafe { crate::buffer::release_buffer(view) }
+    }
+    /// DLPack export through NumPy over the zero-copy buffer.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __dlpack__(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let np = py.import("numpy")?;
+        let mv = pyo3::types::PyMemoryView::from(slf.as_any())?;
+        let arr = np.call_method1("asarray", (mv,))?;
+        Ok(arr.call_method("__dlpack__", args, kwargs)?.unbind())
+    }
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (1, 0)
+    }
     fn __array_namespace__(&self, py: Python<'_>, _api_version: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
         Ok(py.import("oxmx.core")?.into_any().unbind())
     }

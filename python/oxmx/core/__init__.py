@@ -9,7 +9,7 @@ from oxmx._errors import AxisError, FormatError  # noqa: F401
 
 from ._dtypes import finfo, iinfo, result_type, _dtype_from_name  # noqa: F401
 from ._printing import set_printoptions, get_printoptions, printoptions  # noqa: F401
-from ._creation import meshgrid, bartlett, blackman, hamming, hanning  # noqa: F401
+from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
 

@@ -57,3 +57,10 @@ def bartlett(M, *, stream=None):
     n = _n.arange(0, M, dtype=_n.float32)
     half = (M - 1) / 2.0
     return 1.0 - _n.abs((n - half) / half)
+
+
+def from_dlpack(x):
+    """Array from any DLPack producer on the CPU (copied into oxmx memory)."""
+    import numpy as np
+
+    return _n.asarray(np.from_dlpack(x))

@@ -30,7 +30,7 @@ _PLANNED = {
     "conv_transpose2d": 0, "conv_transpose3d": 0, "convolve": 0, "quantize": 0, "dequantize": 0,
     "quantized_matmul": 0, "gather_qmm": 0, "qqmm": 0, "gather_qqmm": 0, "to_fp8": 0,
     "from_fp8": 0, "export_function": 0, "import_function": 0, "exporter": 0, "export_to_dot": 0,
-    "depends": 0, "from_dlpack": 0, "nonzero": 0,
+    "depends": 0, "nonzero": 0,
 }
 
 for _name, _issue in _PLANNED.items():

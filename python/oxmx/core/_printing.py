@@ -107,10 +107,4 @@ def array_repr(a):
 
 
 def array_str(a):
-    if a.ndim == 0:
-        return _fmt(a.item())
-    if a.dtype.name == "bfloat16":
-        import oxmx.core as mx
-
-        a = a.astype(mx.float32)
-    return _lines(a, 0, _summarize(a))
+    return array_repr(a)
