@@ -109,8 +109,9 @@ fn from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Array> {
         let native = arr.getattr("dtype")?.call_method1("newbyteorder", ("<",))?;
         arr = arr.call_method1("astype", (native,))?;
     }
-    let arr = np.call_method1("ascontiguousarray", (arr,))?;
+    // (ascontiguousarray would turn a 0-d array into 1-d: keep the shape first)
     let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
+    let arr = np.call_method1("ascontiguousarray", (arr,))?;
     let bytes = arr.call_method0("tobytes")?;
     let b: &[u8] = bytes.downcast::<pyo3::types::PyBytes>()?.as_bytes();
     ops::from_bytes("array", b, shape, dtype).py()
@@ -386,6 +387,12 @@ pub fn shape_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     if obj.is_instance_of::<PyBool>() {
         return Err(type_err(op, "Shape must be an int or a sequence of ints."));
     }
+    if obj.is_instance_of::<PyInt>() {
+        return match obj.extract::<i64>() {
+            Ok(i) => Ok(vec![i]),
+            Err(_) => Err(value_err(op, "Dimension is too large (integer overflow).")),
+        };
+    }
     if let Ok(i) = obj.extract::<i64>() {
         return Ok(vec![i]);
     }
@@ -394,6 +401,10 @@ pub fn shape_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
         for it in seq_items(obj)? {
             if it.is_instance_of::<PyBool>() || it.is_instance_of::<PyFloat>() {
                 return Err(type_err(op, "Shape entries must be integers."));
+            }
+            if it.is_instance_of::<PyInt>() {
+                out.push(it.extract::<i64>().map_err(|_| value_err(op, "Dimension is too large (integer overflow)."))?);
+                continue;
             }
             out.push(it.extract::<i64>().map_err(|_| type_err(op, "Shape entries must be integers."))?);
         }

@@ -156,7 +156,9 @@ impl PyArray {
     fn __dlpack_device__(&self) -> (i32, i32) {
         (1, 0)
     }
-    fn __array_namespace__(&self, py: Python<'_>, _api_version: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    #[pyo3(signature = (*, api_version=None))]
+    fn __array_namespace__(&self, py: Python<'_>, api_version: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let _ = api_version;
         Ok(py.import("oxmx.core")?.into_any().unbind())
     }
 
@@ -224,11 +226,12 @@ impl PyArray {
             s => s.as_f64(),
         })
     }
-    fn __complex__(&self) -> PyResult<(f64, f64)> {
-        Ok(match eval_item(&self.inner)? {
+    fn __complex__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyComplex>> {
+        let (r, i) = match eval_item(&self.inner)? {
             Scalar::Complex(r, i) => (r, i),
             s => (s.as_f64(), 0.0),
-        })
+        };
+        Ok(pyo3::types::PyComplex::from_doubles(py, r, i))
     }
     fn __hash__(slf: &Bound<'_, Self>) -> isize {
         slf.as_ptr() as isize

@@ -12,6 +12,7 @@ from ._printing import set_printoptions, get_printoptions, printoptions  # noqa:
 from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
+from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace  # noqa: F401
 
 from . import random, linalg, fft, fast, metal, cuda, distributed  # noqa: F401
 

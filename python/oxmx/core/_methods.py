@@ -39,5 +39,4 @@ cummin = _m.cummin
 cumprod = _m.cumprod
 cumsum = _m.cumsum
 logcumsumexp = _m.logcumsumexp
-diag = _m.diag
-diagonal = _m.diagonal
+from ._composite import diag, diagonal  # noqa: E402,F401
