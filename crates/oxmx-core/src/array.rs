@@ -75,8 +75,6 @@ pub struct Pending {
 pub enum State {
     Pending(Pending),
     Ready(ArrayData),
-    /// Buffer handed to a consumer during evaluation (node unreachable by then).
-    Donated,
 }
 
 pub struct Node {

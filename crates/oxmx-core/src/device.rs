@@ -86,6 +86,11 @@ pub fn set_default_device(d: Device) -> Result<()> {
 }
 
 pub fn default_stream(d: Device) -> Stream {
+    if let Some(top) = SCOPED.with(|s| s.borrow().last().copied()) {
+        if top.device == d {
+            return top;
+        }
+    }
     let s = lock();
     match d.kind {
         DeviceType::Cpu => s.cpu_default,

@@ -331,15 +331,7 @@ pub fn can_cast_safe(from: Dtype, to: Dtype) -> bool {
         (Unsigned, Unsigned) | (Signed, Signed) => to.size() >= from.size(),
         (Unsigned, Signed) => to.size() > from.size(),
         (Signed, Unsigned) => false,
-        (Unsigned | Signed, Float) => {
-            let bits = match to {
-                Dtype::Float16 => 1,
-                Dtype::Bfloat16 => 1,
-                Dtype::Float32 => 2,
-                _ => 4,
-            };
-            from.size() < bits || (to == Dtype::Float64 && from.size() <= 4)
-        }
+        (Unsigned | Signed, Float) => to.size() > from.size(),
         (Unsigned | Signed, Complex) => from.size() <= 2,
         (Float, Float) => {
             to == Dtype::Float64 || (to == Dtype::Float32 && from != Dtype::Float64)

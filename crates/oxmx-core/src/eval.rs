@@ -51,16 +51,10 @@ fn gather_inputs(inputs: &[Array]) -> Result<Vec<Input>> {
         let donatable = i.strong_count() == 1 && !inputs[..k].iter().any(|j| j.same(i));
         let mut st = i.lock();
         let data = match &mut *st {
-            State::Ready(d) => {
-                if donatable {
-                    match std::mem::replace(&mut *st, State::Donated) {
-                        State::Ready(d) => d,
-                        _ => return Err(Error::runtime("eval", "Input state changed.")),
-                    }
-                } else {
-                    d.clone()
-                }
-            }
+            // The input keeps its data so a failed evaluation can be retried (and
+            // report the same error); a backend may still reuse a buffer whose only
+            // other owner is this input when `donatable` is set.
+            State::Ready(d) => d.clone(),
             _ => return Err(Error::runtime("eval", "An input of this array could not be evaluated.")),
         };
         out.push(Input { shape: i.shape().to_vec(), dtype: i.dtype(), data, donatable });

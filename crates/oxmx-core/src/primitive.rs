@@ -131,6 +131,15 @@ pub enum ArgReduceOp {
     ArgMin,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ScanOp {
+    Sum,
+    Prod,
+    Max,
+    Min,
+    LogAddExp,
+}
+
 /// How a scatter combines updates with existing values.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ScatterMode {
@@ -180,6 +189,11 @@ pub enum Primitive {
     /// bytes with Threefry-2x32 in MLX's counter layout (see `crate::random`).
     RandomBits { width: usize },
 
+    /// Cumulative `op` along the last axis.
+    Scan { op: ScanOp, reverse: bool, inclusive: bool },
+    /// Sort along the last axis (NaN last); `arg` returns uint32 indices (stable).
+    Sort { arg: bool },
+
     // ---- views, executed by the core for every backend ----
     Reshape,
     Transpose { perm: Vec<usize> },
@@ -211,6 +225,9 @@ impl Primitive {
             ScatterAxis { .. } => "put_along_axis",
             Scatter { .. } => "scatter",
             RandomBits { .. } => "random_bits",
+            Scan { .. } => "scan",
+            Sort { arg: false } => "sort",
+            Sort { arg: true } => "argsort",
             Reshape => "reshape",
             Transpose { .. } => "transpose",
             Broadcast => "broadcast_to",

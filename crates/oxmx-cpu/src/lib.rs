@@ -10,6 +10,7 @@ pub mod matmul;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod scan_sort;
 pub mod special;
 pub mod strided;
 pub mod threads;
@@ -84,6 +85,10 @@ impl Backend for CpuBackend {
             Primitive::ScatterAxis { axis, mode } => gather::scatter_axis(&ins, *axis, *mode, &mut out)?,
             Primitive::Scatter { axes, mode } => gather::scatter(&ins, axes, *mode, &mut out)?,
             Primitive::RandomBits { .. } => random::random_bits(&ins[input(&ins, 0, op)?], &mut out)?,
+            Primitive::Scan { op: sop, reverse, inclusive } => {
+                scan_sort::scan(*sop, *reverse, *inclusive, &ins[input(&ins, 0, op)?], &mut out)?
+            }
+            Primitive::Sort { arg } => scan_sort::sort(*arg, &ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

@@ -239,6 +239,7 @@ fn scalars_to_array(shape: Shape, values: &[Scalar], dtype: Dtype) -> PyResult<A
 
 fn default_for(kind: ScalarKind, values: &[Scalar]) -> Dtype {
     match kind {
+        ScalarKind::Bool if values.is_empty() => Dtype::Float32,
         ScalarKind::Bool => Dtype::Bool,
         ScalarKind::Int => {
             let fits = values.iter().all(|v| match *v {
@@ -278,6 +279,8 @@ pub fn to_array(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Array>
         let a = from_numpy(obj)?;
         return match dtype {
             Some(d) => ops::astype(&a, d).py(),
+            // MLX turns NumPy float64 data into float32 unless a dtype is asked for.
+            None if a.dtype() == Dtype::Float64 => ops::astype(&a, Dtype::Float32).py(),
             None => Ok(a),
         };
     }

@@ -12,12 +12,36 @@ pub enum PyDeviceType {
     gpu,
 }
 
-#[pyclass(name = "Device", module = "oxmx.core", frozen, eq, hash)]
+#[pyclass(name = "Device", module = "oxmx.core", frozen)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PyDevice(pub Device);
 
+/// A device given as `Device` or as a `DeviceType` (`mx.cpu`, `mx.gpu`).
+pub fn device_of(o: &Bound<'_, PyAny>) -> PyResult<Device> {
+    if let Ok(d) = o.extract::<PyDevice>() {
+        return Ok(d.0);
+    }
+    if let Ok(t) = o.extract::<PyDeviceType>() {
+        return Ok(PyDevice::new(t, 0).0);
+    }
+    Err(type_err("device", "Expected a Device or a DeviceType."))
+}
+
 #[pymethods]
 impl PyDevice {
+    /// Equal to another Device with the same type and index, or to its DeviceType.
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        if let Ok(d) = other.extract::<PyDevice>() {
+            return d.0 == self.0;
+        }
+        if let Ok(t) = other.extract::<PyDeviceType>() {
+            return self.r#type() == t && self.0.index == 0;
+        }
+        false
+    }
+    fn __hash__(&self) -> u64 {
+        (self.0.index as u64) * 2 + matches!(self.0.kind, DeviceType::Gpu) as u64
+    }
     #[new]
     #[pyo3(signature = (r#type, index=0))]
     fn new(r#type: PyDeviceType, index: usize) -> Self {
@@ -71,16 +95,11 @@ pub fn stream_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Stream>> {
     if let Ok(s) = o.extract::<PyStream>() {
         return Ok(Some(s.0));
     }
-    if let Ok(d) = o.extract::<PyDevice>() {
-        if !oxmx::backend::is_available(d.0) {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!("[stream] {} is not available.", d.0)));
-        }
-        return Ok(Some(device::default_stream(d.0)));
+    let d = device_of(o).map_err(|_| type_err("stream", "Expected a Stream or a Device."))?;
+    if !oxmx::backend::is_available(d) {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("[stream] {d} is not available.")));
     }
-    if let Ok(t) = o.extract::<PyDeviceType>() {
-        return stream_of(Some(&Bound::new(o.py(), PyDevice::new(t, 0))?.into_any()));
-    }
-    Err(type_err("stream", "Expected a Stream or a Device."))
+    Ok(Some(device::default_stream(d)))
 }
 
 /// Run `f` on the stream given by `stream=` (or the current one), releasing the GIL
@@ -99,21 +118,13 @@ fn default_device() -> PyDevice {
 
 #[pyfunction]
 fn set_default_device(device: &Bound<'_, PyAny>) -> PyResult<()> {
-    let d = if let Ok(d) = device.extract::<PyDevice>() {
-        d.0
-    } else if let Ok(t) = device.extract::<PyDeviceType>() {
-        PyDevice::new(t, 0).0
-    } else {
-        return Err(type_err("set_default_device", "Expected a Device."));
-    };
-    device::set_default_device(d).py()
+    device::set_default_device(device_of(device)?).py()
 }
 
 #[pyfunction]
 #[pyo3(signature = (device))]
 fn default_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
-    let d = device.extract::<PyDevice>().map_err(|_| type_err("default_stream", "Expected a Device."))?;
-    Ok(PyStream(device::default_stream(d.0)))
+    Ok(PyStream(device::default_stream(device_of(device)?)))
 }
 
 #[pyfunction]
@@ -122,18 +133,18 @@ fn set_default_stream(stream: PyStream) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn new_stream(device: PyDevice) -> PyResult<PyStream> {
-    device::new_stream(device.0).map(PyStream).py()
+fn new_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+    device::new_stream(device_of(device)?).map(PyStream).py()
 }
 
 #[pyfunction]
-fn new_thread_local_stream(device: PyDevice) -> PyResult<PyStream> {
-    device::new_stream(device.0).map(PyStream).py()
+fn new_thread_local_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+    device::new_stream(device_of(device)?).map(PyStream).py()
 }
 
 #[pyfunction]
-fn new_thread_unsafe_stream(device: PyDevice) -> PyResult<PyStream> {
-    device::new_stream(device.0).map(PyStream).py()
+fn new_thread_unsafe_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+    device::new_stream(device_of(device)?).map(PyStream).py()
 }
 
 /// Push/pop the current stream (used by the `mx.stream` context manager in Python).
@@ -162,13 +173,7 @@ fn clear_streams() {}
 #[pyfunction]
 #[pyo3(signature = (device))]
 fn is_available(device: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if let Ok(d) = device.extract::<PyDevice>() {
-        return Ok(oxmx::backend::is_available(d.0));
-    }
-    if let Ok(t) = device.extract::<PyDeviceType>() {
-        return Ok(oxmx::backend::is_available(PyDevice::new(t, 0).0));
-    }
-    Err(type_err("is_available", "Expected a Device."))
+    Ok(oxmx::backend::is_available(device_of(device)?))
 }
 
 #[pyfunction]
@@ -181,7 +186,7 @@ fn device_count(device: &Bound<'_, PyAny>) -> PyResult<usize> {
 #[pyo3(signature = (device=None))]
 fn device_info<'py>(py: Python<'py>, device: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let d = match device {
-        Some(o) if !o.is_none() => o.extract::<PyDevice>()?.0,
+        Some(o) if !o.is_none() => device_of(o)?,
         _ => device::default_device(),
     };
     let info = pyo3::types::PyDict::new(py);
@@ -197,8 +202,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;
     m.add_class::<PyStream>()?;
-    m.add("cpu", PyDevice(Device::CPU))?;
-    m.add("gpu", PyDevice(Device::GPU))?;
+    m.add("cpu", PyDeviceType::cpu)?;
+    m.add("gpu", PyDeviceType::gpu)?;
     m.add_function(wrap_pyfunction!(default_device, m)?)?;
     m.add_function(wrap_pyfunction!(set_default_device, m)?)?;
     m.add_function(wrap_pyfunction!(default_stream, m)?)?;

@@ -136,6 +136,16 @@ fn plan(a: &Array, idx: &Bound<'_, PyAny>) -> PyResult<Plan> {
                 return plan_mask0(a, keep);
             }
             Item::Mask(m) => {
+                let pos = expanded.iter().filter(|i| !matches!(i, Item::NewAxis)).count();
+                let no_ellipsis = !expanded.iter().any(|i| matches!(i, Item::Ellipsis));
+                let dims = a.shape().get(pos..pos + m.ndim());
+                if no_ellipsis && dims != Some(m.shape()) {
+                    return Err(PyIndexError::new_err(format!(
+                        "[getitem] Boolean index of shape {:?} does not match the indexed dimensions {:?}.",
+                        m.shape(),
+                        dims.unwrap_or(&[])
+                    )));
+                }
                 for ix in mask_to_indices(&m)? {
                     expanded.push(Item::Arr(ix));
                 }
@@ -324,4 +334,15 @@ pub fn _at_update(a: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, val: &Bound<'_, 
     let vf = ops::reshape(&vv, &[vv.size() as i64]).py()?;
     let r = ops::scatter(&flat, &[pf], &vf, &[0], m).py()?;
     Ok(convert::wrap(ops::reshape(&r, &x.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?))
+}
+
+/// Indices of the non-zero elements, one int64 array per dimension (evaluates).
+#[pyfunction]
+pub fn nonzero(a: &Bound<'_, PyAny>) -> PyResult<Vec<crate::pyarray::PyArray>> {
+    let x = convert::operand(a, None)?;
+    let m = ops::astype(&x, Dtype::Bool).py()?;
+    if m.ndim() == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err("[nonzero] Calling nonzero on 0-d arrays is not allowed."));
+    }
+    Ok(mask_to_indices(&m)?.into_iter().map(convert::wrap).collect())
 }

@@ -31,6 +31,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     memory_py::register(m)?;
     ops_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
+    m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;
     Ok(())
 }

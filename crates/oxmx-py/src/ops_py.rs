@@ -210,6 +210,77 @@ fn argmin(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '
     on_stream(stream, || ops::argmin(&x, ax, keepdims)).map(wrap)
 }
 
+// ---- scans and sorting ----
+macro_rules! scan_py {
+    ($($name:ident => $op:ident),* $(,)?) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, /, axis=None, *, reverse=false, inclusive=true, stream=None))]
+        pub fn $name(a: &Bound<'_, PyAny>, axis: S<'_, '_>, reverse: bool, inclusive: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+            let x = arr(a)?;
+            let ax = axis_int(stringify!($name), axis)?;
+            on_stream(stream, || ops::scan(oxmx::primitive::ScanOp::$op, &x, ax, reverse, inclusive)).map(wrap)
+        }
+    )*};
+}
+scan_py! { cumsum => Sum, cumprod => Prod, cummax => Max, cummin => Min, logcumsumexp => LogAddExp }
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis=Some(-1), *, stream=None))]
+fn sort(a: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    on_stream(stream, || ops::sort(&x, axis)).map(wrap)
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis=Some(-1), *, stream=None))]
+fn argsort(a: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    on_stream(stream, || ops::argsort(&x, axis)).map(wrap)
+}
+
+/// A full sort is a valid partition (every element before `kth` is not greater).
+#[pyfunction]
+#[pyo3(signature = (a, /, kth, axis=Some(-1), *, stream=None))]
+fn partition(a: &Bound<'_, PyAny>, kth: i64, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    check_kth("partition", &x, kth, axis)?;
+    on_stream(stream, || ops::sort(&x, axis)).map(wrap)
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, kth, axis=Some(-1), *, stream=None))]
+fn argpartition(a: &Bound<'_, PyAny>, kth: i64, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    check_kth("argpartition", &x, kth, axis)?;
+    on_stream(stream, || ops::argsort(&x, axis)).map(wrap)
+}
+
+fn check_kth(op: &str, x: &Array, kth: i64, axis: Option<i64>) -> PyResult<()> {
+    let n = match axis {
+        None => x.size() as i64,
+        Some(a) => x.shape()[oxmx::shape::normalize_axis(op, a, x.ndim()).py()?] as i64,
+    };
+    if kth < -n || kth >= n {
+        return Err(value_err(op, format!("kth {kth} is out of range for an axis of size {n}.")));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, k, axis=Some(-1), *, stream=None))]
+fn topk(a: &Bound<'_, PyAny>, k: i64, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    on_stream(stream, || ops::topk(&x, k, axis)).map(wrap)
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis=None, keepdims=false, *, stream=None))]
+fn median(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+    let x = arr(a)?;
+    let ax = axes_arg("median", axis)?;
+    on_stream(stream, || ops::median(&x, ax.as_deref(), keepdims)).map(wrap)
+}
+
 // ---- matmul family ----
 #[pyfunction]
 #[pyo3(signature = (c, a, b, /, alpha=1.0, beta=1.0, *, stream=None))]
@@ -230,10 +301,15 @@ fn tensordot(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, axes: S<'_, '_>, stream
             if let Ok(n) = o.extract::<i64>() {
                 return on_stream(stream, || ops::tensordot(&x, &y, n)).map(wrap);
             }
-            let pair: (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                o.extract().map_err(|_| type_err("tensordot", "axes must be an int or a pair of axis lists."))?;
-            let xa = shape_arg("tensordot", &pair.0)?;
-            let xb = shape_arg("tensordot", &pair.1)?;
+            let items: Vec<Bound<'_, PyAny>> = o
+                .try_iter()
+                .and_then(|it| it.collect::<PyResult<Vec<_>>>())
+                .map_err(|_| type_err("tensordot", "axes must be an int or a pair of axis lists."))?;
+            if items.len() != 2 {
+                return Err(type_err("tensordot", "axes must be an int or a pair of axis lists."));
+            }
+            let xa = shape_arg("tensordot", &items[0])?;
+            let xb = shape_arg("tensordot", &items[1])?;
             on_stream(stream, || ops::tensordot_axes(&x, &y, &xa, &xb)).map(wrap)
         }
     }
@@ -333,9 +409,17 @@ fn num(op: &str, o: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (start_or_stop, stop=None, step=None, dtype=None, *, stream=None))]
-fn arange(start_or_stop: &Bound<'_, PyAny>, stop: S<'_, '_>, step: S<'_, '_>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+#[pyo3(signature = (start=None, stop=None, step=None, dtype=None, *, stream=None))]
+fn arange(start: S<'_, '_>, stop: S<'_, '_>, step: S<'_, '_>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
     let op = "arange";
+    let start_or_stop = match (start, stop) {
+        (Some(s), _) if !s.is_none() => s,
+        (_, Some(s)) if !s.is_none() => {
+            // only `stop` given
+            return arange(Some(s), None, step, dtype, stream);
+        }
+        _ => return Err(type_err(op, "arange requires at least a stop value.")),
+    };
     let (a, ai) = num(op, start_or_stop)?;
     let (start, stop_v, mut all_int) = match stop {
         Some(s) if !s.is_none() => {
@@ -789,7 +873,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         bitwise_left_shift, bitwise_right_shift, arctan2, atan2, logaddexp, matmul, inner, outer,
         divmod, round, where_, clip, isclose, allclose, array_equal, nan_to_num,
         sum, prod, max, min, all, any, mean, logsumexp, count_nonzero, var, std_, softmax, argmax,
-        argmin, addmm, tensordot, vecdot,
+        argmin, addmm, tensordot, vecdot, cumsum, cumprod, cummax, cummin, logcumsumexp, sort,
+        argsort, partition, argpartition, topk, median,
         asarray, zeros, ones, empty, full, zeros_like, ones_like, empty_like, full_like, arange,
         linspace, eye, identity, tri, tril, triu,
         reshape, transpose, permute_dims, broadcast_to, broadcast_arrays, broadcast_shapes,

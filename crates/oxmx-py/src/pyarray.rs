@@ -215,6 +215,9 @@ impl PyArray {
         })
     }
     fn __index__(&self) -> PyResult<i64> {
+        if self.inner.size() != 1 {
+            return Err(type_err("index", "Only arrays with one element can be converted to an index."));
+        }
         if !(self.inner.dtype().is_integer() || self.inner.dtype().is_bool()) {
             return Err(type_err("index", "Only integer arrays can be converted to an index."));
         }

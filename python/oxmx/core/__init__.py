@@ -8,11 +8,11 @@ from oxmx import _oxmx as _native
 from oxmx._errors import AxisError, FormatError  # noqa: F401
 
 from ._dtypes import finfo, iinfo, result_type, _dtype_from_name  # noqa: F401
-from ._printing import set_printoptions, get_printoptions, printoptions  # noqa: F401
+from ._printing import PrintOptions, set_printoptions, get_printoptions, printoptions  # noqa: F401
 from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
-from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace  # noqa: F401
+from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace, cumulative_sum, cumulative_prod  # noqa: F401
 
 from . import random, linalg, fft, fast, metal, cuda, distributed  # noqa: F401
 

@@ -240,3 +240,33 @@ def kron(a, b, *, stream=None):
         bi += [1, db]
     out = a.reshape(ai) * b.reshape(bi)
     return out.reshape([da * db for da, db in zip(a.shape, b.shape)])
+
+
+def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False, stream=None):
+    """Array API cumulative sum (``include_initial`` prepends the zero)."""
+    x = _n.asarray(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    if axis is None:
+        if x.ndim > 1:
+            raise ValueError("[cumulative_sum] axis is required for arrays with more than one dimension.")
+        axis = 0
+    r = _n.cumsum(x, axis=axis)
+    if include_initial:
+        r = pad(r, [(1, 0) if i == axis % r.ndim else (0, 0) for i in range(r.ndim)])
+    return r
+
+
+def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False, stream=None):
+    """Array API cumulative product (``include_initial`` prepends the one)."""
+    x = _n.asarray(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    if axis is None:
+        if x.ndim > 1:
+            raise ValueError("[cumulative_prod] axis is required for arrays with more than one dimension.")
+        axis = 0
+    r = _n.cumprod(x, axis=axis)
+    if include_initial:
+        r = pad(r, [(1, 0) if i == axis % r.ndim else (0, 0) for i in range(r.ndim)], constant_values=1)
+    return r

@@ -1,7 +1,6 @@
 """Array methods that forward to module functions (``x.sum(0)`` → ``mx.sum(x, 0)``)."""
 
 from oxmx import _oxmx as _n
-from . import _missing as _m
 
 abs = _n.abs
 all = _n.all
@@ -34,9 +33,9 @@ std = _n.std
 sum = _n.sum
 swapaxes = _n.swapaxes
 var = _n.var
-cummax = _m.cummax
-cummin = _m.cummin
-cumprod = _m.cumprod
-cumsum = _m.cumsum
-logcumsumexp = _m.logcumsumexp
+cummax = _n.cummax
+cummin = _n.cummin
+cumprod = _n.cumprod
+cumsum = _n.cumsum
+logcumsumexp = _n.logcumsumexp
 from ._composite import diag, diagonal  # noqa: E402,F401

@@ -20,9 +20,9 @@ _PLANNED = {
     # io (#5)
     "load": 5, "save": 5, "savez": 5, "savez_compressed": 5, "save_safetensors": 5, "save_gguf": 5,
     # later engine work (to be filed)
-    "cummax": 0, "cummin": 0, "cumprod": 0, "cumsum": 0, "cumulative_prod": 0,
-    "cumulative_sum": 0, "logcumsumexp": 0, "median": 0, "minmax": 0, "sort": 0, "argsort": 0,
-    "partition": 0, "argpartition": 0, "topk": 0, "searchsorted": 0, "unique": 0, 
+    
+    "minmax": 0, 
+    "searchsorted": 0, "unique": 0, 
     
     "einsum": 0, "einsum_path": 0, "matrix_norm": 0,
     "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
@@ -30,7 +30,7 @@ _PLANNED = {
     "conv_transpose2d": 0, "conv_transpose3d": 0, "convolve": 0, "quantize": 0, "dequantize": 0,
     "quantized_matmul": 0, "gather_qmm": 0, "qqmm": 0, "gather_qqmm": 0, "to_fp8": 0,
     "from_fp8": 0, "export_function": 0, "import_function": 0, "exporter": 0, "export_to_dot": 0,
-    "depends": 0, "nonzero": 0,
+    "depends": 0,
 }
 
 for _name, _issue in _PLANNED.items():

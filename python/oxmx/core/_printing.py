@@ -2,37 +2,51 @@
 
 import contextlib
 
-_DEFAULTS = {"precision": None, "threshold": 1000, "edgeitems": 3, "linewidth": 80}
-_opts = dict(_DEFAULTS)
+class PrintOptions:
+    """Printing options: ``precision`` digits after the point (-1: shortest form)."""
+
+    def __init__(self, precision=-1, threshold=1000, edgeitems=3, linewidth=80):
+        self.precision = precision
+        self.threshold = threshold
+        self.edgeitems = edgeitems
+        self.linewidth = linewidth
+
+    def _copy(self):
+        return PrintOptions(self.precision, self.threshold, self.edgeitems, self.linewidth)
+
+    def __repr__(self):
+        return f"PrintOptions(precision={self.precision})"
 
 
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, **kwargs):
-    """Set printing options (``precision`` = digits after the point; None = shortest %g)."""
-    if precision is not None and (not isinstance(precision, int) or precision < 0):
-        raise ValueError("[set_printoptions] precision must be a non-negative int.")
-    if precision is not None or "precision" in kwargs:
-        _opts["precision"] = precision
+_state = PrintOptions()
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None):
+    """Set global printing options; ``precision=-1`` restores the shortest form."""
+    if precision is not None:
+        if not isinstance(precision, int) or isinstance(precision, bool) or precision < -1:
+            raise ValueError("[set_printoptions] precision must be an int >= -1.")
+        _state.precision = precision
     if threshold is not None:
-        _opts["threshold"] = int(threshold)
+        _state.threshold = int(threshold)
     if edgeitems is not None:
-        _opts["edgeitems"] = int(edgeitems)
+        _state.edgeitems = int(edgeitems)
     if linewidth is not None:
-        _opts["linewidth"] = int(linewidth)
+        _state.linewidth = int(linewidth)
 
 
 def get_printoptions():
-    return dict(_opts)
+    return _state._copy()
 
 
 @contextlib.contextmanager
 def printoptions(**kwargs):
-    old = dict(_opts)
+    old = _state._copy()
     set_printoptions(**kwargs)
     try:
         yield get_printoptions()
     finally:
-        _opts.clear()
-        _opts.update(old)
+        _state.__dict__.update(old.__dict__)
 
 
 def _fmt_float(v):
@@ -40,8 +54,8 @@ def _fmt_float(v):
         return "nan"
     if v in (float("inf"), float("-inf")):
         return "inf" if v > 0 else "-inf"
-    p = _opts["precision"]
-    if p is None:
+    p = _state.precision
+    if p is None or p < 0:
         return f"{v:g}"
     return f"{v:.{p}f}"
 
@@ -59,14 +73,14 @@ def _fmt(v):
 
 
 def _summarize(a):
-    return a.size > _opts["threshold"]
+    return a.size > _state.threshold
 
 
 def _lines(a, indent, summarize):
     """Format array `a` (nd >= 1) as text, iteratively over the leading axes."""
     import oxmx.core as mx
 
-    edge = _opts["edgeitems"]
+    edge = _state.edgeitems
     nd = a.ndim
     if nd == 1:
         n = a.shape[0]
@@ -86,7 +100,7 @@ def _lines(a, indent, summarize):
             parts.append("...")
         else:
             parts.append(_lines(a[i], indent + 1, summarize))
-    sep = "," + "\n" * (nd - 1) + " " * (indent + 1)
+    sep = ",\n" + " " * (indent + 1)
     del mx
     return "[" + sep.join(parts) + "]"
 

@@ -227,8 +227,12 @@ pub fn logical_xor(a: &Array, b: &Array) -> Result<Array> {
 
 /// `round(a, decimals)`: round half to even after scaling by 10^decimals.
 pub fn round(a: &Array, decimals: i64) -> Result<Array> {
-    if decimals == 0 || !a.dtype().is_inexact() {
+    if decimals == 0 || (decimals > 0 && !a.dtype().is_inexact()) {
         return unary(UnaryOp::Round, a);
+    }
+    if !a.dtype().is_inexact() {
+        // integers rounded to tens, hundreds…: through float64, back to the dtype
+        return astype(&round(&astype(a, Dtype::Float64)?, decimals)?, a.dtype());
     }
     let d = a.dtype();
     let s = scalar(Scalar::Float(10f64.powi(decimals.clamp(-400, 400) as i32)), d)?;

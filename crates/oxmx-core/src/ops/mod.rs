@@ -7,6 +7,7 @@ pub mod indexing;
 pub mod linalg;
 pub mod reduce;
 pub mod shape_ops;
+pub mod sort_scan;
 
 pub use creation::*;
 pub use elementwise::*;
@@ -14,3 +15,4 @@ pub use indexing::*;
 pub use linalg::*;
 pub use reduce::*;
 pub use shape_ops::*;
+pub use sort_scan::*;
