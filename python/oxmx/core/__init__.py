@@ -13,6 +13,7 @@ from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpa
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
 from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace, cumulative_sum, cumulative_prod  # noqa: F401
+from ._composite import round, minmax, searchsorted, unique  # noqa: F401,A004
 
 from . import random, linalg, fft, fast, metal, cuda, distributed  # noqa: F401
 

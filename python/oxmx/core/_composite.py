@@ -270,3 +270,39 @@ def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False, strea
     if include_initial:
         r = pad(r, [(1, 0) if i == axis % r.ndim else (0, 0) for i in range(r.ndim)], constant_values=1)
     return r
+
+
+def round(a, /, decimals=0, *, stream=None):  # noqa: A001 - MLX's name
+    """Round half to even to ``decimals``; complex inputs round both parts."""
+    a = _n.asarray(a) if not isinstance(a, (int, float)) else _n.array(a)
+    if a.dtype == _n.complex64:
+        re = _n.round(_n.real(a), decimals)
+        im = _n.round(_n.imag(a), decimals)
+        return re.astype(_n.complex64) + im.astype(_n.complex64) * 1j
+    return _n.round(a, decimals, stream=stream)
+
+
+def minmax(a, /, axis=None, keepdims=False, *, stream=None):
+    """The minimum and the maximum over the given axes, as a tuple."""
+    return (_n.min(a, axis=axis, keepdims=keepdims, stream=stream), _n.max(a, axis=axis, keepdims=keepdims, stream=stream))
+
+
+def searchsorted(a, v, side="left", *, stream=None):
+    """Insertion indices of ``v`` into the sorted 1-D array ``a`` (NumPy semantics)."""
+    a = _n.asarray(a)
+    v = _n.asarray(v) if not isinstance(v, (int, float, bool)) else _n.array(v)
+    if a.ndim != 1:
+        raise ValueError("[searchsorted] a must be 1-D.")
+    if side not in ("left", "right"):
+        raise ValueError("[searchsorted] side must be 'left' or 'right'.")
+    cmp = _n.less if side == "left" else _n.less_equal
+    return _n.sum(cmp(a, _n.expand_dims(v, -1)), axis=-1).astype(_n.int64)
+
+
+def unique(a, *, stream=None):
+    """Sorted unique values of the flattened array (evaluates: data-dependent shape)."""
+    s = _n.sort(_n.asarray(a).reshape(-1), axis=0)
+    if s.size == 0:
+        return s
+    keep = _n.concatenate([_n.array([True]), _n.not_equal(s[1:], s[:-1])])
+    return s[keep]

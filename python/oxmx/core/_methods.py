@@ -22,7 +22,6 @@ min = _n.min
 moveaxis = _n.moveaxis
 prod = _n.prod
 reciprocal = _n.reciprocal
-round = _n.round
 rsqrt = _n.rsqrt
 sin = _n.sin
 split = _n.split
@@ -38,4 +37,4 @@ cummin = _n.cummin
 cumprod = _n.cumprod
 cumsum = _n.cumsum
 logcumsumexp = _n.logcumsumexp
-from ._composite import diag, diagonal  # noqa: E402,F401
+from ._composite import diag, diagonal, round  # noqa: E402,F401

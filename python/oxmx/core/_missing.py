@@ -21,8 +21,8 @@ _PLANNED = {
     "load": 5, "save": 5, "savez": 5, "savez_compressed": 5, "save_safetensors": 5, "save_gguf": 5,
     # later engine work (to be filed)
     
-    "minmax": 0, 
-    "searchsorted": 0, "unique": 0, 
+    
+    
     
     "einsum": 0, "einsum_path": 0, "matrix_norm": 0,
     "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
