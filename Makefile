@@ -27,7 +27,7 @@ test-rust:
 	cargo test --release --workspace --exclude oxmx-py
 
 test-python: build
-	$(PY) -m pytest tests
+	$(PY) -m pytest -q tests
 
 test: build test-rust test-python
 

@@ -23,7 +23,11 @@ pub struct ArrayData {
 impl ArrayData {
     /// A contiguous array covering the whole buffer from offset 0.
     pub fn contiguous(buffer: Buffer, shape: &[usize]) -> ArrayData {
-        ArrayData { buffer: Arc::new(buffer), offset: 0, strides: contiguous_strides(shape) }
+        ArrayData {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            strides: contiguous_strides(shape),
+        }
     }
 
     /// Validated view construction.
@@ -40,7 +44,11 @@ impl ArrayData {
         if size_of(shape) > 0 && (lo < 0 || hi >= n_elems as i128) {
             return Err(Error::value(op, "View reaches outside its buffer."));
         }
-        Ok(ArrayData { buffer, offset, strides })
+        Ok(ArrayData {
+            buffer,
+            offset,
+            strides,
+        })
     }
 
     pub fn is_contiguous(&self, shape: &[usize]) -> bool {
@@ -89,7 +97,11 @@ pub struct Array(pub(crate) Arc<Node>);
 
 impl Array {
     pub fn from_data(shape: Shape, dtype: Dtype, data: ArrayData) -> Array {
-        Array(Arc::new(Node { shape, dtype, state: Mutex::new(State::Ready(data)) }))
+        Array(Arc::new(Node {
+            shape,
+            dtype,
+            state: Mutex::new(State::Ready(data)),
+        }))
     }
 
     /// A pending node. `shape` must already be validated by the op.
@@ -98,7 +110,11 @@ impl Array {
         Array(Arc::new(Node {
             shape,
             dtype,
-            state: Mutex::new(State::Pending(Pending { prim, inputs, stream })),
+            state: Mutex::new(State::Pending(Pending {
+                prim,
+                inputs,
+                stream,
+            })),
         }))
     }
 

@@ -32,7 +32,13 @@ pub trait Backend: Send + Sync {
     /// Human-readable name (for errors and `device_info`).
     fn name(&self) -> String;
     /// Execute a non-view primitive, producing the output data.
-    fn run(&self, prim: &Primitive, inputs: Vec<Input>, out_shape: &[usize], out_dtype: Dtype) -> Result<ArrayData>;
+    fn run(
+        &self,
+        prim: &Primitive,
+        inputs: Vec<Input>,
+        out_shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData>;
     /// Wait for all queued work (no-op for synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -20,8 +20,14 @@ pub struct Device {
 }
 
 impl Device {
-    pub const CPU: Device = Device { kind: DeviceType::Cpu, index: 0 };
-    pub const GPU: Device = Device { kind: DeviceType::Gpu, index: 0 };
+    pub const CPU: Device = Device {
+        kind: DeviceType::Cpu,
+        index: 0,
+    };
+    pub const GPU: Device = Device {
+        kind: DeviceType::Gpu,
+        index: 0,
+    };
 }
 
 impl std::fmt::Display for Device {
@@ -57,11 +63,21 @@ static NEXT_STREAM: AtomicUsize = AtomicUsize::new(2);
 fn streams() -> &'static Mutex<Streams> {
     static S: OnceLock<Mutex<Streams>> = OnceLock::new();
     S.get_or_init(|| {
-        let default_device = if crate::backend::is_available(Device::GPU) { Device::GPU } else { Device::CPU };
+        let default_device = if crate::backend::is_available(Device::GPU) {
+            Device::GPU
+        } else {
+            Device::CPU
+        };
         Mutex::new(Streams {
             default_device,
-            cpu_default: Stream { index: 0, device: Device::CPU },
-            gpu_default: Stream { index: 1, device: Device::GPU },
+            cpu_default: Stream {
+                index: 0,
+                device: Device::CPU,
+            },
+            gpu_default: Stream {
+                index: 1,
+                device: Device::GPU,
+            },
         })
     })
 }
@@ -79,7 +95,10 @@ pub fn default_device() -> Device {
 
 pub fn set_default_device(d: Device) -> Result<()> {
     if !crate::backend::is_available(d) {
-        return Err(Error::value("set_default_device", format!("{d} is not available.")));
+        return Err(Error::value(
+            "set_default_device",
+            format!("{d} is not available."),
+        ));
     }
     lock().default_device = d;
     Ok(())
@@ -100,7 +119,10 @@ pub fn default_stream(d: Device) -> Stream {
 
 pub fn set_default_stream(st: Stream) -> Result<()> {
     if !crate::backend::is_available(st.device) {
-        return Err(Error::value("set_default_stream", format!("{} is not available.", st.device)));
+        return Err(Error::value(
+            "set_default_stream",
+            format!("{} is not available.", st.device),
+        ));
     }
     let mut s = lock();
     match st.device.kind {
@@ -115,7 +137,10 @@ pub fn new_stream(d: Device) -> Result<Stream> {
     if !crate::backend::is_available(d) {
         return Err(Error::value("new_stream", format!("{d} is not available.")));
     }
-    Ok(Stream { index: NEXT_STREAM.fetch_add(1, Ordering::Relaxed), device: d })
+    Ok(Stream {
+        index: NEXT_STREAM.fetch_add(1, Ordering::Relaxed),
+        device: d,
+    })
 }
 
 thread_local! {

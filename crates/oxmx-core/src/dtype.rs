@@ -333,9 +333,7 @@ pub fn can_cast_safe(from: Dtype, to: Dtype) -> bool {
         (Signed, Unsigned) => false,
         (Unsigned | Signed, Float) => to.size() > from.size(),
         (Unsigned | Signed, Complex) => from.size() <= 2,
-        (Float, Float) => {
-            to == Dtype::Float64 || (to == Dtype::Float32 && from != Dtype::Float64)
-        }
+        (Float, Float) => to == Dtype::Float64 || (to == Dtype::Float32 && from != Dtype::Float64),
         (Float, Complex) => matches!(from, Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32),
         (Complex, _) => false,
         (Float, _) => false,

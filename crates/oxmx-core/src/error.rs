@@ -33,28 +33,52 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn value(op: &str, msg: impl Into<String>) -> Self {
-        Error::Value { op: op.to_string(), msg: msg.into() }
+        Error::Value {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn type_err(op: &str, msg: impl Into<String>) -> Self {
-        Error::Type { op: op.to_string(), msg: msg.into() }
+        Error::Type {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn index(op: &str, msg: impl Into<String>) -> Self {
-        Error::Index { op: op.to_string(), msg: msg.into() }
+        Error::Index {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn axis(op: &str, msg: impl Into<String>) -> Self {
-        Error::Axis { op: op.to_string(), msg: msg.into() }
+        Error::Axis {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn memory(op: &str, msg: impl Into<String>) -> Self {
-        Error::Memory { op: op.to_string(), msg: msg.into() }
+        Error::Memory {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn format(op: &str, msg: impl Into<String>) -> Self {
-        Error::Format { op: op.to_string(), msg: msg.into() }
+        Error::Format {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn unsupported(op: &str, msg: impl Into<String>) -> Self {
-        Error::Unsupported { op: op.to_string(), msg: msg.into() }
+        Error::Unsupported {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn runtime(op: &str, msg: impl Into<String>) -> Self {
-        Error::Runtime { op: op.to_string(), msg: msg.into() }
+        Error::Runtime {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
     }
     /// Size arithmetic overflowed.
     pub fn overflow(op: &str) -> Self {

@@ -55,9 +55,19 @@ fn gather_inputs(inputs: &[Array]) -> Result<Vec<Input>> {
             // report the same error); a backend may still reuse a buffer whose only
             // other owner is this input when `donatable` is set.
             State::Ready(d) => d.clone(),
-            _ => return Err(Error::runtime("eval", "An input of this array could not be evaluated.")),
+            _ => {
+                return Err(Error::runtime(
+                    "eval",
+                    "An input of this array could not be evaluated.",
+                ))
+            }
         };
-        out.push(Input { shape: i.shape().to_vec(), dtype: i.dtype(), data, donatable });
+        out.push(Input {
+            shape: i.shape().to_vec(),
+            dtype: i.dtype(),
+            data,
+            donatable,
+        });
     }
     Ok(out)
 }
@@ -81,7 +91,10 @@ fn compute_node(node: &Array) -> Result<()> {
     let data = match result {
         Ok(r) => r?,
         Err(_) => {
-            return Err(Error::runtime(prim.name(), "Internal error while evaluating (a bug in oxmx)."))
+            return Err(Error::runtime(
+                prim.name(),
+                "Internal error while evaluating (a bug in oxmx).",
+            ))
         }
     };
     // Dropping the pending state releases the inputs (iteratively, see Node::drop).

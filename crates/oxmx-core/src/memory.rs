@@ -107,7 +107,8 @@ impl Pool {
                 while self.cache() > target {
                     match list.pop() {
                         Some(v) => {
-                            self.cached.fetch_sub(v.capacity() * WORD, Ordering::Relaxed);
+                            self.cached
+                                .fetch_sub(v.capacity() * WORD, Ordering::Relaxed);
                         }
                         None => break,
                     }
@@ -120,7 +121,8 @@ impl Pool {
     fn take_cached(&self, bucket: usize) -> Option<Vec<Word>> {
         let mut free = self.free.lock().ok()?;
         let v = free.get_mut(&bucket)?.pop()?;
-        self.cached.fetch_sub(v.capacity() * WORD, Ordering::Relaxed);
+        self.cached
+            .fetch_sub(v.capacity() * WORD, Ordering::Relaxed);
         Some(v)
     }
 
@@ -141,7 +143,10 @@ impl Pool {
                     ),
                 ));
             }
-            match self.active.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .active
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     self.peak.fetch_max(next, Ordering::Relaxed);
                     return Ok(());
@@ -156,21 +161,34 @@ impl Pool {
     pub fn alloc(&'static self, op: &str, nbytes: usize) -> Result<Buffer> {
         let words = nbytes.div_ceil(WORD).max(1);
         let bucket = bucket_words(words);
-        let bytes = bucket.checked_mul(WORD).ok_or_else(|| Error::overflow(op))?;
+        let bytes = bucket
+            .checked_mul(WORD)
+            .ok_or_else(|| Error::overflow(op))?;
         self.reserve(op, bytes)?;
         if let Some(v) = self.take_cached(bucket) {
-            return Ok(Buffer { words: v, nbytes, pool: self });
+            return Ok(Buffer {
+                words: v,
+                nbytes,
+                pool: self,
+            });
         }
         let mut v: Vec<Word> = Vec::new();
         if v.try_reserve_exact(bucket).is_err() {
             self.clear_cache();
             if v.try_reserve_exact(bucket).is_err() {
                 self.active.fetch_sub(bytes, Ordering::Relaxed);
-                return Err(Error::memory(op, format!("Unable to allocate {nbytes} bytes.")));
+                return Err(Error::memory(
+                    op,
+                    format!("Unable to allocate {nbytes} bytes."),
+                ));
             }
         }
         v.resize(bucket, 0);
-        Ok(Buffer { words: v, nbytes, pool: self })
+        Ok(Buffer {
+            words: v,
+            nbytes,
+            pool: self,
+        })
     }
 
     fn release(&self, v: Vec<Word>) {

@@ -82,7 +82,10 @@ pub enum BinaryOp {
 impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         use BinaryOp::*;
-        matches!(self, Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual)
+        matches!(
+            self,
+            Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual
+        )
     }
     pub fn name(self) -> &'static str {
         use BinaryOp::*;
@@ -161,47 +164,90 @@ pub enum Primitive {
     /// Materialize the input row-contiguous.
     Copy,
     /// `start + i * step` in the output dtype.
-    Arange { start: f64, step: f64 },
+    Arange {
+        start: f64,
+        step: f64,
+    },
     /// Reduce over `axes` (sorted); the output keeps those dims with size 1.
-    Reduce { op: ReduceOp, axes: Vec<usize> },
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+    },
     /// Index of max/min along `axis`; output keeps the axis with size 1, dtype uint32.
-    ArgReduce { op: ArgReduceOp, axis: usize },
+    ArgReduce {
+        op: ArgReduceOp,
+        axis: usize,
+    },
     /// Softmax along the last axis.
-    Softmax { precise: bool },
+    Softmax {
+        precise: bool,
+    },
     /// Batched matmul: inputs (..., M, K) and (..., K, N) with equal batch shapes.
     Matmul,
     /// inputs: arrays with equal shapes except along `axis`.
-    Concatenate { axis: usize },
+    Concatenate {
+        axis: usize,
+    },
     /// inputs: src, update (shape = `count`); writes update into the strided window
     /// starting at `start` with `count` elements and step `strides` per axis.
-    SliceUpdate { start: Vec<i64>, count: Vec<i64>, strides: Vec<i64> },
+    SliceUpdate {
+        start: Vec<i64>,
+        count: Vec<i64>,
+        strides: Vec<i64>,
+    },
     /// inputs: src, idx_0..idx_k (integer, same shape S). Output shape:
     /// S ++ [src dims not in `axes`]. Out-of-range indices are an `IndexError`.
-    Gather { axes: Vec<usize> },
+    Gather {
+        axes: Vec<usize>,
+    },
     /// inputs: src, indices (same ndim as src, broadcast in all dims but `axis`).
-    GatherAxis { axis: usize },
+    GatherAxis {
+        axis: usize,
+    },
     /// inputs: src, indices, values (indices and values have the same shape).
-    ScatterAxis { axis: usize, mode: ScatterMode },
+    ScatterAxis {
+        axis: usize,
+        mode: ScatterMode,
+    },
     /// inputs: src, updates, idx_0..idx_k; updates shape = S ++ [src dims not in axes].
-    Scatter { axes: Vec<usize>, mode: ScatterMode },
+    Scatter {
+        axes: Vec<usize>,
+        mode: ScatterMode,
+    },
     /// inputs: keys (..., 2) uint32. Output: shape `keys.shape[:-1] + shape`, dtype
     /// uint8/uint16/uint32/uint64 for `width` 1/2/4/8; each key fills its own run of
     /// bytes with Threefry-2x32 in MLX's counter layout (see `crate::random`).
-    RandomBits { width: usize },
+    RandomBits {
+        width: usize,
+    },
 
     /// Cumulative `op` along the last axis.
-    Scan { op: ScanOp, reverse: bool, inclusive: bool },
+    Scan {
+        op: ScanOp,
+        reverse: bool,
+        inclusive: bool,
+    },
     /// Sort along the last axis (NaN last); `arg` returns uint32 indices (stable).
-    Sort { arg: bool },
+    Sort {
+        arg: bool,
+    },
 
     // ---- views, executed by the core for every backend ----
     Reshape,
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     Broadcast,
     /// Basic slicing: per-axis start and step (step may be negative; size is the
     /// output shape).
-    Slice { start: Vec<usize>, step: Vec<i64> },
-    AsStrided { strides: Vec<i64>, offset: usize },
+    Slice {
+        start: Vec<usize>,
+        step: Vec<i64>,
+    },
+    AsStrided {
+        strides: Vec<i64>,
+        offset: usize,
+    },
 }
 
 impl Primitive {
@@ -238,6 +284,9 @@ impl Primitive {
 
     pub fn is_view(&self) -> bool {
         use Primitive::*;
-        matches!(self, Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. })
+        matches!(
+            self,
+            Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. }
+        )
     }
 }

@@ -39,7 +39,11 @@ pub fn threefry2x32(key: [u32; 2], ctr: [u32; 2]) -> [u32; 2] {
     let mut x1 = ctr[1].wrapping_add(ks[1]);
     // 5 groups of 4 rounds, each followed by a key injection.
     for s in 1..=5usize {
-        let rot = if s % 2 == 1 { &ROTATIONS[..4] } else { &ROTATIONS[4..] };
+        let rot = if s % 2 == 1 {
+            &ROTATIONS[..4]
+        } else {
+            &ROTATIONS[4..]
+        };
         for &r in rot {
             x0 = x0.wrapping_add(x1);
             x1 = x1.rotate_left(r) ^ x0;
@@ -147,7 +151,10 @@ pub fn set_state(key: &Array) -> Result<()> {
             *state_lock() = Some([*a, *b]);
             Ok(())
         }
-        _ => Err(Error::value("random_state", "Expected a key of two uint32 values.")),
+        _ => Err(Error::value(
+            "random_state",
+            "Expected a key of two uint32 values.",
+        )),
     }
 }
 
@@ -171,10 +178,19 @@ fn resolve_key(key: Option<&Array>) -> Result<Array> {
 
 fn check_key(op: &str, key: &Array) -> Result<()> {
     if key.shape() != [2] {
-        return Err(Error::value(op, format!("Expected key shape (2,) but received {}.", fmt_shape(key.shape()))));
+        return Err(Error::value(
+            op,
+            format!(
+                "Expected key shape (2,) but received {}.",
+                fmt_shape(key.shape())
+            ),
+        ));
     }
     if key.dtype() != Dtype::Uint32 {
-        return Err(Error::value(op, format!("Expected key type uint32 but received {}.", key.dtype())));
+        return Err(Error::value(
+            op,
+            format!("Expected key type uint32 but received {}.", key.dtype()),
+        ));
     }
     Ok(())
 }
@@ -241,12 +257,24 @@ pub fn bits(shape: &[i64], width: i64, key: Option<&Array>) -> Result<Array> {
         1 => Dtype::Uint8,
         2 => Dtype::Uint16,
         4 => Dtype::Uint32,
-        _ => return Err(Error::value(op, format!("Bit width must be in {{1, 2, 4}} but got {width}."))),
+        _ => {
+            return Err(Error::value(
+                op,
+                format!("Bit width must be in {{1, 2, 4}} but got {width}."),
+            ))
+        }
     };
     let shape = dims(shape)?;
     let key = resolve_key(key)?;
     check_key(op, &key)?;
-    Ok(Array::pending(shape, dtype, Primitive::RandomBits { width: width as usize }, vec![key]))
+    Ok(Array::pending(
+        shape,
+        dtype,
+        Primitive::RandomBits {
+            width: width as usize,
+        },
+        vec![key],
+    ))
 }
 
 /// `num` sub keys of `key`, shape `(num, 2)`.
@@ -264,10 +292,19 @@ pub fn split2(key: &Array) -> Result<(Array, Array)> {
 
 /// Uniform samples in `[low, high)` of `shape` and real floating `dtype`; `low` and
 /// `high` broadcast to `shape`.
-pub fn uniform(low: &Array, high: &Array, shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Array> {
+pub fn uniform(
+    low: &Array,
+    high: &Array,
+    shape: &[i64],
+    dtype: Dtype,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "uniform";
     if !dtype.is_float() {
-        return Err(Error::value(op, "Can only generate uniform numbers with real floating point type."));
+        return Err(Error::value(
+            op,
+            "Can only generate uniform numbers with real floating point type.",
+        ));
     }
     if dtype == Dtype::Float64 {
         // As MLX: no float64 uniform (its `normal` and `laplace` still allow float64).
@@ -279,7 +316,11 @@ pub fn uniform(low: &Array, high: &Array, shape: &[i64], dtype: Dtype, key: Opti
     if out != shp {
         return Err(Error::value(
             op,
-            format!("Cannot generate random values of shape {} from broadcasted shape {}.", fmt_shape(&shp), fmt_shape(&out)),
+            format!(
+                "Cannot generate random values of shape {} from broadcasted shape {}.",
+                fmt_shape(&shp),
+                fmt_shape(&out)
+            ),
         ));
     }
     let lo = ops::astype(low, dtype)?;
@@ -287,7 +328,10 @@ pub fn uniform(low: &Array, high: &Array, shape: &[i64], dtype: Dtype, key: Opti
     let b = bits(shape, 4, key)?;
     // bits / 4294967295 in float32 (the divisor rounds to 2^32), then to `dtype`,
     // kept below 1 in `dtype`.
-    let u = ops::divide(&ops::astype(&b, Dtype::Float32)?, &fscalar(u32::MAX as f64, Dtype::Float32)?)?;
+    let u = ops::divide(
+        &ops::astype(&b, Dtype::Float32)?,
+        &fscalar(u32::MAX as f64, Dtype::Float32)?,
+    )?;
     let u = ops::minimum(&ops::astype(&u, dtype)?, &fscalar(below_one(dtype), dtype)?)?;
     ops::add(&ops::multiply(&u, &range)?, &lo)
 }
@@ -304,7 +348,13 @@ fn erfinv_samples(shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Ar
 /// Normal samples of `shape` (broadcast with `loc` and `scale`) and floating or
 /// complex64 `dtype`. For complex64 the real and imaginary parts are independent with
 /// variance 1/2 each.
-pub fn normal(shape: &[i64], dtype: Dtype, loc: Option<&Array>, scale: Option<&Array>, key: Option<&Array>) -> Result<Array> {
+pub fn normal(
+    shape: &[i64],
+    dtype: Dtype,
+    loc: Option<&Array>,
+    scale: Option<&Array>,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "normal";
     let mut out = if dtype == Dtype::Complex64 {
         let shp = dims(shape)?;
@@ -312,7 +362,10 @@ pub fn normal(shape: &[i64], dtype: Dtype, loc: Option<&Array>, scale: Option<&A
         pairs.push(2);
         let e = erfinv_samples(&pairs, Dtype::Float32, key)?;
         // sqrt(2) * sqrt(1/2) in float32 (exactly 1): the parts have variance 1/2.
-        let m = ops::multiply(&fscalar(std::f64::consts::SQRT_2, Dtype::Float32)?, &fscalar(std::f64::consts::FRAC_1_SQRT_2, Dtype::Float32)?)?;
+        let m = ops::multiply(
+            &fscalar(std::f64::consts::SQRT_2, Dtype::Float32)?,
+            &fscalar(std::f64::consts::FRAC_1_SQRT_2, Dtype::Float32)?,
+        )?;
         let z = ops::view_dtype(&ops::multiply(&e, &m)?, Dtype::Complex64)?;
         let z = ops::reshape(&z, &to_i64(&shp))?;
         match scale {
@@ -327,7 +380,10 @@ pub fn normal(shape: &[i64], dtype: Dtype, loc: Option<&Array>, scale: Option<&A
         }
         ops::multiply(&e, &m)?
     } else {
-        return Err(Error::value(op, "Only floating point and complex64 types are supported."));
+        return Err(Error::value(
+            op,
+            "Only floating point and complex64 types are supported.",
+        ));
     };
     if let Some(l) = loc {
         out = ops::add(&out, &ops::astype(l, dtype)?)?;
@@ -337,13 +393,26 @@ pub fn normal(shape: &[i64], dtype: Dtype, loc: Option<&Array>, scale: Option<&A
 
 /// Random integers in `[low, high)` of `shape` and integer (or bool) `dtype`. As MLX,
 /// drawn from a float32 uniform, floored and clamped to `[low, high - 1]`.
-pub fn randint(low: &Array, high: &Array, shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Array> {
+pub fn randint(
+    low: &Array,
+    high: &Array,
+    shape: &[i64],
+    dtype: Dtype,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "randint";
     if !(dtype.is_integer() || dtype.is_bool()) {
-        return Err(Error::value(op, "randint only accepts integer dtypes and bool."));
+        return Err(Error::value(
+            op,
+            "randint only accepts integer dtypes and bool.",
+        ));
     }
     let u = uniform(low, high, shape, Dtype::Float32, key)?;
-    let hd = if high.dtype().is_bool() { Dtype::Int32 } else { high.dtype() };
+    let hd = if high.dtype().is_bool() {
+        Dtype::Int32
+    } else {
+        high.dtype()
+    };
     let high_m1 = ops::subtract(&ops::astype(high, hd)?, &ops::scalar(Scalar::Int(1), hd)?)?;
     let r = ops::maximum(&ops::minimum(&ops::floor(&u)?, &high_m1)?, low)?;
     ops::astype(&r, dtype)
@@ -354,13 +423,19 @@ pub fn randint(low: &Array, high: &Array, shape: &[i64], dtype: Dtype, key: Opti
 pub fn bernoulli(p: &Array, shape: Option<&[i64]>, key: Option<&Array>) -> Result<Array> {
     let op = "bernoulli";
     if !p.dtype().is_float() {
-        return Err(Error::value(op, "bernoulli probability `p` must be a float type."));
+        return Err(Error::value(
+            op,
+            "bernoulli probability `p` must be a float type.",
+        ));
     }
     let shp = match shape {
         Some(s) => {
             let s = dims(s)?;
             if broadcast_shapes("broadcast_shapes", &s, p.shape())? != s {
-                return Err(Error::value(op, "shape of `p` is incompatible with argument `shape`."));
+                return Err(Error::value(
+                    op,
+                    "shape of `p` is incompatible with argument `shape`.",
+                ));
             }
             s
         }
@@ -374,14 +449,27 @@ pub fn bernoulli(p: &Array, shape: Option<&[i64]>, key: Option<&Array>) -> Resul
 
 /// Normal samples truncated to `(lower, upper)`; the shape defaults to the broadcast
 /// of the bounds.
-pub fn truncated_normal(lower: &Array, upper: &Array, shape: Option<&[i64]>, dtype: Dtype, key: Option<&Array>) -> Result<Array> {
+pub fn truncated_normal(
+    lower: &Array,
+    upper: &Array,
+    shape: Option<&[i64]>,
+    dtype: Dtype,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "trunc_normal";
     if !dtype.is_float() {
-        return Err(Error::value(op, "trunc_normal only accepts floating point dtypes."));
+        return Err(Error::value(
+            op,
+            "trunc_normal only accepts floating point dtypes.",
+        ));
     }
     let shp = match shape {
         Some(s) => s.to_vec(),
-        None => to_i64(&broadcast_shapes("broadcast_shapes", lower.shape(), upper.shape())?),
+        None => to_i64(&broadcast_shapes(
+            "broadcast_shapes",
+            lower.shape(),
+            upper.shape(),
+        )?),
     };
     let lo = ops::astype(lower, dtype)?;
     let hi = ops::astype(upper, dtype)?;
@@ -406,20 +494,38 @@ pub fn gumbel(shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Array>
 /// noise. With `shape`, the output has that shape (broadcast compatible with the
 /// logits' shape without `axis`); with `num_samples`, that many samples per
 /// distribution in a new last axis; with neither, the logits' shape without `axis`.
-pub fn categorical(logits: &Array, axis: i64, shape: Option<&[i64]>, num_samples: Option<i64>, key: Option<&Array>) -> Result<Array> {
+pub fn categorical(
+    logits: &Array,
+    axis: i64,
+    shape: Option<&[i64]>,
+    num_samples: Option<i64>,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "categorical";
     let nd = logits.ndim();
     let n = nd as i64;
     let ax = if axis < 0 { axis + n } else { axis };
     if ax < 0 || ax >= n {
-        return Err(Error::axis(op, format!("Invalid axis {axis} for logits with {nd} dimensions.")));
+        return Err(Error::axis(
+            op,
+            format!("Invalid axis {axis} for logits with {nd} dimensions."),
+        ));
     }
     let ax = ax as usize;
     match (shape, num_samples) {
-        (Some(_), Some(_)) => Err(Error::value(op, "At most one of shape or num_samples can be specified.")),
+        (Some(_), Some(_)) => Err(Error::value(
+            op,
+            "At most one of shape or num_samples can be specified.",
+        )),
         (Some(s), None) => {
             let s = dims(s)?;
-            let reduced: Shape = logits.shape().iter().enumerate().filter(|&(i, _)| i != ax).map(|(_, &d)| d).collect();
+            let reduced: Shape = logits
+                .shape()
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != ax)
+                .map(|(_, &d)| d)
+                .collect();
             if broadcast_shapes("broadcast_shapes", &s, &reduced)? != s {
                 return Err(Error::value(
                     op,
@@ -454,17 +560,33 @@ pub fn categorical(logits: &Array, axis: i64, shape: Option<&[i64]>, num_samples
 
 /// Laplace samples with location `loc` and scale `scale` (both taken as float32, as
 /// MLX) of a real floating `dtype`.
-pub fn laplace(shape: &[i64], dtype: Dtype, loc: f64, scale: f64, key: Option<&Array>) -> Result<Array> {
+pub fn laplace(
+    shape: &[i64],
+    dtype: Dtype,
+    loc: f64,
+    scale: f64,
+    key: Option<&Array>,
+) -> Result<Array> {
     let op = "laplace";
     if !dtype.is_float() {
-        return Err(Error::value(op, "Only real floating point types are supported."));
+        return Err(Error::value(
+            op,
+            "Only real floating point types are supported.",
+        ));
     }
     let lo = fscalar(ABOVE_MINUS_ONE_F32, Dtype::Float32)?;
     let hi = fscalar(1.0, Dtype::Float32)?;
     let u = uniform(&lo, &hi, shape, Dtype::Float32, key)?;
     // sign(u) * log1p(-|u|) in float32, or float64 for a float64 result.
-    let u = if dtype == Dtype::Float64 { ops::astype(&u, dtype)? } else { u };
-    let x = ops::multiply(&ops::sign(&u)?, &ops::log1p(&ops::negative(&ops::abs(&u)?)?)?)?;
+    let u = if dtype == Dtype::Float64 {
+        ops::astype(&u, dtype)?
+    } else {
+        u
+    };
+    let x = ops::multiply(
+        &ops::sign(&u)?,
+        &ops::log1p(&ops::negative(&ops::abs(&u)?)?)?,
+    )?;
     let x = ops::astype(&x, dtype)?;
     let l = fscalar(loc as f32 as f64, dtype)?;
     let s = fscalar(scale as f32 as f64, dtype)?;
@@ -493,9 +615,18 @@ pub fn permutation(x: &Array, axis: i64, key: Option<&Array>) -> Result<Array> {
 }
 
 /// Jointly normal samples: not available yet (needs an SVD, which the engine lacks).
-pub fn multivariate_normal(mean: &Array, cov: &Array, shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Array> {
+pub fn multivariate_normal(
+    mean: &Array,
+    cov: &Array,
+    shape: &[i64],
+    dtype: Dtype,
+    key: Option<&Array>,
+) -> Result<Array> {
     let _ = (mean, cov, shape, dtype, key);
-    Err(Error::unsupported("multivariate_normal", "Requires linalg.svd, which oxmx does not have yet."))
+    Err(Error::unsupported(
+        "multivariate_normal",
+        "Requires linalg.svd, which oxmx does not have yet.",
+    ))
 }
 
 #[cfg(test)]
@@ -506,8 +637,14 @@ mod tests {
     fn threefry_random123_known_answers() {
         // Known-answer vectors of Threefry-2x32-20 from the Random123 distribution.
         assert_eq!(threefry2x32([0, 0], [0, 0]), [0x6b20_0159, 0x99ba_4efe]);
-        assert_eq!(threefry2x32([u32::MAX; 2], [u32::MAX; 2]), [0x1cb9_96fc, 0xbb00_2be7]);
-        assert_eq!(threefry2x32([0x1319_8a2e, 0x0370_7344], [0x243f_6a88, 0x85a3_08d3]), [0xc492_3a9c, 0x483d_f7a0]);
+        assert_eq!(
+            threefry2x32([u32::MAX; 2], [u32::MAX; 2]),
+            [0x1cb9_96fc, 0xbb00_2be7]
+        );
+        assert_eq!(
+            threefry2x32([0x1319_8a2e, 0x0370_7344], [0x243f_6a88, 0x85a3_08d3]),
+            [0xc492_3a9c, 0x483d_f7a0]
+        );
     }
 
     #[test]
@@ -515,7 +652,10 @@ mod tests {
         assert_eq!(key_words(0), [0, 0]);
         assert_eq!(key_words((1 << 32) + 5), [1, 5]);
         // mlx.core.random.split(mlx.core.random.key(0)) with MLX 0.32.4
-        assert_eq!(split_words([0, 0]), ([4146024105, 967050713], [2718843009, 1272950319]));
+        assert_eq!(
+            split_words([0, 0]),
+            ([4146024105, 967050713], [2718843009, 1272950319])
+        );
     }
 
     #[test]
@@ -523,7 +663,10 @@ mod tests {
         // 3 words: pairs (0, 2) and (1, 0); words [p0.0, p1.0, p0.1].
         let mut b = [0u8; 12];
         fill_bits([0, 0], &mut b);
-        let w: Vec<u32> = b.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let w: Vec<u32> = b
+            .chunks(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(w, vec![0xf71f4ea9, 0x508efb2c, 0xa20e4081]);
         // 1 byte: counter (0, 0), low byte of its first word.
         let mut b = [0u8; 1];

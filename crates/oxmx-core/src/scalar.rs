@@ -85,7 +85,11 @@ impl Scalar {
             Uint16 => int!(u16),
             Uint32 => int!(u32),
             Uint64 => {
-                let v = if int_src { self.as_u64() } else { self.as_f64() as u64 };
+                let v = if int_src {
+                    self.as_u64()
+                } else {
+                    self.as_f64() as u64
+                };
                 v.to_le_bytes().to_vec()
             }
             Int8 => int!(i8),

@@ -67,8 +67,16 @@ pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let n = a.len().max(b.len());
     let mut out = vec![0usize; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db {
             da
         } else if da == 1 {
@@ -78,7 +86,11 @@ pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Shape> {
         } else {
             return Err(Error::value(
                 op,
-                format!("Shapes {} and {} cannot be broadcast.", fmt_shape(a), fmt_shape(b)),
+                format!(
+                    "Shapes {} and {} cannot be broadcast.",
+                    fmt_shape(a),
+                    fmt_shape(b)
+                ),
             ));
         };
     }
@@ -107,7 +119,10 @@ pub fn shape_from_i64(op: &str, dims: &[i64]) -> Result<Shape> {
     let mut out = Vec::with_capacity(dims.len());
     for &d in dims {
         if d < 0 {
-            return Err(Error::value(op, format!("Negative dimensions are not allowed: {d}.")));
+            return Err(Error::value(
+                op,
+                format!("Negative dimensions are not allowed: {d}."),
+            ));
         }
         out.push(usize::try_from(d).map_err(|_| Error::overflow(op))?);
     }

@@ -21,10 +21,21 @@ fn contiguous_input(x: Input, device: Device) -> Result<Input> {
     let shape = x.shape.clone();
     let dtype = x.dtype;
     let data = backend::get(device)?.run(&Primitive::Copy, vec![x], &shape, dtype)?;
-    Ok(Input { shape, dtype, data, donatable: true })
+    Ok(Input {
+        shape,
+        dtype,
+        data,
+        donatable: true,
+    })
 }
 
-pub fn run_view(prim: &Primitive, ins: Vec<Input>, out_shape: &[usize], dtype: Dtype, device: Device) -> Result<ArrayData> {
+pub fn run_view(
+    prim: &Primitive,
+    ins: Vec<Input>,
+    out_shape: &[usize],
+    dtype: Dtype,
+    device: Device,
+) -> Result<ArrayData> {
     let op = prim.name();
     let x = one_input(op, ins)?;
     match prim {
@@ -32,12 +43,21 @@ pub fn run_view(prim: &Primitive, ins: Vec<Input>, out_shape: &[usize], dtype: D
             let mut x = contiguous_input(x, device)?;
             let strides = contiguous_strides(out_shape);
             // `view` to another dtype: the offset is re-expressed in the new element size.
-            let off_bytes = x.data.offset.checked_mul(x.dtype.size()).ok_or_else(|| Error::overflow(op))?;
+            let off_bytes = x
+                .data
+                .offset
+                .checked_mul(x.dtype.size())
+                .ok_or_else(|| Error::overflow(op))?;
             if off_bytes % dtype.size() != 0 {
                 let shape = x.shape.clone();
                 let d = x.dtype;
                 let data = backend::get(device)?.run(&Primitive::Copy, vec![x], &shape, d)?;
-                x = Input { shape, dtype: d, data, donatable: true };
+                x = Input {
+                    shape,
+                    dtype: d,
+                    data,
+                    donatable: true,
+                };
             }
             let off = x.data.offset * x.dtype.size() / dtype.size();
             ArrayData::new(op, x.data.buffer, off, strides, out_shape, dtype)
@@ -45,16 +65,27 @@ pub fn run_view(prim: &Primitive, ins: Vec<Input>, out_shape: &[usize], dtype: D
         Primitive::Transpose { perm } => {
             let mut strides = Vec::with_capacity(perm.len());
             for &p in perm {
-                strides.push(*x.data.strides.get(p).ok_or_else(|| Error::runtime(op, "bad permutation"))?);
+                strides.push(
+                    *x.data
+                        .strides
+                        .get(p)
+                        .ok_or_else(|| Error::runtime(op, "bad permutation"))?,
+                );
             }
             ArrayData::new(op, x.data.buffer, x.data.offset, strides, out_shape, dtype)
         }
         Primitive::Broadcast => {
             let nd = out_shape.len();
-            let lead = nd.checked_sub(x.shape.len()).ok_or_else(|| Error::runtime(op, "rank"))?;
+            let lead = nd
+                .checked_sub(x.shape.len())
+                .ok_or_else(|| Error::runtime(op, "rank"))?;
             let mut strides = vec![0isize; nd];
             for i in 0..x.shape.len() {
-                strides[lead + i] = if x.shape[i] == 1 { 0 } else { x.data.strides[i] };
+                strides[lead + i] = if x.shape[i] == 1 {
+                    0
+                } else {
+                    x.data.strides[i]
+                };
             }
             ArrayData::new(op, x.data.buffer, x.data.offset, strides, out_shape, dtype)
         }
@@ -66,7 +97,9 @@ pub fn run_view(prim: &Primitive, ins: Vec<Input>, out_shape: &[usize], dtype: D
                 if out_shape[i] > 0 {
                     off += start[i] as i128 * s;
                 }
-                let ns = s.checked_mul(step[i] as i128).ok_or_else(|| Error::overflow(op))?;
+                let ns = s
+                    .checked_mul(step[i] as i128)
+                    .ok_or_else(|| Error::overflow(op))?;
                 strides.push(isize::try_from(ns).map_err(|_| Error::overflow(op))?);
             }
             let off = usize::try_from(off).map_err(|_| Error::overflow(op))?;
@@ -86,7 +119,11 @@ pub fn run_view(prim: &Primitive, ins: Vec<Input>, out_shape: &[usize], dtype: D
                     format!("The view reaches elements [{lo}, {hi}] outside the input's {in_size} elements."),
                 ));
             }
-            let base = x.data.offset.checked_add(*offset).ok_or_else(|| Error::overflow(op))?;
+            let base = x
+                .data
+                .offset
+                .checked_add(*offset)
+                .ok_or_else(|| Error::overflow(op))?;
             ArrayData::new(op, x.data.buffer, base, st, out_shape, dtype)
         }
         _ => Err(Error::runtime(op, "not a view primitive")),

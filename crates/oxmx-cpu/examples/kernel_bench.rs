@@ -10,7 +10,9 @@ fn rand(n: usize) -> Vec<f32> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect()
@@ -57,7 +59,11 @@ fn main() {
             let b = ops::from_slice(&rand(n * n), vec![n, n], Dtype::Float32).unwrap();
             let reps = if n >= 2048 { 5 } else { 10 };
             let t = best(reps, || ops::matmul(&a, &b).unwrap());
-            println!("matmul {n} f32: {:.3} ms, {:.1} GFLOP/s", t * 1e3, 2.0 * (n as f64).powi(3) / t / 1e9);
+            println!(
+                "matmul {n} f32: {:.3} ms, {:.1} GFLOP/s",
+                t * 1e3,
+                2.0 * (n as f64).powi(3) / t / 1e9
+            );
         }
     }
 }

@@ -37,14 +37,20 @@ macro_rules! arg_float {
 arg_float!(f16, bf16, f32, f64);
 impl ArgCmp for Complex32 {
     fn gt(self, b: Self) -> bool {
-        let (sn, bn) = (self.re.is_nan() || self.im.is_nan(), b.re.is_nan() || b.im.is_nan());
+        let (sn, bn) = (
+            self.re.is_nan() || self.im.is_nan(),
+            b.re.is_nan() || b.im.is_nan(),
+        );
         if sn || bn {
             return sn && !bn;
         }
         self.re > b.re || (self.re == b.re && self.im > b.im)
     }
     fn lt(self, b: Self) -> bool {
-        let (sn, bn) = (self.re.is_nan() || self.im.is_nan(), b.re.is_nan() || b.im.is_nan());
+        let (sn, bn) = (
+            self.re.is_nan() || self.im.is_nan(),
+            b.re.is_nan() || b.im.is_nan(),
+        );
         if sn || bn {
             return sn && !bn;
         }
@@ -111,7 +117,9 @@ fn go<T: ArgCmp + bytemuck::Pod>(max: bool, x: &Input, axis: usize, out: &mut [u
         };
         if par {
             out.par_chunks_mut(kin).enumerate().for_each(|(r, orow)| {
-                orow.par_chunks_mut(COLS).enumerate().for_each(|(c, o)| unit(r, c * COLS, o));
+                orow.par_chunks_mut(COLS)
+                    .enumerate()
+                    .for_each(|(c, o)| unit(r, c * COLS, o));
             });
         } else {
             for (r, orow) in out.chunks_mut(kin).enumerate() {
@@ -161,8 +169,13 @@ fn go<T: ArgCmp + bytemuck::Pod>(max: bool, x: &Input, axis: usize, out: &mut [u
         }
     };
     if par && n_out > 1 {
-        let chunk = n_out.div_ceil(rayon::current_num_threads().max(1) * 8).max(PAR_THRESHOLD.div_ceil(n).min(n_out)).max(1);
-        out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| walk(c * chunk, o));
+        let chunk = n_out
+            .div_ceil(rayon::current_num_threads().max(1) * 8)
+            .max(PAR_THRESHOLD.div_ceil(n).min(n_out))
+            .max(1);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, o)| walk(c * chunk, o));
     } else {
         walk(0, out);
     }

@@ -60,7 +60,11 @@ macro_rules! float_binary {
             FloorDivide => $go!(|x: $t, y: $t| (x / y).floor()),
             Remainder => $go!(|x: $t, y: $t| {
                 let r = x % y;
-                if r != 0.0 && ((r < 0.0) != (y < 0.0)) { r + y } else { r }
+                if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                    r + y
+                } else {
+                    r
+                }
             }),
             Power => $go!(|x: $t, y: $t| x.powf(y)),
             Maximum => $go!(|x: $t, y: $t| if x.is_nan() || x > y { x } else { y }),
@@ -76,7 +80,12 @@ macro_rules! float_binary {
                 }
                 m + (-(x - y).abs()).exp().ln_1p()
             }),
-            _ => return Err(Error::value($op.name(), "Not supported for floating point inputs.")),
+            _ => {
+                return Err(Error::value(
+                    $op.name(),
+                    "Not supported for floating point inputs.",
+                ))
+            }
         }
     }};
 }
@@ -101,51 +110,117 @@ pub trait IntArith: Copy {
 macro_rules! int_arith {
     ($t:ty, $signed:expr) => {
         impl IntArith for $t {
-            #[inline] fn add(self, o: Self) -> Self { self.wrapping_add(o) }
-            #[inline] fn sub(self, o: Self) -> Self { self.wrapping_sub(o) }
-            #[inline] fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
+            #[inline]
+            fn add(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            #[inline]
+            fn sub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            #[inline]
+            fn mul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
             #[inline]
             fn fdiv(self, o: Self) -> Self {
-                if o == 0 { return 0; }
+                if o == 0 {
+                    return 0;
+                }
                 let q = self.wrapping_div(o);
                 #[allow(unused_comparisons)]
                 let neg = (self < 0) != (o < 0);
-                if $signed && neg && q.wrapping_mul(o) != self { q.wrapping_sub(1) } else { q }
+                if $signed && neg && q.wrapping_mul(o) != self {
+                    q.wrapping_sub(1)
+                } else {
+                    q
+                }
             }
             #[inline]
             fn rem(self, o: Self) -> Self {
-                if o == 0 { return 0; }
+                if o == 0 {
+                    return 0;
+                }
                 let r = self.wrapping_rem(o);
                 #[allow(unused_comparisons)]
                 let fix = r != 0 && ((r < 0) != (o < 0));
-                if $signed && fix { r.wrapping_add(o) } else { r }
+                if $signed && fix {
+                    r.wrapping_add(o)
+                } else {
+                    r
+                }
             }
             #[inline]
             fn pow(self, o: Self) -> Self {
                 #[allow(unused_comparisons)]
                 if o < 0 {
                     // integer powers with negative exponents: only ±1 survive
-                    return match self as i64 { 1 => 1 as $t, -1 => if (o as i64) % 2 == 0 { 1 as $t } else { self }, _ => 0 };
+                    return match self as i64 {
+                        1 => 1 as $t,
+                        -1 => {
+                            if (o as i64) % 2 == 0 {
+                                1 as $t
+                            } else {
+                                self
+                            }
+                        }
+                        _ => 0,
+                    };
                 }
                 let e = u32::try_from(o as u64).unwrap_or(u32::MAX);
                 self.wrapping_pow(e)
             }
-            #[inline] fn max(self, o: Self) -> Self { if self > o { self } else { o } }
-            #[inline] fn min(self, o: Self) -> Self { if self < o { self } else { o } }
-            #[inline] fn and(self, o: Self) -> Self { self & o }
-            #[inline] fn or(self, o: Self) -> Self { self | o }
-            #[inline] fn xor(self, o: Self) -> Self { self ^ o }
+            #[inline]
+            fn max(self, o: Self) -> Self {
+                if self > o {
+                    self
+                } else {
+                    o
+                }
+            }
+            #[inline]
+            fn min(self, o: Self) -> Self {
+                if self < o {
+                    self
+                } else {
+                    o
+                }
+            }
+            #[inline]
+            fn and(self, o: Self) -> Self {
+                self & o
+            }
+            #[inline]
+            fn or(self, o: Self) -> Self {
+                self | o
+            }
+            #[inline]
+            fn xor(self, o: Self) -> Self {
+                self ^ o
+            }
             #[inline]
             fn shl(self, o: Self) -> Self {
                 #[allow(unused_comparisons)]
-                if o < 0 || (o as u64) >= <$t>::BITS as u64 { 0 } else { self << (o as u32) }
+                if o < 0 || (o as u64) >= <$t>::BITS as u64 {
+                    0
+                } else {
+                    self << (o as u32)
+                }
             }
             #[inline]
             fn shr(self, o: Self) -> Self {
                 #[allow(unused_comparisons)]
                 let neg = self < 0;
                 #[allow(unused_comparisons)]
-                if o < 0 || (o as u64) >= <$t>::BITS as u64 { if neg { !0 } else { 0 } } else { self >> (o as u32) }
+                if o < 0 || (o as u64) >= <$t>::BITS as u64 {
+                    if neg {
+                        !0
+                    } else {
+                        0
+                    }
+                } else {
+                    self >> (o as u32)
+                }
             }
         }
     };
@@ -159,7 +234,12 @@ int_arith!(i16, true);
 int_arith!(i32, true);
 int_arith!(i64, true);
 
-fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(
+    op: BinaryOp,
+    a: &Input,
+    b: &Input,
+    out: &mut Buffer,
+) -> Result<()> {
     use BinaryOp::*;
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
     let o = out.typed_mut::<T>();
@@ -178,7 +258,12 @@ fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(op: BinaryOp, a: &Input
         BitwiseXor => map2(s, va, vb, o, T::xor),
         LeftShift => map2(s, va, vb, o, T::shl),
         RightShift => map2(s, va, vb, o, T::shr),
-        _ => return Err(Error::value(op.name(), format!("Not supported for {}.", a.dtype))),
+        _ => {
+            return Err(Error::value(
+                op.name(),
+                format!("Not supported for {}.", a.dtype),
+            ))
+        }
     }
     Ok(())
 }
@@ -211,7 +296,13 @@ fn complex_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Resul
         Subtract => |x, y| x - y,
         Multiply => |x, y| x * y,
         Divide => |x, y| x / y,
-        Power => |x, y| if y.re == 0.0 && y.im == 0.0 { Complex32::new(1.0, 0.0) } else { x.powc(y) },
+        Power => |x, y| {
+            if y.re == 0.0 && y.im == 0.0 {
+                Complex32::new(1.0, 0.0)
+            } else {
+                x.powc(y)
+            }
+        },
         Maximum => |x, y| if y.lt(x) { x } else { y },
         Minimum => |x, y| if x.lt(y) { x } else { y },
         _ => return Err(Error::value(op.name(), "Not supported for complex64.")),
@@ -230,7 +321,11 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
     match d {
         Dtype::Bool => bool_binary(op, a, b, out)?,
         Dtype::Float32 => {
-            let (va, vb, o) = (View::<f32>::of(a), View::<f32>::of(b), out.typed_mut::<f32>());
+            let (va, vb, o) = (
+                View::<f32>::of(a),
+                View::<f32>::of(b),
+                out.typed_mut::<f32>(),
+            );
             macro_rules! go {
                 ($f:expr) => {
                     map2(s, va, vb, o, $f)
@@ -239,7 +334,11 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
             float_binary!(op, f32, go)
         }
         Dtype::Float64 => {
-            let (va, vb, o) = (View::<f64>::of(a), View::<f64>::of(b), out.typed_mut::<f64>());
+            let (va, vb, o) = (
+                View::<f64>::of(a),
+                View::<f64>::of(b),
+                out.typed_mut::<f64>(),
+            );
             macro_rules! go {
                 ($f:expr) => {
                     map2(s, va, vb, o, $f)
@@ -248,21 +347,33 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
             float_binary!(op, f64, go)
         }
         Dtype::Float16 => {
-            let (va, vb, o) = (View::<f16>::of(a), View::<f16>::of(b), out.typed_mut::<f16>());
+            let (va, vb, o) = (
+                View::<f16>::of(a),
+                View::<f16>::of(b),
+                out.typed_mut::<f16>(),
+            );
             macro_rules! go {
                 ($f:expr) => {{
                     let f = $f;
-                    map2(s, va, vb, o, |x: f16, y: f16| f16::from_f32(f(x.to_f32(), y.to_f32())))
+                    map2(s, va, vb, o, |x: f16, y: f16| {
+                        f16::from_f32(f(x.to_f32(), y.to_f32()))
+                    })
                 }};
             }
             float_binary!(op, f32, go)
         }
         Dtype::Bfloat16 => {
-            let (va, vb, o) = (View::<bf16>::of(a), View::<bf16>::of(b), out.typed_mut::<bf16>());
+            let (va, vb, o) = (
+                View::<bf16>::of(a),
+                View::<bf16>::of(b),
+                out.typed_mut::<bf16>(),
+            );
             macro_rules! go {
                 ($f:expr) => {{
                     let f = $f;
-                    map2(s, va, vb, o, |x: bf16, y: bf16| bf16::from_f32(f(x.to_f32(), y.to_f32())))
+                    map2(s, va, vb, o, |x: bf16, y: bf16| {
+                        bf16::from_f32(f(x.to_f32(), y.to_f32()))
+                    })
                 }};
             }
             float_binary!(op, f32, go)

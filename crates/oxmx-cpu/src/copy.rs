@@ -48,22 +48,40 @@ pub fn arange(start: f64, step: f64, dtype: Dtype, out: &mut Buffer) {
         let o = out.typed_mut::<T>();
         if dtype.is_integer() && start.fract() == 0.0 && step.fract() == 0.0 {
             let (s, st) = (start as i64, step as i64);
-            o.par_iter_mut().with_min_len(1 << 14).enumerate().for_each(|(i, v)| *v = T::from_i64(s.wrapping_add((i as i64).wrapping_mul(st))));
+            o.par_iter_mut()
+                .with_min_len(1 << 14)
+                .enumerate()
+                .for_each(|(i, v)| *v = T::from_i64(s.wrapping_add((i as i64).wrapping_mul(st))));
         } else {
-            o.par_iter_mut().with_min_len(1 << 14).enumerate().for_each(|(i, v)| *v = T::from_f64(start + i as f64 * step));
+            o.par_iter_mut()
+                .with_min_len(1 << 14)
+                .enumerate()
+                .for_each(|(i, v)| *v = T::from_f64(start + i as f64 * step));
         }
     })
 }
 
 pub fn select(c: &Input, x: &Input, y: &Input, out: &mut Buffer) {
     crate::with_size!(x.dtype.size(), T, {
-        map3(&x.shape, View::<u8>::of(c), View::<T>::of(x), View::<T>::of(y), out.typed_mut::<T>(), |c, a, b| if c != 0 { a } else { b })
+        map3(
+            &x.shape,
+            View::<u8>::of(c),
+            View::<T>::of(x),
+            View::<T>::of(y),
+            out.typed_mut::<T>(),
+            |c, a, b| if c != 0 { a } else { b },
+        )
     })
 }
 
 /// Copy a strided input into a window of a contiguous output described by
 /// (offset, strides) in output elements.
-fn copy_into<T: bytemuck::Pod + Send + Sync>(x: &Input, out: &mut [T], off: usize, ostrides: &[isize]) -> Result<()> {
+fn copy_into<T: bytemuck::Pod + Send + Sync>(
+    x: &Input,
+    out: &mut [T],
+    off: usize,
+    ostrides: &[isize],
+) -> Result<()> {
     let n = size_of(&x.shape);
     if n == 0 {
         return Ok(());
@@ -72,14 +90,24 @@ fn copy_into<T: bytemuck::Pod + Send + Sync>(x: &Input, out: &mut [T], off: usiz
     let dst = crate::strided::offsets_of(&x.shape, ostrides, off);
     let data = x.data.buffer.typed::<T>();
     for (&s, &d) in src.iter().zip(&dst) {
-        let v = *data.get(s).ok_or_else(|| Error::runtime("copy", "source offset out of range"))?;
-        *out.get_mut(d).ok_or_else(|| Error::runtime("copy", "destination offset out of range"))? = v;
+        let v = *data
+            .get(s)
+            .ok_or_else(|| Error::runtime("copy", "source offset out of range"))?;
+        *out.get_mut(d)
+            .ok_or_else(|| Error::runtime("copy", "destination offset out of range"))? = v;
     }
     Ok(())
 }
 
-pub fn concatenate(ins: &[Input], axis: usize, out_shape: &[usize], out: &mut Buffer) -> Result<()> {
-    let Some(first) = ins.first() else { return Ok(()) };
+pub fn concatenate(
+    ins: &[Input],
+    axis: usize,
+    out_shape: &[usize],
+    out: &mut Buffer,
+) -> Result<()> {
+    let Some(first) = ins.first() else {
+        return Ok(());
+    };
     let ostr = contiguous_strides(out_shape);
     crate::with_size!(first.dtype.size(), T, {
         let o = out.typed_mut::<T>();
@@ -93,7 +121,14 @@ pub fn concatenate(ins: &[Input], axis: usize, out_shape: &[usize], out: &mut Bu
     Ok(())
 }
 
-pub fn slice_update(src: &Input, upd: &Input, start: &[i64], steps: &[i64], out_shape: &[usize], out: &mut Buffer) -> Result<()> {
+pub fn slice_update(
+    src: &Input,
+    upd: &Input,
+    start: &[i64],
+    steps: &[i64],
+    out_shape: &[usize],
+    out: &mut Buffer,
+) -> Result<()> {
     let ostr = contiguous_strides(out_shape);
     crate::with_size!(src.dtype.size(), T, {
         let o = out.typed_mut::<T>();

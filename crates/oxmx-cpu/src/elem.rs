@@ -103,19 +103,58 @@ macro_rules! with_dtype {
     ($dt:expr, $T:ident, $body:expr) => {{
         use oxmx_core::Dtype as __D;
         match $dt {
-            __D::Bool | __D::Uint8 => { type $T = u8; $body }
-            __D::Uint16 => { type $T = u16; $body }
-            __D::Uint32 => { type $T = u32; $body }
-            __D::Uint64 => { type $T = u64; $body }
-            __D::Int8 => { type $T = i8; $body }
-            __D::Int16 => { type $T = i16; $body }
-            __D::Int32 => { type $T = i32; $body }
-            __D::Int64 => { type $T = i64; $body }
-            __D::Float16 => { type $T = half::f16; $body }
-            __D::Bfloat16 => { type $T = half::bf16; $body }
-            __D::Float32 => { type $T = f32; $body }
-            __D::Float64 => { type $T = f64; $body }
-            __D::Complex64 => { type $T = num_complex::Complex32; $body }
+            __D::Bool | __D::Uint8 => {
+                type $T = u8;
+                $body
+            }
+            __D::Uint16 => {
+                type $T = u16;
+                $body
+            }
+            __D::Uint32 => {
+                type $T = u32;
+                $body
+            }
+            __D::Uint64 => {
+                type $T = u64;
+                $body
+            }
+            __D::Int8 => {
+                type $T = i8;
+                $body
+            }
+            __D::Int16 => {
+                type $T = i16;
+                $body
+            }
+            __D::Int32 => {
+                type $T = i32;
+                $body
+            }
+            __D::Int64 => {
+                type $T = i64;
+                $body
+            }
+            __D::Float16 => {
+                type $T = half::f16;
+                $body
+            }
+            __D::Bfloat16 => {
+                type $T = half::bf16;
+                $body
+            }
+            __D::Float32 => {
+                type $T = f32;
+                $body
+            }
+            __D::Float64 => {
+                type $T = f64;
+                $body
+            }
+            __D::Complex64 => {
+                type $T = num_complex::Complex32;
+                $body
+            }
         }
     }};
 }
@@ -125,10 +164,22 @@ macro_rules! with_dtype {
 macro_rules! with_size {
     ($size:expr, $T:ident, $body:expr) => {{
         match $size {
-            1 => { type $T = u8; $body }
-            2 => { type $T = u16; $body }
-            4 => { type $T = u32; $body }
-            _ => { type $T = u64; $body }
+            1 => {
+                type $T = u8;
+                $body
+            }
+            2 => {
+                type $T = u16;
+                $body
+            }
+            4 => {
+                type $T = u32;
+                $body
+            }
+            _ => {
+                type $T = u64;
+                $body
+            }
         }
     }};
 }

@@ -19,7 +19,11 @@ use rayon::prelude::*;
 /// Index values of `x` in row-major order of `shape` (any integer dtype).
 fn read_indices(x: &Input, shape: &[usize]) -> Vec<i64> {
     let mut v = vec![0i64; size_of(shape)];
-    crate::with_dtype!(x.dtype, T, map1(shape, View::<T>::of(x), &mut v, |e: T| e.to_i64()));
+    crate::with_dtype!(
+        x.dtype,
+        T,
+        map1(shape, View::<T>::of(x), &mut v, |e: T| e.to_i64())
+    );
     v
 }
 
@@ -29,13 +33,17 @@ fn wrap(op: &str, i: i64, dim: usize, axis: usize) -> Result<usize> {
     let d = dim as i64;
     let j = if i < 0 { i.wrapping_add(d) } else { i };
     if j < 0 || j >= d {
-        return Err(Error::index(op, format!("Index {i} is out of bounds for axis {axis} with size {dim}.")));
+        return Err(Error::index(
+            op,
+            format!("Index {i} is out of bounds for axis {axis} with size {dim}."),
+        ));
     }
     Ok(j as usize)
 }
 
 fn input<'a>(op: &str, ins: &'a [Input], i: usize) -> Result<&'a Input> {
-    ins.get(i).ok_or_else(|| Error::runtime(op, "missing input"))
+    ins.get(i)
+        .ok_or_else(|| Error::runtime(op, "missing input"))
 }
 
 /// Strided offsets of the dims of `x` not in `axes`: (shape, strides).
@@ -52,10 +60,20 @@ fn rest_dims(x: &Input, axes: &[usize]) -> (Vec<usize>, Vec<isize>) {
 }
 
 /// Source element offsets (absolute) of each index position for `axes`: validated.
-fn base_offsets(op: &str, src_shape: &[usize], src_strides: &[isize], src_off: isize, axes: &[usize], idx: &[Vec<i64>], n: usize) -> Result<Vec<isize>> {
+fn base_offsets(
+    op: &str,
+    src_shape: &[usize],
+    src_strides: &[isize],
+    src_off: isize,
+    axes: &[usize],
+    idx: &[Vec<i64>],
+    n: usize,
+) -> Result<Vec<isize>> {
     let mut bases = vec![src_off; n];
     for (k, &ax) in axes.iter().enumerate() {
-        let (Some(&dim), Some(&st), Some(iv)) = (src_shape.get(ax), src_strides.get(ax), idx.get(k)) else {
+        let (Some(&dim), Some(&st), Some(iv)) =
+            (src_shape.get(ax), src_strides.get(ax), idx.get(k))
+        else {
             return Err(Error::runtime(op, "Bad axis."));
         };
         for (b, &i) in bases.iter_mut().zip(iv) {
@@ -78,7 +96,15 @@ pub fn gather(ins: &[Input], axes: &[usize], out: &mut Buffer) -> Result<()> {
     }
     let n = size_of(&ishape);
     let idx: Vec<Vec<i64>> = ins[1..].iter().map(|x| read_indices(x, &ishape)).collect();
-    let bases = base_offsets(op, &src.shape, &src.data.strides, src.data.offset as isize, axes, &idx, n)?;
+    let bases = base_offsets(
+        op,
+        &src.shape,
+        &src.data.strides,
+        src.data.offset as isize,
+        axes,
+        &idx,
+        n,
+    )?;
     let (rs, rst) = rest_dims(src, axes);
     let m = size_of(&rs);
     if n == 0 || m == 0 {
@@ -105,11 +131,13 @@ pub fn gather(ins: &[Input], axes: &[usize], out: &mut Buffer) -> Result<()> {
         };
         if n * m >= PAR_THRESHOLD {
             let per = (PAR_THRESHOLD / m).max(1);
-            o.par_chunks_mut(m * per).zip(bases.par_chunks(per)).for_each(|(dst, bs)| {
-                for (d, &b) in dst.chunks_mut(m).zip(bs) {
-                    fill(b, d);
-                }
-            });
+            o.par_chunks_mut(m * per)
+                .zip(bases.par_chunks(per))
+                .for_each(|(dst, bs)| {
+                    for (d, &b) in dst.chunks_mut(m).zip(bs) {
+                        fill(b, d);
+                    }
+                });
         } else {
             for (d, &b) in o.chunks_mut(m).zip(&bases) {
                 fill(b, d);
@@ -129,8 +157,17 @@ pub fn gather_axis(ins: &[Input], axis: usize, out: &mut Buffer) -> Result<()> {
     let (Some(&dim), Some(&st)) = (src.shape.get(axis), src.data.strides.get(axis)) else {
         return Err(Error::runtime(op, "Bad axis."));
     };
-    if src.shape.len() != shape.len() || shape.iter().zip(&src.shape).enumerate().any(|(d, (&a, &b))| d != axis && a != b) {
-        return Err(Error::runtime(op, "Index shape must match the source outside the axis."));
+    if src.shape.len() != shape.len()
+        || shape
+            .iter()
+            .zip(&src.shape)
+            .enumerate()
+            .any(|(d, (&a, &b))| d != axis && a != b)
+    {
+        return Err(Error::runtime(
+            op,
+            "Index shape must match the source outside the axis.",
+        ));
     }
     let idx = read_indices(ix, shape);
     // source offsets with the axis coordinate at 0
@@ -145,9 +182,14 @@ pub fn gather_axis(ins: &[Input], axis: usize, out: &mut Buffer) -> Result<()> {
         let data = src.data.buffer.typed::<T>();
         let o = &mut out.typed_mut::<T>()[..n];
         if n >= PAR_THRESHOLD {
-            o.par_iter_mut().zip(pos.par_iter()).with_min_len(4096).for_each(|(d, &p)| *d = data[p as usize]);
+            o.par_iter_mut()
+                .zip(pos.par_iter())
+                .with_min_len(4096)
+                .for_each(|(d, &p)| *d = data[p as usize]);
         } else {
-            o.iter_mut().zip(&pos).for_each(|(d, &p)| *d = data[p as usize]);
+            o.iter_mut()
+                .zip(&pos)
+                .for_each(|(d, &p)| *d = data[p as usize]);
         }
     });
     Ok(())
@@ -231,7 +273,9 @@ fn copy_src<T: bytemuck::Pod + Send + Sync>(src: &Input, out: &mut [T]) {
 /// Apply `f(out[dst[i]], vals[i])` in order; every `dst` was validated.
 fn apply<T: Copy>(out: &mut [T], dst: &[usize], vals: &[T], f: fn(T, T) -> T) -> Result<()> {
     for (&d, &v) in dst.iter().zip(vals) {
-        let o = out.get_mut(d).ok_or_else(|| Error::runtime("scatter", "destination out of range"))?;
+        let o = out
+            .get_mut(d)
+            .ok_or_else(|| Error::runtime("scatter", "destination out of range"))?;
         *o = f(*o, v);
     }
     Ok(())
@@ -246,20 +290,76 @@ fn values<T: bytemuck::Pod + Send + Sync + Default>(x: &Input, shape: &[usize]) 
 macro_rules! with_combine {
     ($dt:expr, $mode:expr, $T:ident, $f:ident, $body:expr) => {{
         match $dt {
-            Dtype::Bool => { type $T = u8; let $f = bool_fn($mode); $body }
-            Dtype::Uint8 => { type $T = u8; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Uint16 => { type $T = u16; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Uint32 => { type $T = u32; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Uint64 => { type $T = u64; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Int8 => { type $T = i8; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Int16 => { type $T = i16; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Int32 => { type $T = i32; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Int64 => { type $T = i64; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Float16 => { type $T = f16; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Bfloat16 => { type $T = bf16; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Float32 => { type $T = f32; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Float64 => { type $T = f64; let $f = combine_fn::<$T>($mode); $body }
-            Dtype::Complex64 => { type $T = Complex32; let $f = combine_fn::<$T>($mode); $body }
+            Dtype::Bool => {
+                type $T = u8;
+                let $f = bool_fn($mode);
+                $body
+            }
+            Dtype::Uint8 => {
+                type $T = u8;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Uint16 => {
+                type $T = u16;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Uint32 => {
+                type $T = u32;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Uint64 => {
+                type $T = u64;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Int8 => {
+                type $T = i8;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Int16 => {
+                type $T = i16;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Int32 => {
+                type $T = i32;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Int64 => {
+                type $T = i64;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Float16 => {
+                type $T = f16;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Bfloat16 => {
+                type $T = bf16;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Float32 => {
+                type $T = f32;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Float64 => {
+                type $T = f64;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
+            Dtype::Complex64 => {
+                type $T = Complex32;
+                let $f = combine_fn::<$T>($mode);
+                $body
+            }
         }
     }};
 }
@@ -276,11 +376,17 @@ pub fn scatter_axis(ins: &[Input], axis: usize, mode: ScatterMode, out: &mut Buf
         return Err(Error::runtime(op, "Bad axis."));
     };
     if ishape.len() != src.shape.len() || vals.shape != *ishape {
-        return Err(Error::runtime(op, "Index, values and source shapes disagree."));
+        return Err(Error::runtime(
+            op,
+            "Index, values and source shapes disagree.",
+        ));
     }
     for (d, (&a, &b)) in ishape.iter().zip(&src.shape).enumerate() {
         if d != axis && a != b {
-            return Err(Error::runtime(op, "Index shape must match the source outside the axis."));
+            return Err(Error::runtime(
+                op,
+                "Index shape must match the source outside the axis.",
+            ));
         }
     }
     let idx = read_indices(ix, ishape);
@@ -327,7 +433,10 @@ pub fn scatter(ins: &[Input], axes: &[usize], mode: ScatterMode, out: &mut Buffe
     let mut ushape = ishape.clone();
     ushape.extend_from_slice(&rs);
     if upd.shape != ushape {
-        return Err(Error::runtime(op, "Updates shape must be the index shape followed by the remaining source dims."));
+        return Err(Error::runtime(
+            op,
+            "Updates shape must be the index shape followed by the remaining source dims.",
+        ));
     }
     let rest = rel_offsets(&rs, &rst);
     let mut dst = Vec::with_capacity(n * rest.len());

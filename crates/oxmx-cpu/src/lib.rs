@@ -9,8 +9,8 @@ pub mod gather;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
-pub mod softmax;
 pub mod scan_sort;
+pub mod softmax;
 pub mod special;
 pub mod strided;
 pub mod threads;
@@ -30,7 +30,9 @@ pub struct CpuBackend;
 /// Output buffer for `shape`/`dtype`, reusing a donated contiguous input of the same
 /// byte size when possible.
 fn output(op: &str, ins: &mut [Input], shape: &[usize], dtype: Dtype) -> Result<Buffer> {
-    let nbytes = size_of(shape).checked_mul(dtype.size()).ok_or_else(|| Error::overflow(op))?;
+    let nbytes = size_of(shape)
+        .checked_mul(dtype.size())
+        .ok_or_else(|| Error::overflow(op))?;
     let _ = ins;
     memory::alloc(op, nbytes)
 }
@@ -52,7 +54,13 @@ impl Backend for CpuBackend {
         "cpu".to_string()
     }
 
-    fn run(&self, prim: &Primitive, mut ins: Vec<Input>, out_shape: &[usize], out_dtype: Dtype) -> Result<ArrayData> {
+    fn run(
+        &self,
+        prim: &Primitive,
+        mut ins: Vec<Input>,
+        out_shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
         let op = prim.name();
         let mut out = output(op, &mut ins, out_shape, out_dtype)?;
         match prim {
@@ -73,8 +81,12 @@ impl Backend for CpuBackend {
                 input(&ins, 1, op)?;
                 copy::slice_update(&ins[0], &ins[1], start, strides, out_shape, &mut out)?
             }
-            Primitive::Reduce { op: r, axes } => reduce::run(*r, &ins[input(&ins, 0, op)?], axes, &mut out)?,
-            Primitive::ArgReduce { op: r, axis } => arg_reduce::run(*r, &ins[input(&ins, 0, op)?], *axis, &mut out)?,
+            Primitive::Reduce { op: r, axes } => {
+                reduce::run(*r, &ins[input(&ins, 0, op)?], axes, &mut out)?
+            }
+            Primitive::ArgReduce { op: r, axis } => {
+                arg_reduce::run(*r, &ins[input(&ins, 0, op)?], *axis, &mut out)?
+            }
             Primitive::Softmax { .. } => softmax::run(&ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Matmul => {
                 input(&ins, 1, op)?;
@@ -82,19 +94,34 @@ impl Backend for CpuBackend {
             }
             Primitive::Gather { axes } => gather::gather(&ins, axes, &mut out)?,
             Primitive::GatherAxis { axis } => gather::gather_axis(&ins, *axis, &mut out)?,
-            Primitive::ScatterAxis { axis, mode } => gather::scatter_axis(&ins, *axis, *mode, &mut out)?,
-            Primitive::Scatter { axes, mode } => gather::scatter(&ins, axes, *mode, &mut out)?,
-            Primitive::RandomBits { .. } => random::random_bits(&ins[input(&ins, 0, op)?], &mut out)?,
-            Primitive::Scan { op: sop, reverse, inclusive } => {
-                scan_sort::scan(*sop, *reverse, *inclusive, &ins[input(&ins, 0, op)?], &mut out)?
+            Primitive::ScatterAxis { axis, mode } => {
+                gather::scatter_axis(&ins, *axis, *mode, &mut out)?
             }
+            Primitive::Scatter { axes, mode } => gather::scatter(&ins, axes, *mode, &mut out)?,
+            Primitive::RandomBits { .. } => {
+                random::random_bits(&ins[input(&ins, 0, op)?], &mut out)?
+            }
+            Primitive::Scan {
+                op: sop,
+                reverse,
+                inclusive,
+            } => scan_sort::scan(
+                *sop,
+                *reverse,
+                *inclusive,
+                &ins[input(&ins, 0, op)?],
+                &mut out,
+            )?,
             Primitive::Sort { arg } => scan_sort::sort(*arg, &ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast
             | Primitive::Slice { .. }
             | Primitive::AsStrided { .. } => {
-                return Err(Error::runtime(op, "View primitives are executed by the core."))
+                return Err(Error::runtime(
+                    op,
+                    "View primitives are executed by the core.",
+                ))
             }
         }
         Ok(ArrayData::contiguous(out, out_shape))

@@ -67,7 +67,15 @@ impl<T> Mat<'_, T> {
 const SMALL: usize = 64 * 64 * 64;
 
 /// dst (m x n, row-major, exactly m*n long) = a (m x k) @ b (k x n).
-fn gemm_one<T: GemmElem>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, dst: &mut [T], par: Parallelism) -> Result<()> {
+fn gemm_one<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<T>,
+    b: Mat<T>,
+    dst: &mut [T],
+    par: Parallelism,
+) -> Result<()> {
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -128,21 +136,41 @@ struct Operand<'a, T> {
 
 impl<'a, T: bytemuck::Pod> Operand<'a, T> {
     fn of(x: &'a Input) -> Self {
-        Operand { shape: &x.shape, data: x.data.buffer.typed::<T>(), strides: &x.data.strides, offset: x.data.offset }
+        Operand {
+            shape: &x.shape,
+            data: x.data.buffer.typed::<T>(),
+            strides: &x.data.strides,
+            offset: x.data.offset,
+        }
     }
 }
 
 /// A contiguous copy converted by `f` (e.g. bf16 → f32, or fixing negative strides).
-fn to_contiguous<S: Copy + Sync, D: Copy + Send + Default>(x: Operand<S>, f: impl Fn(S) -> D + Sync) -> Vec<D> {
+fn to_contiguous<S: Copy + Sync, D: Copy + Send + Default>(
+    x: Operand<S>,
+    f: impl Fn(S) -> D + Sync,
+) -> Vec<D> {
     let mut v = vec![D::default(); size_of(x.shape)];
-    map1(x.shape, View { data: x.data, offset: x.offset, strides: x.strides }, &mut v, f);
+    map1(
+        x.shape,
+        View {
+            data: x.data,
+            offset: x.offset,
+            strides: x.strides,
+        },
+        &mut v,
+        f,
+    );
     v
 }
 
 fn batched<T: GemmElem + Default>(a_in: Operand<T>, b_in: Operand<T>, out: &mut [T]) -> Result<()> {
     let nd = a_in.shape.len();
     if nd < 2 || b_in.shape.len() != nd || a_in.shape[..nd - 2] != b_in.shape[..nd - 2] {
-        return Err(Error::runtime(OP, "Operands must be (..., M, K) and (..., K, N) with equal batch shapes."));
+        return Err(Error::runtime(
+            OP,
+            "Operands must be (..., M, K) and (..., K, N) with equal batch shapes.",
+        ));
     }
     let (m, k, n) = (a_in.shape[nd - 2], a_in.shape[nd - 1], b_in.shape[nd - 1]);
     if b_in.shape[nd - 2] != k {
@@ -162,8 +190,16 @@ fn batched<T: GemmElem + Default>(a_in: Operand<T>, b_in: Operand<T>, out: &mut 
 
     // gemm takes any non-negative strides; copy an operand with a negative matrix stride.
     let neg = |x: &Operand<T>| x.strides[nd - 2..].iter().any(|&s| s < 0);
-    let a_copy = if neg(&a_in) { Some(to_contiguous(a_in, |e| e)) } else { None };
-    let b_copy = if neg(&b_in) { Some(to_contiguous(b_in, |e| e)) } else { None };
+    let a_copy = if neg(&a_in) {
+        Some(to_contiguous(a_in, |e| e))
+    } else {
+        None
+    };
+    let b_copy = if neg(&b_in) {
+        Some(to_contiguous(b_in, |e| e))
+    } else {
+        None
+    };
     let ca = contiguous_strides(a_in.shape);
     let cb = contiguous_strides(b_in.shape);
     let (a_data, a_str, a_off): (&[T], &[isize], usize) = match &a_copy {
@@ -177,8 +213,14 @@ fn batched<T: GemmElem + Default>(a_in: Operand<T>, b_in: Operand<T>, out: &mut 
     let a_boffs = rel_offsets(batch, &a_str[..nd - 2]);
     let b_boffs = rel_offsets(batch, &b_str[..nd - 2]);
     fn mat<T>(data: &[T], off: usize, boff: isize, rs: isize, cs: isize) -> Result<Mat<'_, T>> {
-        let o = usize::try_from(off as isize + boff).map_err(|_| Error::runtime(OP, "Negative operand offset."))?;
-        Ok(Mat { data, off: o, rs, cs })
+        let o = usize::try_from(off as isize + boff)
+            .map_err(|_| Error::runtime(OP, "Negative operand offset."))?;
+        Ok(Mat {
+            data,
+            off: o,
+            rs,
+            cs,
+        })
     }
     let one = |i: usize, dst: &mut [T], par: Parallelism| -> Result<()> {
         let (ao, bo) = match (a_boffs.get(i), b_boffs.get(i)) {
@@ -192,12 +234,18 @@ fn batched<T: GemmElem + Default>(a_in: Operand<T>, b_in: Operand<T>, out: &mut 
     let flops = mn.saturating_mul(k);
     let big = flops >= SMALL && threads() > 1;
     if nb == 1 || big {
-        let par = if big { Parallelism::Rayon(threads()) } else { Parallelism::None };
+        let par = if big {
+            Parallelism::Rayon(threads())
+        } else {
+            Parallelism::None
+        };
         for (i, dst) in out.chunks_mut(mn).enumerate() {
             one(i, dst, par)?;
         }
     } else if flops.saturating_mul(nb) >= SMALL {
-        out.par_chunks_mut(mn).enumerate().try_for_each(|(i, dst)| one(i, dst, Parallelism::None))?;
+        out.par_chunks_mut(mn)
+            .enumerate()
+            .try_for_each(|(i, dst)| one(i, dst, Parallelism::None))?;
     } else {
         for (i, dst) in out.chunks_mut(mn).enumerate() {
             one(i, dst, Parallelism::None)?;
@@ -211,13 +259,25 @@ pub fn run(a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
         Dtype::Float32 => batched::<f32>(Operand::of(a), Operand::of(b), out.typed_mut::<f32>()),
         Dtype::Float64 => batched::<f64>(Operand::of(a), Operand::of(b), out.typed_mut::<f64>()),
         Dtype::Float16 => batched::<f16>(Operand::of(a), Operand::of(b), out.typed_mut::<f16>()),
-        Dtype::Complex64 => batched::<Complex32>(Operand::of(a), Operand::of(b), out.typed_mut::<Complex32>()),
+        Dtype::Complex64 => {
+            batched::<Complex32>(Operand::of(a), Operand::of(b), out.typed_mut::<Complex32>())
+        }
         Dtype::Bfloat16 => {
             let a32 = to_contiguous(Operand::<bf16>::of(a), |v| v.to_f32());
             let b32 = to_contiguous(Operand::<bf16>::of(b), |v| v.to_f32());
             let (sa, sb) = (contiguous_strides(&a.shape), contiguous_strides(&b.shape));
-            let oa = Operand { shape: &a.shape, data: &a32, strides: &sa, offset: 0 };
-            let ob = Operand { shape: &b.shape, data: &b32, strides: &sb, offset: 0 };
+            let oa = Operand {
+                shape: &a.shape,
+                data: &a32,
+                strides: &sa,
+                offset: 0,
+            };
+            let ob = Operand {
+                shape: &b.shape,
+                data: &b32,
+                strides: &sb,
+                offset: 0,
+            };
             let o = out.typed_mut::<bf16>();
             let mut tmp = vec![0f32; o.len()];
             batched::<f32>(oa, ob, &mut tmp)?;

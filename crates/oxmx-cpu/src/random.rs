@@ -14,7 +14,14 @@ const PAIRS_PER_TASK: usize = 1 << 13;
 
 /// Hash pairs `start..` for one key: `lo` receives their first words, `hi` their
 /// second words (either may end early: the output is truncated there).
-fn fill_pairs(key: [u32; 2], half: usize, nwords: usize, start: usize, lo: &mut [u8], hi: &mut [u8]) {
+fn fill_pairs(
+    key: [u32; 2],
+    half: usize,
+    nwords: usize,
+    start: usize,
+    lo: &mut [u8],
+    hi: &mut [u8],
+) {
     let mut hi_words = hi.chunks_mut(4);
     for (j, w) in lo.chunks_mut(4).enumerate() {
         let [a, b] = threefry2x32(key, counter(start + j, half, nwords));
@@ -53,20 +60,30 @@ fn fill_key(key: [u32; 2], out: &mut [u8], parallel: bool) {
 pub fn random_bits(keys: &Input, out: &mut Buffer) -> Result<()> {
     let op = "random_bits";
     if keys.dtype != Dtype::Uint32 || keys.shape.last() != Some(&2) {
-        return Err(Error::value(op, "Keys must be uint32 with a last dimension of 2."));
+        return Err(Error::value(
+            op,
+            "Keys must be uint32 with a last dimension of 2.",
+        ));
     }
     let data = keys.data.buffer.typed::<u32>();
     let words = offsets_of(&keys.shape, &keys.data.strides, keys.data.offset)
         .into_iter()
-        .map(|o| data.get(o).copied().ok_or_else(|| Error::runtime(op, "Key offset out of range.")))
+        .map(|o| {
+            data.get(o)
+                .copied()
+                .ok_or_else(|| Error::runtime(op, "Key offset out of range."))
+        })
         .collect::<Result<Vec<u32>>>()?;
     let keys: Vec<[u32; 2]> = words.chunks_exact(2).map(|k| [k[0], k[1]]).collect();
     let bytes = out.bytes_mut();
     if keys.is_empty() || bytes.is_empty() {
         return Ok(());
     }
-    if bytes.len() % keys.len() != 0 {
-        return Err(Error::runtime(op, "Output size is not a multiple of the number of keys."));
+    if !bytes.len().is_multiple_of(keys.len()) {
+        return Err(Error::runtime(
+            op,
+            "Output size is not a multiple of the number of keys.",
+        ));
     }
     let per_key = bytes.len() / keys.len();
     let big = bytes.len() / 4 >= PAR_THRESHOLD;
@@ -74,9 +91,15 @@ pub fn random_bits(keys: &Input, out: &mut Buffer) -> Result<()> {
         fill_key(keys[0], bytes, big);
     } else if big {
         let inner = per_key / 4 >= PAR_THRESHOLD;
-        bytes.par_chunks_mut(per_key).zip(keys.par_iter()).for_each(|(o, &k)| fill_key(k, o, inner));
+        bytes
+            .par_chunks_mut(per_key)
+            .zip(keys.par_iter())
+            .for_each(|(o, &k)| fill_key(k, o, inner));
     } else {
-        bytes.chunks_mut(per_key).zip(&keys).for_each(|(o, &k)| fill_key(k, o, false));
+        bytes
+            .chunks_mut(per_key)
+            .zip(&keys)
+            .for_each(|(o, &k)| fill_key(k, o, false));
     }
     Ok(())
 }
@@ -88,7 +111,17 @@ mod tests {
 
     #[test]
     fn parallel_fill_matches_sequential() {
-        for n in [1usize, 3, 4, 5, 8, 9, 4 * PAIRS_PER_TASK * 2 + 7, 4 * PAIRS_PER_TASK * 6 + 1, 8 * PAIRS_PER_TASK * 3] {
+        for n in [
+            1usize,
+            3,
+            4,
+            5,
+            8,
+            9,
+            4 * PAIRS_PER_TASK * 2 + 7,
+            4 * PAIRS_PER_TASK * 6 + 1,
+            8 * PAIRS_PER_TASK * 3,
+        ] {
             let key = [0x1234_5678, 0x9abc_def0];
             let mut a = vec![0u8; n];
             let mut b = vec![0u8; n];

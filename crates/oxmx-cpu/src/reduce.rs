@@ -77,40 +77,106 @@ int_red!(u8, u16, u32, u64, i8, i16, i32, i64);
 macro_rules! float_red {
     ($t:ty, $a:ty, $to:expr, $from:expr) => {
         impl Red<$t> for Sum {
-            type A = $a; type O = $t;
-            #[inline(always)] fn init() -> $a { 0.0 }
-            #[inline(always)] fn step(a: $a, x: $t) -> $a { a + $to(x) }
-            #[inline(always)] fn merge(a: $a, b: $a) -> $a { a + b }
-            #[inline(always)] fn fin(a: $a) -> $t { $from(a) }
+            type A = $a;
+            type O = $t;
+            #[inline(always)]
+            fn init() -> $a {
+                0.0
+            }
+            #[inline(always)]
+            fn step(a: $a, x: $t) -> $a {
+                a + $to(x)
+            }
+            #[inline(always)]
+            fn merge(a: $a, b: $a) -> $a {
+                a + b
+            }
+            #[inline(always)]
+            fn fin(a: $a) -> $t {
+                $from(a)
+            }
         }
         impl Red<$t> for Prod {
-            type A = $a; type O = $t;
-            #[inline(always)] fn init() -> $a { 1.0 }
-            #[inline(always)] fn step(a: $a, x: $t) -> $a { a * $to(x) }
-            #[inline(always)] fn merge(a: $a, b: $a) -> $a { a * b }
-            #[inline(always)] fn fin(a: $a) -> $t { $from(a) }
+            type A = $a;
+            type O = $t;
+            #[inline(always)]
+            fn init() -> $a {
+                1.0
+            }
+            #[inline(always)]
+            fn step(a: $a, x: $t) -> $a {
+                a * $to(x)
+            }
+            #[inline(always)]
+            fn merge(a: $a, b: $a) -> $a {
+                a * b
+            }
+            #[inline(always)]
+            fn fin(a: $a) -> $t {
+                $from(a)
+            }
         }
         impl Red<$t> for Max {
-            type A = $a; type O = $t;
-            #[inline(always)] fn init() -> $a { <$a>::NEG_INFINITY }
+            type A = $a;
+            type O = $t;
+            #[inline(always)]
+            fn init() -> $a {
+                <$a>::NEG_INFINITY
+            }
             #[inline(always)]
             #[allow(clippy::eq_op)]
-            fn step(a: $a, x: $t) -> $a { let x = $to(x); if x > a || x != x { x } else { a } }
+            fn step(a: $a, x: $t) -> $a {
+                let x = $to(x);
+                if x > a || x != x {
+                    x
+                } else {
+                    a
+                }
+            }
             #[inline(always)]
             #[allow(clippy::eq_op)]
-            fn merge(a: $a, b: $a) -> $a { if b > a || b != b { b } else { a } }
-            #[inline(always)] fn fin(a: $a) -> $t { $from(a) }
+            fn merge(a: $a, b: $a) -> $a {
+                if b > a || b != b {
+                    b
+                } else {
+                    a
+                }
+            }
+            #[inline(always)]
+            fn fin(a: $a) -> $t {
+                $from(a)
+            }
         }
         impl Red<$t> for Min {
-            type A = $a; type O = $t;
-            #[inline(always)] fn init() -> $a { <$a>::INFINITY }
+            type A = $a;
+            type O = $t;
+            #[inline(always)]
+            fn init() -> $a {
+                <$a>::INFINITY
+            }
             #[inline(always)]
             #[allow(clippy::eq_op)]
-            fn step(a: $a, x: $t) -> $a { let x = $to(x); if x < a || x != x { x } else { a } }
+            fn step(a: $a, x: $t) -> $a {
+                let x = $to(x);
+                if x < a || x != x {
+                    x
+                } else {
+                    a
+                }
+            }
             #[inline(always)]
             #[allow(clippy::eq_op)]
-            fn merge(a: $a, b: $a) -> $a { if b < a || b != b { b } else { a } }
-            #[inline(always)] fn fin(a: $a) -> $t { $from(a) }
+            fn merge(a: $a, b: $a) -> $a {
+                if b < a || b != b {
+                    b
+                } else {
+                    a
+                }
+            }
+            #[inline(always)]
+            fn fin(a: $a) -> $t {
+                $from(a)
+            }
         }
     };
 }
@@ -292,9 +358,15 @@ pub fn reduce_slice<T: Copy + Sync, R: Red<T>>(xs: &[T], par: bool) -> R::A {
     let mid = (xs.len() / 2).div_ceil(LANES) * LANES;
     let (a, b) = xs.split_at(mid.min(xs.len()));
     let (x, y) = if par && xs.len() >= 2 * PAR_THRESHOLD {
-        rayon::join(|| reduce_slice::<T, R>(a, true), || reduce_slice::<T, R>(b, true))
+        rayon::join(
+            || reduce_slice::<T, R>(a, true),
+            || reduce_slice::<T, R>(b, true),
+        )
     } else {
-        (reduce_slice::<T, R>(a, false), reduce_slice::<T, R>(b, false))
+        (
+            reduce_slice::<T, R>(a, false),
+            reduce_slice::<T, R>(b, false),
+        )
     };
     R::merge(x, y)
 }
@@ -316,7 +388,13 @@ pub(crate) fn rel_offsets(shape: &[usize], strides: &[isize]) -> Vec<isize> {
 
 /// Walk the output positions `start..start+out.len()` of a kept-dims layout, giving
 /// each output its input offset.
-fn walk_out<O>(l: &crate::strided::Layout, base: isize, start: usize, out: &mut [O], mut f: impl FnMut(isize) -> O) {
+fn walk_out<O>(
+    l: &crate::strided::Layout,
+    base: isize,
+    start: usize,
+    out: &mut [O],
+    mut f: impl FnMut(isize) -> O,
+) {
     let inner = l.inner.max(1);
     let si = l.inner_strides[0];
     let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[base], start / inner);
@@ -335,7 +413,11 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
-fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(x: &Input, axes: &[usize], out: &mut [R::O]) {
+fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(
+    x: &Input,
+    axes: &[usize],
+    out: &mut [R::O],
+) {
     let data: &[T] = x.data.buffer.typed::<T>();
     let shape = &x.shape;
     let strides = &x.data.strides;
@@ -363,7 +445,7 @@ fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(x: &Input, axes: &[usize
     if n_out == 0 {
         return;
     }
-    red.sort_by(|a, b| b.1.cmp(&a.1));
+    red.sort_by_key(|r| std::cmp::Reverse(r.1));
     let rs: Vec<usize> = red.iter().map(|r| r.0).collect();
     let rst: Vec<isize> = red.iter().map(|r| r.1).collect();
     let n_red = size_of(&rs);
@@ -413,13 +495,18 @@ fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(x: &Input, axes: &[usize
                 .map(|&ro| one(ro, false))
                 .reduce(R::init, R::merge)
         } else {
-            red_offs.iter().fold(R::init(), |acc, &ro| R::merge(acc, one(ro, inner_par)))
+            red_offs
+                .iter()
+                .fold(R::init(), |acc, &ro| R::merge(acc, one(ro, inner_par)))
         }
     };
     if !par {
         walk_out(&kl, base, 0, out, |o| R::fin(run(o, false)));
     } else if n_out >= 4 * threads() {
-        let chunk = n_out.div_ceil(threads() * 8).max(PAR_THRESHOLD.div_ceil(n_red).min(n_out)).max(1);
+        let chunk = n_out
+            .div_ceil(threads() * 8)
+            .max(PAR_THRESHOLD.div_ceil(n_red).min(n_out))
+            .max(1);
         out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
             walk_out(&kl, base, c * chunk, o, |off| R::fin(run(off, false)));
         });
@@ -472,7 +559,9 @@ fn path_b<T: Copy + Send + Sync, R: Red<T>>(
         }
     } else if n_units >= 2 * threads() || n_red < 4 * threads() {
         out.par_chunks_mut(kin).enumerate().for_each(|(r, orow)| {
-            orow.par_chunks_mut(COLS).enumerate().for_each(|(c, o)| unit(r, c * COLS, o));
+            orow.par_chunks_mut(COLS)
+                .enumerate()
+                .for_each(|(c, o)| unit(r, c * COLS, o));
         });
     } else {
         // Few outputs, many reduced rows: split the reduced rows across threads.
@@ -509,8 +598,12 @@ macro_rules! same_type {
 
 pub fn run(op: ReduceOp, x: &Input, axes: &[usize], out: &mut Buffer) -> Result<()> {
     match op {
-        ReduceOp::All => crate::with_dtype!(x.dtype, T, go::<T, All>(x, axes, out.typed_mut::<u8>())),
-        ReduceOp::Any => crate::with_dtype!(x.dtype, T, go::<T, Any>(x, axes, out.typed_mut::<u8>())),
+        ReduceOp::All => {
+            crate::with_dtype!(x.dtype, T, go::<T, All>(x, axes, out.typed_mut::<u8>()))
+        }
+        ReduceOp::Any => {
+            crate::with_dtype!(x.dtype, T, go::<T, Any>(x, axes, out.typed_mut::<u8>()))
+        }
         ReduceOp::Sum => same_type!(Sum, x, axes, out),
         ReduceOp::Prod => same_type!(Prod, x, axes, out),
         // bool is u8 0/1: integer max/min are any/all

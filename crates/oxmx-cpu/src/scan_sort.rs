@@ -24,7 +24,13 @@ fn rows<T: Send>(out: &mut [T], len: usize) -> rayon::slice::ChunksMut<'_, T> {
 }
 
 /// Scan one row in place with `f`, optionally reversed / exclusive (`init` = identity).
-fn scan_row<T: Copy>(row: &mut [T], reverse: bool, inclusive: bool, init: T, f: impl Fn(T, T) -> T) {
+fn scan_row<T: Copy>(
+    row: &mut [T],
+    reverse: bool,
+    inclusive: bool,
+    init: T,
+    f: impl Fn(T, T) -> T,
+) {
     let n = row.len();
     let mut acc = init;
     for k in 0..n {
@@ -48,33 +54,61 @@ pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buf
             let data = contiguous::<$T>(x);
             let o = out.typed_mut::<$T>();
             o[..data.len()].copy_from_slice(&data);
-            rows(&mut o[..data.len()], len).for_each(|r| scan_row(r, reverse, inclusive, $init, $f));
+            rows(&mut o[..data.len()], len)
+                .for_each(|r| scan_row(r, reverse, inclusive, $init, $f));
         }};
     }
     match d {
         Dtype::Complex64 => match op {
-            ScanOp::Sum => go!(Complex32, Complex32::new(0.0, 0.0), |a: Complex32, b: Complex32| a + b),
-            ScanOp::Prod => go!(Complex32, Complex32::new(1.0, 0.0), |a: Complex32, b: Complex32| a * b),
-            _ => return Err(oxmx_core::Error::value("scan", "Not supported for complex64.")),
+            ScanOp::Sum => go!(
+                Complex32,
+                Complex32::new(0.0, 0.0),
+                |a: Complex32, b: Complex32| a + b
+            ),
+            ScanOp::Prod => go!(
+                Complex32,
+                Complex32::new(1.0, 0.0),
+                |a: Complex32, b: Complex32| a * b
+            ),
+            _ => {
+                return Err(oxmx_core::Error::value(
+                    "scan",
+                    "Not supported for complex64.",
+                ))
+            }
         },
         Dtype::Bool => match op {
             ScanOp::Max | ScanOp::Sum => go!(u8, 0u8, |a: u8, b: u8| a | b),
             ScanOp::Min | ScanOp::Prod => go!(u8, 1u8, |a: u8, b: u8| a & b),
-            ScanOp::LogAddExp => return Err(oxmx_core::Error::value("scan", "Not supported for bool.")),
+            ScanOp::LogAddExp => {
+                return Err(oxmx_core::Error::value("scan", "Not supported for bool."))
+            }
         },
         _ if d.is_float() => crate::with_dtype!(d, T, {
             // accumulate in f64 (rounded to the dtype at each step, as NumPy would)
             let conv = |a: f64| T::from_f64(a).to_f64();
             match op {
-                ScanOp::Sum => go!(T, T::from_f64(0.0), move |a: T, b: T| T::from_f64(conv(a.to_f64() + b.to_f64()))),
-                ScanOp::Prod => go!(T, T::from_f64(1.0), move |a: T, b: T| T::from_f64(a.to_f64() * b.to_f64())),
+                ScanOp::Sum => go!(T, T::from_f64(0.0), move |a: T, b: T| T::from_f64(conv(
+                    a.to_f64() + b.to_f64()
+                ))),
+                ScanOp::Prod => go!(T, T::from_f64(1.0), move |a: T, b: T| T::from_f64(
+                    a.to_f64() * b.to_f64()
+                )),
                 ScanOp::Max => go!(T, T::from_f64(f64::NEG_INFINITY), |a: T, b: T| {
                     let (x, y) = (a.to_f64(), b.to_f64());
-                    if x.is_nan() || x >= y { a } else { b }
+                    if x.is_nan() || x >= y {
+                        a
+                    } else {
+                        b
+                    }
                 }),
                 ScanOp::Min => go!(T, T::from_f64(f64::INFINITY), |a: T, b: T| {
                     let (x, y) = (a.to_f64(), b.to_f64());
-                    if x.is_nan() || x <= y { a } else { b }
+                    if x.is_nan() || x <= y {
+                        a
+                    } else {
+                        b
+                    }
                 }),
                 ScanOp::LogAddExp => go!(T, T::from_f64(f64::NEG_INFINITY), |a: T, b: T| {
                     let (x, y) = (a.to_f64(), b.to_f64());
@@ -94,16 +128,42 @@ pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buf
             ScanOp::Prod => go!(u64, 1, |a: u64, b: u64| a.wrapping_mul(b)),
             ScanOp::Max => go!(u64, 0, |a: u64, b: u64| a.max(b)),
             ScanOp::Min => go!(u64, u64::MAX, |a: u64, b: u64| a.min(b)),
-            ScanOp::LogAddExp => return Err(oxmx_core::Error::value("scan", "Not supported for integers.")),
+            ScanOp::LogAddExp => {
+                return Err(oxmx_core::Error::value(
+                    "scan",
+                    "Not supported for integers.",
+                ))
+            }
         },
         _ => crate::with_dtype!(d, T, {
             // integers: wrap in 64 bits, then narrow (same as wrapping in the dtype)
             match op {
-                ScanOp::Sum => go!(T, T::from_i64(0), |a: T, b: T| T::from_i64(a.to_i64().wrapping_add(b.to_i64()))),
-                ScanOp::Prod => go!(T, T::from_i64(1), |a: T, b: T| T::from_i64(a.to_i64().wrapping_mul(b.to_i64()))),
-                ScanOp::Max => go!(T, T::from_i64(i64::MIN), |a: T, b: T| if a.to_i64() >= b.to_i64() { a } else { b }),
-                ScanOp::Min => go!(T, T::from_i64(i64::MAX), |a: T, b: T| if a.to_i64() <= b.to_i64() { a } else { b }),
-                ScanOp::LogAddExp => return Err(oxmx_core::Error::value("scan", "Not supported for integers.")),
+                ScanOp::Sum => go!(T, T::from_i64(0), |a: T, b: T| T::from_i64(
+                    a.to_i64().wrapping_add(b.to_i64())
+                )),
+                ScanOp::Prod => go!(T, T::from_i64(1), |a: T, b: T| T::from_i64(
+                    a.to_i64().wrapping_mul(b.to_i64())
+                )),
+                ScanOp::Max => {
+                    go!(
+                        T,
+                        T::from_i64(i64::MIN),
+                        |a: T, b: T| if a.to_i64() >= b.to_i64() { a } else { b }
+                    )
+                }
+                ScanOp::Min => {
+                    go!(
+                        T,
+                        T::from_i64(i64::MAX),
+                        |a: T, b: T| if a.to_i64() <= b.to_i64() { a } else { b }
+                    )
+                }
+                ScanOp::LogAddExp => {
+                    return Err(oxmx_core::Error::value(
+                        "scan",
+                        "Not supported for integers.",
+                    ))
+                }
             }
         }),
     }
@@ -142,11 +202,14 @@ pub fn sort(arg: bool, x: &Input, out: &mut Buffer) -> Result<()> {
         if arg {
             let o = out.typed_mut::<u32>();
             let n = data.len();
-            o[..n].par_chunks_mut(len.max(1)).zip(data.par_chunks(len.max(1))).for_each(|(orow, row)| {
-                let mut idx: Vec<u32> = (0..row.len() as u32).collect();
-                idx.sort_by(|&i, &j| cmp(&row[i as usize], &row[j as usize]));
-                orow.copy_from_slice(&idx);
-            });
+            o[..n]
+                .par_chunks_mut(len.max(1))
+                .zip(data.par_chunks(len.max(1)))
+                .for_each(|(orow, row)| {
+                    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
+                    idx.sort_by(|&i, &j| cmp(&row[i as usize], &row[j as usize]));
+                    orow.copy_from_slice(&idx);
+                });
         } else {
             let o = out.typed_mut::<T>();
             let n = data.len();

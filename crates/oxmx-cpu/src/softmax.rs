@@ -32,7 +32,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     // 2^k as two normal powers of two (k in [-150, 128]).
     let k1 = k >> 1;
@@ -73,7 +73,10 @@ fn exp_sum(xs: &[f32], out: &mut [f32], m: f32) -> f32 {
     let mut xi = xs.chunks_exact(LANES);
     let mut oi = out.chunks_exact_mut(LANES);
     for (c, o) in (&mut xi).zip(&mut oi) {
-        if let (Ok(c), Ok(o)) = (<&[f32; LANES]>::try_from(c), <&mut [f32; LANES]>::try_from(o)) {
+        if let (Ok(c), Ok(o)) = (
+            <&[f32; LANES]>::try_from(c),
+            <&mut [f32; LANES]>::try_from(o),
+        ) {
             for i in 0..LANES {
                 let e = exp_f32(c[i] - m);
                 o[i] = e;
@@ -126,10 +129,24 @@ fn softmax_row_f64(x: &[f64], out: &mut [f64]) {
 /// Element type handled through an f32 (or native f64) working row.
 trait SoftElem: Copy + Send + Sync + bytemuck::Pod {
     /// Softmax of row `x` (length n, stride `s` from `start` in `data`) into `out`.
-    fn row(data: &[Self], start: isize, s: isize, out: &mut [Self], tmp: &mut Vec<f32>, tmp2: &mut Vec<f32>);
+    fn row(
+        data: &[Self],
+        start: isize,
+        s: isize,
+        out: &mut [Self],
+        tmp: &mut Vec<f32>,
+        tmp2: &mut Vec<f32>,
+    );
 }
 
-fn gather<T: Copy>(data: &[T], start: isize, s: isize, n: usize, f: impl Fn(T) -> f32, dst: &mut Vec<f32>) {
+fn gather<T: Copy>(
+    data: &[T],
+    start: isize,
+    s: isize,
+    n: usize,
+    f: impl Fn(T) -> f32,
+    dst: &mut Vec<f32>,
+) {
     dst.clear();
     if s == 1 {
         let b = start as usize;
@@ -140,7 +157,14 @@ fn gather<T: Copy>(data: &[T], start: isize, s: isize, n: usize, f: impl Fn(T) -
 }
 
 impl SoftElem for f32 {
-    fn row(data: &[f32], start: isize, s: isize, out: &mut [f32], tmp: &mut Vec<f32>, _: &mut Vec<f32>) {
+    fn row(
+        data: &[f32],
+        start: isize,
+        s: isize,
+        out: &mut [f32],
+        tmp: &mut Vec<f32>,
+        _: &mut Vec<f32>,
+    ) {
         let n = out.len();
         if s == 1 {
             let b = start as usize;
@@ -155,7 +179,14 @@ impl SoftElem for f32 {
 macro_rules! half_soft {
     ($t:ty) => {
         impl SoftElem for $t {
-            fn row(data: &[$t], start: isize, s: isize, out: &mut [$t], tmp: &mut Vec<f32>, tmp2: &mut Vec<f32>) {
+            fn row(
+                data: &[$t],
+                start: isize,
+                s: isize,
+                out: &mut [$t],
+                tmp: &mut Vec<f32>,
+                tmp2: &mut Vec<f32>,
+            ) {
                 let n = out.len();
                 gather(data, start, s, n, |v| v.to_f32(), tmp);
                 tmp2.clear();
@@ -172,13 +203,22 @@ half_soft!(f16);
 half_soft!(bf16);
 
 impl SoftElem for f64 {
-    fn row(data: &[f64], start: isize, s: isize, out: &mut [f64], _: &mut Vec<f32>, _: &mut Vec<f32>) {
+    fn row(
+        data: &[f64],
+        start: isize,
+        s: isize,
+        out: &mut [f64],
+        _: &mut Vec<f32>,
+        _: &mut Vec<f32>,
+    ) {
         let n = out.len();
         if s == 1 {
             let b = start as usize;
             softmax_row_f64(&data[b..b + n], out);
         } else {
-            let row: Vec<f64> = (0..n).map(|j| data[(start + j as isize * s) as usize]).collect();
+            let row: Vec<f64> = (0..n)
+                .map(|j| data[(start + j as isize * s) as usize])
+                .collect();
             softmax_row_f64(&row, out);
         }
     }
@@ -203,11 +243,23 @@ fn go<T: SoftElem>(x: &Input, out: &mut [T]) {
     let rows_do = |first_row: usize, chunk: &mut [T]| {
         let inner = l.inner.max(1);
         let si = l.inner_strides[0];
-        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[base], first_row / inner);
+        let mut rows = Rows::new(
+            &l.outer,
+            l.outer_strides.clone(),
+            &[base],
+            first_row / inner,
+        );
         let mut j = first_row % inner;
         let (mut tmp, mut tmp2) = (Vec::new(), Vec::new());
         for orow in chunk.chunks_mut(n) {
-            T::row(data, rows.offs[0] + j as isize * si, s, orow, &mut tmp, &mut tmp2);
+            T::row(
+                data,
+                rows.offs[0] + j as isize * si,
+                s,
+                orow,
+                &mut tmp,
+                &mut tmp2,
+            );
             j += 1;
             if j == inner {
                 j = 0;
@@ -219,8 +271,12 @@ fn go<T: SoftElem>(x: &Input, out: &mut [T]) {
     if total < PAR_THRESHOLD || nrows == 1 {
         rows_do(0, out);
     } else {
-        let per = nrows.div_ceil(rayon::current_num_threads().max(1) * 8).max(1);
-        out.par_chunks_mut(per * n).enumerate().for_each(|(c, o)| rows_do(c * per, o));
+        let per = nrows
+            .div_ceil(rayon::current_num_threads().max(1) * 8)
+            .max(1);
+        out.par_chunks_mut(per * n)
+            .enumerate()
+            .for_each(|(c, o)| rows_do(c * per, o));
     }
 }
 

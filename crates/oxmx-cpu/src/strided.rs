@@ -20,7 +20,11 @@ pub struct View<'a, T> {
 
 impl<'a, T: bytemuck::Pod> View<'a, T> {
     pub fn of(x: &'a Input) -> View<'a, T> {
-        View { data: x.data.buffer.typed::<T>(), offset: x.data.offset, strides: &x.data.strides }
+        View {
+            data: x.data.buffer.typed::<T>(),
+            offset: x.data.offset,
+            strides: &x.data.strides,
+        }
     }
 }
 
@@ -47,9 +51,20 @@ impl Rows {
         let offs = strides
             .iter()
             .zip(base)
-            .map(|(s, &b)| b + idx.iter().zip(s).map(|(&i, &st)| i as isize * st).sum::<isize>())
+            .map(|(s, &b)| {
+                b + idx
+                    .iter()
+                    .zip(s)
+                    .map(|(&i, &st)| i as isize * st)
+                    .sum::<isize>()
+            })
             .collect();
-        Rows { outer: outer.to_vec(), strides, idx, offs }
+        Rows {
+            outer: outer.to_vec(),
+            strides,
+            idx,
+            offs,
+        }
     }
     /// Advance to the next row.
     pub fn step(&mut self) {
@@ -95,11 +110,21 @@ pub fn layout(shape: &[usize], strides: &[&[isize]]) -> Layout {
     let outer = cshape[..nd - 1].to_vec();
     let outer_strides = cstrides[1..].iter().map(|s| s[..nd - 1].to_vec()).collect();
     let inner_strides = cstrides[1..].iter().map(|s| s[nd - 1]).collect();
-    Layout { outer, inner, outer_strides, inner_strides }
+    Layout {
+        outer,
+        inner,
+        outer_strides,
+        inner_strides,
+    }
 }
 
 /// Run `row(k_first_row, out_rows_chunk)` over chunks of output rows, in parallel when big.
-fn for_row_chunks<O: Send>(out: &mut [O], inner: usize, total: usize, row: impl Fn(usize, &mut [O]) + Sync) {
+fn for_row_chunks<O: Send>(
+    out: &mut [O],
+    inner: usize,
+    total: usize,
+    row: impl Fn(usize, &mut [O]) + Sync,
+) {
     if inner == 0 || out.is_empty() {
         return;
     }
@@ -110,7 +135,9 @@ fn for_row_chunks<O: Send>(out: &mut [O], inner: usize, total: usize, row: impl 
     }
     let threads = rayon::current_num_threads().max(1);
     let rows_per = nrows.div_ceil(threads * 4).max(1);
-    out.par_chunks_mut(rows_per * inner).enumerate().for_each(|(c, chunk)| row(c * rows_per, chunk));
+    out.par_chunks_mut(rows_per * inner)
+        .enumerate()
+        .for_each(|(c, chunk)| row(c * rows_per, chunk));
 }
 
 #[inline(always)]
@@ -119,7 +146,12 @@ fn at<T: Copy>(v: &[T], off: isize) -> T {
 }
 
 /// out[i] = f(a[i]) for a strided `a` with the output's shape.
-pub fn map1<A: Copy + Sync, O: Send>(shape: &[usize], a: View<A>, out: &mut [O], f: impl Fn(A) -> O + Sync) {
+pub fn map1<A: Copy + Sync, O: Send>(
+    shape: &[usize],
+    a: View<A>,
+    out: &mut [O],
+    f: impl Fn(A) -> O + Sync,
+) {
     let n = size_of(shape);
     if n == 0 {
         return;
@@ -130,16 +162,23 @@ pub fn map1<A: Copy + Sync, O: Send>(shape: &[usize], a: View<A>, out: &mut [O],
             out.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x));
         } else {
             let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4096);
-            out.par_chunks_mut(chunk).zip(src.par_chunks(chunk)).for_each(|(o, s)| {
-                o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
-            });
+            out.par_chunks_mut(chunk)
+                .zip(src.par_chunks(chunk))
+                .for_each(|(o, s)| {
+                    o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
+                });
         }
         return;
     }
     let l = layout(shape, &[a.strides]);
     let (inner, sa) = (l.inner, l.inner_strides[0]);
     for_row_chunks(out, inner, n, |first, chunk| {
-        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[a.offset as isize], first);
+        let mut rows = Rows::new(
+            &l.outer,
+            l.outer_strides.clone(),
+            &[a.offset as isize],
+            first,
+        );
         for orow in chunk.chunks_mut(inner) {
             let oa = rows.offs[0];
             if sa == 1 {
@@ -178,18 +217,26 @@ pub fn map2<A: Copy + Sync, B: Copy + Sync, O: Send>(
             }
         } else {
             let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4096);
-            out.par_chunks_mut(chunk).zip(sa.par_chunks(chunk)).zip(sb.par_chunks(chunk)).for_each(|((o, x), y)| {
-                for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                    *o = f(x, y);
-                }
-            });
+            out.par_chunks_mut(chunk)
+                .zip(sa.par_chunks(chunk))
+                .zip(sb.par_chunks(chunk))
+                .for_each(|((o, x), y)| {
+                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                        *o = f(x, y);
+                    }
+                });
         }
         return;
     }
     let l = layout(shape, &[a.strides, b.strides]);
     let (inner, sa, sb) = (l.inner, l.inner_strides[0], l.inner_strides[1]);
     for_row_chunks(out, inner, n, |first, chunk| {
-        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &[a.offset as isize, b.offset as isize], first);
+        let mut rows = Rows::new(
+            &l.outer,
+            l.outer_strides.clone(),
+            &[a.offset as isize, b.offset as isize],
+            first,
+        );
         for orow in chunk.chunks_mut(inner) {
             let (oa, ob) = (rows.offs[0], rows.offs[1]);
             if sa == 1 && sb == 1 {
@@ -235,7 +282,12 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, O: Send>(
         return;
     }
     let l = layout(shape, &[a.strides, b.strides, c.strides]);
-    let (inner, sa, sb, sc) = (l.inner, l.inner_strides[0], l.inner_strides[1], l.inner_strides[2]);
+    let (inner, sa, sb, sc) = (
+        l.inner,
+        l.inner_strides[0],
+        l.inner_strides[1],
+        l.inner_strides[2],
+    );
     for_row_chunks(out, inner, n, |first, chunk| {
         let base = [a.offset as isize, b.offset as isize, c.offset as isize];
         let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &base, first);
@@ -243,7 +295,11 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, O: Send>(
             let (oa, ob, oc) = (rows.offs[0], rows.offs[1], rows.offs[2]);
             for (i, o) in orow.iter_mut().enumerate() {
                 let i = i as isize;
-                *o = f(at(a.data, oa + i * sa), at(b.data, ob + i * sb), at(c.data, oc + i * sc));
+                *o = f(
+                    at(a.data, oa + i * sa),
+                    at(b.data, ob + i * sb),
+                    at(c.data, oc + i * sc),
+                );
             }
             rows.step();
         }
@@ -258,7 +314,11 @@ pub fn offsets_of(shape: &[usize], strides: &[isize], offset: usize) -> Vec<usiz
     if n == 0 {
         return out;
     }
-    let idx = View { data: &[0u8][..0], offset, strides };
+    let idx = View {
+        data: &[0u8][..0],
+        offset,
+        strides,
+    };
     let _ = idx;
     let l = layout(shape, &[strides]);
     let inner = l.inner;

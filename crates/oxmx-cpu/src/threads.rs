@@ -2,9 +2,14 @@
 
 /// Configure the global pool once (idempotent; a pool built elsewhere is kept).
 pub fn init_threads() {
-    if let Some(n) = std::env::var("OXMX_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("OXMX_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
         if n > 0 {
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
         }
     }
 }

@@ -17,7 +17,13 @@ macro_rules! float_unary {
         match $op {
             Abs => $go!(|x: $t| x.abs()),
             Negative => $go!(|x: $t| -x),
-            Sign => $go!(|x: $t| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }),
+            Sign => $go!(|x: $t| if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x
+            }),
             Square => $go!(|x: $t| x * x),
             Sqrt => $go!(|x: $t| x.sqrt()),
             Rsqrt => $go!(|x: $t| 1.0 / x.sqrt()),
@@ -84,7 +90,12 @@ fn unsupported(op: UnaryOp, d: Dtype) -> Error {
     Error::value("unary", format!("{op:?} is not supported for {d}."))
 }
 
-pub fn run(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+pub fn run(
+    op: UnaryOp,
+    x: &Input,
+    out_dtype: Dtype,
+    out: &mut oxmx_core::memory::Buffer,
+) -> Result<()> {
     let shape = &x.shape;
     let d = x.dtype;
     // predicates → bool
@@ -153,7 +164,9 @@ pub fn run(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory
             let o = out.typed_mut::<u8>();
             let v = View::<u8>::of(x);
             match op {
-                UnaryOp::LogicalNot | UnaryOp::BitwiseInvert => map1(shape, v, o, |b| (b == 0) as u8),
+                UnaryOp::LogicalNot | UnaryOp::BitwiseInvert => {
+                    map1(shape, v, o, |b| (b == 0) as u8)
+                }
                 UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square => map1(shape, v, o, |b| b),
                 _ => return Err(unsupported(op, d)),
             }
@@ -226,7 +239,12 @@ fn int_unary<T: IntOps>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buf
     Ok(())
 }
 
-fn complex(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+fn complex(
+    op: UnaryOp,
+    x: &Input,
+    out_dtype: Dtype,
+    out: &mut oxmx_core::memory::Buffer,
+) -> Result<()> {
     use UnaryOp::*;
     let v = View::<Complex32>::of(x);
     let shape = &x.shape;
@@ -246,7 +264,11 @@ fn complex(op: UnaryOp, x: &Input, out_dtype: Dtype, out: &mut oxmx_core::memory
         Negative => |c| -c,
         Sign => |c| {
             let n = c.norm();
-            if n == 0.0 { Complex32::new(0.0, 0.0) } else { c / n }
+            if n == 0.0 {
+                Complex32::new(0.0, 0.0)
+            } else {
+                c / n
+            }
         },
         Square => |c| c * c,
         Sqrt => |c| c.sqrt(),

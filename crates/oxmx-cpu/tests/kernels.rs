@@ -23,10 +23,14 @@ fn vals<T: bytemuck::Pod>(a: &Array) -> Vec<T> {
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn rand(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -45,8 +49,18 @@ fn strides_of(shape: &[usize]) -> Vec<usize> {
 }
 
 /// Naive reduction of row-major `data` over `axes` (keepdims layout, row-major).
-fn naive_reduce(data: &[f64], shape: &[usize], axes: &[usize], init: f64, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    let oshape: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+fn naive_reduce(
+    data: &[f64],
+    shape: &[usize],
+    axes: &[usize],
+    init: f64,
+    f: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
+    let oshape: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
     let on: usize = oshape.iter().product();
     let mut out = vec![init; on];
     let st = strides_of(shape);
@@ -81,7 +95,9 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
 }
 
 fn subsets(nd: usize) -> Vec<Vec<usize>> {
-    (1..(1usize << nd)).map(|m| (0..nd).filter(|i| m >> i & 1 == 1).collect()).collect()
+    (1..(1usize << nd))
+        .map(|m| (0..nd).filter(|i| m >> i & 1 == 1).collect())
+        .collect()
 }
 
 /// Several views of the same logical values: contiguous, transposed, reversed, strided.
@@ -104,7 +120,9 @@ fn views(shape: &[usize], seed: u64) -> Vec<Array> {
     // every other element of a doubled last axis
     let mut big = shape.to_vec();
     big[nd - 1] *= 2;
-    let bv: Vec<f32> = (0..v.len() * 2).map(|i| if i % 2 == 0 { v[i / 2] } else { 99.0 }).collect();
+    let bv: Vec<f32> = (0..v.len() * 2)
+        .map(|i| if i % 2 == 0 { v[i / 2] } else { 99.0 })
+        .collect();
     let b = arr(&bv, &big);
     let zeros = vec![0i64; nd];
     let stops: Vec<i64> = big.iter().map(|&d| d as i64).collect();
@@ -126,18 +144,44 @@ fn reduce_f32_all_axes_and_views() {
             for axes in subsets(shape.len()) {
                 let ax: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
                 let got = f64s(&ops::sum(x, Some(&ax), true).unwrap());
-                close(&got, &naive_reduce(&data, &shape, &axes, 0.0, |a, b| a + b), 1e-5);
+                close(
+                    &got,
+                    &naive_reduce(&data, &shape, &axes, 0.0, |a, b| a + b),
+                    1e-5,
+                );
                 let got = f64s(&ops::prod(x, Some(&ax), true).unwrap());
-                close(&got, &naive_reduce(&data, &shape, &axes, 1.0, |a, b| a * b), 1e-4);
+                close(
+                    &got,
+                    &naive_reduce(&data, &shape, &axes, 1.0, |a, b| a * b),
+                    1e-4,
+                );
                 let got = f64s(&ops::max(x, Some(&ax), true).unwrap());
-                close(&got, &naive_reduce(&data, &shape, &axes, f64::NEG_INFINITY, f64::max), 0.0);
+                close(
+                    &got,
+                    &naive_reduce(&data, &shape, &axes, f64::NEG_INFINITY, f64::max),
+                    0.0,
+                );
                 let got = f64s(&ops::min(x, Some(&ax), true).unwrap());
-                close(&got, &naive_reduce(&data, &shape, &axes, f64::INFINITY, f64::min), 0.0);
-                let gt = ops::greater(x, &ops::scalar(oxmx_core::Scalar::Float(0.5), Dtype::Float32).unwrap()).unwrap();
+                close(
+                    &got,
+                    &naive_reduce(&data, &shape, &axes, f64::INFINITY, f64::min),
+                    0.0,
+                );
+                let gt = ops::greater(
+                    x,
+                    &ops::scalar(oxmx_core::Scalar::Float(0.5), Dtype::Float32).unwrap(),
+                )
+                .unwrap();
                 let gd: Vec<f64> = data.iter().map(|&v| (v > 0.5) as u8 as f64).collect();
-                let got: Vec<f64> = vals::<u8>(&ops::all(&gt, Some(&ax), true).unwrap()).iter().map(|&v| v as f64).collect();
+                let got: Vec<f64> = vals::<u8>(&ops::all(&gt, Some(&ax), true).unwrap())
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
                 close(&got, &naive_reduce(&gd, &shape, &axes, 1.0, f64::min), 0.0);
-                let got: Vec<f64> = vals::<u8>(&ops::any(&gt, Some(&ax), true).unwrap()).iter().map(|&v| v as f64).collect();
+                let got: Vec<f64> = vals::<u8>(&ops::any(&gt, Some(&ax), true).unwrap())
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
                 close(&got, &naive_reduce(&gd, &shape, &axes, 0.0, f64::max), 0.0);
                 let _ = k;
             }
@@ -166,10 +210,17 @@ fn reduce_large_paths() {
             let want = naive_reduce(&data, &shape, &axes, 0.0, |a, b| a + b);
             let scale = (shape.iter().product::<usize>() / want.len()) as f64;
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6 * scale, "{shape:?} {axes:?}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-6 * scale,
+                    "{shape:?} {axes:?}: {g} vs {w}"
+                );
             }
             let got = f64s(&ops::max(&x, Some(&ax), true).unwrap());
-            close(&got, &naive_reduce(&data, &shape, &axes, f64::NEG_INFINITY, f64::max), 0.0);
+            close(
+                &got,
+                &naive_reduce(&data, &shape, &axes, f64::NEG_INFINITY, f64::max),
+                0.0,
+            );
         }
     }
 }
@@ -193,14 +244,23 @@ fn reduce_nan_and_empty() {
     assert_eq!(m[1], -1.0);
 
     let e = arr(&[], &[0, 3]);
-    assert_eq!(vals::<f32>(&ops::sum(&e, Some(&[0]), false).unwrap()), vec![0.0; 3]);
-    assert_eq!(vals::<f32>(&ops::prod(&e, Some(&[0]), false).unwrap()), vec![1.0; 3]);
+    assert_eq!(
+        vals::<f32>(&ops::sum(&e, Some(&[0]), false).unwrap()),
+        vec![0.0; 3]
+    );
+    assert_eq!(
+        vals::<f32>(&ops::prod(&e, Some(&[0]), false).unwrap()),
+        vec![1.0; 3]
+    );
     assert_eq!(ops::sum(&e, Some(&[1]), false).unwrap().shape(), &[0]);
     assert!(vals::<f32>(&ops::sum(&e, Some(&[1]), false).unwrap()).is_empty());
     assert_eq!(vals::<f32>(&ops::sum(&e, None, false).unwrap()), vec![0.0]);
     let eb = ops::astype(&e, Dtype::Bool).unwrap();
     assert_eq!(vals::<u8>(&ops::all(&eb, None, false).unwrap()), vec![1]);
-    assert_eq!(vals::<u8>(&ops::any(&eb, Some(&[0]), false).unwrap()), vec![0; 3]);
+    assert_eq!(
+        vals::<u8>(&ops::any(&eb, Some(&[0]), false).unwrap()),
+        vec![0; 3]
+    );
     assert!(ops::max(&e, Some(&[0]), false).is_err());
 }
 
@@ -209,9 +269,30 @@ fn reduce_dtypes() {
     setup();
     let v: Vec<f32> = (0..60).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
     let base = arr(&v, &[3, 4, 5]);
-    let want_sum = naive_reduce(&v.iter().map(|&x| x as f64).collect::<Vec<_>>(), &[3, 4, 5], &[1], 0.0, |a, b| a + b);
-    let want_max = naive_reduce(&v.iter().map(|&x| x as f64).collect::<Vec<_>>(), &[3, 4, 5], &[0, 2], f64::NEG_INFINITY, f64::max);
-    for d in [Dtype::Int8, Dtype::Int16, Dtype::Int32, Dtype::Int64, Dtype::Float16, Dtype::Bfloat16, Dtype::Float64, Dtype::Complex64] {
+    let want_sum = naive_reduce(
+        &v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        &[3, 4, 5],
+        &[1],
+        0.0,
+        |a, b| a + b,
+    );
+    let want_max = naive_reduce(
+        &v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        &[3, 4, 5],
+        &[0, 2],
+        f64::NEG_INFINITY,
+        f64::max,
+    );
+    for d in [
+        Dtype::Int8,
+        Dtype::Int16,
+        Dtype::Int32,
+        Dtype::Int64,
+        Dtype::Float16,
+        Dtype::Bfloat16,
+        Dtype::Float64,
+        Dtype::Complex64,
+    ] {
         let x = ops::astype(&base, d).unwrap();
         let s = ops::astype(&ops::sum(&x, Some(&[1]), true).unwrap(), Dtype::Float64).unwrap();
         close(&vals::<f64>(&s), &want_sum, 1e-3);
@@ -220,7 +301,15 @@ fn reduce_dtypes() {
     }
     // unsigned: values shifted to be positive
     for d in [Dtype::Uint8, Dtype::Uint16, Dtype::Uint32, Dtype::Uint64] {
-        let x = ops::astype(&ops::add(&base, &ops::scalar(oxmx_core::Scalar::Float(11.0), Dtype::Float32).unwrap()).unwrap(), d).unwrap();
+        let x = ops::astype(
+            &ops::add(
+                &base,
+                &ops::scalar(oxmx_core::Scalar::Float(11.0), Dtype::Float32).unwrap(),
+            )
+            .unwrap(),
+            d,
+        )
+        .unwrap();
         let s = ops::astype(&ops::sum(&x, Some(&[1]), true).unwrap(), Dtype::Float64).unwrap();
         let w: Vec<f64> = want_sum.iter().map(|v| v + 44.0).collect();
         close(&vals::<f64>(&s), &w, 0.0);
@@ -232,12 +321,26 @@ fn reduce_dtypes() {
     assert_eq!(vals::<u8>(&ops::max(&b, None, false).unwrap()), vec![1]);
     assert_eq!(vals::<u8>(&ops::min(&b, None, false).unwrap()), vec![0]);
     // complex prod
-    let c = ops::from_slice(&[Complex32::new(1.0, 1.0), Complex32::new(0.0, 2.0)], vec![2], Dtype::Complex64).unwrap();
-    assert_eq!(vals::<Complex32>(&ops::prod(&c, None, false).unwrap()), vec![Complex32::new(-2.0, 2.0)]);
-    assert_eq!(vals::<Complex32>(&ops::max(&c, None, false).unwrap()), vec![Complex32::new(1.0, 1.0)]);
+    let c = ops::from_slice(
+        &[Complex32::new(1.0, 1.0), Complex32::new(0.0, 2.0)],
+        vec![2],
+        Dtype::Complex64,
+    )
+    .unwrap();
+    assert_eq!(
+        vals::<Complex32>(&ops::prod(&c, None, false).unwrap()),
+        vec![Complex32::new(-2.0, 2.0)]
+    );
+    assert_eq!(
+        vals::<Complex32>(&ops::max(&c, None, false).unwrap()),
+        vec![Complex32::new(1.0, 1.0)]
+    );
     // f16 sums accumulate in f32: 4096 ones is exact
     let h = ops::astype(&arr(&vec![1.0; 4096], &[4096]), Dtype::Float16).unwrap();
-    assert_eq!(vals::<f16>(&ops::sum(&h, None, false).unwrap()), vec![f16::from_f32(4096.0)]);
+    assert_eq!(
+        vals::<f16>(&ops::sum(&h, None, false).unwrap()),
+        vec![f16::from_f32(4096.0)]
+    );
 }
 
 fn naive_arg(data: &[f64], n_outer: usize, n: usize, n_inner: usize, max: bool) -> Vec<u32> {
@@ -248,7 +351,15 @@ fn naive_arg(data: &[f64], n_outer: usize, n: usize, n_inner: usize, max: bool) 
             let mut bv = data[o * n * n_inner + i];
             for j in 1..n {
                 let v = data[(o * n + j) * n_inner + i];
-                let better = if bv.is_nan() { false } else if v.is_nan() { true } else if max { v > bv } else { v < bv };
+                let better = if bv.is_nan() {
+                    false
+                } else if v.is_nan() {
+                    true
+                } else if max {
+                    v > bv
+                } else {
+                    v < bv
+                };
                 if better {
                     bi = j;
                     bv = v;
@@ -266,14 +377,30 @@ fn arg_reduce() {
     for shape in [vec![4usize, 7, 5], vec![50, 1000], vec![1000, 50]] {
         for x in views(&shape, 11) {
             // quantize to create ties
-            let x = ops::round(&ops::multiply(&x, &ops::scalar(oxmx_core::Scalar::Float(3.0), Dtype::Float32).unwrap()).unwrap(), 0).unwrap();
+            let x = ops::round(
+                &ops::multiply(
+                    &x,
+                    &ops::scalar(oxmx_core::Scalar::Float(3.0), Dtype::Float32).unwrap(),
+                )
+                .unwrap(),
+                0,
+            )
+            .unwrap();
             let data = f64s(&x);
             for axis in 0..shape.len() {
                 let n_outer: usize = shape[..axis].iter().product();
                 let n_inner: usize = shape[axis + 1..].iter().product();
                 for max in [true, false] {
-                    let r = if max { ops::argmax(&x, Some(axis as i64), false) } else { ops::argmin(&x, Some(axis as i64), false) };
-                    assert_eq!(vals::<u32>(&r.unwrap()), naive_arg(&data, n_outer, shape[axis], n_inner, max), "{shape:?} {axis} {max}");
+                    let r = if max {
+                        ops::argmax(&x, Some(axis as i64), false)
+                    } else {
+                        ops::argmin(&x, Some(axis as i64), false)
+                    };
+                    assert_eq!(
+                        vals::<u32>(&r.unwrap()),
+                        naive_arg(&data, n_outer, shape[axis], n_inner, max),
+                        "{shape:?} {axis} {max}"
+                    );
                 }
             }
         }
@@ -285,7 +412,10 @@ fn arg_reduce() {
     assert_eq!(vals::<u32>(&ops::argmax(&x, None, false).unwrap()), vec![0]);
     assert_eq!(vals::<u32>(&ops::argmin(&x, None, false).unwrap()), vec![2]);
     let xi = ops::astype(&x, Dtype::Int16).unwrap();
-    assert_eq!(vals::<u32>(&ops::argmin(&xi, Some(0), true).unwrap()), vec![2]);
+    assert_eq!(
+        vals::<u32>(&ops::argmin(&xi, Some(0), true).unwrap()),
+        vec![2]
+    );
 }
 
 #[test]
@@ -299,7 +429,10 @@ fn exp_accuracy() {
             let d = (got.to_bits() as i64 - want.to_bits() as i64).abs();
             worst = worst.max(d);
         } else {
-            assert!((got - want).abs() <= 2.0 * f32::from_bits(1), "{x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 2.0 * f32::from_bits(1),
+                "{x}: {got} vs {want}"
+            );
         }
         x += 0.0137;
     }
@@ -316,7 +449,13 @@ fn exp_accuracy() {
 fn naive_softmax(data: &[f64], n: usize) -> Vec<f64> {
     let mut out = vec![];
     for row in data.chunks(n) {
-        let m = row.iter().copied().fold(f64::NEG_INFINITY, |a, b| if b.is_nan() || a.is_nan() { f64::NAN } else { a.max(b) });
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, |a, b| {
+            if b.is_nan() || a.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        });
         let e: Vec<f64> = row.iter().map(|&v| (v - m).exp()).collect();
         let s: f64 = e.iter().sum();
         out.extend(e.iter().map(|v| v / s));
@@ -329,7 +468,11 @@ fn softmax() {
     setup();
     for shape in [vec![3usize, 5], vec![7, 33], vec![64, 1000], vec![2, 3, 40]] {
         for x in views(&shape, 5) {
-            let x = ops::multiply(&x, &ops::scalar(oxmx_core::Scalar::Float(20.0), Dtype::Float32).unwrap()).unwrap();
+            let x = ops::multiply(
+                &x,
+                &ops::scalar(oxmx_core::Scalar::Float(20.0), Dtype::Float32).unwrap(),
+            )
+            .unwrap();
             let data = f64s(&x);
             let n = *shape.last().unwrap();
             let got = f64s(&ops::softmax(&x, Some(&[-1]), false).unwrap());
@@ -337,8 +480,18 @@ fn softmax() {
             for d in [Dtype::Float16, Dtype::Bfloat16, Dtype::Float64] {
                 let xd = ops::astype(&x, d).unwrap();
                 let xr = f64s(&ops::astype(&xd, Dtype::Float32).unwrap());
-                let got = vals::<f64>(&ops::astype(&ops::softmax(&xd, Some(&[-1]), true).unwrap(), Dtype::Float64).unwrap());
-                close(&got, &naive_softmax(&xr, n), if d == Dtype::Float64 { 1e-12 } else { 1e-2 });
+                let got = vals::<f64>(
+                    &ops::astype(
+                        &ops::softmax(&xd, Some(&[-1]), true).unwrap(),
+                        Dtype::Float64,
+                    )
+                    .unwrap(),
+                );
+                close(
+                    &got,
+                    &naive_softmax(&xr, n),
+                    if d == Dtype::Float64 { 1e-12 } else { 1e-2 },
+                );
             }
         }
     }
@@ -358,7 +511,10 @@ fn softmax() {
     assert!(got[3..].iter().all(|v| v.is_nan()));
     // large values do not overflow
     let x = arr(&[1000.0, 1000.0], &[2]);
-    assert_eq!(vals::<f32>(&ops::softmax(&x, None, false).unwrap()), vec![0.5, 0.5]);
+    assert_eq!(
+        vals::<f32>(&ops::softmax(&x, None, false).unwrap()),
+        vec![0.5, 0.5]
+    );
     // empty
     let e = arr(&[], &[0, 4]);
     assert!(vals::<f32>(&ops::softmax(&e, Some(&[-1]), false).unwrap()).is_empty());
@@ -379,15 +535,35 @@ fn naive_mm(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
 #[test]
 fn matmul() {
     setup();
-    for (m, k, n) in [(1, 1, 1), (3, 4, 5), (17, 33, 9), (70, 80, 90), (130, 64, 70)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (3, 4, 5),
+        (17, 33, 9),
+        (70, 80, 90),
+        (130, 64, 70),
+    ] {
         let av = rand(m * k, 1);
         let bv = rand(k * n, 2);
-        let want = naive_mm(&av.iter().map(|&v| v as f64).collect::<Vec<_>>(), &bv.iter().map(|&v| v as f64).collect::<Vec<_>>(), m, k, n);
+        let want = naive_mm(
+            &av.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &bv.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            m,
+            k,
+            n,
+        );
         let a = arr(&av, &[m, k]);
         let b = arr(&bv, &[k, n]);
         // transposed storage for both operands
-        let at = ops::transpose(&ops::contiguous(&ops::transpose(&a, None).unwrap()).unwrap(), None).unwrap();
-        let bt = ops::transpose(&ops::contiguous(&ops::transpose(&b, None).unwrap()).unwrap(), None).unwrap();
+        let at = ops::transpose(
+            &ops::contiguous(&ops::transpose(&a, None).unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+        let bt = ops::transpose(
+            &ops::contiguous(&ops::transpose(&b, None).unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
         // reversed (negative strides) twice
         let rev = |x: &Array, r: usize, c: usize| {
             let s = [r as i64 - 1, c as i64 - 1];
@@ -395,14 +571,38 @@ fn matmul() {
             let y = ops::contiguous(&ops::slice(x, &s, &e, Some(&[-1, -1])).unwrap()).unwrap();
             ops::slice(&y, &s, &e, Some(&[-1, -1])).unwrap()
         };
-        for (x, y) in [(&a, &b), (&at, &b), (&a, &bt), (&at, &bt), (&rev(&a, m, k), &rev(&b, k, n))] {
+        for (x, y) in [
+            (&a, &b),
+            (&at, &b),
+            (&a, &bt),
+            (&at, &bt),
+            (&rev(&a, m, k), &rev(&b, k, n)),
+        ] {
             close(&f64s(&ops::matmul(x, y).unwrap()), &want, 1e-5);
         }
-        for d in [Dtype::Float64, Dtype::Float16, Dtype::Bfloat16, Dtype::Complex64] {
-            let r = ops::matmul(&ops::astype(&a, d).unwrap(), &ops::astype(&b, d).unwrap()).unwrap();
-            let r = if d == Dtype::Complex64 { ops::real(&r).unwrap() } else { r };
+        for d in [
+            Dtype::Float64,
+            Dtype::Float16,
+            Dtype::Bfloat16,
+            Dtype::Complex64,
+        ] {
+            let r =
+                ops::matmul(&ops::astype(&a, d).unwrap(), &ops::astype(&b, d).unwrap()).unwrap();
+            let r = if d == Dtype::Complex64 {
+                ops::real(&r).unwrap()
+            } else {
+                r
+            };
             let got = vals::<f64>(&ops::astype(&r, Dtype::Float64).unwrap());
-            close(&got, &want, if matches!(d, Dtype::Float16 | Dtype::Bfloat16) { 3e-2 * (k as f64).sqrt() } else { 1e-5 });
+            close(
+                &got,
+                &want,
+                if matches!(d, Dtype::Float16 | Dtype::Bfloat16) {
+                    3e-2 * (k as f64).sqrt()
+                } else {
+                    1e-5
+                },
+            );
         }
     }
     // batched with broadcast batch dims: (2, 1, m, k) @ (3, k, n)
@@ -417,7 +617,13 @@ fn matmul() {
     let b64: Vec<f64> = bv.iter().map(|&v| v as f64).collect();
     for i in 0..2 {
         for j in 0..3 {
-            let w = naive_mm(&a64[i * m * k..(i + 1) * m * k], &b64[j * k * n..(j + 1) * k * n], m, k, n);
+            let w = naive_mm(
+                &a64[i * m * k..(i + 1) * m * k],
+                &b64[j * k * n..(j + 1) * k * n],
+                m,
+                k,
+                n,
+            );
             close(&got[(i * 3 + j) * m * n..(i * 3 + j + 1) * m * n], &w, 1e-5);
         }
     }
@@ -429,7 +635,13 @@ fn matmul() {
     let a64: Vec<f64> = av.iter().map(|&v| v as f64).collect();
     let b64: Vec<f64> = bv.iter().map(|&v| v as f64).collect();
     for i in 0..bn {
-        let w = naive_mm(&a64[i * m * k..(i + 1) * m * k], &b64[i * k * n..(i + 1) * k * n], m, k, n);
+        let w = naive_mm(
+            &a64[i * m * k..(i + 1) * m * k],
+            &b64[i * k * n..(i + 1) * k * n],
+            m,
+            k,
+            n,
+        );
         close(&got[i * m * n..(i + 1) * m * n], &w, 1e-5);
     }
     // K = 0 → zeros; M = 0 → empty
@@ -440,7 +652,10 @@ fn matmul() {
     // vector @ matrix (broadcast views through reshape)
     let v = arr(&[1.0, 2.0], &[2]);
     let mtx = arr(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
-    assert_eq!(vals::<f32>(&ops::matmul(&v, &mtx).unwrap()), vec![7.0, 10.0]);
+    assert_eq!(
+        vals::<f32>(&ops::matmul(&v, &mtx).unwrap()),
+        vec![7.0, 10.0]
+    );
     let _ = (bf16::ONE, f16::ONE);
 }
 
@@ -471,7 +686,12 @@ fn gather_ops() {
     }
     // two axes (0 and 2), on a transposed view
     let xt = ops::transpose(&x, Some(&[2, 1, 0])).unwrap(); // (4, 3, 2)
-    let g = ops::gather(&xt, &[i64s(&[3, 0, -1], &[3]), i64s(&[1, 0, 1], &[3])], &[0, 2]).unwrap();
+    let g = ops::gather(
+        &xt,
+        &[i64s(&[3, 0, -1], &[3]), i64s(&[1, 0, 1], &[3])],
+        &[0, 2],
+    )
+    .unwrap();
     assert_eq!(g.shape(), &[3, 3]);
     let got = vals::<f32>(&g);
     for (p, (&i, &j)) in [3usize, 0, 3].iter().zip(&[1usize, 0, 1]).enumerate() {
@@ -481,10 +701,18 @@ fn gather_ops() {
         }
     }
     // out of range
-    assert!(is_index_err(try_vals::<f32>(&ops::take(&x, &i64s(&[3], &[1]), Some(1)).unwrap())));
-    assert!(is_index_err(try_vals::<f32>(&ops::take(&x, &i64s(&[-4], &[1]), Some(1)).unwrap())));
+    assert!(is_index_err(try_vals::<f32>(
+        &ops::take(&x, &i64s(&[3], &[1]), Some(1)).unwrap()
+    )));
+    assert!(is_index_err(try_vals::<f32>(
+        &ops::take(&x, &i64s(&[-4], &[1]), Some(1)).unwrap()
+    )));
     let e = try_vals::<f32>(&ops::take(&x, &i64s(&[0, 7], &[2]), Some(2)).unwrap()).unwrap_err();
-    assert!(e.to_string().contains("Index 7 is out of bounds for axis 2 with size 4."), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Index 7 is out of bounds for axis 2 with size 4."),
+        "{e}"
+    );
     // empty index
     let g = ops::take(&x, &i64s(&[], &[0]), Some(0)).unwrap();
     assert!(vals::<f32>(&g).is_empty());
@@ -512,7 +740,9 @@ fn take_put_along_axis() {
     let idx0 = i64s(&[1, 0, 3], &[1, 3]);
     let g = vals::<f32>(&ops::take_along_axis(&xt, &idx0, Some(0)).unwrap());
     assert_eq!(g, vec![10.0, 40.0, 110.0]);
-    assert!(is_index_err(try_vals::<f32>(&ops::take_along_axis(&x, &i64s(&[4, 0, 0, 0, 0, 0], &[3, 2]), Some(1)).unwrap())));
+    assert!(is_index_err(try_vals::<f32>(
+        &ops::take_along_axis(&x, &i64s(&[4, 0, 0, 0, 0, 0], &[3, 2]), Some(1)).unwrap()
+    )));
 
     // put_along_axis: duplicates -> last write wins
     let vals_in = arr(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
@@ -525,7 +755,9 @@ fn take_put_along_axis() {
     want[10] = 6.0;
     assert_eq!(p, want);
     // scatter add with duplicates
-    let p = vals::<f32>(&ops::scatter_along_axis(&x, &idx, &vals_in, Some(1), ScatterMode::Add).unwrap());
+    let p = vals::<f32>(
+        &ops::scatter_along_axis(&x, &idx, &vals_in, Some(1), ScatterMode::Add).unwrap(),
+    );
     let mut want = v.clone();
     want[3] += 1.0;
     want[0] += 2.0;
@@ -533,7 +765,9 @@ fn take_put_along_axis() {
     want[5] += 4.0;
     want[10] += 11.0;
     assert_eq!(p, want);
-    assert!(is_index_err(try_vals::<f32>(&ops::put_along_axis(&x, &i64s(&[0, 0, 0, -5, 0, 0], &[3, 2]), &vals_in, Some(1)).unwrap())));
+    assert!(is_index_err(try_vals::<f32>(
+        &ops::put_along_axis(&x, &i64s(&[0, 0, 0, -5, 0, 0], &[3, 2]), &vals_in, Some(1)).unwrap()
+    )));
 }
 
 #[test]
@@ -543,9 +777,18 @@ fn scatter_ops() {
     let idx = i64s(&[1, -1, 1], &[3]);
     let upd = arr(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], &[3, 3]);
     let modes = [
-        (ScatterMode::Set, vec![0.0, 0.0, 0.0, 7.0, 8.0, 9.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0]),
-        (ScatterMode::Add, vec![0.0, 0.0, 0.0, 8.0, 10.0, 12.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0]),
-        (ScatterMode::Maximum, vec![0.0, 0.0, 0.0, 7.0, 8.0, 9.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0]),
+        (
+            ScatterMode::Set,
+            vec![0.0, 0.0, 0.0, 7.0, 8.0, 9.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0],
+        ),
+        (
+            ScatterMode::Add,
+            vec![0.0, 0.0, 0.0, 8.0, 10.0, 12.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0],
+        ),
+        (
+            ScatterMode::Maximum,
+            vec![0.0, 0.0, 0.0, 7.0, 8.0, 9.0, 0.0, 0.0, 0.0, 4.0, 5.0, 6.0],
+        ),
         (ScatterMode::Minimum, vec![0.0; 12]),
         (ScatterMode::Multiply, vec![0.0; 12]),
     ];
@@ -555,7 +798,14 @@ fn scatter_ops() {
     }
     // two axes, int dtype, broadcast updates
     let xi = ops::astype(&arr(&[1.0; 12], &[2, 3, 2]), Dtype::Int32).unwrap();
-    let r = ops::scatter(&xi, &[i64s(&[0, 1], &[2]), i64s(&[-1, 0], &[2])], &ops::scalar(oxmx_core::Scalar::Int(5), Dtype::Int32).unwrap(), &[0, 2], ScatterMode::Multiply).unwrap();
+    let r = ops::scatter(
+        &xi,
+        &[i64s(&[0, 1], &[2]), i64s(&[-1, 0], &[2])],
+        &ops::scalar(oxmx_core::Scalar::Int(5), Dtype::Int32).unwrap(),
+        &[0, 2],
+        ScatterMode::Multiply,
+    )
+    .unwrap();
     assert_eq!(vals::<i32>(&r), vec![1, 5, 1, 5, 1, 5, 5, 1, 5, 1, 5, 1]);
     // bool add is logical or
     let xb = ops::astype(&arr(&[0.0, 1.0, 0.0], &[3]), Dtype::Bool).unwrap();
@@ -563,8 +813,22 @@ fn scatter_ops() {
     let r = ops::scatter(&xb, &[i64s(&[1, 1], &[2])], &ub, &[0], ScatterMode::Add).unwrap();
     assert_eq!(vals::<u8>(&r), vec![0, 1, 0]);
     // out of range
-    let r = ops::scatter(&x, &[i64s(&[4], &[1])], &arr(&[1.0, 2.0, 3.0], &[1, 3]), &[0], ScatterMode::Set).unwrap();
+    let r = ops::scatter(
+        &x,
+        &[i64s(&[4], &[1])],
+        &arr(&[1.0, 2.0, 3.0], &[1, 3]),
+        &[0],
+        ScatterMode::Set,
+    )
+    .unwrap();
     assert!(is_index_err(try_vals::<f32>(&r)));
-    let r = ops::scatter(&x, &[i64s(&[i64::MIN], &[1])], &arr(&[1.0, 2.0, 3.0], &[1, 3]), &[0], ScatterMode::Add).unwrap();
+    let r = ops::scatter(
+        &x,
+        &[i64s(&[i64::MIN], &[1])],
+        &arr(&[1.0, 2.0, 3.0], &[1, 3]),
+        &[0],
+        ScatterMode::Add,
+    )
+    .unwrap();
     assert!(is_index_err(try_vals::<f32>(&r)));
 }

@@ -43,30 +43,56 @@ fn format_of(d: Dtype) -> Option<&'static CStr> {
 ///
 /// # Safety
 /// `view` must be a valid, writable `Py_buffer` pointer provided by CPython.
-pub unsafe fn get_buffer(slf: &Bound<'_, PyArray>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+pub unsafe fn get_buffer(
+    slf: &Bound<'_, PyArray>,
+    view: *mut ffi::Py_buffer,
+    flags: c_int,
+) -> PyResult<()> {
     if view.is_null() {
         return Err(PyBufferError::new_err("[buffer] View is null."));
     }
     if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
-        return Err(PyBufferError::new_err("[buffer] oxmx arrays are immutable; the buffer is read-only."));
+        return Err(PyBufferError::new_err(
+            "[buffer] oxmx arrays are immutable; the buffer is read-only.",
+        ));
     }
     let a = slf.borrow().inner.clone();
-    let fmt = format_of(a.dtype()).ok_or_else(|| PyTypeError::new_err("[buffer] bfloat16 has no buffer format; cast first."))?;
+    let fmt = format_of(a.dtype()).ok_or_else(|| {
+        PyTypeError::new_err("[buffer] bfloat16 has no buffer format; cast first.")
+    })?;
     let item = a.dtype().size();
     let contiguous = slf.py().allow_threads(|| {
-        let c = if a.ready_data().is_some_and(|d| d.is_contiguous(a.shape())) { a.clone() } else { ops::contiguous(&a)? };
+        let c = if a.ready_data().is_some_and(|d| d.is_contiguous(a.shape())) {
+            a.clone()
+        } else {
+            ops::contiguous(&a)?
+        };
         c.data()
     });
     let data = contiguous.map_err(crate::errors::to_py)?;
     let nbytes = a.nbytes();
-    let start = data.offset.checked_mul(item).ok_or_else(|| PyBufferError::new_err("[buffer] offset overflow"))?;
-    if start.checked_add(nbytes).is_none_or(|end| end > data.buffer.nbytes()) {
+    let start = data
+        .offset
+        .checked_mul(item)
+        .ok_or_else(|| PyBufferError::new_err("[buffer] offset overflow"))?;
+    if start
+        .checked_add(nbytes)
+        .is_none_or(|end| end > data.buffer.nbytes())
+    {
         return Err(PyBufferError::new_err("[buffer] Buffer too small."));
     }
     let shape: Vec<ffi::Py_ssize_t> = a.shape().iter().map(|&d| d as ffi::Py_ssize_t).collect();
-    let strides: Vec<ffi::Py_ssize_t> = oxmx::shape::contiguous_strides(a.shape()).iter().map(|&s| (s * item as isize) as ffi::Py_ssize_t).collect();
+    let strides: Vec<ffi::Py_ssize_t> = oxmx::shape::contiguous_strides(a.shape())
+        .iter()
+        .map(|&s| (s * item as isize) as ffi::Py_ssize_t)
+        .collect();
     let base_ptr = data.buffer.bytes().as_ptr();
-    let mut export = Box::new(Export { _buffer: data.buffer.clone(), shape, strides, format: fmt });
+    let mut export = Box::new(Export {
+        _buffer: data.buffer.clone(),
+        shape,
+        strides,
+        format: fmt,
+    });
     // SAFETY: `view` is non-null and owned by the caller for this call. Every pointer we
     // store points into `export` (leaked into `internal` below and freed in
     // `release_buffer`) or into the buffer kept alive by `export._buffer`; `start +
@@ -77,10 +103,22 @@ pub unsafe fn get_buffer(slf: &Bound<'_, PyArray>, view: *mut ffi::Py_buffer, fl
         (*view).len = nbytes as ffi::Py_ssize_t;
         (*view).readonly = 1;
         (*view).itemsize = item as ffi::Py_ssize_t;
-        (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT { export.format.as_ptr() as *mut _ } else { std::ptr::null_mut() };
+        (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+            export.format.as_ptr() as *mut _
+        } else {
+            std::ptr::null_mut()
+        };
         (*view).ndim = export.shape.len() as c_int;
-        (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND { export.shape.as_mut_ptr() } else { std::ptr::null_mut() };
-        (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES { export.strides.as_mut_ptr() } else { std::ptr::null_mut() };
+        (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
+            export.shape.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+            export.strides.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
         (*view).suboffsets = std::ptr::null_mut();
         (*view).internal = Box::into_raw(export) as *mut std::ffi::c_void;
     }

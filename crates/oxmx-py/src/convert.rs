@@ -33,7 +33,9 @@ pub fn scalar_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
         if let Ok(v) = obj.extract::<u64>() {
             return Ok(Some(Scalar::UInt(v)));
         }
-        return Err(pyo3::exceptions::PyOverflowError::new_err("[array] Python int too large to convert to an integer type."));
+        return Err(pyo3::exceptions::PyOverflowError::new_err(
+            "[array] Python int too large to convert to an integer type.",
+        ));
     }
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Some(Scalar::Float(obj.extract::<f64>()?)));
@@ -101,7 +103,12 @@ fn from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Array> {
         }
         ("V", 2) if name == "bfloat16" => Dtype::Bfloat16,
         _ if name == "bfloat16" => Dtype::Bfloat16,
-        _ => return Err(type_err("array", format!("Cannot convert NumPy dtype {name} to an oxmx dtype."))),
+        _ => {
+            return Err(type_err(
+                "array",
+                format!("Cannot convert NumPy dtype {name} to an oxmx dtype."),
+            ))
+        }
     };
     // native little-endian, C-contiguous
     let byteorder: String = arr.getattr("dtype")?.getattr("byteorder")?.extract()?;
@@ -126,7 +133,10 @@ fn from_nested(obj: &Bound<'_, PyAny>) -> PyResult<(Shape, Vec<Scalar>, ScalarKi
     loop {
         if is_seq(&cur) {
             if shape.len() >= MAX_NDIM {
-                return Err(value_err("array", format!("Nested sequences deeper than {MAX_NDIM} levels are not supported.")));
+                return Err(value_err(
+                    "array",
+                    format!("Nested sequences deeper than {MAX_NDIM} levels are not supported."),
+                ));
             }
             let n = cur.len()?;
             shape.push(n);
@@ -146,7 +156,12 @@ fn from_nested(obj: &Bound<'_, PyAny>) -> PyResult<(Shape, Vec<Scalar>, ScalarKi
     let mut values: Vec<Scalar> = Vec::new();
     let mut kind = ScalarKind::Bool;
     let mut stack: Vec<(Bound<'_, PyAny>, usize)> = vec![(obj.clone(), 0)];
-    let ragged = || value_err("array", "Initialization encountered non-uniform length (the nested sequence is ragged).");
+    let ragged = || {
+        value_err(
+            "array",
+            "Initialization encountered non-uniform length (the nested sequence is ragged).",
+        )
+    };
     while let Some((o, depth)) = stack.pop() {
         if depth < list_depth {
             if !is_seq(&o) {
@@ -190,12 +205,19 @@ fn from_nested(obj: &Bound<'_, PyAny>) -> PyResult<(Shape, Vec<Scalar>, ScalarKi
             None => {
                 // NumPy scalars and other numbers
                 if let Ok(f) = o.extract::<f64>() {
-                    kind = if kind_rank(kind) < 2 { ScalarKind::Float } else { kind };
+                    kind = if kind_rank(kind) < 2 {
+                        ScalarKind::Float
+                    } else {
+                        kind
+                    };
                     values.push(Scalar::Float(f));
                 } else {
                     return Err(value_err(
                         "array",
-                        format!("Invalid type {} received in array initialization.", o.get_type().name()?),
+                        format!(
+                            "Invalid type {} received in array initialization.",
+                            o.get_type().name()?
+                        ),
                     ));
                 }
             }
@@ -210,7 +232,9 @@ pub fn array_scalars(a: &Array) -> PyResult<Vec<Scalar>> {
     let sz = a.dtype().size();
     let mut out = Vec::with_capacity(a.size());
     for ch in bytes.chunks_exact(sz) {
-        out.push(Scalar::from_bytes(a.dtype(), ch).ok_or_else(|| value_err("array", "bad element"))?);
+        out.push(
+            Scalar::from_bytes(a.dtype(), ch).ok_or_else(|| value_err("array", "bad element"))?,
+        );
     }
     Ok(out)
 }
@@ -218,15 +242,23 @@ pub fn array_scalars(a: &Array) -> PyResult<Vec<Scalar>> {
 /// Row-major bytes of an array (evaluates; releases the GIL while computing).
 pub fn host_bytes(a: &Array) -> PyResult<Vec<u8>> {
     let a2 = a.clone();
-    let data = Python::with_gil(|py| py.allow_threads(move || {
-        let c = if a2.ready_data().is_some_and(|d| d.is_contiguous(a2.shape())) { a2.clone() } else { ops::contiguous(&a2)? };
-        c.data()
-    }))
+    let data = Python::with_gil(|py| {
+        py.allow_threads(move || {
+            let c = if a2.ready_data().is_some_and(|d| d.is_contiguous(a2.shape())) {
+                a2.clone()
+            } else {
+                ops::contiguous(&a2)?
+            };
+            c.data()
+        })
+    })
     .py()?;
     let n = a.nbytes();
     let start = data.offset * a.dtype().size();
     let b = data.buffer.bytes();
-    b.get(start..start + n).map(|s| s.to_vec()).ok_or_else(|| value_err("array", "buffer too small"))
+    b.get(start..start + n)
+        .map(|s| s.to_vec())
+        .ok_or_else(|| value_err("array", "buffer too small"))
 }
 
 fn scalars_to_array(shape: Shape, values: &[Scalar], dtype: Dtype) -> PyResult<Array> {
@@ -275,7 +307,10 @@ pub fn to_array(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Array>
         let d = dtype.unwrap_or_else(|| default_for(kind, &values));
         return scalars_to_array(shape, &values, d);
     }
-    if is_numpy_like(obj) || obj.hasattr("__buffer__").unwrap_or(false) || obj.is_instance_of::<pyo3::types::PyMemoryView>() {
+    if is_numpy_like(obj)
+        || obj.hasattr("__buffer__").unwrap_or(false)
+        || obj.is_instance_of::<pyo3::types::PyMemoryView>()
+    {
         let a = from_numpy(obj)?;
         return match dtype {
             Some(d) => ops::astype(&a, d).py(),
@@ -291,7 +326,13 @@ pub fn to_array(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Array>
             None => Ok(a),
         };
     }
-    Err(value_err("array", format!("Invalid type {} received in array initialization.", obj.get_type().name()?)))
+    Err(value_err(
+        "array",
+        format!(
+            "Invalid type {} received in array initialization.",
+            obj.get_type().name()?
+        ),
+    ))
 }
 
 /// Operand of an op: arrays pass through; Python scalars become weakly typed arrays
@@ -347,8 +388,14 @@ pub fn operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Array, 
 pub fn scalar_to_py(py: Python<'_>, s: Scalar) -> PyObject {
     match s {
         Scalar::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
-        Scalar::Int(i) => i.into_pyobject(py).map(|x| x.into_any().unbind()).unwrap_or_else(|_| py.None()),
-        Scalar::UInt(u) => u.into_pyobject(py).map(|x| x.into_any().unbind()).unwrap_or_else(|_| py.None()),
+        Scalar::Int(i) => i
+            .into_pyobject(py)
+            .map(|x| x.into_any().unbind())
+            .unwrap_or_else(|_| py.None()),
+        Scalar::UInt(u) => u
+            .into_pyobject(py)
+            .map(|x| x.into_any().unbind())
+            .unwrap_or_else(|_| py.None()),
         Scalar::Float(f) => PyFloat::new(py, f).into_any().unbind(),
         Scalar::Complex(r, i) => PyComplex::from_doubles(py, r, i).into_any().unbind(),
     }
@@ -359,15 +406,22 @@ pub fn tolist(py: Python<'_>, a: &Array) -> PyResult<PyObject> {
     let vals = array_scalars(a)?;
     let shape = a.shape().to_vec();
     if shape.is_empty() {
-        let v = vals.first().copied().ok_or_else(|| value_err("tolist", "empty"))?;
+        let v = vals
+            .first()
+            .copied()
+            .ok_or_else(|| value_err("tolist", "empty"))?;
         return Ok(scalar_to_py(py, v));
     }
     // Build from the innermost dimension outwards.
     let mut level: Vec<PyObject> = vals.into_iter().map(|v| scalar_to_py(py, v)).collect();
     for d in (0..shape.len()).rev() {
         let n = shape[d];
-        let count = if n == 0 { 0 } else { level.len() / n };
-        let groups = if d == 0 { 1 } else { oxmx::shape::size_of(&shape[..d]) };
+        let count = level.len().checked_div(n).unwrap_or(0);
+        let groups = if d == 0 {
+            1
+        } else {
+            oxmx::shape::size_of(&shape[..d])
+        };
         let mut next = Vec::with_capacity(groups);
         if n == 0 {
             for _ in 0..groups {
@@ -382,7 +436,10 @@ pub fn tolist(py: Python<'_>, a: &Array) -> PyResult<PyObject> {
         }
         level = next;
     }
-    level.into_iter().next().ok_or_else(|| value_err("tolist", "empty"))
+    level
+        .into_iter()
+        .next()
+        .ok_or_else(|| value_err("tolist", "empty"))
 }
 
 /// A shape argument: int or sequence of ints.
@@ -406,10 +463,16 @@ pub fn shape_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
                 return Err(type_err(op, "Shape entries must be integers."));
             }
             if it.is_instance_of::<PyInt>() {
-                out.push(it.extract::<i64>().map_err(|_| value_err(op, "Dimension is too large (integer overflow)."))?);
+                out.push(
+                    it.extract::<i64>()
+                        .map_err(|_| value_err(op, "Dimension is too large (integer overflow)."))?,
+                );
                 continue;
             }
-            out.push(it.extract::<i64>().map_err(|_| type_err(op, "Shape entries must be integers."))?);
+            out.push(
+                it.extract::<i64>()
+                    .map_err(|_| type_err(op, "Shape entries must be integers."))?,
+            );
         }
         return Ok(out);
     }
@@ -426,7 +489,9 @@ pub fn axes_arg(op: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
-        Some(o) => Ok(Some(shape_arg(op, o).map_err(|_| type_err(op, "axis must be an int or a sequence of ints."))?)),
+        Some(o) => Ok(Some(shape_arg(op, o).map_err(|_| {
+            type_err(op, "axis must be an int or a sequence of ints.")
+        })?)),
     }
 }
 

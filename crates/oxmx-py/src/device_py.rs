@@ -97,14 +97,19 @@ pub fn stream_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Stream>> {
     }
     let d = device_of(o).map_err(|_| type_err("stream", "Expected a Stream or a Device."))?;
     if !oxmx::backend::is_available(d) {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!("[stream] {d} is not available.")));
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "[stream] {d} is not available."
+        )));
     }
     Ok(Some(device::default_stream(d)))
 }
 
 /// Run `f` on the stream given by `stream=` (or the current one), releasing the GIL
 /// is up to the caller.
-pub fn on_stream<R>(stream: Option<&Bound<'_, PyAny>>, f: impl FnOnce() -> oxmx::Result<R>) -> PyResult<R> {
+pub fn on_stream<R>(
+    stream: Option<&Bound<'_, PyAny>>,
+    f: impl FnOnce() -> oxmx::Result<R>,
+) -> PyResult<R> {
     match stream_of(stream)? {
         Some(s) => device::with_stream(s, f).py(),
         None => f().py(),
@@ -150,7 +155,8 @@ fn new_thread_unsafe_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
 /// Push/pop the current stream (used by the `mx.stream` context manager in Python).
 #[pyfunction]
 fn _push_stream(s: &Bound<'_, PyAny>) -> PyResult<()> {
-    let st = stream_of(Some(s))?.ok_or_else(|| type_err("stream", "Expected a Stream or a Device."))?;
+    let st =
+        stream_of(Some(s))?.ok_or_else(|| type_err("stream", "Expected a Stream or a Device."))?;
     device::push_stream(st);
     Ok(())
 }
@@ -164,7 +170,8 @@ fn _pop_stream() {
 #[pyo3(signature = (stream=None))]
 fn synchronize(py: Python<'_>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     let s = stream_of(stream)?.unwrap_or_else(device::current_stream);
-    py.allow_threads(|| oxmx::backend::get(s.device)?.synchronize()).py()
+    py.allow_threads(|| oxmx::backend::get(s.device)?.synchronize())
+        .py()
 }
 
 #[pyfunction]
@@ -184,7 +191,10 @@ fn device_count(device: &Bound<'_, PyAny>) -> PyResult<usize> {
 
 #[pyfunction]
 #[pyo3(signature = (device=None))]
-fn device_info<'py>(py: Python<'py>, device: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+fn device_info<'py>(
+    py: Python<'py>,
+    device: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let d = match device {
         Some(o) if !o.is_none() => device_of(o)?,
         _ => device::default_device(),
@@ -198,6 +208,7 @@ fn device_info<'py>(py: Python<'py>, device: Option<&Bound<'py, PyAny>>) -> PyRe
     Ok(info)
 }
 
+#[allow(clippy::unsafe_removed_from_name)]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;

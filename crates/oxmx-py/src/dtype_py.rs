@@ -62,16 +62,16 @@ pub fn dtype_of(o: &Bound<'_, PyAny>) -> PyResult<Dtype> {
     }
     // Python builtins as NumPy does: float → float32 (MLX default), int → int32, bool.
     let py = o.py();
-    if o.is(&py.get_type::<pyo3::types::PyFloat>()) {
+    if o.is(py.get_type::<pyo3::types::PyFloat>()) {
         return Ok(Dtype::Float32);
     }
-    if o.is(&py.get_type::<pyo3::types::PyInt>()) {
+    if o.is(py.get_type::<pyo3::types::PyInt>()) {
         return Ok(Dtype::Int32);
     }
-    if o.is(&py.get_type::<pyo3::types::PyBool>()) {
+    if o.is(py.get_type::<pyo3::types::PyBool>()) {
         return Ok(Dtype::Bool);
     }
-    if o.is(&py.get_type::<pyo3::types::PyComplex>()) {
+    if o.is(py.get_type::<pyo3::types::PyComplex>()) {
         return Ok(Dtype::Complex64);
     }
     if let Ok(s) = o.extract::<String>() {
@@ -90,7 +90,13 @@ pub fn dtype_of(o: &Bound<'_, PyAny>) -> PyResult<Dtype> {
             return Ok(d);
         }
     }
-    Err(type_err("dtype", format!("Cannot interpret {} as a dtype.", o.repr().map(|r| r.to_string()).unwrap_or_default())))
+    Err(type_err(
+        "dtype",
+        format!(
+            "Cannot interpret {} as a dtype.",
+            o.repr().map(|r| r.to_string()).unwrap_or_default()
+        ),
+    ))
 }
 
 enum DtypeOrCat {
@@ -150,7 +156,9 @@ pub fn isdtype(dtype: &Bound<'_, PyAny>, kind: &Bound<'_, PyAny>) -> PyResult<bo
                 if let Some(x) = Dtype::from_name(&s) {
                     x == d
                 } else {
-                    return Err(pyo3::exceptions::PyValueError::new_err(format!("[isdtype] Unknown kind '{s}'.")));
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "[isdtype] Unknown kind '{s}'."
+                    )));
                 }
             }
         });
@@ -167,7 +175,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("bool_", PyDtype(Dtype::Bool))?;
     use DtypeCategory::*;
-    for c in [Generic, Number, Integer, SignedInteger, UnsignedInteger, Inexact, Floating, ComplexFloating] {
+    for c in [
+        Generic,
+        Number,
+        Integer,
+        SignedInteger,
+        UnsignedInteger,
+        Inexact,
+        Floating,
+        ComplexFloating,
+    ] {
         m.add(c.name(), PyDtypeCategory(c))?;
     }
     m.add_function(wrap_pyfunction!(issubdtype, m)?)?;

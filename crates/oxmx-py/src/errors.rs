@@ -1,7 +1,9 @@
 //! Mapping engine errors to the Python exceptions MLX/NumPy users expect.
 
 use oxmx::Error;
-use pyo3::exceptions::{PyIndexError, PyMemoryError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyMemoryError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 
 /// Exception classes defined in Python (`oxmx/_errors.py`) because they have two bases.

@@ -32,7 +32,9 @@ fn opt_i64(o: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
             _ => Err(type_err("slice", "Slice indices must be integers or None.")),
         };
     }
-    o.extract::<i64>().map(Some).map_err(|_| type_err("slice", "Slice indices must be integers or None."))
+    o.extract::<i64>()
+        .map(Some)
+        .map_err(|_| type_err("slice", "Slice indices must be integers or None."))
 }
 
 fn parse_one(o: &Bound<'_, PyAny>) -> PyResult<Item> {
@@ -47,14 +49,18 @@ fn parse_one(o: &Bound<'_, PyAny>) -> PyResult<Item> {
         return Ok(Item::Mask(a));
     }
     if o.is_instance_of::<PyInt>() {
-        return Ok(Item::Int(o.extract::<i64>().map_err(|_| PyIndexError::new_err("[getitem] Index out of range."))?));
+        return Ok(Item::Int(o.extract::<i64>().map_err(|_| {
+            PyIndexError::new_err("[getitem] Index out of range.")
+        })?));
     }
     if let Ok(s) = o.downcast::<PySlice>() {
         let start = opt_i64(&s.getattr("start")?)?;
         let stop = opt_i64(&s.getattr("stop")?)?;
         let step = opt_i64(&s.getattr("step")?)?.unwrap_or(1);
         if step == 0 {
-            return Err(pyo3::exceptions::PyValueError::new_err("[getitem] Slice step cannot be zero."));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "[getitem] Slice step cannot be zero.",
+            ));
         }
         return Ok(Item::Slice(start, stop, step));
     }
@@ -65,12 +71,17 @@ fn parse_one(o: &Bound<'_, PyAny>) -> PyResult<Item> {
     } else if let Ok(i) = o.call_method0("__index__") {
         return Ok(Item::Int(i.extract::<i64>()?));
     } else {
-        return Err(type_err("getitem", format!("Cannot index an array with {}.", o.get_type().name()?)));
+        return Err(type_err(
+            "getitem",
+            format!("Cannot index an array with {}.", o.get_type().name()?),
+        ));
     };
     match arr.dtype() {
         Dtype::Bool => Ok(Item::Mask(arr)),
         d if d.is_integer() => Ok(Item::Arr(arr)),
-        _ => Err(PyIndexError::new_err("[getitem] Arrays used as indices must be of integer (or boolean) type.")),
+        _ => Err(PyIndexError::new_err(
+            "[getitem] Arrays used as indices must be of integer (or boolean) type.",
+        )),
     }
 }
 
@@ -130,13 +141,21 @@ fn plan(a: &Array, idx: &Bound<'_, PyAny>) -> PyResult<Plan> {
         match it {
             Item::Mask(m) if m.ndim() == 0 => {
                 if n_items != 1 {
-                    return Err(PyIndexError::new_err("[getitem] A scalar boolean index must be the only index."));
+                    return Err(PyIndexError::new_err(
+                        "[getitem] A scalar boolean index must be the only index.",
+                    ));
                 }
-                let keep = convert::array_scalars(&m)?.first().map(|s| matches!(s, Scalar::Bool(true))).unwrap_or(false);
+                let keep = convert::array_scalars(&m)?
+                    .first()
+                    .map(|s| matches!(s, Scalar::Bool(true)))
+                    .unwrap_or(false);
                 return plan_mask0(a, keep);
             }
             Item::Mask(m) => {
-                let pos = expanded.iter().filter(|i| !matches!(i, Item::NewAxis)).count();
+                let pos = expanded
+                    .iter()
+                    .filter(|i| !matches!(i, Item::NewAxis))
+                    .count();
                 let no_ellipsis = !expanded.iter().any(|i| matches!(i, Item::Ellipsis));
                 let dims = a.shape().get(pos..pos + m.ndim());
                 if no_ellipsis && dims != Some(m.shape()) {
@@ -157,9 +176,14 @@ fn plan(a: &Array, idx: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let items = expanded;
     let n_ell = items.iter().filter(|i| matches!(i, Item::Ellipsis)).count();
     if n_ell > 1 {
-        return Err(PyIndexError::new_err("[getitem] An index can only have a single ellipsis ('...')."));
+        return Err(PyIndexError::new_err(
+            "[getitem] An index can only have a single ellipsis ('...').",
+        ));
     }
-    let consumed = items.iter().filter(|i| !matches!(i, Item::NewAxis | Item::Ellipsis)).count();
+    let consumed = items
+        .iter()
+        .filter(|i| !matches!(i, Item::NewAxis | Item::Ellipsis))
+        .count();
     if consumed > a.ndim() {
         return Err(PyIndexError::new_err(format!(
             "[getitem] Too many indices for array: array is {}-dimensional, but {} were indexed.",
@@ -234,7 +258,13 @@ fn plan(a: &Array, idx: &Bound<'_, PyAny>) -> PyResult<Plan> {
         }
     }
     let adv_adjacent = adv_positions.windows(2).all(|w| w[1] == w[0] + 1);
-    Ok(Plan { src, params, int_axes, adv, adv_adjacent })
+    Ok(Plan {
+        src,
+        params,
+        int_axes,
+        adv,
+        adv_adjacent,
+    })
 }
 
 /// `a[True]` / `a[False]`: a new leading axis of size 1 or 0.
@@ -244,7 +274,13 @@ fn plan_mask0(a: &Array, keep: bool) -> PyResult<Plan> {
     let src = ops::reshape(a, &shape).py()?;
     let mut params = vec![(0usize, keep as usize, 1i64)];
     params.extend(a.shape().iter().map(|&d| (0usize, d, 1i64)));
-    Ok(Plan { src, params, int_axes: vec![], adv: vec![], adv_adjacent: true })
+    Ok(Plan {
+        src,
+        params,
+        int_axes: vec![],
+        adv: vec![],
+        adv_adjacent: true,
+    })
 }
 
 fn apply(p: &Plan) -> PyResult<Array> {
@@ -282,23 +318,46 @@ pub fn getitem(a: &Array, idx: &Bound<'_, PyAny>) -> PyResult<Array> {
 }
 
 /// The array after `a[idx] (op)= val`.
-pub fn setitem(a: &Array, idx: &Bound<'_, PyAny>, val: &Array, mode: ScatterMode) -> PyResult<Array> {
+pub fn setitem(
+    a: &Array,
+    idx: &Bound<'_, PyAny>,
+    val: &Array,
+    mode: ScatterMode,
+) -> PyResult<Array> {
     let p = plan(a, idx)?;
     if p.adv.is_empty() && mode == ScatterMode::Set {
         // basic indexing: write the window directly
         let win: Vec<usize> = p.params.iter().map(|q| q.1).collect();
-        let result_shape: Vec<usize> =
-            win.iter().enumerate().filter(|(i, _)| !p.int_axes.contains(i)).map(|(_, &d)| d).collect();
+        let result_shape: Vec<usize> = win
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !p.int_axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
         let v = ops::broadcast_to(&ops::astype(val, a.dtype()).py()?, &result_shape).py()?;
         let v = ops::reshape(&v, &win.iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?;
         let upd = ops::slice_update_params(&p.src, &v, &p.params).py()?;
-        return ops::reshape(&upd, &a.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py();
+        return ops::reshape(
+            &upd,
+            &a.shape().iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        )
+        .py();
     }
     // General case: index a grid of flat positions the same way, then scatter.
     let n = a.size();
     let pos = ops::arange(0.0, n as f64, 1.0, Dtype::Int64).py()?;
-    let pos = ops::reshape(&pos, &p.src.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?;
-    let pp = Plan { src: pos, params: p.params.clone(), int_axes: p.int_axes.clone(), adv: p.adv.iter().map(|(a, x)| (*a, x.clone())).collect(), adv_adjacent: p.adv_adjacent };
+    let pos = ops::reshape(
+        &pos,
+        &p.src.shape().iter().map(|&d| d as i64).collect::<Vec<_>>(),
+    )
+    .py()?;
+    let pp = Plan {
+        src: pos,
+        params: p.params.clone(),
+        int_axes: p.int_axes.clone(),
+        adv: p.adv.iter().map(|(a, x)| (*a, x.clone())).collect(),
+        adv_adjacent: p.adv_adjacent,
+    };
     let positions = apply(&pp)?;
     let v = ops::broadcast_to(&ops::astype(val, a.dtype()).py()?, positions.shape()).py()?;
     let flat = ops::reshape(a, &[n as i64]).py()?;
@@ -310,7 +369,12 @@ pub fn setitem(a: &Array, idx: &Bound<'_, PyAny>, val: &Array, mode: ScatterMode
 
 /// `x.at[idx].add(v)` and friends (called from Python's `_AtIndexer`).
 #[pyfunction]
-pub fn _at_update(a: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, val: &Bound<'_, PyAny>, mode: &str) -> PyResult<crate::pyarray::PyArray> {
+pub fn _at_update(
+    a: &Bound<'_, PyAny>,
+    idx: &Bound<'_, PyAny>,
+    val: &Bound<'_, PyAny>,
+    mode: &str,
+) -> PyResult<crate::pyarray::PyArray> {
     let x = convert::operand(a, None)?;
     let v = convert::operand(val, Some(x.dtype()))?;
     let m = match mode {
@@ -325,15 +389,27 @@ pub fn _at_update(a: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, val: &Bound<'_, 
     let p = plan(&x, idx)?;
     let n = x.size();
     let pos = ops::arange(0.0, n as f64, 1.0, Dtype::Int64).py()?;
-    let pos = ops::reshape(&pos, &p.src.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?;
-    let pp = Plan { src: pos, params: p.params, int_axes: p.int_axes, adv: p.adv, adv_adjacent: p.adv_adjacent };
+    let pos = ops::reshape(
+        &pos,
+        &p.src.shape().iter().map(|&d| d as i64).collect::<Vec<_>>(),
+    )
+    .py()?;
+    let pp = Plan {
+        src: pos,
+        params: p.params,
+        int_axes: p.int_axes,
+        adv: p.adv,
+        adv_adjacent: p.adv_adjacent,
+    };
     let positions = apply(&pp)?;
     let vv = ops::broadcast_to(&ops::astype(&v, x.dtype()).py()?, positions.shape()).py()?;
     let flat = ops::reshape(&x, &[n as i64]).py()?;
     let pf = ops::reshape(&positions, &[positions.size() as i64]).py()?;
     let vf = ops::reshape(&vv, &[vv.size() as i64]).py()?;
     let r = ops::scatter(&flat, &[pf], &vf, &[0], m).py()?;
-    Ok(convert::wrap(ops::reshape(&r, &x.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?))
+    Ok(convert::wrap(
+        ops::reshape(&r, &x.shape().iter().map(|&d| d as i64).collect::<Vec<_>>()).py()?,
+    ))
 }
 
 /// Indices of the non-zero elements, one int64 array per dimension (evaluates).
@@ -342,7 +418,12 @@ pub fn nonzero(a: &Bound<'_, PyAny>) -> PyResult<Vec<crate::pyarray::PyArray>> {
     let x = convert::operand(a, None)?;
     let m = ops::astype(&x, Dtype::Bool).py()?;
     if m.ndim() == 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err("[nonzero] Calling nonzero on 0-d arrays is not allowed."));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "[nonzero] Calling nonzero on 0-d arrays is not allowed.",
+        ));
     }
-    Ok(mask_to_indices(&m)?.into_iter().map(convert::wrap).collect())
+    Ok(mask_to_indices(&m)?
+        .into_iter()
+        .map(convert::wrap)
+        .collect())
 }

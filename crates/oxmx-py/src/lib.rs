@@ -17,7 +17,8 @@ use pyo3::prelude::*;
 
 #[pyfunction]
 fn _array_from_state(data: &[u8], shape: Vec<usize>, dtype: &str) -> PyResult<pyarray::PyArray> {
-    let d = oxmx::Dtype::from_name(dtype).ok_or_else(|| errors::value_err("array", format!("Unknown dtype {dtype}.")))?;
+    let d = oxmx::Dtype::from_name(dtype)
+        .ok_or_else(|| errors::value_err("array", format!("Unknown dtype {dtype}.")))?;
     let a = oxmx::ops::from_bytes("array", data, shape, d).map_err(errors::to_py)?;
     Ok(convert::wrap(a))
 }

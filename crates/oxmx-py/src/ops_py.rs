@@ -70,7 +70,11 @@ binary_py! {
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, *, stream=None))]
-fn divmod(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<(PyArray, PyArray)> {
+fn divmod(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<(PyArray, PyArray)> {
     let (x, y) = operands(a, b)?;
     let q = on_stream(stream, || ops::floor_divide(&x, &y))?;
     let r = on_stream(stream, || ops::remainder(&x, &y))?;
@@ -86,7 +90,12 @@ fn round(a: &Bound<'_, PyAny>, decimals: i64, stream: S<'_, '_>) -> PyResult<PyA
 
 #[pyfunction]
 #[pyo3(name = "where", signature = (condition, x, y, /, *, stream=None))]
-fn where_(condition: &Bound<'_, PyAny>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn where_(
+    condition: &Bound<'_, PyAny>,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let c = arr(condition)?;
     let (a, b) = operands(x, y)?;
     on_stream(stream, || ops::where_(&c, &a, &b)).map(wrap)
@@ -94,30 +103,65 @@ fn where_(condition: &Bound<'_, PyAny>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAn
 
 #[pyfunction]
 #[pyo3(signature = (a, /, a_min, a_max, *, stream=None))]
-fn clip(a: &Bound<'_, PyAny>, a_min: &Bound<'_, PyAny>, a_max: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn clip(
+    a: &Bound<'_, PyAny>,
+    a_min: &Bound<'_, PyAny>,
+    a_max: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
-    let lo = if a_min.is_none() { None } else { Some(operand(a_min, Some(x.dtype()))?) };
-    let hi = if a_max.is_none() { None } else { Some(operand(a_max, Some(x.dtype()))?) };
+    let lo = if a_min.is_none() {
+        None
+    } else {
+        Some(operand(a_min, Some(x.dtype()))?)
+    };
+    let hi = if a_max.is_none() {
+        None
+    } else {
+        Some(operand(a_max, Some(x.dtype()))?)
+    };
     on_stream(stream, || ops::clip(&x, lo.as_ref(), hi.as_ref())).map(wrap)
 }
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, rtol=1e-5, atol=1e-8, *, equal_nan=false, stream=None))]
-fn isclose(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, rtol: f64, atol: f64, equal_nan: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn isclose(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    rtol: f64,
+    atol: f64,
+    equal_nan: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
     on_stream(stream, || ops::isclose(&x, &y, rtol, atol, equal_nan)).map(wrap)
 }
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, rtol=1e-5, atol=1e-8, *, equal_nan=false, stream=None))]
-fn allclose(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, rtol: f64, atol: f64, equal_nan: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn allclose(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    rtol: f64,
+    atol: f64,
+    equal_nan: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
-    on_stream(stream, || ops::all(&ops::isclose(&x, &y, rtol, atol, equal_nan)?, None, false)).map(wrap)
+    on_stream(stream, || {
+        ops::all(&ops::isclose(&x, &y, rtol, atol, equal_nan)?, None, false)
+    })
+    .map(wrap)
 }
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, equal_nan=false, *, stream=None))]
-fn array_equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, equal_nan: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn array_equal(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    equal_nan: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
     if x.shape() != y.shape() {
         return ops::scalar(Scalar::Bool(false), Dtype::Bool).py().map(wrap);
@@ -134,7 +178,13 @@ fn array_equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, equal_nan: bool, stre
 
 #[pyfunction]
 #[pyo3(signature = (a, nan=0.0, posinf=None, neginf=None, *, stream=None))]
-fn nan_to_num(a: &Bound<'_, PyAny>, nan: f64, posinf: Option<f64>, neginf: Option<f64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn nan_to_num(
+    a: &Bound<'_, PyAny>,
+    nan: f64,
+    posinf: Option<f64>,
+    neginf: Option<f64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     on_stream(stream, || ops::nan_to_num(&x, nan, posinf, neginf)).map(wrap)
 }
@@ -159,7 +209,13 @@ reduce_py! {
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=None, keepdims=false, ddof=0, *, stream=None))]
-fn var(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, ddof: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn var(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    keepdims: bool,
+    ddof: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axes_arg("var", axis)?;
     on_stream(stream, || ops::var(&x, ax.as_deref(), keepdims, ddof)).map(wrap)
@@ -167,7 +223,13 @@ fn var(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, ddof: i64, stream:
 
 #[pyfunction]
 #[pyo3(name = "std", signature = (a, /, axis=None, keepdims=false, ddof=0, *, stream=None))]
-fn std_(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, ddof: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn std_(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    keepdims: bool,
+    ddof: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axes_arg("std", axis)?;
     on_stream(stream, || ops::std(&x, ax.as_deref(), keepdims, ddof)).map(wrap)
@@ -175,7 +237,12 @@ fn std_(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, ddof: i64, stream
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=None, *, precise=false, stream=None))]
-fn softmax(a: &Bound<'_, PyAny>, axis: S<'_, '_>, precise: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn softmax(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    precise: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axes_arg("softmax", axis)?;
     on_stream(stream, || ops::softmax(&x, ax.as_deref(), precise)).map(wrap)
@@ -189,14 +256,22 @@ fn axis_int(op: &str, axis: S<'_, '_>) -> PyResult<Option<i64>> {
             if o.is_instance_of::<pyo3::types::PyBool>() {
                 return Err(type_err(op, "axis must be an integer."));
             }
-            Ok(Some(o.extract::<i64>().map_err(|_| type_err(op, "axis must be an integer."))?))
+            Ok(Some(
+                o.extract::<i64>()
+                    .map_err(|_| type_err(op, "axis must be an integer."))?,
+            ))
         }
     }
 }
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=None, keepdims=false, *, stream=None))]
-fn argmax(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn argmax(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    keepdims: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axis_int("argmax", axis)?;
     on_stream(stream, || ops::argmax(&x, ax, keepdims)).map(wrap)
@@ -204,7 +279,12 @@ fn argmax(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=None, keepdims=false, *, stream=None))]
-fn argmin(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn argmin(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    keepdims: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axis_int("argmin", axis)?;
     on_stream(stream, || ops::argmin(&x, ax, keepdims)).map(wrap)
@@ -241,7 +321,12 @@ fn argsort(a: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResu
 /// A full sort is a valid partition (every element before `kth` is not greater).
 #[pyfunction]
 #[pyo3(signature = (a, /, kth, axis=Some(-1), *, stream=None))]
-fn partition(a: &Bound<'_, PyAny>, kth: i64, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn partition(
+    a: &Bound<'_, PyAny>,
+    kth: i64,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     check_kth("partition", &x, kth, axis)?;
     on_stream(stream, || ops::sort(&x, axis)).map(wrap)
@@ -249,7 +334,12 @@ fn partition(a: &Bound<'_, PyAny>, kth: i64, axis: Option<i64>, stream: S<'_, '_
 
 #[pyfunction]
 #[pyo3(signature = (a, /, kth, axis=Some(-1), *, stream=None))]
-fn argpartition(a: &Bound<'_, PyAny>, kth: i64, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn argpartition(
+    a: &Bound<'_, PyAny>,
+    kth: i64,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     check_kth("argpartition", &x, kth, axis)?;
     on_stream(stream, || ops::argsort(&x, axis)).map(wrap)
@@ -261,7 +351,10 @@ fn check_kth(op: &str, x: &Array, kth: i64, axis: Option<i64>) -> PyResult<()> {
         Some(a) => x.shape()[oxmx::shape::normalize_axis(op, a, x.ndim()).py()?] as i64,
     };
     if kth < -n || kth >= n {
-        return Err(value_err(op, format!("kth {kth} is out of range for an axis of size {n}.")));
+        return Err(value_err(
+            op,
+            format!("kth {kth} is out of range for an axis of size {n}."),
+        ));
     }
     Ok(())
 }
@@ -275,7 +368,12 @@ fn topk(a: &Bound<'_, PyAny>, k: i64, axis: Option<i64>, stream: S<'_, '_>) -> P
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=None, keepdims=false, *, stream=None))]
-fn median(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn median(
+    a: &Bound<'_, PyAny>,
+    axis: S<'_, '_>,
+    keepdims: bool,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = axes_arg("median", axis)?;
     on_stream(stream, || ops::median(&x, ax.as_deref(), keepdims)).map(wrap)
@@ -284,7 +382,14 @@ fn median(a: &Bound<'_, PyAny>, axis: S<'_, '_>, keepdims: bool, stream: S<'_, '
 // ---- matmul family ----
 #[pyfunction]
 #[pyo3(signature = (c, a, b, /, alpha=1.0, beta=1.0, *, stream=None))]
-fn addmm(c: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, alpha: f64, beta: f64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn addmm(
+    c: &Bound<'_, PyAny>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    alpha: f64,
+    beta: f64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
     let z = arr(c)?;
     on_stream(stream, || ops::addmm(&z, &x, &y, alpha, beta)).map(wrap)
@@ -292,7 +397,12 @@ fn addmm(c: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, alpha
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, axes=None, *, stream=None))]
-fn tensordot(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, axes: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn tensordot(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    axes: S<'_, '_>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
     match axes {
         None => on_stream(stream, || ops::tensordot(&x, &y, 2)).map(wrap),
@@ -304,9 +414,14 @@ fn tensordot(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, axes: S<'_, '_>, stream
             let items: Vec<Bound<'_, PyAny>> = o
                 .try_iter()
                 .and_then(|it| it.collect::<PyResult<Vec<_>>>())
-                .map_err(|_| type_err("tensordot", "axes must be an int or a pair of axis lists."))?;
+                .map_err(|_| {
+                    type_err("tensordot", "axes must be an int or a pair of axis lists.")
+                })?;
             if items.len() != 2 {
-                return Err(type_err("tensordot", "axes must be an int or a pair of axis lists."));
+                return Err(type_err(
+                    "tensordot",
+                    "axes must be an int or a pair of axis lists.",
+                ));
             }
             let xa = shape_arg("tensordot", &items[0])?;
             let xb = shape_arg("tensordot", &items[1])?;
@@ -317,7 +432,12 @@ fn tensordot(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, axes: S<'_, '_>, stream
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, axis=-1, *, stream=None))]
-fn vecdot(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, axis: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn vecdot(
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+    axis: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let (x, y) = operands(a, b)?;
     on_stream(stream, || ops::vecdot(&x, &y, axis)).map(wrap)
 }
@@ -357,7 +477,12 @@ fn empty(shape: &Bound<'_, PyAny>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyRes
 
 #[pyfunction]
 #[pyo3(signature = (shape, vals, dtype=None, *, stream=None))]
-fn full(shape: &Bound<'_, PyAny>, vals: &Bound<'_, PyAny>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn full(
+    shape: &Bound<'_, PyAny>,
+    vals: &Bound<'_, PyAny>,
+    dtype: S<'_, '_>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let s = shape_arg_usize("full", shape)?;
     let d = dtype_arg(dtype)?;
     let v = to_array(vals, None)?;
@@ -388,7 +513,12 @@ fn empty_like(a: &Bound<'_, PyAny>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyRe
 
 #[pyfunction]
 #[pyo3(signature = (a, /, fill_value, dtype=None, *, stream=None))]
-fn full_like(a: &Bound<'_, PyAny>, fill_value: &Bound<'_, PyAny>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn full_like(
+    a: &Bound<'_, PyAny>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: S<'_, '_>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let d = dtype_or(dtype, x.dtype())?;
     let v = operand(fill_value, Some(d))?;
@@ -400,17 +530,30 @@ fn num(op: &str, o: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
         return Ok((o.extract::<bool>()? as u8 as f64, true));
     }
     if o.is_instance_of::<pyo3::types::PyInt>() {
-        return Ok((o.extract::<i64>().map_err(|_| value_err(op, "integer out of range"))? as f64, true));
+        return Ok((
+            o.extract::<i64>()
+                .map_err(|_| value_err(op, "integer out of range"))? as f64,
+            true,
+        ));
     }
     if let Ok(f) = o.extract::<f64>() {
         return Ok((f, false));
     }
-    Err(type_err(op, format!("Expected a number, got {}.", o.get_type().name()?)))
+    Err(type_err(
+        op,
+        format!("Expected a number, got {}.", o.get_type().name()?),
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (start=None, stop=None, step=None, dtype=None, *, stream=None))]
-fn arange(start: S<'_, '_>, stop: S<'_, '_>, step: S<'_, '_>, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn arange(
+    start: S<'_, '_>,
+    stop: S<'_, '_>,
+    step: S<'_, '_>,
+    dtype: S<'_, '_>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let op = "arange";
     let start_or_stop = match (start, stop) {
         (Some(s), _) if !s.is_none() => s,
@@ -436,13 +579,26 @@ fn arange(start: S<'_, '_>, stop: S<'_, '_>, step: S<'_, '_>, dtype: S<'_, '_>, 
         }
         _ => 1.0,
     };
-    let d = dtype_or(dtype, if all_int { Dtype::Int32 } else { Dtype::Float32 })?;
+    let d = dtype_or(
+        dtype,
+        if all_int {
+            Dtype::Int32
+        } else {
+            Dtype::Float32
+        },
+    )?;
     on_stream(stream, || ops::arange(start, stop_v, step_v, d)).map(wrap)
 }
 
 #[pyfunction]
 #[pyo3(signature = (start, stop, num=50, dtype=None, *, stream=None))]
-fn linspace(start: f64, stop: f64, num: i64, dtype: S<'_, '_>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn linspace(
+    start: f64,
+    stop: f64,
+    num: i64,
+    dtype: S<'_, '_>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let d = dtype_or(dtype, Dtype::Float32)?;
     on_stream(stream, || ops::linspace(start, stop, num, d)).map(wrap)
 }
@@ -471,10 +627,17 @@ fn tri(n: i64, m: Option<i64>, k: i64, dtype: S<'_, '_>, stream: S<'_, '_>) -> P
 fn tri_mask(x: &Array, k: i64, upper: bool) -> oxmx::Result<Array> {
     let nd = x.ndim();
     if nd < 2 {
-        return Err(oxmx::Error::value(if upper { "triu" } else { "tril" }, "Arrays must have at least 2 dimensions."));
+        return Err(oxmx::Error::value(
+            if upper { "triu" } else { "tril" },
+            "Arrays must have at least 2 dimensions.",
+        ));
     }
     let (n, m) = (x.shape()[nd - 2] as i64, x.shape()[nd - 1] as i64);
-    let mask = if upper { ops::logical_not(&ops::tri(n, Some(m), k - 1, Dtype::Bool)?)? } else { ops::tri(n, Some(m), k, Dtype::Bool)? };
+    let mask = if upper {
+        ops::logical_not(&ops::tri(n, Some(m), k - 1, Dtype::Bool)?)?
+    } else {
+        ops::tri(n, Some(m), k, Dtype::Bool)?
+    };
     ops::where_(&mask, x, &ops::zeros(vec![], x.dtype())?)
 }
 
@@ -517,7 +680,11 @@ fn permute_dims(a: &Bound<'_, PyAny>, axes: S<'_, '_>, stream: S<'_, '_>) -> PyR
 
 #[pyfunction]
 #[pyo3(signature = (a, /, shape, *, stream=None))]
-fn broadcast_to(a: &Bound<'_, PyAny>, shape: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn broadcast_to(
+    a: &Bound<'_, PyAny>,
+    shape: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let s = shape_arg_usize("broadcast_to", shape)?;
     on_stream(stream, || ops::broadcast_to(&x, &s)).map(wrap)
@@ -525,7 +692,9 @@ fn broadcast_to(a: &Bound<'_, PyAny>, shape: &Bound<'_, PyAny>, stream: S<'_, '_
 
 fn arrays_arg(op: &str, seq: &Bound<'_, PyAny>) -> PyResult<Vec<Array>> {
     let mut out = Vec::new();
-    let it = seq.try_iter().map_err(|_| type_err(op, "Expected a sequence of arrays."))?;
+    let it = seq
+        .try_iter()
+        .map_err(|_| type_err(op, "Expected a sequence of arrays."))?;
     for x in it {
         out.push(arr(&x?)?);
     }
@@ -540,7 +709,10 @@ fn broadcast_arrays(arrays: &Bound<'_, PyTuple>, stream: S<'_, '_>) -> PyResult<
     } else {
         arrays_arg("broadcast_arrays", arrays.as_any())?
     };
-    Ok(on_stream(stream, || ops::broadcast_arrays(&xs))?.into_iter().map(wrap).collect())
+    Ok(on_stream(stream, || ops::broadcast_arrays(&xs))?
+        .into_iter()
+        .map(wrap)
+        .collect())
 }
 
 #[pyfunction]
@@ -559,7 +731,11 @@ fn broadcast_shapes(shapes: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis, *, stream=None))]
-fn expand_dims(a: &Bound<'_, PyAny>, axis: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn expand_dims(
+    a: &Bound<'_, PyAny>,
+    axis: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let ax = shape_arg("expand_dims", axis)?;
     on_stream(stream, || ops::expand_dims(&x, &ax)).map(wrap)
@@ -575,14 +751,24 @@ fn squeeze(a: &Bound<'_, PyAny>, axis: S<'_, '_>, stream: S<'_, '_>) -> PyResult
 
 #[pyfunction]
 #[pyo3(signature = (a, /, start_axis=0, end_axis=-1, *, stream=None))]
-fn flatten(a: &Bound<'_, PyAny>, start_axis: i64, end_axis: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn flatten(
+    a: &Bound<'_, PyAny>,
+    start_axis: i64,
+    end_axis: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     on_stream(stream, || ops::flatten(&x, start_axis, end_axis)).map(wrap)
 }
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis, shape, *, stream=None))]
-fn unflatten(a: &Bound<'_, PyAny>, axis: i64, shape: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn unflatten(
+    a: &Bound<'_, PyAny>,
+    axis: i64,
+    shape: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let s = shape_arg("unflatten", shape)?;
     on_stream(stream, || ops::unflatten(&x, axis, &s)).map(wrap)
@@ -590,7 +776,12 @@ fn unflatten(a: &Bound<'_, PyAny>, axis: i64, shape: &Bound<'_, PyAny>, stream: 
 
 #[pyfunction]
 #[pyo3(signature = (a, /, source, destination, *, stream=None))]
-fn moveaxis(a: &Bound<'_, PyAny>, source: i64, destination: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn moveaxis(
+    a: &Bound<'_, PyAny>,
+    source: i64,
+    destination: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     on_stream(stream, || ops::moveaxis(&x, source, destination)).map(wrap)
 }
@@ -604,7 +795,11 @@ fn swapaxes(a: &Bound<'_, PyAny>, axis1: i64, axis2: i64, stream: S<'_, '_>) -> 
 
 #[pyfunction]
 #[pyo3(signature = (arrays, axis=Some(0), *, stream=None))]
-fn concatenate(arrays: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn concatenate(
+    arrays: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let xs = arrays_arg("concatenate", arrays)?;
     on_stream(stream, || ops::concatenate(&xs, axis)).map(wrap)
 }
@@ -624,7 +819,12 @@ fn stack(arrays: &Bound<'_, PyAny>, axis: i64, stream: S<'_, '_>) -> PyResult<Py
 
 #[pyfunction]
 #[pyo3(signature = (a, /, indices_or_sections, axis=0, *, stream=None))]
-fn split(a: &Bound<'_, PyAny>, indices_or_sections: &Bound<'_, PyAny>, axis: i64, stream: S<'_, '_>) -> PyResult<Vec<PyArray>> {
+fn split(
+    a: &Bound<'_, PyAny>,
+    indices_or_sections: &Bound<'_, PyAny>,
+    axis: i64,
+    stream: S<'_, '_>,
+) -> PyResult<Vec<PyArray>> {
     let x = arr(a)?;
     let parts = if let Ok(n) = indices_or_sections.extract::<i64>() {
         on_stream(stream, || ops::split_sections(&x, n, axis))?
@@ -639,7 +839,10 @@ fn split(a: &Bound<'_, PyAny>, indices_or_sections: &Bound<'_, PyAny>, axis: i64
 #[pyo3(signature = (a, /, axis=0, *, stream=None))]
 fn unstack(a: &Bound<'_, PyAny>, axis: i64, stream: S<'_, '_>) -> PyResult<Vec<PyArray>> {
     let x = arr(a)?;
-    Ok(on_stream(stream, || ops::unstack(&x, axis))?.into_iter().map(wrap).collect())
+    Ok(on_stream(stream, || ops::unstack(&x, axis))?
+        .into_iter()
+        .map(wrap)
+        .collect())
 }
 
 /// Host integers from an int, sequence or array argument.
@@ -662,14 +865,23 @@ fn ints_arg(op: &str, o: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
 /// `mx.slice(a, start_indices, axes, slice_size)`.
 #[pyfunction]
 #[pyo3(signature = (a, start_indices, axes, slice_size, *, stream=None))]
-fn slice(a: &Bound<'_, PyAny>, start_indices: &Bound<'_, PyAny>, axes: &Bound<'_, PyAny>, slice_size: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn slice(
+    a: &Bound<'_, PyAny>,
+    start_indices: &Bound<'_, PyAny>,
+    axes: &Bound<'_, PyAny>,
+    slice_size: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let op = "slice";
     let x = arr(a)?;
     let starts = ints_arg(op, start_indices)?;
     let ax = shape_arg(op, axes)?;
     let sizes = shape_arg(op, slice_size)?;
     if starts.len() != ax.len() || sizes.len() != x.ndim() {
-        return Err(value_err(op, "start_indices must match axes, and slice_size must have one entry per dimension."));
+        return Err(value_err(
+            op,
+            "start_indices must match axes, and slice_size must have one entry per dimension.",
+        ));
     }
     let nd = x.ndim();
     let mut start = vec![0i64; nd];
@@ -683,7 +895,12 @@ fn slice(a: &Bound<'_, PyAny>, start_indices: &Bound<'_, PyAny>, axes: &Bound<'_
         if sizes[i] < 0 || sizes[i] > dim {
             return Err(value_err(op, "Invalid slice size."));
         }
-        let s = if start[i] < 0 { start[i] + dim } else { start[i] }.clamp(0, dim - sizes[i]);
+        let s = if start[i] < 0 {
+            start[i] + dim
+        } else {
+            start[i]
+        }
+        .clamp(0, dim - sizes[i]);
         params.push((s as usize, sizes[i] as usize, 1i64));
     }
     on_stream(stream, || ops::slice_view(&x, &params)).map(wrap)
@@ -692,7 +909,13 @@ fn slice(a: &Bound<'_, PyAny>, start_indices: &Bound<'_, PyAny>, axes: &Bound<'_
 /// `mx.slice_update(a, update, start_indices, axes)`.
 #[pyfunction]
 #[pyo3(signature = (a, update, start_indices, axes, *, stream=None))]
-fn slice_update(a: &Bound<'_, PyAny>, update: &Bound<'_, PyAny>, start_indices: &Bound<'_, PyAny>, axes: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn slice_update(
+    a: &Bound<'_, PyAny>,
+    update: &Bound<'_, PyAny>,
+    start_indices: &Bound<'_, PyAny>,
+    axes: &Bound<'_, PyAny>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let op = "slice_update";
     let x = arr(a)?;
     let u = operand(update, Some(x.dtype()))?;
@@ -700,7 +923,10 @@ fn slice_update(a: &Bound<'_, PyAny>, update: &Bound<'_, PyAny>, start_indices: 
     let ax = shape_arg(op, axes)?;
     let nd = x.ndim();
     if starts.len() != ax.len() || u.ndim() != nd {
-        return Err(value_err(op, "start_indices must match axes and update must have the array's rank."));
+        return Err(value_err(
+            op,
+            "start_indices must match axes and update must have the array's rank.",
+        ));
     }
     let mut start = vec![0i64; nd];
     for (&s, &a) in starts.iter().zip(&ax) {
@@ -714,7 +940,12 @@ fn slice_update(a: &Bound<'_, PyAny>, update: &Bound<'_, PyAny>, start_indices: 
         if len > dim {
             return Err(value_err(op, "Update is larger than the array."));
         }
-        let s = if start[i] < 0 { start[i] + dim } else { start[i] }.clamp(0, dim - len);
+        let s = if start[i] < 0 {
+            start[i] + dim
+        } else {
+            start[i]
+        }
+        .clamp(0, dim - len);
         start[i] = s;
         stop[i] = s + len;
     }
@@ -776,7 +1007,13 @@ fn atleast_3d(arys: &Bound<'_, PyTuple>, stream: S<'_, '_>) -> PyResult<PyObject
 
 #[pyfunction]
 #[pyo3(signature = (a, /, shape=None, strides=None, offset=0, *, stream=None))]
-fn as_strided(a: &Bound<'_, PyAny>, shape: S<'_, '_>, strides: S<'_, '_>, offset: i64, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn as_strided(
+    a: &Bound<'_, PyAny>,
+    shape: S<'_, '_>,
+    strides: S<'_, '_>,
+    offset: i64,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let s: Vec<i64> = match shape {
         Some(o) if !o.is_none() => shape_arg("as_strided", o)?,
@@ -786,7 +1023,10 @@ fn as_strided(a: &Bound<'_, PyAny>, shape: S<'_, '_>, strides: S<'_, '_>, offset
         Some(o) if !o.is_none() => shape_arg("as_strided", o)?,
         _ => {
             let su: Vec<usize> = s.iter().map(|&d| d.max(0) as usize).collect();
-            oxmx::shape::contiguous_strides(&su).into_iter().map(|v| v as i64).collect()
+            oxmx::shape::contiguous_strides(&su)
+                .into_iter()
+                .map(|v| v as i64)
+                .collect()
         }
     };
     on_stream(stream, || ops::as_strided(&x, &s, &st, offset)).map(wrap)
@@ -794,7 +1034,12 @@ fn as_strided(a: &Bound<'_, PyAny>, shape: S<'_, '_>, strides: S<'_, '_>, offset
 
 #[pyfunction]
 #[pyo3(signature = (a, /, indices, axis=None, *, stream=None))]
-fn take(a: &Bound<'_, PyAny>, indices: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn take(
+    a: &Bound<'_, PyAny>,
+    indices: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let i = arr(indices)?;
     on_stream(stream, || ops::take(&x, &i, axis)).map(wrap)
@@ -802,7 +1047,12 @@ fn take(a: &Bound<'_, PyAny>, indices: &Bound<'_, PyAny>, axis: Option<i64>, str
 
 #[pyfunction]
 #[pyo3(signature = (a, /, indices, axis=None, *, stream=None))]
-fn take_along_axis(a: &Bound<'_, PyAny>, indices: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn take_along_axis(
+    a: &Bound<'_, PyAny>,
+    indices: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let i = arr(indices)?;
     on_stream(stream, || ops::take_along_axis(&x, &i, axis)).map(wrap)
@@ -810,7 +1060,13 @@ fn take_along_axis(a: &Bound<'_, PyAny>, indices: &Bound<'_, PyAny>, axis: Optio
 
 #[pyfunction]
 #[pyo3(signature = (a, /, indices, values, axis=None, *, stream=None))]
-fn put_along_axis(a: &Bound<'_, PyAny>, indices: &Bound<'_, PyAny>, values: &Bound<'_, PyAny>, axis: Option<i64>, stream: S<'_, '_>) -> PyResult<PyArray> {
+fn put_along_axis(
+    a: &Bound<'_, PyAny>,
+    indices: &Bound<'_, PyAny>,
+    values: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    stream: S<'_, '_>,
+) -> PyResult<PyArray> {
     let x = arr(a)?;
     let i = arr(indices)?;
     let v = operand(values, Some(x.dtype()))?;
@@ -862,25 +1118,173 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
     }
     add!(
-        abs, negative, sign, square, sqrt, rsqrt, reciprocal, exp, expm1, log, log2, log10, log1p,
-        sin, cos, tan, arcsin, arccos, arctan, sinh, cosh, tanh, arcsinh, arccosh, arctanh, asin,
-        acos, atan, asinh, acosh, atanh, erf, erfinv, sigmoid, floor, ceil, trunc, isnan, isinf,
-        isposinf, isneginf, isfinite, logical_not, bitwise_invert, conj, conjugate, real, imag,
-        positive, degrees, radians, stop_gradient,
-        add, subtract, multiply, divide, floor_divide, remainder, power, pow, maximum, minimum,
-        equal, not_equal, less, less_equal, greater, greater_equal, logical_and, logical_or,
-        logical_xor, bitwise_and, bitwise_or, bitwise_xor, left_shift, right_shift,
-        bitwise_left_shift, bitwise_right_shift, arctan2, atan2, logaddexp, matmul, inner, outer,
-        divmod, round, where_, clip, isclose, allclose, array_equal, nan_to_num,
-        sum, prod, max, min, all, any, mean, logsumexp, count_nonzero, var, std_, softmax, argmax,
-        argmin, addmm, tensordot, vecdot, cumsum, cumprod, cummax, cummin, logcumsumexp, sort,
-        argsort, partition, argpartition, topk, median,
-        asarray, zeros, ones, empty, full, zeros_like, ones_like, empty_like, full_like, arange,
-        linspace, eye, identity, tri, tril, triu,
-        reshape, transpose, permute_dims, broadcast_to, broadcast_arrays, broadcast_shapes,
-        expand_dims, squeeze, flatten, unflatten, moveaxis, swapaxes, concatenate, concat, stack,
-        split, unstack, slice, slice_update, astype, view, contiguous, atleast_1d, atleast_2d,
-        atleast_3d, as_strided, take, take_along_axis, put_along_axis, eval, async_eval,
+        abs,
+        negative,
+        sign,
+        square,
+        sqrt,
+        rsqrt,
+        reciprocal,
+        exp,
+        expm1,
+        log,
+        log2,
+        log10,
+        log1p,
+        sin,
+        cos,
+        tan,
+        arcsin,
+        arccos,
+        arctan,
+        sinh,
+        cosh,
+        tanh,
+        arcsinh,
+        arccosh,
+        arctanh,
+        asin,
+        acos,
+        atan,
+        asinh,
+        acosh,
+        atanh,
+        erf,
+        erfinv,
+        sigmoid,
+        floor,
+        ceil,
+        trunc,
+        isnan,
+        isinf,
+        isposinf,
+        isneginf,
+        isfinite,
+        logical_not,
+        bitwise_invert,
+        conj,
+        conjugate,
+        real,
+        imag,
+        positive,
+        degrees,
+        radians,
+        stop_gradient,
+        add,
+        subtract,
+        multiply,
+        divide,
+        floor_divide,
+        remainder,
+        power,
+        pow,
+        maximum,
+        minimum,
+        equal,
+        not_equal,
+        less,
+        less_equal,
+        greater,
+        greater_equal,
+        logical_and,
+        logical_or,
+        logical_xor,
+        bitwise_and,
+        bitwise_or,
+        bitwise_xor,
+        left_shift,
+        right_shift,
+        bitwise_left_shift,
+        bitwise_right_shift,
+        arctan2,
+        atan2,
+        logaddexp,
+        matmul,
+        inner,
+        outer,
+        divmod,
+        round,
+        where_,
+        clip,
+        isclose,
+        allclose,
+        array_equal,
+        nan_to_num,
+        sum,
+        prod,
+        max,
+        min,
+        all,
+        any,
+        mean,
+        logsumexp,
+        count_nonzero,
+        var,
+        std_,
+        softmax,
+        argmax,
+        argmin,
+        addmm,
+        tensordot,
+        vecdot,
+        cumsum,
+        cumprod,
+        cummax,
+        cummin,
+        logcumsumexp,
+        sort,
+        argsort,
+        partition,
+        argpartition,
+        topk,
+        median,
+        asarray,
+        zeros,
+        ones,
+        empty,
+        full,
+        zeros_like,
+        ones_like,
+        empty_like,
+        full_like,
+        arange,
+        linspace,
+        eye,
+        identity,
+        tri,
+        tril,
+        triu,
+        reshape,
+        transpose,
+        permute_dims,
+        broadcast_to,
+        broadcast_arrays,
+        broadcast_shapes,
+        expand_dims,
+        squeeze,
+        flatten,
+        unflatten,
+        moveaxis,
+        swapaxes,
+        concatenate,
+        concat,
+        stack,
+        split,
+        unstack,
+        slice,
+        slice_update,
+        astype,
+        view,
+        contiguous,
+        atleast_1d,
+        atleast_2d,
+        atleast_3d,
+        as_strided,
+        take,
+        take_along_axis,
+        put_along_axis,
+        eval,
+        async_eval,
     );
     let _ = contiguous_;
     Ok(())

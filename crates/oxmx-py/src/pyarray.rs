@@ -22,7 +22,8 @@ fn bin(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, f: BinFn) -> PyResult<PyArray
 
 /// Reflected/forward binary operator; returns NotImplemented for foreign types.
 fn op(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, f: BinFn) -> PyResult<PyObject> {
-    if convert::as_array_opt(b)?.is_none() && convert::scalar_of(b)?.is_none() && !is_array_like(b) {
+    if convert::as_array_opt(b)?.is_none() && convert::scalar_of(b)?.is_none() && !is_array_like(b)
+    {
         return Ok(py.NotImplemented());
     }
     Ok(bin(a, b, f)?.into_pyobject(py)?.into_any().unbind())
@@ -36,7 +37,10 @@ fn is_array_like(o: &Bound<'_, PyAny>) -> bool {
 
 fn eval_item(a: &Array) -> PyResult<Scalar> {
     if a.size() != 1 {
-        return Err(value_err("item", "Can only convert an array with one element to a Python scalar."));
+        return Err(value_err(
+            "item",
+            "Can only convert an array with one element to a Python scalar.",
+        ));
     }
     let v = convert::array_scalars(a)?;
     v.first().copied().ok_or_else(|| value_err("item", "empty"))
@@ -110,22 +114,27 @@ impl PyArray {
         tolist(py, &self.inner)
     }
     #[pyo3(signature = (dtype=None, copy=None))]
-    fn __array__(&self, py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>, copy: Option<bool>) -> PyResult<PyObject> {
+    fn __array__(
+        &self,
+        py: Python<'_>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<PyObject> {
         let _ = copy;
         let a = &self.inner;
         let np = py.import("numpy")?;
         let np_dtype = match a.dtype() {
-            Dtype::Bfloat16 => {
-                return Err(pyo3::exceptions::PyTypeError::new_err(
-                    "[__array__] bfloat16 arrays cannot be converted to NumPy; cast to float32 first.",
-                ))
-            }
+            Dtype::Bfloat16 => return Err(pyo3::exceptions::PyTypeError::new_err(
+                "[__array__] bfloat16 arrays cannot be converted to NumPy; cast to float32 first.",
+            )),
             d => d.name(),
         };
         let bytes = convert::host_bytes(a)?;
         let buf = pyo3::types::PyByteArray::new(py, &bytes);
         let shape = PyTuple::new(py, a.shape())?;
-        let arr = np.call_method1("frombuffer", (buf, np_dtype))?.call_method1("reshape", (shape,))?;
+        let arr = np
+            .call_method1("frombuffer", (buf, np_dtype))?
+            .call_method1("reshape", (shape,))?;
         let arr = match dtype {
             Some(d) if !d.is_none() => arr.call_method1("astype", (d,))?,
             _ => arr,
@@ -135,7 +144,11 @@ impl PyArray {
     /// Read-only, zero-copy buffer protocol.
     // SAFETY: CPython passes a valid `Py_buffer`; see `buffer::get_buffer`.
     #[allow(unsafe_code)]
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: std::ffi::c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::ffi::c_int,
+    ) -> PyResult<()> {
         // SAFETY: forwarded unchanged from CPython.
         unsafe { crate::buffer::get_buffer(&slf, view, flags) }
     }
@@ -146,7 +159,11 @@ impl PyArray {
     }
     /// DLPack export through NumPy over the zero-copy buffer.
     #[pyo3(signature = (*args, **kwargs))]
-    fn __dlpack__(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<PyObject> {
+    fn __dlpack__(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<PyObject> {
         let py = slf.py();
         let np = py.import("numpy")?;
         let mv = pyo3::types::PyMemoryView::from(slf.as_any())?;
@@ -157,18 +174,28 @@ impl PyArray {
         (1, 0)
     }
     #[pyo3(signature = (*, api_version=None))]
-    fn __array_namespace__(&self, py: Python<'_>, api_version: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    fn __array_namespace__(
+        &self,
+        py: Python<'_>,
+        api_version: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
         let _ = api_version;
         Ok(py.import("oxmx.core")?.into_any().unbind())
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
-        py.import("oxmx.core._printing")?.getattr("array_repr")?.call1((slf,))?.extract()
+        py.import("oxmx.core._printing")?
+            .getattr("array_repr")?
+            .call1((slf,))?
+            .extract()
     }
     fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
-        py.import("oxmx.core._printing")?.getattr("array_str")?.call1((slf,))?.extract()
+        py.import("oxmx.core._printing")?
+            .getattr("array_str")?
+            .call1((slf,))?
+            .extract()
     }
 
     fn __len__(&self) -> PyResult<usize> {
@@ -190,7 +217,10 @@ impl PyArray {
     }
     fn __bool__(&self) -> PyResult<bool> {
         if self.inner.size() != 1 {
-            return Err(value_err("bool", "The truth value of an array with more than one element is ambiguous."));
+            return Err(value_err(
+                "bool",
+                "The truth value of an array with more than one element is ambiguous.",
+            ));
         }
         Ok(match eval_item(&self.inner)? {
             Scalar::Bool(b) => b,
@@ -207,25 +237,41 @@ impl PyArray {
             Scalar::UInt(u) => u as i64,
             Scalar::Float(f) => {
                 if !f.is_finite() {
-                    return Err(value_err("int", "Cannot convert a non-finite float to an integer."));
+                    return Err(value_err(
+                        "int",
+                        "Cannot convert a non-finite float to an integer.",
+                    ));
                 }
                 f as i64
             }
-            Scalar::Complex(..) => return Err(type_err("int", "Cannot convert a complex array to int.")),
+            Scalar::Complex(..) => {
+                return Err(type_err("int", "Cannot convert a complex array to int."))
+            }
         })
     }
     fn __index__(&self) -> PyResult<i64> {
         if self.inner.size() != 1 {
-            return Err(type_err("index", "Only arrays with one element can be converted to an index."));
+            return Err(type_err(
+                "index",
+                "Only arrays with one element can be converted to an index.",
+            ));
         }
         if !(self.inner.dtype().is_integer() || self.inner.dtype().is_bool()) {
-            return Err(type_err("index", "Only integer arrays can be converted to an index."));
+            return Err(type_err(
+                "index",
+                "Only integer arrays can be converted to an index.",
+            ));
         }
         self.__int__()
     }
     fn __float__(&self) -> PyResult<f64> {
         Ok(match eval_item(&self.inner)? {
-            Scalar::Complex(..) => return Err(type_err("float", "Cannot convert a complex array to float.")),
+            Scalar::Complex(..) => {
+                return Err(type_err(
+                    "float",
+                    "Cannot convert a complex array to float.",
+                ))
+            }
             s => s.as_f64(),
         })
     }
@@ -245,7 +291,14 @@ impl PyArray {
         let f = py.import("oxmx.core")?.getattr("_array_from_state")?;
         let bytes = pyo3::types::PyBytes::new(py, &convert::host_bytes(&self.inner)?);
         let shape = PyTuple::new(py, self.inner.shape())?;
-        let args = PyTuple::new(py, [bytes.into_any(), shape.into_any(), self.inner.dtype().name().into_pyobject(py)?.into_any()])?;
+        let args = PyTuple::new(
+            py,
+            [
+                bytes.into_any(),
+                shape.into_any(),
+                self.inner.dtype().name().into_pyobject(py)?.into_any(),
+            ],
+        )?;
         Ok((f.unbind(), args.into_any().unbind()))
     }
     fn __copy__(&self) -> PyArray {
@@ -293,12 +346,23 @@ impl PyArray {
         bin(o, slf.as_any(), ops::remainder)
     }
     fn __divmod__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<(PyArray, PyArray)> {
-        Ok((bin(slf.as_any(), o, ops::floor_divide)?, bin(slf.as_any(), o, ops::remainder)?))
+        Ok((
+            bin(slf.as_any(), o, ops::floor_divide)?,
+            bin(slf.as_any(), o, ops::remainder)?,
+        ))
     }
-    fn __pow__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    fn __pow__(
+        slf: &Bound<'_, Self>,
+        o: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
         op(slf.py(), slf.as_any(), o, ops::power)
     }
-    fn __rpow__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+    fn __rpow__(
+        slf: &Bound<'_, Self>,
+        o: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArray> {
         bin(o, slf.as_any(), ops::power)
     }
     fn __matmul__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
@@ -367,7 +431,11 @@ impl PyArray {
         slf.inner = r;
         Ok(())
     }
-    fn __ipow__(mut slf: PyRefMut<'_, Self>, o: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn __ipow__(
+        mut slf: PyRefMut<'_, Self>,
+        o: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let r = bin_self(&slf.inner, o, ops::power)?;
         slf.inner = r;
         Ok(())
@@ -441,28 +509,49 @@ impl PyArray {
     }
     fn __setitem__(&mut self, idx: &Bound<'_, PyAny>, val: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = convert::operand(val, Some(self.inner.dtype()))?;
-        self.inner = crate::indexing::setitem(&self.inner, idx, &v, oxmx::primitive::ScatterMode::Set)?;
+        self.inner =
+            crate::indexing::setitem(&self.inner, idx, &v, oxmx::primitive::ScatterMode::Set)?;
         Ok(())
     }
 
     // ---- methods (keyword forms mirror the module functions) ----
     #[pyo3(signature = (dtype, stream=None))]
-    fn astype(&self, dtype: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+    fn astype(
+        &self,
+        dtype: &Bound<'_, PyAny>,
+        stream: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArray> {
         let d = dtype_of(dtype)?;
         on_stream(stream, || ops::astype(&self.inner, d)).map(wrap)
     }
     #[pyo3(signature = (*shape, stream=None))]
-    fn reshape(&self, shape: &Bound<'_, PyTuple>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+    fn reshape(
+        &self,
+        shape: &Bound<'_, PyTuple>,
+        stream: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArray> {
         let s = shape_from_varargs("reshape", shape)?;
         on_stream(stream, || ops::reshape(&self.inner, &s)).map(wrap)
     }
     #[pyo3(signature = (*axes, stream=None))]
-    fn transpose(&self, axes: &Bound<'_, PyTuple>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-        let ax = if axes.is_empty() { None } else { Some(shape_from_varargs("transpose", axes)?) };
+    fn transpose(
+        &self,
+        axes: &Bound<'_, PyTuple>,
+        stream: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArray> {
+        let ax = if axes.is_empty() {
+            None
+        } else {
+            Some(shape_from_varargs("transpose", axes)?)
+        };
         on_stream(stream, || ops::transpose(&self.inner, ax.as_deref())).map(wrap)
     }
     #[pyo3(signature = (dtype, stream=None))]
-    fn view(&self, dtype: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+    fn view(
+        &self,
+        dtype: &Bound<'_, PyAny>,
+        stream: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArray> {
         let d = dtype_of(dtype)?;
         on_stream(stream, || ops::view_dtype(&self.inner, d)).map(wrap)
     }
@@ -475,7 +564,9 @@ impl PyArray {
                 let functools = py.import("functools")?;
                 Ok(functools.getattr("partial")?.call1((f, slf))?.unbind())
             }
-            Err(_) => Err(pyo3::exceptions::PyAttributeError::new_err(format!("'array' object has no attribute '{name}'"))),
+            Err(_) => Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+                "'array' object has no attribute '{name}'"
+            ))),
         }
     }
 }
@@ -493,4 +584,3 @@ fn shape_from_varargs(op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>>
     }
     convert::shape_arg(op, args.as_any())
 }
-

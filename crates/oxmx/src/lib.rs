@@ -29,7 +29,10 @@ pub fn init() {
 pub fn to_vec<T: bytemuck::Pod>(a: &Array) -> Result<Vec<T>> {
     init();
     if std::mem::size_of::<T>() != a.dtype().size() {
-        return Err(Error::type_err("to_vec", "Element type does not match dtype."));
+        return Err(Error::type_err(
+            "to_vec",
+            "Element type does not match dtype.",
+        ));
     }
     let c = ops::contiguous(a)?;
     let d = c.data()?;

@@ -11,9 +11,14 @@ use crate::shape::{checked_size, Shape};
 /// An evaluated array from little-endian bytes laid out row-major.
 pub fn from_bytes(op: &str, bytes: &[u8], shape: Shape, dtype: Dtype) -> Result<Array> {
     let n = checked_size(op, &shape)?;
-    let nbytes = n.checked_mul(dtype.size()).ok_or_else(|| Error::overflow(op))?;
+    let nbytes = n
+        .checked_mul(dtype.size())
+        .ok_or_else(|| Error::overflow(op))?;
     if bytes.len() != nbytes {
-        return Err(Error::value(op, format!("Expected {nbytes} bytes of data, got {}.", bytes.len())));
+        return Err(Error::value(
+            op,
+            format!("Expected {nbytes} bytes of data, got {}.", bytes.len()),
+        ));
     }
     let mut buf = memory::alloc(op, nbytes)?;
     buf.bytes_mut().copy_from_slice(bytes);
@@ -24,7 +29,10 @@ pub fn from_bytes(op: &str, bytes: &[u8], shape: Shape, dtype: Dtype) -> Result<
 /// Evaluated array from typed values.
 pub fn from_slice<T: bytemuck::Pod>(values: &[T], shape: Shape, dtype: Dtype) -> Result<Array> {
     if std::mem::size_of::<T>() != dtype.size() {
-        return Err(Error::type_err("array", "Element type does not match dtype."));
+        return Err(Error::type_err(
+            "array",
+            "Element type does not match dtype.",
+        ));
     }
     from_bytes("array", bytemuck::cast_slice(values), shape, dtype)
 }
@@ -58,10 +66,16 @@ pub fn ones(shape: Shape, dtype: Dtype) -> Result<Array> {
 pub fn arange(start: f64, stop: f64, step: f64, dtype: Dtype) -> Result<Array> {
     let op = "arange";
     if step == 0.0 {
-        return Err(Error::value(op, "Cannot compute length of arange with step size 0."));
+        return Err(Error::value(
+            op,
+            "Cannot compute length of arange with step size 0.",
+        ));
     }
     if !(start.is_finite() && stop.is_finite() && step.is_finite()) {
-        return Err(Error::value(op, "Cannot compute length of arange with non-finite bounds."));
+        return Err(Error::value(
+            op,
+            "Cannot compute length of arange with non-finite bounds.",
+        ));
     }
     if dtype == Dtype::Bool {
         return Err(Error::value(op, "Cannot make an arange of booleans."));
@@ -73,13 +87,21 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype: Dtype) -> Result<Array> {
     }
     let n = len as usize;
     checked_size(op, &[n])?;
-    Ok(Array::pending(vec![n], dtype, Primitive::Arange { start, step }, vec![]))
+    Ok(Array::pending(
+        vec![n],
+        dtype,
+        Primitive::Arange { start, step },
+        vec![],
+    ))
 }
 
 pub fn linspace(start: f64, stop: f64, num: i64, dtype: Dtype) -> Result<Array> {
     let op = "linspace";
     if num < 0 {
-        return Err(Error::value(op, format!("num must be non-negative, got {num}.")));
+        return Err(Error::value(
+            op,
+            format!("num must be non-negative, got {num}."),
+        ));
     }
     if !dtype.is_inexact() {
         // MLX computes in float then casts.
@@ -88,17 +110,35 @@ pub fn linspace(start: f64, stop: f64, num: i64, dtype: Dtype) -> Result<Array> 
     }
     let n = num as usize;
     if n == 1 {
-        return super::astype(&full_scalar(vec![1], Scalar::Float(start), Dtype::Float64)?, dtype);
+        return super::astype(
+            &full_scalar(vec![1], Scalar::Float(start), Dtype::Float64)?,
+            dtype,
+        );
     }
-    let step = if n > 1 { (stop - start) / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 {
+        (stop - start) / (n - 1) as f64
+    } else {
+        0.0
+    };
     // arange in float64 then cast keeps endpoints exact.
-    let idx = Array::pending(vec![n], Dtype::Float64, Primitive::Arange { start: 0.0, step: 1.0 }, vec![]);
+    let idx = Array::pending(
+        vec![n],
+        Dtype::Float64,
+        Primitive::Arange {
+            start: 0.0,
+            step: 1.0,
+        },
+        vec![],
+    );
     let s = scalar(Scalar::Float(step), Dtype::Float64)?;
     let b = scalar(Scalar::Float(start), Dtype::Float64)?;
     let mut r = super::add(&super::multiply(&idx, &s)?, &b)?;
     if n > 1 {
         // pin the last element to `stop`
-        let is_last = super::equal(&idx, &scalar(Scalar::Float((n - 1) as f64), Dtype::Float64)?)?;
+        let is_last = super::equal(
+            &idx,
+            &scalar(Scalar::Float((n - 1) as f64), Dtype::Float64)?,
+        )?;
         r = super::where_(&is_last, &scalar(Scalar::Float(stop), Dtype::Float64)?, &r)?;
     }
     super::astype(&r, dtype)

@@ -12,7 +12,12 @@ pub fn astype(a: &Array, dtype: Dtype) -> Result<Array> {
     if a.dtype() == dtype {
         return Ok(a.clone());
     }
-    Ok(Array::pending(a.shape().to_vec(), dtype, Primitive::AsType(dtype), vec![a.clone()]))
+    Ok(Array::pending(
+        a.shape().to_vec(),
+        dtype,
+        Primitive::AsType(dtype),
+        vec![a.clone()],
+    ))
 }
 
 fn unary_name(op: UnaryOp) -> &'static str {
@@ -78,7 +83,10 @@ pub fn unary(op: UnaryOp, a: &Array) -> Result<Array> {
         }
         Negative => {
             if d == Dtype::Bool {
-                return Err(Error::value(name, "The negative operator on bool arrays is not supported; use logical_not."));
+                return Err(Error::value(
+                    name,
+                    "The negative operator on bool arrays is not supported; use logical_not.",
+                ));
             }
             d
         }
@@ -100,7 +108,12 @@ pub fn unary(op: UnaryOp, a: &Array) -> Result<Array> {
         }
         LogicalNot => {
             let b = astype(a, Dtype::Bool)?;
-            return Ok(Array::pending(a.shape().to_vec(), Dtype::Bool, Primitive::Unary(op), vec![b]));
+            return Ok(Array::pending(
+                a.shape().to_vec(),
+                Dtype::Bool,
+                Primitive::Unary(op),
+                vec![b],
+            ));
         }
         BitwiseInvert => {
             if !(d.is_integer() || d.is_bool()) {
@@ -134,14 +147,26 @@ pub fn unary(op: UnaryOp, a: &Array) -> Result<Array> {
         }
         _ => d.to_inexact(),
     };
-    let input = if out.is_inexact() && !d.is_inexact() { astype(a, out)? } else { a.clone() };
-    Ok(Array::pending(a.shape().to_vec(), out, Primitive::Unary(op), vec![input]))
+    let input = if out.is_inexact() && !d.is_inexact() {
+        astype(a, out)?
+    } else {
+        a.clone()
+    };
+    Ok(Array::pending(
+        a.shape().to_vec(),
+        out,
+        Primitive::Unary(op),
+        vec![input],
+    ))
 }
 
 /// Broadcast both inputs to a common shape (views).
 pub fn broadcast_pair(op: &str, a: &Array, b: &Array) -> Result<(Array, Array)> {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    Ok((super::broadcast_to(a, &shape)?, super::broadcast_to(b, &shape)?))
+    Ok((
+        super::broadcast_to(a, &shape)?,
+        super::broadcast_to(b, &shape)?,
+    ))
 }
 
 /// Apply a binary primitive with its dtype rule and broadcasting.
@@ -182,11 +207,19 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         _ => out = t,
     }
     if matches!(op, Less | LessEqual | Greater | GreaterEqual) && t.is_complex() {
-        return Err(Error::value(name, "Ordering comparisons are not supported for complex numbers."));
+        return Err(Error::value(
+            name,
+            "Ordering comparisons are not supported for complex numbers.",
+        ));
     }
     let a = super::broadcast_to(&astype(a, t)?, &shape)?;
     let b = super::broadcast_to(&astype(b, t)?, &shape)?;
-    Ok(Array::pending(shape, out, Primitive::Binary(op), vec![a, b]))
+    Ok(Array::pending(
+        shape,
+        out,
+        Primitive::Binary(op),
+        vec![a, b],
+    ))
 }
 
 macro_rules! unary_fns {
@@ -235,7 +268,10 @@ pub fn round(a: &Array, decimals: i64) -> Result<Array> {
         return astype(&round(&astype(a, Dtype::Float64)?, decimals)?, a.dtype());
     }
     let d = a.dtype();
-    let s = scalar(Scalar::Float(10f64.powi(decimals.clamp(-400, 400) as i32)), d)?;
+    let s = scalar(
+        Scalar::Float(10f64.powi(decimals.clamp(-400, 400) as i32)),
+        d,
+    )?;
     divide(&unary(UnaryOp::Round, &multiply(a, &s)?)?, &s)
 }
 
@@ -266,12 +302,18 @@ pub fn clip(a: &Array, lo: Option<&Array>, hi: Option<&Array>) -> Result<Array> 
 
 pub fn degrees(a: &Array) -> Result<Array> {
     let d = a.dtype().to_inexact();
-    multiply(&astype(a, d)?, &scalar(Scalar::Float(180.0 / std::f64::consts::PI), d)?)
+    multiply(
+        &astype(a, d)?,
+        &scalar(Scalar::Float(180.0 / std::f64::consts::PI), d)?,
+    )
 }
 
 pub fn radians(a: &Array) -> Result<Array> {
     let d = a.dtype().to_inexact();
-    multiply(&astype(a, d)?, &scalar(Scalar::Float(std::f64::consts::PI / 180.0), d)?)
+    multiply(
+        &astype(a, d)?,
+        &scalar(Scalar::Float(std::f64::consts::PI / 180.0), d)?,
+    )
 }
 
 pub fn isclose(a: &Array, b: &Array, rtol: f64, atol: f64, equal_nan: bool) -> Result<Array> {

@@ -11,7 +11,10 @@ use crate::shape::{broadcast_many, broadcast_shapes, checked_size, normalize_axi
 
 fn check_index_dtype(op: &str, idx: &Array) -> Result<()> {
     if !idx.dtype().is_integer() {
-        return Err(Error::value(op, format!("Indices must be integers, got {}.", idx.dtype())));
+        return Err(Error::value(
+            op,
+            format!("Indices must be integers, got {}.", idx.dtype()),
+        ));
     }
     Ok(())
 }
@@ -33,7 +36,10 @@ pub fn gather(src: &Array, indices: &[Array], axes: &[usize]) -> Result<Array> {
     }
     let shapes: Vec<&[usize]> = indices.iter().map(|a| a.shape()).collect();
     let ishape = broadcast_many(op, &shapes)?;
-    let idx: Vec<Array> = indices.iter().map(|i| broadcast_to(&astype(i, Dtype::Int64)?, &ishape)).collect::<Result<_>>()?;
+    let idx: Vec<Array> = indices
+        .iter()
+        .map(|i| broadcast_to(&astype(i, Dtype::Int64)?, &ishape))
+        .collect::<Result<_>>()?;
     let mut out: Shape = ishape.clone();
     for (i, &d) in src.shape().iter().enumerate() {
         if !axes.contains(&i) {
@@ -48,7 +54,14 @@ pub fn gather(src: &Array, indices: &[Array], axes: &[usize]) -> Result<Array> {
     }
     let mut inputs = vec![src.clone()];
     inputs.extend(idx);
-    Ok(Array::pending(out, src.dtype(), Primitive::Gather { axes: axes.to_vec() }, inputs))
+    Ok(Array::pending(
+        out,
+        src.dtype(),
+        Primitive::Gather {
+            axes: axes.to_vec(),
+        },
+        inputs,
+    ))
 }
 
 /// `take(a, indices, axis)`; with no axis the array is flattened first.
@@ -60,7 +73,10 @@ pub fn take(a: &Array, indices: &Array, axis: Option<i64>) -> Result<Array> {
         Some(ax) => (a.clone(), normalize_axis(op, ax, a.ndim())?),
     };
     if x.ndim() == 0 {
-        return Err(Error::value(op, "Cannot take from a 0-d array along an axis."));
+        return Err(Error::value(
+            op,
+            "Cannot take from a 0-d array along an axis.",
+        ));
     }
     let g = gather(&x, std::slice::from_ref(indices), &[ax])?;
     // gather puts index dims first; move them to `ax`.
@@ -76,14 +92,34 @@ pub fn take(a: &Array, indices: &Array, axis: Option<i64>) -> Result<Array> {
     transpose(&g, Some(&perm))
 }
 
-fn along_axis_prep(op: &str, a: &Array, indices: &Array, axis: Option<i64>) -> Result<(Array, Array, usize)> {
+fn along_axis_prep(
+    op: &str,
+    a: &Array,
+    indices: &Array,
+    axis: Option<i64>,
+) -> Result<(Array, Array, usize)> {
     check_index_dtype(op, indices)?;
     let (x, idx, ax) = match axis {
-        None => (reshape_to(a, vec![a.size()])?, reshape_to(indices, vec![indices.size()])?, 0),
-        Some(ax) => (a.clone(), indices.clone(), normalize_axis(op, ax, a.ndim())?),
+        None => (
+            reshape_to(a, vec![a.size()])?,
+            reshape_to(indices, vec![indices.size()])?,
+            0,
+        ),
+        Some(ax) => (
+            a.clone(),
+            indices.clone(),
+            normalize_axis(op, ax, a.ndim())?,
+        ),
     };
     if idx.ndim() != x.ndim() {
-        return Err(Error::value(op, format!("Indices of dimension {} does not match array of dimension {}.", idx.ndim(), x.ndim())));
+        return Err(Error::value(
+            op,
+            format!(
+                "Indices of dimension {} does not match array of dimension {}.",
+                idx.ndim(),
+                x.ndim()
+            ),
+        ));
     }
     Ok((x, idx, ax))
 }
@@ -106,10 +142,21 @@ pub fn take_along_axis(a: &Array, indices: &Array, axis: Option<i64>) -> Result<
     if x.shape()[ax] == 0 && idx.size() > 0 {
         return Err(Error::index(op, "Cannot index into an axis of size 0."));
     }
-    Ok(Array::pending(idx_shape, x.dtype(), Primitive::GatherAxis { axis: ax }, vec![x, idx]))
+    Ok(Array::pending(
+        idx_shape,
+        x.dtype(),
+        Primitive::GatherAxis { axis: ax },
+        vec![x, idx],
+    ))
 }
 
-pub fn scatter_along_axis(a: &Array, indices: &Array, values: &Array, axis: Option<i64>, mode: ScatterMode) -> Result<Array> {
+pub fn scatter_along_axis(
+    a: &Array,
+    indices: &Array,
+    values: &Array,
+    axis: Option<i64>,
+    mode: ScatterMode,
+) -> Result<Array> {
     let op = "put_along_axis";
     let (x, idx, ax) = along_axis_prep(op, a, indices, axis)?;
     let mut xs = x.shape().to_vec();
@@ -118,26 +165,45 @@ pub fn scatter_along_axis(a: &Array, indices: &Array, values: &Array, axis: Opti
     is[ax] = 1;
     let b = broadcast_shapes(op, &xs, &is)?;
     if b != xs {
-        return Err(Error::value(op, "Indices must broadcast to the array's shape outside the axis."));
+        return Err(Error::value(
+            op,
+            "Indices must broadcast to the array's shape outside the axis.",
+        ));
     }
     let mut idx_shape = b;
     idx_shape[ax] = idx.shape()[ax];
     let idx = broadcast_to(&astype(&idx, Dtype::Int64)?, &idx_shape)?;
     let v = broadcast_to(&astype(values, x.dtype())?, &idx_shape)?;
-    let r = Array::pending(x.shape().to_vec(), x.dtype(), Primitive::ScatterAxis { axis: ax, mode }, vec![x, idx, v]);
+    let r = Array::pending(
+        x.shape().to_vec(),
+        x.dtype(),
+        Primitive::ScatterAxis { axis: ax, mode },
+        vec![x, idx, v],
+    );
     match axis {
         None => reshape_to(&r, a.shape().to_vec()),
         Some(_) => Ok(r),
     }
 }
 
-pub fn put_along_axis(a: &Array, indices: &Array, values: &Array, axis: Option<i64>) -> Result<Array> {
+pub fn put_along_axis(
+    a: &Array,
+    indices: &Array,
+    values: &Array,
+    axis: Option<i64>,
+) -> Result<Array> {
     scatter_along_axis(a, indices, values, axis, ScatterMode::Set)
 }
 
 /// General scatter, the inverse of [`gather`]: `updates` must broadcast to
 /// `broadcast(idx).shape ++ [src dims not in axes]`.
-pub fn scatter(src: &Array, indices: &[Array], updates: &Array, axes: &[usize], mode: ScatterMode) -> Result<Array> {
+pub fn scatter(
+    src: &Array,
+    indices: &[Array],
+    updates: &Array,
+    axes: &[usize],
+    mode: ScatterMode,
+) -> Result<Array> {
     let op = "scatter";
     if indices.len() != axes.len() || indices.is_empty() {
         return Err(Error::value(op, "One index array is needed per axis."));
@@ -147,7 +213,10 @@ pub fn scatter(src: &Array, indices: &[Array], updates: &Array, axes: &[usize], 
     }
     let shapes: Vec<&[usize]> = indices.iter().map(|a| a.shape()).collect();
     let ishape = broadcast_many(op, &shapes)?;
-    let idx: Vec<Array> = indices.iter().map(|i| broadcast_to(&astype(i, Dtype::Int64)?, &ishape)).collect::<Result<_>>()?;
+    let idx: Vec<Array> = indices
+        .iter()
+        .map(|i| broadcast_to(&astype(i, Dtype::Int64)?, &ishape))
+        .collect::<Result<_>>()?;
     let mut ushape: Shape = ishape.clone();
     for (i, &d) in src.shape().iter().enumerate() {
         if !axes.contains(&i) {
@@ -157,15 +226,32 @@ pub fn scatter(src: &Array, indices: &[Array], updates: &Array, axes: &[usize], 
     let upd = broadcast_to(&astype(updates, src.dtype())?, &ushape)?;
     let mut inputs = vec![src.clone(), upd];
     inputs.extend(idx);
-    Ok(Array::pending(src.shape().to_vec(), src.dtype(), Primitive::Scatter { axes: axes.to_vec(), mode }, inputs))
+    Ok(Array::pending(
+        src.shape().to_vec(),
+        src.dtype(),
+        Primitive::Scatter {
+            axes: axes.to_vec(),
+            mode,
+        },
+        inputs,
+    ))
 }
 
 /// Write `update` into `src[start:stop:strides]`.
-pub fn slice_update(src: &Array, update: &Array, start: &[i64], stop: &[i64], strides: Option<&[i64]>) -> Result<Array> {
+pub fn slice_update(
+    src: &Array,
+    update: &Array,
+    start: &[i64],
+    stop: &[i64],
+    strides: Option<&[i64]>,
+) -> Result<Array> {
     let op = "slice_update";
     let nd = src.ndim();
     if start.len() != nd || stop.len() != nd || strides.is_some_and(|s| s.len() != nd) {
-        return Err(Error::value(op, "start, stop and strides must have one entry per axis."));
+        return Err(Error::value(
+            op,
+            "start, stop and strides must have one entry per axis.",
+        ));
     }
     let mut shape = Vec::with_capacity(nd);
     let (mut st, mut sp, mut sd) = (Vec::new(), Vec::new(), Vec::new());
@@ -181,14 +267,22 @@ pub fn slice_update(src: &Array, update: &Array, start: &[i64], stop: &[i64], st
     Ok(Array::pending(
         src.shape().to_vec(),
         src.dtype(),
-        Primitive::SliceUpdate { start: st, count: sp, strides: sd },
+        Primitive::SliceUpdate {
+            start: st,
+            count: sp,
+            strides: sd,
+        },
         vec![src.clone(), upd],
     ))
 }
 
 /// Write `update` (broadcast to the window's shape) into the strided window given by
 /// normalized per-axis `(start, count, step)` parameters (see `slice_params`).
-pub fn slice_update_params(src: &Array, update: &Array, params: &[(usize, usize, i64)]) -> Result<Array> {
+pub fn slice_update_params(
+    src: &Array,
+    update: &Array,
+    params: &[(usize, usize, i64)],
+) -> Result<Array> {
     let op = "slice_update";
     if params.len() != src.ndim() {
         return Err(Error::value(op, "One slice per axis is required."));

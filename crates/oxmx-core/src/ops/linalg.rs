@@ -14,7 +14,10 @@ use crate::shape::{broadcast_shapes, fmt_shape, normalize_axis, Shape};
 pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
     let op = "matmul";
     if a.ndim() == 0 || b.ndim() == 0 {
-        return Err(Error::value(op, "Got 0 dimension input. Inputs must have at least one dimension."));
+        return Err(Error::value(
+            op,
+            "Got 0 dimension input. Inputs must have at least one dimension.",
+        ));
     }
     let t = promote(a.dtype(), b.dtype());
     if !t.is_inexact() {
@@ -22,8 +25,16 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
     }
     let a1 = a.ndim() == 1;
     let b1 = b.ndim() == 1;
-    let a2 = if a1 { reshape_to(a, vec![1, a.shape()[0]])? } else { a.clone() };
-    let b2 = if b1 { reshape_to(b, vec![b.shape()[0], 1])? } else { b.clone() };
+    let a2 = if a1 {
+        reshape_to(a, vec![1, a.shape()[0]])?
+    } else {
+        a.clone()
+    };
+    let b2 = if b1 {
+        reshape_to(b, vec![b.shape()[0], 1])?
+    } else {
+        b.clone()
+    };
     let (m, k) = (a2.shape()[a2.ndim() - 2], a2.shape()[a2.ndim() - 1]);
     let (k2, n) = (b2.shape()[b2.ndim() - 2], b2.shape()[b2.ndim() - 1]);
     if k != k2 {
@@ -32,7 +43,11 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
             format!("Last dimension of first input with shape {} must match second to last dimension of second input with shape {}.", fmt_shape(a.shape()), fmt_shape(b.shape())),
         ));
     }
-    let batch = broadcast_shapes(op, &a2.shape()[..a2.ndim() - 2], &b2.shape()[..b2.ndim() - 2])?;
+    let batch = broadcast_shapes(
+        op,
+        &a2.shape()[..a2.ndim() - 2],
+        &b2.shape()[..b2.ndim() - 2],
+    )?;
     let mut sa: Shape = batch.clone();
     sa.extend([m, k]);
     let mut sb: Shape = batch.clone();
@@ -58,8 +73,16 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
 pub fn addmm(c: &Array, a: &Array, b: &Array, alpha: f64, beta: f64) -> Result<Array> {
     let p = matmul(a, b)?;
     let d = promote(p.dtype(), c.dtype());
-    let p = if alpha != 1.0 { multiply(&p, &scalar(Scalar::Float(alpha), d)?)? } else { p };
-    let c = if beta != 1.0 { multiply(c, &scalar(Scalar::Float(beta), d)?)? } else { c.clone() };
+    let p = if alpha != 1.0 {
+        multiply(&p, &scalar(Scalar::Float(alpha), d)?)?
+    } else {
+        p
+    };
+    let c = if beta != 1.0 {
+        multiply(c, &scalar(Scalar::Float(beta), d)?)?
+    } else {
+        c.clone()
+    };
     add(&c, &p)
 }
 
@@ -70,7 +93,10 @@ pub fn inner(a: &Array, b: &Array) -> Result<Array> {
     }
     let (ka, kb) = (a.shape()[a.ndim() - 1], b.shape()[b.ndim() - 1]);
     if ka != kb {
-        return Err(Error::value(op, format!("a.shape[-1] ({ka}) must match b.shape[-1] ({kb}).")));
+        return Err(Error::value(
+            op,
+            format!("a.shape[-1] ({ka}) must match b.shape[-1] ({kb})."),
+        ));
     }
     tensordot_axes(a, b, &[a.ndim() as i64 - 1], &[b.ndim() as i64 - 1])
 }
@@ -85,7 +111,10 @@ pub fn outer(a: &Array, b: &Array) -> Result<Array> {
 pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> Result<Array> {
     let op = "tensordot";
     if axes_a.len() != axes_b.len() {
-        return Err(Error::value(op, "Both axes lists must have the same length."));
+        return Err(Error::value(
+            op,
+            "Both axes lists must have the same length.",
+        ));
     }
     let xa = crate::shape::normalize_axes(op, axes_a, a.ndim())?;
     let xb = crate::shape::normalize_axes(op, axes_b, b.ndim())?;
@@ -101,16 +130,33 @@ pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> R
     let m: usize = free_a.iter().map(|&i| a.shape()[i]).product();
     let k: usize = xa.iter().map(|&i| a.shape()[i]).product();
     let n: usize = free_b.iter().map(|&i| b.shape()[i]).product();
-    let at = reshape_to(&contiguous_if_needed(&transpose(a, Some(&perm_a))?)?, vec![m, k])?;
-    let bt = reshape_to(&contiguous_if_needed(&transpose(b, Some(&perm_b))?)?, vec![k, n])?;
+    let at = reshape_to(
+        &contiguous_if_needed(&transpose(a, Some(&perm_a))?)?,
+        vec![m, k],
+    )?;
+    let bt = reshape_to(
+        &contiguous_if_needed(&transpose(b, Some(&perm_b))?)?,
+        vec![k, n],
+    )?;
     let t = promote(a.dtype(), b.dtype());
     let r = if t.is_inexact() {
         matmul(&at, &bt)?
     } else {
         // integer contraction through broadcasting
-        sum(&multiply(&reshape_to(&at, vec![m, k, 1])?, &reshape_to(&bt, vec![1, k, n])?)?, Some(&[1]), false)?
+        sum(
+            &multiply(
+                &reshape_to(&at, vec![m, k, 1])?,
+                &reshape_to(&bt, vec![1, k, n])?,
+            )?,
+            Some(&[1]),
+            false,
+        )?
     };
-    let out: Shape = free_a.iter().map(|&i| a.shape()[i]).chain(free_b.iter().map(|&i| b.shape()[i])).collect();
+    let out: Shape = free_a
+        .iter()
+        .map(|&i| a.shape()[i])
+        .chain(free_b.iter().map(|&i| b.shape()[i]))
+        .collect();
     reshape_to(&r, out)
 }
 
@@ -121,7 +167,10 @@ fn contiguous_if_needed(a: &Array) -> Result<Array> {
 pub fn tensordot(a: &Array, b: &Array, n: i64) -> Result<Array> {
     let op = "tensordot";
     if n < 0 || n as usize > a.ndim() || n as usize > b.ndim() {
-        return Err(Error::value(op, "axes must be between 0 and the arrays' dimensions."));
+        return Err(Error::value(
+            op,
+            "axes must be between 0 and the arrays' dimensions.",
+        ));
     }
     let n = n as usize;
     let xa: Vec<i64> = (a.ndim() - n..a.ndim()).map(|x| x as i64).collect();

@@ -49,7 +49,12 @@ fn finish_keepdims(r: Array, a_shape: &[usize], axes: &[usize], keepdims: bool) 
     if keepdims {
         return Ok(r);
     }
-    let out: Shape = a_shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+    let out: Shape = a_shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, &d)| d)
+        .collect();
     reshape_to(&r, out)
 }
 
@@ -59,16 +64,36 @@ pub fn reduce(op: ReduceOp, a: &Array, axes: Option<&[i64]>, keepdims: bool) -> 
     if matches!(op, ReduceOp::Max | ReduceOp::Min) && a.size() == 0 {
         let reduced_empty = ax.iter().any(|&i| a.shape()[i] == 0) || a.ndim() == 0;
         if reduced_empty {
-            return Err(Error::value(name, format!("Cannot {name} reduce zero size array.")));
+            return Err(Error::value(
+                name,
+                format!("Cannot {name} reduce zero size array."),
+            ));
         }
     }
     let out_dtype = accum_dtype(op, a.dtype());
-    let input = if matches!(op, ReduceOp::All | ReduceOp::Any) { astype(a, Dtype::Bool)? } else { astype(a, out_dtype)? };
+    let input = if matches!(op, ReduceOp::All | ReduceOp::Any) {
+        astype(a, Dtype::Bool)?
+    } else {
+        astype(a, out_dtype)?
+    };
     if ax.is_empty() {
         return Ok(input);
     }
-    let kept: Shape = a.shape().iter().enumerate().map(|(i, &d)| if ax.contains(&i) { 1 } else { d }).collect();
-    let r = Array::pending(kept, out_dtype, Primitive::Reduce { op, axes: ax.clone() }, vec![input]);
+    let kept: Shape = a
+        .shape()
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if ax.contains(&i) { 1 } else { d })
+        .collect();
+    let r = Array::pending(
+        kept,
+        out_dtype,
+        Primitive::Reduce {
+            op,
+            axes: ax.clone(),
+        },
+        vec![input],
+    );
     finish_keepdims(r, a.shape(), &ax, keepdims)
 }
 
@@ -114,7 +139,11 @@ pub fn var(a: &Array, axes: Option<&[i64]>, keepdims: bool, ddof: i64) -> Result
     let x = astype(a, d)?;
     let m = mean(&x, Some(&axes_i), true)?;
     let c = subtract(&x, &m)?;
-    let sq = if d.is_complex() { real(&multiply(&c, &conjugate(&c)?)?)? } else { square(&c)? };
+    let sq = if d.is_complex() {
+        real(&multiply(&c, &conjugate(&c)?)?)?
+    } else {
+        square(&c)?
+    };
     let s = sum(&sq, Some(&axes_i), keepdims)?;
     let denom = (n - ddof as f64).max(0.0);
     let rd = sq.dtype();
@@ -162,10 +191,20 @@ pub fn softmax(a: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> 
         let axis = ax[0];
         let last = a.ndim() - 1;
         if axis == last {
-            return Ok(Array::pending(x.shape().to_vec(), d, Primitive::Softmax { precise }, vec![x]));
+            return Ok(Array::pending(
+                x.shape().to_vec(),
+                d,
+                Primitive::Softmax { precise },
+                vec![x],
+            ));
         }
         let moved = swapaxes(&x, axis as i64, last as i64)?;
-        let sm = Array::pending(moved.shape().to_vec(), d, Primitive::Softmax { precise }, vec![moved]);
+        let sm = Array::pending(
+            moved.shape().to_vec(),
+            d,
+            Primitive::Softmax { precise },
+            vec![moved],
+        );
         return swapaxes(&sm, axis as i64, last as i64);
     }
     let axes_i: Vec<i64> = ax.iter().map(|&x| x as i64).collect();
@@ -184,11 +223,19 @@ pub fn arg_reduce(op: ArgReduceOp, a: &Array, axis: Option<i64>, keepdims: bool)
         Some(ax) => (a.clone(), normalize_axis(name, ax, a.ndim())?),
     };
     if x.shape()[ax] == 0 {
-        return Err(Error::value(name, format!("Cannot {name} reduce zero size array.")));
+        return Err(Error::value(
+            name,
+            format!("Cannot {name} reduce zero size array."),
+        ));
     }
     let mut kept = x.shape().to_vec();
     kept[ax] = 1;
-    let r = Array::pending(kept, Dtype::Uint32, Primitive::ArgReduce { op, axis: ax }, vec![x.clone()]);
+    let r = Array::pending(
+        kept,
+        Dtype::Uint32,
+        Primitive::ArgReduce { op, axis: ax },
+        vec![x.clone()],
+    );
     if keepdims {
         match axis {
             None => reshape_to(&r, vec![1; a.ndim()]),
@@ -197,7 +244,13 @@ pub fn arg_reduce(op: ArgReduceOp, a: &Array, axis: Option<i64>, keepdims: bool)
     } else {
         let out: Shape = match axis {
             None => vec![],
-            Some(_) => x.shape().iter().enumerate().filter(|(i, _)| *i != ax).map(|(_, &d)| d).collect(),
+            Some(_) => x
+                .shape()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != ax)
+                .map(|(_, &d)| d)
+                .collect(),
         };
         reshape_to(&r, out)
     }

@@ -29,7 +29,7 @@ pub fn reshape(a: &Array, shape: &[i64]) -> Result<Array> {
         }
     }
     if let Some(i) = infer {
-        if known == 0 || size % known != 0 {
+        if known == 0 || !size.is_multiple_of(known) {
             return Err(Error::value(
                 op,
                 format!("Cannot infer the shape of an array of size {size} into shape {shape:?}."),
@@ -41,7 +41,10 @@ pub fn reshape(a: &Array, shape: &[i64]) -> Result<Array> {
     if size_of(&out) != size {
         return Err(Error::value(
             op,
-            format!("Cannot reshape array of size {size} into shape {}.", fmt_shape(&out)),
+            format!(
+                "Cannot reshape array of size {size} into shape {}.",
+                fmt_shape(&out)
+            ),
         ));
     }
     reshape_to(a, out)
@@ -51,7 +54,12 @@ pub(crate) fn reshape_to(a: &Array, out: Shape) -> Result<Array> {
     if out.as_slice() == a.shape() {
         return Ok(a.clone());
     }
-    Ok(Array::pending(out, a.dtype(), Primitive::Reshape, vec![a.clone()]))
+    Ok(Array::pending(
+        out,
+        a.dtype(),
+        Primitive::Reshape,
+        vec![a.clone()],
+    ))
 }
 
 pub fn flatten(a: &Array, start: i64, end: i64) -> Result<Array> {
@@ -63,7 +71,10 @@ pub fn flatten(a: &Array, start: i64, end: i64) -> Result<Array> {
     let s = normalize_axis(op, start, nd)?;
     let e = normalize_axis(op, end, nd)?;
     if s > e {
-        return Err(Error::value(op, "start_axis must be less than or equal to end_axis."));
+        return Err(Error::value(
+            op,
+            "start_axis must be less than or equal to end_axis.",
+        ));
     }
     let mut out: Shape = a.shape()[..s].to_vec();
     out.push(size_of(&a.shape()[s..=e]));
@@ -95,7 +106,10 @@ pub fn unflatten(a: &Array, axis: i64, shape: &[i64]) -> Result<Array> {
         }
     }
     if n_inferred == 0 && known != dim {
-        return Err(Error::value(op, format!("Cannot unflatten axis of size {dim} into shape {shape:?}.")));
+        return Err(Error::value(
+            op,
+            format!("Cannot unflatten axis of size {dim} into shape {shape:?}."),
+        ));
     }
     full.extend(a.shape()[ax + 1..].iter().map(|&d| d as i64));
     reshape(a, &full)
@@ -120,7 +134,12 @@ pub fn transpose(a: &Array, axes: Option<&[i64]>) -> Result<Array> {
         return Ok(a.clone());
     }
     let shape: Shape = perm.iter().map(|&p| a.shape()[p]).collect();
-    Ok(Array::pending(shape, a.dtype(), Primitive::Transpose { perm }, vec![a.clone()]))
+    Ok(Array::pending(
+        shape,
+        a.dtype(),
+        Primitive::Transpose { perm },
+        vec![a.clone()],
+    ))
 }
 
 pub fn broadcast_to(a: &Array, shape: &[usize]) -> Result<Array> {
@@ -133,10 +152,19 @@ pub fn broadcast_to(a: &Array, shape: &[usize]) -> Result<Array> {
     if b.as_slice() != shape {
         return Err(Error::value(
             op,
-            format!("Cannot broadcast array of shape {} into shape {}.", fmt_shape(a.shape()), fmt_shape(shape)),
+            format!(
+                "Cannot broadcast array of shape {} into shape {}.",
+                fmt_shape(a.shape()),
+                fmt_shape(shape)
+            ),
         ));
     }
-    Ok(Array::pending(shape.to_vec(), a.dtype(), Primitive::Broadcast, vec![a.clone()]))
+    Ok(Array::pending(
+        shape.to_vec(),
+        a.dtype(),
+        Primitive::Broadcast,
+        vec![a.clone()],
+    ))
 }
 
 pub fn broadcast_arrays(arrays: &[Array]) -> Result<Vec<Array>> {
@@ -169,10 +197,21 @@ pub fn squeeze(a: &Array, axes: Option<&[i64]>) -> Result<Array> {
             let ax = crate::shape::normalize_axes(op, axes, a.ndim())?;
             for &i in &ax {
                 if a.shape()[i] != 1 {
-                    return Err(Error::value(op, format!("Cannot squeeze axis {i} with size {} which is not equal to 1.", a.shape()[i])));
+                    return Err(Error::value(
+                        op,
+                        format!(
+                            "Cannot squeeze axis {i} with size {} which is not equal to 1.",
+                            a.shape()[i]
+                        ),
+                    ));
                 }
             }
-            a.shape().iter().enumerate().filter(|(i, _)| !ax.contains(i)).map(|(_, &d)| d).collect()
+            a.shape()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !ax.contains(i))
+                .map(|(_, &d)| d)
+                .collect()
         }
     };
     reshape_to(a, out)
@@ -200,7 +239,12 @@ pub fn swapaxes(a: &Array, a1: i64, a2: i64) -> Result<Array> {
 }
 
 /// NumPy basic slicing for one axis: normalized (start, size, step).
-pub fn slice_params(dim: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> Result<(usize, usize, i64)> {
+pub fn slice_params(
+    dim: usize,
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: i64,
+) -> Result<(usize, usize, i64)> {
     if step == 0 {
         return Err(Error::value("slice", "Slice step cannot be zero."));
     }
@@ -212,12 +256,22 @@ pub fn slice_params(dim: usize, start: Option<i64>, stop: Option<i64>, step: i64
         v.clamp(lo, hi)
     };
     let (s, e) = if st > 0 {
-        (start.map(|v| clamp(v, 0, n)).unwrap_or(0), stop.map(|v| clamp(v, 0, n)).unwrap_or(n))
+        (
+            start.map(|v| clamp(v, 0, n)).unwrap_or(0),
+            stop.map(|v| clamp(v, 0, n)).unwrap_or(n),
+        )
     } else {
-        (start.map(|v| clamp(v, -1, n - 1)).unwrap_or(n - 1), stop.map(|v| clamp(v, -1, n - 1)).unwrap_or(-1))
+        (
+            start.map(|v| clamp(v, -1, n - 1)).unwrap_or(n - 1),
+            stop.map(|v| clamp(v, -1, n - 1)).unwrap_or(-1),
+        )
     };
     let len = if st > 0 {
-        if e > s { (e - s + st - 1) / st } else { 0 }
+        if e > s {
+            (e - s + st - 1) / st
+        } else {
+            0
+        }
     } else if s > e {
         (s - e + (-st) - 1) / (-st)
     } else {
@@ -232,14 +286,22 @@ pub fn slice_view(a: &Array, params: &[(usize, usize, i64)]) -> Result<Array> {
     if params.len() != a.ndim() {
         return Err(Error::value("slice", "Wrong number of slice parameters."));
     }
-    let identity = params.iter().zip(a.shape()).all(|(&(s, n, st), &d)| s == 0 && n == d && st == 1);
+    let identity = params
+        .iter()
+        .zip(a.shape())
+        .all(|(&(s, n, st), &d)| s == 0 && n == d && st == 1);
     if identity {
         return Ok(a.clone());
     }
     let shape: Shape = params.iter().map(|p| p.1).collect();
     let start = params.iter().map(|p| p.0).collect();
     let step = params.iter().map(|p| p.2).collect();
-    Ok(Array::pending(shape, a.dtype(), Primitive::Slice { start, step }, vec![a.clone()]))
+    Ok(Array::pending(
+        shape,
+        a.dtype(),
+        Primitive::Slice { start, step },
+        vec![a.clone()],
+    ))
 }
 
 /// `mx.slice`-like: start/stop/strides per axis (MLX's `slice(a, start, stop, strides)`).
@@ -247,12 +309,20 @@ pub fn slice(a: &Array, start: &[i64], stop: &[i64], strides: Option<&[i64]>) ->
     let op = "slice";
     let nd = a.ndim();
     if start.len() != nd || stop.len() != nd || strides.is_some_and(|s| s.len() != nd) {
-        return Err(Error::value(op, "start, stop and strides must have one entry per axis."));
+        return Err(Error::value(
+            op,
+            "start, stop and strides must have one entry per axis.",
+        ));
     }
     let mut params = Vec::with_capacity(nd);
     for i in 0..nd {
         let st = strides.map(|s| s[i]).unwrap_or(1);
-        params.push(slice_params(a.shape()[i], Some(start[i]), Some(stop[i]), st)?);
+        params.push(slice_params(
+            a.shape()[i],
+            Some(start[i]),
+            Some(stop[i]),
+            st,
+        )?);
     }
     slice_view(a, &params)
 }
@@ -263,19 +333,28 @@ pub fn concatenate(arrays: &[Array], axis: Option<i64>) -> Result<Array> {
         return Err(Error::value(op, "No arrays to concatenate."));
     }
     let arrays: Vec<Array> = match axis {
-        None => arrays.iter().map(|a| reshape_to(a, vec![a.size()])).collect::<Result<_>>()?,
+        None => arrays
+            .iter()
+            .map(|a| reshape_to(a, vec![a.size()]))
+            .collect::<Result<_>>()?,
         Some(_) => arrays.to_vec(),
     };
     let nd = arrays[0].ndim();
     if nd == 0 {
-        return Err(Error::value(op, "Zero-dimensional arrays cannot be concatenated."));
+        return Err(Error::value(
+            op,
+            "Zero-dimensional arrays cannot be concatenated.",
+        ));
     }
     let ax = normalize_axis(op, axis.unwrap_or(0), nd)?;
     let mut dtype = arrays[0].dtype();
     let mut total: usize = 0;
     for a in &arrays {
         if a.ndim() != nd {
-            return Err(Error::value(op, "All the input arrays must have the same number of dimensions."));
+            return Err(Error::value(
+                op,
+                "All the input arrays must have the same number of dimensions.",
+            ));
         }
         for i in 0..nd {
             if i != ax && a.shape()[i] != arrays[0].shape()[i] {
@@ -285,14 +364,24 @@ pub fn concatenate(arrays: &[Array], axis: Option<i64>) -> Result<Array> {
                 ));
             }
         }
-        total = total.checked_add(a.shape()[ax]).ok_or_else(|| Error::overflow(op))?;
+        total = total
+            .checked_add(a.shape()[ax])
+            .ok_or_else(|| Error::overflow(op))?;
         dtype = crate::dtype::promote(dtype, a.dtype());
     }
     let mut shape = arrays[0].shape().to_vec();
     shape[ax] = total;
     checked_size(op, &shape)?;
-    let inputs: Vec<Array> = arrays.iter().map(|a| super::astype(a, dtype)).collect::<Result<_>>()?;
-    Ok(Array::pending(shape, dtype, Primitive::Concatenate { axis: ax }, inputs))
+    let inputs: Vec<Array> = arrays
+        .iter()
+        .map(|a| super::astype(a, dtype))
+        .collect::<Result<_>>()?;
+    Ok(Array::pending(
+        shape,
+        dtype,
+        Primitive::Concatenate { axis: ax },
+        inputs,
+    ))
 }
 
 pub fn stack(arrays: &[Array], axis: i64) -> Result<Array> {
@@ -306,7 +395,10 @@ pub fn stack(arrays: &[Array], axis: i64) -> Result<Array> {
             return Err(Error::value(op, "All arrays must have the same shape."));
         }
     }
-    let expanded: Vec<Array> = arrays.iter().map(|a| expand_dims(a, &[axis])).collect::<Result<_>>()?;
+    let expanded: Vec<Array> = arrays
+        .iter()
+        .map(|a| expand_dims(a, &[axis]))
+        .collect::<Result<_>>()?;
     concatenate(&expanded, Some(axis))
 }
 
@@ -339,7 +431,12 @@ pub fn split_sections(a: &Array, sections: i64, axis: i64) -> Result<Vec<Array>>
     }
     let n = a.shape()[ax] as i64;
     if n % sections != 0 {
-        return Err(Error::value(op, format!("Array split does not result in sub arrays with equal size: {n} into {sections}.")));
+        return Err(Error::value(
+            op,
+            format!(
+                "Array split does not result in sub arrays with equal size: {n} into {sections}."
+            ),
+        ));
     }
     let step = n / sections;
     let idx: Vec<i64> = (1..sections).map(|i| i * step).collect();
@@ -352,7 +449,8 @@ pub fn unstack(a: &Array, axis: i64) -> Result<Vec<Array>> {
     let n = a.shape()[ax];
     (0..n)
         .map(|i| {
-            let mut params: Vec<(usize, usize, i64)> = a.shape().iter().map(|&d| (0, d, 1)).collect();
+            let mut params: Vec<(usize, usize, i64)> =
+                a.shape().iter().map(|&d| (0, d, 1)).collect();
             params[ax] = (i, 1, 1);
             squeeze(&slice_view(a, &params)?, Some(&[ax as i64]))
         })
@@ -360,24 +458,50 @@ pub fn unstack(a: &Array, axis: i64) -> Result<Vec<Array>> {
 }
 
 pub fn contiguous(a: &Array) -> Result<Array> {
-    Ok(Array::pending(a.shape().to_vec(), a.dtype(), Primitive::Copy, vec![a.clone()]))
+    Ok(Array::pending(
+        a.shape().to_vec(),
+        a.dtype(),
+        Primitive::Copy,
+        vec![a.clone()],
+    ))
 }
 
 pub fn as_strided(a: &Array, shape: &[i64], strides: &[i64], offset: i64) -> Result<Array> {
     let op = "as_strided";
     let shape = crate::shape::shape_from_i64(op, shape)?;
     if strides.len() != shape.len() {
-        return Err(Error::value(op, "Shape and strides must have the same length."));
+        return Err(Error::value(
+            op,
+            "Shape and strides must have the same length.",
+        ));
     }
-    let offset = usize::try_from(offset).map_err(|_| Error::value(op, "Offset must be non-negative."))?;
-    let st: Vec<isize> = strides.iter().map(|&s| isize::try_from(s).map_err(|_| Error::overflow(op))).collect::<Result<_>>()?;
+    let offset =
+        usize::try_from(offset).map_err(|_| Error::value(op, "Offset must be non-negative."))?;
+    let st: Vec<isize> = strides
+        .iter()
+        .map(|&s| isize::try_from(s).map_err(|_| Error::overflow(op)))
+        .collect::<Result<_>>()?;
     if size_of(&shape) > 0 {
         let (lo, hi) = reach(&shape, &st, offset).ok_or_else(|| Error::overflow(op))?;
         if lo < 0 || hi >= a.size() as i128 {
-            return Err(Error::value(op, format!("The requested view reaches elements outside the array of size {}.", a.size())));
+            return Err(Error::value(
+                op,
+                format!(
+                    "The requested view reaches elements outside the array of size {}.",
+                    a.size()
+                ),
+            ));
         }
     }
-    Ok(Array::pending(shape, a.dtype(), Primitive::AsStrided { strides: strides.to_vec(), offset }, vec![a.clone()]))
+    Ok(Array::pending(
+        shape,
+        a.dtype(),
+        Primitive::AsStrided {
+            strides: strides.to_vec(),
+            offset,
+        },
+        vec![a.clone()],
+    ))
 }
 
 /// Reinterpret the bytes as another dtype (the last axis scales by the size ratio).
@@ -386,16 +510,27 @@ pub fn view_dtype(a: &Array, dtype: Dtype) -> Result<Array> {
     let (from, to) = (a.dtype().size(), dtype.size());
     if from == to {
         let c = contiguous(a)?;
-        return Ok(Array::pending(a.shape().to_vec(), dtype, Primitive::Reshape, vec![c]));
+        return Ok(Array::pending(
+            a.shape().to_vec(),
+            dtype,
+            Primitive::Reshape,
+            vec![c],
+        ));
     }
     let mut shape = a.shape().to_vec();
     if shape.is_empty() {
-        return Err(Error::value(op, "Changing the type of a scalar is only allowed for types with the same size."));
+        return Err(Error::value(
+            op,
+            "Changing the type of a scalar is only allowed for types with the same size.",
+        ));
     }
     let last = shape.len() - 1;
     let bytes = shape[last] * from;
-    if bytes % to != 0 {
-        return Err(Error::value(op, format!("Cannot view an array with last dimension of {bytes} bytes as {dtype}.")));
+    if !bytes.is_multiple_of(to) {
+        return Err(Error::value(
+            op,
+            format!("Cannot view an array with last dimension of {bytes} bytes as {dtype}."),
+        ));
     }
     shape[last] = bytes / to;
     let c = contiguous(a)?;

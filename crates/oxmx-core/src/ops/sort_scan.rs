@@ -12,12 +12,20 @@ use crate::scalar::Scalar;
 use crate::shape::normalize_axis;
 
 /// Apply a last-axis primitive along `axis` (None = flattened).
-fn along_axis(op: &str, a: &Array, axis: Option<i64>, f: impl FnOnce(&Array) -> Result<Array>) -> Result<Array> {
+fn along_axis(
+    op: &str,
+    a: &Array,
+    axis: Option<i64>,
+    f: impl FnOnce(&Array) -> Result<Array>,
+) -> Result<Array> {
     match axis {
         None => f(&reshape_to(a, vec![a.size()])?),
         Some(ax) => {
             if a.ndim() == 0 {
-                return Err(Error::axis(op, format!("Axis {ax} is out of bounds for array with 0 dimensions.")));
+                return Err(Error::axis(
+                    op,
+                    format!("Axis {ax} is out of bounds for array with 0 dimensions."),
+                ));
             }
             let ax = normalize_axis(op, ax, a.ndim())? as i64;
             let last = a.ndim() as i64 - 1;
@@ -30,7 +38,13 @@ fn along_axis(op: &str, a: &Array, axis: Option<i64>, f: impl FnOnce(&Array) -> 
     }
 }
 
-pub fn scan(op: ScanOp, a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+pub fn scan(
+    op: ScanOp,
+    a: &Array,
+    axis: Option<i64>,
+    reverse: bool,
+    inclusive: bool,
+) -> Result<Array> {
     let name = match op {
         ScanOp::Sum => "cumsum",
         ScanOp::Prod => "cumprod",
@@ -57,16 +71,39 @@ pub fn scan(op: ScanOp, a: &Array, axis: Option<i64>, reverse: bool, inclusive: 
     }
     let x = astype(a, out)?;
     along_axis(name, &x, axis, |y| {
-        Ok(Array::pending(y.shape().to_vec(), out, Primitive::Scan { op, reverse, inclusive }, vec![y.clone()]))
+        Ok(Array::pending(
+            y.shape().to_vec(),
+            out,
+            Primitive::Scan {
+                op,
+                reverse,
+                inclusive,
+            },
+            vec![y.clone()],
+        ))
     })
 }
 
 pub fn sort(a: &Array, axis: Option<i64>) -> Result<Array> {
-    along_axis("sort", a, axis, |y| Ok(Array::pending(y.shape().to_vec(), y.dtype(), Primitive::Sort { arg: false }, vec![y.clone()])))
+    along_axis("sort", a, axis, |y| {
+        Ok(Array::pending(
+            y.shape().to_vec(),
+            y.dtype(),
+            Primitive::Sort { arg: false },
+            vec![y.clone()],
+        ))
+    })
 }
 
 pub fn argsort(a: &Array, axis: Option<i64>) -> Result<Array> {
-    along_axis("argsort", a, axis, |y| Ok(Array::pending(y.shape().to_vec(), Dtype::Uint32, Primitive::Sort { arg: true }, vec![y.clone()])))
+    along_axis("argsort", a, axis, |y| {
+        Ok(Array::pending(
+            y.shape().to_vec(),
+            Dtype::Uint32,
+            Primitive::Sort { arg: true },
+            vec![y.clone()],
+        ))
+    })
 }
 
 /// The `k` largest elements along `axis` (sorted ascending, as the last k of a sort).
@@ -79,7 +116,10 @@ pub fn topk(a: &Array, k: i64, axis: Option<i64>) -> Result<Array> {
     };
     let n = s.shape()[ax] as i64;
     if k < 0 || k > n {
-        return Err(Error::value(op, format!("k = {k} is out of range for an axis of size {n}.")));
+        return Err(Error::value(
+            op,
+            format!("k = {k} is out of range for an axis of size {n}."),
+        ));
     }
     let mut params: Vec<(usize, usize, i64)> = s.shape().iter().map(|&d| (0, d, 1)).collect();
     params[ax] = ((n - k) as usize, k as usize, 1);
@@ -107,10 +147,18 @@ pub fn median(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> 
     let mut hi = lo.clone();
     lo[nd - 1] = ((n - 1) / 2, 1, 1);
     hi[nd - 1] = (n / 2, 1, 1);
-    let m = multiply(&add(&slice_view(&s, &lo)?, &slice_view(&s, &hi)?)?, &scalar(Scalar::Float(0.5), d)?)?;
+    let m = multiply(
+        &add(&slice_view(&s, &lo)?, &slice_view(&s, &hi)?)?,
+        &scalar(Scalar::Float(0.5), d)?,
+    )?;
     let m = squeeze(&m, Some(&[nd as i64 - 1]))?;
     if keepdims {
-        let out: Vec<usize> = a.shape().iter().enumerate().map(|(i, &x)| if ax.contains(&i) { 1 } else { x }).collect();
+        let out: Vec<usize> = a
+            .shape()
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if ax.contains(&i) { 1 } else { x })
+            .collect();
         reshape_to(&m, out)
     } else {
         Ok(m)
