@@ -1,7 +1,7 @@
 //! argmax / argmin along one axis → uint32, the axis kept with size 1. The first
 //! occurrence wins on ties; NaN beats everything for both (NumPy: the first NaN).
 
-use crate::reduce::rel_offsets;
+use crate::reduce::{par_units, rel_offsets};
 use crate::strided::{layout, Rows, PAR_THRESHOLD};
 use half::{bf16, f16};
 use num_complex::Complex32;
@@ -10,7 +10,6 @@ use oxmx_core::memory::Buffer;
 use oxmx_core::primitive::ArgReduceOp;
 use oxmx_core::shape::size_of;
 use oxmx_core::Result;
-use rayon::prelude::*;
 
 /// `x` strictly better than `best` (NaN-aware).
 pub trait ArgCmp: Copy + Send + Sync {
@@ -116,11 +115,9 @@ fn go<T: ArgCmp + bytemuck::Pod>(max: bool, x: &Input, axis: usize, out: &mut [u
             }
         };
         if par {
-            out.par_chunks_mut(kin).enumerate().for_each(|(r, orow)| {
-                orow.par_chunks_mut(COLS)
-                    .enumerate()
-                    .for_each(|(c, o)| unit(r, c * COLS, o));
-            });
+            let ncb = kin.div_ceil(COLS);
+            let units: Vec<&mut [u32]> = out.chunks_mut(kin).flat_map(|r| r.chunks_mut(COLS)).collect();
+            par_units(units, &|i, o| unit(i / ncb, (i % ncb) * COLS, o));
         } else {
             for (r, orow) in out.chunks_mut(kin).enumerate() {
                 for (c, o) in orow.chunks_mut(COLS).enumerate() {
@@ -173,9 +170,7 @@ fn go<T: ArgCmp + bytemuck::Pod>(max: bool, x: &Input, axis: usize, out: &mut [u
             .div_ceil(rayon::current_num_threads().max(1) * 8)
             .max(PAR_THRESHOLD.div_ceil(n).min(n_out))
             .max(1);
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(c, o)| walk(c * chunk, o));
+        par_units(out.chunks_mut(chunk).collect(), &|c, o| walk(c * chunk, o));
     } else {
         walk(0, out);
     }

@@ -19,7 +19,7 @@ use oxmx_core::backend::Input;
 use oxmx_core::memory::Buffer;
 use oxmx_core::primitive::ReduceOp;
 use oxmx_core::shape::{collapse_dims, size_of};
-use oxmx_core::Result;
+use oxmx_core::{Error, Result};
 use rayon::prelude::*;
 
 /// A reduction over inputs `T`: accumulator `A`, output `O`.
@@ -350,25 +350,48 @@ fn lanes<T: Copy, R: Red<T>>(xs: &[T]) -> R::A {
     r
 }
 
-/// Pairwise reduce of a contiguous slice; splits across threads when `par` and big.
-pub fn reduce_slice<T: Copy + Sync, R: Red<T>>(xs: &[T], par: bool) -> R::A {
+/// Pairwise reduce of a contiguous slice (serial).
+fn pairwise<T: Copy, R: Red<T>>(xs: &[T]) -> R::A {
     if xs.len() <= BLOCK {
         return lanes::<T, R>(xs);
     }
     let mid = (xs.len() / 2).div_ceil(LANES) * LANES;
     let (a, b) = xs.split_at(mid.min(xs.len()));
-    let (x, y) = if par && xs.len() >= 2 * PAR_THRESHOLD {
-        rayon::join(
-            || reduce_slice::<T, R>(a, true),
-            || reduce_slice::<T, R>(b, true),
-        )
-    } else {
-        (
-            reduce_slice::<T, R>(a, false),
-            reduce_slice::<T, R>(b, false),
-        )
-    };
-    R::merge(x, y)
+    R::merge(pairwise::<T, R>(a), pairwise::<T, R>(b))
+}
+
+/// Pairwise merge of partial results (keeps the pairwise error bound).
+fn merge_tree<T, R: Red<T>>(mut v: Vec<R::A>) -> R::A {
+    while v.len() > 1 {
+        v = v.chunks(2).map(|c| if c.len() == 2 { R::merge(c[0], c[1]) } else { c[0] }).collect();
+    }
+    v.first().copied().unwrap_or_else(R::init)
+}
+
+/// Pairwise reduce of a contiguous slice; split across threads when `par` and big.
+pub fn reduce_slice<T: Copy + Sync, R: Red<T>>(xs: &[T], par: bool) -> R::A {
+    if !par || xs.len() < 2 * PAR_THRESHOLD {
+        return pairwise::<T, R>(xs);
+    }
+    // power-of-two parts of whole blocks, so the tree matches the serial one closely
+    let parts = (threads() * 4).next_power_of_two();
+    let per = xs.len().div_ceil(parts).div_ceil(BLOCK) * BLOCK;
+    let n = xs.len().div_ceil(per);
+    merge_tree::<T, R>(par_map_dyn(n, &|i| {
+        let lo = (i * per).min(xs.len());
+        pairwise::<T, R>(&xs[lo..(lo + per).min(xs.len())])
+    }))
+}
+
+/// `f(0..n)` in parallel. Type-erased so that rayon's machinery is instantiated per
+/// result type only, not per kernel (keeps compile time and code size down).
+pub(crate) fn par_map_dyn<A: Send>(n: usize, f: &(dyn Fn(usize) -> A + Sync)) -> Vec<A> {
+    (0..n).into_par_iter().map(f).collect()
+}
+
+/// `f(i, unit_i)` over disjoint mutable units in parallel (type-erased like `par_map_dyn`).
+pub(crate) fn par_units<O: Send>(units: Vec<&mut [O]>, f: &(dyn Fn(usize, &mut [O]) + Sync)) {
+    units.into_par_iter().enumerate().for_each(|(i, u)| f(i, u));
 }
 
 /// Offsets (relative) of every element of (shape, strides), row-major.
@@ -489,11 +512,13 @@ fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(
             }
         };
         if inner_par && red_offs.len() >= 2 {
-            red_offs
-                .par_iter()
-                .with_min_len((PAR_THRESHOLD / ri.max(1)).max(1))
-                .map(|&ro| one(ro, false))
-                .reduce(R::init, R::merge)
+            let per = (PAR_THRESHOLD / ri.max(1)).max(1).min(red_offs.len().div_ceil(threads() * 4));
+            let parts = par_map_dyn(red_offs.len().div_ceil(per), &|i| {
+                let lo = (i * per).min(red_offs.len());
+                let offs = &red_offs[lo..(lo + per).min(red_offs.len())];
+                offs.iter().fold(R::init(), |acc, &ro| R::merge(acc, one(ro, false)))
+            });
+            merge_tree::<T, R>(parts)
         } else {
             red_offs
                 .iter()
@@ -507,7 +532,7 @@ fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(
             .div_ceil(threads() * 8)
             .max(PAR_THRESHOLD.div_ceil(n_red).min(n_out))
             .max(1);
-        out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+        par_units(out.chunks_mut(chunk).collect(), &|c, o| {
             walk_out(&kl, base, c * chunk, o, |off| R::fin(run(off, false)));
         });
     } else {
@@ -558,34 +583,30 @@ fn path_b<T: Copy + Send + Sync, R: Red<T>>(
             }
         }
     } else if n_units >= 2 * threads() || n_red < 4 * threads() {
-        out.par_chunks_mut(kin).enumerate().for_each(|(r, orow)| {
-            orow.par_chunks_mut(COLS)
-                .enumerate()
-                .for_each(|(c, o)| unit(r, c * COLS, o));
-        });
+        let ncb = kin.div_ceil(COLS);
+        let units: Vec<&mut [R::O]> = out.chunks_mut(kin).flat_map(|r| r.chunks_mut(COLS)).collect();
+        par_units(units, &|i, o| unit(i / ncb, (i % ncb) * COLS, o));
     } else {
         // Few outputs, many reduced rows: split the reduced rows across threads.
         let n_out = out.len();
         let per = red_all.len().div_ceil(threads() * 4).max(1);
-        let partial = red_all
-            .par_chunks(per)
-            .map(|offs| {
-                let mut acc = vec![R::init(); n_out];
-                for (r, arow) in acc.chunks_mut(kin).enumerate() {
-                    fold_rows(arow, base + rows[r], offs);
-                }
-                acc
-            })
-            .reduce_with(|mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x = R::merge(*x, y);
-                }
-                a
-            });
-        if let Some(acc) = partial {
-            for (o, a) in out.iter_mut().zip(acc) {
-                *o = R::fin(a);
+        let partial = par_map_dyn(red_all.len().div_ceil(per), &|i| {
+            let lo = (i * per).min(red_all.len());
+            let offs = &red_all[lo..(lo + per).min(red_all.len())];
+            let mut acc = vec![R::init(); n_out];
+            for (r, arow) in acc.chunks_mut(kin).enumerate() {
+                fold_rows(arow, base + rows[r], offs);
             }
+            acc
+        });
+        let mut acc = vec![R::init(); n_out];
+        for p in partial {
+            for (x, y) in acc.iter_mut().zip(p) {
+                *x = R::merge(*x, y);
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = R::fin(a);
         }
     }
 }
@@ -596,16 +617,41 @@ macro_rules! same_type {
     };
 }
 
+/// Sum/prod see only the accumulation dtypes the op layer produces (bool, int8/16 and
+/// uint8/16 are cast to 32-bit first); the narrow ones are never instantiated.
+macro_rules! accum_type {
+    ($R:ty, $x:expr, $axes:expr, $out:expr) => {{
+        use oxmx_core::Dtype as D;
+        match $x.dtype {
+            D::Uint32 => go::<u32, $R>($x, $axes, $out.typed_mut::<u32>()),
+            D::Uint64 => go::<u64, $R>($x, $axes, $out.typed_mut::<u64>()),
+            D::Int32 => go::<i32, $R>($x, $axes, $out.typed_mut::<i32>()),
+            D::Int64 => go::<i64, $R>($x, $axes, $out.typed_mut::<i64>()),
+            D::Float16 => go::<f16, $R>($x, $axes, $out.typed_mut::<f16>()),
+            D::Bfloat16 => go::<bf16, $R>($x, $axes, $out.typed_mut::<bf16>()),
+            D::Float32 => go::<f32, $R>($x, $axes, $out.typed_mut::<f32>()),
+            D::Float64 => go::<f64, $R>($x, $axes, $out.typed_mut::<f64>()),
+            D::Complex64 => go::<Complex32, $R>($x, $axes, $out.typed_mut::<Complex32>()),
+            d => {
+                return Err(Error::value(
+                    "reduce",
+                    format!("Sum and prod reduce {d} through a wider dtype (cast first)."),
+                ))
+            }
+        }
+    }};
+}
+
 pub fn run(op: ReduceOp, x: &Input, axes: &[usize], out: &mut Buffer) -> Result<()> {
     match op {
-        ReduceOp::All => {
-            crate::with_dtype!(x.dtype, T, go::<T, All>(x, axes, out.typed_mut::<u8>()))
+        // Inputs of all/any are bool (u8 0/1; any 1-byte dtype is tested for != 0).
+        ReduceOp::All | ReduceOp::Any if x.dtype.size() != 1 => {
+            return Err(Error::value("reduce", format!("all/any expect a bool input, got {}.", x.dtype)))
         }
-        ReduceOp::Any => {
-            crate::with_dtype!(x.dtype, T, go::<T, Any>(x, axes, out.typed_mut::<u8>()))
-        }
-        ReduceOp::Sum => same_type!(Sum, x, axes, out),
-        ReduceOp::Prod => same_type!(Prod, x, axes, out),
+        ReduceOp::All => go::<u8, All>(x, axes, out.typed_mut::<u8>()),
+        ReduceOp::Any => go::<u8, Any>(x, axes, out.typed_mut::<u8>()),
+        ReduceOp::Sum => accum_type!(Sum, x, axes, out),
+        ReduceOp::Prod => accum_type!(Prod, x, axes, out),
         // bool is u8 0/1: integer max/min are any/all
         ReduceOp::Max => same_type!(Max, x, axes, out),
         ReduceOp::Min => same_type!(Min, x, axes, out),
