@@ -116,7 +116,10 @@ fn go<T: ArgCmp + bytemuck::Pod>(max: bool, x: &Input, axis: usize, out: &mut [u
         };
         if par {
             let ncb = kin.div_ceil(COLS);
-            let units: Vec<&mut [u32]> = out.chunks_mut(kin).flat_map(|r| r.chunks_mut(COLS)).collect();
+            let units: Vec<&mut [u32]> = out
+                .chunks_mut(kin)
+                .flat_map(|r| r.chunks_mut(COLS))
+                .collect();
             par_units(units, &|i, o| unit(i / ncb, (i % ncb) * COLS, o));
         } else {
             for (r, orow) in out.chunks_mut(kin).enumerate() {

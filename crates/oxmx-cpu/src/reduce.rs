@@ -363,7 +363,16 @@ fn pairwise<T: Copy, R: Red<T>>(xs: &[T]) -> R::A {
 /// Pairwise merge of partial results (keeps the pairwise error bound).
 fn merge_tree<T, R: Red<T>>(mut v: Vec<R::A>) -> R::A {
     while v.len() > 1 {
-        v = v.chunks(2).map(|c| if c.len() == 2 { R::merge(c[0], c[1]) } else { c[0] }).collect();
+        v = v
+            .chunks(2)
+            .map(|c| {
+                if c.len() == 2 {
+                    R::merge(c[0], c[1])
+                } else {
+                    c[0]
+                }
+            })
+            .collect();
     }
     v.first().copied().unwrap_or_else(R::init)
 }
@@ -512,11 +521,14 @@ fn go<T: Copy + Send + Sync + bytemuck::Pod, R: Red<T>>(
             }
         };
         if inner_par && red_offs.len() >= 2 {
-            let per = (PAR_THRESHOLD / ri.max(1)).max(1).min(red_offs.len().div_ceil(threads() * 4));
+            let per = (PAR_THRESHOLD / ri.max(1))
+                .max(1)
+                .min(red_offs.len().div_ceil(threads() * 4));
             let parts = par_map_dyn(red_offs.len().div_ceil(per), &|i| {
                 let lo = (i * per).min(red_offs.len());
                 let offs = &red_offs[lo..(lo + per).min(red_offs.len())];
-                offs.iter().fold(R::init(), |acc, &ro| R::merge(acc, one(ro, false)))
+                offs.iter()
+                    .fold(R::init(), |acc, &ro| R::merge(acc, one(ro, false)))
             });
             merge_tree::<T, R>(parts)
         } else {
@@ -584,7 +596,10 @@ fn path_b<T: Copy + Send + Sync, R: Red<T>>(
         }
     } else if n_units >= 2 * threads() || n_red < 4 * threads() {
         let ncb = kin.div_ceil(COLS);
-        let units: Vec<&mut [R::O]> = out.chunks_mut(kin).flat_map(|r| r.chunks_mut(COLS)).collect();
+        let units: Vec<&mut [R::O]> = out
+            .chunks_mut(kin)
+            .flat_map(|r| r.chunks_mut(COLS))
+            .collect();
         par_units(units, &|i, o| unit(i / ncb, (i % ncb) * COLS, o));
     } else {
         // Few outputs, many reduced rows: split the reduced rows across threads.
@@ -646,7 +661,10 @@ pub fn run(op: ReduceOp, x: &Input, axes: &[usize], out: &mut Buffer) -> Result<
     match op {
         // Inputs of all/any are bool (u8 0/1; any 1-byte dtype is tested for != 0).
         ReduceOp::All | ReduceOp::Any if x.dtype.size() != 1 => {
-            return Err(Error::value("reduce", format!("all/any expect a bool input, got {}.", x.dtype)))
+            return Err(Error::value(
+                "reduce",
+                format!("all/any expect a bool input, got {}.", x.dtype),
+            ))
         }
         ReduceOp::All => go::<u8, All>(x, axes, out.typed_mut::<u8>()),
         ReduceOp::Any => go::<u8, Any>(x, axes, out.typed_mut::<u8>()),
