@@ -360,13 +360,9 @@ pub fn normal(
         let shp = dims(shape)?;
         let mut pairs = shape.to_vec();
         pairs.push(2);
+        // erfinv(u) itself: the parts are normal with variance 1/2 (no sqrt(2)).
         let e = erfinv_samples(&pairs, Dtype::Float32, key)?;
-        // sqrt(2) * sqrt(1/2) in float32 (exactly 1): the parts have variance 1/2.
-        let m = ops::multiply(
-            &fscalar(std::f64::consts::SQRT_2, Dtype::Float32)?,
-            &fscalar(std::f64::consts::FRAC_1_SQRT_2, Dtype::Float32)?,
-        )?;
-        let z = ops::view_dtype(&ops::multiply(&e, &m)?, Dtype::Complex64)?;
+        let z = ops::view_dtype(&e, Dtype::Complex64)?;
         let z = ops::reshape(&z, &to_i64(&shp))?;
         match scale {
             Some(s) => ops::multiply(&z, &ops::astype(s, dtype)?)?,
@@ -391,8 +387,10 @@ pub fn normal(
     Ok(out)
 }
 
-/// Random integers in `[low, high)` of `shape` and integer (or bool) `dtype`. As MLX,
-/// drawn from a float32 uniform, floored and clamped to `[low, high - 1]`.
+/// Random integers in `[low, high)` of `shape` and integer (or bool) `dtype`. As MLX:
+/// a float32 uniform between the bounds is floored, converted to `dtype` and clamped
+/// there to `[low, high - 1]` (bounds converted to `dtype`, so out-of-range bounds
+/// wrap as in MLX).
 pub fn randint(
     low: &Array,
     high: &Array,
@@ -414,8 +412,21 @@ pub fn randint(
         high.dtype()
     };
     let high_m1 = ops::subtract(&ops::astype(high, hd)?, &ops::scalar(Scalar::Int(1), hd)?)?;
-    let r = ops::maximum(&ops::minimum(&ops::floor(&u)?, &high_m1)?, low)?;
-    ops::astype(&r, dtype)
+    let r = to_int(&ops::floor(&u)?, dtype)?;
+    ops::maximum(
+        &ops::minimum(&r, &to_int(&high_m1, dtype)?)?,
+        &to_int(low, dtype)?,
+    )
+}
+
+/// Cast to an integer (or bool) dtype; floats go through int64 so that values outside
+/// the target range wrap as MLX's conversions do (instead of saturating).
+fn to_int(x: &Array, dtype: Dtype) -> Result<Array> {
+    if x.dtype().is_float() && dtype.is_integer() {
+        ops::astype(&ops::astype(x, Dtype::Int64)?, dtype)
+    } else {
+        ops::astype(x, dtype)
+    }
 }
 
 /// Booleans that are true with probability `p` (float, broadcast to `shape`; the
@@ -481,9 +492,10 @@ pub fn truncated_normal(
     ops::maximum(&ops::minimum(&out, &hi)?, &lo)
 }
 
-/// Standard Gumbel samples `-log(-log(u))`.
+/// Standard Gumbel samples `-log(-log(u))` for `u` uniform in `[0, 1)` (a zero draw
+/// gives `-inf`, as in MLX).
 pub fn gumbel(shape: &[i64], dtype: Dtype, key: Option<&Array>) -> Result<Array> {
-    let lo = fscalar(f32::MIN_POSITIVE as f64, Dtype::Float32)?;
+    let lo = fscalar(0.0, Dtype::Float32)?;
     let hi = fscalar(1.0, Dtype::Float32)?;
     let u = uniform(&lo, &hi, shape, dtype, key)?;
     ops::negative(&ops::log(&ops::negative(&ops::log(&u)?)?)?)
@@ -594,16 +606,9 @@ pub fn laplace(
 }
 
 /// A random permutation of `0..n` (uint32): the stable argsort of `n` random words.
-///
-/// The engine has no sort yet, so the words are evaluated and sorted on the host and
-/// the result is an evaluated array.
 pub fn permutation_n(n: i64, key: Option<&Array>) -> Result<Array> {
-    let op = "permutation";
     let b = bits(&[n], 4, key)?;
-    let words = host_u32(op, &b)?;
-    let mut idx: Vec<u32> = (0..words.len()).map(|i| i as u32).collect();
-    idx.sort_by_key(|&i| words.get(i as usize).copied().unwrap_or(0));
-    ops::from_slice(&idx, vec![idx.len()], Dtype::Uint32)
+    ops::argsort(&b, Some(0))
 }
 
 /// `x` with its entries along `axis` randomly permuted.

@@ -12,6 +12,7 @@ mod indexing;
 mod memory_py;
 mod ops_py;
 mod pyarray;
+mod random;
 
 use pyo3::prelude::*;
 
@@ -31,6 +32,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     device_py::register(m)?;
     memory_py::register(m)?;
     ops_py::register(m)?;
+    random::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;

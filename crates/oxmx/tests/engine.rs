@@ -34,18 +34,33 @@ fn promotion_follows_mlx() {
     assert_eq!(promote(Dtype::Float16, Dtype::Bfloat16), Dtype::Float32);
     assert_eq!(promote(Dtype::Int32, Dtype::Float16), Dtype::Float16);
     assert_eq!(promote(Dtype::Bool, Dtype::Int8), Dtype::Int8);
-    assert_eq!(promote_weak(Dtype::Float16, ScalarKind::Float), Dtype::Float16);
-    assert_eq!(promote_weak(Dtype::Int32, ScalarKind::Float), Dtype::Float32);
+    assert_eq!(
+        promote_weak(Dtype::Float16, ScalarKind::Float),
+        Dtype::Float16
+    );
+    assert_eq!(
+        promote_weak(Dtype::Int32, ScalarKind::Float),
+        Dtype::Float32
+    );
     assert_eq!(promote_weak(Dtype::Bool, ScalarKind::Int), Dtype::Int32);
 }
 
 #[test]
 fn bad_shapes_are_errors_not_panics() {
     oxmx::init();
-    assert!(matches!(ops::zeros(vec![1 << 40, 1 << 40], Dtype::Float32), Err(Error::Value { .. })));
+    assert!(matches!(
+        ops::zeros(vec![1 << 40, 1 << 40], Dtype::Float32),
+        Err(Error::Value { .. })
+    ));
     let a = f32s(&[0.0; 6], vec![2, 3]);
-    assert!(matches!(ops::reshape(&a, &[4, 4]), Err(Error::Value { .. })));
-    assert!(matches!(ops::sum(&a, Some(&[2]), false), Err(Error::Axis { .. })));
+    assert!(matches!(
+        ops::reshape(&a, &[4, 4]),
+        Err(Error::Value { .. })
+    ));
+    assert!(matches!(
+        ops::sum(&a, Some(&[2]), false),
+        Err(Error::Axis { .. })
+    ));
     let b = f32s(&[0.0; 4], vec![4]);
     assert!(matches!(ops::add(&a, &b), Err(Error::Value { .. })));
 }
@@ -80,8 +95,14 @@ fn out_of_range_gather_is_an_index_error() {
 fn as_strided_cannot_reach_outside_its_input() {
     let a = f32s(&[0.0; 4], vec![4]);
     assert!(ops::as_strided(&a, &[2], &[3], 0).is_ok());
-    assert!(matches!(ops::as_strided(&a, &[2], &[4], 0), Err(Error::Value { .. })));
-    assert!(matches!(ops::as_strided(&a, &[1], &[1], 9), Err(Error::Value { .. })));
+    assert!(matches!(
+        ops::as_strided(&a, &[2], &[4], 0),
+        Err(Error::Value { .. })
+    ));
+    assert!(matches!(
+        ops::as_strided(&a, &[1], &[1], 9),
+        Err(Error::Value { .. })
+    ));
 }
 
 #[test]
@@ -107,7 +128,13 @@ fn views_share_and_slice_correctly() {
 
 #[test]
 fn scalars_convert_with_defined_casts() {
-    assert_eq!(Scalar::Float(f64::NAN).to_bytes(Dtype::Int32), 0i32.to_le_bytes());
-    assert_eq!(Scalar::Float(1e20).to_bytes(Dtype::Int32), i32::MAX.to_le_bytes());
+    assert_eq!(
+        Scalar::Float(f64::NAN).to_bytes(Dtype::Int32),
+        0i32.to_le_bytes()
+    );
+    assert_eq!(
+        Scalar::Float(1e20).to_bytes(Dtype::Int32),
+        i32::MAX.to_le_bytes()
+    );
     assert_eq!(Scalar::Int(-1).to_bytes(Dtype::Uint8), vec![255]);
 }

@@ -14,4 +14,3 @@ fn memory_limit_gives_memory_error_and_recovers() {
     let small = ops::ones(vec![4], Dtype::Float32).unwrap();
     assert_eq!(oxmx::to_vec::<f32>(&small).unwrap(), vec![1.0; 4]);
 }
-
