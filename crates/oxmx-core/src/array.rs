@@ -83,6 +83,9 @@ pub struct Pending {
 pub enum State {
     Pending(Pending),
     Ready(ArrayData),
+    /// The data was handed to the one consumer that could still reach this array, to be
+    /// overwritten in place (buffer donation). Nothing else can observe this state.
+    Donated,
 }
 
 pub struct Node {

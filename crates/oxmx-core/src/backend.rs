@@ -13,8 +13,9 @@ pub struct Input {
     pub shape: Shape,
     pub dtype: Dtype,
     pub data: ArrayData,
-    /// The input array is unreachable after this primitive runs: its buffer may be
-    /// reused for the output when `Arc::strong_count(&data.buffer) == 1`.
+    /// The input array is unreachable after this primitive runs and has handed its
+    /// data over: the buffer may be reused for the output when no view shares it
+    /// (`Arc::get_mut` on `data.buffer` succeeds).
     pub donatable: bool,
 }
 

@@ -44,16 +44,22 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     Ok(())
 }
 
-fn gather_inputs(inputs: &[Array]) -> Result<Vec<Input>> {
+fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
     let mut out = Vec::with_capacity(inputs.len());
     for (k, i) in inputs.iter().enumerate() {
-        // Unreachable except through this node (and not repeated in its inputs)?
-        let donatable = i.strong_count() == 1 && !inputs[..k].iter().any(|j| j.same(i));
+        // Unreachable except through this node (and not repeated in its inputs)? Then
+        // its data is handed over, so the backend may own the buffer and write the
+        // output into it. Otherwise the input keeps its data.
+        let donatable = may_donate
+            && i.strong_count() == 1
+            && !inputs.iter().enumerate().any(|(m, j)| m != k && j.same(i));
         let mut st = i.lock();
         let data = match &mut *st {
-            // The input keeps its data so a failed evaluation can be retried (and
-            // report the same error); a backend may still reuse a buffer whose only
-            // other owner is this input when `donatable` is set.
+            State::Ready(d) if donatable => {
+                let d = d.clone();
+                *st = State::Donated;
+                d
+            }
             State::Ready(d) => d.clone(),
             _ => {
                 return Err(Error::runtime(
@@ -78,7 +84,7 @@ fn compute_node(node: &Array) -> Result<()> {
         State::Pending(p) => (&p.prim, p.stream, &p.inputs),
         _ => return Ok(()),
     };
-    let ins = gather_inputs(inputs)?;
+    let ins = gather_inputs(inputs, prim.may_donate())?;
     let shape = node.shape();
     let dtype = node.dtype();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ArrayData> {

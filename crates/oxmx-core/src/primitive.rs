@@ -282,6 +282,12 @@ impl Primitive {
         }
     }
 
+    /// Whether a backend may write this primitive's output into a donated input buffer
+    /// (the engine hands such inputs over instead of sharing them).
+    pub fn may_donate(&self) -> bool {
+        matches!(self, Primitive::Unary(_) | Primitive::Binary(_))
+    }
+
     pub fn is_view(&self) -> bool {
         use Primitive::*;
         matches!(

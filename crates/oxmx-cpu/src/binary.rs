@@ -2,6 +2,7 @@
 //! one dtype by the op layer. Integer division by zero gives 0, `MIN // -1` wraps to
 //! `MIN`, shifts by the bit width or more give 0 (or -1 for negative right shifts).
 
+use crate::inplace::{map2_inplace, Other};
 use crate::strided::{map2, View};
 use half::{bf16, f16};
 use num_complex::Complex32;
@@ -389,4 +390,42 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
         Dtype::Int64 => int_binary::<i64>(op, a, b, out)?,
     }
     Ok(())
+}
+
+/// `op` written over `acc` (a donated operand's buffer holding `n` elements of `dtype`,
+/// see `inplace`); false when `other` has no supported layout or the dtype no kernel.
+pub fn run_inplace(
+    op: BinaryOp,
+    acc: &mut Buffer,
+    n: usize,
+    other: &Input,
+    acc_second: bool,
+) -> Result<bool> {
+    macro_rules! typed {
+        ($t:ty, $math:ty, $widen:expr, $narrow:expr) => {{
+            let Some(o) = Other::<$t>::of(other, n) else {
+                return Ok(false);
+            };
+            let Some(acc) = acc.typed_mut::<$t>().get_mut(..n) else {
+                return Ok(false);
+            };
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map2_inplace(acc, o, acc_second, |x: $t, y: $t| {
+                        $narrow(f($widen(x), $widen(y)))
+                    })
+                }};
+            }
+            float_binary!(op, $math, go)
+        }};
+    }
+    match other.dtype {
+        Dtype::Float32 => typed!(f32, f32, |x| x, |x| x),
+        Dtype::Float64 => typed!(f64, f64, |x| x, |x| x),
+        Dtype::Float16 => typed!(f16, f32, f16::to_f32, f16::from_f32),
+        Dtype::Bfloat16 => typed!(bf16, f32, bf16::to_f32, bf16::from_f32),
+        _ => return Ok(false),
+    }
+    Ok(true)
 }

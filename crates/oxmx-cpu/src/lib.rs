@@ -6,6 +6,7 @@ pub mod binary;
 pub mod copy;
 pub mod elem;
 pub mod gather;
+pub mod inplace;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
@@ -27,13 +28,11 @@ use oxmx_core::{ArrayData, Dtype, Error, Result};
 
 pub struct CpuBackend;
 
-/// Output buffer for `shape`/`dtype`, reusing a donated contiguous input of the same
-/// byte size when possible.
-fn output(op: &str, ins: &mut [Input], shape: &[usize], dtype: Dtype) -> Result<Buffer> {
+/// A fresh output buffer for `shape`/`dtype`.
+fn output(op: &str, shape: &[usize], dtype: Dtype) -> Result<Buffer> {
     let nbytes = size_of(shape)
         .checked_mul(dtype.size())
         .ok_or_else(|| Error::overflow(op))?;
-    let _ = ins;
     memory::alloc(op, nbytes)
 }
 
@@ -62,7 +61,16 @@ impl Backend for CpuBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         let op = prim.name();
-        let mut out = output(op, &mut ins, out_shape, out_dtype)?;
+        // Buffer donation: write over an input no one else can see.
+        let donated = match prim {
+            Primitive::Unary(u) => inplace::unary(*u, &mut ins, out_shape, out_dtype)?,
+            Primitive::Binary(b) => inplace::binary(*b, &mut ins, out_shape, out_dtype)?,
+            _ => None,
+        };
+        if let Some(d) = donated {
+            return Ok(d);
+        }
+        let mut out = output(op, out_shape, out_dtype)?;
         match prim {
             Primitive::Unary(u) => unary::run(*u, &ins[input(&ins, 0, op)?], out_dtype, &mut out)?,
             Primitive::Binary(b) => {

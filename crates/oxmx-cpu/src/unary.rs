@@ -1,6 +1,7 @@
 //! Unary elementwise kernels for every dtype.
 
 use crate::elem::Elem;
+use crate::inplace::map1_inplace;
 use crate::special::{erfinv_f32, erfinv_f64};
 use crate::strided::{map1, View};
 use half::{bf16, f16};
@@ -299,4 +300,46 @@ fn complex(
     let _ = one;
     map1(shape, v, o, f);
     Ok(())
+}
+
+/// `op` written over `acc` (a donated input's buffer holding `n` floats of `dtype`, see
+/// `inplace`); false for predicates and non-float dtypes.
+pub fn run_inplace(
+    op: UnaryOp,
+    acc: &mut oxmx_core::memory::Buffer,
+    n: usize,
+    dtype: Dtype,
+) -> Result<bool> {
+    if float_pred(op).is_some() {
+        return Ok(false);
+    }
+    macro_rules! typed {
+        ($t:ty, $math:ty, $erf:path, $erfinv:path, $widen:expr, $narrow:expr) => {{
+            let Some(acc) = acc.typed_mut::<$t>().get_mut(..n) else {
+                return Ok(false);
+            };
+            macro_rules! go {
+                ($f:expr) => {{
+                    let f = $f;
+                    map1_inplace(acc, |x: $t| $narrow(f($widen(x))))
+                }};
+            }
+            float_unary!(op, $math, $erf, $erfinv, go)
+        }};
+    }
+    match dtype {
+        Dtype::Float32 => typed!(f32, f32, libm::erff, erfinv_f32, |x| x, |x| x),
+        Dtype::Float64 => typed!(f64, f64, libm::erf, erfinv_f64, |x| x, |x| x),
+        Dtype::Float16 => typed!(f16, f32, libm::erff, erfinv_f32, f16::to_f32, f16::from_f32),
+        Dtype::Bfloat16 => typed!(
+            bf16,
+            f32,
+            libm::erff,
+            erfinv_f32,
+            bf16::to_f32,
+            bf16::from_f32
+        ),
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
