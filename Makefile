@@ -38,6 +38,7 @@ lint:
 bench: build
 	$(PIP) install -q -r requirements-bench.txt || echo "bench: optional peers (mlx, jax) not installed; their columns are skipped"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_cpu.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_transforms.py
 
 clean:
 	cargo clean

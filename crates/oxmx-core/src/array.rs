@@ -86,12 +86,59 @@ pub enum State {
     /// The data was handed to the one consumer that could still reach this array, to be
     /// overwritten in place (buffer donation). Nothing else can observe this state.
     Donated,
+    /// Evaluated while a function transform that it depends on was running: the data,
+    /// plus the primitive and inputs that transform still needs to walk the graph.
+    Traced(ArrayData, Pending),
+}
+
+/// A running function transform (grad, jvp, vmap, compile). Arrays computed from its
+/// inputs keep their history when evaluated until the transform ends.
+#[derive(Debug, Default)]
+pub struct Trace {
+    active: std::sync::atomic::AtomicBool,
+    /// Evaluating arrays of this trace is an error (vmap and compile trace with
+    /// placeholder values, as in MLX).
+    pub no_eval: bool,
+}
+
+impl Trace {
+    pub fn new() -> Arc<Trace> {
+        Self::with_eval(true)
+    }
+    pub fn with_eval(allowed: bool) -> Arc<Trace> {
+        Arc::new(Trace {
+            active: std::sync::atomic::AtomicBool::new(true),
+            no_eval: !allowed,
+        })
+    }
+    pub fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Acquire)
+    }
+    pub fn end(&self) {
+        self.active
+            .store(false, std::sync::atomic::Ordering::Release)
+    }
 }
 
 pub struct Node {
     pub shape: Shape,
     pub dtype: Dtype,
     state: Mutex<State>,
+    /// The active transforms this array depends on (empty outside transforms).
+    traces: Vec<Arc<Trace>>,
+}
+
+/// The active traces among `inputs` (each once).
+fn active_traces(inputs: &[Array]) -> Vec<Arc<Trace>> {
+    let mut out: Vec<Arc<Trace>> = Vec::new();
+    for i in inputs {
+        for t in &i.0.traces {
+            if t.is_active() && !out.iter().any(|o| Arc::ptr_eq(o, t)) {
+                out.push(Arc::clone(t));
+            }
+        }
+    }
+    out
 }
 
 /// An immutable, cheaply clonable handle to a lazy array.
@@ -104,11 +151,24 @@ impl Array {
             shape,
             dtype,
             state: Mutex::new(State::Ready(data)),
+            traces: Vec::new(),
         }))
     }
 
     /// A pending node. `shape` must already be validated by the op.
     pub fn pending(shape: Shape, dtype: Dtype, prim: Primitive, inputs: Vec<Array>) -> Array {
+        let traces = active_traces(&inputs);
+        Self::pending_traced(shape, dtype, prim, inputs, traces)
+    }
+
+    /// A pending node that belongs to `traces` (a transform's input leaf).
+    pub fn pending_traced(
+        shape: Shape,
+        dtype: Dtype,
+        prim: Primitive,
+        inputs: Vec<Array>,
+        traces: Vec<Arc<Trace>>,
+    ) -> Array {
         let stream = crate::device::current_stream();
         Array(Arc::new(Node {
             shape,
@@ -118,7 +178,37 @@ impl Array {
                 inputs,
                 stream,
             })),
+            traces,
         }))
+    }
+
+    /// The active traces of this array.
+    pub fn traces(&self) -> Vec<Arc<Trace>> {
+        self.0
+            .traces
+            .iter()
+            .filter(|t| t.is_active())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether an active transform that forbids evaluation depends on this array.
+    pub fn eval_forbidden(&self) -> bool {
+        self.0.traces.iter().any(|t| t.no_eval && t.is_active())
+    }
+
+    /// Whether an active transform depends on this array.
+    pub fn is_traced(&self) -> bool {
+        self.0.traces.iter().any(|t| t.is_active())
+    }
+
+    /// The primitive and inputs that produced this array, while they are known
+    /// (pending, or evaluated under an active transform).
+    pub fn history(&self) -> Option<(Primitive, Vec<Array>)> {
+        match &*self.lock() {
+            State::Pending(p) | State::Traced(_, p) => Some((p.prim.clone(), p.inputs.clone())),
+            _ => None,
+        }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -151,7 +241,7 @@ impl Array {
     }
 
     pub fn is_evaluated(&self) -> bool {
-        matches!(&*self.lock(), State::Ready(_))
+        matches!(&*self.lock(), State::Ready(_) | State::Traced(..))
     }
 
     /// The primitive and inputs of a pending array (None once evaluated).
@@ -166,7 +256,7 @@ impl Array {
     pub fn data(&self) -> Result<ArrayData> {
         crate::eval::eval(std::slice::from_ref(self))?;
         match &*self.lock() {
-            State::Ready(d) => Ok(d.clone()),
+            State::Ready(d) | State::Traced(d, _) => Ok(d.clone()),
             _ => Err(Error::runtime("eval", "Array could not be evaluated.")),
         }
     }
@@ -174,7 +264,7 @@ impl Array {
     /// Ready data if evaluated (no evaluation).
     pub fn ready_data(&self) -> Option<ArrayData> {
         match &*self.lock() {
-            State::Ready(d) => Some(d.clone()),
+            State::Ready(d) | State::Traced(d, _) => Some(d.clone()),
             _ => None,
         }
     }
@@ -192,7 +282,7 @@ impl Array {
 impl State {
     pub(crate) fn take_inputs(&mut self) -> Vec<Array> {
         match self {
-            State::Pending(p) => std::mem::take(&mut p.inputs),
+            State::Pending(p) | State::Traced(_, p) => std::mem::take(&mut p.inputs),
             _ => Vec::new(),
         }
     }

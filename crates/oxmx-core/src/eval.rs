@@ -37,6 +37,15 @@ fn topo_order(outputs: &[Array]) -> Vec<Array> {
 
 /// Evaluate all `outputs`.
 pub fn eval(outputs: &[Array]) -> Result<()> {
+    if outputs
+        .iter()
+        .any(|o| o.eval_forbidden() && !o.is_evaluated())
+    {
+        return Err(Error::value(
+            "eval",
+            "Attempting to eval an array during function transformations like compile or vmap is not allowed.",
+        ));
+    }
     let order = topo_order(outputs);
     for node in order {
         compute_node(&node)?;
@@ -60,7 +69,7 @@ fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
                 *st = State::Donated;
                 d
             }
-            State::Ready(d) => d.clone(),
+            State::Ready(d) | State::Traced(d, _) => d.clone(),
             _ => {
                 return Err(Error::runtime(
                     "eval",
@@ -84,7 +93,8 @@ fn compute_node(node: &Array) -> Result<()> {
         State::Pending(p) => (&p.prim, p.stream, &p.inputs),
         _ => return Ok(()),
     };
-    let ins = gather_inputs(inputs, prim.may_donate())?;
+    // A traced node keeps its inputs for the transform: they cannot be donated.
+    let ins = gather_inputs(inputs, prim.may_donate() && !node.is_traced())?;
     let shape = node.shape();
     let dtype = node.dtype();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ArrayData> {
@@ -103,9 +113,16 @@ fn compute_node(node: &Array) -> Result<()> {
             ))
         }
     };
-    // Dropping the pending state releases the inputs (iteratively, see Node::drop).
-    let old = std::mem::replace(&mut *st, State::Ready(data));
-    drop(st);
-    drop(old);
+    // Dropping the pending state releases the inputs (iteratively, see Node::drop),
+    // unless a running transform still needs them.
+    let old = std::mem::replace(&mut *st, State::Donated);
+    match old {
+        State::Pending(p) if node.is_traced() => *st = State::Traced(data, p),
+        old => {
+            *st = State::Ready(data);
+            drop(st);
+            drop(old);
+        }
+    }
     Ok(())
 }

@@ -13,8 +13,10 @@ pub mod memory;
 pub mod ops;
 pub mod primitive;
 pub mod random;
+pub mod rules;
 pub mod scalar;
 pub mod shape;
+pub mod transforms;
 pub mod view;
 
 pub use array::{Array, ArrayData};

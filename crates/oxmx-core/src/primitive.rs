@@ -248,6 +248,64 @@ pub enum Primitive {
         strides: Vec<i64>,
         offset: usize,
     },
+    /// Identity whose gradient is zero (`stop_gradient`).
+    StopGradient,
+    /// Output `index` of a function with user-defined transforms (`custom_function`):
+    /// inputs are the primals followed by the function's real outputs; the value is
+    /// the real output, the rules come from `Custom::rules`.
+    Custom(Custom),
+}
+
+/// Batched outputs with their batch axes (what a custom vmap rule returns).
+pub type Batched = (Vec<crate::Array>, Vec<Option<usize>>);
+
+/// User-defined rules of a `custom_function`. Each returns `None` when the user gave no
+/// override, so the function's own graph is differentiated or batched instead.
+pub trait CustomRules: Send + Sync {
+    /// Cotangents of the primals given the cotangents of all outputs.
+    fn vjp(
+        &self,
+        primals: &[crate::Array],
+        outputs: &[crate::Array],
+        cotangents: &[crate::Array],
+    ) -> crate::Result<Option<Vec<Option<crate::Array>>>>;
+    /// Tangents of all outputs given the primals' tangents.
+    fn jvp(
+        &self,
+        primals: &[crate::Array],
+        tangents: &[crate::Array],
+    ) -> crate::Result<Option<Vec<crate::Array>>>;
+    /// Batched outputs and their batch axes given batched primals.
+    fn vmap(
+        &self,
+        primals: &[crate::Array],
+        axes: &[Option<usize>],
+    ) -> crate::Result<Option<Batched>>;
+}
+
+#[derive(Clone)]
+pub struct Custom {
+    pub rules: std::sync::Arc<dyn CustomRules>,
+    pub n_primals: usize,
+    pub index: usize,
+}
+
+impl PartialEq for Custom {
+    fn eq(&self, o: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.rules, &o.rules)
+            && self.n_primals == o.n_primals
+            && self.index == o.index
+    }
+}
+
+impl std::fmt::Debug for Custom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Custom(output {} of {} primals)",
+            self.index, self.n_primals
+        )
+    }
 }
 
 impl Primitive {
@@ -279,6 +337,8 @@ impl Primitive {
             Broadcast => "broadcast_to",
             Slice { .. } => "slice",
             AsStrided { .. } => "as_strided",
+            StopGradient => "stop_gradient",
+            Custom(_) => "custom_function",
         }
     }
 
@@ -292,7 +352,13 @@ impl Primitive {
         use Primitive::*;
         matches!(
             self,
-            Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. }
+            Reshape
+                | Transpose { .. }
+                | Broadcast
+                | Slice { .. }
+                | AsStrided { .. }
+                | StopGradient
+                | Custom(_)
         )
     }
 }

@@ -114,9 +114,16 @@ pub fn split_words(k: [u32; 2]) -> ([u32; 2], [u32; 2]) {
     ([w(0), w(1)], [w(2), w(3)])
 }
 
-static STATE: Mutex<Option<[u32; 2]>> = Mutex::new(None);
+/// The global key: words on the host (the fast, usual case) or a lazy key array (when
+/// it was set to one, e.g. inside `compile` with the random state captured).
+enum GlobalKey {
+    Words([u32; 2]),
+    Lazy(Array),
+}
 
-fn state_lock() -> MutexGuard<'static, Option<[u32; 2]>> {
+static STATE: Mutex<Option<GlobalKey>> = Mutex::new(None);
+
+fn state_lock() -> MutexGuard<'static, Option<GlobalKey>> {
     match STATE.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -132,30 +139,45 @@ fn time_seed() -> u64 {
 
 /// Seed the global key sequence: its state becomes `key(seed)`.
 pub fn seed(seed: u64) {
-    *state_lock() = Some(key_words(seed));
+    *state_lock() = Some(GlobalKey::Words(key_words(seed)));
 }
 
 /// The current state of the global key sequence (the key the next draw splits).
 pub fn state() -> Result<Array> {
     let mut g = state_lock();
-    let k = *g.get_or_insert_with(|| key_words(time_seed()));
-    key_array(k)
+    match g.get_or_insert_with(|| GlobalKey::Words(key_words(time_seed()))) {
+        GlobalKey::Words(k) => key_array(*k),
+        GlobalKey::Lazy(a) => Ok(a.clone()),
+    }
 }
 
-/// Replace the state of the global key sequence (a `uint32` key of shape `(2,)`).
+/// Words of an evaluated, untraced key (None for a lazy or traced one).
+fn ready_words(key: &Array) -> Option<[u32; 2]> {
+    if key.is_traced() || !key.is_evaluated() {
+        return None;
+    }
+    match host_u32("random_state", key).ok()?.as_slice() {
+        [a, b] => Some([*a, *b]),
+        _ => None,
+    }
+}
+
+/// Replace the state of the global key sequence (a `uint32` key of shape `(2,)`). A
+/// lazy or traced key stays lazy: the sequence then continues as graph ops.
 pub fn set_state(key: &Array) -> Result<()> {
     check_key("random_state", key)?;
-    let v = host_u32("random_state", key)?;
-    match v.as_slice() {
-        [a, b] => {
-            *state_lock() = Some([*a, *b]);
-            Ok(())
-        }
-        _ => Err(Error::value(
+    if key.shape() != [2] {
+        return Err(Error::value(
             "random_state",
             "Expected a key of two uint32 values.",
-        )),
+        ));
     }
+    let new = match ready_words(key) {
+        Some(w) => GlobalKey::Words(w),
+        None => GlobalKey::Lazy(key.clone()),
+    };
+    *state_lock() = Some(new);
+    Ok(())
 }
 
 /// The next key of the global sequence: split the state, keep the first half as the
@@ -163,10 +185,33 @@ pub fn set_state(key: &Array) -> Result<()> {
 /// is called without one.
 pub fn next_key() -> Result<Array> {
     let mut g = state_lock();
-    let k = g.unwrap_or_else(|| key_words(time_seed()));
-    let (keep, used) = split_words(k);
-    *g = Some(keep);
-    key_array(used)
+    let cur = g
+        .take()
+        .unwrap_or_else(|| GlobalKey::Words(key_words(time_seed())));
+    let cur = match cur {
+        GlobalKey::Lazy(a) => match ready_words(&a) {
+            Some(w) => GlobalKey::Words(w),
+            None => GlobalKey::Lazy(a),
+        },
+        w => w,
+    };
+    match cur {
+        GlobalKey::Words(k) => {
+            let (keep, used) = split_words(k);
+            *g = Some(GlobalKey::Words(keep));
+            key_array(used)
+        }
+        GlobalKey::Lazy(a) => match split2(&a) {
+            Ok((keep, used)) => {
+                *g = Some(GlobalKey::Lazy(keep));
+                Ok(used)
+            }
+            Err(e) => {
+                *g = Some(GlobalKey::Lazy(a));
+                Err(e)
+            }
+        },
+    }
 }
 
 fn resolve_key(key: Option<&Array>) -> Result<Array> {

@@ -125,7 +125,9 @@ impl Backend for CpuBackend {
             | Primitive::Transpose { .. }
             | Primitive::Broadcast
             | Primitive::Slice { .. }
-            | Primitive::AsStrided { .. } => {
+            | Primitive::AsStrided { .. }
+            | Primitive::StopGradient
+            | Primitive::Custom(_) => {
                 return Err(Error::runtime(
                     op,
                     "View primitives are executed by the core.",

@@ -13,6 +13,7 @@ mod memory_py;
 mod ops_py;
 mod pyarray;
 mod random;
+mod transforms_py;
 
 use pyo3::prelude::*;
 
@@ -33,6 +34,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     memory_py::register(m)?;
     ops_py::register(m)?;
     random::register(m)?;
+    transforms_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;

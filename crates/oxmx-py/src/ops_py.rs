@@ -41,7 +41,6 @@ unary_py! {
     bitwise_invert => ops::bitwise_invert, conj => ops::conjugate, conjugate => ops::conjugate,
     real => ops::real, imag => ops::imag, positive => ops::positive, degrees => ops::degrees,
     radians => ops::radians, contiguous_ => ops::contiguous,
-    stop_gradient => ops::positive,
 }
 
 macro_rules! binary_py {
@@ -1169,7 +1168,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         positive,
         degrees,
         radians,
-        stop_gradient,
         add,
         subtract,
         multiply,

@@ -310,6 +310,14 @@ impl RandomState {
         }
     }
 
+    fn __setitem__(&self, i: isize, key: PyRef<'_, PyArray>) -> PyResult<()> {
+        if i == 0 || i == -1 {
+            random::set_state(&key.inner).py()
+        } else {
+            Err(PyIndexError::new_err("random state index out of range"))
+        }
+    }
+
     fn __iter__(&self, py: Python<'_>) -> PyResult<PyObject> {
         let k = Py::new(py, wrap(random::state().py()?))?;
         Ok(PyList::new(py, [k])?

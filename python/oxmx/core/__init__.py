@@ -12,6 +12,8 @@ from ._printing import PrintOptions, set_printoptions, get_printoptions, printop
 from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
+from ._compile import compile, disable_compile, enable_compile  # noqa: F401,A004
+from ._transforms import grad, value_and_grad, vjp, jvp, vmap, stop_gradient, checkpoint, custom_function  # noqa: F401
 from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace, cumulative_sum, cumulative_prod  # noqa: F401
 from ._composite import round, minmax, searchsorted, unique  # noqa: F401,A004
 

@@ -1,0 +1,104 @@
+//! Rules of `custom_function` outputs: the user's override when there is one, else the
+//! rule of identity on the real output (so the function's own graph is used).
+
+use super::zeros_like;
+use crate::array::Array;
+use crate::error::{Error, Result};
+use crate::primitive::Custom;
+
+fn split(c: &Custom, inputs: &[Array]) -> Result<(usize, usize)> {
+    let n = c.n_primals;
+    let k = n
+        .checked_add(c.index)
+        .filter(|&k| k < inputs.len())
+        .ok_or_else(|| Error::runtime("custom_function", "missing input"))?;
+    Ok((n, k))
+}
+
+pub fn vjp(c: &Custom, inputs: &[Array], cot: &Array) -> Result<Vec<Option<Array>>> {
+    let (n, k) = split(c, inputs)?;
+    let (primals, outputs) = inputs.split_at(n);
+    let cots: Vec<Array> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if i == c.index {
+                Ok(cot.clone())
+            } else {
+                zeros_like(o)
+            }
+        })
+        .collect::<Result<_>>()?;
+    let mut r: Vec<Option<Array>> = vec![None; inputs.len()];
+    match c.rules.vjp(primals, outputs, &cots)? {
+        Some(g) => {
+            if g.len() != n {
+                return Err(Error::value(
+                    "custom_function",
+                    format!(
+                        "The custom vjp returned {} cotangents for {} primals.",
+                        g.len(),
+                        n
+                    ),
+                ));
+            }
+            for (i, (gi, p)) in g.into_iter().zip(primals).enumerate() {
+                if let Some(gi) = &gi {
+                    if gi.shape() != p.shape() {
+                        return Err(Error::value(
+                            "custom_function",
+                            format!(
+                                "The custom vjp returned a cotangent of shape {:?} for a primal of shape {:?}.",
+                                gi.shape(),
+                                p.shape()
+                            ),
+                        ));
+                    }
+                }
+                r[i] = gi;
+            }
+        }
+        None => r[k] = Some(cot.clone()),
+    }
+    Ok(r)
+}
+
+pub fn jvp(c: &Custom, inputs: &[Array], tangents: &[Option<Array>]) -> Result<Option<Array>> {
+    let (n, k) = split(c, inputs)?;
+    let primals = &inputs[..n];
+    let pt: Vec<Array> = primals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| super::tangent_or_zeros(p, tangents.get(i).and_then(Option::as_ref)))
+        .collect::<Result<_>>()?;
+    match c.rules.jvp(primals, &pt)? {
+        Some(t) => t.into_iter().nth(c.index).map(Some).ok_or_else(|| {
+            Error::value(
+                "custom_function",
+                "The custom jvp returned too few tangents.",
+            )
+        }),
+        None => Ok(tangents.get(k).cloned().flatten()),
+    }
+}
+
+pub fn vmap(
+    c: &Custom,
+    inputs: &[Array],
+    axes: &[Option<usize>],
+) -> Result<(Array, Option<usize>)> {
+    let (n, k) = split(c, inputs)?;
+    match c.rules.vmap(&inputs[..n], &axes[..n])? {
+        Some((outs, oax)) => {
+            let o = outs.into_iter().nth(c.index);
+            let a = oax.get(c.index).copied().flatten();
+            o.map(|o| (o, a)).ok_or_else(|| {
+                Error::value(
+                    "custom_function",
+                    "The custom vmap returned too few outputs.",
+                )
+            })
+        }
+        None => Ok((inputs[k].clone(), axes[k])),
+    }
+}

@@ -1,0 +1,175 @@
+"""``mx.compile``: trace a function once per input signature, then replay the recorded
+graph for later calls (no Python runs on a cache hit).
+
+The trace is the engine's ``Tape``: the primitives between the inputs and the outputs,
+with arrays that do not depend on the inputs kept as constants. State named by
+``inputs=``/``outputs=`` (for example ``mx.random.state`` or a model's parameters) is
+read as extra inputs and written back as extra outputs on every call. Kernel fusion is
+a later step that will work on the same tape.
+"""
+
+import functools
+import os
+
+from oxmx import _oxmx as _native
+from oxmx._oxmx import array
+
+_T = _native.transforms
+
+__all__ = ["compile", "disable_compile", "enable_compile"]
+
+_enabled = not any(os.environ.get(v, "") not in ("", "0") for v in ("OXMX_DISABLE_COMPILE", "MLX_DISABLE_COMPILE"))
+
+
+def disable_compile():
+    """Make every compiled function run uncompiled (as with ``OXMX_DISABLE_COMPILE=1``)."""
+    global _enabled
+    _enabled = False
+
+
+def enable_compile():
+    """Undo :func:`disable_compile`."""
+    global _enabled
+    _enabled = True
+
+
+class _Slot:
+    """A place holding an array inside a mutable container (list item, dict value or
+    attribute-backed container), so captured state can be read and written back."""
+
+    __slots__ = ("container", "key")
+
+    def __init__(self, container, key):
+        self.container = container
+        self.key = key
+
+    def get(self):
+        return self.container[self.key]
+
+    def set(self, value):
+        self.container[self.key] = value
+
+
+def _state_slots(tree):
+    """Slots of every array in a state tree (lists, dicts, dict-like objects such as
+    modules, and ``mx.random.state``)."""
+    slots = []
+    stack = [tree]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            items = list(node.items())
+        elif isinstance(node, (list, tuple)) or type(node).__name__ == "_RandomState":
+            items = list(enumerate(node))
+        else:
+            continue
+        for k, v in reversed(items):
+            if isinstance(v, array):
+                if isinstance(node, tuple):
+                    raise ValueError("[compile] Captured state must be in mutable containers (lists or dicts), not tuples.")
+                slots.append(_Slot(node, k))
+            else:
+                stack.append(v)
+    slots.reverse()
+    return slots
+
+
+def _signature(tree, arrays):
+    """A hashable description of the argument tree: structure, array shapes and dtypes,
+    and the values of non-array leaves (constants). Appends the arrays in order."""
+
+    def walk(node):
+        if isinstance(node, array):
+            arrays.append(node)
+            return ("A", tuple(node.shape), str(node.dtype))
+        if isinstance(node, (list, tuple)):
+            return (type(node).__name__, tuple(walk(c) for c in node))
+        if isinstance(node, dict):
+            return ("dict", tuple((k, walk(v)) for k, v in node.items()))
+        return ("C", type(node).__name__, node)
+
+    return walk(tree)
+
+
+def _rebuild(tree, new):
+    it = iter(new)
+
+    def build(node):
+        if isinstance(node, array):
+            return next(it)
+        if isinstance(node, (list, tuple)):
+            return type(node)(build(c) for c in node)
+        if isinstance(node, dict):
+            return {k: build(v) for k, v in node.items()}
+        return node
+
+    return build(tree)
+
+
+def compile(fun, inputs=None, outputs=None, shapeless=False):
+    """A compiled version of ``fun`` (same results; traced once per input shapes,
+    dtypes and constant arguments). ``inputs``/``outputs`` name state the function reads
+    or updates besides its arguments. ``shapeless`` is accepted; a new shape retraces."""
+    cache = {}
+
+    @functools.wraps(fun)
+    def compiled(*args, **kwargs):
+        if not _enabled:
+            return fun(*args, **kwargs)
+        arrays = []
+        sig = _signature((args, kwargs), arrays)
+        in_slots = _state_slots(inputs) if inputs is not None else []
+        state_in = [s.get() for s in in_slots]
+        state_sig = tuple((tuple(a.shape), str(a.dtype)) for a in state_in)
+        key = (sig, state_sig)
+        try:
+            entry = cache.get(key)
+        except TypeError:  # an unhashable constant: trace every call
+            key, entry = None, None
+        if entry is not None:
+            tape, n_out, out_tree, out_slot_count = entry
+            res = tape.replay(arrays + state_in)
+            out_slots = _state_slots(outputs) if outputs is not None else []
+            if len(out_slots) != out_slot_count:
+                entry = None  # the state changed shape: trace again
+            else:
+                for s, v in zip(out_slots, res[n_out:]):
+                    s.set(v)
+                return _rebuild(out_tree, res[:n_out])
+        with _T._Trace(False) as trace:
+            leaves = [trace.leaf(a) for a in arrays]
+            state_leaves = [trace.leaf(a) for a in state_in]
+            for s, l in zip(in_slots, state_leaves):
+                s.set(l)
+            try:
+                call_args, call_kwargs = _rebuild((args, kwargs), leaves)
+                out = fun(*call_args, **call_kwargs)
+            except BaseException:
+                for s, a in zip(in_slots, state_in):
+                    s.set(a)
+                raise
+            outs = []
+            out_tree = out
+            _signature(out, outs)
+            out_slots = _state_slots(outputs) if outputs is not None else []
+            state_out = [s.get() for s in out_slots]
+            tape = _T.capture(leaves + state_leaves, outs + state_out)
+        # The first call's results come from replaying the tape too, so they are the
+        # same graph later calls get (and hold no trace placeholders).
+        res = tape.replay(arrays + state_in)
+        for s, v in zip(out_slots, res[len(outs) :]):
+            s.set(v)
+        # state slots that were inputs only get their original values back
+        out_ids = {(id(s.container), s.key) for s in out_slots}
+        for s, a in zip(in_slots, state_in):
+            if (id(s.container), s.key) not in out_ids:
+                s.set(a)
+        if key is not None:
+            cache[key] = (tape, len(outs), out_tree, len(out_slots))
+        return _rebuild(out_tree, res[: len(outs)])
+
+    return compiled

@@ -1,0 +1,335 @@
+"""Function transforms: the Python API (argnums, argnames, pytrees, aux outputs,
+errors), composition, stop_gradient, custom_function, checkpoint, compile, tree
+utilities, and deep graphs."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import oxmx.core as mx
+from oxmx.utils import tree_flatten, tree_map, tree_map_with_path, tree_merge, tree_reduce, tree_unflatten
+
+
+def f2(x, y, z=None):
+    r = (x * y).sum()
+    return r + z.sum() if z is not None else r
+
+
+X = mx.array([1.0, 2.0])
+Y = mx.array([3.0, 4.0])
+
+
+# ------------------------------------------------------------------ grad API
+def test_argnums_forms():
+    assert mx.grad(f2)(X, Y).tolist() == [3.0, 4.0]
+    gx, gy = mx.grad(f2, argnums=(0, 1))(X, Y)
+    assert gx.tolist() == [3.0, 4.0] and gy.tolist() == [1.0, 2.0]
+    assert mx.grad(f2, argnums=[1])(X, Y).tolist() == [1.0, 2.0]  # one index: not a tuple
+    assert mx.grad(f2, argnums=-1 + 2)(X, Y).tolist() == [1.0, 2.0]
+
+
+def test_argnames():
+    pos, kw = mx.grad(f2, argnames="z")(X, Y, z=mx.array([1.0, 1.0]))
+    assert pos is None and kw["z"].tolist() == [1.0, 1.0]
+    pos, kw = mx.grad(f2, argnums=0, argnames=["z"])(X, Y, z=mx.array([5.0, 1.0]))
+    assert pos.tolist() == [3.0, 4.0] and list(kw) == ["z"]
+
+
+def test_value_and_grad_with_aux():
+    (loss, aux), g = mx.value_and_grad(lambda x: (x.sum(), x * 2))(X)
+    assert loss.item() == 3.0 and aux.tolist() == [2.0, 4.0] and g.tolist() == [1.0, 1.0]
+    v, g = mx.value_and_grad(lambda x: (x**2).sum())(X)
+    assert v.item() == 5.0 and g.tolist() == [2.0, 4.0]
+
+
+def test_pytree_arguments():
+    params = {"w": mx.array([[1.0, 2.0], [3.0, 4.0]]), "b": [mx.array([1.0, -1.0])]}
+
+    def loss(p, x):
+        return ((x @ p["w"] + p["b"][0]) ** 2).sum()
+
+    g = mx.grad(loss)(params, mx.array([1.0, 1.0]))
+    assert set(g) == {"w", "b"} and isinstance(g["b"], list)
+    # reference by hand: y = x@w + b = [5, 5]; dL/dy = 2y = [10, 10]
+    np.testing.assert_allclose(np.array(g["w"]), [[10, 10], [10, 10]])
+    np.testing.assert_allclose(np.array(g["b"][0]), [10, 10])
+
+
+def test_grad_errors():
+    with pytest.raises(ValueError, match=r"\[grad\].*scalar"):
+        mx.grad(lambda x: x * 2)(X)
+    with pytest.raises(ValueError, match=r"\[grad\].*list was returned"):
+        mx.grad(lambda x: [x.sum()])(X)
+    with pytest.raises(ValueError, match=r"argument index 3"):
+        mx.grad(lambda x: x.sum(), argnums=3)(X)
+    with pytest.raises(ValueError, match=r"int32"):
+        mx.grad(lambda x: x.sum())(mx.array([1, 2]))
+    with pytest.raises(ValueError, match=r"bool"):
+        mx.grad(lambda x: x.sum())(mx.array([True]))
+    with pytest.raises(ValueError, match=r"only arrays"):
+        mx.grad(lambda d: d["a"].sum())({"a": X, "b": 3.0})
+    with pytest.raises(ValueError, match=r"cotangent"):
+        mx.vjp(lambda x: x * 2, [X], [mx.array(1.0)])
+
+
+def test_eval_inside_grad_is_allowed():
+    g = mx.grad(lambda x: (x * x).sum() + 0 * (x.sum().item()))(X)
+    assert g.tolist() == [2.0, 4.0]
+
+
+def test_unrelated_input_gets_zeros():
+    gx, gy = mx.grad(lambda x, y: x.sum(), argnums=(0, 1))(X, Y)
+    assert gy.tolist() == [0.0, 0.0]
+
+
+def test_repeated_use_accumulates():
+    g = mx.grad(lambda x: (x * x * x).sum() + x.sum())(mx.array([2.0]))
+    assert g.tolist() == [13.0]
+
+
+# ------------------------------------------------------------------ composition
+def test_higher_order():
+    f = lambda x: mx.sin(x) * x
+    x = mx.array(0.7)
+    g2 = mx.grad(mx.grad(f))(x).item()
+    g3 = mx.grad(mx.grad(mx.grad(f)))(x).item()
+    np.testing.assert_allclose(g2, 2 * np.cos(0.7) - 0.7 * np.sin(0.7), rtol=1e-5)
+    np.testing.assert_allclose(g3, -3 * np.sin(0.7) - 0.7 * np.cos(0.7), rtol=1e-5)
+
+
+def test_per_example_gradients():
+    w = mx.array([0.5, -1.0, 2.0])
+    xs = mx.array(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
+    loss = lambda w, x: mx.tanh(x @ w) ** 2
+    per = mx.vmap(mx.grad(loss), in_axes=(None, 0))(w, xs)
+    assert per.shape == (8, 3)
+    for i in range(8):
+        np.testing.assert_allclose(np.array(per[i]), np.array(mx.grad(loss)(w, xs[i])), rtol=1e-5, atol=1e-6)
+
+
+def test_grad_of_vmap_and_jvp_of_grad():
+    x = mx.array([[1.0, 2.0], [3.0, 4.0]])
+    g = mx.grad(lambda x: mx.vmap(lambda r: (r**2).sum())(x).sum())(x)
+    assert g.tolist() == [[2.0, 4.0], [6.0, 8.0]]
+    # jvp of grad = Hessian-vector product; for sum(x^3): H = diag(6x)
+    _, (hvp,) = mx.jvp(mx.grad(lambda x: (x**3).sum()), [mx.array([1.0, 2.0])], [mx.array([1.0, 1.0])])
+    assert hvp.tolist() == [6.0, 12.0]
+
+
+def test_nested_vmap():
+    x = mx.array(np.arange(24.0, dtype=np.float32).reshape(2, 3, 4))
+    r = mx.vmap(mx.vmap(lambda v: v.sum()))(x)
+    np.testing.assert_array_equal(np.array(r), np.arange(24.0).reshape(2, 3, 4).sum(-1))
+    r = mx.vmap(mx.vmap(lambda v: v * 2, in_axes=1, out_axes=0), in_axes=2, out_axes=2)(x)
+    assert r.shape == (3, 2, 4)
+
+
+def test_vmap_axes_and_errors():
+    x = mx.ones((3, 2))
+    r = mx.vmap(lambda a: {"s": a.sum(), "c": mx.array(1.0)}, out_axes={"s": 0, "c": None})(x)
+    assert r["s"].tolist() == [2.0, 2.0, 2.0] and r["c"].shape == ()
+    r = mx.vmap(lambda a: mx.array(1.0))(x)
+    assert r.tolist() == [1.0, 1.0, 1.0]
+    assert mx.vmap(lambda a: a * 2, in_axes=-1, out_axes=-1)(x).shape == (3, 2)
+    with pytest.raises(ValueError, match="Inconsistent axis sizes"):
+        mx.vmap(lambda a, b: a * b)(mx.ones((3, 2)), mx.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"\[eval\]"):
+        mx.vmap(lambda a: a.sum() + a.sum().item())(x)
+    with pytest.raises(ValueError, match="out of bounds"):
+        mx.vmap(lambda a: a, in_axes=2)(x)
+
+
+# ------------------------------------------------------------------ stop_gradient
+def test_stop_gradient():
+    x = mx.array([1.0, 2.0])
+    g = mx.grad(lambda x: (mx.stop_gradient(x) * x).sum())(x)
+    assert g.tolist() == [1.0, 2.0]
+    _, (t,) = mx.jvp(lambda x: mx.stop_gradient(x) * 3, [x], [mx.ones(2)])
+    assert t.tolist() == [0.0, 0.0]
+    assert mx.stop_gradient(x).tolist() == [1.0, 2.0]
+
+
+# ------------------------------------------------------------------ custom_function / checkpoint
+def test_custom_function_vjp_jvp_vmap():
+    calls = []
+
+    @mx.custom_function
+    def f(x, y):
+        return mx.sin(x) * y
+
+    @f.vjp
+    def f_vjp(primals, cotangent, output):
+        calls.append("vjp")
+        x, y = primals
+        return cotangent * mx.cos(x) * y * 10, cotangent * mx.sin(x)
+
+    @f.jvp
+    def f_jvp(primals, tangents):
+        x, y = primals
+        tx, ty = tangents
+        return tx * mx.cos(x) * y + ty * mx.sin(x) + 100
+
+    @f.vmap
+    def f_vmap(inputs, axes):
+        calls.append("vmap")
+        x, y = inputs
+        return mx.sin(x) * y, axes[0] if axes[0] is not None else axes[1]
+
+    x, y = mx.array(0.3), mx.array(2.0)
+    np.testing.assert_allclose(f(x, y).item(), np.sin(0.3) * 2, rtol=1e-6)
+    gx, gy = mx.grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(gx.item(), 10 * np.cos(0.3) * 2, rtol=1e-6)  # the override, not the real derivative
+    np.testing.assert_allclose(gy.item(), np.sin(0.3), rtol=1e-6)
+    _, (t,) = mx.jvp(f, [x, y], [mx.array(1.0), mx.array(0.0)])
+    np.testing.assert_allclose(t.item(), np.cos(0.3) * 2 + 100, rtol=1e-6)
+    r = mx.vmap(f, in_axes=(0, None))(mx.array([0.1, 0.2]), y)
+    np.testing.assert_allclose(np.array(r), np.sin([0.1, 0.2]) * 2, rtol=1e-6)
+    assert "vjp" in calls and "vmap" in calls
+
+
+def test_custom_function_without_overrides_uses_its_graph():
+    f = mx.custom_function(lambda x: x**3)
+    assert mx.grad(f)(mx.array(2.0)).item() == 12.0
+
+
+def test_checkpoint():
+    def block(x, w):
+        return mx.tanh(x @ w) @ w.T
+
+    x = mx.array(np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32))
+    w = mx.array(np.random.default_rng(2).standard_normal((3, 3)).astype(np.float32))
+    loss = lambda x, w: (block(x, w) ** 2).sum()
+    loss_ck = lambda x, w: (mx.checkpoint(block)(x, w) ** 2).sum()
+    g1 = mx.grad(loss, argnums=(0, 1))(x, w)
+    g2 = mx.grad(loss_ck, argnums=(0, 1))(x, w)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ compile
+def test_compile_matches_and_caches():
+    traces = []
+
+    def f(x, y):
+        traces.append(1)
+        return mx.exp(x) * y + 1.0
+
+    cf = mx.compile(f)
+    x, y = mx.array([1.0, 2.0]), mx.array([3.0, 4.0])
+    want = np.exp([1.0, 2.0]) * [3.0, 4.0] + 1
+    np.testing.assert_allclose(np.array(cf(x, y)), want, rtol=1e-6)
+    np.testing.assert_allclose(np.array(cf(x * 2, y)), np.exp([2.0, 4.0]) * [3.0, 4.0] + 1, rtol=1e-6)
+    assert len(traces) == 1  # replayed, not retraced
+    cf(mx.ones((3,)), mx.ones((3,)))
+    assert len(traces) == 2  # a new shape traces again
+    cf(x.astype(mx.float16), y.astype(mx.float16))
+    assert len(traces) == 3  # a new dtype too
+
+
+def test_compile_constants_and_trees():
+    cf = mx.compile(lambda d, s: {"out": d["a"] * s, "n": d["b"][0] + 1})
+    r = cf({"a": mx.array([1.0]), "b": [mx.array([2.0])]}, 3.0)
+    assert r["out"].tolist() == [3.0] and r["n"].tolist() == [3.0]
+    r = cf({"a": mx.array([1.0]), "b": [mx.array([2.0])]}, 4.0)  # a new constant retraces
+    assert r["out"].tolist() == [4.0]
+
+
+def test_compile_random_state_capture():
+    state = [mx.random.state]
+
+    @mx.compile
+    def plain(x):
+        return x + mx.random.uniform(shape=x.shape)
+
+    @lambda f: mx.compile(f, inputs=state, outputs=state)
+    def fresh(x):
+        return x + mx.random.uniform(shape=x.shape)
+
+    x = mx.zeros((4,))
+    mx.random.seed(3)
+    a, b = fresh(x), fresh(x)
+    assert not np.array_equal(np.array(a), np.array(b))  # the key advances on every call
+    mx.random.seed(3)
+    u1 = mx.random.uniform(shape=(4,))
+    u2 = mx.random.uniform(shape=(4,))
+    np.testing.assert_array_equal(np.array(a), np.array(u1))  # same sequence as uncompiled
+    np.testing.assert_array_equal(np.array(b), np.array(u2))
+    p1, p2 = plain(x), plain(x)
+    np.testing.assert_array_equal(np.array(p1), np.array(p2))  # uncaptured: a constant
+
+
+def test_compile_eval_inside_is_an_error_and_disable():
+    cf = mx.compile(lambda x: x + x.sum().item())
+    with pytest.raises(ValueError, match=r"\[eval\]"):
+        cf(mx.array([1.0]))
+    mx.disable_compile()
+    try:
+        assert cf(mx.array([1.0])).tolist() == [2.0]
+    finally:
+        mx.enable_compile()
+
+
+def test_compile_of_grad_and_grad_of_compile():
+    f = lambda x: (mx.sin(x) ** 2).sum()
+    x = mx.array([0.1, 0.5])
+    g_ref = np.array(mx.grad(f)(x))
+    np.testing.assert_allclose(np.array(mx.compile(mx.grad(f))(x)), g_ref, rtol=1e-6)
+    np.testing.assert_allclose(np.array(mx.grad(mx.compile(f))(x)), g_ref, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ deep graphs and threads
+def test_million_op_chain_grad():
+    x = mx.array(1.0)
+    def f(x):
+        y = x
+        for _ in range(200_000):
+            y = y + 1e-6
+        return y * x
+    g = mx.grad(f)(x)
+    # f = y(x) * x with dy/dx = 1, so f'(1) = y(1) + 1 (y summed in float32)
+    np.testing.assert_allclose(g.item(), f(x).item() + 1.0, rtol=1e-6)
+
+
+def test_grad_in_threads():
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(20):
+                x = mx.array([float(k), 1.0])
+                g = mx.grad(lambda x: (x**2).sum())(x)
+                assert g.tolist() == [2.0 * k, 2.0]
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+
+
+# ------------------------------------------------------------------ oxmx.utils
+def test_tree_utils():
+    tree = {"a": [1, 2, {"b": 3}], "c": (4,)}
+    flat = tree_flatten(tree)
+    assert flat == [("a.0", 1), ("a.1", 2), ("a.2.b", 3), ("c.0", 4)]
+    back = tree_unflatten(flat)
+    assert back == {"a": [1, 2, {"b": 3}], "c": [4]}
+    assert tree_map(lambda x: x * 10, tree) == {"a": [10, 20, {"b": 30}], "c": (40,)}
+    assert tree_map(lambda x, y: x + y, [1, 2], [3, 4]) == [4, 6]
+    paths = []
+    tree_map_with_path(lambda p, x: paths.append(p), tree)
+    assert paths == ["a.0", "a.1", "a.2.b", "c.0"]
+    assert tree_reduce(lambda acc, x: acc + x, tree, 0) == 10
+    assert tree_merge({"a": 1}, {"b": [2]}) == {"a": 1, "b": [2]}
+    with pytest.raises(ValueError):
+        tree_merge({"a": 1}, {"a": 2})
+    assert tree_merge({"a": 1}, {"a": 2}, lambda x, y: x + y) == {"a": 3}
+    assert tree_flatten(5) == [("", 5)] and tree_unflatten([("", 5)]) == 5
+    d = {}
+    tree_flatten([1, [2]], destination=d)
+    assert d == {"0": 1, "1.0": 2}
+    assert tree_map(lambda x: len(x) if isinstance(x, list) else -x, [1, [2, 3]], is_leaf=lambda n: n == [2, 3]) == [-1, 2]

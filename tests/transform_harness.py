@@ -1,0 +1,272 @@
+"""A reusable harness for function transforms.
+
+Every differentiable op is registered once in ``OPS`` with how to make its inputs; the
+checks then run on each entry for a sweep of shapes:
+
+* ``check_vjp_jvp``: vjp and jvp against central finite differences in float64 along
+  random directions, plus the identity <vjp(u), v> == <u, jvp(v)>;
+* ``check_vmap``: ``vmap`` over every valid axis of every input against a Python loop
+  plus ``stack``.
+
+Adding an op to oxmx means adding one line here; ``test_transform_coverage`` fails for
+any public differentiable function of ``oxmx.core`` that has no entry.
+"""
+
+import numpy as np
+
+import oxmx.core as mx
+
+# ---------------------------------------------------------------- input domains
+DOMAINS = {
+    "any": lambda r, s: r.standard_normal(s),
+    "pos": lambda r, s: r.uniform(0.5, 2.0, s),
+    "unit": lambda r, s: r.uniform(-0.8, 0.8, s),
+    "gt1": lambda r, s: r.uniform(1.2, 3.0, s),
+    # values well apart so max/min/sort have no ties and no kinks under a small step
+    "distinct": lambda r, s: (r.permutation(int(np.prod(s, dtype=int))).reshape(s) * 0.37 + r.uniform(-0.05, 0.05, s)),
+    "nonzero": lambda r, s: r.choice([-1.0, 1.0], s) * r.uniform(0.5, 2.0, s),
+}
+
+
+class Op:
+    """``fn(*arrays)``; ``args`` is a list of (shape, domain) per float input (index
+    arrays are fixed inside ``fn``). ``eps``/``rtol`` tune the finite differences for
+    ops computed in lower precision."""
+
+    def __init__(self, name, fn, args, vmap=True, eps=1e-6, rtol=1e-5, consistency=1e-9):
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.vmap = vmap
+        self.eps = eps
+        self.rtol = rtol
+        self.consistency = consistency
+
+    def make(self, rng, dtype=np.float64):
+        xs = [DOMAINS[d](rng, s).astype(dtype) for s, d in self.args]
+        return [mx.array(x, dtype=mx.float64) if dtype == np.float64 else mx.array(x) for x in xs]
+
+    def __call__(self, *xs):
+        return self.fn(*xs)
+
+    def __repr__(self):
+        return self.name
+
+
+def U(name, f=None, dom="any", shapes=((3, 4),), **kw):
+    f = f or getattr(mx, name)
+    return [Op(f"{name}{list(s)}", f, [(s, dom)], **kw) for s in shapes]
+
+
+def B(name, f=None, doms=("any", "any"), shapes=(((3, 4), (3, 4)), ((2, 1, 4), (3, 1)), ((), (5,))), **kw):
+    f = f or getattr(mx, name)
+    return [Op(f"{name}{list(a)}{list(b)}", f, [(a, doms[0]), (b, doms[1])], **kw) for a, b in shapes]
+
+
+IDX = np.array([2, 0, 1, 2])
+
+OPS = []
+# unary elementwise
+for n, d in [("abs", "nonzero"), ("negative", "any"), ("square", "any"), ("sqrt", "pos"), ("rsqrt", "pos"),
+             ("reciprocal", "pos"), ("exp", "any"), ("expm1", "any"), ("log", "pos"), ("log2", "pos"),
+             ("log10", "pos"), ("log1p", "pos"), ("sin", "any"), ("cos", "any"), ("tan", "unit"),
+             ("arcsin", "unit"), ("arccos", "unit"), ("arctan", "any"), ("sinh", "any"), ("cosh", "any"),
+             ("tanh", "any"), ("arcsinh", "any"), ("arccosh", "gt1"), ("arctanh", "unit"), ("erf", "any"),
+             ("erfinv", "unit"), ("sigmoid", "any"), ("degrees", "any"), ("radians", "any"),
+             ("positive", "any"), ("conjugate", "any")]:
+    OPS += U(n, dom=d, shapes=((3, 4), (), (0, 3)))
+for n in ["sign", "floor", "ceil", "trunc"]:
+    OPS += U(n, dom="nonzero")
+OPS += U("round", lambda x: mx.round(x * 3.3), dom="unit")
+# binary elementwise (with broadcasting)
+for n, ds in [("add", ("any", "any")), ("subtract", ("any", "any")), ("multiply", ("any", "any")),
+              ("divide", ("any", "pos")), ("power", ("pos", "any")), ("maximum", ("distinct", "distinct")),
+              ("minimum", ("distinct", "distinct")), ("arctan2", ("any", "pos")), ("logaddexp", ("any", "any")),
+              ("remainder", ("pos", "gt1")), ("floor_divide", ("pos", "gt1"))]:
+    OPS += B(n, doms=ds)
+OPS += [Op("where", lambda c, x, y: mx.where(c > 0, x, y), [((3, 4), "nonzero"), ((3, 4), "any"), ((4,), "any")])]
+OPS += [Op("clip", lambda x: mx.clip(x, -0.5, 0.5), [((3, 4), "distinct")])]
+OPS += [Op("astype", lambda x: x.astype(mx.float32) * 3.0, [((3,), "any")], eps=1e-2, rtol=1e-4, consistency=1e-6)]
+# reductions
+for n in ["sum", "prod", "mean", "logsumexp"]:
+    f = getattr(mx, n)
+    OPS += [Op(f"{n}-all", lambda x, f=f: f(x), [((3, 4), "pos")]),
+            Op(f"{n}-axis", lambda x, f=f: f(x, axis=1), [((3, 4), "pos")]),
+            Op(f"{n}-axes-keep", lambda x, f=f: f(x, axis=(0, 2), keepdims=True), [((2, 3, 4), "pos")])]
+OPS += [Op("prod-zero", lambda x: mx.prod(x * mx.array([1.0, 0.0, 1.0]), axis=1), [((2, 3), "pos")])]
+for n in ["max", "min"]:
+    f = getattr(mx, n)
+    OPS += [Op(f"{n}-all", lambda x, f=f: f(x), [((3, 4), "distinct")]),
+            Op(f"{n}-axis", lambda x, f=f: f(x, axis=0), [((3, 4), "distinct")])]
+for n in ["var", "std"]:
+    f = getattr(mx, n)
+    OPS += [Op(f"{n}", lambda x, f=f: f(x, axis=-1), [((3, 5), "any")]),
+            Op(f"{n}-ddof", lambda x, f=f: f(x, ddof=1), [((4, 3), "any")])]
+OPS += [Op("softmax", lambda x: mx.softmax(x, axis=-1), [((3, 5), "any")]),
+        Op("softmax-axis0", lambda x: mx.softmax(x, axis=0), [((3, 5), "any")]),
+        Op("softmax-precise", lambda x: mx.softmax(x, axis=-1, precise=True), [((3, 5), "any")])]
+# scans and sorting
+for n in ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"]:
+    f = getattr(mx, n)
+    dom = "distinct" if n in ("cummax", "cummin") else "pos"
+    OPS += [Op(f"{n}", lambda x, f=f: f(x, axis=1), [((3, 5), dom)]),
+            Op(f"{n}-reverse", lambda x, f=f: f(x, axis=0, reverse=True), [((4, 3), dom)]),
+            Op(f"{n}-flat", lambda x, f=f: f(x), [((3, 2), dom)])]
+# exclusive max/min/logaddexp scans start at -inf: finite differences do not apply
+OPS += [Op(f"{n}-exclusive", lambda x, f=getattr(mx, n): f(x, axis=1, inclusive=False), [((3, 5), "pos")]) for n in ("cumsum", "cumprod")]
+OPS += [Op(f"{n}-exclusive-reverse", lambda x, f=getattr(mx, n): f(x, axis=1, inclusive=False, reverse=True), [((3, 5), "pos")]) for n in ("cumsum", "cumprod")]
+OPS += [Op("cumprod-zero", lambda x: mx.cumprod(x * mx.array([1.0, 0.0, 1.0, 0.0, 1.0]), axis=1), [((2, 5), "pos")])]
+OPS += [Op("sort", lambda x: mx.sort(x, axis=-1), [((3, 5), "distinct")]),
+        Op("sort-axis0", lambda x: mx.sort(x, axis=0), [((4, 3), "distinct")]),
+        Op("topk", lambda x: mx.topk(x, 2, axis=-1), [((3, 5), "distinct")]),
+        Op("median", lambda x: mx.median(x, axis=-1), [((3, 5), "distinct")])]
+# linear algebra
+OPS += [Op("matmul", mx.matmul, [((3, 4), "any"), ((4, 2), "any")]),
+        Op("matmul-batched", mx.matmul, [((2, 3, 4), "any"), ((4, 5), "any")]),
+        Op("matmul-vec", mx.matmul, [((4,), "any"), ((2, 4, 3), "any")]),
+        Op("addmm", lambda c, a, b: mx.addmm(c, a, b, alpha=0.5, beta=2.0), [((3, 2), "any"), ((3, 4), "any"), ((4, 2), "any")]),
+        Op("inner", mx.inner, [((3, 4), "any"), ((2, 4), "any")]),
+        Op("outer", mx.outer, [((3,), "any"), ((4,), "any")]),
+        Op("tensordot", lambda a, b: mx.tensordot(a, b, axes=1), [((2, 3), "any"), ((3, 4), "any")]),
+        Op("vecdot", mx.vecdot, [((2, 3), "any"), ((2, 3), "any")]),
+        Op("kron", mx.kron, [((2, 2), "any"), ((2, 3), "any")]),
+        Op("trace", lambda x: mx.trace(x), [((3, 3), "any")])]
+# shape and view ops
+OPS += [Op("reshape", lambda x: mx.reshape(x, (4, 3)), [((3, 4), "any")]),
+        Op("transpose", lambda x: mx.transpose(x, (2, 0, 1)), [((2, 3, 4), "any")]),
+        Op("broadcast_to", lambda x: mx.broadcast_to(x, (2, 3, 4)), [((3, 1), "any")]),
+        Op("expand_dims", lambda x: mx.expand_dims(x, (0, 2)), [((3, 4), "any")]),
+        Op("squeeze", lambda x: mx.squeeze(x), [((3, 1, 4), "any")]),
+        Op("flatten", lambda x: mx.flatten(x, 1), [((2, 3, 4), "any")]),
+        Op("unflatten", lambda x: mx.unflatten(x, 1, (2, 2)), [((3, 4), "any")]),
+        Op("moveaxis", lambda x: mx.moveaxis(x, 0, -1), [((2, 3, 4), "any")]),
+        Op("swapaxes", lambda x: mx.swapaxes(x, 0, 2), [((2, 3, 4), "any")]),
+        Op("concatenate", lambda a, b: mx.concatenate([a, b, a], axis=1), [((3, 2), "any"), ((3, 4), "any")]),
+        Op("stack", lambda a, b: mx.stack([a, b], axis=1), [((3, 2), "any"), ((3, 2), "any")]),
+        Op("split", lambda x: mx.split(x, [1, 3], axis=1)[1] * 2 + mx.split(x, 2, axis=0)[0].sum(), [((4, 4), "any")]),
+        Op("unstack", lambda x: mx.unstack(x, axis=1)[2], [((3, 4), "any")]),
+        Op("slice", lambda x: x[1:, ::-2], [((3, 5), "any")]),
+        Op("mx.slice", lambda x: mx.slice(x, mx.array([1, 0]), (0, 1), (2, 2)), [((4, 4), "any")], vmap=False),
+        Op("getitem-int-array", lambda x: x[mx.array([2, 0, 2]), 1:], [((3, 4), "any")]),
+        Op("getitem-mixed", lambda x: x[None, 1, mx.array([[0, 3], [1, 1]])], [((3, 4), "any")]),
+        Op("slice_update", lambda x, u: mx.slice_update(x, u, mx.array([1, 0]), (0, 1)), [((4, 3), "any"), ((2, 3), "any")], vmap=False),
+        Op("setitem", lambda x, u: _setitem(x, u), [((4, 3), "any"), ((3,), "any")]),
+        Op("at-add", lambda x, u: x.at[mx.array([0, 2, 0])].add(u), [((4, 3), "any"), ((3, 3), "any")]),
+        Op("take", lambda x: mx.take(x, mx.array(IDX), axis=1), [((3, 4), "any")]),
+        Op("take-flat", lambda x: mx.take(x, mx.array(IDX)), [((2, 3), "any")]),
+        Op("take_along_axis", lambda x: mx.take_along_axis(x, mx.array([[0, 2], [1, 1], [2, 0]]), axis=1), [((3, 3), "any")]),
+        Op("put_along_axis", lambda x, v: mx.put_along_axis(x, mx.array([[0], [2], [1]]), v, axis=1), [((3, 3), "any"), ((3, 1), "any")]),
+        Op("as_strided", lambda x: mx.as_strided(x, (3, 3), (1, 1)), [((6,), "any")]),
+        Op("contiguous", lambda x: mx.contiguous(x.T), [((3, 4), "any")]),
+        Op("atleast_3d", lambda x: mx.atleast_3d(x), [((4,), "any")]),
+        Op("repeat", lambda x: mx.repeat(x, 2, axis=0), [((2, 3), "any")]),
+        Op("tile", lambda x: mx.tile(x, (2, 1)), [((2, 3), "any")]),
+        Op("pad", lambda x: mx.pad(x, ((1, 0), (2, 1))), [((2, 3), "any")]),
+        Op("flip", lambda x: mx.flip(x, axis=1), [((2, 3), "any")]),
+        Op("roll", lambda x: mx.roll(x, 2, axis=1), [((2, 3), "any")]),
+        Op("diag", lambda x: mx.diag(x), [((3, 3), "any")]),
+        Op("diagonal", lambda x: mx.diagonal(x, 1), [((3, 4), "any")]),
+        Op("diff", lambda x: mx.diff(x, axis=1), [((2, 4), "any")])]
+
+
+def _setitem(x, u):
+    y = x * 1.0
+    y[1] = u
+    return y
+
+
+# Public functions of oxmx.core that are not differentiable (or not functions of
+# float arrays) — everything else must have a harness entry.
+NOT_DIFFERENTIABLE = set("""
+array zeros ones full zeros_like ones_like arange linspace eye identity tri tril triu meshgrid
+bartlett blackman hamming hanning from_dlpack eval async_eval synchronize new_stream default_stream
+default_device set_default_device stream device_info is_available grad value_and_grad vjp jvp vmap
+compile disable_compile enable_compile checkpoint custom_function finfo iinfo result_type can_cast
+issubdtype isdtype set_printoptions get_printoptions printoptions argmax argmin argsort argpartition
+all any count_nonzero equal not_equal less less_equal greater greater_equal logical_and logical_or
+logical_not logical_xor bitwise_and bitwise_or bitwise_xor bitwise_invert left_shift right_shift
+isnan isinf isposinf isneginf isfinite isclose allclose array_equal nonzero unique searchsorted
+view real imag nan_to_num stop_gradient minmax partition cumulative_sum cumulative_prod
+get_active_memory get_peak_memory reset_peak_memory get_cache_memory set_memory_limit
+set_cache_limit set_wired_limit clear_cache get_memory_limit empty empty_like full_like asarray
+broadcast_shapes clear_streams device_count get_array_buffer_size new_thread_local_stream
+new_thread_unsafe_stream set_default_stream bitwise_left_shift bitwise_right_shift
+""".split())
+
+# Names exercised through a differently named entry (or a composite checked elsewhere).
+COVERED_AS = {"concat": "concatenate", "permute_dims": "transpose", "broadcast_arrays": "broadcast_to",
+              "atleast_1d": "atleast_3d", "atleast_2d": "atleast_3d", "put_along_axis": "put_along_axis",
+              "matrix_transpose": "swapaxes", "round": "round", "clip": "clip", "where": "where",
+              "slice_update": "slice_update", "slice": "mx.slice", "acos": "arccos", "acosh": "arccosh",
+              "asin": "arcsin", "asinh": "arcsinh", "atan": "arctan", "atanh": "arctanh", "atan2": "arctan2",
+              "conj": "conjugate", "pow": "power", "divmod": "floor_divide"}
+
+
+def entry_names():
+    return {o.name.split("[")[0].split("-")[0] for o in OPS}
+
+
+# ---------------------------------------------------------------- the checks
+def _to_np(a):
+    return np.array(a.astype(mx.float64)) if isinstance(a, mx.array) else np.asarray(a)
+
+
+def _flat_outputs(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def check_vjp_jvp(op, rng, atol=1e-7):
+    eps, rtol = op.eps, op.rtol
+    xs = op.make(rng)
+    outs = _flat_outputs(op(*xs))
+    us = [mx.array(rng.standard_normal(o.shape), dtype=mx.float64) for o in outs]
+    vs = [mx.array(rng.standard_normal(x.shape), dtype=mx.float64) for x in xs]
+
+    f = lambda *a: _flat_outputs(op(*a))
+    vals, grads = mx.vjp(f, xs, us)
+    vals2, tans = mx.jvp(f, xs, vs)
+    for v, o in zip(vals, outs):
+        np.testing.assert_allclose(_to_np(v), _to_np(o), rtol=1e-12, err_msg=f"{op}: vjp outputs")
+    for v, o in zip(vals2, outs):
+        np.testing.assert_allclose(_to_np(v), _to_np(o), rtol=1e-12, err_msg=f"{op}: jvp outputs")
+    for g, x in zip(grads, xs):
+        assert g.shape == x.shape and g.dtype == x.dtype, f"{op}: cotangent {g.shape} {g.dtype} for {x.shape} {x.dtype}"
+
+    # central differences of the whole output along v
+    plus = f(*[x + eps * v for x, v in zip(xs, vs)])
+    minus = f(*[x - eps * v for x, v in zip(xs, vs)])
+    fd = [(_to_np(p) - _to_np(m)) / (2 * eps) for p, m in zip(plus, minus)]
+    for t, d in zip(tans, fd):
+        np.testing.assert_allclose(_to_np(t), d, rtol=rtol, atol=atol * max(1.0, np.abs(d).max(initial=0)), err_msg=f"{op}: jvp vs finite differences")
+    lhs = sum(float((_to_np(g) * _to_np(v)).sum()) for g, v in zip(grads, vs))
+    rhs_fd = sum(float((_to_np(u) * d).sum()) for u, d in zip(us, fd))
+    rhs = sum(float((_to_np(u) * _to_np(t)).sum()) for u, t in zip(us, tans))
+    scale = max(1.0, abs(rhs_fd))
+    assert abs(lhs - rhs_fd) <= rtol * scale, f"{op}: <vjp(u), v> = {lhs} but finite differences give {rhs_fd}"
+    assert abs(lhs - rhs) <= op.consistency * scale, f"{op}: <vjp(u), v> = {lhs} but <u, jvp(v)> = {rhs}"
+
+
+def check_vmap(op, rng, batch=3):
+    if not op.vmap:
+        return
+    base = op.make(rng)
+    for i, x in enumerate(base):
+        for ax in range(x.ndim + 1):
+            stacked = mx.array(np.stack([np.array(op.make(np.random.default_rng(k))[i]) for k in range(batch)], axis=ax), dtype=mx.float64)
+            in_axes = tuple(ax if j == i else None for j in range(len(base)))
+            args = [stacked if j == i else b for j, b in enumerate(base)]
+            got = _flat_outputs(mx.vmap(lambda *a: op(*a), in_axes=in_axes)(*args))
+            ref = []
+            for k in range(batch):
+                a = [mx.take(stacked, k, axis=ax) if j == i else b for j, b in enumerate(base)]
+                ref.append(_flat_outputs(op(*a)))
+            for n, g in enumerate(got):
+                want = np.stack([_to_np(r[n]) for r in ref])
+                np.testing.assert_allclose(_to_np(g), want, rtol=1e-12, atol=1e-12, err_msg=f"{op}: vmap input {i} axis {ax}")
+    # all inputs batched at once
+    if len(base) > 1:
+        stacked = [mx.array(np.stack([np.array(op.make(np.random.default_rng(k))[i]) for k in range(batch)]), dtype=mx.float64) for i in range(len(base))]
+        got = _flat_outputs(mx.vmap(lambda *a: op(*a))(*stacked))
+        for n, g in enumerate(got):
+            want = np.stack([_to_np(_flat_outputs(op(*[s[k] for s in stacked]))[n]) for k in range(batch)])
+            np.testing.assert_allclose(_to_np(g), want, rtol=1e-12, atol=1e-12, err_msg=f"{op}: vmap all inputs")
