@@ -333,3 +333,15 @@ def test_tree_utils():
     tree_flatten([1, [2]], destination=d)
     assert d == {"0": 1, "1.0": 2}
     assert tree_map(lambda x: len(x) if isinstance(x, list) else -x, [1, [2, 3]], is_leaf=lambda n: n == [2, 3]) == [-1, 2]
+
+
+def test_vmap_random_keys_and_batched_indices():
+    keys = mx.random.split(mx.random.key(0), 4)
+    r = mx.vmap(lambda k: mx.random.uniform(shape=(3,), key=k))(keys)
+    ref = mx.stack([mx.random.uniform(shape=(3,), key=keys[i]) for i in range(4)])
+    np.testing.assert_array_equal(np.array(r), np.array(ref))
+    x = mx.arange(12.0).reshape(3, 4)
+    assert mx.vmap(lambda i: x[i])(mx.array([2, 0])).tolist() == [[8.0, 9.0, 10.0, 11.0], [0.0, 1.0, 2.0, 3.0]]
+    assert mx.vmap(lambda r, i: r[i])(x, mx.array([1, 2, 3])).tolist() == [1.0, 6.0, 11.0]
+    got = mx.vmap(lambda r, i: mx.take_along_axis(r, i, axis=0))(x, mx.array([[0, 1], [3, 3], [2, 0]]))
+    assert got.tolist() == [[0.0, 1.0], [7.0, 7.0], [10.0, 8.0]]
