@@ -255,10 +255,13 @@ impl Array {
     /// Evaluated data, evaluating first if needed.
     pub fn data(&self) -> Result<ArrayData> {
         crate::eval::eval(std::slice::from_ref(self))?;
-        match &*self.lock() {
-            State::Ready(d) | State::Traced(d, _) => Ok(d.clone()),
-            _ => Err(Error::runtime("eval", "Array could not be evaluated.")),
-        }
+        let d = match &*self.lock() {
+            State::Ready(d) | State::Traced(d, _) => d.clone(),
+            _ => return Err(Error::runtime("eval", "Array could not be evaluated.")),
+        };
+        // Host readers get host bytes (computed on a device: downloaded once).
+        d.buffer.ensure_host("eval")?;
+        Ok(d)
     }
 
     /// Ready data if evaluated (no evaluation).

@@ -40,6 +40,10 @@ pub trait Backend: Send + Sync {
         out_shape: &[usize],
         out_dtype: Dtype,
     ) -> Result<ArrayData>;
+    /// The device's memory in bytes, where it has its own (a GPU).
+    fn memory_size(&self) -> Option<usize> {
+        None
+    }
     /// Wait for all queued work (no-op for synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -166,11 +166,7 @@ impl Pool {
             .ok_or_else(|| Error::overflow(op))?;
         self.reserve(op, bytes)?;
         if let Some(v) = self.take_cached(bucket) {
-            return Ok(Buffer {
-                words: v,
-                nbytes,
-                pool: self,
-            });
+            return Ok(Buffer::host(v, nbytes, self));
         }
         let mut v: Vec<Word> = Vec::new();
         if v.try_reserve_exact(bucket).is_err() {
@@ -184,11 +180,7 @@ impl Pool {
             }
         }
         v.resize(bucket, 0);
-        Ok(Buffer {
-            words: v,
-            nbytes,
-            pool: self,
-        })
+        Ok(Buffer::host(v, nbytes, self))
     }
 
     fn release(&self, v: Vec<Word>) {
@@ -203,44 +195,132 @@ impl Pool {
     }
 }
 
-/// An owned, aligned host buffer. Returned to the pool's cache on drop.
+/// Memory of a device backend (a GPU) holding a buffer's bytes.
+pub trait DeviceMemory: Send + Sync {
+    /// Copy the bytes to the host (waits for pending work that writes them).
+    fn download(&self, dst: &mut [u8]) -> Result<()>;
+    /// For the owning backend to recover its own type.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// An owned buffer of `nbytes`: aligned host words, a device copy, or both.
+///
+/// The contents never change once the buffer is shared, so the two copies cannot
+/// disagree: a buffer computed on a device gets its host copy on first host read
+/// (`ensure_host`), and a host buffer used by a device gets a device copy once
+/// (`set_device`). Writing through `&mut` (a fresh output, or a donated input) drops
+/// the device copy. Host words are returned to the pool's cache on drop.
 pub struct Buffer {
-    words: Vec<Word>,
+    host: OnceLock<Vec<Word>>,
+    device: OnceLock<Box<dyn DeviceMemory>>,
     nbytes: usize,
     pool: &'static Pool,
 }
 
 impl Buffer {
+    fn host(words: Vec<Word>, nbytes: usize, pool: &'static Pool) -> Buffer {
+        Buffer {
+            host: OnceLock::from(words),
+            device: OnceLock::new(),
+            nbytes,
+            pool,
+        }
+    }
+
+    /// A buffer whose bytes live in device memory only (until read on the host).
+    pub fn from_device(mem: Box<dyn DeviceMemory>, nbytes: usize) -> Buffer {
+        Buffer {
+            host: OnceLock::new(),
+            device: OnceLock::from(mem),
+            nbytes,
+            pool: pool(),
+        }
+    }
+
     pub fn nbytes(&self) -> usize {
         self.nbytes
     }
+
+    /// Whether the bytes are on the host (host reads need `ensure_host` otherwise).
+    pub fn on_host(&self) -> bool {
+        self.host.get().is_some()
+    }
+
+    /// The device copy, if any.
+    pub fn device(&self) -> Option<&dyn DeviceMemory> {
+        self.device.get().map(|b| b.as_ref())
+    }
+
+    /// Attach a device copy of the (host) contents; ignored if one exists.
+    pub fn set_device(&self, mem: Box<dyn DeviceMemory>) {
+        let _ = self.device.set(mem);
+    }
+
+    /// Make the host copy exist (downloading from the device copy).
+    pub fn ensure_host(&self, op: &str) -> Result<()> {
+        if self.host.get().is_some() {
+            return Ok(());
+        }
+        let dev = self
+            .device
+            .get()
+            .ok_or_else(|| Error::runtime(op, "A buffer has neither host nor device data."))?;
+        let mut b = self.pool.alloc(op, self.nbytes)?;
+        dev.download(b.bytes_mut())?;
+        if let Some(words) = b.host.take() {
+            // Another thread may have won the race: its copy is identical.
+            if let Err(words) = self.host.set(words) {
+                self.pool.release(words);
+            }
+        }
+        Ok(())
+    }
+
+    fn words(&self) -> &[Word] {
+        self.host.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The bytes on the host (empty unless `on_host`; backends call `ensure_host`).
     pub fn bytes(&self) -> &[u8] {
-        let all: &[u8] = bytemuck::cast_slice(&self.words);
-        &all[..self.nbytes]
+        let all: &[u8] = bytemuck::cast_slice(self.words());
+        all.get(..self.nbytes).unwrap_or(&[])
     }
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         let n = self.nbytes;
-        let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
-        &mut all[..n]
+        self.device.take();
+        let words = match self.host.get_mut() {
+            Some(w) => w.as_mut_slice(),
+            None => &mut [],
+        };
+        let all: &mut [u8] = bytemuck::cast_slice_mut(words);
+        let len = all.len();
+        &mut all[..n.min(len)]
     }
     /// Typed view; the buffer's alignment (16) suits every element type.
     pub fn typed<T: bytemuck::Pod>(&self) -> &[T] {
         let n = self.nbytes / std::mem::size_of::<T>().max(1);
-        let all: &[T] = bytemuck::cast_slice(&self.words);
-        &all[..n]
+        let all: &[T] = bytemuck::cast_slice(self.words());
+        all.get(..n).unwrap_or(&[])
     }
     pub fn typed_mut<T: bytemuck::Pod>(&mut self) -> &mut [T] {
         let n = self.nbytes / std::mem::size_of::<T>().max(1);
-        let all: &mut [T] = bytemuck::cast_slice_mut(&mut self.words);
-        &mut all[..n]
+        self.device.take();
+        let words = match self.host.get_mut() {
+            Some(w) => w.as_mut_slice(),
+            None => &mut [],
+        };
+        let all: &mut [T] = bytemuck::cast_slice_mut(words);
+        let m = all.len();
+        &mut all[..n.min(m)]
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.words);
-        if v.capacity() > 0 {
-            self.pool.release(v);
+        if let Some(v) = self.host.take() {
+            if v.capacity() > 0 {
+                self.pool.release(v);
+            }
         }
     }
 }

@@ -61,6 +61,10 @@ impl Backend for CpuBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         let op = prim.name();
+        // Inputs computed on another device are read here from their host copy.
+        for x in &ins {
+            x.data.buffer.ensure_host(op)?;
+        }
         // Buffer donation: write over an input no one else can see.
         let donated = match prim {
             Primitive::Unary(u) => inplace::unary(*u, &mut ins, out_shape, out_dtype)?,

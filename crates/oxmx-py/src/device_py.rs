@@ -203,7 +203,10 @@ fn device_info<'py>(
     let b = oxmx::backend::get(d).py()?;
     info.set_item("device_name", b.name())?;
     info.set_item("architecture", std::env::consts::ARCH)?;
-    info.set_item("memory_size", oxmx::memory::pool().limit())?;
+    info.set_item(
+        "memory_size",
+        b.memory_size().unwrap_or(oxmx::memory::pool().limit()),
+    )?;
     info.set_item("num_threads", oxmx::num_threads())?;
     Ok(info)
 }

@@ -22,6 +22,10 @@ pub fn init() {
     INIT.call_once(|| {
         oxmx_cpu::init_threads();
         backend::register(Arc::new(oxmx_cpu::CpuBackend));
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = oxmx_cuda::CudaBackend::detect() {
+            backend::register(gpu);
+        }
     });
 }
 

@@ -1,0 +1,398 @@
+//! CUDA C sources of the kernels, generated per (op, dtypes, layout) and compiled by
+//! NVRTC on first use, then cached in memory for the process.
+
+use crate::ffi::MAX_DIMS;
+use cudarc::driver::{CudaContext, CudaFunction};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+use oxmx_core::primitive::{BinaryOp, ReduceOp, UnaryOp};
+use oxmx_core::{Dtype, Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The C type stored in memory for a dtype.
+pub fn ctype(d: Dtype) -> Option<&'static str> {
+    Some(match d {
+        Dtype::Bool | Dtype::Uint8 => "unsigned char",
+        Dtype::Uint16 => "unsigned short",
+        Dtype::Uint32 => "unsigned int",
+        Dtype::Uint64 => "unsigned long long",
+        Dtype::Int8 => "signed char",
+        Dtype::Int16 => "short",
+        Dtype::Int32 => "int",
+        Dtype::Int64 => "long long",
+        Dtype::Float16 => "__half",
+        Dtype::Bfloat16 => "__nv_bfloat16",
+        Dtype::Float32 => "float",
+        Dtype::Float64 => "double",
+        Dtype::Complex64 => return None,
+    })
+}
+
+/// The type arithmetic is done in (halves compute in float).
+pub fn compute_type(d: Dtype) -> Option<&'static str> {
+    match d {
+        Dtype::Float16 | Dtype::Bfloat16 => Some("float"),
+        Dtype::Bool => Some("int"),
+        _ => ctype(d),
+    }
+}
+
+const PRELUDE: &str = r#"
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+struct Meta { long long ndim; long long n; long long shape[8]; long long strides[3][8]; long long offset[3]; };
+struct RedMeta { long long outer_ndim, inner_ndim, inner_n, offset; long long outer_shape[8], outer_strides[8], inner_shape[8], inner_strides[8]; };
+__device__ __forceinline__ void locate(const Meta& m, long long i, long long* idx, int nops) {
+  for (int k = 0; k < nops; ++k) idx[k] = m.offset[k];
+  long long r = i;
+  for (int d = (int)m.ndim - 1; d >= 0; --d) {
+    long long c = r % m.shape[d]; r /= m.shape[d];
+    for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
+  }
+}
+template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }
+template <typename T> __device__ __forceinline__ T py_fmod(T x, T y) { T r = fmod(x, y); return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r; }
+template <typename T> __device__ __forceinline__ T py_irem(T x, T y) { if (y == 0 || y == (T)-1) return (T)0; T r = x % y; return (r != 0 && ((r < 0) != (y < 0))) ? (T)(r + y) : r; }
+template <typename T> __device__ __forceinline__ T lae(T x, T y) { if (isnan(x) || isnan(y)) return x + y; T m = x > y ? x : y; return isinf(m) ? m : m + log1p(exp(-fabs(x - y))); }
+"#;
+
+fn float_like(d: Dtype) -> bool {
+    d.is_float()
+}
+
+/// The expression of a unary op over `x` (of the compute type `CT`), or None.
+pub fn unary_expr(op: UnaryOp, d: Dtype) -> Option<String> {
+    use UnaryOp::*;
+    let f = float_like(d);
+    let s = match op {
+        Abs if f => "fabs(x)",
+        Abs if d.is_unsigned() || d == Dtype::Bool => "x",
+        Abs => "(x < 0 ? wrap_neg(x) : x)",
+        Negative if f => "-x",
+        Negative => "wrap_neg(x)",
+        Sign if f => "(isnan(x) ? x : (CT)((x > (CT)0) - (x < (CT)0)))",
+        Sign => "(CT)((x > (CT)0) - (x < (CT)0))",
+        Square => "x * x",
+        LogicalNot => "!x",
+        BitwiseInvert if d == Dtype::Bool => "!x",
+        BitwiseInvert if d.is_integer() => "~x",
+        Conjugate | Real => "x",
+        Imag => "(CT)0",
+        IsNan if f => "isnan(x)",
+        IsInf if f => "isinf(x)",
+        IsPosInf if f => "(isinf(x) && x > 0)",
+        IsNegInf if f => "(isinf(x) && x < 0)",
+        IsFinite if f => "isfinite(x)",
+        IsNan | IsInf | IsPosInf | IsNegInf => "false",
+        IsFinite => "true",
+        Floor | Ceil | Round | Trunc if !f => "x",
+        _ if !f => return None,
+        Sqrt => "sqrt(x)",
+        Rsqrt => "rsqrt(x)",
+        Reciprocal => "(CT)1 / x",
+        Exp => "exp(x)",
+        Expm1 => "expm1(x)",
+        Log => "log(x)",
+        Log2 => "log2(x)",
+        Log10 => "log10(x)",
+        Log1p => "log1p(x)",
+        Sin => "sin(x)",
+        Cos => "cos(x)",
+        Tan => "tan(x)",
+        ArcSin => "asin(x)",
+        ArcCos => "acos(x)",
+        ArcTan => "atan(x)",
+        Sinh => "sinh(x)",
+        Cosh => "cosh(x)",
+        Tanh => "tanh(x)",
+        ArcSinh => "asinh(x)",
+        ArcCosh => "acosh(x)",
+        ArcTanh => "atanh(x)",
+        Erf => "erf(x)",
+        ErfInv => "erfinv(x)",
+        Sigmoid => "(CT)1 / ((CT)1 + exp(-x))",
+        Floor => "floor(x)",
+        Ceil => "ceil(x)",
+        Round => "rint(x)",
+        Trunc => "trunc(x)",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+/// The expression of a binary op over `x`, `y` (compute type `CT`), or None.
+pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
+    use BinaryOp::*;
+    let f = float_like(d);
+    let bits = d.size() * 8;
+    let s = match op {
+        Add => "x + y".to_string(),
+        Subtract => "x - y".to_string(),
+        Multiply => "x * y".to_string(),
+        Divide if f => "x / y".to_string(),
+        FloorDivide if f => "floor(x / y)".to_string(),
+        FloorDivide if d.is_unsigned() || d == Dtype::Bool => "(y == 0 ? (CT)0 : (CT)(x / y))".to_string(),
+        FloorDivide => "(y == 0 ? (CT)0 : (y == (CT)-1 ? wrap_neg(x) : (CT)(x / y - (((x % y) != 0) && ((x < 0) != (y < 0))))))".to_string(),
+        Remainder if f => "py_fmod(x, y)".to_string(),
+        Remainder if d.is_unsigned() || d == Dtype::Bool => "(y == 0 ? (CT)0 : (CT)(x % y))".to_string(),
+        Remainder => "py_irem(x, y)".to_string(),
+        Power if f => "pow(x, y)".to_string(),
+        Maximum if f => "((isnan(x) || x > y) ? x : y)".to_string(),
+        Minimum if f => "((isnan(x) || x < y) ? x : y)".to_string(),
+        Maximum => "(x > y ? x : y)".to_string(),
+        Minimum => "(x < y ? x : y)".to_string(),
+        Equal => "x == y".to_string(),
+        NotEqual => "x != y".to_string(),
+        Less => "x < y".to_string(),
+        LessEqual => "x <= y".to_string(),
+        Greater => "x > y".to_string(),
+        GreaterEqual => "x >= y".to_string(),
+        LogicalAnd => "(x != 0) && (y != 0)".to_string(),
+        LogicalOr => "(x != 0) || (y != 0)".to_string(),
+        BitwiseAnd if !f => "x & y".to_string(),
+        BitwiseOr if !f => "x | y".to_string(),
+        BitwiseXor if !f => "x ^ y".to_string(),
+        LeftShift if !f => format!("((y < 0 || y >= {bits}) ? (CT)0 : (CT)(x << y))"),
+        RightShift if d.is_unsigned() => format!("((y >= {bits}) ? (CT)0 : (CT)(x >> y))"),
+        RightShift if !f => format!("((y < 0 || y >= {bits}) ? (x < 0 ? (CT)-1 : (CT)0) : (CT)(x >> y))"),
+        ArcTan2 if f => "atan2(x, y)".to_string(),
+        LogAddExp if f => "lae(x, y)".to_string(),
+        _ => return None,
+    };
+    Some(s)
+}
+
+/// Elementwise kernel `k`: `out[i] = EXPR` over `nin` strided inputs.
+pub fn elementwise_src(
+    ins: &[Dtype],
+    out: Dtype,
+    ct: &str,
+    expr: &str,
+    contiguous: bool,
+) -> Option<String> {
+    let ot = ctype(out)?;
+    let mut params = String::new();
+    let mut loads = String::new();
+    let names = ["x", "y", "z"];
+    for (k, d) in ins.iter().enumerate() {
+        let t = ctype(*d)?;
+        params.push_str(&format!("const {t}* __restrict__ in{k}, "));
+        let idx = if contiguous {
+            format!("m.offset[{k}] + i")
+        } else {
+            format!("idx[{k}]")
+        };
+        let cast = if *d == Dtype::Bool {
+            format!("(in{k}[{idx}] != 0)")
+        } else {
+            format!("in{k}[{idx}]")
+        };
+        let nm = names.get(k)?;
+        let lt = if k == 0 && ins.len() == 3 {
+            "bool".to_string()
+        } else {
+            ct.to_string()
+        };
+        loads.push_str(&format!("    {lt} {nm} = ({lt})({cast});\n"));
+    }
+    let locate = if contiguous {
+        String::new()
+    } else {
+        format!("    long long idx[3]; locate(m, i, idx, {});\n", ins.len())
+    };
+    let store = if out == Dtype::Bool {
+        "(unsigned char)((r) ? 1 : 0)".to_string()
+    } else {
+        format!("({ot})(r)")
+    };
+    Some(format!(
+        "{PRELUDE}\ntypedef {ct} CT;\nextern \"C\" __global__ void k({params}{ot}* __restrict__ out, Meta m) {{\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n{locate}{loads}    auto r = ({expr});\n    out[i] = {store};\n  }}\n}}\n"
+    ))
+}
+
+/// Identity element (as C) of a reduction in the accumulator type.
+fn red_init(op: ReduceOp, acc: &str, out: Dtype) -> String {
+    let lim = |max: bool| -> String {
+        match out {
+            Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32 | Dtype::Float64 => {
+                if max {
+                    "(-INFINITY)".into()
+                } else {
+                    "(INFINITY)".into()
+                }
+            }
+            Dtype::Bool => {
+                if max {
+                    "0".into()
+                } else {
+                    "1".into()
+                }
+            }
+            d if d.is_unsigned() => {
+                if max {
+                    "0".into()
+                } else {
+                    format!("(({acc})~0ull)")
+                }
+            }
+            Dtype::Int8 => {
+                if max {
+                    "-128".into()
+                } else {
+                    "127".into()
+                }
+            }
+            Dtype::Int16 => {
+                if max {
+                    "-32768".into()
+                } else {
+                    "32767".into()
+                }
+            }
+            Dtype::Int32 => {
+                if max {
+                    "(-2147483647-1)".into()
+                } else {
+                    "2147483647".into()
+                }
+            }
+            _ => {
+                if max {
+                    "(-9223372036854775807LL-1)".into()
+                } else {
+                    "9223372036854775807LL".into()
+                }
+            }
+        }
+    };
+    match op {
+        ReduceOp::Sum | ReduceOp::Any => format!("(({acc})0)"),
+        ReduceOp::Prod | ReduceOp::All => format!("(({acc})1)"),
+        ReduceOp::Max => lim(true),
+        ReduceOp::Min => lim(false),
+    }
+}
+
+fn red_combine(op: ReduceOp, float: bool) -> &'static str {
+    match op {
+        ReduceOp::Sum => "a + b",
+        ReduceOp::Prod => "a * b",
+        ReduceOp::Max if float => "((isnan(a) || a > b) ? a : b)",
+        ReduceOp::Min if float => "((isnan(a) || a < b) ? a : b)",
+        ReduceOp::Max => "(a > b ? a : b)",
+        ReduceOp::Min => "(a < b ? a : b)",
+        ReduceOp::All => "(a && b)",
+        ReduceOp::Any => "(a || b)",
+    }
+}
+
+/// One block (256 threads) per output element; threads stride over the reduced
+/// elements, then a shared-memory tree combines them.
+pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
+    let it = ctype(inp)?;
+    let ot = ctype(out)?;
+    let (acc, float) = match op {
+        ReduceOp::All | ReduceOp::Any => ("int", false),
+        _ => (compute_type(out)?, out.is_float()),
+    };
+    let load = match op {
+        ReduceOp::All | ReduceOp::Any => "((int)(in[j] != 0))".to_string(),
+        _ if inp == Dtype::Bool => format!("(({acc})(in[j] != 0))"),
+        _ => format!("(({acc})(in[j]))"),
+    };
+    let init = red_init(op, acc, out);
+    let comb = red_combine(op, float);
+    let store = if out == Dtype::Bool {
+        "(unsigned char)(a != 0)".to_string()
+    } else {
+        format!("({ot})(a)")
+    };
+    Some(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m) {{\n\
+  __shared__ ACC sh[256];\n\
+  long long o = blockIdx.x; long long base = m.offset; long long r = o;\n\
+  for (int d = (int)m.outer_ndim - 1; d >= 0; --d) {{ long long c = r % m.outer_shape[d]; r /= m.outer_shape[d]; base += c * m.outer_strides[d]; }}\n\
+  ACC a = {init};\n\
+  for (long long t = threadIdx.x; t < m.inner_n; t += blockDim.x) {{\n\
+    long long j = base; long long q = t;\n\
+    for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }}\n\
+    ACC b = {load}; a = comb(a, b);\n\
+  }}\n\
+  sh[threadIdx.x] = a; __syncthreads();\n\
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {{ if (threadIdx.x < s) {{ ACC b = sh[threadIdx.x + s]; sh[threadIdx.x] = comb(sh[threadIdx.x], b); }} __syncthreads(); }}\n\
+  if (threadIdx.x == 0) {{ a = sh[0]; outp[o] = {store}; }}\n\
+}}\n"
+    ))
+}
+
+/// `out[i] = start + i * step` in the output dtype.
+pub fn arange_src(out: Dtype) -> Option<String> {
+    let ot = ctype(out)?;
+    Some(format!(
+        "{PRELUDE}\nextern \"C\" __global__ void k({ot}* out, double start, double step, long long n) {{\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = ({ot})(start + (double)i * step);\n}}\n"
+    ))
+}
+
+/// NVRTC compilation with an in-memory cache keyed by source.
+pub struct Compiler {
+    ctx: Arc<CudaContext>,
+    arch: String,
+    cache: Mutex<HashMap<String, CudaFunction>>,
+}
+
+fn include_paths() -> Vec<String> {
+    let mut v = Vec::new();
+    for var in ["CUDA_HOME", "CUDA_PATH"] {
+        if let Ok(p) = std::env::var(var) {
+            v.push(format!("{p}/include"));
+        }
+    }
+    v.push("/usr/local/cuda/include".into());
+    v.push("/usr/local/cuda-13.0/include".into());
+    v.retain(|p| std::path::Path::new(p).exists());
+    v
+}
+
+impl Compiler {
+    pub fn new(ctx: Arc<CudaContext>) -> Compiler {
+        let arch = match ctx.compute_capability() {
+            Ok((ma, mi)) => format!("--gpu-architecture=sm_{ma}{mi}"),
+            Err(_) => "--gpu-architecture=sm_90".into(),
+        };
+        Compiler {
+            ctx,
+            arch,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, op: &str, src: String) -> Result<CudaFunction> {
+        if let Ok(c) = self.cache.lock() {
+            if let Some(f) = c.get(&src) {
+                return Ok(f.clone());
+            }
+        }
+        let opts = CompileOptions {
+            include_paths: include_paths(),
+            options: vec![self.arch.clone(), "--std=c++17".into()],
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(&src, opts)
+            .map_err(|e| Error::runtime(op, format!("NVRTC failed to compile a kernel: {e:?}")))?;
+        let module = self
+            .ctx
+            .load_module(ptx)
+            .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
+        let f = module
+            .load_function("k")
+            .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(src, f.clone());
+        }
+        Ok(f)
+    }
+}
+
+#[allow(dead_code)]
+const _: () = assert!(MAX_DIMS == 8);

@@ -1,0 +1,424 @@
+//! oxmx-cuda: the CUDA backend. The CUDA libraries are loaded at run time, so the same
+//! binary works where there is no GPU: `CudaBackend::detect` then returns `None` and never
+//! panics. Kernels are CUDA C generated per op and dtype, compiled by NVRTC on first use
+//! (`kernels.rs`); matmul goes through cuBLAS. Arrays move between host and device by
+//! themselves: inputs that live on the host are uploaded once (the copy is kept on the
+//! buffer), outputs stay on the device until something reads them on the host.
+#![deny(unsafe_code)]
+
+pub mod device;
+#[allow(unsafe_code)]
+pub mod ffi;
+pub mod kernels;
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
+use device::{Allocator, CudaMem};
+use ffi::{Meta, RedMeta, MAX_DIMS};
+use oxmx_core::backend::{Backend, Input};
+use oxmx_core::device::DeviceType;
+use oxmx_core::memory::Buffer;
+use oxmx_core::primitive::Primitive;
+use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
+use oxmx_core::{ArrayData, Dtype, Error, Result};
+use std::sync::{Arc, Mutex};
+
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    pub alloc: Arc<Allocator>,
+    compiler: kernels::Compiler,
+    blas: Mutex<Option<CudaBlas>>,
+    name: String,
+}
+
+fn quietly<T>(f: impl FnOnce() -> Option<T> + std::panic::UnwindSafe) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(f).ok().flatten();
+    std::panic::set_hook(hook);
+    r
+}
+
+fn unsupported(op: &str, what: impl std::fmt::Display) -> Error {
+    Error::Unsupported {
+        op: op.to_string(),
+        msg: format!("{what} is not implemented on the GPU yet."),
+    }
+}
+
+impl CudaBackend {
+    /// The first GPU, if the driver, NVRTC and a device are present (never panics).
+    pub fn detect() -> Option<Arc<CudaBackend>> {
+        if std::env::var_os("OXMX_DISABLE_GPU").is_some() {
+            return None;
+        }
+        quietly(|| {
+            #[allow(unsafe_code)]
+            // SAFETY: these only try to open the shared libraries (dlopen) by name.
+            let present = unsafe {
+                cudarc::driver::sys::is_culib_present() && cudarc::nvrtc::sys::is_culib_present()
+            };
+            if !present {
+                return None;
+            }
+            if CudaContext::device_count().ok()? < 1 {
+                return None;
+            }
+            let ctx = CudaContext::new(0).ok()?;
+            let alloc = Allocator::new(&ctx).ok()?;
+            let name = ctx.name().unwrap_or_else(|_| "CUDA GPU".into());
+            Some(Arc::new(CudaBackend {
+                compiler: kernels::Compiler::new(Arc::clone(&ctx)),
+                ctx,
+                alloc,
+                blas: Mutex::new(None),
+                name,
+            }))
+        })
+    }
+
+    pub fn total_memory(&self) -> usize {
+        self.ctx.total_mem().unwrap_or(0)
+    }
+
+    /// The device copy of an input (uploading host data once and keeping it).
+    fn device_of<'a>(&self, op: &str, x: &'a Input) -> Result<&'a CudaSlice<u8>> {
+        let buf = &x.data.buffer;
+        if buf.device().is_none() {
+            buf.ensure_host(op)?;
+            let mut mem = self.alloc.alloc(op, buf.nbytes())?;
+            let bytes = buf.bytes();
+            if !bytes.is_empty() {
+                let dst = mem.slice_mut()?;
+                let mut view = dst.slice_mut(..bytes.len());
+                self.alloc
+                    .stream
+                    .memcpy_htod(bytes, &mut view)
+                    .map_err(|e| Error::runtime(op, format!("host to device copy: {e:?}")))?;
+            }
+            buf.set_device(Box::new(mem));
+        }
+        let dev = buf
+            .device()
+            .ok_or_else(|| Error::runtime(op, "missing device copy"))?;
+        let mem = dev
+            .as_any()
+            .downcast_ref::<CudaMem>()
+            .ok_or_else(|| Error::runtime(op, "The array lives on another device."))?;
+        mem.slice()
+    }
+
+    fn grid(&self, n: usize) -> LaunchConfig {
+        let threads = 256u32;
+        let blocks = n.div_ceil(threads as usize).clamp(1, 65_535 * 8) as u32;
+        LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// Elementwise `expr` over strided inputs into a new contiguous output.
+    fn elementwise(
+        &self,
+        op: &str,
+        ins: &[Input],
+        shape: &[usize],
+        out_dtype: Dtype,
+        ct: &str,
+        expr: &str,
+    ) -> Result<ArrayData> {
+        let n = size_of(shape);
+        let nbytes = n
+            .checked_mul(out_dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        if n > 0 {
+            let out_strides = contiguous_strides(shape);
+            let mut all: Vec<&[isize]> = vec![&out_strides];
+            for x in ins {
+                all.push(&x.data.strides);
+            }
+            let (cshape, cstrides) = collapse_dims(shape, &all);
+            if cshape.len() > MAX_DIMS || ins.len() > 3 {
+                return Err(unsupported(
+                    op,
+                    "An operand with more than 8 non-contiguous dimensions",
+                ));
+            }
+            let contiguous = cshape.len() <= 1
+                && cstrides
+                    .iter()
+                    .skip(1)
+                    .all(|s| s.first().is_none_or(|&v| v == 1));
+            let mut m = Meta {
+                ndim: cshape.len() as i64,
+                n: n as i64,
+                ..Default::default()
+            };
+            for (d, &v) in cshape.iter().enumerate() {
+                m.shape[d] = v as i64;
+            }
+            for (k, x) in ins.iter().enumerate() {
+                m.offset[k] = x.data.offset as i64;
+                for (d, &v) in cstrides[k + 1].iter().enumerate() {
+                    m.strides[k][d] = v as i64;
+                }
+            }
+            let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
+            let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, contiguous)
+                .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
+            let f = self.compiler.get(op, src)?;
+            let slices: Vec<&CudaSlice<u8>> = ins
+                .iter()
+                .map(|x| self.device_of(op, x))
+                .collect::<Result<_>>()?;
+            let dst = out.slice_mut()?;
+            ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
+                for s in &slices {
+                    ffi::arg(b, *s);
+                }
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &m);
+            })?;
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    fn reduce(
+        &self,
+        op: &str,
+        r: oxmx_core::primitive::ReduceOp,
+        axes: &[usize],
+        x: &Input,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let n_out = size_of(shape);
+        let nbytes = n_out
+            .checked_mul(out_dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        if n_out > 0 {
+            let mut m = RedMeta {
+                offset: x.data.offset as i64,
+                ..Default::default()
+            };
+            let (mut no, mut ni, mut inner_n) = (0usize, 0usize, 1usize);
+            for (d, (&len, &st)) in x.shape.iter().zip(&x.data.strides).enumerate() {
+                if axes.contains(&d) {
+                    if ni >= MAX_DIMS {
+                        return Err(unsupported(op, "A reduction over more than 8 axes"));
+                    }
+                    m.inner_shape[ni] = len as i64;
+                    m.inner_strides[ni] = st as i64;
+                    inner_n *= len;
+                    ni += 1;
+                } else {
+                    if no >= MAX_DIMS {
+                        return Err(unsupported(op, "An array with more than 8 kept dimensions"));
+                    }
+                    m.outer_shape[no] = len as i64;
+                    m.outer_strides[no] = st as i64;
+                    no += 1;
+                }
+            }
+            m.outer_ndim = no as i64;
+            m.inner_ndim = ni as i64;
+            m.inner_n = inner_n as i64;
+            let src = kernels::reduce_src(r, x.dtype, out_dtype)
+                .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
+            let f = self.compiler.get(op, src)?;
+            let input = self.device_of(op, x)?;
+            let dst = out.slice_mut()?;
+            let blocks =
+                u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+            let cfg = LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &m);
+            })?;
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    fn contiguous_input(&self, op: &str, x: Input) -> Result<Input> {
+        if x.is_contiguous() && x.data.offset == 0 {
+            return Ok(x);
+        }
+        let ct = kernels::compute_type(x.dtype)
+            .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
+        let (shape, dtype) = (x.shape.clone(), x.dtype);
+        let data = self.elementwise(op, std::slice::from_ref(&x), &shape, dtype, ct, "x")?;
+        Ok(Input {
+            shape,
+            dtype,
+            data,
+            donatable: true,
+        })
+    }
+
+    fn matmul(
+        &self,
+        op: &str,
+        ins: Vec<Input>,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let mut it = ins.into_iter();
+        let (Some(a), Some(b)) = (it.next(), it.next()) else {
+            return Err(Error::runtime(op, "missing input"));
+        };
+        let (a, b) = (self.contiguous_input(op, a)?, self.contiguous_input(op, b)?);
+        let nd = shape.len();
+        let (m, n) = (shape[nd - 2], shape[nd - 1]);
+        let k = a.shape[a.shape.len() - 1];
+        let batch = size_of(&shape[..nd - 2]);
+        let nbytes = size_of(shape)
+            .checked_mul(out_dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        if size_of(shape) > 0 {
+            if k == 0 {
+                let z = self.elementwise(
+                    op,
+                    &[],
+                    shape,
+                    out_dtype,
+                    kernels::compute_type(out_dtype).unwrap_or("float"),
+                    "(CT)0",
+                )?;
+                return Ok(z);
+            }
+            let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
+            let mut guard = self
+                .blas
+                .lock()
+                .map_err(|_| Error::runtime(op, "cuBLAS handle poisoned"))?;
+            if guard.is_none() {
+                *guard = Some(
+                    CudaBlas::new(Arc::clone(&self.alloc.stream))
+                        .map_err(|e| Error::runtime(op, format!("cuBLAS: {e:?}")))?,
+                );
+            }
+            let blas = guard.as_ref().ok_or_else(|| Error::runtime(op, "cuBLAS"))?;
+            let dst = out.slice_mut()?;
+            match out_dtype {
+                Dtype::Float32 => ffi::gemm_batched::<f32>(blas, da, db, dst, batch, m, n, k)?,
+                Dtype::Float64 => ffi::gemm_batched::<f64>(blas, da, db, dst, batch, m, n, k)?,
+                d => return Err(unsupported(op, format!("matmul in {d}"))),
+            }
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+}
+
+impl Backend for CudaBackend {
+    fn device_type(&self) -> DeviceType {
+        DeviceType::Gpu
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn run(
+        &self,
+        prim: &Primitive,
+        ins: Vec<Input>,
+        out_shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let op = prim.name();
+        let in_dtype = ins.first().map(|x| x.dtype).unwrap_or(out_dtype);
+        let ct_of = |d: Dtype| {
+            kernels::compute_type(d).ok_or_else(|| unsupported(op, format!("The dtype {d}")))
+        };
+        match prim {
+            Primitive::Unary(u) => {
+                let expr = kernels::unary_expr(*u, in_dtype)
+                    .ok_or_else(|| unsupported(op, format!("{u:?} on {in_dtype}")))?;
+                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, &expr)
+            }
+            Primitive::Binary(bop) => {
+                let expr = kernels::binary_expr(*bop, in_dtype)
+                    .ok_or_else(|| unsupported(op, format!("{} on {in_dtype}", bop.name())))?;
+                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, &expr)
+            }
+            Primitive::Select => {
+                let d = ins.get(1).map(|x| x.dtype).unwrap_or(out_dtype);
+                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(d)?, "x ? y : z")
+            }
+            Primitive::AsType(_) | Primitive::Copy => {
+                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, "x")
+            }
+            Primitive::Arange { start, step } => {
+                let n = size_of(out_shape);
+                let nbytes = n
+                    .checked_mul(out_dtype.size())
+                    .ok_or_else(|| Error::overflow(op))?;
+                let mut out = self.alloc.alloc(op, nbytes)?;
+                if n > 0 {
+                    let src = kernels::arange_src(out_dtype)
+                        .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
+                    let f = self.compiler.get(op, src)?;
+                    let dst = out.slice_mut()?;
+                    let (s, st, nn) = (*start, *step, n as i64);
+                    ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
+                        ffi::arg(b, &*dst);
+                        ffi::arg(b, &s);
+                        ffi::arg(b, &st);
+                        ffi::arg(b, &nn);
+                    })?;
+                }
+                Ok(ArrayData::contiguous(
+                    Buffer::from_device(Box::new(out), nbytes),
+                    out_shape,
+                ))
+            }
+            Primitive::Reduce { op: r, axes } => {
+                let x = ins
+                    .first()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.reduce(op, *r, axes, x, out_shape, out_dtype)
+            }
+            Primitive::Matmul => self.matmul(op, ins, out_shape, out_dtype),
+            Primitive::Reshape
+            | Primitive::Transpose { .. }
+            | Primitive::Broadcast
+            | Primitive::Slice { .. }
+            | Primitive::AsStrided { .. }
+            | Primitive::StopGradient
+            | Primitive::Custom(_) => Err(Error::runtime(
+                op,
+                "View primitives are executed by the core.",
+            )),
+            other => Err(unsupported(op, format!("The {} primitive", other.name()))),
+        }
+    }
+
+    fn memory_size(&self) -> Option<usize> {
+        Some(self.total_memory())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.alloc
+            .stream
+            .synchronize()
+            .map_err(|e| Error::runtime("synchronize", format!("{e:?}")))
+    }
+}

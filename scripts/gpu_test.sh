@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run the Python test suite on the GPU machine with the GPU as the default device.
+#
+# Here (the build machine):  make build     # builds python/oxmx/_oxmx.abi3.so
+# Then call the device tool with:
+#   command: bash scripts/gpu_test.sh [pytest args]
+#   carry:   ["python/oxmx/_oxmx.abi3.so"]
+# It prints the GPU, the GPU-only tests' result, then the whole suite's summary line.
+set -u
+PY=${PY:-/opt/torch/.venv/bin/python}
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+$PY - <<'PY'
+import oxmx.core as mx
+print("oxmx sees a GPU:", mx.cuda.is_available(), "default device:", mx.default_device())
+if mx.cuda.is_available():
+    print(mx.device_info(mx.gpu))
+PY
+OUTDIR=${OUT:-/tmp}
+$PY -m pytest -q -p no:cacheprovider tests/test_gpu.py "$@" 2>&1 | tee "$OUTDIR/gpu_tests.log" | tail -25
+echo "---- whole suite with the GPU as default device ----"
+$PY -m pytest -q -p no:cacheprovider tests "$@" > "$OUTDIR/suite.log" 2>&1
+grep -E "^(FAILED|ERROR)" "$OUTDIR/suite.log" | sed 's/ - .*//' | awk -F'::' '{print $1"::"$2}' | sort | uniq -c | sort -rn | head -40
+tail -1 "$OUTDIR/suite.log"
