@@ -9,6 +9,13 @@ import pytest
 
 import oxmx.core as mx
 
+
+@pytest.fixture(autouse=True)
+def on_cpu():
+    # Donation is the CPU backend's (GPU kernels do not write in place yet).
+    with mx.stream(mx.cpu):
+        yield
+
 N = 1 << 20  # 4 MiB of float32: large enough to dominate the peak
 
 

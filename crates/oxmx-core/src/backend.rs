@@ -9,6 +9,7 @@ use crate::shape::Shape;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// One evaluated input of a primitive.
+#[derive(Clone)]
 pub struct Input {
     pub shape: Shape,
     pub dtype: Dtype,
@@ -44,6 +45,16 @@ pub trait Backend: Send + Sync {
     fn memory_size(&self) -> Option<usize> {
         None
     }
+    /// Counters of the device's own memory (a GPU): active, peak and cached bytes.
+    fn memory_counters(&self) -> Option<(usize, usize, usize)> {
+        None
+    }
+    /// Apply the memory API to the device's own memory (no-op for the CPU, whose
+    /// memory is the host pool).
+    fn set_memory_limit(&self, _limit: usize) {}
+    fn set_cache_limit(&self, _limit: usize) {}
+    fn clear_cache(&self) {}
+    fn reset_peak_memory(&self) {}
     /// Wait for all queued work (no-op for synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -26,6 +26,7 @@ pub struct Allocator {
     pub peak: AtomicUsize,
     pub cached: AtomicUsize,
     pub limit: AtomicUsize,
+    pub cache_limit: AtomicUsize,
 }
 
 impl Allocator {
@@ -41,6 +42,7 @@ impl Allocator {
             peak: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
             limit: AtomicUsize::new(total / 100 * 95),
+            cache_limit: AtomicUsize::new(usize::MAX),
         }))
     }
 
@@ -97,6 +99,10 @@ impl Allocator {
     fn release(&self, s: CudaSlice<u8>) {
         let b = s.len();
         self.active.fetch_sub(b, Ordering::Relaxed);
+        let cached = self.cached.load(Ordering::Relaxed);
+        if cached.saturating_add(b) > self.cache_limit.load(Ordering::Relaxed) {
+            return; // dropping the slice frees it
+        }
         if let Ok(mut f) = self.free.lock() {
             self.cached.fetch_add(b, Ordering::Relaxed);
             f.entry(b).or_default().push(s);

@@ -161,6 +161,22 @@ pub mod num_one {
             0.0
         }
     }
+    impl One for half::f16 {
+        fn one() -> Self {
+            half::f16::ONE
+        }
+        fn zero() -> Self {
+            half::f16::ZERO
+        }
+    }
+    impl One for half::bf16 {
+        fn one() -> Self {
+            half::bf16::ONE
+        }
+        fn zero() -> Self {
+            half::bf16::ZERO
+        }
+    }
     impl One for f64 {
         fn one() -> Self {
             1.0

@@ -40,6 +40,7 @@ pub fn compute_type(d: Dtype) -> Option<&'static str> {
 const PRELUDE: &str = r#"
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#define OX_INF __int_as_float(0x7f800000)
 struct Meta { long long ndim; long long n; long long shape[8]; long long strides[3][8]; long long offset[3]; };
 struct RedMeta { long long outer_ndim, inner_ndim, inner_n, offset; long long outer_shape[8], outer_strides[8], inner_shape[8], inner_strides[8]; };
 __device__ __forceinline__ void locate(const Meta& m, long long i, long long* idx, int nops) {
@@ -163,50 +164,77 @@ pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
 }
 
 /// Elementwise kernel `k`: `out[i] = EXPR` over `nin` strided inputs.
+/// How an elementwise kernel walks its operands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Any strides (up to 8 collapsed dims).
+    Strided,
+    /// Contiguous operands.
+    Contiguous,
+    /// Contiguous with offsets divisible by 4: four elements per thread through one
+    /// aligned vector load per operand (16 bytes for 4-byte types).
+    Vector4,
+}
+
 pub fn elementwise_src(
     ins: &[Dtype],
     out: Dtype,
     ct: &str,
     expr: &str,
-    contiguous: bool,
+    walk: Walk,
 ) -> Option<String> {
     let ot = ctype(out)?;
-    let mut params = String::new();
-    let mut loads = String::new();
     let names = ["x", "y", "z"];
+    let mut params = String::new();
+    // `load(k, element)`: the expression reading operand k's element into its local type.
+    let mut decls = Vec::new();
     for (k, d) in ins.iter().enumerate() {
         let t = ctype(*d)?;
         params.push_str(&format!("const {t}* __restrict__ in{k}, "));
-        let idx = if contiguous {
-            format!("m.offset[{k}] + i")
-        } else {
-            format!("idx[{k}]")
-        };
-        let cast = if *d == Dtype::Bool {
-            format!("(in{k}[{idx}] != 0)")
-        } else {
-            format!("in{k}[{idx}]")
-        };
-        let nm = names.get(k)?;
-        let lt = if k == 0 && ins.len() == 3 {
-            "bool".to_string()
-        } else {
-            ct.to_string()
-        };
-        loads.push_str(&format!("    {lt} {nm} = ({lt})({cast});\n"));
+        let lt = if k == 0 && ins.len() == 3 { "bool" } else { ct };
+        decls.push((t, lt, *d == Dtype::Bool, *names.get(k)?));
     }
-    let locate = if contiguous {
-        String::new()
-    } else {
-        format!("    long long idx[3]; locate(m, i, idx, {});\n", ins.len())
+    let loads = |elem: &dyn Fn(usize) -> String| -> String {
+        decls
+            .iter()
+            .enumerate()
+            .map(|(k, (_, lt, is_bool, nm))| {
+                let e = elem(k);
+                let v = if *is_bool { format!("({e} != 0)") } else { e };
+                format!("      {lt} {nm} = ({lt})({v});\n")
+            })
+            .collect()
     };
     let store = if out == Dtype::Bool {
         "(unsigned char)((r) ? 1 : 0)".to_string()
     } else {
         format!("({ot})(r)")
     };
+    let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
+    let body = match walk {
+        Walk::Strided => {
+            let l = loads(&|k| format!("in{k}[idx[{k}]]"));
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n      long long idx[3]; locate(m, i, idx, {n});\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n", n = ins.len())
+        }
+        Walk::Contiguous => {
+            let l = loads(&|k| format!("in{k}[m.offset[{k}] + i]"));
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n")
+        }
+        Walk::Vector4 => {
+            let vec_loads: String = decls
+                .iter()
+                .enumerate()
+                .map(|(k, (t, _, _, _))| format!("    V4<{t}> a{k} = reinterpret_cast<const V4<{t}>*>(in{k} + m.offset[{k}])[v];\n"))
+                .collect();
+            let lv = loads(&|k| format!("a{k}.v[e]"));
+            let ls = loads(&|k| format!("in{k}[m.offset[{k}] + i]"));
+            format!(
+                "  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}      auto r = ({expr});\n      o.v[e] = {store};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}      auto r = ({expr});\n      out[i] = {store};\n  }}\n"
+            )
+        }
+    };
     Some(format!(
-        "{PRELUDE}\ntypedef {ct} CT;\nextern \"C\" __global__ void k({params}{ot}* __restrict__ out, Meta m) {{\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n{locate}{loads}    auto r = ({expr});\n    out[i] = {store};\n  }}\n}}\n"
+        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {ct} CT;\nextern \"C\" __global__ void k({params}{ot}* __restrict__ out, Meta m) {{\n  {grid}\n{body}}}\n"
     ))
 }
 
@@ -216,9 +244,9 @@ fn red_init(op: ReduceOp, acc: &str, out: Dtype) -> String {
         match out {
             Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32 | Dtype::Float64 => {
                 if max {
-                    "(-INFINITY)".into()
+                    format!("(({acc})(-OX_INF))")
                 } else {
-                    "(INFINITY)".into()
+                    format!("(({acc})OX_INF)")
                 }
             }
             Dtype::Bool => {
@@ -286,7 +314,19 @@ fn red_combine(op: ReduceOp, float: bool) -> &'static str {
     }
 }
 
-/// One block (256 threads) per output element; threads stride over the reduced
+/// The dtype partial results of a two-pass reduction are kept in (the accumulator's).
+pub fn partial_dtype(op: ReduceOp, out: Dtype) -> Dtype {
+    match op {
+        ReduceOp::All | ReduceOp::Any => Dtype::Int32,
+        _ => match out {
+            Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
+            Dtype::Bool => Dtype::Int32,
+            d => d,
+        },
+    }
+}
+
+/// One block (256 threads) per output element and chunk (`blockIdx.y`); threads stride over the reduced
 /// elements, then a shared-memory tree combines them.
 pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
     let it = ctype(inp)?;
@@ -309,19 +349,22 @@ pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
     };
     Some(format!(
         "{PRELUDE}\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
-extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m) {{\n\
+extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long chunk) {{\n\
   __shared__ ACC sh[256];\n\
   long long o = blockIdx.x; long long base = m.offset; long long r = o;\n\
+  long long t0 = (long long)blockIdx.y * chunk; long long t1 = t0 + chunk < m.inner_n ? t0 + chunk : m.inner_n;\n\
   for (int d = (int)m.outer_ndim - 1; d >= 0; --d) {{ long long c = r % m.outer_shape[d]; r /= m.outer_shape[d]; base += c * m.outer_strides[d]; }}\n\
   ACC a = {init};\n\
-  for (long long t = threadIdx.x; t < m.inner_n; t += blockDim.x) {{\n\
-    long long j = base; long long q = t;\n\
-    for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }}\n\
+  #pragma unroll 4\n\
+  for (long long t = t0 + threadIdx.x; t < t1; t += blockDim.x) {{\n\
+    long long j = base;\n\
+    if (m.inner_ndim == 1) {{ j += t * m.inner_strides[0]; }} else {{ long long q = t;\n\
+    for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }} }}\n\
     ACC b = {load}; a = comb(a, b);\n\
   }}\n\
   sh[threadIdx.x] = a; __syncthreads();\n\
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {{ if (threadIdx.x < s) {{ ACC b = sh[threadIdx.x + s]; sh[threadIdx.x] = comb(sh[threadIdx.x], b); }} __syncthreads(); }}\n\
-  if (threadIdx.x == 0) {{ a = sh[0]; outp[o] = {store}; }}\n\
+  if (threadIdx.x == 0) {{ a = sh[0]; outp[o * gridDim.y + blockIdx.y] = {store}; }}\n\
 }}\n"
     ))
 }
@@ -396,3 +439,69 @@ impl Compiler {
 
 #[allow(dead_code)]
 const _: () = assert!(MAX_DIMS == 8);
+
+/// Softmax along contiguous rows of length `n`: one block per row, three passes.
+pub fn softmax_src(d: Dtype) -> Option<String> {
+    let t = ctype(d)?;
+    let acc = if d == Dtype::Float64 {
+        "double"
+    } else {
+        "float"
+    };
+    if !d.is_float() {
+        return None;
+    }
+    // One read computes the running max and the sum of exponentials rescaled to it
+    // (online softmax); a second read writes the result.
+    Some(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n\
+__device__ __forceinline__ void merge(ACC& m, ACC& s, ACC m2, ACC s2) {{\n\
+  if (isnan(m) || isnan(m2)) {{ m = m + m2; s = m; return; }}\n\
+  if (m == OX_INF || m2 == OX_INF) {{ m = OX_INF; s = m - m; return; }}\n\
+  if (m2 > m) {{ s = s * exp(m - m2) + s2; m = m2; }} else if (m2 == -OX_INF) {{ }} else {{ s = s + s2 * exp(m2 - m); }}\n\
+}}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, {t}* __restrict__ out, long long n) {{\n\
+  __shared__ ACC sm[256]; __shared__ ACC ss[256];\n\
+  const {t}* x = in + (long long)blockIdx.x * n; {t}* y = out + (long long)blockIdx.x * n;\n\
+  ACC m = (ACC)(-OX_INF), s = 0;\n\
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) {{ ACC v = (ACC)x[j]; merge(m, s, v, (ACC)1); }}\n\
+  sm[threadIdx.x] = m; ss[threadIdx.x] = s; __syncthreads();\n\
+  for (int k2 = blockDim.x / 2; k2 > 0; k2 >>= 1) {{ if (threadIdx.x < k2) {{ ACC a = sm[threadIdx.x], b = ss[threadIdx.x]; merge(a, b, sm[threadIdx.x + k2], ss[threadIdx.x + k2]); sm[threadIdx.x] = a; ss[threadIdx.x] = b; }} __syncthreads(); }}\n\
+  m = sm[0]; ACC inv = (ACC)1 / ss[0];\n\
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) y[j] = ({t})(exp((ACC)x[j] - m) * inv);\n\
+}}\n"
+    ))
+}
+
+/// Index (uint32) of the max/min along one axis; ties and NaNs go to the first index.
+pub fn arg_reduce_src(max: bool, d: Dtype) -> Option<String> {
+    let t = ctype(d)?;
+    let acc = compute_type(d)?;
+    let (better, nan) = if max {
+        ("b > a", d.is_float())
+    } else {
+        ("b < a", d.is_float())
+    };
+    let nan_check = if nan {
+        "if (isnan(a)) return false; if (isnan(b)) return true;"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n\
+__device__ __forceinline__ bool better(ACC a, long long ia, ACC b, long long ib) {{ if (ib < 0) return false; if (ia < 0) return true; {nan_check} if ({better}) return true; if (b == a) return ib < ia; return false; }}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, unsigned int* __restrict__ outp, RedMeta m) {{\n\
+  __shared__ ACC sv[256]; __shared__ long long si[256];\n\
+  long long o = blockIdx.x; long long base = m.offset; long long r = o;\n\
+  for (int d = (int)m.outer_ndim - 1; d >= 0; --d) {{ long long c = r % m.outer_shape[d]; r /= m.outer_shape[d]; base += c * m.outer_strides[d]; }}\n\
+  ACC a = (ACC)0; long long ia = -1;\n\
+  for (long long t = threadIdx.x; t < m.inner_n; t += blockDim.x) {{\n\
+    ACC b = (ACC)in[base + t * m.inner_strides[0]];\n\
+    if (better(a, ia, b, t)) {{ a = b; ia = t; }}\n\
+  }}\n\
+  sv[threadIdx.x] = a; si[threadIdx.x] = ia; __syncthreads();\n\
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {{ if (threadIdx.x < s) {{ if (better(sv[threadIdx.x], si[threadIdx.x], sv[threadIdx.x + s], si[threadIdx.x + s])) {{ sv[threadIdx.x] = sv[threadIdx.x + s]; si[threadIdx.x] = si[threadIdx.x + s]; }} }} __syncthreads(); }}\n\
+  if (threadIdx.x == 0) outp[o] = (unsigned int)(si[0] < 0 ? 0 : si[0]);\n\
+}}\n"
+    ))
+}

@@ -39,6 +39,37 @@ fn quietly<T>(f: impl FnOnce() -> Option<T> + std::panic::UnwindSafe) -> Option<
     r
 }
 
+/// The dims of a reduction input as (reduced?, length, stride), kept dims first, with
+/// neighbouring dims of the same kind merged where their strides allow.
+fn split_collapsed(
+    shape: &[usize],
+    strides: &[isize],
+    axes: &[usize],
+) -> Vec<(bool, usize, isize)> {
+    let mut out = Vec::new();
+    for inner in [false, true] {
+        let (s, st): (Vec<usize>, Vec<isize>) = shape
+            .iter()
+            .zip(strides)
+            .enumerate()
+            .filter(|(d, _)| axes.contains(d) == inner)
+            .map(|(_, (&l, &s))| (l, s))
+            .unzip();
+        let (cs, cst) = collapse_dims(&s, &[&st]);
+        let cst0 = cst.into_iter().next().unwrap_or_default();
+        out.extend(cs.into_iter().zip(cst0).map(|(l, s)| (inner, l, s)));
+    }
+    out
+}
+
+fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks, chunks, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 fn unsupported(op: &str, what: impl std::fmt::Display) -> Error {
     Error::Unsupported {
         op: op.to_string(),
@@ -151,6 +182,13 @@ impl CudaBackend {
                     .iter()
                     .skip(1)
                     .all(|s| s.first().is_none_or(|&v| v == 1));
+            let walk = if !contiguous {
+                kernels::Walk::Strided
+            } else if ins.iter().all(|x| x.data.offset % 4 == 0) && n >= 4 {
+                kernels::Walk::Vector4
+            } else {
+                kernels::Walk::Contiguous
+            };
             let mut m = Meta {
                 ndim: cshape.len() as i64,
                 n: n as i64,
@@ -166,7 +204,7 @@ impl CudaBackend {
                 }
             }
             let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
-            let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, contiguous)
+            let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, walk)
                 .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
             let f = self.compiler.get(op, src)?;
             let slices: Vec<&CudaSlice<u8>> = ins
@@ -174,7 +212,12 @@ impl CudaBackend {
                 .map(|x| self.device_of(op, x))
                 .collect::<Result<_>>()?;
             let dst = out.slice_mut()?;
-            ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
+            let threads = if walk == kernels::Walk::Vector4 {
+                n.div_ceil(4)
+            } else {
+                n
+            };
+            ffi::launch(op, &self.alloc.stream, &f, self.grid(threads), |b| {
                 for s in &slices {
                     ffi::arg(b, *s);
                 }
@@ -188,6 +231,7 @@ impl CudaBackend {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn reduce(
         &self,
         op: &str,
@@ -208,8 +252,8 @@ impl CudaBackend {
                 ..Default::default()
             };
             let (mut no, mut ni, mut inner_n) = (0usize, 0usize, 1usize);
-            for (d, (&len, &st)) in x.shape.iter().zip(&x.data.strides).enumerate() {
-                if axes.contains(&d) {
+            for (is_inner, len, st) in split_collapsed(&x.shape, &x.data.strides, axes) {
+                if is_inner {
                     if ni >= MAX_DIMS {
                         return Err(unsupported(op, "A reduction over more than 8 axes"));
                     }
@@ -229,23 +273,76 @@ impl CudaBackend {
             m.outer_ndim = no as i64;
             m.inner_ndim = ni as i64;
             m.inner_n = inner_n as i64;
-            let src = kernels::reduce_src(r, x.dtype, out_dtype)
-                .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
-            let f = self.compiler.get(op, src)?;
-            let input = self.device_of(op, x)?;
-            let dst = out.slice_mut()?;
             let blocks =
                 u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
-            let cfg = LaunchConfig {
-                grid_dim: (blocks, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
+            // Few outputs over many elements: split each reduction into chunks (one
+            // block each) and combine the partial results in a second pass.
+            let chunks = if n_out < 1024 && inner_n >= 1 << 16 {
+                (2048 / n_out).clamp(1, inner_n / 4096).clamp(1, 65_535)
+            } else {
+                1
             };
-            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
-                ffi::arg(b, input);
-                ffi::arg(b, &*dst);
-                ffi::arg(b, &m);
-            })?;
+            let chunk_len = inner_n.div_ceil(chunks) as i64;
+            let input = self.device_of(op, x)?;
+            if chunks == 1 {
+                let src = kernels::reduce_src(r, x.dtype, out_dtype)
+                    .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
+                let f = self.compiler.get(op, src)?;
+                let dst = out.slice_mut()?;
+                ffi::launch(op, &self.alloc.stream, &f, red_cfg(blocks, 1), |b| {
+                    ffi::arg(b, input);
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, &m);
+                    ffi::arg(b, &chunk_len);
+                })?;
+            } else {
+                let pd = kernels::partial_dtype(r, out_dtype);
+                let pbytes = n_out
+                    .checked_mul(chunks)
+                    .and_then(|v| v.checked_mul(pd.size()))
+                    .ok_or_else(|| Error::overflow(op))?;
+                let mut part = self.alloc.alloc(op, pbytes)?;
+                let src1 = kernels::reduce_src(r, x.dtype, pd)
+                    .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
+                let f1 = self.compiler.get(op, src1)?;
+                {
+                    let pdst = part.slice_mut()?;
+                    ffi::launch(
+                        op,
+                        &self.alloc.stream,
+                        &f1,
+                        red_cfg(blocks, chunks as u32),
+                        |b| {
+                            ffi::arg(b, input);
+                            ffi::arg(b, &*pdst);
+                            ffi::arg(b, &m);
+                            ffi::arg(b, &chunk_len);
+                        },
+                    )?;
+                }
+                let mut m2 = RedMeta {
+                    outer_ndim: 1,
+                    inner_ndim: 1,
+                    inner_n: chunks as i64,
+                    ..Default::default()
+                };
+                m2.outer_shape[0] = n_out as i64;
+                m2.outer_strides[0] = chunks as i64;
+                m2.inner_shape[0] = chunks as i64;
+                m2.inner_strides[0] = 1;
+                let all = chunks as i64;
+                let src2 = kernels::reduce_src(r, pd, out_dtype)
+                    .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
+                let f2 = self.compiler.get(op, src2)?;
+                let psrc = part.slice()?;
+                let dst = out.slice_mut()?;
+                ffi::launch(op, &self.alloc.stream, &f2, red_cfg(blocks, 1), |b| {
+                    ffi::arg(b, psrc);
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, &m2);
+                    ffi::arg(b, &all);
+                })?;
+            }
         }
         Ok(ArrayData::contiguous(
             Buffer::from_device(Box::new(out), nbytes),
@@ -317,6 +414,12 @@ impl CudaBackend {
             match out_dtype {
                 Dtype::Float32 => ffi::gemm_batched::<f32>(blas, da, db, dst, batch, m, n, k)?,
                 Dtype::Float64 => ffi::gemm_batched::<f64>(blas, da, db, dst, batch, m, n, k)?,
+                Dtype::Float16 => {
+                    ffi::gemm_batched::<half::f16>(blas, da, db, dst, batch, m, n, k)?
+                }
+                Dtype::Bfloat16 => {
+                    ffi::gemm_batched::<half::bf16>(blas, da, db, dst, batch, m, n, k)?
+                }
                 d => return Err(unsupported(op, format!("matmul in {d}"))),
             }
         }
@@ -343,12 +446,191 @@ impl Backend for CudaBackend {
         out_shape: &[usize],
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
+        // Primitives (or dtypes) without a GPU kernel yet run on the CPU backend over the
+        // host copies; their results move to the GPU when a GPU kernel reads them.
+        let keep = ins.clone();
+        match self.run_native(prim, ins, out_shape, out_dtype) {
+            Err(Error::Unsupported { .. }) => self.host_fallback(prim, keep, out_shape, out_dtype),
+            r => r,
+        }
+    }
+
+    fn memory_size(&self) -> Option<usize> {
+        Some(self.total_memory())
+    }
+
+    fn memory_counters(&self) -> Option<(usize, usize, usize)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let a = &self.alloc;
+        Some((
+            a.active.load(Relaxed),
+            a.peak.load(Relaxed),
+            a.cached.load(Relaxed),
+        ))
+    }
+
+    fn set_memory_limit(&self, limit: usize) {
+        let cap = self.total_memory() / 100 * 95;
+        self.alloc
+            .limit
+            .store(limit.min(cap), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn clear_cache(&self) {
+        self.alloc.clear_cache();
+    }
+
+    fn set_cache_limit(&self, limit: usize) {
+        self.alloc
+            .cache_limit
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
+        if limit == 0 {
+            self.alloc.clear_cache();
+        }
+    }
+
+    fn reset_peak_memory(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.alloc
+            .peak
+            .store(self.alloc.active.load(Relaxed), Relaxed);
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.alloc
+            .stream
+            .synchronize()
+            .map_err(|e| Error::runtime("synchronize", format!("{e:?}")))
+    }
+}
+
+impl CudaBackend {
+    fn softmax(&self, op: &str, x: Input, shape: &[usize], dtype: Dtype) -> Result<ArrayData> {
+        let x = self.contiguous_input(op, x)?;
+        let n = size_of(shape);
+        let nbytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let row = shape.last().copied().unwrap_or(1);
+        if n > 0 && row > 0 {
+            let rows =
+                u32::try_from(n / row).map_err(|_| unsupported(op, "More than 2^32 rows"))?;
+            let src = kernels::softmax_src(dtype)
+                .ok_or_else(|| unsupported(op, format!("softmax in {dtype}")))?;
+            let f = self.compiler.get(op, src)?;
+            let input = self.device_of(op, &x)?;
+            let dst = out.slice_mut()?;
+            let len = row as i64;
+            let cfg = LaunchConfig {
+                grid_dim: (rows, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &len);
+            })?;
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    fn arg_reduce(
+        &self,
+        op: &str,
+        max: bool,
+        axis: usize,
+        x: &Input,
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let n_out = size_of(shape);
+        let nbytes = n_out.checked_mul(4).ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let len = *x
+            .shape
+            .get(axis)
+            .ok_or_else(|| Error::runtime(op, "axis"))?;
+        if n_out > 0 && len > 0 {
+            let mut m = RedMeta {
+                offset: x.data.offset as i64,
+                inner_ndim: 1,
+                inner_n: len as i64,
+                ..Default::default()
+            };
+            m.inner_shape[0] = len as i64;
+            m.inner_strides[0] = x.data.strides[axis] as i64;
+            let mut no = 0usize;
+            for (d, (&l, &st)) in x.shape.iter().zip(&x.data.strides).enumerate() {
+                if d == axis {
+                    continue;
+                }
+                if no >= MAX_DIMS {
+                    return Err(unsupported(op, "An array with more than 9 dimensions"));
+                }
+                m.outer_shape[no] = l as i64;
+                m.outer_strides[no] = st as i64;
+                no += 1;
+            }
+            m.outer_ndim = no as i64;
+            let src = kernels::arg_reduce_src(max, x.dtype)
+                .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
+            let f = self.compiler.get(op, src)?;
+            let input = self.device_of(op, x)?;
+            let dst = out.slice_mut()?;
+            let blocks =
+                u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+            let cfg = LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &m);
+            })?;
+        } else if n_out > 0 {
+            return Err(unsupported(op, "An arg-reduction over an empty axis"));
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    fn host_fallback(
+        &self,
+        prim: &Primitive,
+        ins: Vec<Input>,
+        out_shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let cpu = oxmx_core::backend::get(oxmx_core::Device::CPU)?;
+        cpu.run(prim, ins, out_shape, out_dtype)
+    }
+
+    fn run_native(
+        &self,
+        prim: &Primitive,
+        ins: Vec<Input>,
+        out_shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
         let op = prim.name();
         let in_dtype = ins.first().map(|x| x.dtype).unwrap_or(out_dtype);
         let ct_of = |d: Dtype| {
             kernels::compute_type(d).ok_or_else(|| unsupported(op, format!("The dtype {d}")))
         };
         match prim {
+            // MLX's float32 erfinv (what `random.normal` uses) is reproduced bit for bit
+            // by the CPU kernel; the GPU's own erfinv differs in the last bit.
+            Primitive::Unary(oxmx_core::primitive::UnaryOp::ErfInv) => {
+                Err(unsupported(op, "erfinv (bit-identical to the CPU)"))
+            }
             Primitive::Unary(u) => {
                 let expr = kernels::unary_expr(*u, in_dtype)
                     .ok_or_else(|| unsupported(op, format!("{u:?} on {in_dtype}")))?;
@@ -397,6 +679,20 @@ impl Backend for CudaBackend {
                 self.reduce(op, *r, axes, x, out_shape, out_dtype)
             }
             Primitive::Matmul => self.matmul(op, ins, out_shape, out_dtype),
+            Primitive::Softmax { .. } => {
+                let x = ins
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.softmax(op, x, out_shape, out_dtype)
+            }
+            Primitive::ArgReduce { op: r, axis } => {
+                let x = ins
+                    .first()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                let max = matches!(r, oxmx_core::primitive::ArgReduceOp::ArgMax);
+                self.arg_reduce(op, max, *axis, x, out_shape)
+            }
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast
@@ -409,16 +705,5 @@ impl Backend for CudaBackend {
             )),
             other => Err(unsupported(op, format!("The {} primitive", other.name()))),
         }
-    }
-
-    fn memory_size(&self) -> Option<usize> {
-        Some(self.total_memory())
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        self.alloc
-            .stream
-            .synchronize()
-            .map_err(|e| Error::runtime("synchronize", format!("{e:?}")))
     }
 }

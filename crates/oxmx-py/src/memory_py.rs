@@ -1,31 +1,49 @@
-//! The memory API (`get_active_memory` …) over the host pool.
+//! The memory API (`get_active_memory` …) over the host pool plus the GPU's memory when
+//! there is one (counters add up; limits and cache clearing apply to both).
 
 use crate::pyarray::PyArray;
 use oxmx::memory::pool;
 use pyo3::prelude::*;
 
+fn gpu() -> Option<std::sync::Arc<dyn oxmx::backend::Backend>> {
+    oxmx::backend::get(oxmx::Device::GPU).ok()
+}
+
+fn gpu_counters() -> (usize, usize, usize) {
+    gpu().and_then(|g| g.memory_counters()).unwrap_or((0, 0, 0))
+}
+
 #[pyfunction]
 fn get_active_memory() -> usize {
-    pool().active()
+    pool().active().saturating_add(gpu_counters().0)
 }
 #[pyfunction]
 fn get_peak_memory() -> usize {
-    pool().peak()
+    pool().peak().saturating_add(gpu_counters().1)
 }
 #[pyfunction]
 fn reset_peak_memory() {
-    pool().reset_peak()
+    pool().reset_peak();
+    if let Some(g) = gpu() {
+        g.reset_peak_memory();
+    }
 }
 #[pyfunction]
 fn get_cache_memory() -> usize {
-    pool().cache()
+    pool().cache().saturating_add(gpu_counters().2)
 }
 #[pyfunction]
 fn clear_cache() {
-    pool().clear_cache()
+    pool().clear_cache();
+    if let Some(g) = gpu() {
+        g.clear_cache();
+    }
 }
 #[pyfunction]
 fn set_memory_limit(limit: usize) -> usize {
+    if let Some(g) = gpu() {
+        g.set_memory_limit(limit);
+    }
     pool().set_limit(limit)
 }
 #[pyfunction]
@@ -34,6 +52,9 @@ fn get_memory_limit() -> usize {
 }
 #[pyfunction]
 fn set_cache_limit(limit: usize) -> usize {
+    if let Some(g) = gpu() {
+        g.set_cache_limit(limit);
+    }
     pool().set_cache_limit(limit)
 }
 /// Wired memory is a Metal concept; accepted and ignored (returns the previous value 0).
