@@ -62,6 +62,37 @@ fn split_collapsed(
     out
 }
 
+/// The reduction layout of `x` over `axes` (kept dims outer, reduced dims inner, each
+/// collapsed) and the number of reduced elements per output.
+fn red_meta(op: &str, x: &Input, axes: &[usize]) -> Result<(RedMeta, usize)> {
+    let mut m = RedMeta {
+        offset: x.data.offset as i64,
+        ..Default::default()
+    };
+    let (mut no, mut ni, mut inner_n) = (0usize, 0usize, 1usize);
+    for (is_inner, len, st) in split_collapsed(&x.shape, &x.data.strides, axes) {
+        let (count, shapes, strides) = if is_inner {
+            inner_n *= len;
+            (&mut ni, &mut m.inner_shape, &mut m.inner_strides)
+        } else {
+            (&mut no, &mut m.outer_shape, &mut m.outer_strides)
+        };
+        if *count >= MAX_DIMS {
+            return Err(unsupported(
+                op,
+                "A reduction over more than 8 non-contiguous dimensions",
+            ));
+        }
+        shapes[*count] = len as i64;
+        strides[*count] = st as i64;
+        *count += 1;
+    }
+    m.outer_ndim = no as i64;
+    m.inner_ndim = ni as i64;
+    m.inner_n = inner_n as i64;
+    Ok((m, inner_n))
+}
+
 fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (blocks, chunks, 1),
@@ -247,32 +278,7 @@ impl CudaBackend {
             .ok_or_else(|| Error::overflow(op))?;
         let mut out = self.alloc.alloc(op, nbytes)?;
         if n_out > 0 {
-            let mut m = RedMeta {
-                offset: x.data.offset as i64,
-                ..Default::default()
-            };
-            let (mut no, mut ni, mut inner_n) = (0usize, 0usize, 1usize);
-            for (is_inner, len, st) in split_collapsed(&x.shape, &x.data.strides, axes) {
-                if is_inner {
-                    if ni >= MAX_DIMS {
-                        return Err(unsupported(op, "A reduction over more than 8 axes"));
-                    }
-                    m.inner_shape[ni] = len as i64;
-                    m.inner_strides[ni] = st as i64;
-                    inner_n *= len;
-                    ni += 1;
-                } else {
-                    if no >= MAX_DIMS {
-                        return Err(unsupported(op, "An array with more than 8 kept dimensions"));
-                    }
-                    m.outer_shape[no] = len as i64;
-                    m.outer_strides[no] = st as i64;
-                    no += 1;
-                }
-            }
-            m.outer_ndim = no as i64;
-            m.inner_ndim = ni as i64;
-            m.inner_n = inner_n as i64;
+            let (m, inner_n) = red_meta(op, x, axes)?;
             let blocks =
                 u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
             // Few outputs over many elements: split each reduction into chunks (one
@@ -522,12 +528,7 @@ impl CudaBackend {
             let input = self.device_of(op, &x)?;
             let dst = out.slice_mut()?;
             let len = row as i64;
-            let cfg = LaunchConfig {
-                grid_dim: (rows, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+            ffi::launch(op, &self.alloc.stream, &f, red_cfg(rows, 1), |b| {
                 ffi::arg(b, input);
                 ffi::arg(b, &*dst);
                 ffi::arg(b, &len);
@@ -555,27 +556,7 @@ impl CudaBackend {
             .get(axis)
             .ok_or_else(|| Error::runtime(op, "axis"))?;
         if n_out > 0 && len > 0 {
-            let mut m = RedMeta {
-                offset: x.data.offset as i64,
-                inner_ndim: 1,
-                inner_n: len as i64,
-                ..Default::default()
-            };
-            m.inner_shape[0] = len as i64;
-            m.inner_strides[0] = x.data.strides[axis] as i64;
-            let mut no = 0usize;
-            for (d, (&l, &st)) in x.shape.iter().zip(&x.data.strides).enumerate() {
-                if d == axis {
-                    continue;
-                }
-                if no >= MAX_DIMS {
-                    return Err(unsupported(op, "An array with more than 9 dimensions"));
-                }
-                m.outer_shape[no] = l as i64;
-                m.outer_strides[no] = st as i64;
-                no += 1;
-            }
-            m.outer_ndim = no as i64;
+            let (m, _) = red_meta(op, x, &[axis])?;
             let src = kernels::arg_reduce_src(max, x.dtype)
                 .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
             let f = self.compiler.get(op, src)?;
@@ -583,12 +564,7 @@ impl CudaBackend {
             let dst = out.slice_mut()?;
             let blocks =
                 u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
-            let cfg = LaunchConfig {
-                grid_dim: (blocks, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+            ffi::launch(op, &self.alloc.stream, &f, red_cfg(blocks, 1), |b| {
                 ffi::arg(b, input);
                 ffi::arg(b, &*dst);
                 ffi::arg(b, &m);

@@ -14,6 +14,8 @@ import os
 from oxmx import _oxmx as _native
 from oxmx._oxmx import array
 
+from ._transforms import _replace_arrays as _rebuild
+
 _T = _native.transforms
 
 __all__ = ["compile", "disable_compile", "enable_compile"]
@@ -93,21 +95,6 @@ def _signature(tree, arrays):
         return ("C", type(node).__name__, node)
 
     return walk(tree)
-
-
-def _rebuild(tree, new):
-    it = iter(new)
-
-    def build(node):
-        if isinstance(node, array):
-            return next(it)
-        if isinstance(node, (list, tuple)):
-            return type(node)(build(c) for c in node)
-        if isinstance(node, dict):
-            return {k: build(v) for k, v in node.items()}
-        return node
-
-    return build(tree)
 
 
 def compile(fun, inputs=None, outputs=None, shapeless=False):

@@ -52,20 +52,24 @@ def _flatten(tree, op, what="argument"):
         raise ValueError(f"[{op}] The {what} should contain only arrays, got {type(node).__name__}.")
 
     walk(tree)
+    return leaves, lambda new: _replace_arrays(tree, new)
 
-    def rebuild(new):
-        it = iter(new)
 
-        def build(node):
-            if isinstance(node, array):
-                return next(it)
-            if isinstance(node, (list, tuple)):
-                return type(node)(build(c) for c in node)
+def _replace_arrays(tree, new):
+    """``tree`` with its arrays replaced, in order, by the items of ``new`` (other leaves
+    are kept)."""
+    it = iter(new)
+
+    def build(node):
+        if isinstance(node, array):
+            return next(it)
+        if isinstance(node, (list, tuple)):
+            return type(node)(build(c) for c in node)
+        if isinstance(node, dict):
             return {k: build(c) for k, c in node.items()}
+        return node
 
-        return build(tree)
-
-    return leaves, rebuild
+    return build(tree)
 
 
 def _check_inexact(op, arrays):
@@ -367,16 +371,7 @@ class _Rules:
         return flat, list(oaxes)
 
     def _primals_axes(self, axes):
-        it = iter(axes)
-
-        def build(node):
-            if isinstance(node, array):
-                return next(it)
-            if isinstance(node, (list, tuple)):
-                return type(node)(build(c) for c in node)
-            return {k: build(c) for k, c in node.items()}
-
-        return tuple(build(a) for a in self.args)
+        return tuple(_replace_arrays(list(self.args), axes))
 
 
 class custom_function:
