@@ -328,7 +328,7 @@ pub fn partial_dtype(op: ReduceOp, out: Dtype) -> Dtype {
 
 /// One block (256 threads) per output element and chunk (`blockIdx.y`); threads stride over the reduced
 /// elements, then a shared-memory tree combines them.
-pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
+pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<String> {
     let it = ctype(inp)?;
     let ot = ctype(out)?;
     let (acc, float) = match op {
@@ -342,26 +342,43 @@ pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
     };
     let init = red_init(op, acc, out);
     let comb = red_combine(op, float);
+    // Contiguous inner elements with 4-aligned starts: 4-wide loads and four
+    // independent accumulators; otherwise a strided walk.
+    let body = if vec {
+        let lv = load.replace("in[j]", "q.v[e]");
+        format!(
+            "  {{ ACC acc4[4] = {{ {init}, {init}, {init}, {init} }};\n\
+  const V4<{it}>* p = reinterpret_cast<const V4<{it}>*>(in + base + t0); long long nv = (t1 - t0) / 4;\n\
+  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {{ V4<{it}> q = p[v];\n\
+    #pragma unroll\n    for (int e = 0; e < 4; ++e) acc4[e] = comb(acc4[e], {lv}); }}\n\
+  for (long long t = t0 + nv * 4 + threadIdx.x; t < t1; t += blockDim.x) {{ long long j = base + t; a = comb(a, {load}); }}\n\
+  a = comb(a, comb(comb(acc4[0], acc4[1]), comb(acc4[2], acc4[3]))); }}\n"
+        )
+    } else {
+        format!(
+            "  #pragma unroll 4\n\
+  for (long long t = t0 + threadIdx.x; t < t1; t += blockDim.x) {{\n\
+    long long j = base;\n\
+    if (m.inner_ndim == 1) {{ j += t * m.inner_strides[0]; }} else {{ long long q = t;\n\
+    for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }} }}\n\
+    ACC b = {load}; a = comb(a, b);\n\
+  }}\n"
+        )
+    };
     let store = if out == Dtype::Bool {
         "(unsigned char)(a != 0)".to_string()
     } else {
         format!("({ot})(a)")
     };
     Some(format!(
-        "{PRELUDE}\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
 extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long chunk) {{\n\
   __shared__ ACC sh[256];\n\
   long long o = blockIdx.x; long long base = m.offset; long long r = o;\n\
   long long t0 = (long long)blockIdx.y * chunk; long long t1 = t0 + chunk < m.inner_n ? t0 + chunk : m.inner_n;\n\
   for (int d = (int)m.outer_ndim - 1; d >= 0; --d) {{ long long c = r % m.outer_shape[d]; r /= m.outer_shape[d]; base += c * m.outer_strides[d]; }}\n\
   ACC a = {init};\n\
-  #pragma unroll 4\n\
-  for (long long t = t0 + threadIdx.x; t < t1; t += blockDim.x) {{\n\
-    long long j = base;\n\
-    if (m.inner_ndim == 1) {{ j += t * m.inner_strides[0]; }} else {{ long long q = t;\n\
-    for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }} }}\n\
-    ACC b = {load}; a = comb(a, b);\n\
-  }}\n\
+{body}\
   sh[threadIdx.x] = a; __syncthreads();\n\
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {{ if (threadIdx.x < s) {{ ACC b = sh[threadIdx.x + s]; sh[threadIdx.x] = comb(sh[threadIdx.x], b); }} __syncthreads(); }}\n\
   if (threadIdx.x == 0) {{ a = sh[0]; outp[o * gridDim.y + blockIdx.y] = {store}; }}\n\

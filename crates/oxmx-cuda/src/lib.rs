@@ -288,10 +288,21 @@ impl CudaBackend {
             } else {
                 1
             };
-            let chunk_len = inner_n.div_ceil(chunks) as i64;
+            // Chunks start on multiples of 4 so the vector walk stays aligned.
+            let chunk_len = (inner_n.div_ceil(chunks).div_ceil(4) * 4) as i64;
+            let chunks = (inner_n as i64).div_euclid(chunk_len.max(1)) as usize
+                + usize::from((inner_n as i64) % chunk_len.max(1) != 0);
+            let chunks = chunks.max(1);
+            let vec = m.inner_ndim == 1
+                && m.inner_strides[0] == 1
+                && m.offset % 4 == 0
+                && m.outer_strides[..m.outer_ndim as usize]
+                    .iter()
+                    .all(|s| s % 4 == 0)
+                && x.dtype != Dtype::Bool;
             let input = self.device_of(op, x)?;
             if chunks == 1 {
-                let src = kernels::reduce_src(r, x.dtype, out_dtype)
+                let src = kernels::reduce_src(r, x.dtype, out_dtype, vec)
                     .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
                 let f = self.compiler.get(op, src)?;
                 let dst = out.slice_mut()?;
@@ -308,7 +319,7 @@ impl CudaBackend {
                     .and_then(|v| v.checked_mul(pd.size()))
                     .ok_or_else(|| Error::overflow(op))?;
                 let mut part = self.alloc.alloc(op, pbytes)?;
-                let src1 = kernels::reduce_src(r, x.dtype, pd)
+                let src1 = kernels::reduce_src(r, x.dtype, pd, vec)
                     .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
                 let f1 = self.compiler.get(op, src1)?;
                 {
@@ -337,7 +348,7 @@ impl CudaBackend {
                 m2.inner_shape[0] = chunks as i64;
                 m2.inner_strides[0] = 1;
                 let all = chunks as i64;
-                let src2 = kernels::reduce_src(r, pd, out_dtype)
+                let src2 = kernels::reduce_src(r, pd, out_dtype, false)
                     .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
                 let f2 = self.compiler.get(op, src2)?;
                 let psrc = part.slice()?;
