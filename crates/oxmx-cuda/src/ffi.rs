@@ -1,8 +1,7 @@
 //! Every `unsafe` operation of the CUDA backend, each with its safety argument:
-//! uninitialized device allocations, kernel launches, the by-value metadata struct,
-//! and typed views of byte buffers for cuBLAS.
+//! uninitialized device allocations, kernel launches and the by-value metadata structs
+//! (cuBLASLt calls are in `blaslt.rs`).
 
-use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
 use cudarc::driver::{
     CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
@@ -43,6 +42,30 @@ pub struct RedMeta {
 
 // SAFETY: as for `Meta`: `repr(C)`, i64 fields only, mirrored by the kernels.
 unsafe impl DeviceRepr for RedMeta {}
+
+/// Index arrays one gather or scatter launch takes.
+pub const MAX_INDEX_ARRAYS: usize = 8;
+/// Operands of a gather/scatter walk: the source or destination, the updates, and up to
+/// `MAX_INDEX_ARRAYS` index arrays.
+pub const IDX_OPS: usize = MAX_INDEX_ARRAYS + 2;
+
+/// Layout of a gather/scatter: one walk over `shape` computing every operand's offset,
+/// plus the length and stride of each indexed axis (`ax` is its number, for errors).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdxMeta {
+    pub ndim: i64,
+    pub n: i64,
+    pub shape: [i64; MAX_DIMS],
+    pub strides: [[i64; MAX_DIMS]; IDX_OPS],
+    pub offset: [i64; IDX_OPS],
+    pub ax_dim: [i64; MAX_INDEX_ARRAYS],
+    pub ax_stride: [i64; MAX_INDEX_ARRAYS],
+    pub ax: [i64; MAX_INDEX_ARRAYS],
+}
+
+// SAFETY: as for `Meta`: `repr(C)`, i64 fields only, mirrored by the kernels.
+unsafe impl DeviceRepr for IdxMeta {}
 
 fn drv(op: &str, e: impl std::fmt::Debug) -> Error {
     Error::runtime(op, format!("CUDA error: {e:?}"))
@@ -86,103 +109,4 @@ where
     cudarc::driver::LaunchArgs<'a>: PushKernelArg<T>,
 {
     b.arg(v);
-}
-
-/// Row-major batched C = A @ B for f32/f64 through cuBLAS (column-major: C^T = B^T A^T).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_batched<T>(
-    blas: &CudaBlas,
-    a: &CudaSlice<u8>,
-    b: &CudaSlice<u8>,
-    c: &mut CudaSlice<u8>,
-    batch: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-) -> Result<()>
-where
-    T: cudarc::driver::DeviceRepr + num_one::One,
-    CudaBlas: Gemm<T>,
-{
-    let op = "matmul";
-    let int =
-        |v: usize| i32::try_from(v).map_err(|_| Error::value(op, "Matrix too large for cuBLAS."));
-    let long = |v: usize| i64::try_from(v).map_err(|_| Error::overflow(op));
-    let cfg = StridedBatchedConfig {
-        gemm: GemmConfig {
-            transa: cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N,
-            transb: cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N,
-            m: int(n)?,
-            n: int(m)?,
-            k: int(k)?,
-            alpha: T::one(),
-            lda: int(n.max(1))?,
-            ldb: int(k.max(1))?,
-            beta: T::zero(),
-            ldc: int(n.max(1))?,
-        },
-        batch_size: int(batch)?,
-        stride_a: long(k * n)?,
-        stride_b: long(m * k)?,
-        stride_c: long(m * n)?,
-    };
-    let sz = std::mem::size_of::<T>();
-    // SAFETY: the byte buffers hold at least batch*k*n, batch*m*k and batch*m*n
-    // elements of T (the caller sizes them from the validated shapes; `transmute`
-    // checks the lengths and returns None otherwise), and the strides/leading
-    // dimensions above describe exactly those contiguous row-major batches.
-    unsafe {
-        let bv = b
-            .transmute::<T>(b.len() / sz)
-            .ok_or_else(|| Error::runtime(op, "buffer size"))?;
-        let av = a
-            .transmute::<T>(a.len() / sz)
-            .ok_or_else(|| Error::runtime(op, "buffer size"))?;
-        let clen = c.len() / sz;
-        let mut cv = c
-            .transmute_mut::<T>(clen)
-            .ok_or_else(|| Error::runtime(op, "buffer size"))?;
-        blas.gemm_strided_batched(cfg, &bv, &av, &mut cv)
-            .map_err(|e| drv(op, e))
-    }
-}
-
-/// 0 and 1 for the gemm scalars.
-pub mod num_one {
-    pub trait One {
-        fn one() -> Self;
-        fn zero() -> Self;
-    }
-    impl One for f32 {
-        fn one() -> Self {
-            1.0
-        }
-        fn zero() -> Self {
-            0.0
-        }
-    }
-    impl One for half::f16 {
-        fn one() -> Self {
-            half::f16::ONE
-        }
-        fn zero() -> Self {
-            half::f16::ZERO
-        }
-    }
-    impl One for half::bf16 {
-        fn one() -> Self {
-            half::bf16::ONE
-        }
-        fn zero() -> Self {
-            half::bf16::ZERO
-        }
-    }
-    impl One for f64 {
-        fn one() -> Self {
-            1.0
-        }
-        fn zero() -> Self {
-            0.0
-        }
-    }
 }

@@ -1,9 +1,10 @@
 //! CUDA C sources of the kernels, generated per (op, dtypes, layout) and compiled by
-//! NVRTC on first use, then cached in memory for the process.
+//! NVRTC on first use, then cached in memory for the process and on disk
+//! (`disk_cache.rs`) for later processes.
 
 use crate::ffi::MAX_DIMS;
 use cudarc::driver::{CudaContext, CudaFunction};
-use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use oxmx_core::primitive::{BinaryOp, ReduceOp, UnaryOp};
 use oxmx_core::{Dtype, Error, Result};
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ pub fn compute_type(d: Dtype) -> Option<&'static str> {
     }
 }
 
-const PRELUDE: &str = r#"
+pub(crate) const PRELUDE: &str = r#"
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #define OX_INF __int_as_float(0x7f800000)
@@ -433,20 +434,40 @@ impl Compiler {
                 return Ok(f.clone());
             }
         }
-        let opts = CompileOptions {
-            include_paths: include_paths(),
-            options: vec![self.arch.clone(), "--std=c++17".into()],
-            ..Default::default()
+        let options = vec![self.arch.clone(), "--std=c++17".into()];
+        let key = format!("{}\n{src}", options.join(" "));
+        let load = |ptx: Ptx| -> Result<CudaFunction> {
+            let module = self
+                .ctx
+                .load_module(ptx)
+                .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
+            module
+                .load_function("k")
+                .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))
         };
-        let ptx = compile_ptx_with_opts(&src, opts)
-            .map_err(|e| Error::runtime(op, format!("NVRTC failed to compile a kernel: {e:?}")))?;
-        let module = self
-            .ctx
-            .load_module(ptx)
-            .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
-        let f = module
-            .load_function("k")
-            .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
+        // A cached PTX that no longer loads (e.g. an older driver) is compiled again.
+        let cached = crate::disk_cache::load(&key).and_then(|p| load(Ptx::from_src(p)).ok());
+        let f = match cached {
+            Some(f) => f,
+            None => {
+                let opts = CompileOptions {
+                    include_paths: include_paths(),
+                    options,
+                    ..Default::default()
+                };
+                let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| {
+                    Error::runtime(op, format!("NVRTC failed to compile a kernel: {e:?}"))
+                })?;
+                let text = ptx
+                    .as_bytes()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .map(|t| t.trim_end_matches('\0').to_string());
+                if let Some(t) = &text {
+                    crate::disk_cache::store(&key, t);
+                }
+                load(ptx)?
+            }
+        };
         if let Ok(mut c) = self.cache.lock() {
             c.insert(src, f.clone());
         }
@@ -521,4 +542,98 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, unsigned int* __restr
   if (threadIdx.x == 0) outp[o] = (unsigned int)(si[0] < 0 ? 0 : si[0]);\n\
 }}\n"
     ))
+}
+
+/// Block-wide reductions through warp shuffles (blockDim.x a multiple of 32, ≤ 1024).
+const BLOCK_REDUCE: &str = r#"
+__device__ __forceinline__ ACC nanmax(ACC a, ACC b) { return (isnan(a) || a > b) ? a : b; }
+__device__ __forceinline__ ACC block_max(ACC v, ACC* sh) {
+  for (int o = 16; o > 0; o >>= 1) v = nanmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads(); if (l == 0) sh[w] = v; __syncthreads();
+  v = l < nw ? sh[l] : (ACC)(-OX_INF);
+  for (int o = 16; o > 0; o >>= 1) v = nanmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ ACC block_sum(ACC v, ACC* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads(); if (l == 0) sh[w] = v; __syncthreads();
+  v = l < nw ? sh[l] : (ACC)0;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+"#;
+
+/// Largest number of 4-element vectors one thread keeps in registers in the one-read
+/// softmax (rows up to 256 threads × 16 × 4 = 16384 elements).
+pub const SOFTMAX_MAX_VPT: usize = 16;
+
+/// Softmax over contiguous rows (offset 0, length a multiple of 4) kept in registers:
+/// one block per row, `vpt` aligned 4-wide loads per thread, one read and one write.
+pub fn softmax_regs_src(d: Dtype, vpt: usize) -> Option<String> {
+    let t = ctype(d)?;
+    if !d.is_float() || vpt == 0 || vpt > SOFTMAX_MAX_VPT {
+        return None;
+    }
+    let acc = if d == Dtype::Float64 {
+        "double"
+    } else {
+        "float"
+    };
+    Some(format!(
+        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, {t}* __restrict__ out, long long n) {{\n\
+  __shared__ ACC sh[32];\n\
+  const long long nv = n / 4;\n\
+  const V4<{t}>* x = reinterpret_cast<const V4<{t}>*>(in + (long long)blockIdx.x * n);\n\
+  V4<{t}>* y = reinterpret_cast<V4<{t}>*>(out + (long long)blockIdx.x * n);\n\
+  ACC v[{vpt} * 4]; ACC m = (ACC)(-OX_INF);\n\
+  #pragma unroll\n\
+  for (int i = 0; i < {vpt}; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{ V4<{t}> q = x[j];\n\
+      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ v[i * 4 + e] = (ACC)q.v[e]; m = nanmax(v[i * 4 + e], m); }} }} }}\n\
+  m = block_max(m, sh);\n\
+  ACC s = 0;\n\
+  #pragma unroll\n\
+  for (int i = 0; i < {vpt}; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{\n\
+      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ v[i * 4 + e] = exp(v[i * 4 + e] - m); s += v[i * 4 + e]; }} }} }}\n\
+  ACC inv = (ACC)1 / block_sum(s, sh);\n\
+  #pragma unroll\n\
+  for (int i = 0; i < {vpt}; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{ V4<{t}> q;\n\
+      #pragma unroll\n      for (int e = 0; e < 4; ++e) q.v[e] = ({t})(v[i * 4 + e] * inv);\n\
+      y[j] = q; }} }}\n\
+}}\n"
+    ))
+}
+
+/// `RandomBits`: Threefry-2x32 (20 rounds) in MLX's counter layout, the same bits as
+/// `oxmx_core::random::fill_bits`. One thread per (key, counter pair); `aligned` when
+/// each key's run of bytes is a whole number of words.
+pub fn random_bits_src(aligned: bool) -> String {
+    let store = if aligned {
+        "  unsigned int* o = reinterpret_cast<unsigned int*>(out) + k * (per_key / 4);\n  o[i] = a; if (i + half < nwords) o[i + half] = b;\n"
+    } else {
+        "  unsigned char* o = out + k * per_key;\n  for (int e = 0; e < 4; ++e) { long long p = 4 * i + e; if (p < per_key) o[p] = (unsigned char)(a >> (8 * e)); }\n  for (int e = 0; e < 4; ++e) { long long p = 4 * (i + half) + e; if (p < per_key) o[p] = (unsigned char)(b >> (8 * e)); }\n"
+    };
+    format!(
+        "__device__ __forceinline__ unsigned int rotl(unsigned int x, int r) {{ return (x << r) | (x >> (32 - r)); }}\n\
+extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned char* __restrict__ out, long long nkeys, long long per_key) {{\n\
+  long long nwords = (per_key + 3) / 4, half = (nwords + 1) / 2;\n\
+  for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < nkeys * half; g += (long long)gridDim.x * blockDim.x) {{\n\
+  long long k = g / half, i = g - k * half;\n\
+  unsigned int ks[3] = {{ keys[2 * k], keys[2 * k + 1], 0x1BD11BDAu ^ keys[2 * k] ^ keys[2 * k + 1] }};\n\
+  const int rot[8] = {{ 13, 15, 26, 6, 17, 29, 16, 24 }};\n\
+  unsigned int a = (unsigned int)i + ks[0];\n\
+  unsigned int b = (i + half < nwords ? (unsigned int)(i + half) : 0u) + ks[1];\n\
+  #pragma unroll\n\
+  for (int s = 1; s <= 5; ++s) {{\n\
+    #pragma unroll\n\
+    for (int r = 0; r < 4; ++r) {{ a += b; b = rotl(b, rot[(s % 2 == 1 ? 0 : 4) + r]) ^ a; }}\n\
+    a += ks[s % 3]; b += ks[(s + 1) % 3] + (unsigned int)s;\n\
+  }}\n\
+{store}  }}\n}}\n"
+    )
 }

@@ -6,12 +6,16 @@
 //! buffer), outputs stay on the device until something reads them on the host.
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+pub mod blaslt;
+mod copy;
 pub mod device;
+mod disk_cache;
 #[allow(unsafe_code)]
 pub mod ffi;
+mod gather;
 pub mod kernels;
 
-use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
 use device::{Allocator, CudaMem};
 use ffi::{Meta, RedMeta, MAX_DIMS};
@@ -21,13 +25,17 @@ use oxmx_core::memory::Buffer;
 use oxmx_core::primitive::Primitive;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     pub alloc: Arc<Allocator>,
     compiler: kernels::Compiler,
-    blas: Mutex<Option<CudaBlas>>,
+    blas: std::sync::OnceLock<std::result::Result<blaslt::BlasLt, String>>,
+    /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
+    tf32: bool,
+    /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
+    strict: bool,
     name: String,
 }
 
@@ -133,7 +141,9 @@ impl CudaBackend {
                 compiler: kernels::Compiler::new(Arc::clone(&ctx)),
                 ctx,
                 alloc,
-                blas: Mutex::new(None),
+                blas: std::sync::OnceLock::new(),
+                tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
+                strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
             }))
         })
@@ -190,11 +200,35 @@ impl CudaBackend {
         ct: &str,
         expr: &str,
     ) -> Result<ArrayData> {
-        let n = size_of(shape);
-        let nbytes = n
+        let nbytes = size_of(shape)
             .checked_mul(out_dtype.size())
             .ok_or_else(|| Error::overflow(op))?;
         let mut out = self.alloc.alloc(op, nbytes)?;
+        self.elementwise_into(op, ins, shape, out_dtype, ct, expr, out.slice_mut()?)?;
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    /// `elementwise` into a given contiguous device buffer of the output's size.
+    #[allow(clippy::too_many_arguments)]
+    fn elementwise_into(
+        &self,
+        op: &str,
+        ins: &[Input],
+        shape: &[usize],
+        out_dtype: Dtype,
+        ct: &str,
+        expr: &str,
+        dst: &mut CudaSlice<u8>,
+    ) -> Result<()> {
+        let n = size_of(shape);
+        if n.checked_mul(out_dtype.size())
+            .is_none_or(|b| b > dst.len())
+        {
+            return Err(Error::runtime(op, "output buffer too small"));
+        }
         if n > 0 {
             let out_strides = contiguous_strides(shape);
             let mut all: Vec<&[isize]> = vec![&out_strides];
@@ -242,7 +276,6 @@ impl CudaBackend {
                 .iter()
                 .map(|x| self.device_of(op, x))
                 .collect::<Result<_>>()?;
-            let dst = out.slice_mut()?;
             let threads = if walk == kernels::Walk::Vector4 {
                 n.div_ceil(4)
             } else {
@@ -256,10 +289,7 @@ impl CudaBackend {
                 ffi::arg(b, &m);
             })?;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -394,57 +424,105 @@ impl CudaBackend {
         let (Some(a), Some(b)) = (it.next(), it.next()) else {
             return Err(Error::runtime(op, "missing input"));
         };
-        let (a, b) = (self.contiguous_input(op, a)?, self.contiguous_input(op, b)?);
         let nd = shape.len();
+        if nd < 2 || a.shape.len() != nd || b.shape.len() != nd {
+            return Err(Error::runtime(op, "matmul operands must have equal ranks"));
+        }
         let (m, n) = (shape[nd - 2], shape[nd - 1]);
-        let k = a.shape[a.shape.len() - 1];
+        let k = a.shape[nd - 1];
         let batch = size_of(&shape[..nd - 2]);
         let nbytes = size_of(shape)
             .checked_mul(out_dtype.size())
             .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
-        if size_of(shape) > 0 {
-            if k == 0 {
-                let z = self.elementwise(
-                    op,
-                    &[],
-                    shape,
-                    out_dtype,
-                    kernels::compute_type(out_dtype).unwrap_or("float"),
-                    "(CT)0",
-                )?;
-                return Ok(z);
-            }
-            let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
-            let mut guard = self
-                .blas
-                .lock()
-                .map_err(|_| Error::runtime(op, "cuBLAS handle poisoned"))?;
-            if guard.is_none() {
-                *guard = Some(
-                    CudaBlas::new(Arc::clone(&self.alloc.stream))
-                        .map_err(|e| Error::runtime(op, format!("cuBLAS: {e:?}")))?,
-                );
-            }
-            let blas = guard.as_ref().ok_or_else(|| Error::runtime(op, "cuBLAS"))?;
-            let dst = out.slice_mut()?;
-            match out_dtype {
-                Dtype::Float32 => ffi::gemm_batched::<f32>(blas, da, db, dst, batch, m, n, k)?,
-                Dtype::Float64 => ffi::gemm_batched::<f64>(blas, da, db, dst, batch, m, n, k)?,
-                Dtype::Float16 => {
-                    ffi::gemm_batched::<half::f16>(blas, da, db, dst, batch, m, n, k)?
-                }
-                Dtype::Bfloat16 => {
-                    ffi::gemm_batched::<half::bf16>(blas, da, db, dst, batch, m, n, k)?
-                }
-                d => return Err(unsupported(op, format!("matmul in {d}"))),
-            }
+        if size_of(shape) == 0 || k == 0 {
+            let ct = kernels::compute_type(out_dtype).unwrap_or("float");
+            return self.elementwise(op, &[], shape, out_dtype, ct, "(CT)0");
         }
+        let lt = self.blas_lt(op)?;
+        // Operands whose matrices are row- or column-major with one batch stride are
+        // read in place (transposes and broadcast batches included); others are copied.
+        let a = match lt_operand(&a) {
+            Some(_) => a,
+            None => self.contiguous_input(op, a)?,
+        };
+        let b = match lt_operand(&b) {
+            Some(_) => b,
+            None => self.contiguous_input(op, b)?,
+        };
+        let (Some(oa), Some(ob)) = (lt_operand(&a), lt_operand(&b)) else {
+            return Err(Error::runtime(op, "matmul operand layout"));
+        };
+        let long = |v: usize| u64::try_from(v).map_err(|_| Error::overflow(op));
+        let p = blaslt::Problem {
+            dtype: out_dtype,
+            tf32: self.tf32,
+            m: long(n)?,
+            n: long(m)?,
+            k: long(k)?,
+            batch: i32::try_from(batch)
+                .map_err(|_| Error::value(op, "Too many matrices in one batch."))?,
+            // cuBLASLt is column-major: C^T = B^T A^T, so our B is its A.
+            a: ob,
+            b: oa,
+        };
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
+        lt.matmul(&p, db, da, out.slice_mut()?)?;
         Ok(ArrayData::contiguous(
             Buffer::from_device(Box::new(out), nbytes),
             shape,
         ))
     }
+
+    fn blas_lt(&self, op: &str) -> Result<&blaslt::BlasLt> {
+        let lt = self
+            .blas
+            .get_or_init(|| match blaslt::BlasLt::new(&self.alloc.stream) {
+                Ok(Some(l)) => Ok(l),
+                Ok(None) => Err("libcublasLt could not be loaded".to_string()),
+                Err(e) => Err(e.to_string()),
+            });
+        lt.as_ref()
+            .map_err(|e| unsupported(op, format!("matmul without cuBLASLt ({e})")))
+    }
+}
+
+/// The cuBLASLt (column-major) view of a row-major batched matrix operand, or None when
+/// its layout needs a copy first.
+fn lt_operand(x: &Input) -> Option<blaslt::Operand> {
+    let nd = x.shape.len();
+    let (r, c) = (x.shape[nd - 2], x.shape[nd - 1]);
+    let (sr, sc) = (x.data.strides[nd - 2], x.data.strides[nd - 1]);
+    // Our row-major r × c matrix is cuBLASLt's c × r (no transpose) when rows are
+    // contiguous, or its r × c transposed when columns are.
+    let (trans, rows, cols, ld) = if sc == 1 || c == 1 {
+        let ld = if r == 1 { c as isize } else { sr };
+        (false, c, r, ld)
+    } else if sr == 1 || r == 1 {
+        let ld = if c == 1 { r as isize } else { sc };
+        (true, r, c, ld)
+    } else {
+        return None;
+    };
+    if ld < rows.max(1) as isize {
+        return None;
+    }
+    let (bs, bst) = collapse_dims(&x.shape[..nd - 2], &[&x.data.strides[..nd - 2]]);
+    let bst = bst.into_iter().next().unwrap_or_default();
+    let dims: Vec<(usize, isize)> = bs.into_iter().zip(bst).filter(|&(l, _)| l != 1).collect();
+    let batch_stride = match dims.as_slice() {
+        [] => 0,
+        [(_, s)] if *s >= 0 => *s,
+        _ => return None,
+    };
+    Some(blaslt::Operand {
+        trans,
+        rows: rows as u64,
+        cols: cols as u64,
+        ld: ld as i64,
+        batch_stride: batch_stride as i64,
+        offset: x.data.offset,
+    })
 }
 
 impl Backend for CudaBackend {
@@ -465,9 +543,13 @@ impl Backend for CudaBackend {
     ) -> Result<ArrayData> {
         // Primitives (or dtypes) without a GPU kernel yet run on the CPU backend over the
         // host copies; their results move to the GPU when a GPU kernel reads them.
+        // OXMX_CUDA_STRICT=1 turns the fallback into an error (tests use it to prove that
+        // an op has a GPU kernel).
         let keep = ins.clone();
         match self.run_native(prim, ins, out_shape, out_dtype) {
-            Err(Error::Unsupported { .. }) => self.host_fallback(prim, keep, out_shape, out_dtype),
+            Err(Error::Unsupported { .. }) if !self.strict => {
+                self.host_fallback(prim, keep, out_shape, out_dtype)
+            }
             r => r,
         }
     }
@@ -533,13 +615,26 @@ impl CudaBackend {
         if n > 0 && row > 0 {
             let rows =
                 u32::try_from(n / row).map_err(|_| unsupported(op, "More than 2^32 rows"))?;
-            let src = kernels::softmax_src(dtype)
-                .ok_or_else(|| unsupported(op, format!("softmax in {dtype}")))?;
+            // Rows that fit in registers are read once; longer ones take two reads.
+            let nv = row / 4;
+            let vpt = nv.div_ceil(256);
+            let (src, cfg) = if row % 4 == 0 && vpt <= kernels::SOFTMAX_MAX_VPT {
+                let threads = (nv.div_ceil(vpt).div_ceil(32) * 32).clamp(32, 256) as u32;
+                let cfg = LaunchConfig {
+                    grid_dim: (rows, 1, 1),
+                    block_dim: (threads, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                (kernels::softmax_regs_src(dtype, vpt), cfg)
+            } else {
+                (kernels::softmax_src(dtype), red_cfg(rows, 1))
+            };
+            let src = src.ok_or_else(|| unsupported(op, format!("softmax in {dtype}")))?;
             let f = self.compiler.get(op, src)?;
             let input = self.device_of(op, &x)?;
             let dst = out.slice_mut()?;
             let len = row as i64;
-            ffi::launch(op, &self.alloc.stream, &f, red_cfg(rows, 1), |b| {
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
                 ffi::arg(b, input);
                 ffi::arg(b, &*dst);
                 ffi::arg(b, &len);
@@ -582,6 +677,55 @@ impl CudaBackend {
             })?;
         } else if n_out > 0 {
             return Err(unsupported(op, "An arg-reduction over an empty axis"));
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    fn random_bits(
+        &self,
+        op: &str,
+        keys: Input,
+        shape: &[usize],
+        dtype: Dtype,
+    ) -> Result<ArrayData> {
+        if keys.dtype != Dtype::Uint32 || keys.shape.last() != Some(&2) {
+            return Err(Error::value(
+                op,
+                "Keys must be uint32 with a last dimension of 2.",
+            ));
+        }
+        let keys = self.contiguous_input(op, keys)?;
+        let nbytes = size_of(shape)
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let nkeys = size_of(&keys.shape) / 2;
+        if nkeys > 0 && nbytes > 0 {
+            if nbytes % nkeys != 0 {
+                return Err(Error::runtime(
+                    op,
+                    "Output size is not a multiple of the number of keys.",
+                ));
+            }
+            let per_key = nbytes / nkeys;
+            let pairs = nkeys
+                .checked_mul(per_key.div_ceil(4).div_ceil(2))
+                .ok_or_else(|| Error::overflow(op))?;
+            let f = self
+                .compiler
+                .get(op, kernels::random_bits_src(per_key.is_multiple_of(4)))?;
+            let k = self.device_of(op, &keys)?;
+            let dst = out.slice_mut()?;
+            let (nk, pk) = (nkeys as i64, per_key as i64);
+            ffi::launch(op, &self.alloc.stream, &f, self.grid(pairs), |b| {
+                ffi::arg(b, k);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &nk);
+                ffi::arg(b, &pk);
+            })?;
         }
         Ok(ArrayData::contiguous(
             Buffer::from_device(Box::new(out), nbytes),
@@ -679,6 +823,25 @@ impl CudaBackend {
                     .ok_or_else(|| Error::runtime(op, "missing input"))?;
                 let max = matches!(r, oxmx_core::primitive::ArgReduceOp::ArgMax);
                 self.arg_reduce(op, max, *axis, x, out_shape)
+            }
+            Primitive::RandomBits { .. } => {
+                let keys = ins
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.random_bits(op, keys, out_shape, out_dtype)
+            }
+            Primitive::Concatenate { axis } => {
+                self.concatenate(op, &ins, *axis, out_shape, out_dtype)
+            }
+            Primitive::SliceUpdate { start, strides, .. } => {
+                self.slice_update(op, &ins, start, strides, out_shape, out_dtype)
+            }
+            Primitive::Gather { axes } => self.gather(op, &ins, axes, out_shape),
+            Primitive::GatherAxis { axis } => self.gather_axis(op, &ins, *axis, out_shape),
+            Primitive::Scatter { axes, mode } => self.scatter(op, &ins, axes, *mode, out_shape),
+            Primitive::ScatterAxis { axis, mode } => {
+                self.scatter_axis(op, &ins, *axis, *mode, out_shape)
             }
             Primitive::Reshape
             | Primitive::Transpose { .. }

@@ -1,0 +1,546 @@
+//! Gathers and scatters on the GPU. Every index is wrapped NumPy-style (i < 0 → i + dim)
+//! and checked on the device before it is used: a thread that meets an index outside
+//! [0, dim) records it in an error word and touches nothing; the word is read back after
+//! the launch and the op fails with the CPU backend's IndexError. Scatters with `Set`
+//! let the last update of a duplicated index win, as on the CPU: a first pass claims each
+//! destination for its highest update position, a second writes the winners.
+
+use crate::ffi::{self, IdxMeta, IDX_OPS, MAX_DIMS, MAX_INDEX_ARRAYS};
+use crate::kernels::{ctype, PRELUDE};
+use crate::{unsupported, CudaBackend};
+use cudarc::driver::CudaSlice;
+use oxmx_core::backend::Input;
+use oxmx_core::memory::Buffer;
+use oxmx_core::primitive::ScatterMode;
+use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
+use oxmx_core::{ArrayData, Dtype, Error, Result};
+
+/// An operand of a walk: its strides over the walk's shape and its element offset.
+struct Operand {
+    strides: Vec<isize>,
+    offset: usize,
+}
+
+/// An indexed axis: its number, length and stride in the source or destination.
+type Axis = (usize, usize, isize);
+
+const IDX_PRELUDE: &str = r#"
+struct IdxMeta { long long ndim, n; long long shape[8]; long long strides[10][8]; long long offset[10]; long long ax_dim[8], ax_stride[8], ax[8]; };
+template <int NOPS> __device__ __forceinline__ void locate_idx(const IdxMeta& m, long long i, long long* o) {
+  #pragma unroll
+  for (int k = 0; k < NOPS; ++k) o[k] = m.offset[k];
+  long long r = i;
+  for (int d = (int)m.ndim - 1; d >= 0; --d) {
+    long long c = r % m.shape[d]; r /= m.shape[d];
+    #pragma unroll
+    for (int k = 0; k < NOPS; ++k) o[k] += c * m.strides[k][d];
+  }
+}
+// Adds the wrapped index's offset to *pos, or records the first bad index and fails.
+__device__ __forceinline__ bool wrap_index(long long v, int a, const IdxMeta& m, long long* err, long long* pos) {
+  long long d = m.ax_dim[a]; long long w = v < 0 ? v + d : v;
+  if (w < 0 || w >= d) {
+    if (atomicCAS((unsigned long long*)err, 0ull, 1ull) == 0ull) { err[1] = v; err[2] = m.ax[a]; err[3] = d; }
+    return false;
+  }
+  *pos += w * m.ax_stride[a];
+  return true;
+}
+"#;
+
+/// Unsigned storage type of an element size (gathers only move bytes).
+fn storage(size: usize) -> Option<&'static str> {
+    Some(match size {
+        1 => "unsigned char",
+        2 => "unsigned short",
+        4 => "unsigned int",
+        8 => "unsigned long long",
+        _ => return None,
+    })
+}
+
+/// Kernel parameters for the index arrays and the code that applies them to `pos`
+/// (operands `first..` of the walk); `ok` ends false if any index is out of range.
+fn index_code(idx: &[Dtype], first: usize) -> Option<(String, String)> {
+    let mut params = String::new();
+    let mut apply = String::from("    bool ok = true;\n");
+    for (k, d) in idx.iter().enumerate() {
+        if !d.is_integer() {
+            return None;
+        }
+        params.push_str(&format!("const {}* __restrict__ i{k}, ", ctype(*d)?));
+        apply.push_str(&format!(
+            "    ok = ok && wrap_index((long long)i{k}[o[{}]], {k}, m, err, &pos);\n",
+            first + k
+        ));
+    }
+    Some((params, apply))
+}
+
+fn gather_src(elem: usize, idx: &[Dtype]) -> Option<String> {
+    let t = storage(elem)?;
+    let nops = idx.len() + 1;
+    let (params, apply) = index_code(idx, 1)?;
+    Some(format!(
+        "{PRELUDE}{IDX_PRELUDE}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {params}{t}* __restrict__ out, IdxMeta m, long long* err) {{\n\
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n\
+    long long o[{nops}]; locate_idx<{nops}>(m, i, o); long long pos = o[0];\n{apply}\
+    out[i] = ok ? src[pos] : ({t})0;\n  }}\n}}\n"
+    ))
+}
+
+/// How a scatter combines into one destination element atomically, or None when the
+/// dtype has no suitable atomic (those scatters run on the CPU backend).
+fn atomic_apply(d: Dtype, mode: ScatterMode) -> Option<String> {
+    let t = ctype(d)?;
+    if mode == ScatterMode::Add {
+        let call = match d {
+            Dtype::Float32
+            | Dtype::Float64
+            | Dtype::Int32
+            | Dtype::Uint32
+            | Dtype::Uint64
+            | Dtype::Float16
+            | Dtype::Bfloat16 => "atomicAdd(p, v);",
+            Dtype::Int64 => "atomicAdd((unsigned long long*)p, (unsigned long long)v);",
+            _ => return None,
+        };
+        return Some(format!(
+            "__device__ __forceinline__ void apply({t}* p, {t} v) {{ {call} }}\n"
+        ));
+    }
+    let u = match d.size() {
+        4 => "unsigned int",
+        8 => "unsigned long long",
+        _ => return None,
+    };
+    let float = d.is_float();
+    let comb = match (mode, float) {
+        (ScatterMode::Multiply, true) => "cur * v".to_string(),
+        // Integer products wrap, as on the CPU (signed overflow is undefined in C).
+        (ScatterMode::Multiply, false) => format!("({t})(({u})cur * ({u})v)"),
+        (ScatterMode::Maximum, true) => "((isnan(cur) || cur > v) ? cur : v)".into(),
+        (ScatterMode::Minimum, true) => "((isnan(cur) || cur < v) ? cur : v)".into(),
+        (ScatterMode::Maximum, false) => "(v > cur ? v : cur)".into(),
+        (ScatterMode::Minimum, false) => "(v < cur ? v : cur)".into(),
+        _ => return None,
+    };
+    if d == Dtype::Bool {
+        return None;
+    }
+    Some(format!(
+        "__device__ __forceinline__ void apply({t}* p, {t} v) {{\n\
+  {u}* a = ({u}*)p; {u} old = *a, seen;\n\
+  do {{ seen = old; {t} cur; memcpy(&cur, &seen, sizeof(cur)); {t} nv = {comb}; {u} bits; memcpy(&bits, &nv, sizeof(bits)); old = atomicCAS(a, seen, bits); }} while (seen != old);\n}}\n"
+    ))
+}
+
+/// Scatter kernels over the updates: `claim` (Set, pass 1), `write` (Set, pass 2) or
+/// `combine` (the other modes).
+fn scatter_src(d: Dtype, mode: ScatterMode, idx: &[Dtype], pass: u8) -> Option<String> {
+    let t = match mode {
+        ScatterMode::Set => storage(d.size())?,
+        _ => ctype(d)?,
+    };
+    let nops = idx.len() + 2;
+    let (params, apply) = index_code(idx, 2)?;
+    let head = format!("  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n\
+    long long o[{nops}]; locate_idx<{nops}>(m, i, o); long long pos = o[0];\n{apply}");
+    let body = match (mode, pass) {
+        (ScatterMode::Set, 1) => format!(
+            "extern \"C\" __global__ void k({params}unsigned long long* win, IdxMeta m, long long* err) {{\n{head}\
+    if (ok) atomicMax(&win[pos], (unsigned long long)(i + 1));\n  }}\n}}\n"
+        ),
+        (ScatterMode::Set, _) => format!(
+            "extern \"C\" __global__ void k(const {t}* __restrict__ upd, {params}{t}* out, const unsigned long long* win, IdxMeta m, long long* err) {{\n{head}\
+    if (ok && win[pos] == (unsigned long long)(i + 1)) out[pos] = upd[o[1]];\n  }}\n}}\n"
+        ),
+        _ => format!(
+            "{}extern \"C\" __global__ void k(const {t}* __restrict__ upd, {params}{t}* out, IdxMeta m, long long* err) {{\n{head}\
+    if (ok) apply(&out[pos], upd[o[1]]);\n  }}\n}}\n",
+            atomic_apply(d, mode)?
+        ),
+    };
+    Some(format!("{PRELUDE}{IDX_PRELUDE}\n{body}"))
+}
+
+/// The walk's metadata over `shape`, with every operand's strides collapsed jointly.
+fn idx_meta(op: &str, shape: &[usize], ops: &[Operand], axes: &[Axis]) -> Result<IdxMeta> {
+    let all: Vec<&[isize]> = ops.iter().map(|o| &o.strides[..]).collect();
+    let (cs, cst) = collapse_dims(shape, &all);
+    if cs.len() > MAX_DIMS || ops.len() > IDX_OPS || axes.len() > MAX_INDEX_ARRAYS {
+        return Err(unsupported(
+            op,
+            "An indexing layout with more than 8 dimensions or index arrays",
+        ));
+    }
+    let mut m = IdxMeta {
+        ndim: cs.len() as i64,
+        n: size_of(shape) as i64,
+        ..Default::default()
+    };
+    for (d, &l) in cs.iter().enumerate() {
+        m.shape[d] = l as i64;
+    }
+    for (k, (o, st)) in ops.iter().zip(&cst).enumerate() {
+        m.offset[k] = o.offset as i64;
+        for (d, &s) in st.iter().enumerate() {
+            m.strides[k][d] = s as i64;
+        }
+    }
+    for (a, &(ax, dim, st)) in axes.iter().enumerate() {
+        m.ax[a] = ax as i64;
+        m.ax_dim[a] = dim as i64;
+        m.ax_stride[a] = st as i64;
+    }
+    Ok(m)
+}
+
+/// `strides` padded with zeros for `before` leading and `after` trailing walk dims.
+fn padded(strides: &[isize], before: usize, after: usize) -> Vec<isize> {
+    let mut v = vec![0; before];
+    v.extend_from_slice(strides);
+    v.resize(before + strides.len() + after, 0);
+    v
+}
+
+fn input<'a>(op: &str, ins: &'a [Input], i: usize) -> Result<&'a Input> {
+    ins.get(i)
+        .ok_or_else(|| Error::runtime(op, "missing input"))
+}
+
+impl CudaBackend {
+    /// A zeroed error word for one launch's index checks.
+    fn error_word(&self, op: &str) -> Result<crate::device::CudaMem> {
+        let mut w = self.alloc.alloc(op, 32)?;
+        self.alloc
+            .stream
+            .memset_zeros(w.slice_mut()?)
+            .map_err(|e| Error::runtime(op, format!("CUDA error: {e:?}")))?;
+        Ok(w)
+    }
+
+    /// Waits for the launches and turns a recorded bad index into the CPU's IndexError.
+    fn check_error_word(&self, op: &str, w: &crate::device::CudaMem) -> Result<()> {
+        let mut b = [0u8; 32];
+        let s = w.slice()?;
+        let stream = &self.alloc.stream;
+        let e = |e: cudarc::driver::DriverError| Error::runtime(op, format!("CUDA error: {e:?}"));
+        stream.memcpy_dtoh(&s.slice(..32), &mut b[..]).map_err(e)?;
+        stream.synchronize().map_err(e)?;
+        let word = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            i64::from_le_bytes(x)
+        };
+        if word(0) != 0 {
+            return Err(Error::index(
+                op,
+                format!(
+                    "Index {} is out of bounds for axis {} with size {}.",
+                    word(1),
+                    word(2),
+                    word(3)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs a gather walk (`src` then the index arrays) into a new output.
+    fn gather_walk(
+        &self,
+        op: &str,
+        src: &Input,
+        idx: &[&Input],
+        shape: &[usize],
+        m: &IdxMeta,
+    ) -> Result<ArrayData> {
+        let n = size_of(shape);
+        let nbytes = n
+            .checked_mul(src.dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        if n > 0 {
+            let dts: Vec<Dtype> = idx.iter().map(|x| x.dtype).collect();
+            let code = gather_src(src.dtype.size(), &dts)
+                .ok_or_else(|| unsupported(op, "This index dtype"))?;
+            let f = self.compiler.get(op, code)?;
+            let s = self.device_of(op, src)?;
+            let ix: Vec<&CudaSlice<u8>> = idx
+                .iter()
+                .map(|x| self.device_of(op, x))
+                .collect::<Result<_>>()?;
+            let mut err = self.error_word(op)?;
+            {
+                let dst = out.slice_mut()?;
+                let ew = err.slice_mut()?;
+                ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
+                    ffi::arg(b, s);
+                    for x in &ix {
+                        ffi::arg(b, *x);
+                    }
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, m);
+                    ffi::arg(b, &*ew);
+                })?;
+            }
+            self.check_error_word(op, &err)?;
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    /// `Gather { axes }`: output S ++ (source dims not in `axes`).
+    pub(crate) fn gather(
+        &self,
+        op: &str,
+        ins: &[Input],
+        axes: &[usize],
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let src = input(op, ins, 0)?;
+        let idx: Vec<&Input> = ins.iter().skip(1).collect();
+        if idx.len() != axes.len() || idx.len() > MAX_INDEX_ARRAYS {
+            return Err(unsupported(op, "This many index arrays"));
+        }
+        let s_shape = idx.first().map(|x| x.shape.clone()).unwrap_or_default();
+        let s_n = size_of(&s_shape);
+        let (mut rest_strides, mut ax) = (Vec::new(), Vec::new());
+        for (d, (&l, &st)) in src.shape.iter().zip(&src.data.strides).enumerate() {
+            if let Some(k) = axes.iter().position(|&a| a == d) {
+                ax.push((k, (d, l, st)));
+            } else {
+                rest_strides.push(st);
+            }
+        }
+        ax.sort_by_key(|(k, _)| *k);
+        let ax: Vec<Axis> = ax.into_iter().map(|(_, a)| a).collect();
+        if size_of(shape) == 0 && s_n > 0 {
+            // Nothing to copy, but the indices must still be checked: the CPU does it.
+            return Err(unsupported(op, "An empty gather"));
+        }
+        let s_nd = s_shape.len();
+        let mut ops = vec![Operand {
+            strides: padded(&rest_strides, s_nd, 0),
+            offset: src.data.offset,
+        }];
+        for x in &idx {
+            ops.push(Operand {
+                strides: padded(&x.data.strides, 0, rest_strides.len()),
+                offset: x.data.offset,
+            });
+        }
+        let m = idx_meta(op, shape, &ops, &ax)?;
+        self.gather_walk(op, src, &idx, shape, &m)
+    }
+
+    /// `GatherAxis { axis }` (take_along_axis): the output has the indices' shape.
+    pub(crate) fn gather_axis(
+        &self,
+        op: &str,
+        ins: &[Input],
+        axis: usize,
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let (src, ix) = (input(op, ins, 0)?, input(op, ins, 1)?);
+        let (Some(&dim), Some(&st)) = (src.shape.get(axis), src.data.strides.get(axis)) else {
+            return Err(Error::runtime(op, "Bad axis."));
+        };
+        let mut s0 = src.data.strides.clone();
+        s0[axis] = 0;
+        let ops = [
+            Operand {
+                strides: s0,
+                offset: src.data.offset,
+            },
+            Operand {
+                strides: ix.data.strides.clone(),
+                offset: ix.data.offset,
+            },
+        ];
+        let m = idx_meta(op, shape, &ops, &[(axis, dim, st)])?;
+        self.gather_walk(op, src, &[ix], shape, &m)
+    }
+
+    /// A scatter walk over the updates into a copy of `src`.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_walk(
+        &self,
+        op: &str,
+        src: &Input,
+        upd: &Input,
+        idx: &[&Input],
+        mode: ScatterMode,
+        m: &IdxMeta,
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let d = src.dtype;
+        if upd.dtype != d {
+            return Err(unsupported(op, "Updates of another dtype"));
+        }
+        let dts: Vec<Dtype> = idx.iter().map(|x| x.dtype).collect();
+        let srcs: Vec<String> = match mode {
+            ScatterMode::Set => [1, 2]
+                .iter()
+                .map(|&p| scatter_src(d, mode, &dts, p))
+                .collect::<Option<_>>(),
+            _ => scatter_src(d, mode, &dts, 0).map(|s| vec![s]),
+        }
+        .ok_or_else(|| unsupported(op, format!("This scatter on {d}")))?;
+        let nbytes = size_of(shape)
+            .checked_mul(d.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let dst = out.slice_mut()?;
+        self.copy_into(op, src, dst, 0, &contiguous_strides(shape), size_of(shape))?;
+        let n = m.n as usize;
+        let fs = srcs
+            .into_iter()
+            .map(|s| self.compiler.get(op, s))
+            .collect::<Result<Vec<_>>>()?;
+        let u = self.device_of(op, upd)?;
+        let ix: Vec<&CudaSlice<u8>> = idx
+            .iter()
+            .map(|x| self.device_of(op, x))
+            .collect::<Result<_>>()?;
+        let mut err = self.error_word(op)?;
+        let stream = &self.alloc.stream;
+        if n == 0 {
+            // nothing to write
+        } else if let [claim, write] = fs.as_slice() {
+            let wbytes = size_of(shape)
+                .checked_mul(8)
+                .ok_or_else(|| Error::overflow(op))?;
+            let mut win = self.alloc.alloc(op, wbytes)?;
+            let ws = win.slice_mut()?;
+            stream
+                .memset_zeros(ws)
+                .map_err(|e| Error::runtime(op, format!("CUDA error: {e:?}")))?;
+            let ew = err.slice_mut()?;
+            ffi::launch(op, stream, claim, self.grid(n), |b| {
+                for x in &ix {
+                    ffi::arg(b, *x);
+                }
+                ffi::arg(b, &*ws);
+                ffi::arg(b, m);
+                ffi::arg(b, &*ew);
+            })?;
+            ffi::launch(op, stream, write, self.grid(n), |b| {
+                ffi::arg(b, u);
+                for x in &ix {
+                    ffi::arg(b, *x);
+                }
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &*ws);
+                ffi::arg(b, m);
+                ffi::arg(b, &*ew);
+            })?;
+        } else if let [combine] = fs.as_slice() {
+            let ew = err.slice_mut()?;
+            ffi::launch(op, stream, combine, self.grid(n), |b| {
+                ffi::arg(b, u);
+                for x in &ix {
+                    ffi::arg(b, *x);
+                }
+                ffi::arg(b, &*dst);
+                ffi::arg(b, m);
+                ffi::arg(b, &*ew);
+            })?;
+        }
+        self.check_error_word(op, &err)?;
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
+    /// `ScatterAxis { axis, mode }` (put_along_axis): inputs src, indices, values.
+    pub(crate) fn scatter_axis(
+        &self,
+        op: &str,
+        ins: &[Input],
+        axis: usize,
+        mode: ScatterMode,
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let (src, ix, vals) = (input(op, ins, 0)?, input(op, ins, 1)?, input(op, ins, 2)?);
+        let dim = *shape
+            .get(axis)
+            .ok_or_else(|| Error::runtime(op, "Bad axis."))?;
+        let cs = contiguous_strides(shape);
+        let mut d0 = cs.clone();
+        d0[axis] = 0;
+        let ops = [
+            Operand {
+                strides: d0,
+                offset: 0,
+            },
+            Operand {
+                strides: vals.data.strides.clone(),
+                offset: vals.data.offset,
+            },
+            Operand {
+                strides: ix.data.strides.clone(),
+                offset: ix.data.offset,
+            },
+        ];
+        let m = idx_meta(op, &ix.shape, &ops, &[(axis, dim, cs[axis])])?;
+        self.scatter_walk(op, src, vals, &[ix], mode, &m, shape)
+    }
+
+    /// `Scatter { axes, mode }`: inputs src, updates (S ++ rest), idx_0..idx_k (S).
+    pub(crate) fn scatter(
+        &self,
+        op: &str,
+        ins: &[Input],
+        axes: &[usize],
+        mode: ScatterMode,
+        shape: &[usize],
+    ) -> Result<ArrayData> {
+        let (src, upd) = (input(op, ins, 0)?, input(op, ins, 1)?);
+        let idx: Vec<&Input> = ins.iter().skip(2).collect();
+        if idx.len() != axes.len() || idx.len() > MAX_INDEX_ARRAYS {
+            return Err(unsupported(op, "This many index arrays"));
+        }
+        let s_shape = idx.first().map(|x| x.shape.clone()).unwrap_or_default();
+        if size_of(&upd.shape) == 0 && size_of(&s_shape) > 0 {
+            return Err(unsupported(op, "An empty scatter"));
+        }
+        let cs = contiguous_strides(shape);
+        let (mut rest, mut ax) = (Vec::new(), Vec::new());
+        for (d, (&l, &st)) in shape.iter().zip(&cs).enumerate() {
+            if let Some(k) = axes.iter().position(|&a| a == d) {
+                ax.push((k, (d, l, st)));
+            } else {
+                rest.push(st);
+            }
+        }
+        ax.sort_by_key(|(k, _)| *k);
+        let ax: Vec<Axis> = ax.into_iter().map(|(_, a)| a).collect();
+        let s_nd = s_shape.len();
+        if upd.shape.len() != s_nd + rest.len() {
+            return Err(Error::runtime(op, "Update shape mismatch."));
+        }
+        let mut ops = vec![
+            Operand {
+                strides: padded(&rest, s_nd, 0),
+                offset: 0,
+            },
+            Operand {
+                strides: upd.data.strides.clone(),
+                offset: upd.data.offset,
+            },
+        ];
+        for x in &idx {
+            ops.push(Operand {
+                strides: padded(&x.data.strides, 0, rest.len()),
+                offset: x.data.offset,
+            });
+        }
+        let m = idx_meta(op, &upd.shape, &ops, &ax)?;
+        self.scatter_walk(op, src, upd, &idx, mode, &m, shape)
+    }
+}
