@@ -349,7 +349,7 @@ i = mx.array([3, 0, 2])
 outs = [
     mx.softmax(x, axis=-1), x @ x.T, x.astype(mx.bfloat16) @ x.T.astype(mx.bfloat16),
     x.astype(mx.float16) @ x.T.astype(mx.float16), x.astype(mx.float64) @ x.T.astype(mx.float64),
-    x[i], mx.take_along_axis(x, i[:, None], axis=1), mx.put_along_axis(x, i[:, None], x[:3, :1], axis=1),
+    x[i], mx.take_along_axis(x[:3], i[:, None], axis=1), mx.put_along_axis(x[:3], i[:, None], x[:3, :1], axis=1),
     x.at[i].add(1.0), mx.concatenate([x, x], axis=0), mx.random.bits((3, 5), 4, key=mx.random.key(1)),
 ]
 y = x + 0
