@@ -545,3 +545,16 @@ def test_hypothesis_reductions(op, shape, data, keepdims, kind, seed):
     ref = np.asarray(ref)
     assert tuple(y.shape) == ref.shape
     np.testing.assert_allclose(np.array(y).astype(np.float64), ref.astype(np.float64), rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_exclusive_max_min_scans_start_at_dtype_bounds(dtype, reverse):
+    # MLX: an exclusive cummax/cummin starts from the dtype's lowest/highest value
+    info = np.iinfo(dtype)
+    a = np.array([5, 3, 7, 1], dtype=dtype)
+    for op, start, acc in (("cummax", info.min, np.maximum), ("cummin", info.max, np.minimum)):
+        y = np.array(getattr(mx, op)(mx.array(a), reverse=reverse, inclusive=False))
+        b = a[::-1] if reverse else a
+        ref = np.concatenate([[start], acc.accumulate(b)[:-1]]).astype(dtype)
+        np.testing.assert_array_equal(y, ref[::-1] if reverse else ref)

@@ -46,6 +46,19 @@ fn scan_row<T: Copy>(
     }
 }
 
+/// The smallest and largest values of an integer dtype (other than uint64) as i64.
+fn int_bounds(d: Dtype) -> (i64, i64) {
+    match d {
+        Dtype::Int8 => (i8::MIN.into(), i8::MAX.into()),
+        Dtype::Int16 => (i16::MIN.into(), i16::MAX.into()),
+        Dtype::Int32 => (i32::MIN.into(), i32::MAX.into()),
+        Dtype::Uint8 => (0, u8::MAX.into()),
+        Dtype::Uint16 => (0, u16::MAX.into()),
+        Dtype::Uint32 => (0, u32::MAX.into()),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
 pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buffer) -> Result<()> {
     let len = x.shape.last().copied().unwrap_or(1);
     let d = x.dtype;
@@ -136,7 +149,9 @@ pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buf
             }
         },
         _ => crate::with_dtype!(d, T, {
-            // integers: wrap in 64 bits, then narrow (same as wrapping in the dtype)
+            // integers: wrap in 64 bits, then narrow (same as wrapping in the dtype);
+            // exclusive max/min scans start from the dtype's own lowest/highest value.
+            let (lowest, highest) = int_bounds(d);
             match op {
                 ScanOp::Sum => go!(T, T::from_i64(0), |a: T, b: T| T::from_i64(
                     a.to_i64().wrapping_add(b.to_i64())
@@ -147,14 +162,14 @@ pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buf
                 ScanOp::Max => {
                     go!(
                         T,
-                        T::from_i64(i64::MIN),
+                        T::from_i64(lowest),
                         |a: T, b: T| if a.to_i64() >= b.to_i64() { a } else { b }
                     )
                 }
                 ScanOp::Min => {
                     go!(
                         T,
-                        T::from_i64(i64::MAX),
+                        T::from_i64(highest),
                         |a: T, b: T| if a.to_i64() <= b.to_i64() { a } else { b }
                     )
                 }

@@ -424,6 +424,12 @@ impl CudaBackend {
         let (Some(a), Some(b)) = (it.next(), it.next()) else {
             return Err(Error::runtime(op, "missing input"));
         };
+        if !matches!(
+            out_dtype,
+            Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float64
+        ) {
+            return Err(unsupported(op, format!("matmul in {out_dtype}")));
+        }
         let nd = shape.len();
         if nd < 2 || a.shape.len() != nd || b.shape.len() != nd {
             return Err(Error::runtime(op, "matmul operands must have equal ranks"));
