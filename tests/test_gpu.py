@@ -334,6 +334,20 @@ def test_concatenate_and_slice_update(dtype):
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int32, mx.int8, mx.uint16, mx.int64, mx.bool_])
+@pytest.mark.parametrize("op", ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"])
+def test_scans_same_bits_as_cpu(dtype, op):
+    if op == "logcumsumexp" and not mx.issubdtype(dtype, mx.floating):
+        return
+    for shape, axis in (((600, 37), 1), ((37, 600), 0), ((3, 5000), 1), ((4, 0), 1)):
+        x = rand(shape, mx.float32, -1.5, 1.5, seed=shape[0]).astype(dtype)
+        for reverse in (False, True):
+            for inclusive in (True, False):
+                f = lambda x: getattr(mx, op)(x, axis=axis, reverse=reverse, inclusive=inclusive)
+                same(on(mx.gpu, f, x), on(mx.cpu, f, x))
+
+
+@gpu_only
 def test_native_kernels_do_not_fall_back(tmp_path):
     # With OXMX_CUDA_STRICT=1 an op without a GPU kernel raises instead of running on
     # the host, so this proves these ops run on the GPU. It also checks that kernels
@@ -351,6 +365,7 @@ outs = [
     x.astype(mx.float16) @ x.T.astype(mx.float16), x.astype(mx.float64) @ x.T.astype(mx.float64),
     x[i], mx.take_along_axis(x[:3], i[:, None], axis=1), mx.put_along_axis(x[:3], i[:, None], x[:3, :1], axis=1),
     x.at[i].add(1.0), mx.concatenate([x, x], axis=0), mx.random.bits((3, 5), 4, key=mx.random.key(1)),
+    mx.cumsum(x, axis=1), mx.cummax(x.astype(mx.int32), axis=0, reverse=True, inclusive=False),
 ]
 y = x + 0
 y[1:3, ::2] = 7.0
@@ -373,7 +388,7 @@ print("native ok", float(outs[1].sum()))
 
 @gpu_only
 def test_primitives_without_kernels_still_work():
-    # scans and sorts run on the host for now, with the same results
+    # sorts, complex elementwise ops and scans over a few long rows run on the host
     k = mx.random.key(42)
     np.testing.assert_array_equal(np.array(on(mx.gpu, lambda: mx.random.uniform(shape=(1000,), key=k))), np.array(on(mx.cpu, lambda: mx.random.uniform(shape=(1000,), key=k))))
     x = rand((5, 7), mx.float32, seed=10)

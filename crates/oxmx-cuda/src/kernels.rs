@@ -637,3 +637,88 @@ extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned c
 {store}  }}\n}}\n"
     )
 }
+
+/// Scan along contiguous rows, one thread per row, in the CPU backend's order and
+/// arithmetic (floats accumulate in double and round to the dtype at every step), so the
+/// results are the same bits. None for combinations the CPU rejects (they fail there)
+/// or complex64 (host fallback).
+pub fn scan_src(
+    op: oxmx_core::primitive::ScanOp,
+    d: Dtype,
+    reverse: bool,
+    inclusive: bool,
+) -> Option<String> {
+    use oxmx_core::primitive::ScanOp::*;
+    let t = ctype(d)?;
+    let (acc, init, comb): (&str, String, String) = if d == Dtype::Bool {
+        match op {
+            Max | Sum => ("int", "0".into(), "(a | b)".into()),
+            Min | Prod => ("int", "1".into(), "(a & b)".into()),
+            LogAddExp => return None,
+        }
+    } else if d.is_float() {
+        let round = format!("(double)({t})");
+        let c = match op {
+            Sum => format!("{round}(a + b)"),
+            Prod => format!("{round}(a * b)"),
+            Max => "((isnan(a) || a >= b) ? a : b)".into(),
+            Min => "((isnan(a) || a <= b) ? a : b)".into(),
+            LogAddExp => format!("{round}((isnan(a) || isnan(b)) ? a + b : (isinf(fmax(a, b)) ? fmax(a, b) : fmax(a, b) + log1p(exp(-fabs(a - b)))))"),
+        };
+        let init = match op {
+            Sum => "0.0",
+            Prod => "1.0",
+            Max | LogAddExp => "-(double)OX_INF",
+            Min => "(double)OX_INF",
+        };
+        ("double", init.into(), c)
+    } else {
+        // Integers wrap (computed unsigned: signed overflow is undefined in C).
+        let (lo, hi) = match d {
+            Dtype::Int8 => ("-128", "127"),
+            Dtype::Int16 => ("-32768", "32767"),
+            Dtype::Int32 => ("(-2147483647-1)", "2147483647"),
+            Dtype::Int64 => ("(-9223372036854775807LL-1)", "9223372036854775807LL"),
+            _ => ("0", "(T)~0ull"),
+        };
+        match op {
+            Sum => (
+                t,
+                "0".into(),
+                "(T)((unsigned long long)a + (unsigned long long)b)".into(),
+            ),
+            Prod => (
+                t,
+                "1".into(),
+                "(T)((unsigned long long)a * (unsigned long long)b)".into(),
+            ),
+            Max => (t, lo.into(), "(a >= b ? a : b)".into()),
+            Min => (t, hi.into(), "(a <= b ? a : b)".into()),
+            LogAddExp => return None,
+        }
+    };
+    let load = if d == Dtype::Bool {
+        "(ACC)(x[i] != 0)"
+    } else {
+        "(ACC)x[i]"
+    };
+    let store = if d == Dtype::Bool {
+        "(unsigned char)(acc != 0)"
+    } else {
+        "(T)acc"
+    };
+    let idx = if reverse { "len - 1 - j" } else { "j" };
+    let step = if inclusive {
+        format!("acc = j == 0 ? v : comb(acc, v); y[i] = {store};")
+    } else {
+        format!("y[i] = {store}; acc = comb(acc, v);")
+    };
+    Some(format!(
+        "{PRELUDE}\ntypedef {t} T;\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+extern \"C\" __global__ void k(const T* __restrict__ in, T* __restrict__ out, long long rows, long long len) {{\n\
+  for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += (long long)gridDim.x * blockDim.x) {{\n\
+    const T* x = in + r * len; T* y = out + r * len; ACC acc = (ACC)({init});\n\
+    for (long long j = 0; j < len; ++j) {{ long long i = {idx}; ACC v = {load}; {step} }}\n\
+  }}\n}}\n"
+    ))
+}

@@ -690,6 +690,52 @@ impl CudaBackend {
         ))
     }
 
+    /// Scans run one thread per row; a few long rows are left to the CPU backend (the
+    /// same bits, with the parallelism this kernel lacks).
+    fn scan(
+        &self,
+        op: &str,
+        x: Input,
+        (sop, reverse, inclusive): (oxmx_core::primitive::ScanOp, bool, bool),
+        shape: &[usize],
+        dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let len = shape.last().copied().unwrap_or(1);
+        let n = size_of(shape);
+        let rows = n.checked_div(len).unwrap_or(0);
+        if x.dtype != dtype || (rows < 512 && len > 2048) {
+            return Err(unsupported(op, "A scan over a few long rows"));
+        }
+        let src = kernels::scan_src(sop, dtype, reverse, inclusive)
+            .ok_or_else(|| unsupported(op, format!("This scan on {dtype}")))?;
+        let x = self.contiguous_input(op, x)?;
+        let nbytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        if n > 0 {
+            let f = self.compiler.get(op, src)?;
+            let input = self.device_of(op, &x)?;
+            let dst = out.slice_mut()?;
+            let (r, l) = (rows as i64, len as i64);
+            let cfg = LaunchConfig {
+                grid_dim: (rows.div_ceil(128).clamp(1, 65_535) as u32, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &r);
+                ffi::arg(b, &l);
+            })?;
+        }
+        Ok(ArrayData::contiguous(
+            Buffer::from_device(Box::new(out), nbytes),
+            shape,
+        ))
+    }
+
     fn random_bits(
         &self,
         op: &str,
@@ -842,6 +888,17 @@ impl CudaBackend {
             }
             Primitive::SliceUpdate { start, strides, .. } => {
                 self.slice_update(op, &ins, start, strides, out_shape, out_dtype)
+            }
+            Primitive::Scan {
+                op: sop,
+                reverse,
+                inclusive,
+            } => {
+                let x = ins
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.scan(op, x, (*sop, *reverse, *inclusive), out_shape, out_dtype)
             }
             Primitive::Gather { axes } => self.gather(op, &ins, axes, out_shape),
             Primitive::GatherAxis { axis } => self.gather_axis(op, &ins, *axis, out_shape),
