@@ -344,7 +344,11 @@ def test_scans_same_bits_as_cpu(dtype, op):
         for reverse in (False, True):
             for inclusive in (True, False):
                 f = lambda x: getattr(mx, op)(x, axis=axis, reverse=reverse, inclusive=inclusive)
-                same(on(mx.gpu, f, x), on(mx.cpu, f, x))
+                if op == "logcumsumexp":
+                    # exp/log1p of CUDA's libdevice and glibc can differ in the last bit
+                    close(on(mx.gpu, f, x), on(mx.cpu, f, x), dtype)
+                else:
+                    same(on(mx.gpu, f, x), on(mx.cpu, f, x))
 
 
 @gpu_only

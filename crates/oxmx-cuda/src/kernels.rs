@@ -640,7 +640,7 @@ extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned c
 
 /// Scan along contiguous rows, one thread per row, in the CPU backend's order and
 /// arithmetic (floats accumulate in double and round to the dtype at every step), so the
-/// results are the same bits. None for combinations the CPU rejects (they fail there)
+/// results are the same bits (logaddexp up to the last bit of exp/log1p). None for combinations the CPU rejects (they fail there)
 /// or complex64 (host fallback).
 pub fn scan_src(
     op: oxmx_core::primitive::ScanOp,
