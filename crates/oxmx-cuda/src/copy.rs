@@ -3,10 +3,9 @@
 //! checked to lie inside the output before the launch.
 
 use crate::ffi::{self, Meta, MAX_DIMS};
-use crate::{unsupported, CudaBackend};
+use crate::{on_device, unsupported, CudaBackend};
 use cudarc::driver::CudaSlice;
 use oxmx_core::backend::Input;
-use oxmx_core::memory::Buffer;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
 
@@ -127,10 +126,7 @@ impl CudaBackend {
                 .get(axis)
                 .ok_or_else(|| Error::runtime(op, "Bad axis."))? as isize;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     pub(crate) fn slice_update(
@@ -168,9 +164,6 @@ impl CudaBackend {
             wstr.push(p.checked_mul(o).ok_or_else(|| Error::overflow(op))?);
         }
         self.copy_into(op, upd, dst, off, &wstr, n_out)?;
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 }

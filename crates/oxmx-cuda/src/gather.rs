@@ -7,10 +7,9 @@
 
 use crate::ffi::{self, IdxMeta, IDX_OPS, MAX_DIMS, MAX_INDEX_ARRAYS};
 use crate::kernels::{ctype, PRELUDE};
-use crate::{unsupported, CudaBackend};
+use crate::{on_device, unsupported, CudaBackend};
 use cudarc::driver::CudaSlice;
 use oxmx_core::backend::Input;
-use oxmx_core::memory::Buffer;
 use oxmx_core::primitive::ScatterMode;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
@@ -287,10 +286,7 @@ impl CudaBackend {
             }
             self.check_error_word(op, &err)?;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     /// `Gather { axes }`: output S ++ (source dims not in `axes`).
@@ -451,10 +447,7 @@ impl CudaBackend {
             })?;
         }
         self.check_error_word(op, &err)?;
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     /// `ScatterAxis { axis, mode }` (put_along_axis): inputs src, indices, values.

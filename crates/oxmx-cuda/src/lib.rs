@@ -109,6 +109,11 @@ fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
     }
 }
 
+/// An array over a fresh device output buffer of `nbytes`.
+fn on_device(out: device::CudaMem, nbytes: usize, shape: &[usize]) -> ArrayData {
+    ArrayData::contiguous(Buffer::from_device(Box::new(out), nbytes), shape)
+}
+
 fn unsupported(op: &str, what: impl std::fmt::Display) -> Error {
     Error::Unsupported {
         op: op.to_string(),
@@ -205,10 +210,7 @@ impl CudaBackend {
             .ok_or_else(|| Error::overflow(op))?;
         let mut out = self.alloc.alloc(op, nbytes)?;
         self.elementwise_into(op, ins, shape, out_dtype, ct, expr, out.slice_mut()?)?;
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     /// `elementwise` into a given contiguous device buffer of the output's size.
@@ -391,10 +393,7 @@ impl CudaBackend {
                 })?;
             }
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     fn contiguous_input(&self, op: &str, x: Input) -> Result<Input> {
@@ -474,10 +473,7 @@ impl CudaBackend {
         let mut out = self.alloc.alloc(op, nbytes)?;
         let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
         lt.matmul(&p, db, da, out.slice_mut()?)?;
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     fn blas_lt(&self, op: &str) -> Result<&blaslt::BlasLt> {
@@ -646,10 +642,7 @@ impl CudaBackend {
                 ffi::arg(b, &len);
             })?;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     fn arg_reduce(
@@ -684,10 +677,7 @@ impl CudaBackend {
         } else if n_out > 0 {
             return Err(unsupported(op, "An arg-reduction over an empty axis"));
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     /// Scans run one thread per row; a few long rows are left to the CPU backend (the
@@ -730,10 +720,7 @@ impl CudaBackend {
                 ffi::arg(b, &l);
             })?;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     fn random_bits(
@@ -779,10 +766,7 @@ impl CudaBackend {
                 ffi::arg(b, &pk);
             })?;
         }
-        Ok(ArrayData::contiguous(
-            Buffer::from_device(Box::new(out), nbytes),
-            shape,
-        ))
+        Ok(on_device(out, nbytes, shape))
     }
 
     fn host_fallback(
@@ -850,10 +834,7 @@ impl CudaBackend {
                         ffi::arg(b, &nn);
                     })?;
                 }
-                Ok(ArrayData::contiguous(
-                    Buffer::from_device(Box::new(out), nbytes),
-                    out_shape,
-                ))
+                Ok(on_device(out, nbytes, out_shape))
             }
             Primitive::Reduce { op: r, axes } => {
                 let x = ins
