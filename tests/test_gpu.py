@@ -351,6 +351,54 @@ def test_scans_same_bits_as_cpu(dtype, op):
                     same(on(mx.gpu, f, x), on(mx.cpu, f, x))
 
 
+COMPLEX_UNARY = ["abs", "negative", "sign", "square", "sqrt", "rsqrt", "reciprocal", "exp", "expm1", "log", "log2", "log10", "log1p",
+                 "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh",
+                 "conjugate", "real", "imag", "isnan", "isinf", "isfinite", "isposinf", "isneginf"]
+
+
+def _complex(shape, seed):
+    r = np.random.default_rng(seed)
+    return mx.array((r.uniform(-2, 2, shape) + 1j * r.uniform(-2, 2, shape)).astype(np.complex64))
+
+
+def close_c(got, want, tol=2e-5):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=tol, atol=tol)
+
+
+@gpu_only
+@pytest.mark.parametrize("name", COMPLEX_UNARY)
+def test_complex_unary(name):
+    z = _complex((7, 9), 20)
+    z[0, :4] = mx.array([0j, 1 + 0j, complex("nan+1j"), complex("inf+0j")]).astype(mx.complex64)
+    f = getattr(mx, name)
+    g = lambda z: f(z[1:]) if name not in ("isnan", "isinf", "isfinite", "isposinf", "isneginf") else f(z)
+    close_c(on(mx.gpu, g, z), on(mx.cpu, g, z), 1e-4 if name.startswith("arc") else 2e-5)
+
+
+@gpu_only
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "equal", "not_equal"])
+def test_complex_binary_broadcast(name):
+    a, b = _complex((4, 1, 6), 21), _complex((3, 6), 22)
+    f = getattr(mx, name)
+    close_c(on(mx.gpu, f, a, b), on(mx.cpu, f, a, b), 1e-4)
+
+
+@gpu_only
+def test_complex_casts_reductions_where():
+    z = _complex((5, 8), 23)
+    z[0, 0] = 0j
+    for d in (mx.float32, mx.float16, mx.int32, mx.bool_, mx.float64):
+        same(on(mx.gpu, lambda z: z.astype(d), z), on(mx.cpu, lambda z: z.astype(d), z))
+    x = rand((5, 8), mx.float32, seed=24)
+    for d in (mx.float32, mx.float16, mx.int32, mx.bool_):
+        same(on(mx.gpu, lambda x: x.astype(d).astype(mx.complex64), x), on(mx.cpu, lambda x: x.astype(d).astype(mx.complex64), x))
+    for f in (lambda z: z.sum(), lambda z: z.sum(axis=0), lambda z: z.prod(axis=1), lambda z: mx.where(z.real > 0, z, -z), lambda z: z.T + 1):
+        close_c(on(mx.gpu, f, z), on(mx.cpu, f, z), 1e-4)
+    big = _complex((1 << 18,), 25)
+    close_c(on(mx.gpu, lambda z: z.sum(), big), on(mx.cpu, lambda z: z.sum(), big), 1e-2)
+
+
 @gpu_only
 def test_native_kernels_do_not_fall_back(tmp_path):
     # With OXMX_CUDA_STRICT=1 an op without a GPU kernel raises instead of running on
@@ -370,6 +418,7 @@ outs = [
     x[i], mx.take_along_axis(x[:3], i[:, None], axis=1), mx.put_along_axis(x[:3], i[:, None], x[:3, :1], axis=1),
     x.at[i].add(1.0), mx.concatenate([x, x], axis=0), mx.random.bits((3, 5), 4, key=mx.random.key(1)),
     mx.cumsum(x, axis=1), mx.cummax(x.astype(mx.int32), axis=0, reverse=True, inclusive=False),
+    mx.exp(x.astype(mx.complex64) * 1j).sum(axis=0), mx.abs(x.astype(mx.complex64) / (x + 1j)),
 ]
 y = x + 0
 y[1:3, ::2] = 7.0

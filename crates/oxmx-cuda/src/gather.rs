@@ -91,6 +91,9 @@ fn gather_src(elem: usize, idx: &[Dtype]) -> Option<String> {
 /// How a scatter combines into one destination element atomically, or None when the
 /// dtype has no suitable atomic (those scatters run on the CPU backend).
 fn atomic_apply(d: Dtype, mode: ScatterMode) -> Option<String> {
+    if d.is_complex() {
+        return None;
+    }
     let t = ctype(d)?;
     if mode == ScatterMode::Add {
         let call = match d {

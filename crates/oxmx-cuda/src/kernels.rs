@@ -25,7 +25,7 @@ pub fn ctype(d: Dtype) -> Option<&'static str> {
         Dtype::Bfloat16 => "__nv_bfloat16",
         Dtype::Float32 => "float",
         Dtype::Float64 => "double",
-        Dtype::Complex64 => return None,
+        Dtype::Complex64 => "cplx",
     })
 }
 
@@ -58,6 +58,135 @@ template <typename T> __device__ __forceinline__ T py_irem(T x, T y) { if (y == 
 template <typename T> __device__ __forceinline__ T lae(T x, T y) { if (isnan(x) || isnan(y)) return x + y; T m = x > y ? x : y; return isinf(m) ? m : m + log1p(exp(-fabs(x - y))); }
 "#;
 
+/// complex64 as two floats, with the arithmetic and functions of the CPU backend
+/// (num_complex's formulas: naive division, ln = (ln|z|, arg z), the inverse functions
+/// through ln and sqrt), included in kernels that touch complex data.
+const COMPLEX: &str = r#"
+struct __align__(8) cplx {
+  float re, im;
+  cplx() = default;
+  __device__ __forceinline__ cplx(float r, float i) : re(r), im(i) {}
+  template <typename U> __device__ __forceinline__ cplx(U r) : re((float)r), im(0.f) {}
+};
+__device__ __forceinline__ cplx operator+(cplx a, cplx b) { return cplx(a.re + b.re, a.im + b.im); }
+__device__ __forceinline__ cplx operator-(cplx a, cplx b) { return cplx(a.re - b.re, a.im - b.im); }
+__device__ __forceinline__ cplx operator-(cplx a) { return cplx(-a.re, -a.im); }
+__device__ __forceinline__ cplx operator*(cplx a, cplx b) { return cplx(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re); }
+__device__ __forceinline__ cplx operator/(cplx a, cplx b) { float d = b.re * b.re + b.im * b.im; return cplx((a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d); }
+__device__ __forceinline__ cplx operator/(cplx a, float s) { return cplx(a.re / s, a.im / s); }
+__device__ __forceinline__ bool operator==(cplx a, cplx b) { return a.re == b.re && a.im == b.im; }
+__device__ __forceinline__ bool operator!=(cplx a, cplx b) { return !(a == b); }
+__device__ __forceinline__ bool operator<(cplx a, cplx b) { return a.re < b.re || (a.re == b.re && a.im < b.im); }
+__device__ __forceinline__ bool operator>(cplx a, cplx b) { return b < a; }
+__device__ __forceinline__ bool operator<=(cplx a, cplx b) { return a < b || a == b; }
+__device__ __forceinline__ bool operator>=(cplx a, cplx b) { return b < a || a == b; }
+__device__ __forceinline__ float abs(cplx a) { return hypotf(a.re, a.im); }
+__device__ __forceinline__ cplx conj(cplx a) { return cplx(a.re, -a.im); }
+__device__ __forceinline__ cplx exp(cplx a) { float e = expf(a.re); return cplx(e * cosf(a.im), e * sinf(a.im)); }
+__device__ __forceinline__ cplx log(cplx a) { return cplx(logf(abs(a)), atan2f(a.im, a.re)); }
+__device__ __forceinline__ cplx sqrt(cplx a) {
+  if (a.re == 0.f && a.im == 0.f) return cplx(0.f, a.im);
+  float t = sqrtf((abs(a) + fabsf(a.re)) * 0.5f);
+  return a.re >= 0.f ? cplx(t, a.im / (2.f * t)) : cplx(fabsf(a.im) / (2.f * t), copysignf(t, a.im));
+}
+__device__ __forceinline__ cplx sin(cplx a) { return cplx(sinf(a.re) * coshf(a.im), cosf(a.re) * sinhf(a.im)); }
+__device__ __forceinline__ cplx cos(cplx a) { return cplx(cosf(a.re) * coshf(a.im), -sinf(a.re) * sinhf(a.im)); }
+__device__ __forceinline__ cplx tan(cplx a) { float r = 2.f * a.re, i = 2.f * a.im; return cplx(sinf(r), sinhf(i)) / (cosf(r) + coshf(i)); }
+__device__ __forceinline__ cplx sinh(cplx a) { return cplx(sinhf(a.re) * cosf(a.im), coshf(a.re) * sinf(a.im)); }
+__device__ __forceinline__ cplx cosh(cplx a) { return cplx(coshf(a.re) * cosf(a.im), sinhf(a.re) * sinf(a.im)); }
+__device__ __forceinline__ cplx tanh(cplx a) { float r = 2.f * a.re, i = 2.f * a.im; return cplx(sinhf(r), sinf(i)) / (coshf(r) + cosf(i)); }
+__device__ __forceinline__ cplx asin(cplx z) { cplx i(0.f, 1.f); return -i * log(sqrt(cplx(1.f) - z * z) + i * z); }
+__device__ __forceinline__ cplx acos(cplx z) { cplx i(0.f, 1.f); return -i * log(i * sqrt(cplx(1.f) - z * z) + z); }
+__device__ __forceinline__ cplx atan(cplx z) {
+  cplx i(0.f, 1.f);
+  if (z == i) return cplx(0.f, OX_INF);
+  if (z == -i) return cplx(0.f, -OX_INF);
+  return (log(cplx(1.f) + i * z) - log(cplx(1.f) - i * z)) / cplx(0.f, 2.f);
+}
+__device__ __forceinline__ cplx asinh(cplx z) { return log(z + sqrt(cplx(1.f) + z * z)); }
+__device__ __forceinline__ cplx acosh(cplx z) { return cplx(2.f) * log(sqrt((z + cplx(1.f)) / cplx(2.f)) + sqrt((z - cplx(1.f)) / cplx(2.f))); }
+__device__ __forceinline__ cplx atanh(cplx z) {
+  if (z == cplx(1.f)) return cplx(OX_INF, 0.f);
+  if (z == cplx(-1.f)) return cplx(-OX_INF, 0.f);
+  return (log(cplx(1.f) + z) - log(cplx(1.f) - z)) / cplx(2.f);
+}
+__device__ __forceinline__ cplx cpow(cplx x, cplx y) { if (y.re == 0.f && y.im == 0.f) return cplx(1.f); return exp(log(x) * y); }
+"#;
+
+/// The kernel prelude, with the complex type when a dtype involved is complex64.
+fn prelude(dtypes: &[Dtype]) -> String {
+    if dtypes.contains(&Dtype::Complex64) {
+        format!("{PRELUDE}{COMPLEX}")
+    } else {
+        PRELUDE.to_string()
+    }
+}
+
+/// Unary ops on complex64 (the CPU backend's set; others fail there).
+fn complex_unary(op: UnaryOp) -> Option<String> {
+    use UnaryOp::*;
+    let s = match op {
+        Abs => "abs(x)",
+        Negative => "-x",
+        Sign => "(abs(x) == 0.f ? (CT)0 : x / abs(x))",
+        Square => "x * x",
+        Sqrt => "sqrt(x)",
+        Rsqrt => "(CT)1 / sqrt(x)",
+        Reciprocal => "(CT)1 / x",
+        Exp => "exp(x)",
+        Expm1 => "exp(x) - (CT)1",
+        Log => "log(x)",
+        Log2 => "log(x) / 0.693147180559945309f",
+        Log10 => "log(x) / 2.302585092994045684f",
+        Log1p => "log(x + (CT)1)",
+        Sin => "sin(x)",
+        Cos => "cos(x)",
+        Tan => "tan(x)",
+        ArcSin => "asin(x)",
+        ArcCos => "acos(x)",
+        ArcTan => "atan(x)",
+        Sinh => "sinh(x)",
+        Cosh => "cosh(x)",
+        Tanh => "tanh(x)",
+        ArcSinh => "asinh(x)",
+        ArcCosh => "acosh(x)",
+        ArcTanh => "atanh(x)",
+        Sigmoid => "(CT)1 / ((CT)1 + exp(-x))",
+        Conjugate => "conj(x)",
+        Real => "x.re",
+        Imag => "x.im",
+        IsNan => "(isnan(x.re) || isnan(x.im))",
+        IsFinite => "(isfinite(x.re) && isfinite(x.im))",
+        IsInf => "(isinf(x.re) || isinf(x.im))",
+        IsPosInf => "((isinf(x.re) && x.re > 0) || (isinf(x.im) && x.im > 0))",
+        IsNegInf => "((isinf(x.re) && x.re < 0) || (isinf(x.im) && x.im < 0))",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+/// Binary ops on complex64 (comparisons are lexicographic, as on the CPU).
+fn complex_binary(op: BinaryOp) -> Option<String> {
+    use BinaryOp::*;
+    let s = match op {
+        Add => "x + y",
+        Subtract => "x - y",
+        Multiply => "x * y",
+        Divide => "x / y",
+        Power => "cpow(x, y)",
+        Maximum => "(y < x ? x : y)",
+        Minimum => "(x < y ? x : y)",
+        Equal => "x == y",
+        NotEqual => "x != y",
+        Less => "x < y",
+        LessEqual => "x <= y",
+        Greater => "x > y",
+        GreaterEqual => "x >= y",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
 fn float_like(d: Dtype) -> bool {
     d.is_float()
 }
@@ -65,6 +194,9 @@ fn float_like(d: Dtype) -> bool {
 /// The expression of a unary op over `x` (of the compute type `CT`), or None.
 pub fn unary_expr(op: UnaryOp, d: Dtype) -> Option<String> {
     use UnaryOp::*;
+    if d == Dtype::Complex64 {
+        return complex_unary(op);
+    }
     let f = float_like(d);
     let s = match op {
         Abs if f => "fabs(x)",
@@ -125,6 +257,9 @@ pub fn unary_expr(op: UnaryOp, d: Dtype) -> Option<String> {
 /// The expression of a binary op over `x`, `y` (compute type `CT`), or None.
 pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
     use BinaryOp::*;
+    if d == Dtype::Complex64 {
+        return complex_binary(op);
+    }
     let f = float_like(d);
     let bits = d.size() * 8;
     let s = match op {
@@ -234,8 +369,11 @@ pub fn elementwise_src(
             )
         }
     };
+    let mut all = ins.to_vec();
+    all.push(out);
+    let pre = prelude(&all);
     Some(format!(
-        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {ct} CT;\nextern \"C\" __global__ void k({params}{ot}* __restrict__ out, Meta m) {{\n  {grid}\n{body}}}\n"
+        "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {ct} CT;\nextern \"C\" __global__ void k({params}{ot}* __restrict__ out, Meta m) {{\n  {grid}\n{body}}}\n"
     ))
 }
 
@@ -330,6 +468,10 @@ pub fn partial_dtype(op: ReduceOp, out: Dtype) -> Dtype {
 /// One block (256 threads) per output element and chunk (`blockIdx.y`); threads stride over the reduced
 /// elements, then a shared-memory tree combines them.
 pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<String> {
+    let complex = inp == Dtype::Complex64 || out == Dtype::Complex64;
+    if complex && !(matches!(op, ReduceOp::Sum | ReduceOp::Prod) && inp == out) {
+        return None;
+    }
     let it = ctype(inp)?;
     let ot = ctype(out)?;
     let (acc, float) = match op {
@@ -371,8 +513,9 @@ pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<Str
     } else {
         format!("({ot})(a)")
     };
+    let pre = prelude(&[inp, out]);
     Some(format!(
-        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+        "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
 extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long chunk) {{\n\
   __shared__ ACC sh[256];\n\
   long long o = blockIdx.x; long long base = m.offset; long long r = o;\n\
@@ -389,6 +532,9 @@ extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ o
 
 /// `out[i] = start + i * step` in the output dtype.
 pub fn arange_src(out: Dtype) -> Option<String> {
+    if out.is_complex() {
+        return None;
+    }
     let ot = ctype(out)?;
     Some(format!(
         "{PRELUDE}\nextern \"C\" __global__ void k({ot}* out, double start, double step, long long n) {{\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = ({ot})(start + (double)i * step);\n}}\n"
@@ -513,6 +659,9 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, {t}* __restrict__ out
 
 /// Index (uint32) of the max/min along one axis; ties and NaNs go to the first index.
 pub fn arg_reduce_src(max: bool, d: Dtype) -> Option<String> {
+    if d.is_complex() {
+        return None;
+    }
     let t = ctype(d)?;
     let acc = compute_type(d)?;
     let (better, nan) = if max {
@@ -649,6 +798,9 @@ pub fn scan_src(
     inclusive: bool,
 ) -> Option<String> {
     use oxmx_core::primitive::ScanOp::*;
+    if d.is_complex() {
+        return None;
+    }
     let t = ctype(d)?;
     let (acc, init, comb): (&str, String, String) = if d == Dtype::Bool {
         match op {

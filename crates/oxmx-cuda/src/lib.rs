@@ -813,7 +813,13 @@ impl CudaBackend {
                 self.elementwise(op, &ins, out_shape, out_dtype, ct_of(d)?, "x ? y : z")
             }
             Primitive::AsType(_) | Primitive::Copy => {
-                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, "x")
+                // complex64 to a real dtype keeps the real part; to bool, "nonzero".
+                let expr = match (in_dtype.is_complex(), out_dtype) {
+                    (true, Dtype::Bool) => "(x.re != 0.f || x.im != 0.f)",
+                    (true, d) if !d.is_complex() => "x.re",
+                    _ => "x",
+                };
+                self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, expr)
             }
             Primitive::Arange { start, step } => {
                 let n = size_of(out_shape);
