@@ -400,6 +400,28 @@ def test_complex_casts_reductions_where():
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int32, mx.uint8, mx.int64, mx.uint64, mx.bool_, mx.complex64])
+@pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 2048, 3000])
+def test_sort_argsort_same_as_cpu(dtype, n):
+    # many ties (stability decides argsort), NaN, -0.0 and 0.0; 3000 runs on the host
+    r = np.random.default_rng(n)
+    a = r.integers(-4, 5, (3, n)).astype(np.float32)
+    a[0, : n // 3] = 0.0
+    a[0, n // 3 : n // 2] = -0.0
+    if n > 3:
+        a[1, 3] = np.nan
+        a[2, 1] = np.inf
+    x = mx.array(a).astype(dtype) if dtype != mx.complex64 else mx.array(a + 1j * r.integers(-2, 2, (3, n)).astype(np.float32))
+    for f in (lambda x: mx.sort(x, axis=-1), lambda x: mx.argsort(x, axis=-1), lambda x: mx.sort(x, axis=0), lambda x: mx.argsort(x.T, axis=-1)):
+        got, want = on(mx.gpu, f, x), on(mx.cpu, f, x)
+        if got.dtype in (mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.complex64):
+            np.testing.assert_array_equal(np.array(got.astype(mx.float32) if got.dtype == mx.bfloat16 else got), np.array(want.astype(mx.float32) if want.dtype == mx.bfloat16 else want))
+            np.testing.assert_array_equal(np.signbit(np.array(got.astype(mx.float32).real if got.dtype == mx.complex64 else got.astype(mx.float32))), np.signbit(np.array(want.astype(mx.float32).real if want.dtype == mx.complex64 else want.astype(mx.float32))))
+        else:
+            same(got, want)
+
+
+@gpu_only
 def test_native_kernels_do_not_fall_back(tmp_path):
     # With OXMX_CUDA_STRICT=1 an op without a GPU kernel raises instead of running on
     # the host, so this proves these ops run on the GPU. It also checks that kernels
@@ -419,6 +441,7 @@ outs = [
     x.at[i].add(1.0), mx.concatenate([x, x], axis=0), mx.random.bits((3, 5), 4, key=mx.random.key(1)),
     mx.cumsum(x, axis=1), mx.cummax(x.astype(mx.int32), axis=0, reverse=True, inclusive=False),
     mx.exp(x.astype(mx.complex64) * 1j).sum(axis=0), mx.abs(x.astype(mx.complex64) / (x + 1j)),
+    mx.sort(-x, axis=1), mx.argsort(x[:, ::-1], axis=1),
 ]
 y = x + 0
 y[1:3, ::2] = 7.0
@@ -440,12 +463,13 @@ print("native ok", float(outs[1].sum()))
 
 
 @gpu_only
-def test_primitives_without_kernels_still_work():
-    # sorts, complex elementwise ops and scans over a few long rows run on the host
-    k = mx.random.key(42)
-    np.testing.assert_array_equal(np.array(on(mx.gpu, lambda: mx.random.uniform(shape=(1000,), key=k))), np.array(on(mx.cpu, lambda: mx.random.uniform(shape=(1000,), key=k))))
-    x = rand((5, 7), mx.float32, seed=10)
-    for f in (lambda x: x[mx.array([4, 0, 2])], lambda x: mx.cumsum(x, axis=1), lambda x: mx.sort(x, axis=0), lambda x: mx.concatenate([x, x], axis=1)):
-        np.testing.assert_array_equal(np.array(on(mx.gpu, f, x)), np.array(on(mx.cpu, f, x)))
+def test_host_fallbacks_still_work():
+    # rows longer than 2048 (sort), a few long rows (scans), complex max and integer
+    # matmul run on the CPU backend over host copies, with the CPU's results
+    x = rand((2, 3000), mx.float32, seed=10)
+    z = _complex((3, 4), 26)
+    i = mx.array([[1, 2], [3, 4]])
+    for f, a in ((lambda x: mx.sort(x, axis=-1), x), (lambda x: mx.cumsum(x, axis=-1), x), (lambda z: z.max(axis=1), z), (lambda i: i @ i, i)):
+        same(on(mx.gpu, f, a), on(mx.cpu, f, a))
     with pytest.raises(IndexError):
         on(mx.gpu, lambda x: x[mx.array([9])], x)

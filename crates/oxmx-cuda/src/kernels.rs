@@ -874,3 +874,57 @@ extern \"C\" __global__ void k(const T* __restrict__ in, T* __restrict__ out, lo
   }}\n}}\n"
     ))
 }
+
+/// Longest row the shared-memory sort takes (longer rows are sorted by the CPU backend).
+pub const SORT_MAX_ROW: usize = 2048;
+
+/// Sort (or argsort) of contiguous rows: one block per row, a bitonic network in shared
+/// memory over (key, position) pairs. Ties are broken by position, so the result is the
+/// CPU's stable sort exactly; NaN sorts last (complex: by real, then imaginary part).
+pub fn sort_src(d: Dtype) -> Option<String> {
+    let t = ctype(d)?;
+    let less = if d == Dtype::Complex64 {
+        "fless(a.re, b.re) || (!fless(b.re, a.re) && fless(a.im, b.im))"
+    } else if d.is_float() {
+        "fless((float_t)a, (float_t)b)"
+    } else {
+        "a < b"
+    };
+    let ft = if d == Dtype::Float64 {
+        "double"
+    } else {
+        "float"
+    };
+    Some(format!(
+        "{pre}\ntypedef {t} T;\ntypedef {ft} float_t;\n\
+__device__ __forceinline__ bool fless(float_t x, float_t y) {{ if (isnan(x)) return false; if (isnan(y)) return true; return x < y; }}\n\
+__device__ __forceinline__ bool less_key(T a, T b) {{ return {less}; }}\n\
+#define PAD 0xffffffffu\n\
+__device__ __forceinline__ bool before(T a, unsigned ia, T b, unsigned ib) {{\n\
+  if (ia == PAD) return false; if (ib == PAD) return true;\n\
+  if (less_key(a, b)) return true; if (less_key(b, a)) return false; return ia < ib; }}\n\
+extern \"C\" __global__ void k(const T* __restrict__ in, T* __restrict__ outv, unsigned* __restrict__ outi, long long len, int p, int arg) {{\n\
+  __shared__ T sk[{max}]; __shared__ unsigned si[{max}];\n\
+  const T* x = in + (long long)blockIdx.x * len;\n\
+  for (int i = threadIdx.x; i < p; i += blockDim.x) {{ if (i < len) {{ sk[i] = x[i]; si[i] = (unsigned)i; }} else si[i] = PAD; }}\n\
+  __syncthreads();\n\
+  for (int kk = 2; kk <= p; kk <<= 1)\n\
+    for (int j = kk >> 1; j > 0; j >>= 1) {{\n\
+      for (int i = threadIdx.x; i < p; i += blockDim.x) {{\n\
+        int l = i ^ j;\n\
+        if (l > i) {{\n\
+          bool up = (i & kk) == 0;\n\
+          if (before(sk[l], si[l], sk[i], si[i]) == up) {{ T tk = sk[i]; sk[i] = sk[l]; sk[l] = tk; unsigned ti = si[i]; si[i] = si[l]; si[l] = ti; }}\n\
+        }}\n\
+      }}\n\
+      __syncthreads();\n\
+    }}\n\
+  for (int i = threadIdx.x; i < len; i += blockDim.x) {{\n\
+    long long o = (long long)blockIdx.x * len + i;\n\
+    if (arg) outi[o] = si[i]; else outv[o] = sk[i];\n\
+  }}\n\
+}}\n",
+        pre = prelude(&[d]),
+        max = SORT_MAX_ROW
+    ))
+}

@@ -723,6 +723,53 @@ impl CudaBackend {
         Ok(on_device(out, nbytes, shape))
     }
 
+    fn sort(
+        &self,
+        op: &str,
+        x: Input,
+        arg: bool,
+        shape: &[usize],
+        dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let len = shape.last().copied().unwrap_or(1);
+        if len > kernels::SORT_MAX_ROW {
+            return Err(unsupported(op, "Sorting rows longer than 2048"));
+        }
+        let src = kernels::sort_src(x.dtype)
+            .ok_or_else(|| unsupported(op, format!("Sorting {}", x.dtype)))?;
+        let x = self.contiguous_input(op, x)?;
+        let n = size_of(shape);
+        let nbytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let rows = n.checked_div(len).unwrap_or(0);
+        if n > 0 {
+            let rows32 = u32::try_from(rows).map_err(|_| unsupported(op, "More than 2^32 rows"))?;
+            let f = self.compiler.get(op, src)?;
+            let input = self.device_of(op, &x)?;
+            // The output doubles as both the values and the indices buffer: the kernel
+            // writes only the one `arg` selects.
+            let dst = out.slice_mut()?;
+            let p = len.next_power_of_two().max(2);
+            let (l, p32, a) = (len as i64, p as i32, i32::from(arg));
+            let cfg = LaunchConfig {
+                grid_dim: (rows32, 1, 1),
+                block_dim: ((p / 2).clamp(32, 1024) as u32, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &l);
+                ffi::arg(b, &p32);
+                ffi::arg(b, &a);
+            })?;
+        }
+        Ok(on_device(out, nbytes, shape))
+    }
+
     fn random_bits(
         &self,
         op: &str,
@@ -887,6 +934,13 @@ impl CudaBackend {
                     .ok_or_else(|| Error::runtime(op, "missing input"))?;
                 self.scan(op, x, (*sop, *reverse, *inclusive), out_shape, out_dtype)
             }
+            Primitive::Sort { arg } => {
+                let x = ins
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.sort(op, x, *arg, out_shape, out_dtype)
+            }
             Primitive::Gather { axes } => self.gather(op, &ins, axes, out_shape),
             Primitive::GatherAxis { axis } => self.gather_axis(op, &ins, *axis, out_shape),
             Primitive::Scatter { axes, mode } => self.scatter(op, &ins, axes, *mode, out_shape),
@@ -903,7 +957,6 @@ impl CudaBackend {
                 op,
                 "View primitives are executed by the core.",
             )),
-            other => Err(unsupported(op, format!("The {} primitive", other.name()))),
         }
     }
 }
