@@ -463,6 +463,46 @@ print("native ok", float(outs[1].sum()))
 
 
 @gpu_only
+def test_work_across_streams_and_devices_is_ordered():
+    # a chain whose links run on two GPU streams and the CPU; every link reads the
+    # previous one's result, so any missing ordering shows up as a wrong sum
+    s1, s2 = mx.new_stream(mx.gpu), mx.new_stream(mx.gpu)
+    x = mx.zeros((1 << 20,))
+    for k in range(12):
+        with mx.stream([s1, s2, mx.cpu][k % 3]):
+            x = x + 1.0
+            if k % 4 == 3:
+                mx.eval(x)
+    np.testing.assert_array_equal(np.array(x[:5]), np.full(5, 12.0, np.float32))
+    assert x.sum().item() == 12.0 * (1 << 20)
+
+
+@gpu_only
+def test_tf32_only_on_opt_in():
+    # float32 matmul keeps float32 accuracy unless OXMX_CUDA_ALLOW_TF32=1
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, oxmx.core as mx
+r = np.random.default_rng(0)
+a = r.standard_normal((512, 512)).astype(np.float32)
+b = r.standard_normal((512, 512)).astype(np.float32)
+got = np.array(mx.array(a) @ mx.array(b))
+ref = a.astype(np.float64) @ b.astype(np.float64)
+print(float(np.abs(got - ref).max() / np.abs(ref).max()))
+"""
+    errs = []
+    for flag in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, OXMX_CUDA_ALLOW_TF32=flag), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        errs.append(float(r.stdout.strip().splitlines()[-1]))
+    assert errs[0] < 1e-5, errs  # FP32 accumulation
+    assert errs[1] > 1e-5, errs  # TF32 (10-bit mantissa inputs) when asked for
+
+
+@gpu_only
 def test_host_fallbacks_still_work():
     # rows longer than 2048 (sort), a few long rows (scans), complex max and complex
     # matmul run on the CPU backend over host copies, with the CPU's results
