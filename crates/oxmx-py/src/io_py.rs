@@ -155,19 +155,27 @@ enum Loaded {
     Dict(Named, Meta),
 }
 
-fn npy_array(src: &dyn Source, name: &str) -> R<Array> {
+fn npy_array(src: &dyn Source) -> R<Array> {
     let h = npy::read_header(src)?;
-    let _ = name;
-    npy_data(src, &h)
+    npy_data(src, &h, |_| Ok(()))
 }
 
-fn npy_data(src: &dyn Source, h: &npy::Header) -> R<Array> {
+/// The array of an npy payload; `check` sees the data bytes as stored in the file (before
+/// any byte swap), e.g. for a zip member's CRC, without a second read.
+fn npy_data(src: &dyn Source, h: &npy::Header, check: impl FnOnce(&[u8]) -> R<()>) -> R<Array> {
     let shape = if h.fortran_order {
         h.shape.iter().rev().copied().collect()
     } else {
         h.shape.clone()
     };
-    let a = new_array(shape, h.dtype, |dst| Ok(npy::read_data(src, h, dst)?))?;
+    let a = new_array(shape, h.dtype, |dst| {
+        src.read_at(h.data_offset, dst)?;
+        check(dst)?;
+        if h.big_endian {
+            npy::byteswap(dst, h.dtype.swap_unit());
+        }
+        Ok(())
+    })?;
     if h.fortran_order && h.shape.len() > 1 {
         Ok(ops::transpose(&a, None)?)
     } else {
@@ -183,18 +191,15 @@ fn load_npz(src: &dyn Source) -> R<Vec<(String, Array)>> {
             npz::Method::Stored => {
                 let r = RangeSource::new(src, m.data_offset, m.compressed_size)?;
                 let h = npy::read_header(&r)?;
-                let a = npy_data(&r, &h)?;
-                // CRC over the member as stored (header bytes + data in file order)
+                // CRC over the member as stored: header bytes, then the data as read
                 let head = r.read_vec(0, h.data_offset, "npy header")?;
-                let raw = r.read_vec(h.data_offset, h.nbytes, "npy data")?;
-                npz::check_stored_crc(m, &[&head, &raw])?;
-                a
+                npy_data(&r, &h, |raw| Ok(npz::check_stored_crc(m, &[&head, raw])?))?
             }
             npz::Method::Deflated => {
                 let raw = npz::inflate_member(src, m)?;
                 let s = SliceSource(&raw);
                 let h = npy::read_header(&s)?;
-                npy_data(&s, &h)?
+                npy_data(&s, &h, |_| Ok(()))?
             }
         };
         out.push((m.key.clone(), a));
@@ -452,7 +457,7 @@ fn _io_load(
             data,
             verify.as_ref(),
             |src| match fmt_name.as_str() {
-                "npy" => Ok(Loaded::One(npy_array(src, name)?)),
+                "npy" => Ok(Loaded::One(npy_array(src)?)),
                 "npz" => Ok(Loaded::Dict(load_npz(src)?, vec![])),
                 "safetensors" => {
                     let (t, m) = load_safetensors(src)?;
