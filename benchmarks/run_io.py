@@ -46,26 +46,30 @@ does not pay for the dirty pages of the previous one.
 """
 
 
-def measure_save(fn, target, repeats):
-    """Median time of fn() writing `target`, each run starting from the same state: the
-    previous file removed and the page cache's dirty data written back (os.sync), outside
-    the timed region. Without this, a save's time depends on how much dirty data earlier
-    saves left for the kernel to write back, not on the saver."""
+def measure_saves(fns, target, repeats):
+    """Median time of each fn() in `fns` writing `target`. Contenders are interleaved (in
+    rotating order) so that background load and disk state hit them alike, and every run
+    starts from the same state: the previous file removed and the page cache's dirty data
+    written back (os.sync), outside the timed region. Without this, a save's time depends
+    on how much dirty data earlier saves left for the kernel to write back."""
     import statistics
     import time
 
-    times = []
+    times = {k: [] for k in fns}
+    keys = list(fns)
     for i in range(repeats + 1):
-        if os.path.exists(target):
-            os.remove(target)
-        os.sync()
-        t0 = time.perf_counter()
-        fn()
-        t = time.perf_counter() - t0
-        if i:  # the first run is a warm-up
-            times.append(t)
+        order = keys[i % len(keys):] + keys[: i % len(keys)]
+        for k in order:
+            if os.path.exists(target):
+                os.remove(target)
+            os.sync()
+            t0 = time.perf_counter()
+            fns[k]()
+            t = time.perf_counter() - t0
+            if i:  # the first round is a warm-up
+                times[k].append(t)
     os.sync()
-    return statistics.median(times)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def gib_per_s(nbytes, t):
@@ -123,15 +127,22 @@ def main():
 
     p_out = os.path.join(DIR, "out.safetensors")
     items = list(mx_tensors.items())
-    reps = 3 if quick else 7
-    t_ox_s = measure_save(lambda: mx.save_safetensors(p_out, mx_tensors), p_out, reps)
-    t_ox_ns = measure_save(lambda: native._io_save("safetensors", items, path=p_out, metadata=[], sync=False),
-                           p_out, reps)
+    reps = 3 if quick else 9
+    fns = {
+        "ox": lambda: mx.save_safetensors(p_out, mx_tensors),
+        "ox_ns": lambda: native._io_save("safetensors", items, path=p_out, metadata=[], sync=False),
+    }
+    if st:
+        fns["st"] = lambda: st.save_file(tensors, p_out)
+    res = measure_saves(fns, p_out, reps)
+    t_ox_s, t_ox_ns, t_st_s = res["ox"], res["ox_ns"], res.get("st")
     if st:
         back = st.load_file(p_out)
         assert all(np.array_equal(back[k], v) for k, v in tensors.items()), "safetensors cannot read oxmx's file"
+        native._io_save("safetensors", items, path=p_out, metadata=[], sync=False)
+        back = st.load_file(p_out)
+        assert all(np.array_equal(back[k], v) for k, v in tensors.items()), "safetensors cannot read oxmx's file"
         del back
-        t_st_s = measure_save(lambda: st.save_file(tensors, p_out), p_out, reps)
     rec("safetensors save (64 × 16 MiB)", "oxmx mx.save_safetensors (atomic + fsync)", t_ox_s, total,
         t_st_s / t_ox_s if st else None)
     rec("safetensors save (64 × 16 MiB)", "oxmx, OXMX_SAVE_FSYNC=0 (atomic, no fsync)", t_ox_ns, total,
@@ -152,10 +163,14 @@ def main():
     rec("npy load (1 array)", "oxmx mx.load", t_ox_l, total, t_np_l / t_ox_l)
     rec("npy load (1 array)", "np.load", t_np_l, total)
     p_npo = os.path.join(DIR, "out.npy")
-    t_ox_w = measure_save(lambda: mx.save(p_npo, mx_big), p_npo, reps)
-    t_ox_wn = measure_save(lambda: native._io_save("npy", [("a", mx_big)], path=p_npo, sync=False), p_npo, reps)
+    res = measure_saves({
+        "ox": lambda: mx.save(p_npo, mx_big),
+        "ox_ns": lambda: native._io_save("npy", [("a", mx_big)], path=p_npo, sync=False),
+        "np": lambda: np.save(p_npo, big),
+    }, p_npo, reps)
+    t_ox_w, t_ox_wn, t_np_w = res["ox"], res["ox_ns"], res["np"]
+    mx.save(p_npo, mx_big)
     assert np.array_equal(np.load(p_npo), big)
-    t_np_w = measure_save(lambda: np.save(p_npo, big), p_npo, reps)
     rec("npy save (1 array)", "oxmx mx.save (atomic + fsync)", t_ox_w, total, t_np_w / t_ox_w)
     rec("npy save (1 array)", "oxmx, OXMX_SAVE_FSYNC=0 (atomic, no fsync)", t_ox_wn, total, t_np_w / t_ox_wn)
     rec("npy save (1 array)", "np.save", t_np_w, total)

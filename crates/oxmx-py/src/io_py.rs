@@ -702,7 +702,13 @@ fn _io_save(
             // Arrays are evaluated inside the write: an evaluation error removes the
             // temporary file like any other failure.
             let mut core_err = None;
-            let res = oxmx_io::atomic::write_atomic(p, sync, |w| {
+            // the arrays' bytes are a lower bound of the file size (compressed npz: unknown)
+            let hint = if compress {
+                0
+            } else {
+                items.iter().map(|(_, a)| a.nbytes() as u64).sum()
+            };
+            let res = oxmx_io::atomic::write_atomic(p, sync, hint, |w| {
                 write_all(w, &fmt_name, compress, &items, &meta).map_err(|e| match e {
                     E::Io(e) => e,
                     E::Core(e) => {
