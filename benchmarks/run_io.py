@@ -77,6 +77,9 @@ def gib_per_s(nbytes, t):
 
 
 def main():
+    import run_cpu
+
+    run_cpu.LOAD_AT_START = os.getloadavg()  # this run's, not the import-time default
     quick = "--quick" in sys.argv
     write = "--no-write" not in sys.argv
     import oxmx.core as mx
@@ -191,7 +194,7 @@ def main():
         import safetensors
 
         versions["safetensors"] = safetensors.__version__
-    block = "\n".join(lines) + "\n\nMachine:\n" + machine_text(versions, missing)
+    block = "\n".join(lines) + "\n\nMachine: the project's 2-core dev VM (shared with other builds; the load average says how busy).\n" + machine_text(versions, missing)
     print(block)
     if write and not quick:
         text = BENCH_MD.read_text()
