@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python lint bench clean
+.PHONY: demo test build venv test-rust test-python lint bench clean fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -29,7 +29,27 @@ test-rust:
 test-python: build
 	$(PY) -m pytest -q tests
 
-test: build test-rust test-python
+test: build test-rust test-python fuzz-smoke
+
+# cargo-fuzz targets of the file parsers (fuzz/README.md). fuzz-smoke runs each briefly when
+# a nightly toolchain with cargo-fuzz is installed and says it skipped otherwise; the
+# stable mutation fuzzer in crates/oxmx-io/tests/fuzz_smoke.rs runs in test-rust always.
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	@if cargo +nightly fuzz --version >/dev/null 2>&1; then \
+		cd fuzz && mkdir -p target && for t in $$(cargo +nightly fuzz list); do \
+			echo "fuzz-smoke: $$t ($(FUZZ_SMOKE_SECONDS) s)"; \
+			mkdir -p corpus/$$t; \
+			cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SMOKE_SECONDS) -rss_limit_mb=2048 \
+				> target/fuzz-smoke-$$t.log 2>&1 || { tail -n 40 target/fuzz-smoke-$$t.log; exit 1; }; \
+			grep -E "^Done" target/fuzz-smoke-$$t.log; \
+		done; \
+	else echo "fuzz-smoke: skipped (no nightly toolchain with cargo-fuzz; the stable fuzz smoke ran in test-rust)"; fi
+
+fuzz:
+	cd fuzz && for t in $$(cargo +nightly fuzz list); do mkdir -p corpus/$$t; \
+		cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; done
 
 lint:
 	cargo fmt --all -- --check
@@ -39,6 +59,7 @@ bench: build
 	$(PIP) install -q -r requirements-bench.txt || echo "bench: optional peers (mlx, jax) not installed; their columns are skipped"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_cpu.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_transforms.py
+	$(PY) benchmarks/run_io.py
 
 clean:
 	cargo clean

@@ -191,6 +191,7 @@ get_active_memory get_peak_memory reset_peak_memory get_cache_memory set_memory_
 set_cache_limit set_wired_limit clear_cache get_memory_limit empty empty_like full_like asarray
 broadcast_shapes clear_streams device_count get_array_buffer_size new_thread_local_stream
 new_thread_unsafe_stream set_default_stream bitwise_left_shift bitwise_right_shift
+load save savez savez_compressed save_safetensors save_gguf
 """.split())
 
 # Names exercised through a differently named entry (or a composite checked elsewhere).

@@ -7,3 +7,8 @@ class AxisError(ValueError, IndexError):
 
 class FormatError(ValueError, RuntimeError):
     """A file is malformed (raised by the loaders at ``load()`` time)."""
+
+
+class IntegrityError(FormatError):
+    """A file's SHA-256 digest or Ed25519 signature does not match (raised by
+    ``load(..., verify=...)`` before parsing, and by ``oxmx.security.verify``)."""

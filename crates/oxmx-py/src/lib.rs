@@ -9,6 +9,7 @@ mod device_py;
 mod dtype_py;
 mod errors;
 mod indexing;
+mod io_py;
 mod memory_py;
 mod ops_py;
 mod pyarray;
@@ -35,6 +36,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_py::register(m)?;
     random::register(m)?;
     transforms_py::register(m)?;
+    io_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;

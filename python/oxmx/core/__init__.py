@@ -5,13 +5,14 @@ import math as _math
 from oxmx._oxmx import *  # noqa: F401,F403
 from oxmx._oxmx import array, Dtype, _array_from_state, _at_update  # noqa: F401
 from oxmx import _oxmx as _native
-from oxmx._errors import AxisError, FormatError  # noqa: F401
+from oxmx._errors import AxisError, FormatError, IntegrityError  # noqa: F401
 
 from ._dtypes import finfo, iinfo, result_type, _dtype_from_name  # noqa: F401
 from ._printing import PrintOptions, set_printoptions, get_printoptions, printoptions  # noqa: F401
 from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
+from ._io import load, save, savez, savez_compressed, save_safetensors, save_gguf  # noqa: F401
 from ._compile import compile, disable_compile, enable_compile  # noqa: F401,A004
 from ._transforms import grad, value_and_grad, vjp, jvp, vmap, stop_gradient, checkpoint, custom_function  # noqa: F401
 from ._composite import diag, diagonal, diff, flip, kron, matrix_transpose, pad, repeat, roll, tile, trace, cumulative_sum, cumulative_prod  # noqa: F401

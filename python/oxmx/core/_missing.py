@@ -15,8 +15,6 @@ def _not_yet(name, issue):
 
 _PLANNED = {
     # transforms (#3)
-    # io (#5)
-    "load": 5, "save": 5, "savez": 5, "savez_compressed": 5, "save_safetensors": 5, "save_gguf": 5,
     # later engine work (to be filed)
     
     
