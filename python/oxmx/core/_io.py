@@ -19,9 +19,11 @@ from oxmx._oxmx import array
 __all__ = ["load", "save", "savez", "savez_compressed", "save_safetensors", "save_gguf"]
 
 _FORMATS = ("npy", "npz", "safetensors", "gguf")
-# Durability of saves (fsync of the file and its directory). On by default; setting
-# OXMX_SAVE_FSYNC=0 trades crash durability for speed (the rename stays atomic).
-_SYNC = os.environ.get("OXMX_SAVE_FSYNC", "1") != "0"
+# Saves are always atomic (temporary file + rename: a failed or killed save leaves the
+# old file). OXMX_SAVE_FSYNC=1 also makes them durable across power loss (fsync of the
+# file and its directory), at the cost of waiting for the disk; off by default, like
+# NumPy, safetensors and MLX, which do not fsync either.
+_SYNC = os.environ.get("OXMX_SAVE_FSYNC", "0") == "1"
 
 
 def _path_of(file):
