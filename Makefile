@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python lint bench clean fuzz fuzz-smoke
+.PHONY: demo test build venv test-rust test-python lint bench clean gpu-wheels fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -64,3 +64,9 @@ bench: build
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+# Test-only packages for the GPU machine (no internet there), carried by scripts/gpu_test.sh.
+gpu-wheels: venv
+	$(PIP) download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+		--platform manylinux_2_17_x86_64 -d .gpu_wheels gguf safetensors
+	rm -f .gpu_wheels/numpy-*.whl

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Run the Python test suite on the GPU machine with the GPU as the default device.
 #
-# Here (the build machine):  make build     # builds python/oxmx/_oxmx.abi3.so
+# Here (the build machine):  make build gpu-wheels   # the extension, and the test-only
+#                                                   # packages the GPU machine lacks
 # Then call the device tool with:
 #   command: bash scripts/gpu_test.sh [pytest args]
-#   carry:   ["python/oxmx/_oxmx.abi3.so"]
+#   carry:   ["python/oxmx/_oxmx.abi3.so", ".gpu_wheels"]
 # It prints the GPU, the GPU-only tests' result, then the whole suite's summary line.
 set -u
 PY=${PY:-/opt/torch/.venv/bin/python}
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+# The GPU machine has no internet: test-only packages (safetensors, gguf) come as wheels.
+if [ -d .gpu_wheels ]; then
+    # a wheel is a zip of its importable files: unpacking it is enough (no pip needed)
+    $PY -c "import glob, zipfile; [zipfile.ZipFile(w).extractall('/tmp/oxmx_test_deps') for w in glob.glob('.gpu_wheels/*.whl')]"
+    export PYTHONPATH="$PYTHONPATH:/tmp/oxmx_test_deps"
+fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $PY - <<'PY'
