@@ -503,6 +503,28 @@ print(float(np.abs(got - ref).max() / np.abs(ref).max()))
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_nan_and_inf_bits_match_cpu(dtype):
+    # NaN payloads, signs and signaling NaNs: copies keep the bits, conversions give the
+    # CPU's (half crate) bits
+    bits = np.array([0x7C01, 0x7E00, 0xFE01, 0x7FFF, 0x7C00, 0xFC00, 0x0001, 0x8000, 0x7F80, 0xFF81, 0x7FC1, 0x3C00], np.uint16)
+    h = mx.array(bits).view(dtype)
+    f32 = mx.array(np.array([np.nan, -np.nan, np.inf, 1e-8, 65520.0, 3.0e38], np.float32))
+    f32 = mx.concatenate([f32, mx.array(np.array([0x7FA00001, 0xFFC12345], np.uint32)).view(mx.float32)])
+    cases = [
+        (lambda h: h[::-1], h),  # strided copy
+        (lambda h: h.reshape(3, 4).T.reshape(-1), h),
+        (lambda h: h.astype(mx.float32), h),
+        (lambda h: -h, h),
+        (lambda f: f.astype(dtype), f32),
+    ]
+    for f, a in cases:
+        got, want = on(mx.gpu, f, a), on(mx.cpu, f, a)
+        w = mx.uint16 if got.dtype in (mx.float16, mx.bfloat16) else mx.uint32
+        same(on(mx.gpu, lambda g: g.view(w), got), on(mx.cpu, lambda g: g.view(w), want))
+
+
+@gpu_only
 def test_host_fallbacks_still_work():
     # rows longer than 2048 (sort), a few long rows (scans), complex max and complex
     # matmul run on the CPU backend over host copies, with the CPU's results

@@ -52,6 +52,26 @@ __device__ __forceinline__ void locate(const Meta& m, long long i, long long* id
     for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
   }
 }
+// float16/bfloat16 <-> float as the CPU backend (the `half` crate) converts: NaNs keep
+// their sign and payload and get the quiet bit; other values round to nearest even.
+__device__ __forceinline__ float ld(__half h) {
+  unsigned short b = __half_as_ushort(h);
+  if ((b & 0x7C00) == 0x7C00 && (b & 0x03FF)) return __uint_as_float(((unsigned)(b & 0x8000) << 16) | 0x7FC00000u | ((unsigned)(b & 0x03FF) << 13));
+  return __half2float(h);
+}
+__device__ __forceinline__ float ld(__nv_bfloat16 h) {
+  unsigned b = __bfloat16_as_ushort(h);
+  if ((b & 0x7FFF) > 0x7F80) b |= 0x0040;
+  return __uint_as_float(b << 16);
+}
+__device__ __forceinline__ __half st_half(float v) {
+  if (isnan(v)) { unsigned x = __float_as_uint(v); return __ushort_as_half((unsigned short)(((x >> 16) & 0x8000) | 0x7C00 | 0x0200 | ((x & 0x7FFFFF) >> 13))); }
+  return __float2half_rn(v);
+}
+__device__ __forceinline__ __nv_bfloat16 st_bf16(float v) {
+  if (isnan(v)) return __ushort_as_bfloat16((unsigned short)((__float_as_uint(v) >> 16) | 0x0040));
+  return __float2bfloat16_rn(v);
+}
 template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }
 template <typename T> __device__ __forceinline__ T py_fmod(T x, T y) { T r = fmod(x, y); return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r; }
 template <typename T> __device__ __forceinline__ T py_irem(T x, T y) { if (y == 0 || y == (T)-1) return (T)0; T r = x % y; return (r != 0 && ((r < 0) != (y < 0))) ? (T)(r + y) : r; }
@@ -334,17 +354,24 @@ pub fn elementwise_src(
         decls
             .iter()
             .enumerate()
-            .map(|(k, (_, lt, is_bool, nm))| {
+            .map(|(k, (t, lt, is_bool, nm))| {
                 let e = elem(k);
-                let v = if *is_bool { format!("({e} != 0)") } else { e };
+                let v = if *is_bool {
+                    format!("({e} != 0)")
+                } else if matches!(*t, "__half" | "__nv_bfloat16") {
+                    format!("ld({e})")
+                } else {
+                    e
+                };
                 format!("      {lt} {nm} = ({lt})({v});\n")
             })
             .collect()
     };
-    let store = if out == Dtype::Bool {
-        "(unsigned char)((r) ? 1 : 0)".to_string()
-    } else {
-        format!("({ot})(r)")
+    let store = match out {
+        Dtype::Bool => "(unsigned char)((r) ? 1 : 0)".to_string(),
+        Dtype::Float16 => "st_half((float)(r))".to_string(),
+        Dtype::Bfloat16 => "st_bf16((float)(r))".to_string(),
+        _ => format!("({ot})(r)"),
     };
     let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
     let body = match walk {

@@ -396,14 +396,24 @@ impl CudaBackend {
         Ok(on_device(out, nbytes, shape))
     }
 
+    /// A row-contiguous copy of `x`, bit for bit.
+    fn copy_contiguous(&self, op: &str, x: &Input) -> Result<ArrayData> {
+        let n = size_of(&x.shape);
+        let nbytes = n
+            .checked_mul(x.dtype.size())
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let strides = contiguous_strides(&x.shape);
+        self.copy_into(op, x, out.slice_mut()?, 0, &strides, n)?;
+        Ok(on_device(out, nbytes, &x.shape))
+    }
+
     fn contiguous_input(&self, op: &str, x: Input) -> Result<Input> {
         if x.is_contiguous() && x.data.offset == 0 {
             return Ok(x);
         }
-        let ct = kernels::compute_type(x.dtype)
-            .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
         let (shape, dtype) = (x.shape.clone(), x.dtype);
-        let data = self.elementwise(op, std::slice::from_ref(&x), &shape, dtype, ct, "x")?;
+        let data = self.copy_contiguous(op, &x)?;
         Ok(Input {
             shape,
             dtype,
@@ -858,6 +868,13 @@ impl CudaBackend {
             Primitive::Select => {
                 let d = ins.get(1).map(|x| x.dtype).unwrap_or(out_dtype);
                 self.elementwise(op, &ins, out_shape, out_dtype, ct_of(d)?, "x ? y : z")
+            }
+            // Copies move bits (NaN payloads included), like the CPU's.
+            Primitive::AsType(_) | Primitive::Copy if in_dtype == out_dtype => {
+                let x = ins
+                    .first()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                self.copy_contiguous(op, x)
             }
             Primitive::AsType(_) | Primitive::Copy => {
                 // complex64 to a real dtype keeps the real part; to bool, "nonzero".
