@@ -525,21 +525,11 @@ pub fn read_header(src: &dyn Source) -> Result<Header> {
             nelements: nel,
         });
     }
-    let mut spans: Vec<(u64, u64, &str)> = h
-        .tensors
-        .iter()
-        .filter(|t| t.nbytes > 0)
-        .map(|t| (t.offset, t.offset + t.nbytes, t.name.as_str()))
-        .collect();
-    spans.sort_unstable();
-    for w in spans.windows(2) {
-        if w[1].0 < w[0].1 {
-            return Err(fmt_err(format!(
-                "tensors {:?} and {:?} overlap in the data section",
-                w[0].2, w[1].2
-            )));
-        }
-    }
+    crate::limits::check_disjoint(
+        h.tensors
+            .iter()
+            .map(|t| (t.offset, t.offset + t.nbytes, t.name.as_str())),
+    )?;
     Ok(h)
 }
 

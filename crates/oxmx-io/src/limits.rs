@@ -47,3 +47,23 @@ pub const ZIP_EOCD_SEARCH: u64 = 22 + 65535;
 
 /// Largest detached signature file.
 pub const SIGNATURE_MAX_BYTES: u64 = 4096;
+
+/// Fails when two non-empty byte ranges `[start, end)` of the data section overlap
+/// (each tensor must own its bytes), naming both tensors.
+pub(crate) fn check_disjoint<'a>(
+    ranges: impl Iterator<Item = (u64, u64, &'a str)>,
+) -> crate::error::Result<()> {
+    let mut spans: Vec<(u64, u64, &str)> = ranges.filter(|r| r.1 > r.0).collect();
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        if let [a, b] = w {
+            if b.0 < a.1 {
+                return Err(crate::error::fmt_err(format!(
+                    "tensors {:?} and {:?} overlap in the data section",
+                    a.2, b.2
+                )));
+            }
+        }
+    }
+    Ok(())
+}
