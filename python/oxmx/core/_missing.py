@@ -14,12 +14,7 @@ def _not_yet(name, issue):
 
 
 _PLANNED = {
-    # transforms (#3)
-    # later engine work (to be filed)
-    
-    
-    
-    
+    # later engine work (issues to be filed)
     "einsum": 0, "einsum_path": 0, "matrix_norm": 0,
     "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
     "conv1d": 0, "conv2d": 0, "conv3d": 0, "conv_general": 0, "conv_transpose1d": 0,
