@@ -88,7 +88,8 @@ impl CudaBackend {
         })
     }
 
-    fn new_output(
+    /// A fresh device buffer for an output of `shape` and `dtype` (size checked).
+    pub(crate) fn new_output(
         &self,
         op: &str,
         shape: &[usize],

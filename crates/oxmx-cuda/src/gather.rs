@@ -259,10 +259,7 @@ impl CudaBackend {
         m: &IdxMeta,
     ) -> Result<ArrayData> {
         let n = size_of(shape);
-        let nbytes = n
-            .checked_mul(src.dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, src.dtype)?;
         if n > 0 {
             let dts: Vec<Dtype> = idx.iter().map(|x| x.dtype).collect();
             let code = gather_src(src.dtype.size(), &dts)
@@ -389,13 +386,13 @@ impl CudaBackend {
             _ => scatter_src(d, mode, &dts, 0).map(|s| vec![s]),
         }
         .ok_or_else(|| unsupported(op, format!("This scatter on {d}")))?;
-        let nbytes = size_of(shape)
-            .checked_mul(d.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, d)?;
         let dst = out.slice_mut()?;
         self.copy_into(op, src, dst, 0, &contiguous_strides(shape), size_of(shape))?;
         let n = m.n as usize;
+        if n == 0 {
+            return Ok(on_device(out, nbytes, shape));
+        }
         let fs = srcs
             .into_iter()
             .map(|s| self.compiler.get(op, s))
@@ -407,9 +404,7 @@ impl CudaBackend {
             .collect::<Result<_>>()?;
         let mut err = self.error_word(op)?;
         let stream = &self.alloc.stream;
-        if n == 0 {
-            // nothing to write
-        } else if let [claim, write] = fs.as_slice() {
+        if let [claim, write] = fs.as_slice() {
             let wbytes = size_of(shape)
                 .checked_mul(8)
                 .ok_or_else(|| Error::overflow(op))?;

@@ -205,10 +205,7 @@ impl CudaBackend {
         ct: &str,
         expr: &str,
     ) -> Result<ArrayData> {
-        let nbytes = size_of(shape)
-            .checked_mul(out_dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         self.elementwise_into(op, ins, shape, out_dtype, ct, expr, out.slice_mut()?)?;
         Ok(on_device(out, nbytes, shape))
     }
@@ -305,10 +302,7 @@ impl CudaBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         let n_out = size_of(shape);
-        let nbytes = n_out
-            .checked_mul(out_dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         if n_out > 0 {
             let (m, inner_n) = red_meta(op, x, axes)?;
             let blocks =
@@ -399,10 +393,7 @@ impl CudaBackend {
     /// A row-contiguous copy of `x`, bit for bit.
     fn copy_contiguous(&self, op: &str, x: &Input) -> Result<ArrayData> {
         let n = size_of(&x.shape);
-        let nbytes = n
-            .checked_mul(x.dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, &x.shape, x.dtype)?;
         let strides = contiguous_strides(&x.shape);
         self.copy_into(op, x, out.slice_mut()?, 0, &strides, n)?;
         Ok(on_device(out, nbytes, &x.shape))
@@ -446,27 +437,13 @@ impl CudaBackend {
         let (m, n) = (shape[nd - 2], shape[nd - 1]);
         let k = a.shape[nd - 1];
         let batch = size_of(&shape[..nd - 2]);
-        let nbytes = size_of(shape)
-            .checked_mul(out_dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
         if size_of(shape) == 0 || k == 0 {
             let ct = kernels::compute_type(out_dtype).unwrap_or("float");
             return self.elementwise(op, &[], shape, out_dtype, ct, "(CT)0");
         }
         let lt = self.blas_lt(op)?;
-        // Operands whose matrices are row- or column-major with one batch stride are
-        // read in place (transposes and broadcast batches included); others are copied.
-        let a = match lt_operand(&a) {
-            Some(_) => a,
-            None => self.contiguous_input(op, a)?,
-        };
-        let b = match lt_operand(&b) {
-            Some(_) => b,
-            None => self.contiguous_input(op, b)?,
-        };
-        let (Some(oa), Some(ob)) = (lt_operand(&a), lt_operand(&b)) else {
-            return Err(Error::runtime(op, "matmul operand layout"));
-        };
+        let (a, oa) = self.lt_ready(op, a)?;
+        let (b, ob) = self.lt_ready(op, b)?;
         let long = |v: usize| u64::try_from(v).map_err(|_| Error::overflow(op));
         let p = blaslt::Problem {
             dtype: out_dtype,
@@ -480,10 +457,22 @@ impl CudaBackend {
             a: ob,
             b: oa,
         };
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
         lt.matmul(&p, db, da, out.slice_mut()?)?;
         Ok(on_device(out, nbytes, shape))
+    }
+
+    /// A matmul operand with its cuBLASLt view. Matrices that are row- or column-major
+    /// with one batch stride are read in place (transposes and broadcast batches
+    /// included); others are copied to row-major first.
+    fn lt_ready(&self, op: &str, x: Input) -> Result<(Input, blaslt::Operand)> {
+        if let Some(o) = lt_operand(&x) {
+            return Ok((x, o));
+        }
+        let x = self.contiguous_input(op, x)?;
+        let o = lt_operand(&x).ok_or_else(|| Error::runtime(op, "matmul operand layout"))?;
+        Ok((x, o))
     }
 
     fn blas_lt(&self, op: &str) -> Result<&blaslt::BlasLt> {
@@ -619,10 +608,7 @@ impl CudaBackend {
     fn softmax(&self, op: &str, x: Input, shape: &[usize], dtype: Dtype) -> Result<ArrayData> {
         let x = self.contiguous_input(op, x)?;
         let n = size_of(shape);
-        let nbytes = n
-            .checked_mul(dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
         let row = shape.last().copied().unwrap_or(1);
         if n > 0 && row > 0 {
             let rows =
@@ -664,8 +650,7 @@ impl CudaBackend {
         shape: &[usize],
     ) -> Result<ArrayData> {
         let n_out = size_of(shape);
-        let nbytes = n_out.checked_mul(4).ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, Dtype::Uint32)?;
         let len = *x
             .shape
             .get(axis)
@@ -709,10 +694,7 @@ impl CudaBackend {
         let src = kernels::scan_src(sop, dtype, reverse, inclusive)
             .ok_or_else(|| unsupported(op, format!("This scan on {dtype}")))?;
         let x = self.contiguous_input(op, x)?;
-        let nbytes = n
-            .checked_mul(dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
         if n > 0 {
             let f = self.compiler.get(op, src)?;
             let input = self.device_of(op, &x)?;
@@ -749,10 +731,7 @@ impl CudaBackend {
             .ok_or_else(|| unsupported(op, format!("Sorting {}", x.dtype)))?;
         let x = self.contiguous_input(op, x)?;
         let n = size_of(shape);
-        let nbytes = n
-            .checked_mul(dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
         let rows = n.checked_div(len).unwrap_or(0);
         if n > 0 {
             let rows32 = u32::try_from(rows).map_err(|_| unsupported(op, "More than 2^32 rows"))?;
@@ -794,10 +773,7 @@ impl CudaBackend {
             ));
         }
         let keys = self.contiguous_input(op, keys)?;
-        let nbytes = size_of(shape)
-            .checked_mul(dtype.size())
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut out = self.alloc.alloc(op, nbytes)?;
+        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
         let nkeys = size_of(&keys.shape) / 2;
         if nkeys > 0 && nbytes > 0 {
             if nbytes % nkeys != 0 {
@@ -887,10 +863,7 @@ impl CudaBackend {
             }
             Primitive::Arange { start, step } => {
                 let n = size_of(out_shape);
-                let nbytes = n
-                    .checked_mul(out_dtype.size())
-                    .ok_or_else(|| Error::overflow(op))?;
-                let mut out = self.alloc.alloc(op, nbytes)?;
+                let (mut out, nbytes) = self.new_output(op, out_shape, out_dtype)?;
                 if n > 0 {
                     let src = kernels::arange_src(out_dtype)
                         .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
