@@ -3,6 +3,7 @@ vjp and jvp against finite differences in float64, vjp/jvp consistency, and vmap
 against a loop, for every valid axis."""
 
 import inspect
+import zlib
 
 import numpy as np
 import pytest
@@ -11,14 +12,20 @@ import oxmx.core as mx
 from transform_harness import COVERED_AS, NOT_DIFFERENTIABLE, OPS, check_vjp_jvp, check_vmap, entry_names
 
 
+def _seed(op):
+    # stable across processes (str hashes are randomized per process, which made the
+    # inputs, and so the outcome, change from run to run)
+    return zlib.crc32(op.name.encode())
+
+
 @pytest.mark.parametrize("op", OPS, ids=repr)
 def test_vjp_jvp_finite_differences(op):
-    check_vjp_jvp(op, np.random.default_rng(hash(op.name) % 2**32))
+    check_vjp_jvp(op, np.random.default_rng(_seed(op)))
 
 
 @pytest.mark.parametrize("op", OPS, ids=repr)
 def test_vmap_matches_loop(op):
-    check_vmap(op, np.random.default_rng(hash(op.name) % 2**32 + 1))
+    check_vmap(op, np.random.default_rng(_seed(op) + 1))
 
 
 def test_transform_coverage():
