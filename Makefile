@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python lint bench clean gpu-wheels fuzz fuzz-smoke
+.PHONY: demo test build venv test-rust test-python test-differential lint bench clean gpu-wheels fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -30,6 +30,13 @@ test-python: build
 	$(PY) -m pytest -q tests
 
 test: build test-rust test-python fuzz-smoke
+
+# The differential harness against real MLX with many more generated calls per public name
+# than the default run inside test-python (OXMX_DIFF_EXAMPLES=12); failures shrink to a
+# minimal example.
+DIFF_EXAMPLES ?= 200
+test-differential: build
+	OXMX_DIFF_EXAMPLES=$(DIFF_EXAMPLES) OXMX_DIFF_SHRINK=1 $(PY) -m pytest -q tests/differential
 
 # cargo-fuzz targets of the file parsers (fuzz/README.md). fuzz-smoke runs each briefly when
 # a nightly toolchain with cargo-fuzz is installed and says it skipped otherwise; the

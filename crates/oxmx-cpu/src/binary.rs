@@ -35,6 +35,59 @@ impl Cmp for Complex32 {
     }
 }
 
+/// A complex value with a NaN in either part.
+#[inline]
+pub(crate) fn c_is_nan(z: Complex32) -> bool {
+    z.re.is_nan() || z.im.is_nan()
+}
+
+/// Complex maximum as MLX defines it: lexicographic order, a NaN first operand wins.
+#[inline]
+pub(crate) fn c_maximum(x: Complex32, y: Complex32) -> Complex32 {
+    if c_is_nan(x) || y.lt(x) {
+        x
+    } else {
+        y
+    }
+}
+
+/// Complex minimum as MLX defines it: lexicographic order, a NaN first operand wins.
+#[inline]
+pub(crate) fn c_minimum(x: Complex32, y: Complex32) -> Complex32 {
+    if c_is_nan(x) || x.lt(y) {
+        x
+    } else {
+        y
+    }
+}
+
+/// `log(1 + z)` for complex64 with MLX's rounding: near zero the real part comes from
+/// `log1p(|1 + z|^2 - 1) / 2`, which keeps the small-argument accuracy.
+#[inline]
+pub(crate) fn c_log1p(z: Complex32) -> Complex32 {
+    let (x, y) = (z.re, z.im);
+    let xp1 = x + 1.0;
+    let theta = y.atan2(xp1);
+    let re = if x.hypot(y) < 0.5 {
+        0.5 * (x * (2.0 + x) + y * y).ln_1p()
+    } else {
+        xp1.hypot(y).ln()
+    };
+    Complex32::new(re, theta)
+}
+
+/// `log(exp(x) + exp(y))` for complex64: `max + log1p(exp(min - max))` with MLX's
+/// lexicographic max/min; `-inf` and `+inf` (real, zero imaginary part) short-circuit.
+#[inline]
+pub(crate) fn c_logaddexp(x: Complex32, y: Complex32) -> Complex32 {
+    let hi = c_maximum(x, y);
+    let lo = c_minimum(x, y);
+    if lo == Complex32::new(f32::NEG_INFINITY, 0.0) || hi == Complex32::new(f32::INFINITY, 0.0) {
+        return hi;
+    }
+    hi + c_log1p((lo - hi).exp())
+}
+
 fn compare<T: Cmp + Sync + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) {
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
     let o = out.typed_mut::<u8>();
@@ -304,8 +357,9 @@ fn complex_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Resul
                 x.powc(y)
             }
         },
-        Maximum => |x, y| if y.lt(x) { x } else { y },
-        Minimum => |x, y| if x.lt(y) { x } else { y },
+        Maximum => c_maximum,
+        Minimum => c_minimum,
+        LogAddExp => c_logaddexp,
         _ => return Err(Error::value(op.name(), "Not supported for complex64.")),
     };
     map2(s, va, vb, o, f);

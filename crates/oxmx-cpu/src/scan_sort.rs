@@ -59,6 +59,17 @@ fn int_bounds(d: Dtype) -> (i64, i64) {
     }
 }
 
+/// The running complex max/min: NaNs propagate, else `a` unless `better(b, a)`.
+fn c_pick(a: Complex32, b: Complex32, better: fn(Complex32, Complex32) -> bool) -> Complex32 {
+    if crate::binary::c_is_nan(a) {
+        a
+    } else if crate::binary::c_is_nan(b) || better(b, a) {
+        b
+    } else {
+        a
+    }
+}
+
 pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buffer) -> Result<()> {
     let len = x.shape.last().copied().unwrap_or(1);
     let d = x.dtype;
@@ -83,12 +94,22 @@ pub fn scan(op: ScanOp, reverse: bool, inclusive: bool, x: &Input, out: &mut Buf
                 Complex32::new(1.0, 0.0),
                 |a: Complex32, b: Complex32| a * b
             ),
-            _ => {
-                return Err(oxmx_core::Error::value(
-                    "scan",
-                    "Not supported for complex64.",
-                ))
-            }
+            ScanOp::LogAddExp => go!(
+                Complex32,
+                Complex32::new(f32::NEG_INFINITY, 0.0),
+                crate::binary::c_logaddexp
+            ),
+            // lexicographic order (as MLX); a NaN in the running value or the new one wins
+            ScanOp::Max => go!(
+                Complex32,
+                Complex32::new(f32::NEG_INFINITY, f32::NEG_INFINITY),
+                |a: Complex32, b: Complex32| c_pick(a, b, |x, y| crate::binary::Cmp::lt(y, x))
+            ),
+            ScanOp::Min => go!(
+                Complex32,
+                Complex32::new(f32::INFINITY, f32::INFINITY),
+                |a: Complex32, b: Complex32| c_pick(a, b, crate::binary::Cmp::lt)
+            ),
         },
         Dtype::Bool => match op {
             ScanOp::Max | ScanOp::Sum => go!(u8, 0u8, |a: u8, b: u8| a | b),

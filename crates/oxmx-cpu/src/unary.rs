@@ -280,7 +280,7 @@ fn complex(
         Log => |c| c.ln(),
         Log2 => |c| c.ln() / std::f32::consts::LN_2,
         Log10 => |c| c.ln() / std::f32::consts::LN_10,
-        Log1p => |c| (c + Complex32::new(1.0, 0.0)).ln(),
+        Log1p => crate::binary::c_log1p,
         Sin => |c| c.sin(),
         Cos => |c| c.cos(),
         Tan => |c| c.tan(),

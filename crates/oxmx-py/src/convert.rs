@@ -346,9 +346,39 @@ pub fn operand(obj: &Bound<'_, PyAny>, partner: Option<Dtype>) -> PyResult<Array
             Some(p) => promote_weak(p, s.kind()),
             None => default_for(s.kind(), &[s]),
         };
+        check_int_fits(s, d)?;
         return ops::scalar(s, d).py();
     }
     to_array(obj, None)
+}
+
+/// A Python int combined with an integer array must fit the array's dtype (MLX:
+/// "Converting -1 to uint8 would result in overflow.").
+pub fn check_int_fits(s: Scalar, d: Dtype) -> PyResult<()> {
+    let v: i128 = match s {
+        Scalar::Int(i) => i128::from(i),
+        Scalar::UInt(u) => i128::from(u),
+        _ => return Ok(()),
+    };
+    let (lo, hi): (i128, i128) = match d {
+        Dtype::Uint8 => (0, u8::MAX.into()),
+        Dtype::Uint16 => (0, u16::MAX.into()),
+        Dtype::Uint32 => (0, u32::MAX.into()),
+        // MLX wraps negative Python ints into uint64 (two's complement) without an error
+        Dtype::Uint64 => (i64::MIN.into(), u64::MAX.into()),
+        Dtype::Int8 => (i8::MIN.into(), i8::MAX.into()),
+        Dtype::Int16 => (i16::MIN.into(), i16::MAX.into()),
+        Dtype::Int32 => (i32::MIN.into(), i32::MAX.into()),
+        Dtype::Int64 => (i64::MIN.into(), i64::MAX.into()),
+        _ => return Ok(()),
+    };
+    if v < lo || v > hi {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "Converting {v} to {} would result in overflow.",
+            d.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Two operands with weak scalar promotion against each other.

@@ -127,7 +127,9 @@ pub fn can_cast(from_: &Bound<'_, PyAny>, to: &Bound<'_, PyAny>) -> PyResult<boo
         Some(a) => a.dtype(),
         None => dtype_of(from_)?,
     };
-    Ok(can_cast_safe(f, dtype_of(to)?))
+    // MLX: a cast is allowed when promoting `from` with `to` gives `to`
+    let t = dtype_of(to)?;
+    Ok(can_cast_safe(f, t) || oxmx::dtype::promote(f, t) == t)
 }
 
 /// `isdtype(dtype, kind)`: kind is a dtype, a category, a string kind name (Array API)

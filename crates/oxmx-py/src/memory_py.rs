@@ -1,7 +1,6 @@
 //! The memory API (`get_active_memory` …) over the host pool plus the GPU's memory when
 //! there is one (counters add up; limits and cache clearing apply to both).
 
-use crate::pyarray::PyArray;
 use oxmx::memory::pool;
 use pyo3::prelude::*;
 
@@ -63,9 +62,26 @@ fn set_wired_limit(limit: usize) -> usize {
     let _ = limit;
     0
 }
+/// Bytes of the unique buffers behind the arrays of the given trees (MLX's semantics:
+/// views of one buffer count once; every array must already be evaluated).
 #[pyfunction]
-fn get_array_buffer_size(a: &PyArray) -> usize {
-    a.inner.buffer_size().unwrap_or(0)
+#[pyo3(signature = (*args))]
+fn get_array_buffer_size(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<usize> {
+    let arrays = crate::ops_py::tree_arrays(args.as_any())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0usize;
+    for a in arrays {
+        let Some(d) = a.ready_data() else {
+            return Err(crate::errors::value_err(
+                "get_array_buffer_size",
+                "Arrays must be evaluated before querying buffer size.",
+            ));
+        };
+        if seen.insert(std::sync::Arc::as_ptr(&d.buffer) as usize) {
+            total = total.saturating_add(d.buffer.nbytes());
+        }
+    }
+    Ok(total)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

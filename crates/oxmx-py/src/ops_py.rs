@@ -69,15 +69,12 @@ binary_py! {
 
 #[pyfunction]
 #[pyo3(signature = (a, b, /, *, stream=None))]
-fn divmod(
-    a: &Bound<'_, PyAny>,
-    b: &Bound<'_, PyAny>,
-    stream: S<'_, '_>,
-) -> PyResult<(PyArray, PyArray)> {
+fn divmod(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, stream: S<'_, '_>) -> PyResult<Vec<PyArray>> {
+    // MLX returns a list [quotient, remainder]
     let (x, y) = operands(a, b)?;
     let q = on_stream(stream, || ops::floor_divide(&x, &y))?;
     let r = on_stream(stream, || ops::remainder(&x, &y))?;
-    Ok((wrap(q), wrap(r)))
+    Ok(vec![wrap(q), wrap(r)])
 }
 
 #[pyfunction]
@@ -446,10 +443,33 @@ fn dtype_or(obj: S<'_, '_>, d: Dtype) -> PyResult<Dtype> {
     Ok(dtype_arg(obj)?.unwrap_or(d))
 }
 
+/// MLX's `asarray(a, dtype=None, *, copy=None)`. On the CPU every conversion copies
+/// (as MLX's), so `copy=False` is refused with ValueError, like MLX does.
 #[pyfunction]
-#[pyo3(signature = (val, dtype=None))]
-fn asarray(val: &Bound<'_, PyAny>, dtype: S<'_, '_>) -> PyResult<PyArray> {
-    Ok(wrap(to_array(val, dtype_arg(dtype)?)?))
+#[pyo3(signature = (a, /, dtype=None, *, copy=None))]
+fn asarray(a: &Bound<'_, PyAny>, dtype: S<'_, '_>, copy: S<'_, '_>) -> PyResult<PyArray> {
+    let op = "asarray";
+    if a.is_none() {
+        return Err(type_err(op, "Cannot create an array from None."));
+    }
+    let copy = match copy {
+        None => None,
+        Some(c) if c.is_instance_of::<pyo3::types::PyBool>() => Some(c.extract::<bool>()?),
+        Some(c) => {
+            return Err(type_err(
+                op,
+                format!("copy must be a bool or None, got {}.", c.get_type().name()?),
+            ));
+        }
+    };
+    let x = to_array(a, dtype_arg(dtype)?)?;
+    if copy == Some(false) {
+        return Err(value_err(
+            op,
+            "Unable to avoid copy while creating an array as requested.",
+        ));
+    }
+    Ok(wrap(x))
 }
 
 #[pyfunction]
@@ -590,16 +610,43 @@ fn arange(
 }
 
 #[pyfunction]
-#[pyo3(signature = (start, stop, num=50, dtype=None, *, stream=None))]
+#[pyo3(signature = (start, stop, num=None, endpoint=None, dtype=None, *, stream=None))]
 fn linspace(
     start: f64,
     stop: f64,
-    num: i64,
+    num: S<'_, '_>,
+    endpoint: S<'_, '_>,
     dtype: S<'_, '_>,
     stream: S<'_, '_>,
 ) -> PyResult<PyArray> {
+    let op = "linspace";
+    // MLX takes `num` as a 32-bit int (default 50) and `endpoint` as a strict bool.
+    let num: i64 = match num {
+        None => 50,
+        Some(v) if v.is_none() || v.is_instance_of::<pyo3::types::PyFloat>() => {
+            return Err(type_err(
+                op,
+                format!("num must be an int, got {}.", v.get_type().name()?),
+            ));
+        }
+        Some(v) => v
+            .call_method0("__index__")
+            .and_then(|i| i.extract::<i32>())
+            .map_err(|_| type_err(op, "num must be an int in the 32-bit range."))?
+            .into(),
+    };
+    let endpoint = match endpoint {
+        None => true,
+        Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => v.extract::<bool>()?,
+        Some(v) => {
+            return Err(type_err(
+                op,
+                format!("endpoint must be a bool, got {}.", v.get_type().name()?),
+            ));
+        }
+    };
     let d = dtype_or(dtype, Dtype::Float32)?;
-    on_stream(stream, || ops::linspace(start, stop, num, d)).map(wrap)
+    on_stream(stream, || ops::linspace(start, stop, num, endpoint, d)).map(wrap)
 }
 
 #[pyfunction]
@@ -716,7 +763,7 @@ fn broadcast_arrays(arrays: &Bound<'_, PyTuple>, stream: S<'_, '_>) -> PyResult<
 
 #[pyfunction]
 #[pyo3(signature = (*shapes))]
-fn broadcast_shapes(shapes: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
+fn broadcast_shapes<'py>(shapes: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyTuple>> {
     if shapes.is_empty() {
         return Err(value_err("broadcast_shapes", "No input shapes provided."));
     }
@@ -725,7 +772,7 @@ fn broadcast_shapes(shapes: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
         let s = shape_arg_usize("broadcast_shapes", &s)?;
         out = oxmx::shape::broadcast_shapes("broadcast_shapes", &out, &s).py()?;
     }
-    Ok(out)
+    PyTuple::new(shapes.py(), out)
 }
 
 #[pyfunction]
@@ -836,12 +883,17 @@ fn split(
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis=0, *, stream=None))]
-fn unstack(a: &Bound<'_, PyAny>, axis: i64, stream: S<'_, '_>) -> PyResult<Vec<PyArray>> {
+fn unstack<'py>(
+    a: &Bound<'py, PyAny>,
+    axis: i64,
+    stream: S<'_, '_>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let x = arr(a)?;
-    Ok(on_stream(stream, || ops::unstack(&x, axis))?
+    let parts: Vec<PyArray> = on_stream(stream, || ops::unstack(&x, axis))?
         .into_iter()
         .map(wrap)
-        .collect())
+        .collect();
+    PyTuple::new(a.py(), parts)
 }
 
 /// Host integers from an int, sequence or array argument.
@@ -1068,7 +1120,11 @@ fn put_along_axis(
 ) -> PyResult<PyArray> {
     let x = arr(a)?;
     let i = arr(indices)?;
-    let v = operand(values, Some(x.dtype()))?;
+    let mut v = operand(values, Some(x.dtype()))?;
+    // MLX accepts values with extra leading length-1 axes
+    while v.ndim() > i.ndim().max(1) && v.shape().first() == Some(&1) {
+        v = ops::squeeze(&v, Some(&[0])).py()?;
+    }
     on_stream(stream, || ops::put_along_axis(&x, &i, &v, axis)).map(wrap)
 }
 

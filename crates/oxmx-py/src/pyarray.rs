@@ -113,15 +113,17 @@ impl PyArray {
     fn tolist(&self, py: Python<'_>) -> PyResult<PyObject> {
         tolist(py, &self.inner)
     }
+    /// NumPy's array protocol (NumPy 2 adds `copy`): `copy=True` (or None) gives a fresh,
+    /// writeable array; `copy=False` a zero-copy, read-only view, or ValueError when the
+    /// requested dtype needs a conversion.
     #[pyo3(signature = (dtype=None, copy=None))]
     fn __array__(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         dtype: Option<&Bound<'_, PyAny>>,
-        copy: Option<bool>,
+        copy: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyObject> {
-        let _ = copy;
-        let a = &self.inner;
+        let py = slf.py();
+        let a = slf.borrow().inner.clone();
         let np = py.import("numpy")?;
         let np_dtype = match a.dtype() {
             Dtype::Bfloat16 => return Err(pyo3::exceptions::PyTypeError::new_err(
@@ -129,6 +131,27 @@ impl PyArray {
             )),
             d => d.name(),
         };
+        let never_copy = match copy {
+            Some(c) if !c.is_none() => !c.is_truthy()?,
+            _ => false,
+        };
+        if never_copy {
+            let wanted = match dtype {
+                Some(d) if !d.is_none() => Some(np.getattr("dtype")?.call1((d,))?),
+                _ => None,
+            };
+            if let Some(w) = wanted {
+                if !w.eq(np.getattr("dtype")?.call1((np_dtype,))?)? {
+                    return Err(value_err(
+                        "__array__",
+                        "Unable to avoid copy while creating an array as requested (the dtype differs).",
+                    ));
+                }
+            }
+            let mv = pyo3::types::PyMemoryView::from(slf.as_any())?;
+            return Ok(np.call_method1("asarray", (mv,))?.unbind());
+        }
+        let a = &a;
         let bytes = convert::host_bytes(a)?;
         let buf = pyo3::types::PyByteArray::new(py, &bytes);
         let shape = PyTuple::new(py, a.shape())?;
@@ -250,16 +273,11 @@ impl PyArray {
         })
     }
     fn __index__(&self) -> PyResult<i64> {
-        if self.inner.size() != 1 {
+        // MLX: only 0-d integer (not bool) arrays are indices
+        if self.inner.ndim() != 0 || !self.inner.dtype().is_integer() {
             return Err(type_err(
                 "index",
-                "Only arrays with one element can be converted to an index.",
-            ));
-        }
-        if !(self.inner.dtype().is_integer() || self.inner.dtype().is_bool()) {
-            return Err(type_err(
-                "index",
-                "Only integer arrays can be converted to an index.",
+                "Only 0-dimensional integer arrays can be converted to an index.",
             ));
         }
         self.__int__()
@@ -372,33 +390,43 @@ impl PyArray {
         bin(o, slf.as_any(), ops::matmul)
     }
     fn __and__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        no_float_operands(slf.as_any(), o, "bitwise and")?;
         op(slf.py(), slf.as_any(), o, ops::bitwise_and)
     }
     fn __rand__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyArray> {
+        no_float_operands(slf.as_any(), o, "bitwise and")?;
         bin(o, slf.as_any(), ops::bitwise_and)
     }
     fn __or__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        no_float_operands(slf.as_any(), o, "bitwise or")?;
         op(slf.py(), slf.as_any(), o, ops::bitwise_or)
     }
     fn __ror__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyArray> {
+        no_float_operands(slf.as_any(), o, "bitwise or")?;
         bin(o, slf.as_any(), ops::bitwise_or)
     }
     fn __xor__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        no_float_operands(slf.as_any(), o, "bitwise xor")?;
         op(slf.py(), slf.as_any(), o, ops::bitwise_xor)
     }
     fn __rxor__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyArray> {
+        no_float_operands(slf.as_any(), o, "bitwise xor")?;
         bin(o, slf.as_any(), ops::bitwise_xor)
     }
     fn __lshift__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        no_float_operands(slf.as_any(), o, "left shift")?;
         op(slf.py(), slf.as_any(), o, ops::left_shift)
     }
     fn __rlshift__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyArray> {
+        no_float_operands(slf.as_any(), o, "left shift")?;
         bin(o, slf.as_any(), ops::left_shift)
     }
     fn __rshift__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        no_float_operands(slf.as_any(), o, "right shift")?;
         op(slf.py(), slf.as_any(), o, ops::right_shift)
     }
     fn __rrshift__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<PyArray> {
+        no_float_operands(slf.as_any(), o, "right shift")?;
         bin(o, slf.as_any(), ops::right_shift)
     }
     fn __iadd__(mut slf: PyRefMut<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -498,6 +526,11 @@ impl PyArray {
         ops::abs(&self.inner).py().map(wrap)
     }
     fn __invert__(&self) -> PyResult<PyArray> {
+        if self.inner.dtype().is_float() || self.inner.dtype().is_complex() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "Floating point types not allowed with bitwise inversion.",
+            ));
+        }
         if self.inner.dtype() == Dtype::Bool {
             return ops::logical_not(&self.inner).py().map(wrap);
         }
@@ -583,4 +616,25 @@ fn shape_from_varargs(op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>>
         return convert::shape_arg(op, &first);
     }
     convert::shape_arg(op, args.as_any())
+}
+
+/// The bitwise operators check their operands before promotion, as MLX's do: a float
+/// array or a Python float on either side is a ValueError (the functions raise later,
+/// on the promoted type).
+fn no_float_operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    for x in [a, b] {
+        let inexact = match crate::convert::as_array_opt(x)? {
+            Some(arr) => arr.dtype().is_float() || arr.dtype().is_complex(),
+            None => {
+                x.is_instance_of::<pyo3::types::PyFloat>()
+                    || x.is_instance_of::<pyo3::types::PyComplex>()
+            }
+        };
+        if inexact {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "Floating point types not allowed with {what}."
+            )));
+        }
+    }
+    Ok(())
 }

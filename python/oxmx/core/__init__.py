@@ -5,6 +5,7 @@ import math as _math
 from oxmx._oxmx import *  # noqa: F401,F403
 from oxmx._oxmx import array, Dtype, _array_from_state, _at_update  # noqa: F401
 from oxmx import _oxmx as _native
+from oxmx import __version__  # noqa: F401 - MLX users read mx.__version__
 from oxmx._errors import AxisError, FormatError, IntegrityError  # noqa: F401
 
 from ._dtypes import finfo, iinfo, result_type, _dtype_from_name  # noqa: F401

@@ -1,6 +1,15 @@
 """Shape and matrix ops composed from core primitives (views, concatenation, gathers)."""
 
+import operator as _operator
+
 from oxmx import _oxmx as _n
+
+_INT_RANGES = {
+    _n.int8: (-(2**7), 2**7 - 1), _n.int16: (-(2**15), 2**15 - 1),
+    _n.int32: (-(2**31), 2**31 - 1), _n.int64: (-(2**63), 2**63 - 1),
+    _n.uint8: (0, 2**8 - 1), _n.uint16: (0, 2**16 - 1),
+    _n.uint32: (0, 2**32 - 1), _n.uint64: (0, 2**64 - 1),
+}
 
 
 def _axes(a, axis):
@@ -27,30 +36,77 @@ def flip(a, axis=None, *, stream=None):
     return a[tuple(idx)]
 
 
+def _int32(op, v, what):
+    """``v`` as a Python int in the 32-bit range (TypeError otherwise, as MLX's binding)."""
+    if isinstance(v, float) or v is None:
+        raise TypeError(f"[{op}] {what} must be an integer, got {type(v).__name__}.")
+    try:
+        v = _operator.index(v)
+    except TypeError:
+        raise TypeError(f"[{op}] {what} must be an integer, got {type(v).__name__}.") from None
+    if not -(2**31) <= v < 2**31:
+        raise TypeError(f"[{op}] {what} {v} does not fit in a 32-bit integer.")
+    return v
+
+
+def _int_tuple(op, v, what):
+    """An int or a sequence of ints, as a list of Python ints (scalars give one entry)."""
+    if isinstance(v, (list, tuple)):
+        return [_int32(op, x, what) for x in v], True
+    return [_int32(op, v, what)], False
+
+
 def roll(a, shift, axis=None, *, stream=None):
-    """Roll elements along the given axes (flattened when ``axis`` is None)."""
+    """Roll elements along the given axes (flattened when ``axis`` is None).
+
+    As MLX: with no axis, or a single axis, the shifts are summed; with a tuple of axes,
+    a single int shift applies to every axis and a tuple gives one shift per axis (extra
+    shifts are ignored, too few is a ValueError).
+    """
     a = _n.asarray(a)
-    if axis is None:
-        return roll(a.reshape(-1), shift, 0).reshape(a.shape)
-    shifts = [shift] if isinstance(shift, int) else list(shift)
-    axes = [axis] if isinstance(axis, int) else list(axis)
-    if len(shifts) == 1 and len(axes) > 1:
-        shifts = shifts * len(axes)
-    if len(shifts) != len(axes):
-        raise ValueError("[roll] shift and axis must have the same length.")
-    for s, ax in zip(shifts, _axes(a, axes)):
-        n = a.shape[ax]
-        if n == 0:
-            continue
-        s = s % n
-        if s == 0:
-            continue
-        lo = [slice(None)] * a.ndim
-        hi = [slice(None)] * a.ndim
-        lo[ax] = slice(n - s, None)
-        hi[ax] = slice(None, n - s)
-        a = _n.concatenate([a[tuple(lo)], a[tuple(hi)]], axis=ax)
+    shifts, shift_seq = _int_tuple("roll", shift, "shift")
+    if axis is None or not isinstance(axis, (list, tuple)):
+        total = sum(shifts)
+        if not -(2**31) <= total < 2**31:
+            raise OverflowError(f"[roll] The total shift {total} does not fit in a 32-bit integer.")
+        if axis is None:
+            return _roll_axis(a.reshape(-1), total, 0).reshape(a.shape)
+        axes = [_roll_check_axis(a, _int32("roll", axis, "axis"))]
+        shifts = [total]
+    else:
+        axes = [_roll_check_axis(a, _int32("roll", ax, "axis")) for ax in axis]
+        if shift_seq:
+            if len(shifts) < len(axes):
+                raise ValueError(
+                    f"[roll] At least one shift value per axis is required, {len(shifts)} provided for {len(axes)} axes."
+                )
+        else:
+            shifts = shifts * len(axes)
+    for s, ax in zip(shifts, axes):
+        a = _roll_axis(a, s, ax)
     return a
+
+
+def _roll_check_axis(a, ax):
+    if not -a.ndim <= ax < a.ndim:
+        from oxmx._errors import AxisError
+
+        raise AxisError(f"[roll] Invalid axis {ax} for array with {a.ndim} dimensions.")
+    return ax % a.ndim
+
+
+def _roll_axis(a, s, ax):
+    n = a.shape[ax]
+    if n == 0:
+        return a
+    s = s % n
+    if s == 0:
+        return a
+    lo = [slice(None)] * a.ndim
+    hi = [slice(None)] * a.ndim
+    lo[ax] = slice(n - s, None)
+    hi[ax] = slice(None, n - s)
+    return _n.concatenate([a[tuple(lo)], a[tuple(hi)]], axis=ax)
 
 
 def repeat(a, repeats, axis=None, *, stream=None):
@@ -93,48 +149,106 @@ def tile(a, reps, *, stream=None):
 
 
 def _pad_widths(pad_width, ndim):
-    if isinstance(pad_width, int):
-        return [(pad_width, pad_width)] * ndim
+    """MLX's pad_width forms: int, (int,), (before, after), or one pair per axis."""
+    if not isinstance(pad_width, (list, tuple)):
+        if isinstance(pad_width, (str, bytes, float)) or pad_width is None:
+            raise TypeError(f"[pad] pad_width must be an int or a sequence of ints, got {type(pad_width).__name__}.")
+        p = _int32("pad", pad_width, "pad_width")
+        return [(p, p)] * ndim
     pw = list(pad_width)
-    if len(pw) == 2 and all(isinstance(x, int) for x in pw):
-        return [tuple(pw)] * ndim
-    if len(pw) == 1:
-        p = pw[0]
-        p = (p, p) if isinstance(p, int) else tuple(p)
-        return [p] * ndim
-    if len(pw) != ndim:
-        raise ValueError("[pad] pad_width must have one (before, after) pair per axis.")
-    return [(p, p) if isinstance(p, int) else tuple(p) for p in pw]
+    if len(pw) in (1, 2) and all(not isinstance(x, (list, tuple)) for x in pw):
+        vals = [_int32("pad", x, "pad_width") for x in pw]
+        pair = (vals[0], vals[0]) if len(vals) == 1 else tuple(vals)
+        return [pair] * ndim
+    pairs = []
+    for p in pw:
+        if not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise TypeError("[pad] pad_width must be an int, (int,), (int, int) or a list of (before, after) pairs.")
+        pairs.append((_int32("pad", p[0], "pad_width"), _int32("pad", p[1], "pad_width")))
+    if len(pairs) == 1:
+        return pairs * ndim
+    if len(pairs) != ndim:
+        raise ValueError(f"[pad] Invalid number of padding sizes ({len(pairs)}) for an array with {ndim} dimensions.")
+    return pairs
+
+
+def _pad_constant(a, constant_values):
+    """The fill value as a 0-d array of ``a``'s dtype (MLX uses an array's first element)."""
+    if constant_values is None:
+        raise TypeError("[pad] constant_values must be a scalar or an array, got NoneType.")
+    if isinstance(constant_values, (list, tuple)):
+        raise ValueError(f"[pad] Invalid type {type(constant_values).__name__} received for constant_values.")
+    if isinstance(constant_values, int) and not isinstance(constant_values, bool) and a.dtype in _INT_RANGES:
+        lo, hi = _INT_RANGES[a.dtype]
+        if not lo <= constant_values <= hi:
+            raise ValueError(f"[pad] Converting {constant_values} to {a.dtype.name} would result in overflow.")
+    if isinstance(constant_values, (bool, int, float, complex)):
+        return _n.array(constant_values).astype(a.dtype)
+    c = _n.asarray(constant_values)
+    if c.size == 0:
+        return _n.zeros((), dtype=a.dtype)
+    return c.reshape(-1)[0].astype(a.dtype)
 
 
 def pad(a, pad_width, mode="constant", constant_values=0, *, stream=None):
-    """Pad with a constant or by repeating the edge values."""
+    """Pad with a constant, the edge values, or a reflection (``reflect``/``symmetric``)."""
     a = _n.asarray(a)
-    if mode not in ("constant", "edge"):
-        raise ValueError(f"[pad] Unsupported mode '{mode}': use 'constant' or 'edge'.")
-    for ax, (before, after) in enumerate(_pad_widths(pad_width, a.ndim)):
+    if not isinstance(mode, str):
+        raise TypeError(f"[pad] mode must be a string, got {type(mode).__name__}.")
+    if mode not in ("constant", "edge", "reflect", "symmetric"):
+        raise ValueError(
+            f"[pad] Invalid padding mode '{mode}': use 'constant', 'edge', 'reflect' or 'symmetric'."
+        )
+    widths = _pad_widths(pad_width, a.ndim)
+    for ax, (before, after) in enumerate(widths):
         if before < 0 or after < 0:
-            raise ValueError("[pad] Padding widths must be non-negative.")
+            side, w = ("low", before) if before < 0 else ("high", after)
+            raise ValueError(f"[pad] Invalid {side} padding size ({w}) for axis {ax}: padding sizes must be non-negative.")
+    fill = _pad_constant(a, constant_values) if mode == "constant" else None
+    for ax, (before, after) in enumerate(widths):
         if before == 0 and after == 0:
+            continue
+        n = a.shape[ax]
+        if mode in ("reflect", "symmetric"):
+            if n == 0:
+                raise ValueError(f"[pad] Cannot pad empty axis {ax} using mode '{mode}'.")
+            a = _n.take(a, _reflect_indices(n, before, after, mode == "symmetric"), axis=ax)
             continue
         parts = []
         for width, side in ((before, 0), (after, -1)):
             if width == 0:
-                parts.append(None)
                 continue
             shape = list(a.shape)
             shape[ax] = width
-            if mode == "constant":
-                parts.append(_n.full(shape, constant_values, dtype=a.dtype))
+            if mode == "constant" or n == 0:
+                # MLX edge-pads an empty axis with zeros.
+                v = fill if mode == "constant" else _n.zeros((), dtype=a.dtype)
+                parts.append((side, _n.broadcast_to(v, shape)))
             else:
-                if a.shape[ax] == 0:
-                    raise ValueError("[pad] Cannot edge-pad an empty axis.")
                 idx = [slice(None)] * a.ndim
                 idx[ax] = slice(0, 1) if side == 0 else slice(-1, None)
-                parts.append(_n.broadcast_to(a[tuple(idx)], shape))
-        seq = [p for p in (parts[0], a, parts[1]) if p is not None]
+                parts.append((side, _n.broadcast_to(a[tuple(idx)], shape)))
+        seq = [p for sd, p in parts if sd == 0] + [a] + [p for sd, p in parts if sd == -1]
         a = _n.concatenate(seq, axis=ax)
     return a
+
+
+def _reflect_indices(n, before, after, symmetric):
+    """Source positions along an axis of length ``n`` for reflect/symmetric padding.
+
+    Positions repeat with period ``2n`` (symmetric, the edge repeated) or ``2(n - 1)``
+    (reflect, the edge not repeated), as NumPy and MLX.
+    """
+    j = _n.arange(-before, n + after, dtype=_n.int32)
+    if symmetric:
+        period = 2 * n
+        k = _n.remainder(j, period)
+        return _n.where(k < n, k, period - 1 - k)
+    if n == 1:
+        return _n.zeros(j.shape, dtype=_n.int32)
+    period = 2 * (n - 1)
+    k = _n.remainder(j, period)
+    return _n.where(k < n, k, period - k)
 
 
 def diagonal(a, offset=0, axis1=0, axis2=1, *, stream=None):
@@ -248,8 +362,8 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False, stream
     if dtype is not None:
         x = x.astype(dtype)
     if axis is None:
-        if x.ndim > 1:
-            raise ValueError("[cumulative_sum] axis is required for arrays with more than one dimension.")
+        # MLX (an alias of cumsum/cumprod): axis=None scans the flattened array
+        x = x.reshape(-1)
         axis = 0
     r = _n.cumsum(x, axis=axis)
     if include_initial:
@@ -263,8 +377,8 @@ def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False, strea
     if dtype is not None:
         x = x.astype(dtype)
     if axis is None:
-        if x.ndim > 1:
-            raise ValueError("[cumulative_prod] axis is required for arrays with more than one dimension.")
+        # MLX (an alias of cumsum/cumprod): axis=None scans the flattened array
+        x = x.reshape(-1)
         axis = 0
     r = _n.cumprod(x, axis=axis)
     if include_initial:
@@ -296,13 +410,52 @@ def searchsorted(a, v, side="left", *, stream=None):
     if side not in ("left", "right"):
         raise ValueError("[searchsorted] side must be 'left' or 'right'.")
     cmp = _n.less if side == "left" else _n.less_equal
-    return _n.sum(cmp(a, _n.expand_dims(v, -1)), axis=-1).astype(_n.int64)
+    return _n.sum(cmp(a, _n.expand_dims(v, -1)), axis=-1).astype(_n.uint32)
 
 
-def unique(a, *, stream=None):
-    """Sorted unique values of the flattened array (evaluates: data-dependent shape)."""
-    s = _n.sort(_n.asarray(a).reshape(-1), axis=0)
-    if s.size == 0:
-        return s
-    keep = _n.concatenate([_n.array([True]), _n.not_equal(s[1:], s[:-1])])
-    return s[keep]
+def unique(a, /, size, return_index=False, return_inverse=False, return_counts=False, fill_value=None, *, stream=None):
+    """The sorted unique values of the flattened array in a result of static length
+    ``size`` (MLX's signature): missing entries are ``fill_value`` (default: the smallest
+    value), extra unique values are dropped. Optionally the index of each value's first
+    occurrence (uint32), the inverse map (uint32) and the counts (int32). Lazy: no
+    evaluation, the shape does not depend on the data."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError("[unique] size must be an int.")
+    if size < 0:
+        raise ValueError("[unique] size must be non-negative.")
+    flat = _n.asarray(a).reshape(-1)
+    n = flat.size
+    if n == 0 and size > 0 and fill_value is None:
+        raise ValueError("[unique] A fill value is required for an empty input with a non-zero size.")
+    order = _n.argsort(flat, axis=0, stream=stream)
+    s = _n.take(flat, order, axis=0)
+    if n:
+        first = _n.concatenate([_n.array([True]), _n.not_equal(s[1:], s[:-1])])
+    else:
+        first = _n.zeros((0,), dtype=_n.bool_)
+    group = _n.cumsum(first.astype(_n.int32), axis=0) - 1
+    # a group's slot, or the spare slot ``size`` for repeats and groups past the end
+    slot = _n.where(_n.logical_and(first, group < size), group, size)
+    fill = s[:1] if fill_value is None else _n.array(fill_value, dtype=flat.dtype)
+    values = _n.broadcast_to(fill, (size + 1,))
+    values = _put(values, slot, s)[:size]
+    out = [values]
+    if return_index:
+        idx0 = _n.broadcast_to(order[:1], (size + 1,)).astype(_n.uint32) if n else _n.zeros((size + 1,), _n.uint32)
+        out.append(_put(idx0, slot, order.astype(_n.uint32))[:size])
+    if return_inverse:
+        inv = _n.zeros((n,), dtype=_n.uint32)
+        out.append(_put(inv, order, group.astype(_n.uint32)).reshape(_n.asarray(a).shape))
+    if return_counts:
+        gslot = _n.where(group < size, group, size)
+        counts = _n.zeros((size + 1,), dtype=_n.int32).at[gslot].add(1)
+        out.append(counts[:size])
+    return values if len(out) == 1 else tuple(out)
+
+
+def _put(target, idx, vals):
+    """``target`` with ``target[idx] = vals`` (a copy; repeated indices hold equal values)."""
+    t = _n.array(target)
+    if idx.size:
+        t[idx] = vals
+    return t

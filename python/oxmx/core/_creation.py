@@ -12,7 +12,7 @@ def meshgrid(*arrays, sparse=False, indexing="xy", stream=None):
     xs = [_n.asarray(a).reshape(-1) for a in arrays]
     n = len(xs)
     if n == 0:
-        return []
+        return ()
     out = []
     for i, x in enumerate(xs):
         shape = [1] * n
@@ -20,9 +20,10 @@ def meshgrid(*arrays, sparse=False, indexing="xy", stream=None):
         out.append(x.reshape(shape))
     if indexing == "xy" and n >= 2:
         out = [_n.swapaxes(o, 0, 1) for o in out]
+    # MLX returns a tuple
     if sparse:
-        return out
-    return _n.broadcast_arrays(*out)
+        return tuple(out)
+    return tuple(_n.broadcast_arrays(*out))
 
 
 def _window(M, coeffs):

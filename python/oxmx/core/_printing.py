@@ -1,11 +1,18 @@
 """Array printing in MLX's style: ``array([1, 2.5], dtype=float32)``."""
 
 import contextlib
+import math as _math
 
 class PrintOptions:
-    """Printing options: ``precision`` digits after the point (-1: shortest form)."""
+    """Printing options: ``precision`` digits after the point (-1: shortest form).
 
-    def __init__(self, precision=-1, threshold=1000, edgeitems=3, linewidth=80):
+    Like MLX, an axis longer than ``2 * edgeitems`` is summarized with ``...`` (its first and
+    last ``edgeitems`` entries) once the array has at least ``threshold`` elements; MLX's
+    fixed behaviour is ``threshold=0, edgeitems=3``. ``linewidth`` is kept for NumPy-style
+    callers; MLX does not wrap rows and neither does oxmx.
+    """
+
+    def __init__(self, precision=-1, threshold=0, edgeitems=3, linewidth=80):
         self.precision = precision
         self.threshold = threshold
         self.edgeitems = edgeitems
@@ -51,7 +58,8 @@ def printoptions(**kwargs):
 
 def _fmt_float(v):
     if v != v:
-        return "nan"
+        # MLX (C++ streams) shows the sign bit of a NaN.
+        return "-nan" if _math.copysign(1.0, v) < 0 else "nan"
     if v in (float("inf"), float("-inf")):
         return "inf" if v > 0 else "-inf"
     p = _state.precision
@@ -73,7 +81,7 @@ def _fmt(v):
 
 
 def _summarize(a):
-    return a.size > _state.threshold
+    return a.size >= _state.threshold
 
 
 def _lines(a, indent, summarize):

@@ -139,8 +139,15 @@ def _normalize_argnums(argnums, argnames, op):
     else:
         argnums = list(argnums)
         single = len(argnums) == 1
-    if len(set(argnums)) != len(argnums):
-        raise ValueError(f"[{op}] Repeated argument index in argnums.")
+    seen = set()
+    for i in argnums:
+        if i < 0:
+            raise ValueError(f"[{op}] Can't compute the gradient of negative argument index {i}")
+        if i in seen:
+            raise ValueError(f"[{op}] Duplicate argument index {i} is not allowed.")
+        seen.add(i)
+    if not argnums and not argnames:
+        raise ValueError(f"[{op}] Gradient wrt no argument requested")
     return argnums, argnames, single
 
 

@@ -95,52 +95,39 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype: Dtype) -> Result<Array> {
     ))
 }
 
-pub fn linspace(start: f64, stop: f64, num: i64, dtype: Dtype) -> Result<Array> {
+/// `num` evenly spaced values from `start` to `stop` (excluded when `endpoint` is false).
+///
+/// As MLX: the fraction `t = i / (num - 1)` (or `i / num`) is computed in float32
+/// (float64 for a float64 result) and the value is `(1 - t) * start + t * stop`, then
+/// cast to `dtype`; a single sample is `start` rounded to float32.
+pub fn linspace(start: f64, stop: f64, num: i64, endpoint: bool, dtype: Dtype) -> Result<Array> {
     let op = "linspace";
     if num < 0 {
         return Err(Error::value(
             op,
-            format!("num must be non-negative, got {num}."),
+            format!("number of samples, {num}, must be non-negative."),
         ));
-    }
-    if !dtype.is_inexact() {
-        // MLX computes in float then casts.
-        let f = linspace(start, stop, num, Dtype::Float32)?;
-        return super::astype(&f, dtype);
     }
     let n = num as usize;
     if n == 1 {
-        return super::astype(
-            &full_scalar(vec![1], Scalar::Float(start), Dtype::Float64)?,
-            dtype,
-        );
+        let first = scalar(Scalar::Float(start), Dtype::Float32)?;
+        return super::astype(&super::reshape(&first, &[1])?, dtype);
     }
-    let step = if n > 1 {
-        (stop - start) / (n - 1) as f64
+    let cd = if dtype == Dtype::Float64 {
+        Dtype::Float64
     } else {
-        0.0
+        Dtype::Float32
     };
-    // arange in float64 then cast keeps endpoints exact.
-    let idx = Array::pending(
-        vec![n],
-        Dtype::Float64,
-        Primitive::Arange {
-            start: 0.0,
-            step: 1.0,
-        },
-        vec![],
-    );
-    let s = scalar(Scalar::Float(step), Dtype::Float64)?;
-    let b = scalar(Scalar::Float(start), Dtype::Float64)?;
-    let mut r = super::add(&super::multiply(&idx, &s)?, &b)?;
-    if n > 1 {
-        // pin the last element to `stop`
-        let is_last = super::equal(
-            &idx,
-            &scalar(Scalar::Float((n - 1) as f64), Dtype::Float64)?,
-        )?;
-        r = super::where_(&is_last, &scalar(Scalar::Float(stop), Dtype::Float64)?, &r)?;
-    }
+    let steps = if endpoint { n.saturating_sub(1) } else { n }.max(1);
+    let t = super::divide(
+        &arange(0.0, n as f64, 1.0, cd)?,
+        &scalar(Scalar::Float(steps as f64), cd)?,
+    )?;
+    let one_minus_t = super::subtract(&scalar(Scalar::Float(1.0), cd)?, &t)?;
+    let r = super::add(
+        &super::multiply(&one_minus_t, &scalar(Scalar::Float(start), cd)?)?,
+        &super::multiply(&t, &scalar(Scalar::Float(stop), cd)?)?,
+    )?;
     super::astype(&r, dtype)
 }
 

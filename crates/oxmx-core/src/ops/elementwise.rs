@@ -188,7 +188,8 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         }
         BitwiseAnd | BitwiseOr | BitwiseXor | LeftShift | RightShift => {
             if !(t.is_integer() || t.is_bool()) {
-                return Err(Error::value(
+                // MLX raises a RuntimeError here (a ValueError for the unary invert)
+                return Err(Error::runtime(
                     name,
                     format!("Bitwise operations are only allowed on integer and boolean types, got {t}."),
                 ));
@@ -206,12 +207,7 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         }
         _ => out = t,
     }
-    if matches!(op, Less | LessEqual | Greater | GreaterEqual) && t.is_complex() {
-        return Err(Error::value(
-            name,
-            "Ordering comparisons are not supported for complex numbers.",
-        ));
-    }
+    // complex numbers compare lexicographically (real part, then imaginary part), as in MLX
     let a = super::broadcast_to(&astype(a, t)?, &shape)?;
     let b = super::broadcast_to(&astype(b, t)?, &shape)?;
     Ok(Array::pending(

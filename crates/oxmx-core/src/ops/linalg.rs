@@ -72,6 +72,12 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
 /// `beta * c + alpha * (a @ b)`.
 pub fn addmm(c: &Array, a: &Array, b: &Array, alpha: f64, beta: f64) -> Result<Array> {
     let p = matmul(a, b)?;
+    if broadcast_shapes("addmm", c.shape(), p.shape())?.as_slice() != p.shape() {
+        return Err(Error::value(
+            "addmm",
+            "input c must broadcast to the output shape",
+        ));
+    }
     let d = promote(p.dtype(), c.dtype());
     let p = if alpha != 1.0 {
         multiply(&p, &scalar(Scalar::Float(alpha), d)?)?
@@ -181,6 +187,9 @@ pub fn tensordot(a: &Array, b: &Array, n: i64) -> Result<Array> {
 /// `sum(conj(a) * b, axis)` with broadcasting.
 pub fn vecdot(a: &Array, b: &Array, axis: i64) -> Result<Array> {
     let op = "vecdot";
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return Err(Error::value(op, "inputs must be at least 1D."));
+    }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let ax = normalize_axis(op, axis, shape.len())?;
     sum(&multiply(&conjugate(a)?, b)?, Some(&[ax as i64]), false)

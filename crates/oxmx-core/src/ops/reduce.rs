@@ -162,9 +162,8 @@ pub fn logsumexp(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Arra
     let d = a.dtype().to_inexact();
     let x = astype(a, d)?;
     if x.size() == 0 {
-        // log(0) = -inf for empty reductions
-        let s = sum(&exp(&x)?, Some(&axes_i), keepdims)?;
-        return log(&s);
+        // MLX refuses empty inputs here (NumPy's logaddexp.reduce would give -inf)
+        return Err(Error::value(op, "Received empty array."));
     }
     let m = max(&x, Some(&axes_i), true)?;
     // Infinite maxima would make x - m NaN: shift by 0 there instead.
@@ -172,11 +171,22 @@ pub fn logsumexp(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Arra
     let m_safe = where_(&isinf(&m)?, &zero, &m)?;
     let s = sum(&exp(&subtract(&x, &m_safe)?)?, Some(&axes_i), true)?;
     let r = add(&log(&s)?, &m_safe)?;
-    if keepdims {
-        Ok(r)
+    let r = if keepdims {
+        r
     } else {
-        squeeze(&r, Some(&axes_i))
+        squeeze(&r, Some(&axes_i))?
+    };
+    if !x.is_traced() {
+        return Ok(r);
     }
+    // Under a transform, give the result logsumexp's own rules (see LogSumExpRules).
+    let rules = std::sync::Arc::new(crate::rules::LogSumExpRules {
+        axes: axes_i,
+        keepdims,
+    });
+    crate::transforms::custom(rules, &[x], &[r])
+        .pop()
+        .ok_or_else(|| Error::runtime(op, "Internal error: missing output."))
 }
 
 pub fn softmax(a: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> {
@@ -266,7 +276,7 @@ pub fn argmin(a: &Array, axis: Option<i64>, keepdims: bool) -> Result<Array> {
 pub fn count_nonzero(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> {
     let nz = not_equal(a, &scalar(Scalar::Int(0), a.dtype())?)?;
     let s = sum(&nz, axes, keepdims)?;
-    astype(&s, Dtype::Uint32)
+    astype(&s, Dtype::Int32)
 }
 
 /// Total elements along reduced axes (helper for callers).

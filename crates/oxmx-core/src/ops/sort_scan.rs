@@ -54,21 +54,15 @@ pub fn scan(
     };
     let d = a.dtype();
     let out = match op {
-        ScanOp::Sum | ScanOp::Prod => match d {
+        // MLX: cumsum of bool counts (int32); cumprod of bool stays bool (a running "and")
+        ScanOp::Sum => match d {
             Dtype::Bool => Dtype::Int32,
             _ => d,
         },
+        ScanOp::Prod => d,
         ScanOp::Max | ScanOp::Min => d,
-        ScanOp::LogAddExp => {
-            if d.is_complex() {
-                return Err(Error::value(name, "Not supported for complex input."));
-            }
-            d.to_inexact()
-        }
+        ScanOp::LogAddExp => d.to_inexact(),
     };
-    if d.is_complex() && matches!(op, ScanOp::Max | ScanOp::Min) {
-        return Err(Error::value(name, "Not supported for complex input."));
-    }
     let x = astype(a, out)?;
     along_axis(name, &x, axis, |y| {
         Ok(Array::pending(

@@ -15,6 +15,41 @@ fn split(c: &Custom, inputs: &[Array]) -> Result<(usize, usize)> {
     Ok((n, k))
 }
 
+/// A custom vjp may return a cotangent that broadcasts to its primal's shape (MLX
+/// accepts these, e.g. shape `(1,)` for a scalar or `(1, 3)` for a `(4, 3)` primal):
+/// leading size-1 axes beyond the primal's rank are dropped, then it is broadcast to
+/// the primal's shape, so gradients always have their primal's shape.
+fn fit_cotangent(g: Array, p: &Array) -> Result<Array> {
+    if g.shape() == p.shape() {
+        return Ok(g);
+    }
+    let extra = g.ndim().saturating_sub(p.ndim());
+    let (lead, rest) = g.shape().split_at(extra);
+    let fits = lead.iter().all(|&d| d == 1)
+        && rest
+            .iter()
+            .rev()
+            .zip(p.shape().iter().rev())
+            .all(|(&a, &b)| a == b || a == 1);
+    if !fits {
+        return Err(Error::value(
+            "custom_function",
+            format!(
+                "The custom vjp returned a cotangent of shape {:?}, which does not broadcast to its primal's shape {:?}.",
+                g.shape(),
+                p.shape()
+            ),
+        ));
+    }
+    let g = if extra > 0 {
+        let kept: Vec<i64> = rest.iter().map(|&d| d as i64).collect();
+        crate::ops::reshape(&g, &kept)?
+    } else {
+        g
+    };
+    crate::ops::broadcast_to(&g, p.shape())
+}
+
 pub fn vjp(c: &Custom, inputs: &[Array], cot: &Array) -> Result<Vec<Option<Array>>> {
     let (n, k) = split(c, inputs)?;
     let (primals, outputs) = inputs.split_at(n);
@@ -43,19 +78,7 @@ pub fn vjp(c: &Custom, inputs: &[Array], cot: &Array) -> Result<Vec<Option<Array
                 ));
             }
             for (i, (gi, p)) in g.into_iter().zip(primals).enumerate() {
-                if let Some(gi) = &gi {
-                    if gi.shape() != p.shape() {
-                        return Err(Error::value(
-                            "custom_function",
-                            format!(
-                                "The custom vjp returned a cotangent of shape {:?} for a primal of shape {:?}.",
-                                gi.shape(),
-                                p.shape()
-                            ),
-                        ));
-                    }
-                }
-                r[i] = gi;
+                r[i] = gi.map(|gi| fit_cotangent(gi, p)).transpose()?;
             }
         }
         None => r[k] = Some(cot.clone()),

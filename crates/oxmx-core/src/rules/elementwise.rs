@@ -48,6 +48,12 @@ fn unary_deriv(op: UnaryOp, x: &Array, out: &Array) -> Result<Deriv> {
         Real | Imag => return Ok(Deriv::Zero), // handled by the callers
         Sign | Floor | Ceil | Round | Trunc | IsNan | IsInf | IsPosInf | IsNegInf | IsFinite
         | LogicalNot | BitwiseInvert => return Ok(Deriv::Zero),
+        // sign(x), with 0 at zeros and NaNs (as MLX).
+        Abs if !d.is_complex() => {
+            let pos = ops::astype(&ops::binary(BinaryOp::Greater, x, &c(0.0)?)?, d)?;
+            let below = ops::astype(&ops::binary(BinaryOp::Less, x, &c(0.0)?)?, d)?;
+            sub(&pos, &below)?
+        }
         Abs => u(Sign, x)?,
         Square => mul(&c(2.0)?, x)?,
         Sqrt => div(&c(0.5)?, out)?,
@@ -149,9 +155,10 @@ fn binary_partials(
         Divide => (Some(u(UnaryOp::Reciprocal, b)?), Some(neg(&div(out, b)?)?)),
         Power => {
             let da = mul(b, &ops::binary(Power, a, &sub(b, &c(1.0)?)?)?)?;
-            // d/db a^b = a^b log a, taken as 0 where a == 0 (as MLX).
-            let zero_a = ops::binary(Equal, a, &c(0.0)?)?;
-            let db = ops::where_(&zero_a, &c(0.0)?, &mul(out, &u(UnaryOp::Log, a)?)?)?;
+            // d/db a^b = a^b log a, taken as 0 where a^b == 0 (as MLX), so 0^b for
+            // b > 0 and underflows to 0 give 0 rather than 0 * -inf.
+            let zero_out = ops::binary(Equal, out, &c(0.0)?)?;
+            let db = ops::where_(&zero_out, &c(0.0)?, &mul(out, &u(UnaryOp::Log, a)?)?)?;
             (Some(da), Some(db))
         }
         Maximum => (
@@ -166,9 +173,10 @@ fn binary_partials(
             let den = add(&u(UnaryOp::Square, a)?, &u(UnaryOp::Square, b)?)?;
             (Some(div(b, &den)?), Some(neg(&div(a, &den)?)?))
         }
+        // sigmoid(a - b) and sigmoid(b - a): finite where one operand is infinite.
         LogAddExp => (
-            Some(u(UnaryOp::Exp, &sub(a, out)?)?),
-            Some(u(UnaryOp::Exp, &sub(b, out)?)?),
+            Some(u(UnaryOp::Sigmoid, &sub(a, b)?)?),
+            Some(u(UnaryOp::Sigmoid, &sub(b, a)?)?),
         ),
         Remainder => (Some(c(1.0)?), Some(neg(&u(UnaryOp::Floor, &div(a, b)?)?)?)),
         FloorDivide => (None, None),

@@ -1,17 +1,35 @@
 //! Rules for gather and scatter primitives. Indices never get gradients. Gradients of
-//! scatters exist for `set` and `add` (as in MLX); the others raise a clear error.
+//! scatters exist for `set`, `add`, `maximum` and `minimum` (as in MLX); `multiply`
+//! raises a clear error (MLX has no rule for it either).
+//!
+//! For `maximum`/`minimum` the winner of each written element gets the cotangent: the
+//! original value where the result still equals it, and every update equal to the
+//! result written there. Ties are not split: each tied candidate gets the whole
+//! cotangent (MLX's convention). The jvp is the transpose of that vjp.
 
-use super::{cast_like, same_prim, tangent_or_zeros, zeros_like};
+use super::{cast_like, mul, same_prim, tangent_or_zeros, zeros_like};
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::primitive::{Primitive, ScatterMode};
+use crate::primitive::{BinaryOp, Primitive, ScatterMode};
 
-fn unsupported(mode: ScatterMode) -> Error {
-    Error::value(
-        "vjp",
-        format!("Gradients of scatter with mode {mode:?} are not supported (only set and add)."),
-    )
+fn unsupported(op: &str, what: &str, mode: ScatterMode) -> Error {
+    let name = match mode {
+        ScatterMode::Multiply => "scatter_prod".to_string(),
+        m => format!("scatter mode {m:?}"),
+    };
+    Error::runtime(op, format!("{what} not implemented for {name}."))
+}
+
+/// `x == y` as a 0/1 array of `x`'s dtype.
+fn eq_mask(x: &Array, y: &Array) -> Result<Array> {
+    ops::astype(&ops::binary(BinaryOp::Equal, x, y)?, x.dtype())
+}
+
+/// Cotangent of the original array of a max/min scatter: where the result kept it.
+fn winner_src(src: &Array, out: &Array, g: &Array) -> Result<Array> {
+    let keep = ops::binary(BinaryOp::Equal, out, src)?;
+    ops::where_(&keep, g, &zeros_like(g)?)
 }
 
 pub fn vjp_gather(axes: &[usize], inputs: &[Array], g: &Array) -> Result<Vec<Option<Array>>> {
@@ -39,6 +57,7 @@ pub fn vjp_scatter_axis(
     axis: usize,
     mode: ScatterMode,
     inputs: &[Array],
+    out: &Array,
     g: &Array,
 ) -> Result<Vec<Option<Array>>> {
     let (src, idx, vals) = (&inputs[0], &inputs[1], &inputs[2]);
@@ -46,14 +65,19 @@ pub fn vjp_scatter_axis(
         return Ok(vec![None, None, None]);
     }
     let ax = Some(axis as i64);
-    let dsrc = match mode {
-        ScatterMode::Set => {
-            ops::scatter_along_axis(g, idx, &zeros_like(vals)?, ax, ScatterMode::Set)?
+    let gv = ops::take_along_axis(g, idx, ax)?;
+    let (dsrc, dvals) = match mode {
+        ScatterMode::Set => (
+            ops::scatter_along_axis(g, idx, &zeros_like(vals)?, ax, ScatterMode::Set)?,
+            gv,
+        ),
+        ScatterMode::Add => (g.clone(), gv),
+        ScatterMode::Maximum | ScatterMode::Minimum => {
+            let won = eq_mask(&ops::take_along_axis(out, idx, ax)?, vals)?;
+            (winner_src(src, out, g)?, mul(&gv, &won)?)
         }
-        ScatterMode::Add => g.clone(),
-        m => return Err(unsupported(m)),
+        m => return Err(unsupported("scatter_axis", "VJP", m)),
     };
-    let dvals = ops::take_along_axis(g, idx, ax)?;
     Ok(vec![cast_like(dsrc, src)?, None, cast_like(dvals, vals)?])
 }
 
@@ -61,6 +85,7 @@ pub fn vjp_scatter(
     axes: &[usize],
     mode: ScatterMode,
     inputs: &[Array],
+    res: &Array,
     g: &Array,
 ) -> Result<Vec<Option<Array>>> {
     let (src, upd) = (&inputs[0], &inputs[1]);
@@ -69,20 +94,27 @@ pub fn vjp_scatter(
     if !src.dtype().is_inexact() {
         return Ok(out);
     }
-    out[0] = match mode {
-        ScatterMode::Set => cast_like(
+    let gu = ops::gather(g, idx, axes)?;
+    let (dsrc, dupd) = match mode {
+        ScatterMode::Set => (
             ops::scatter(g, idx, &zeros_like(upd)?, axes, ScatterMode::Set)?,
-            src,
-        )?,
-        ScatterMode::Add => cast_like(g.clone(), src)?,
-        m => return Err(unsupported(m)),
+            gu,
+        ),
+        ScatterMode::Add => (g.clone(), gu),
+        ScatterMode::Maximum | ScatterMode::Minimum => {
+            let won = eq_mask(&ops::gather(res, idx, axes)?, upd)?;
+            (winner_src(src, res, g)?, mul(&gu, &won)?)
+        }
+        m => return Err(unsupported("scatter", "VJP", m)),
     };
-    out[1] = cast_like(ops::gather(g, idx, axes)?, upd)?;
+    out[0] = cast_like(dsrc, src)?;
+    out[1] = cast_like(dupd, upd)?;
     Ok(out)
 }
 
 /// Forward mode for scatters: the same scatter over the tangents of `src` and of the
-/// values (`set`/`add` are linear in both).
+/// values (`set`/`add` are linear in both); for `maximum`/`minimum` the transpose of
+/// the vjp (the tangents of the winners, summed where several tie).
 pub fn jvp_scatter(
     prim: &Primitive,
     mode: ScatterMode,
@@ -92,12 +124,51 @@ pub fn jvp_scatter(
     out: &Array,
     t: &[Option<Array>],
 ) -> Result<Option<Array>> {
-    if !matches!(mode, ScatterMode::Set | ScatterMode::Add) {
-        return Err(unsupported(mode));
-    }
+    let ts = tangent_or_zeros(&inputs[src_i], t.get(src_i).and_then(Option::as_ref))?;
+    let tu = tangent_or_zeros(&inputs[upd_i], t.get(upd_i).and_then(Option::as_ref))?;
     let mut ins = inputs.to_vec();
-    for i in [src_i, upd_i] {
-        ins[i] = tangent_or_zeros(&inputs[i], t.get(i).and_then(Option::as_ref))?;
+    match mode {
+        ScatterMode::Set | ScatterMode::Add => {
+            ins[src_i] = ts;
+            ins[upd_i] = tu;
+        }
+        ScatterMode::Maximum | ScatterMode::Minimum => {
+            // Gather the result at the updates' positions with the matching gather.
+            let gathered = match prim {
+                Primitive::Scatter { axes, .. } => ops::gather(out, &inputs[2..], axes)?,
+                Primitive::ScatterAxis { axis, .. } => {
+                    ops::take_along_axis(out, &inputs[1], Some(*axis as i64))?
+                }
+                _ => return Err(Error::runtime("scatter", "Internal error: not a scatter.")),
+            };
+            let won = eq_mask(&gathered, &inputs[upd_i])?;
+            ins[src_i] = zeros_like(out)?;
+            ins[upd_i] = mul(&tu, &won)?;
+            let add_prim = match prim {
+                Primitive::Scatter { axes, .. } => Primitive::Scatter {
+                    axes: axes.clone(),
+                    mode: ScatterMode::Add,
+                },
+                Primitive::ScatterAxis { axis, .. } => Primitive::ScatterAxis {
+                    axis: *axis,
+                    mode: ScatterMode::Add,
+                },
+                _ => return Err(Error::runtime("scatter", "Internal error: not a scatter.")),
+            };
+            let from_upd = same_prim(&add_prim, out, ins);
+            return Ok(Some(super::add(
+                &winner_src(&inputs[src_i], out, &ts)?,
+                &from_upd,
+            )?));
+        }
+        m => {
+            let op = if matches!(prim, Primitive::ScatterAxis { .. }) {
+                "scatter_axis"
+            } else {
+                "scatter"
+            };
+            return Err(unsupported(op, "JVP", m));
+        }
     }
     Ok(Some(same_prim(prim, out, ins)))
 }

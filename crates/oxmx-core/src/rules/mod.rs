@@ -13,6 +13,8 @@ mod reduce;
 mod scan_sort;
 mod structure;
 
+pub(crate) use reduce::LogSumExpRules;
+
 use crate::array::Array;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
@@ -51,8 +53,8 @@ pub fn vjp(
         } => structure::vjp_slice_update(start, count, strides, inputs, cot),
         Gather { axes } => indexing::vjp_gather(axes, inputs, cot),
         GatherAxis { axis } => indexing::vjp_gather_axis(*axis, inputs, cot),
-        ScatterAxis { axis, mode } => indexing::vjp_scatter_axis(*axis, *mode, inputs, cot),
-        Scatter { axes, mode } => indexing::vjp_scatter(axes, *mode, inputs, cot),
+        ScatterAxis { axis, mode } => indexing::vjp_scatter_axis(*axis, *mode, inputs, out, cot),
+        Scatter { axes, mode } => indexing::vjp_scatter(axes, *mode, inputs, out, cot),
         Scan {
             op,
             reverse,

@@ -3,12 +3,48 @@
 
 use super::{cast_like, div, mul, sub};
 use crate::array::Array;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops;
-use crate::primitive::{BinaryOp, ReduceOp, ScanOp};
+use crate::primitive::{Batched, BinaryOp, CustomRules, ReduceOp, ScanOp, UnaryOp};
 
 fn axes_i64(axes: &[usize]) -> Vec<i64> {
     axes.iter().map(|&a| a as i64).collect()
+}
+
+/// `x` with the kept axes first (in order), then the reduced `axes` flattened into one
+/// last axis; also the transposed shape and the permutation used.
+fn flatten_reduced(x: &Array, axes: &[usize]) -> Result<(Array, Array, Vec<i64>)> {
+    let nd = x.ndim();
+    let mut red: Vec<usize> = axes.to_vec();
+    red.sort_unstable();
+    let keep: Vec<usize> = (0..nd).filter(|i| !red.contains(i)).collect();
+    let perm: Vec<i64> = keep.iter().chain(&red).map(|&a| a as i64).collect();
+    let xt = ops::transpose(x, Some(&perm))?;
+    let mut flat: Vec<i64> = keep.iter().map(|&a| x.shape()[a] as i64).collect();
+    flat.push(-1);
+    let xf = ops::reshape(&xt, &flat)?;
+    Ok((xf, xt, perm))
+}
+
+/// Forward mode of max/min: the tangent of the first extremal element of each reduced
+/// group in row-major order (NaN counts as extremal), as MLX does; the reverse mode
+/// instead splits the cotangent between tied elements.
+fn extremum_tangent(
+    op: ReduceOp,
+    x: &Array,
+    t: &Array,
+    out: &Array,
+    axes: &[usize],
+) -> Result<Array> {
+    let (xf, _, _) = flatten_reduced(x, axes)?;
+    let (tf, _, _) = flatten_reduced(t, axes)?;
+    let idx = match op {
+        ReduceOp::Min => ops::argmin(&xf, Some(-1), true)?,
+        _ => ops::argmax(&xf, Some(-1), true)?,
+    };
+    let picked = ops::take_along_axis(&tf, &idx, Some(-1))?;
+    let shape: Vec<i64> = out.shape().iter().map(|&d| d as i64).collect();
+    ops::reshape(&picked, &shape)
 }
 
 /// For `prod`: the product of all other elements of each reduced group, exactly (no
@@ -16,12 +52,7 @@ fn axes_i64(axes: &[usize]) -> Vec<i64> {
 /// the exclusive cumulative products from both ends.
 fn prod_of_others(x: &Array, axes: &[usize]) -> Result<Array> {
     let nd = x.ndim();
-    let keep: Vec<usize> = (0..nd).filter(|i| !axes.contains(i)).collect();
-    let perm: Vec<i64> = keep.iter().chain(axes).map(|&a| a as i64).collect();
-    let xt = ops::transpose(x, Some(&perm))?;
-    let mut flat: Vec<i64> = keep.iter().map(|&a| x.shape()[a] as i64).collect();
-    flat.push(-1);
-    let xf = ops::reshape(&xt, &flat)?;
+    let (xf, xt, perm) = flatten_reduced(x, axes)?;
     let fwd = ops::scan(ScanOp::Prod, &xf, Some(-1), false, false)?;
     let bwd = ops::scan(ScanOp::Prod, &xf, Some(-1), true, false)?;
     let others = mul(&fwd, &bwd)?;
@@ -77,7 +108,13 @@ pub fn jvp_reduce(
     let weighted = match op {
         ReduceOp::Sum => t.clone(),
         ReduceOp::Prod => mul(t, &prod_of_others(x, axes)?)?,
-        ReduceOp::Max | ReduceOp::Min => mul(t, &extremum_weights(x, out, axes)?)?,
+        ReduceOp::Max | ReduceOp::Min => {
+            if x.size() == 0 {
+                mul(t, &extremum_weights(x, out, axes)?)?
+            } else {
+                return Ok(Some(extremum_tangent(op, x, t, out, axes)?));
+            }
+        }
         ReduceOp::All | ReduceOp::Any => return Ok(None),
     };
     Ok(Some(ops::sum(&weighted, Some(&ax), true)?))
@@ -97,4 +134,63 @@ pub fn jvp_softmax(out: &Array, t: &[Option<Array>]) -> Result<Option<Array>> {
         .and_then(Option::as_ref)
         .map(|t| softmax_linear(out, t))
         .transpose()
+}
+
+/// The rules of `logsumexp`, attached through a custom node so that its gradient is
+/// `softmax(x)` over the reduced axes computed as `exp(x - max) / sum(exp(x - max))`
+/// (MLX's convention: an infinite maximum gives NaN), not the derivative of the
+/// overflow-safe forward formula.
+pub(crate) struct LogSumExpRules {
+    pub axes: Vec<i64>,
+    pub keepdims: bool,
+}
+
+impl LogSumExpRules {
+    fn input<'a>(&self, primals: &'a [Array]) -> Result<&'a Array> {
+        primals
+            .first()
+            .ok_or_else(|| Error::runtime("logsumexp", "Internal error: missing input."))
+    }
+
+    fn weights(&self, x: &Array) -> Result<Array> {
+        let m = ops::max(x, Some(&self.axes), true)?;
+        let e = ops::unary(UnaryOp::Exp, &sub(x, &m)?)?;
+        div(&e, &ops::sum(&e, Some(&self.axes), true)?)
+    }
+}
+
+impl CustomRules for LogSumExpRules {
+    fn vjp(
+        &self,
+        primals: &[Array],
+        _outputs: &[Array],
+        cotangents: &[Array],
+    ) -> Result<Option<Vec<Option<Array>>>> {
+        let x = self.input(primals)?;
+        let g = cotangents
+            .first()
+            .ok_or_else(|| Error::runtime("logsumexp", "Internal error: missing cotangent."))?;
+        let mut kept = x.shape().to_vec();
+        for &a in &self.axes {
+            if let Some(d) = usize::try_from(a).ok().and_then(|a| kept.get_mut(a)) {
+                *d = 1;
+            }
+        }
+        let kept: Vec<i64> = kept.iter().map(|&d| d as i64).collect();
+        let g = ops::reshape(g, &kept)?;
+        Ok(Some(vec![Some(mul(&g, &self.weights(x)?)?)]))
+    }
+
+    fn jvp(&self, primals: &[Array], tangents: &[Array]) -> Result<Option<Vec<Array>>> {
+        let x = self.input(primals)?;
+        let t = tangents
+            .first()
+            .ok_or_else(|| Error::runtime("logsumexp", "Internal error: missing tangent."))?;
+        let w = mul(t, &self.weights(x)?)?;
+        Ok(Some(vec![ops::sum(&w, Some(&self.axes), self.keepdims)?]))
+    }
+
+    fn vmap(&self, _primals: &[Array], _axes: &[Option<usize>]) -> Result<Option<Batched>> {
+        Ok(None)
+    }
 }

@@ -76,6 +76,22 @@ fn owners(x: &Array, out: &Array) -> Result<Array> {
     cum(ScanOp::Max, &cand, false)
 }
 
+/// `(max(v, tiny), max(-v, tiny))` with `tiny` the dtype's smallest normal number: the
+/// positive and negative parts of `v`, kept off zero so that their logarithms stay
+/// finite and differentiating the rule again gives no `0 * inf` (the error is of the
+/// order of `tiny`).
+fn signed_parts(v: &Array) -> Result<(Array, Array)> {
+    let tiny = match v.dtype() {
+        Dtype::Float16 => 6.103_515_625e-5,
+        Dtype::Float64 => f64::MIN_POSITIVE,
+        _ => f64::from(f32::MIN_POSITIVE),
+    };
+    let z = fs(tiny, v.dtype())?;
+    let pos = ops::binary(BinaryOp::Maximum, v, &z)?;
+    let neg = ops::binary(BinaryOp::Maximum, &ops::unary(UnaryOp::Negative, v)?, &z)?;
+    Ok((pos, neg))
+}
+
 /// vjp of an inclusive forward scan.
 fn vjp_forward(op: ScanOp, x: &Array, g: &Array) -> Result<Array> {
     let out = cum(op, x, false)?;
@@ -102,14 +118,19 @@ fn vjp_forward(op: ScanOp, x: &Array, g: &Array) -> Result<Array> {
             ops::scatter_along_axis(&zeros_like(x)?, &own, g, Some(-1), ScatterMode::Add)
         }
         ScanOp::LogAddExp => {
-            let c = ops::max(x, Some(&[-1]), true)?;
-            let e = |v: &Array| ops::unary(UnaryOp::Exp, v);
-            let s = cum(
-                ScanOp::Sum,
-                &mul(g, &e(&ops::binary(BinaryOp::Subtract, &c, &out)?)?)?,
-                true,
-            )?;
-            mul(&e(&ops::binary(BinaryOp::Subtract, x, &c)?)?, &s)
+            // dx_k = sum_{j >= k} g_j exp(x_k - out_j), in log space per sign of g so
+            // that no term overflows: exp(x_k + rev_logcumsumexp(log(g±) - out)_k).
+            let part = |g: &Array| -> Result<Array> {
+                let lg = ops::unary(UnaryOp::Log, g)?;
+                let l = cum(
+                    ScanOp::LogAddExp,
+                    &ops::binary(BinaryOp::Subtract, &lg, &out)?,
+                    true,
+                )?;
+                ops::unary(UnaryOp::Exp, &ops::binary(BinaryOp::Add, x, &l)?)
+            };
+            let (pos, neg) = signed_parts(g)?;
+            ops::binary(BinaryOp::Subtract, &part(&pos)?, &part(&neg)?)
         }
     }
 }
@@ -139,14 +160,21 @@ fn jvp_forward(op: ScanOp, x: &Array, t: &Array) -> Result<Array> {
         }
         ScanOp::Max | ScanOp::Min => ops::take_along_axis(t, &owners(x, &out)?, Some(-1)),
         ScanOp::LogAddExp => {
-            let c = ops::max(x, Some(&[-1]), true)?;
-            let e = |v: &Array| ops::unary(UnaryOp::Exp, v);
-            let s = cum(
-                ScanOp::Sum,
-                &mul(t, &e(&ops::binary(BinaryOp::Subtract, x, &c)?)?)?,
-                false,
-            )?;
-            mul(&e(&ops::binary(BinaryOp::Subtract, &c, &out)?)?, &s)
+            // d out_j = sum_{k <= j} t_k exp(x_k - out_j), in log space per sign of t;
+            // 0 where out_j is -inf (no finite term yet), as MLX.
+            let part = |t: &Array| -> Result<Array> {
+                let lt = ops::unary(UnaryOp::Log, t)?;
+                let f = cum(
+                    ScanOp::LogAddExp,
+                    &ops::binary(BinaryOp::Add, x, &lt)?,
+                    false,
+                )?;
+                ops::unary(UnaryOp::Exp, &ops::binary(BinaryOp::Subtract, &f, &out)?)
+            };
+            let (pos, neg) = signed_parts(t)?;
+            let r = ops::binary(BinaryOp::Subtract, &part(&pos)?, &part(&neg)?)?;
+            let empty = ops::unary(UnaryOp::IsNegInf, &out)?;
+            ops::where_(&empty, &fs(0.0, d)?, &r)
         }
     }
 }

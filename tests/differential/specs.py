@@ -1,0 +1,1132 @@
+"""One generator per public name of ``oxmx.core`` (and its sub-modules and array methods).
+
+``SPECS[name]`` says how to draw a call of ``name`` and how to compare it:
+
+* ``exact``: MLX's result is exactly defined (integer/bool results, data movement, IEEE
+  basic arithmetic, comparisons): values must match bit for bit (NaN by NaN-ness) and the
+  printed form must be identical. Otherwise values must agree within the dtype's tolerance.
+* ``grad``: the call is differentiable in its floating-point array arguments; the
+  gradient tests run ``vjp``, ``jvp``, ``grad`` and ``vmap`` of it in both frameworks.
+
+Names are ``"add"``, ``"random.uniform"`` or ``".sum"`` (an array method) and
+``"__add__"``-style operator names (called on the first argument).
+"""
+
+import numpy as np
+
+from diffkit import FLOATS, INTS, NUMERIC, REALS, A, Call, D, F
+from gen import Draw  # noqa: F401  (generators receive a Draw)
+
+ALL = ["bool_"] + NUMERIC
+SPECS = {}
+
+
+class Spec:
+    def __init__(self, name, gen, exact=False, grad=False, rtol=None, atol=None, check_repr=True):
+        self.name = name
+        self.gen = gen
+        self.exact = exact
+        self.grad = grad
+        self.rtol = rtol
+        self.atol = atol
+        self.check_repr = check_repr
+
+    def __repr__(self):
+        return self.name
+
+
+def spec(*names, **kw):
+    def deco(gen):
+        for n in names:
+            SPECS[n] = Spec(n, (lambda g, n: (lambda d: g(d, n)))(gen, n), **kw)
+        return gen
+
+    return deco
+
+
+def target(name):
+    """Array methods are registered as ``.name``; operators as ``__op__`` and called
+    through the ``operator`` module (``__radd__`` as ``add(scalar, x)``)."""
+    if name.startswith("__"):
+        base = name.strip("_")
+        if base in REFLECTED:
+            base = base[1:]
+        base = {"div": "truediv", "neg": "neg", "abs": "abs", "pos": "pos", "invert": "invert"}.get(base, base)
+        return "op." + base
+    return "." + name.lstrip(".") if name.startswith(".") else name
+
+
+REFLECTED = {"radd", "rsub", "rmul", "rtruediv", "rfloordiv", "rmod", "rand", "ror", "rxor",
+             "rlshift", "rrshift", "rmatmul", "rpow"}
+
+
+# =============================================================================== elementwise
+UNARY_EXACT = {
+    # name: dtypes
+    "abs": ALL, "negative": ALL, "positive": ALL, "sign": ALL, "square": ALL,
+    "floor": ALL, "ceil": ALL, "trunc": ALL, "conj": ALL, "conjugate": ALL,
+    "real": ALL, "imag": ALL, "logical_not": ALL, "isnan": ALL, "isinf": ALL,
+    "isfinite": ALL, "isposinf": ALL, "isneginf": ALL, "bitwise_invert": ALL,
+    "sqrt": ALL, "reciprocal": ALL, "round": ALL, "stop_gradient": ALL, "contiguous": ALL,
+    ".abs": ALL, ".square": ALL, ".sqrt": ALL, ".reciprocal": ALL, ".conj": ALL, ".round": ALL,
+    "__neg__": ALL, "__abs__": ALL, "__invert__": ALL, "__pos__": ALL,
+}
+UNARY_APPROX = [
+    "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh",
+    "tanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "asin", "acos",
+    "atan", "asinh", "acosh", "atanh", "sigmoid", "erf", "erfinv", "rsqrt", "degrees",
+    "radians", ".exp", ".log", ".log1p", ".log2", ".log10", ".sin", ".cos", ".rsqrt",
+]
+NON_DIFF = {"sign", "floor", "ceil", "trunc", "logical_not", "isnan", "isinf", "isfinite",
+            "isposinf", "isneginf", "bitwise_invert", "round", ".round", "__invert__",
+            "stop_gradient", "real", "imag"}
+
+
+def _unary(d, name):
+    dom = d.one(["any", "pos", "unit"])
+    return Call(target(name), d.arr(dtypes=ALL, dom=dom))
+
+
+for _n, _dts in UNARY_EXACT.items():
+    spec(_n, exact=True, grad=_n not in NON_DIFF)(_unary)
+spec(*UNARY_APPROX, grad=True)(_unary)
+
+
+BINARY_EXACT = [
+    "add", "subtract", "multiply", "divide", "maximum", "minimum", "equal", "not_equal",
+    "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
+    "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift",
+    "bitwise_left_shift", "bitwise_right_shift", "floor_divide", "remainder", "divmod",
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__eq__",
+    "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__and__", "__rand__", "__or__",
+    "__ror__", "__xor__", "__rxor__", "__lshift__", "__rlshift__", "__rshift__",
+    "__rrshift__", "__matmul__", "__pow__", "__rpow__",
+]
+BINARY_APPROX = ["power", "pow", "arctan2", "atan2", "logaddexp"]
+BINARY_NON_DIFF = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+                   "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+                   "bitwise_xor", "left_shift", "right_shift", "bitwise_left_shift",
+                   "bitwise_right_shift", "floor_divide", "divmod", "__floordiv__",
+                   "__rfloordiv__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+                   "__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__",
+                   "__lshift__", "__rlshift__", "__rshift__", "__rrshift__", "remainder",
+                   "__mod__", "__rmod__"}
+
+
+def _binary(d, name):
+    dom = d.one(["any", "pos", "small"]) if "shift" in name or "pow" in name else d.one(["any", "pos"])
+    x = d.arr(dtypes=ALL, dom=dom)
+    if (name.startswith("__") and name.strip("_") not in REFLECTED) or d.flag(0.75):
+        other = d.arr(shape=d.bshape(x.shape), dtypes=ALL, dom=dom)
+    else:
+        other = d.scalar(("int", "float", "bool"))
+    if "matmul" in name:
+        k = x.shape[-1] if x.shape else 2
+        other = d.arr(shape=(k, d.int(1, 3)), dtypes=ALL)
+    if name.strip("_") in REFLECTED:
+        # a Python scalar on the left: Python calls the array's reflected method
+        x, other = d.scalar(("int", "float", "bool")), x
+    elif not name.startswith("__") and d.flag(0.3):
+        x, other = other, x
+    base = name.strip("_")[1:] if name.startswith("__r") else name.strip("_")
+    if base in INT_DIVISION:
+        # integer x // 0 and INT_MIN // -1 kill MLX's process (SIGFPE): keep those out
+        # of the differential calls; test_diff_documented checks oxmx's defined result
+        other = _safe_divisor(other)
+    return Call(target(name), x, other)
+
+
+INT_DIVISION = {"floor_divide", "remainder", "divmod", "floordiv", "mod", "divide", "truediv"}
+
+
+def _safe_divisor(v):
+    if isinstance(v, A) and v.dtype in INTS + ["bool_"]:
+        data = v.data.copy()
+        data[(data == 0) | (data == -1) if v.dtype not in ("bool_",) and v.dtype[0] != "u" else (data == 0)] = 2 if v.dtype != "bool_" else True
+        return A(data, v.dtype, v.view)
+    if isinstance(v, (bool, int)) and v in (0, -1, False):
+        return 2
+    return v
+
+
+spec(*BINARY_EXACT, exact=True)(_binary)
+for _n in BINARY_EXACT:
+    SPECS[_n].grad = _n not in BINARY_NON_DIFF
+spec(*BINARY_APPROX, grad=True)(_binary)
+
+
+@spec("where", exact=True, grad=True)
+def _where(d, name):
+    c = d.arr(dtypes=["bool_"])
+    x = d.arr(shape=d.bshape(c.shape)) if d.flag(0.8) else d.scalar()
+    y = d.arr(shape=d.bshape(c.shape), dtype=getattr(x, "dtype", None)) if d.flag(0.8) else d.scalar()
+    return Call("where", c, x, y)
+
+
+@spec("clip", exact=True, grad=True)
+def _clip(d, name):
+    x = d.arr(dtypes=REALS)
+    lo = d.one([None, -1, 0.5, -0.5])
+    hi = d.one([None, 1, 2.5]) if lo is not None or d.flag(0.5) else d.one([1, 2.5])
+    if d.flag(0.3):
+        lo = d.arr(shape=d.bshape(x.shape), dtypes=REALS)
+    return Call("clip", x, lo, hi)
+
+
+@spec("nan_to_num", exact=True, grad=True)
+def _nan_to_num(d, name):
+    x = d.arr(dtypes=ALL)
+    kw = {}
+    if d.flag(0.5):
+        kw["nan"] = d.one([0.0, 1.5, -2])
+    if d.flag(0.5):
+        kw["posinf"] = d.one([None, 100.0, 7])
+    if d.flag(0.5):
+        kw["neginf"] = d.one([None, -100.0])
+    return Call("nan_to_num", x, **kw)
+
+
+@spec("isclose", "allclose", "array_equal", exact=True)
+def _close(d, name):
+    x = d.arr(dtypes=ALL)
+    y = d.arr(shape=d.bshape(x.shape) if name != "array_equal" or d.flag(0.5) else x.shape, dtypes=ALL)
+    if d.flag(0.3):
+        y = x
+    kw = {}
+    if d.flag(0.5):
+        kw["equal_nan"] = d.flag(0.5)
+    if name != "array_equal" and d.flag(0.3):
+        kw["rtol"], kw["atol"] = 0.1, 0.01
+    return Call(name, x, y, **kw)
+
+
+@spec("astype", ".astype", exact=True, grad=True)
+def _astype(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "pos"]))
+    return Call(target(name), x, D(d.dtype(ALL)))
+
+
+@spec("view", ".view", exact=True)
+def _view(d, name):
+    x = d.arr(dtypes=ALL, min_dims=0, views=False)
+    return Call(target(name), x, D(d.dtype(ALL)))
+
+
+# =============================================================================== reductions
+REDUCE_EXACT = ["sum", "prod", "max", "min", "all", "any", ".sum", ".prod", ".max", ".min", ".all", ".any"]
+REDUCE_APPROX = ["mean", "logsumexp", ".mean", ".logsumexp"]
+
+
+def _reduce(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "pos", "small"]))
+    kw = {}
+    if d.flag(0.7):
+        kw["axis"] = d.axes(len(x.shape))
+    if d.flag(0.4):
+        kw["keepdims"] = d.flag(0.5)
+    return Call(target(name), x, **kw)
+
+
+# float sums/products depend on the summation order: a tolerance (integers stay exact)
+spec(*REDUCE_EXACT, exact=False, grad=True, check_repr=False)(_reduce)
+for _n in ("all", "any", ".all", ".any"):
+    SPECS[_n].grad = False
+    SPECS[_n].check_repr = True
+spec(*REDUCE_APPROX, grad=True)(_reduce)
+
+
+@spec("var", "std", ".var", ".std", grad=True)
+def _var(d, name):
+    c = _reduce(d, name)
+    if d.flag(0.4):
+        c.kwargs["ddof"] = d.int(0, 3)
+    return c
+
+
+@spec("median")
+def _median(d, name):
+    return _reduce(d, name)
+
+
+@spec("count_nonzero", exact=True)
+def _count_nonzero(d, name):
+    return _reduce(d, name)
+
+
+@spec("minmax", exact=True)
+def _minmax(d, name):
+    return _reduce(d, name)
+
+
+@spec("argmax", "argmin", ".argmax", ".argmin", exact=True)
+def _argreduce(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "small"]))
+    kw = {}
+    if d.flag(0.7):
+        kw["axis"] = d.axis(len(x.shape))
+    if d.flag(0.4):
+        kw["keepdims"] = d.flag(0.5)
+    return Call(target(name), x, **kw)
+
+
+SCANS = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", ".cumsum", ".cumprod", ".cummax", ".cummin", ".logcumsumexp"]
+
+
+def _scan(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "pos", "small"]))
+    kw = {}
+    if d.flag(0.8):
+        kw["axis"] = d.axis(len(x.shape))
+    if d.flag(0.4):
+        kw["reverse"] = d.flag(0.5)
+    if d.flag(0.4):
+        kw["inclusive"] = d.flag(0.5)
+    return Call(target(name), x, **kw)
+
+
+spec(*SCANS, grad=True)(_scan)
+for _n in ("cummax", "cummin", ".cummax", ".cummin"):
+    SPECS[_n].exact = True
+
+
+@spec("cumulative_sum", "cumulative_prod", grad=True)
+def _cumulative(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "pos"]))
+    kw = {}
+    if d.flag(0.8):
+        kw["axis"] = d.axis(len(x.shape))
+    if d.flag(0.3):
+        kw["include_initial"] = d.flag(0.5)
+    return Call(name, x, **kw)
+
+
+@spec("softmax", grad=True)
+def _softmax(d, name):
+    x = d.arr(dtypes=ALL)
+    kw = {}
+    if d.flag(0.8):
+        kw["axis"] = d.axes(len(x.shape))
+    if d.flag(0.3):
+        kw["precise"] = d.flag(0.5)
+    return Call("softmax", x, **kw)
+
+
+@spec("sort", "argsort", exact=True)
+def _sort(d, name):
+    x = d.arr(dtypes=ALL, dom=d.one(["any", "small"]))
+    kw = {}
+    if d.flag(0.8):
+        kw["axis"] = d.axis(len(x.shape))
+    return Call(name, x, **kw)
+
+
+SPECS["sort"].grad = True
+
+
+@spec("partition", "argpartition", exact=True)
+def _partition(d, name):
+    x = d.arr(dtypes=REALS, dom="any", min_dims=1, empty=False, specials=False)
+    ax = d.axis(len(x.shape), none=False, bad=False)
+    n = x.shape[ax]
+    kth = d.int(-n, n - 1)
+    return Call(_partition_check(name), x, kth, axis=ax)
+
+
+def _partition_check(name):
+    # partition orders only around kth: compare the kth slice and the sorted whole
+    def fn(m, x, kth, axis):
+        out = getattr(m, name)(x, kth, axis=axis)
+        vals = m.take_along_axis(x, out, axis=axis) if name == "argpartition" else out
+        k = kth % x.shape[axis]
+        return m.take(vals, m.array([k]), axis=axis), m.sort(vals, axis=axis)
+
+    return fn
+
+
+@spec("topk")
+def _topk(d, name):
+    x = d.arr(dtypes=REALS, min_dims=1, empty=False, specials=False)
+    ax = d.axis(len(x.shape), none=False, bad=False)
+    k = d.int(0, x.shape[ax] + 1)
+    return Call(lambda m, x, k, axis: m.sort(m.topk(x, k, axis=axis), axis=axis), x, k, axis=ax)
+
+
+SPECS["topk"].exact = True
+
+
+# =============================================================================== shapes
+@spec("reshape", ".reshape", exact=True, grad=True)
+def _reshape(d, name):
+    x = d.arr(dtypes=ALL)
+    size = int(np.prod(x.shape, dtype=np.int64))
+    opts = [(size,), (-1,), (1, size), (size, 1, 1), (-1, 1), (size + 1,), (2, -1), ()]
+    return Call(target(name), x, d.one(opts))
+
+
+@spec("flatten", ".flatten", exact=True, grad=True)
+def _flatten(d, name):
+    x = d.arr(dtypes=ALL)
+    kw = {}
+    if d.flag(0.5):
+        kw["start_axis"] = d.axis(len(x.shape), none=False)
+    if d.flag(0.5):
+        kw["end_axis"] = d.axis(len(x.shape), none=False)
+    return Call(target(name), x, **kw)
+
+
+@spec("squeeze", ".squeeze", exact=True, grad=True)
+def _squeeze(d, name):
+    shape = tuple(d.one([1, 1, 2, 0]) for _ in range(d.int(0, 4)))
+    x = d.arr(shape=shape, dtypes=ALL)
+    kw = {}
+    if d.flag(0.6):
+        kw["axis"] = d.axes(len(shape))
+    return Call(target(name), x, **kw)
+
+
+@spec("expand_dims", exact=True, grad=True)
+def _expand_dims(d, name):
+    x = d.arr(dtypes=ALL)
+    nd = len(x.shape)
+    ax = d.one([0, -1, nd, nd + 1, -nd - 2, (0, 1), (0, -1), (0, 0)])
+    return Call("expand_dims", x, ax)
+
+
+@spec("transpose", "permute_dims", ".transpose", exact=True, grad=True)
+def _transpose(d, name):
+    x = d.arr(dtypes=ALL)
+    nd = len(x.shape)
+    if d.flag(0.6):
+        axes = [int(a) for a in d.rng.permutation(nd)]
+        if d.flag(0.2) and axes:
+            axes[0] = nd
+        if d.flag(0.2) and nd:
+            axes = [a - nd for a in axes]
+        return Call(target(name), x, axes)
+    return Call(target(name), x)
+
+
+@spec("swapaxes", ".swapaxes", "moveaxis", ".moveaxis", exact=True, grad=True)
+def _swap(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    nd = len(x.shape)
+    return Call(target(name), x, d.axis(nd, none=False), d.axis(nd, none=False))
+
+
+@spec("matrix_transpose", exact=True, grad=True)
+def _mT(d, name):
+    return Call(name, d.arr(dtypes=ALL))
+
+
+@spec("broadcast_to", exact=True, grad=True)
+def _broadcast_to(d, name):
+    x = d.arr(dtypes=ALL)
+    shape = tuple(d.int(0, 3) if s == 1 else s for s in x.shape)
+    if d.flag(0.4):
+        shape = (2,) + shape
+    if d.flag(0.1):
+        shape = shape[1:]
+    return Call("broadcast_to", x, shape)
+
+
+@spec("broadcast_arrays", exact=True, grad=True)
+def _broadcast_arrays(d, name):
+    x = d.arr(dtypes=ALL)
+    y = d.arr(shape=d.bshape(x.shape), dtypes=ALL)
+    return Call(name, x, y) if d.flag(0.5) else Call(name, y, x)
+
+
+@spec("broadcast_shapes", exact=True)
+def _broadcast_shapes(d, name):
+    s = d.shape()
+    return Call(name, s, d.bshape(s), d.one([(), (3,), (1,)]))
+
+
+@spec("atleast_1d", "atleast_2d", "atleast_3d", exact=True, grad=True)
+def _atleast(d, name):
+    xs = [d.arr(dtypes=ALL, max_dims=4) for _ in range(d.int(1, 3))]
+    return Call(name, *xs)
+
+
+@spec("concatenate", "concat", "stack", exact=True, grad=True)
+def _concat(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1 if name != "stack" else 0)
+    nd = len(x.shape)
+    ax = d.axis(nd + (name == "stack"), none=name != "stack")
+    shape = list(x.shape)
+    if name != "stack" and ax is not None and -nd <= ax < nd and d.flag(0.7):
+        shape[ax] = d.int(0, 3)
+    others = [d.arr(shape=tuple(shape), dtypes=ALL) for _ in range(d.int(0, 2))]
+    kw = {} if (ax == 0 and d.flag(0.3)) else {"axis": ax}
+    return Call(name, [x] + others, **kw)
+
+
+@spec("split", ".split", exact=True, grad=True)
+def _split(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    ax = d.axis(len(x.shape), none=False)
+    n = x.shape[ax] if -len(x.shape) <= ax < len(x.shape) else 2
+    if d.flag(0.5):
+        ios = d.one([1, 2, 3, n or 1])
+    else:
+        ios = sorted(d.int(0, n + 1) for _ in range(d.int(0, 3)))
+    return Call(target(name), x, ios, axis=ax)
+
+
+@spec("unstack", exact=True, grad=True)
+def _unstack(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    return Call(name, x, axis=d.axis(len(x.shape), none=False))
+
+
+@spec("unflatten", exact=True, grad=True)
+def _unflatten(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    ax = d.axis(len(x.shape), none=False)
+    n = x.shape[ax] if -len(x.shape) <= ax < len(x.shape) else 1
+    return Call(name, x, ax, d.one([(n,), (1, n), (n, 1), (-1, 1), (2, -1), (n + 1,)]))
+
+
+@spec("flip", exact=True, grad=True)
+def _flip(d, name):
+    x = d.arr(dtypes=ALL)
+    return Call(name, x, d.axes(len(x.shape))) if d.flag(0.7) else Call(name, x)
+
+
+@spec("roll", exact=True, grad=True)
+def _roll(d, name):
+    x = d.arr(dtypes=ALL)
+    nd = len(x.shape)
+    if nd and d.flag(0.5):
+        ax = tuple(d.axis(nd, none=False, bad=False) for _ in range(d.int(1, 2)))
+        shift = tuple(d.int(-5, 5) for _ in ax) if d.flag(0.7) else d.int(-5, 5)
+        return Call(name, x, shift, ax)
+    return Call(name, x, d.int(-7, 7), d.axis(nd))
+
+
+@spec("tile", exact=True, grad=True)
+def _tile(d, name):
+    x = d.arr(dtypes=ALL)
+    reps = d.one([2, 0, (2, 1), (1, 2, 3), (3,), ()])
+    return Call(name, x, reps)
+
+
+@spec("repeat", exact=True, grad=True)
+def _repeat(d, name):
+    x = d.arr(dtypes=ALL)
+    kw = {"axis": d.axis(len(x.shape))} if d.flag(0.7) else {}
+    return Call(name, x, d.int(0, 3), **kw)
+
+
+@spec("pad", exact=True, grad=True)
+def _pad(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    nd = len(x.shape)
+    k = d.int(0, 3)
+    if k == 0:
+        w = d.int(0, 2)
+    elif k == 1:
+        w = (d.int(0, 2), d.int(0, 2))
+    elif k == 2:
+        w = [(d.int(0, 2), d.int(0, 2)) for _ in range(nd)]
+    else:
+        w = [(1,)] * nd
+    kw = {}
+    mode = d.one(["constant", "edge", "reflect", "symmetric"])
+    if mode != "constant" or d.flag(0.5):
+        kw["mode"] = mode
+    if mode == "constant" and d.flag(0.4):
+        kw["constant_values"] = d.one([0, 1.5, -2, True])
+    return Call(name, x, w, **kw)
+
+
+@spec("tril", "triu", exact=True, grad=True)
+def _tri(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1 if d.flag(0.2) else 2)
+    return Call(name, x, d.int(-2, 2)) if d.flag(0.6) else Call(name, x)
+
+
+@spec("diag", ".diag", exact=True, grad=True)
+def _diag(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1 if d.flag(0.8) else 0, max_dims=3 if d.flag(0.1) else 2)
+    return Call(target(name), x, k=d.int(-2, 2)) if d.flag(0.6) else Call(target(name), x)
+
+
+@spec("diagonal", ".diagonal", exact=True, grad=True)
+def _diagonal(d, name):
+    x = d.arr(dtypes=ALL, min_dims=2, max_dims=4)
+    nd = len(x.shape)
+    kw = {}
+    if d.flag(0.5):
+        kw["offset"] = d.int(-2, 2)
+    if d.flag(0.5):
+        kw["axis1"], kw["axis2"] = d.axis(nd, none=False), d.axis(nd, none=False)
+    return Call(target(name), x, **kw)
+
+
+@spec("trace", grad=True)
+def _trace(d, name):
+    c = _diagonal(d, name)
+    c.target = "trace"
+    if d.flag(0.3):
+        c.kwargs["dtype"] = D(d.dtype(NUMERIC))
+    return c
+
+
+@spec("diff", grad=True, exact=True)
+def _diff(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1 if d.flag(0.9) else 0)
+    kw = {}
+    if d.flag(0.5):
+        kw["n"] = d.int(0, 3)
+    if d.flag(0.5):
+        kw["axis"] = d.axis(len(x.shape), none=False)
+    return Call(name, x, **kw)
+
+
+# =============================================================================== indexing
+def _index_arr(d, n, shape):
+    lo = -n if n else 0
+    hi = n - 1 if n else 0
+    oob = d.flag(0.05)
+    if oob:
+        hi = n + 2  # out of range
+    data = d.rng.integers(lo, hi + 1, shape) if n or hi else np.zeros(shape, np.int64)
+    oob = bool(oob and data.size and ((data >= n) | (data < -n)).any())
+    return A(data, d.one(["int32", "int64", "uint32"]) if lo >= 0 else "int32", out_of_bounds=oob)
+
+
+
+@spec("take", grad=True, exact=True)
+def _take(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1, empty=False)
+    nd = len(x.shape)
+    ax = d.axis(nd, bad=False)
+    n = int(np.prod(x.shape)) if ax is None else x.shape[ax]
+    if d.flag(0.2):
+        idx = d.int(-n, n - 1)
+    else:
+        idx = _index_arr(d, n, d.shape(max_dims=2))
+    return Call(name, x, idx, axis=ax) if ax is not None or d.flag(0.5) else Call(name, x, idx)
+
+
+@spec("take_along_axis", grad=True, exact=True)
+def _take_along(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1, empty=False)
+    nd = len(x.shape)
+    ax = d.axis(nd, bad=False)
+    if ax is None:
+        idx = _index_arr(d, int(np.prod(x.shape)), (d.int(0, 4),))
+    else:
+        shape = list(x.shape)
+        shape[ax] = d.int(0, 4)
+        idx = _index_arr(d, x.shape[ax], tuple(shape))
+    return Call(name, x, idx, axis=ax)
+
+
+@spec("put_along_axis", grad=True, exact=True)
+def _put_along(d, name):
+    c = _take_along(d, name)
+    x, idx = c.args
+    ax = c.kwargs["axis"]
+    vals = d.arr(shape=d.bshape(idx.shape), dtype=x.dtype)
+    return Call(name, x, idx, vals, axis=ax)
+
+
+@spec("slice", exact=True, grad=True)
+def _slice(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1, empty=False)
+    nd = len(x.shape)
+    ax = d.axis(nd, none=False, bad=False)
+    size = d.int(0, x.shape[ax])
+    start = d.int(0, x.shape[ax] - size)
+    return Call(name, x, A(np.array([start]), "int32"), [ax], [size])
+
+
+@spec("slice_update", exact=True, grad=True)
+def _slice_update(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1, empty=False)
+    nd = len(x.shape)
+    ax = d.axis(nd, none=False, bad=False)
+    shape = list(x.shape)
+    shape[ax] = d.int(0, x.shape[ax])
+    start = d.int(0, x.shape[ax] - shape[ax])
+    upd = d.arr(shape=tuple(shape), dtype=x.dtype)
+    return Call(name, x, upd, A(np.array([start]), "int32"), [ax])
+
+
+@spec("as_strided", exact=True)
+def _as_strided(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1, empty=False, views=False)
+    size = int(np.prod(x.shape))
+    n = d.int(1, size)
+    return Call(name, x, (n, 1), (1, 0), d.int(0, size - n))
+
+
+def _getitem_key(d, shape):
+    key = []
+    for s in shape:
+        k = d.int(0, 5)
+        if k == 0:
+            key.append(slice(None))
+        elif k == 1 and s:
+            key.append(d.int(-s, s - 1))
+        elif k == 2:
+            key.append(slice(d.one([None, 0, 1, -1]), d.one([None, 2, -1]), d.one([None, 1, 2, -1])))
+        elif k == 3 and s:
+            key.append(A(d.rng.integers(-s, s, d.int(0, 3)), "int32"))
+        elif k == 4:
+            key.append(None)
+        else:
+            key.append(slice(None))
+        if d.flag(0.1):
+            key.append(Ellipsis)
+            break
+    return tuple(key) if len(key) != 1 or d.flag(0.5) else key[0]
+
+
+@spec("__getitem__", exact=True, grad=True)
+def _getitem(d, name):
+    x = d.arr(dtypes=ALL)
+    return Call(".__getitem__", x, _getitem_key(d, x.shape))
+
+
+def _setitem(m, x, key, v):
+    y = m.array(x)
+    y[key] = v
+    return y
+
+
+@spec("__setitem__", exact=True)
+def _setitem_spec(d, name):
+    x = d.arr(dtypes=ALL, min_dims=1)
+    key = _getitem_key(d, x.shape)
+    v = d.scalar(("int", "float")) if d.flag(0.5) else d.arr(shape=(), dtype=x.dtype)
+    return Call(_setitem, x, key, v)
+
+
+def _at(op):
+    def fn(m, x, idx, v):
+        return getattr(x.at[idx], op)(v)
+
+    fn.__name__ = f"at[].{op}"
+    return fn
+
+
+@spec("at.add", "at.subtract", "at.multiply", "at.divide", "at.maximum", "at.minimum", exact=True)
+def _at_spec(d, name):
+    x = d.arr(dtypes=REALS, min_dims=1, empty=False)
+    n = x.shape[0]
+    idx = A(d.rng.integers(-n, n, d.int(1, 4)), "int32") if d.flag(0.7) else d.int(-n, n - 1)
+    v = d.scalar(("int", "float")) if d.flag(0.4) else d.arr(shape=x.shape[1:], dtype=x.dtype, specials=False)
+    return Call(_at(name.split(".")[1]), x, idx, v)
+
+
+# =============================================================================== matmul family
+@spec("matmul", grad=True)
+def _matmul(d, name):
+    dt = d.dtype(NUMERIC)
+    m, k, n = d.int(1, 4), d.int(0, 4), d.int(1, 4)
+    batch = d.shape(max_dims=2, max_side=3, empty=False)
+    a_shape = (k,) if d.flag(0.15) else batch + (m, k)
+    b_shape = (k,) if d.flag(0.15) else d.bshape(batch) + (k + (d.flag(0.05)), n)
+    return Call(name, d.arr(shape=a_shape, dtype=dt, specials=False), d.arr(shape=b_shape, dtype=dt, specials=False))
+
+
+@spec("inner", "outer", "kron", "vecdot", grad=True)
+def _products(d, name):
+    dt = d.dtype(NUMERIC)
+    x = d.arr(dtype=dt, specials=False, max_dims=2)
+    if name in ("inner", "vecdot"):
+        k = x.shape[-1] if x.shape else 1
+        y = d.arr(shape=d.shape(max_dims=1) + (k,), dtype=dt, specials=False)
+    else:
+        y = d.arr(dtype=dt, specials=False, max_dims=2)
+    return Call(name, x, y)
+
+
+@spec("tensordot", grad=True)
+def _tensordot(d, name):
+    dt = d.dtype(FLOATS)
+    a = d.arr(shape=(2, 3, d.int(1, 3)), dtype=dt, specials=False)
+    k = d.int(0, 2)
+    if k == 0:
+        return Call(name, a, d.arr(shape=(a.shape[-1], 2), dtype=dt, specials=False), axes=1)
+    if k == 1:
+        return Call(name, a, d.arr(shape=(3, a.shape[-1], 2), dtype=dt, specials=False))
+    return Call(name, a, d.arr(shape=(3, 2), dtype=dt, specials=False), axes=[[1, 0], [0, 1]])
+
+
+@spec("addmm", grad=True)
+def _addmm(d, name):
+    dt = d.dtype(FLOATS)
+    m, k, n = d.int(1, 4), d.int(1, 4), d.int(1, 4)
+    c = d.arr(shape=d.bshape((m, n)), dtype=dt, specials=False)
+    kw = {}
+    if d.flag(0.5):
+        kw["alpha"] = d.one([0.5, 2.0])
+    if d.flag(0.5):
+        kw["beta"] = d.one([0.0, -1.0])
+    return Call(name, c, d.arr(shape=(m, k), dtype=dt, specials=False), d.arr(shape=(k, n), dtype=dt, specials=False), **kw)
+
+
+# =============================================================================== creation
+@spec("zeros", "ones", exact=True)
+def _zeros(d, name):
+    shape = d.one([3, 0, (2, 3), (), [1, 0, 2]])
+    return Call(name, shape, D(d.dtype(ALL))) if d.flag(0.6) else Call(name, shape)
+
+
+@spec("empty", exact=True)
+def _empty(d, name):
+    shape = d.one([3, 0, (2, 3), ()])
+    # contents are unspecified: compare shape and dtype only
+    return Call(lambda m, s, dt: m.zeros_like(m.empty(s, dt)), shape, D(d.dtype(ALL)))
+
+
+@spec("full", exact=True)
+def _full(d, name):
+    shape = d.one([3, 0, (2, 3), (), (2, 1, 2)])
+    v = d.arr(shape=d.bshape(shape if isinstance(shape, tuple) else (shape,)), dtypes=ALL) if d.flag(0.4) else d.scalar()
+    return Call(name, shape, v, D(d.dtype(ALL))) if d.flag(0.5) else Call(name, shape, v)
+
+
+@spec("zeros_like", "ones_like", "empty_like", exact=True)
+def _like(d, name):
+    x = d.arr(dtypes=ALL)
+    c = Call(name, x, D(d.dtype(ALL))) if d.flag(0.5) else Call(name, x)
+    if name == "empty_like":
+        c = Call(lambda m, *a: m.zeros_like(m.empty_like(*a)), *c.args)
+    return c
+
+
+@spec("full_like", exact=True)
+def _full_like(d, name):
+    x = d.arr(dtypes=ALL)
+    v = d.scalar()
+    return Call(name, x, v, D(d.dtype(ALL))) if d.flag(0.5) else Call(name, x, v)
+
+
+@spec("arange", exact=True)
+def _arange(d, name):
+    k = d.int(0, 4)
+    if k == 0:
+        args = (d.int(-3, 10),)
+    elif k == 1:
+        args = (d.int(-3, 3), d.int(-3, 10))
+    elif k == 2:
+        args = (d.int(-3, 3), d.int(-3, 10), d.one([1, 2, -1, 3]))
+    elif k == 3:
+        args = (d.one([0.0, 0.5, -1.5]), d.one([3.0, 2.2, 5]), d.one([0.5, 0.3, 1]))
+    else:
+        args = (d.one([0, 1.5]), d.one([4, 7.25]), d.one([0.25, 2]))
+    kw = {"dtype": D(d.dtype(REALS))} if d.flag(0.4) else {}
+    return Call(name, *args, **kw)
+
+
+@spec("linspace")
+def _linspace(d, name):
+    kw = {}
+    if d.flag(0.5):
+        kw["num"] = d.int(0, 7)
+    if d.flag(0.4):
+        kw["endpoint"] = d.flag(0.5)
+    if d.flag(0.4):
+        kw["dtype"] = D(d.dtype(FLOATS + ["int32"]))
+    return Call(name, d.one([0, -1.5, 2]), d.one([1, 10, -3.5]), **kw)
+
+
+@spec("eye", "tri", exact=True)
+def _eye(d, name):
+    args = [d.int(0, 4)]
+    kw = {}
+    if d.flag(0.5):
+        args.append(d.one([None, 0, 2, 5]))
+    if d.flag(0.5):
+        kw["k"] = d.int(-3, 3)
+    if d.flag(0.5):
+        kw["dtype"] = D(d.dtype(ALL))
+    return Call(name, *args, **kw)
+
+
+@spec("identity", exact=True)
+def _identity(d, name):
+    return Call(name, d.int(0, 4), D(d.dtype(ALL))) if d.flag(0.5) else Call(name, d.int(0, 4))
+
+
+@spec("bartlett", "blackman", "hamming", "hanning")
+def _windows(d, name):
+    return Call(name, d.int(0, 7))
+
+
+@spec("array", exact=True)
+def _array_ctor(d, name):
+    k = d.int(0, 5)
+    if k == 0:
+        v = d.one([0.37, 1e-40, 3.4e39, -0.0, 1 / 3, 2**24 + 1, float("nan")])
+    elif k == 1:
+        v = d.one([7, -1, 2**31 - 1, 2**31, -(2**31) - 1, 2**40, 2**63 - 1, 2**64])
+    elif k == 2:
+        v = [d.scalar() for _ in range(d.int(0, 4))]
+    elif k == 3:
+        v = [[d.scalar(("int", "float")) for _ in range(2)] for _ in range(d.int(0, 3))]
+    elif k == 4:
+        v = d.one([True, [True, 1], [1, 2.5], [[1, 2], [3]], complex(1, 2), [1, complex(0, 1)]])
+    else:
+        v = d.one([[], [[]], [[], []]])
+    if d.flag(0.5):
+        return Call(name, v, dtype=D(d.dtype(ALL)))
+    return Call(name, v)
+
+
+@spec("asarray", exact=True)
+def _asarray(d, name):
+    x = d.arr(dtypes=ALL)
+    kw = {}
+    if d.flag(0.4):
+        kw["dtype"] = D(d.dtype(ALL))
+    return Call(name, x, **kw)
+
+
+@spec("meshgrid", exact=True)
+def _meshgrid(d, name):
+    xs = [d.arr(shape=(d.int(0, 3),), dtypes=["float32", "int32"]) for _ in range(d.int(1, 3))]
+    kw = {}
+    if d.flag(0.5):
+        kw["indexing"] = d.one(["xy", "ij"])
+    if d.flag(0.3):
+        kw["sparse"] = d.flag(0.5)
+    return Call(name, *xs, **kw)
+
+
+# =============================================================================== misc
+@spec("searchsorted", exact=True)
+def _searchsorted(d, name):
+    a = d.arr(shape=(d.int(0, 6),), dtypes=REALS, specials=False, views=False)
+    a = A(np.sort(a.data), a.dtype)
+    v = d.arr(dtype=a.dtype, specials=False)
+    kw = {"side": d.one(["left", "right"])} if d.flag(0.5) else {}
+    return Call(name, a, v, **kw)
+
+
+@spec("unique", exact=True)
+def _unique(d, name):
+    x = d.arr(dtypes=REALS, dom="small", specials=False)
+    size = int(np.prod(x.shape)) + d.int(0, 2)
+    kw = {}
+    for k in ("return_index", "return_inverse", "return_counts"):
+        if d.flag(0.3):
+            kw[k] = True
+    return Call(name, x, size, **kw)
+
+
+@spec("round", exact=True)
+def _round(d, name):
+    x = d.arr(dtypes=ALL)
+    return Call(name, x, d.int(-2, 3)) if d.flag(0.6) else Call(name, x)
+
+
+@spec("result_type", exact=True)
+def _result_type(d, name):
+    args = []
+    for _ in range(d.int(1, 3)):
+        args.append(D(d.dtype(ALL)) if d.flag(0.5) else d.arr(shape=(), dtypes=ALL))
+    return Call(name, *args)
+
+
+@spec("can_cast", "issubdtype", exact=True)
+def _can_cast(d, name):
+    return Call(name, D(d.dtype(ALL)), D(d.dtype(ALL)))
+
+
+@spec("isdtype", exact=True)
+def _isdtype(d, name):
+    kind = d.one(["bool", "signed integer", "unsigned integer", "integral", "real floating", "complex floating", "numeric"])
+    return Call(name, D(d.dtype(ALL)), kind)
+
+
+@spec("finfo", exact=True)
+def _finfo(d, name):
+    dt = d.dtype(FLOATS + ["complex64"])
+    return Call(lambda m, t: (lambda f: (f.min, f.max, f.eps, str(f.dtype).split(".")[-1]))(m.finfo(t)), D(dt))
+
+
+@spec("iinfo", exact=True)
+def _iinfo(d, name):
+    dt = d.dtype(INTS)
+    return Call(lambda m, t: (lambda f: (f.min, f.max, str(f.dtype).split(".")[-1]))(m.iinfo(t)), D(dt))
+
+
+@spec(".item", exact=True)
+def _item(d, name):
+    return Call(".item", d.arr(shape=d.one([(), (1,), (1, 1), (2,)]), dtypes=ALL))
+
+
+@spec(".tolist", exact=True)
+def _tolist(d, name):
+    return Call(".tolist", d.arr(dtypes=ALL, max_dims=3))
+
+
+@spec("repr", exact=True)
+def _repr(d, name):
+    x = d.arr(dtypes=ALL, max_dims=3, max_side=d.one([4, 4, 12]))
+    return Call(lambda m, x: (repr(x), str(x)), x)
+
+
+@spec("repr_large", exact=True)
+def _repr_large(d, name):
+    shape = d.one([(1001,), (2000,), (40, 40), (3, 400), (11, 11, 11)])
+    x = A(d.rng.integers(-50, 50, shape), d.one(["int32", "float32", "int64", "uint8"]))
+    return Call(lambda m, x: (repr(x), str(x)), x)
+
+
+@spec("dtype_repr", exact=True)
+def _dtype_repr(d, name):
+    return Call(lambda m, t: (repr(t).replace("mlx.core", "MOD").replace("oxmx.core", "MOD"), str(t).split(".")[-1], t.size), D(d.dtype(ALL)))
+
+
+# scalar conversions
+@spec("__int__", "__float__", "__bool__", "__len__", "__index__", "__complex__", exact=True)
+def _conversions(d, name):
+    shape = d.one([(), (1,), (2,), (0,), (3, 2)])
+    x = d.arr(shape=shape, dtypes=ALL, dom="small" if name == "__index__" else "any")
+    return Call(lambda m, x: getattr(x, name)(), x)
+
+
+@spec("properties", exact=True)
+def _properties(d, name):
+    x = d.arr(dtypes=ALL)
+
+    def props(m, x):
+        return (x.shape, x.ndim, x.size, x.itemsize, x.nbytes, str(x.dtype).split(".")[-1], x.T, x.real if x.dtype != m.bool_ else None)
+
+    return Call(props, x)
+
+
+@spec(".mT", exact=True)
+def _mT_prop(d, name):
+    return Call(lambda m, x: x.mT, d.arr(dtypes=ALL))
+
+
+@spec("__iter__", exact=True)
+def _iter(d, name):
+    return Call(lambda m, x: list(x), d.arr(dtypes=ALL, min_dims=0, max_dims=2))
+
+
+@spec("__array__", exact=True)
+def _np_array(d, name):
+    x = d.arr(dtypes=[t for t in ALL if t != "bfloat16"])
+
+    def fn(m, x):
+        a = np.array(x)
+        return (str(a.dtype), a.shape, a.tolist())
+
+    return Call(fn, x)
+
+
+@spec("__hash__", exact=True)
+def _hash(d, name):
+    def fn(m, x):
+        try:
+            hash(x)
+            return "hashable"
+        except TypeError:
+            return "unhashable"
+
+    return Call(fn, d.arr(dtypes=["int32"]))
+
+
+@spec("__contains__", exact=True)
+def _contains(d, name):
+    return Call(lambda m, x, v: v in x, d.arr(dtypes=["int32", "float32"], dom="small", min_dims=1), d.int(0, 5))
+
+
+@spec("scalar_promotion", exact=True)
+def _scalar_promotion(d, name):
+    """NumPy scalars and Python scalars mixed with arrays (MLX's weak-type rules)."""
+    x = d.arr(dtypes=ALL, shape=(2,))
+    s = d.one([np.float32(1.5), np.float64(2.0), np.int32(3), np.int64(-2), np.uint8(7), np.float16(0.5), np.bool_(True), 2**40, -3, 1.5])
+    op = d.one(["add", "multiply", "subtract", "maximum"])
+    return Call(op, x, s) if d.flag(0.5) else Call(op, s, x)
+
+
+@spec("int_overflow", exact=True)
+def _int_overflow(d, name):
+    dt = d.dtype(INTS)
+    v = d.one([300, -1, 2**31, 2**32, 2**63, -(2**63) - 1, 70000, -129])
+    k = d.int(0, 2)
+    if k == 0:
+        return Call("array", v, dtype=D(dt))
+    if k == 1:
+        return Call("full", (2,), v, dtype=D(dt))
+    return Call("add", d.arr(shape=(2,), dtype=dt), v)
+
+
+# =============================================================================== random
+@spec("random.key", exact=True)
+def _rkey(d, name):
+    return Call(name, d.int(0, 2**32))
+
+
+@spec("random.split", exact=True)
+def _rsplit(d, name):
+    seed = d.int(0, 1000)
+    return Call(name, F(lambda m: m.random.key(seed), f"key({seed})"), d.int(1, 4))
+
+
+@spec("random.uniform", "random.normal", "random.gumbel", "random.laplace", "random.truncated_normal", exact=False)
+def _rdist(d, name):
+    seed = d.int(0, 1000)
+    kw = {"key": F(lambda m: m.random.key(seed), f"key({seed})")}
+    kw["shape"] = d.one([(3,), (2, 2), (), (0,)])
+    if d.flag(0.4):
+        kw["dtype"] = D(d.dtype(FLOATS))
+    if name == "random.truncated_normal":
+        return Call(name, -1.0, 1.5, **kw)
+    if name == "random.uniform" and d.flag(0.5):
+        return Call(name, -2.0, 3.0, **kw)
+    return Call(name, **kw)
+
+
+@spec("random.randint", exact=True)
+def _rrandint(d, name):
+    seed = d.int(0, 1000)
+    return Call(name, d.int(-5, 0), d.int(1, 50), shape=d.one([(3,), (2, 2)]), key=F(lambda m: m.random.key(seed), f"key({seed})"))
+
+
+@spec("random.bernoulli", exact=True)
+def _rbern(d, name):
+    seed = d.int(0, 1000)
+    return Call(name, d.one([0.5, 0.1, 0.9]), shape=(5,), key=F(lambda m: m.random.key(seed), f"key({seed})"))
+
+
+@spec("random.categorical", exact=True)
+def _rcat(d, name):
+    seed = d.int(0, 1000)
+    logits = d.arr(shape=(3, 4), dtype="float32", specials=False)
+    return Call(name, logits, key=F(lambda m: m.random.key(seed), f"key({seed})"))
+
+
+@spec("random.permutation", exact=True)
+def _rperm(d, name):
+    seed = d.int(0, 1000)
+    return Call(name, d.int(0, 8), key=F(lambda m: m.random.key(seed), f"key({seed})"))
+
+
+@spec("random.multivariate_normal")
+def _rmvn(d, name):
+    seed = d.int(0, 1000)
+    return Call(name, A(np.zeros(2), "float32"), A(np.eye(2), "float32"), shape=(3,),
+                key=F(lambda m: m.random.key(seed), f"key({seed})"), stream=F(lambda m: m.cpu, "cpu"))
+
+
+@spec("random.seed", exact=True)
+def _rseed(d, name):
+    s = d.int(0, 1000)
+
+    def fn(m, s):
+        m.random.seed(s)
+        return m.random.uniform(shape=(3,)), m.random.randint(0, 10, (3,))
+
+    return Call(fn, s)
