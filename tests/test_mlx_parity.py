@@ -523,3 +523,109 @@ def test_log1p_complex_small_argument():
     got = mx.log1p(mx.array(z, dtype=mx.complex64)).item()
     want = cmath.log(1 + z)
     assert abs(got.real - want.real) <= 1e-9 and abs(got.imag - want.imag) <= 1e-9
+
+
+# ---------------------------------------------------------------- found by tests/differential
+@pytest.mark.parametrize("shape,axis", [((2, 0), 0), ((3, 0), 0), ((2, 0, 1), 0), ((0, 3), 1)])
+def test_empty_views_convert(shape, axis):
+    # pieces of an empty array are views whose offset lies past their (empty) buffer
+    parts = mx.unstack(mx.zeros(shape, dtype=mx.uint64), axis=axis)
+    ref = [np.zeros(shape, np.uint64).take(i, axis=axis) for i in range(shape[axis])]
+    assert isinstance(parts, tuple) and len(parts) == len(ref)
+    for p, r in zip(parts, ref):
+        assert p.tolist() == r.tolist()
+        np.testing.assert_array_equal(np.array(p), r)
+    tail = mx.zeros((3, 0))[2:]
+    assert np.array(tail).shape == (1, 0)
+
+
+def test_sign_of_zero_and_nan():
+    x = np.array([-0.0, 0.0, -2.5, 3.0, np.nan], np.float32)
+    got = np.array(mx.sign(mx.array(x)))
+    ref = np.sign(x)
+    np.testing.assert_array_equal(got, ref)
+    assert not np.signbit(got[0])
+
+
+@pytest.mark.parametrize("v", [0.0, -3.0, 2.5])
+def test_softmax_of_a_scalar_and_its_derivatives(v):
+    x = mx.array(v)
+    assert mx.softmax(x).item() == 1.0
+    _, (t,) = mx.jvp(mx.softmax, [x], [mx.array(1.0)])
+    assert t.item() == 0.0
+    assert mx.grad(lambda a: mx.softmax(a, precise=True))(x).item() == 0.0
+    assert mx.softmax(mx.zeros((0, 3))).shape == (0, 3)
+
+
+@pytest.mark.parametrize("size", [0, 2, 4, 7])
+def test_unique_static_size(size):
+    rng = np.random.default_rng(size)
+    a = rng.integers(0, 5, (3, 4)).astype(np.int32)
+    vals, idx, inv, counts = np.unique(a, return_index=True, return_inverse=True, return_counts=True)
+    got = mx.unique(mx.array(a), size, return_index=True, return_inverse=True, return_counts=True, fill_value=-1)
+    k = min(size, vals.size)
+    pad = size - k
+    np.testing.assert_array_equal(np.array(got[0]), np.concatenate([vals[:k], np.full(pad, -1)]))
+    np.testing.assert_array_equal(np.array(got[1])[:k], idx[:k])
+    np.testing.assert_array_equal(np.array(got[2]), inv.reshape(a.shape))
+    np.testing.assert_array_equal(np.array(got[3]), np.concatenate([counts[:k], np.zeros(pad, int)]))
+    assert got[1].dtype == mx.uint32 and got[2].dtype == mx.uint32 and got[3].dtype == mx.int32
+    assert mx.unique(mx.array(np.zeros(0, np.float32)), 0).shape == (0,)
+    with pytest.raises(ValueError):
+        mx.unique(mx.array(np.zeros(0, np.float32)), 2)
+
+
+def _lex_key(z):
+    return (z.real, z.imag)
+
+
+def test_complex_ordering_is_lexicographic():
+    rng = np.random.default_rng(3)
+    a = (rng.integers(-2, 3, 40) + 1j * rng.integers(-2, 3, 40)).astype(np.complex64)
+    b = (rng.integers(-2, 3, 40) + 1j * rng.integers(-2, 3, 40)).astype(np.complex64)
+    lt = [_lex_key(x) < _lex_key(y) for x, y in zip(a, b)]
+    le = [_lex_key(x) <= _lex_key(y) for x, y in zip(a, b)]
+    assert mx.less(mx.array(a), mx.array(b)).tolist() == lt
+    assert mx.less_equal(mx.array(a), mx.array(b)).tolist() == le
+    assert mx.greater(mx.array(b), mx.array(a)).tolist() == lt
+    run = [max(a[: i + 1].tolist(), key=_lex_key) for i in range(len(a))]
+    np.testing.assert_array_equal(np.array(mx.cummax(mx.array(a))), np.array(run, np.complex64))
+    run = [min(a[: i + 1].tolist(), key=_lex_key) for i in range(len(a))]
+    np.testing.assert_array_equal(np.array(mx.cummin(mx.array(a))), np.array(run, np.complex64))
+
+
+def test_mlx_return_types_and_dtypes():
+    assert isinstance(mx.divmod(mx.array([7]), mx.array([2])), list)
+    assert mx.broadcast_shapes((2, 1), (3,)) == (2, 3)
+    assert isinstance(mx.meshgrid(mx.array([1, 2]), mx.array([3])), tuple)
+    assert mx.count_nonzero(mx.array([0, 1, 2])).dtype == mx.int32
+    assert mx.searchsorted(mx.array([1, 2, 3]), mx.array([2])).dtype == mx.uint32
+    assert mx.cumprod(mx.array([True, True, False, True])).tolist() == [True, True, False, False]
+    assert mx.can_cast(mx.uint32, mx.bfloat16) and not mx.can_cast(mx.float32, mx.int32)
+
+
+def test_scalar_range_and_operator_errors():
+    with pytest.raises(ValueError, match="overflow"):
+        mx.array([1], mx.uint8) + (-1)
+    with pytest.raises(ValueError, match="overflow"):
+        mx.array([1], mx.int8) * 200
+    assert (mx.array([19], mx.uint64) + (-2)).tolist() == [17]
+    with pytest.raises(ValueError, match="Floating point"):
+        mx.array([1.5]) & mx.array([1])
+    with pytest.raises(RuntimeError):
+        mx.bitwise_and(mx.array([1.5]), mx.array([1]))
+    with pytest.raises(TypeError):
+        mx.array(True).__index__()
+    assert mx.array(3, mx.uint8).__index__() == 3
+
+
+def test_array_buffer_size():
+    x = mx.zeros((3, 4))
+    with pytest.raises(ValueError):
+        mx.get_array_buffer_size(x)
+    mx.eval(x)
+    assert mx.get_array_buffer_size(x) == 48
+    v = x[1:]
+    mx.eval(v)
+    # a view shares its buffer: counted once
+    assert mx.get_array_buffer_size(x, [x, {"v": v}]) == 48

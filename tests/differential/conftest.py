@@ -37,3 +37,14 @@ def phases():
     if os.environ.get("OXMX_DIFF_SHRINK") == "1":
         return list(Phase)
     return [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+@pytest.fixture(autouse=True)
+def _watchdog():
+    """A generated call that never finishes (in either framework) must fail the run with
+    a traceback, not hang CI: every test here gets 300 s."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()

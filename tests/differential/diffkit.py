@@ -286,6 +286,11 @@ def _compare_tree(ref, got, exact, rtol, atol, check_repr, fail, path):
         return
     if type(ref) is not type(got):
         fail(f"{path}: MLX {type(ref).__name__} {ref!r}, oxmx {type(got).__name__} {got!r}")
+    if isinstance(ref, complex):
+        same = all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in ((ref.real, got.real), (ref.imag, got.imag)))
+        if not same and (exact or not abs(ref - got) <= (atol or 1e-6) + (rtol or 1e-6) * abs(ref)):
+            fail(f"{path}: MLX {ref!r}, oxmx {got!r}")
+        return
     if isinstance(ref, float):
         if not (ref == got or (math.isnan(ref) and math.isnan(got))):
             if exact or not math.isclose(ref, got, rel_tol=rtol or 1e-6, abs_tol=atol or 1e-6):

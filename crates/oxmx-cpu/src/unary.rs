@@ -18,10 +18,13 @@ macro_rules! float_unary {
         match $op {
             Abs => $go!(|x: $t| x.abs()),
             Negative => $go!(|x: $t| -x),
+            // sign(-0) is +0 (NumPy, MLX and the GPU kernel); NaN stays NaN
             Sign => $go!(|x: $t| if x > 0.0 {
                 1.0
             } else if x < 0.0 {
                 -1.0
+            } else if x == 0.0 {
+                0.0
             } else {
                 x
             }),

@@ -71,10 +71,14 @@ pub unsafe fn get_buffer(
     });
     let data = contiguous.map_err(crate::errors::to_py)?;
     let nbytes = a.nbytes();
-    let start = data
-        .offset
-        .checked_mul(item)
-        .ok_or_else(|| PyBufferError::new_err("[buffer] offset overflow"))?;
+    // an empty view may carry an offset past its (possibly empty) buffer: export from 0
+    let start = if nbytes == 0 {
+        0
+    } else {
+        data.offset
+            .checked_mul(item)
+            .ok_or_else(|| PyBufferError::new_err("[buffer] offset overflow"))?
+    };
     if start
         .checked_add(nbytes)
         .is_none_or(|end| end > data.buffer.nbytes())

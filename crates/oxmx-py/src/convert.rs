@@ -47,6 +47,22 @@ pub fn scalar_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
     Ok(None)
 }
 
+/// A NumPy scalar (np.int32(3), np.float16(0.5), np.bool_(True), ...) as its Python value.
+pub fn numpy_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
+    let t = obj.get_type();
+    let from_numpy = t.module().map(|m| m == "numpy").unwrap_or(false);
+    if !from_numpy || t.name().map(|n| n == "ndarray").unwrap_or(true) {
+        return Ok(None);
+    }
+    if obj.getattr("ndim").and_then(|n| n.extract::<usize>()).ok() != Some(0) {
+        return Ok(None);
+    }
+    match obj.call_method0("item") {
+        Ok(item) => scalar_of(&item),
+        Err(_) => Ok(None),
+    }
+}
+
 fn kind_rank(k: ScalarKind) -> u8 {
     match k {
         ScalarKind::Bool => 0,
@@ -254,9 +270,18 @@ pub fn host_bytes(a: &Array) -> PyResult<Vec<u8>> {
     })
     .py()?;
     let n = a.nbytes();
-    let start = data.offset * a.dtype().size();
+    if n == 0 {
+        // an empty view may carry an offset past its (possibly empty) buffer
+        return Ok(Vec::new());
+    }
+    let start = data
+        .offset
+        .checked_mul(a.dtype().size())
+        .ok_or_else(|| value_err("array", "offset overflow"))?;
     let b = data.buffer.bytes();
-    b.get(start..start + n)
+    start
+        .checked_add(n)
+        .and_then(|end| b.get(start..end))
         .map(|s| s.to_vec())
         .ok_or_else(|| value_err("array", "buffer too small"))
 }
@@ -340,6 +365,15 @@ pub fn to_array(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Array>
 pub fn operand(obj: &Bound<'_, PyAny>, partner: Option<Dtype>) -> PyResult<Array> {
     if let Some(a) = as_array_opt(obj)? {
         return Ok(a);
+    }
+    if let Some(s) = numpy_scalar(obj)? {
+        // MLX treats NumPy scalars like Python scalars (weakly typed), and wraps
+        // out-of-range NumPy integers instead of raising
+        let d = match partner {
+            Some(p) => promote_weak(p, s.kind()),
+            None => default_for(s.kind(), &[s]),
+        };
+        return ops::scalar(s, d).py();
     }
     if let Some(s) = scalar_of(obj)? {
         let d = match partner {

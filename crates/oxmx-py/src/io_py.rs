@@ -515,11 +515,15 @@ impl Bytes {
             ops::contiguous(a)?
         };
         let data = c.data()?;
-        let start = data
-            .offset
-            .checked_mul(a.dtype().size())
-            .ok_or_else(|| oxmx::Error::overflow("save"))?;
         let len = a.nbytes();
+        // an empty view may carry an offset past its (possibly empty) buffer
+        let start = if len == 0 {
+            0
+        } else {
+            data.offset
+                .checked_mul(a.dtype().size())
+                .ok_or_else(|| oxmx::Error::overflow("save"))?
+        };
         if start
             .checked_add(len)
             .is_none_or(|e| e > data.buffer.bytes().len())

@@ -504,6 +504,10 @@ fn full(
 ) -> PyResult<PyArray> {
     let s = shape_arg_usize("full", shape)?;
     let d = dtype_arg(dtype)?;
+    if let (Some(d), Some(sc)) = (d, crate::convert::scalar_of(vals)?) {
+        // MLX: a Python int that does not fit the requested integer dtype is an error
+        crate::convert::check_int_fits(sc, d)?;
+    }
     let v = to_array(vals, None)?;
     on_stream(stream, || ops::full(s, &v, d)).map(wrap)
 }

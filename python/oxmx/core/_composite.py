@@ -436,7 +436,10 @@ def unique(a, /, size, return_index=False, return_inverse=False, return_counts=F
     group = _n.cumsum(first.astype(_n.int32), axis=0) - 1
     # a group's slot, or the spare slot ``size`` for repeats and groups past the end
     slot = _n.where(_n.logical_and(first, group < size), group, size)
-    fill = s[:1] if fill_value is None else _n.array(fill_value, dtype=flat.dtype)
+    if n == 0:
+        fill = _n.zeros((1,), dtype=flat.dtype) if fill_value is None else _n.array(fill_value, dtype=flat.dtype)
+    else:
+        fill = s[:1] if fill_value is None else _n.array(fill_value, dtype=flat.dtype)
     values = _n.broadcast_to(fill, (size + 1,))
     values = _put(values, slot, s)[:size]
     out = [values]

@@ -20,6 +20,8 @@ def _update_value(a, v, op):
     if isinstance(v, int):
         if a.dtype in _INT_RANGES:
             lo, hi = _INT_RANGES[a.dtype]
+            if a.dtype == _n.uint64:
+                lo = -(2**63)  # MLX wraps negative ints into uint64 (two's complement)
             if not lo <= v <= hi:
                 raise ValueError(f"[at.{op}] Converting {v} to {a.dtype.name} would result in overflow.")
             return _n.array(v, dtype=a.dtype)

@@ -74,6 +74,9 @@ def _fmt(v):
     if isinstance(v, int):
         return str(v)
     if isinstance(v, complex):
+        if v.imag != v.imag:
+            # MLX prints a NaN imaginary part after a "+", with its sign: 1+nanj, 1+-nanj
+            return f"{_fmt_float(v.real)}+{_fmt_float(v.imag)}j"
         im = _fmt_float(abs(v.imag))
         sign = "-" if v.imag < 0 or (v.imag == 0 and str(v.imag).startswith("-")) else "+"
         return f"{_fmt_float(v.real)}{sign}{im}j"

@@ -177,6 +177,9 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     let mut t = promote(a.dtype(), b.dtype());
     let out;
     match op {
+        ArcTan2 if t.is_complex() => {
+            return Err(Error::value(name, "Not supported for complex64."));
+        }
         Divide | ArcTan2 | LogAddExp => {
             t = t.to_inexact();
             out = t;

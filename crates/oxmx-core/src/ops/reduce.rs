@@ -194,8 +194,12 @@ pub fn softmax(a: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> 
     let ax = resolve_axes(op, a, axes)?;
     let d = a.dtype().to_inexact();
     let x = astype(a, d)?;
+    if x.size() == 0 {
+        return Ok(x);
+    }
     if ax.is_empty() {
-        return divide(&x, &x);
+        // one element per "row": exp(x - x) is 1 (NaN for inf/NaN), and its jvp is 0
+        return exp(&subtract(&x, &x)?);
     }
     if ax.len() == 1 && !d.is_complex() {
         let axis = ax[0];
