@@ -104,6 +104,8 @@ __device__ __forceinline__ float abs(cplx a) { return hypotf(a.re, a.im); }
 __device__ __forceinline__ cplx conj(cplx a) { return cplx(a.re, -a.im); }
 __device__ __forceinline__ cplx exp(cplx a) { float e = expf(a.re); return cplx(e * cosf(a.im), e * sinf(a.im)); }
 __device__ __forceinline__ cplx log(cplx a) { return cplx(logf(abs(a)), atan2f(a.im, a.re)); }
+// log(1 + z) as the CPU computes it: near 0 the real part is log1p(|1 + z|^2 - 1) / 2
+__device__ __forceinline__ cplx clog1p(cplx z) { float re = hypotf(z.re, z.im) < 0.5f ? 0.5f * log1pf(z.re * (2.f + z.re) + z.im * z.im) : logf(hypotf(z.re + 1.f, z.im)); return cplx(re, atan2f(z.im, z.re + 1.f)); }
 __device__ __forceinline__ cplx sqrt(cplx a) {
   if (a.re == 0.f && a.im == 0.f) return cplx(0.f, a.im);
   float t = sqrtf((abs(a) + fabsf(a.re)) * 0.5f);
@@ -158,7 +160,7 @@ fn complex_unary(op: UnaryOp) -> Option<String> {
         Log => "log(x)",
         Log2 => "log(x) / 0.693147180559945309f",
         Log10 => "log(x) / 2.302585092994045684f",
-        Log1p => "log(x + (CT)1)",
+        Log1p => "clog1p(x)",
         Sin => "sin(x)",
         Cos => "cos(x)",
         Tan => "tan(x)",
