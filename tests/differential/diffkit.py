@@ -17,12 +17,12 @@ subclasses both ValueError and IndexError, as NumPy's does).
 
 import math
 
-import ml_dtypes
 import numpy as np
 
 import mlx.core as mlx_core  # noqa: F401  (the conftest skips the package without it)
 
 import oxmx.core as ox_core
+from oxmx_testing import npdt as np_dtype  # noqa: F401  (re-exported for gen.py)
 
 FRAMEWORKS = {"mlx": mlx_core, "oxmx": ox_core}
 
@@ -124,13 +124,6 @@ def _to_fw(m, data, dtype):
         return m.array(data.astype(np.bool_))
     return m.array(data.astype(np_dtype(dtype)), dtype=getattr(m, dtype))
 
-
-def np_dtype(name):
-    if name == "bfloat16":
-        return np.dtype(ml_dtypes.bfloat16)
-    if name == "bool_":
-        return np.dtype(np.bool_)
-    return np.dtype(name)
 
 
 def build(obj, fw):
