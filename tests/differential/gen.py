@@ -10,7 +10,7 @@ explores shapes, dtypes and arguments while each example stays cheap.
 import numpy as np
 from hypothesis import strategies as st
 
-from diffkit import FLOATS, INTS, NUMERIC, A, np_dtype
+from diffkit import INTS, NUMERIC, A, np_dtype
 
 SPECIAL_FLOATS = [np.nan, np.inf, -np.inf, 0.0, -0.0]
 
@@ -107,9 +107,6 @@ class Draw:
         if view == "bcast" and len(shape) >= 1 and shape[0] > 0:
             data = np.broadcast_to(data[:1], shape).copy()
         return A(data, dt, view)
-
-    def float_arr(self, dtypes=FLOATS, **kw):
-        return self.arr(dtypes=dtypes, **kw)
 
     def scalar(self, kinds=("int", "float", "bool")):
         k = self.one(kinds, label="scalar kind")

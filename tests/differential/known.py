@@ -38,9 +38,6 @@ def _zero_d_only(name, msg):
     return "A([" not in msg.split(" [result]")[0]
 
 
-COMPLEX_ORDER = ["greater", "greater_equal", "less", "less_equal", "__gt__", "__ge__", "__lt__", "__le__",
-                 "floor_divide", "__floordiv__", "__rfloordiv__", "cummax", "cummin", ".cummax", ".cummin",
-                 "maximum", "minimum", "clip", "divmod", "remainder", "__mod__", "__rmod__", "sort", "argsort"]
 FLOAT_TO_INT = r"values differ \((u?int\d+|bool)(, exact)?\)|dtype MLX float32, oxmx u?int"
 
 KNOWN = [

@@ -15,7 +15,6 @@ Names are ``"add"``, ``"random.uniform"`` or ``".sum"`` (an array method) and
 import numpy as np
 
 from diffkit import FLOATS, INTS, NUMERIC, REALS, A, Call, D, F
-from gen import Draw  # noqa: F401  (generators receive a Draw)
 
 ALL = ["bool_"] + NUMERIC
 SPECS = {}
@@ -61,16 +60,11 @@ REFLECTED = {"radd", "rsub", "rmul", "rtruediv", "rfloordiv", "rmod", "rand", "r
 
 
 # =============================================================================== elementwise
-UNARY_EXACT = {
-    # name: dtypes
-    "abs": ALL, "negative": ALL, "positive": ALL, "sign": ALL, "square": ALL,
-    "floor": ALL, "ceil": ALL, "trunc": ALL, "conj": ALL, "conjugate": ALL,
-    "real": ALL, "imag": ALL, "logical_not": ALL, "isnan": ALL, "isinf": ALL,
-    "isfinite": ALL, "isposinf": ALL, "isneginf": ALL, "bitwise_invert": ALL,
-    "sqrt": ALL, "reciprocal": ALL, "round": ALL, "stop_gradient": ALL, "contiguous": ALL,
-    ".abs": ALL, ".square": ALL, ".sqrt": ALL, ".reciprocal": ALL, ".conj": ALL, ".round": ALL,
-    "__neg__": ALL, "__abs__": ALL, "__invert__": ALL, "__pos__": ALL,
-}
+UNARY_EXACT = ["abs", "negative", "positive", "sign", "square", "floor", "ceil", "trunc",
+    "conj", "conjugate", "real", "imag", "logical_not", "isnan", "isinf", "isfinite",
+    "isposinf", "isneginf", "bitwise_invert", "sqrt", "reciprocal", "round", "stop_gradient",
+    "contiguous", ".abs", ".square", ".sqrt", ".reciprocal", ".conj", ".round", "__neg__",
+    "__abs__", "__invert__", "__pos__"]
 UNARY_APPROX = [
     "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh",
     "tanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "asin", "acos",
@@ -87,7 +81,7 @@ def _unary(d, name):
     return Call(target(name), d.arr(dtypes=ALL, dom=dom))
 
 
-for _n, _dts in UNARY_EXACT.items():
+for _n in UNARY_EXACT:
     spec(_n, exact=True, grad=_n not in NON_DIFF)(_unary)
 spec(*UNARY_APPROX, grad=True)(_unary)
 
@@ -215,7 +209,7 @@ def _view(d, name):
 
 
 # =============================================================================== reductions
-REDUCE_EXACT = ["sum", "prod", "max", "min", "all", "any", ".sum", ".prod", ".max", ".min", ".all", ".any"]
+REDUCE_BASIC = ["sum", "prod", "max", "min", "all", "any", ".sum", ".prod", ".max", ".min", ".all", ".any"]
 REDUCE_APPROX = ["mean", "logsumexp", ".mean", ".logsumexp"]
 
 
@@ -230,7 +224,7 @@ def _reduce(d, name):
 
 
 # float sums/products depend on the summation order: a tolerance (integers stay exact)
-spec(*REDUCE_EXACT, exact=False, grad=True, check_repr=False)(_reduce)
+spec(*REDUCE_BASIC, exact=False, grad=True, check_repr=False)(_reduce)
 for _n in ("all", "any", ".all", ".any"):
     SPECS[_n].grad = False
     SPECS[_n].check_repr = True

@@ -80,7 +80,7 @@ def _run(call, fw, pos, mode):
             return "non-float output"
         if mode == "vjp":
             w = _pattern(m, out0.shape, out0.dtype)
-            g = m.grad(lambda *ps: m.sum(f(*ps) * w), argnums=tuple(range(len(ps := primals))))(*primals)
+            g = m.grad(lambda *ps: m.sum(f(*ps) * w), argnums=tuple(range(len(primals))))(*primals)
             return normalise(list(g), fw)
         if mode == "jvp":
             tangents = [_pattern(m, p.shape, p.dtype) for p in primals]
