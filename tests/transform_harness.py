@@ -173,6 +173,21 @@ OPS += [Op("reshape", lambda x: mx.reshape(x, (4, 3)), [((3, 4), "any")]),
         Op("diff", lambda x: mx.diff(x, axis=1), [((2, 4), "any")])]
 
 
+# convolutions (composites with a custom vjp: both are checked against finite differences)
+OPS += [Op("conv1d", lambda x, w: mx.conv1d(x, w, stride=2, padding=1, groups=2), [((2, 7, 4), "any"), ((4, 3, 2), "any")]),
+        Op("conv2d", lambda x, w: mx.conv2d(x, w, stride=(2, 1), padding=1, dilation=(1, 2)), [((1, 5, 6, 2), "any"), ((3, 2, 2, 2), "any")]),
+        Op("conv2d-depthwise", lambda x, w: mx.conv2d(x, w, padding=1, groups=2), [((1, 4, 4, 2), "any"), ((4, 3, 3, 1), "any")]),
+        Op("conv3d", lambda x, w: mx.conv3d(x, w, stride=(1, 2, 1)), [((1, 3, 4, 3, 2), "any"), ((2, 2, 2, 2, 2), "any")]),
+        Op("conv_general", lambda x, w: mx.conv_general(x, w, padding=([1, -1], [0, 1]), kernel_dilation=[1, 2], input_dilation=[2, 1], flip=True),
+           [((1, 4, 6, 2), "any"), ((2, 2, 2, 2), "any")]),
+        Op("conv_general-stride-input-dilation", lambda x, w: mx.conv_general(x, w, stride=2, input_dilation=2), [((1, 4, 3, 1), "any"), ((2, 3, 2, 1), "any")]),
+        Op("conv_transpose1d", lambda x, w: mx.conv_transpose1d(x, w, stride=2, padding=1, output_padding=1), [((2, 4, 2), "any"), ((3, 3, 2), "any")]),
+        Op("conv_transpose2d", lambda x, w: mx.conv_transpose2d(x, w, stride=(2, 1), dilation=(1, 2), groups=2), [((1, 3, 3, 2), "any"), ((2, 2, 2, 1), "any")]),
+        Op("conv_transpose3d", lambda x, w: mx.conv_transpose3d(x, w, stride=2, padding=1), [((1, 2, 3, 2, 1), "any"), ((2, 3, 2, 2, 1), "any")]),
+        Op("convolve", lambda a, v: mx.convolve(a, v, mode="same"), [((7,), "any"), ((4,), "any")]),
+        Op("convolve-full", lambda a, v: mx.convolve(a, v), [((3,), "any"), ((5,), "any")])]
+
+
 def _setitem(x, u):
     y = x * 1.0
     y[1] = u

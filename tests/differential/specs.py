@@ -1125,3 +1125,184 @@ def _rseed(d, name):
         return m.random.uniform(shape=(3,)), m.random.randint(0, 10, (3,))
 
     return Call(fn, s)
+
+
+# =============================================================================== convolution
+# Integer-valued inputs keep the sums exact in float32/float16 (MLX and oxmx accumulate in
+# different orders); bfloat16 gets small non-negative ones (no cancellation). float64 is
+# left out (MLX has no float64 convolution on some devices); oxmx's float64 results are
+# checked against NumPy in tests/test_conv.py. The specs are not marked ``grad``: MLX has
+# no jvp for Convolution ("[Primitive::jvp] Not implemented"), its vjp dies of SIGFPE for
+# an empty batch with groups > 1 and raises for other empty batches, and its weight
+# gradient is wrong for stride > 1 with input dilation; tests/test_conv.py compares
+# oxmx's vjp and vmap with MLX where MLX's are right, and all three with finite differences.
+CONV_DTYPES = ["float32", "float16", "bfloat16"]
+
+
+def _conv_operands(d, nd, groups=1):
+    dt = d.one(CONV_DTYPES)
+    dom = "small" if dt == "bfloat16" else "int"
+    n = d.one([0, 1, 1, 2])
+    spatial = tuple(d.int(1, 5) for _ in range(nd))
+    cg, og = d.one([1, 2]), d.one([1, 2])
+    kernel = tuple(d.int(1, 3) for _ in range(nd))
+    x = d.arr(shape=(n,) + spatial + (cg * groups,), dtype=dt, dom=dom, specials=False)
+    wdt = dt if d.flag(0.9) else d.one(CONV_DTYPES)
+    w = d.arr(shape=(og * groups,) + kernel + (cg,), dtype=wdt, dom="small" if wdt == "bfloat16" else dom, specials=False)
+    return x, w
+
+
+def _conv_corrupt(d, x, w, args, kwargs):
+    """One invalid variation of a valid convolution call (MLX's error type is compared)."""
+    k = d.int(0, 7)
+    if k == 0:  # channels of the weight do not match the input
+        w = A(np.concatenate([w.data, w.data], axis=-1), w.dtype)
+    elif k == 1:  # weight of the wrong rank
+        w = A(w.data[..., 0], w.dtype)
+    elif k == 2:  # unbatched input
+        x = A(x.data[0] if x.shape[0] else x.data.reshape(x.shape[1:-1] + (0,)), x.dtype)
+    elif k == 3:  # integer input
+        x = A(x.data, "int32")
+    elif k == 4:
+        kwargs["stride"] = d.one([0, -1])
+    elif k == 5:
+        kwargs["groups"] = d.one([-1, 3])  # groups=0 is left out: MLX dies of SIGFPE
+    elif k == 6:
+        kwargs["stride"] = 1.5  # not an integer: TypeError
+    else:
+        x = x.data.tolist()  # not an array: TypeError
+    return x, w, args, kwargs
+
+
+def _per_dim(v, nd, default):
+    if v is None:
+        return [default] * nd
+    if isinstance(v, (tuple, list)):
+        return list(v) * nd if len(v) == 1 else list(v)
+    return [v] * nd
+
+
+def _no_partial_windows(x, w, kwargs, stride_key="stride", dil_key="dilation"):
+    """MLX computes one output from a partial window (reading past the input) when the
+    input is smaller than the dilated kernel and the stride is > 1 (C++ division
+    truncates (size - kernel) / stride to 0); oxmx raises ValueError, as for stride 1.
+    Such calls get stride 1 (tests/test_conv.py checks oxmx's error)."""
+    nd = len(w.shape) - 2
+    pad = kwargs.get("padding", 0)
+    lo, hi = pad if isinstance(pad, tuple) and isinstance(pad[0], list) else (pad, pad)
+    lo, hi = _per_dim(lo, nd, 0), _per_dim(hi, nd, 0)
+    kd = _per_dim(kwargs.get(dil_key), nd, 1)
+    idil = _per_dim(kwargs.get("input_dilation"), nd, 1)
+    for i in range(nd):
+        size = max(x.shape[1 + i] + min(lo[i], 0) + min(hi[i], 0), 0)
+        size = (size - 1) * idil[i] + 1 + max(lo[i], 0) + max(hi[i], 0)
+        if size < kd[i] * (w.shape[1 + i] - 1) + 1:
+            kwargs[stride_key] = 1
+            return
+
+
+def _maybe_tuple(d, v, nd):
+    return tuple(v for _ in range(nd)) if d.flag(0.4) else v
+
+
+@spec("conv1d", "conv2d", "conv3d")
+def _conv_nd(d, name):
+    nd = int(name[4])
+    groups = d.one([1, 1, 2]) if nd < 3 else 1
+    x, w = _conv_operands(d, nd, groups)
+    kwargs = {}
+    if d.flag(0.6):
+        kwargs["stride"] = d.int(1, 3) if nd == 1 else _maybe_tuple(d, d.int(1, 3), nd)
+    if d.flag(0.6):
+        kwargs["padding"] = d.int(-1, 2) if nd == 1 else _maybe_tuple(d, d.int(0, 2), nd)
+    if d.flag(0.4):
+        kwargs["dilation"] = d.int(1, 2) if nd == 1 else _maybe_tuple(d, d.int(1, 2), nd)
+    if groups != 1 or d.flag(0.2):
+        kwargs["groups"] = groups
+    _no_partial_windows(x, w, kwargs)
+    args = ()
+    if d.flag(0.15):
+        x, w, args, kwargs = _conv_corrupt(d, x, w, args, kwargs)
+    elif nd > 1 and d.flag(0.05):
+        kwargs["stride"] = (1,) * (nd + 1)  # a tuple of the wrong length: TypeError
+    return Call(name, x, w, *args, **kwargs)
+
+
+@spec("conv_general")
+def _conv_general(d, name):
+    nd = d.int(1, 3)
+    groups = d.one([1, 1, 2]) if nd < 3 else 1
+    x, w = _conv_operands(d, nd, groups)
+    kwargs = {}
+    idil = d.int(1, 2) if d.flag(0.4) else 1
+    if idil > 1:
+        kwargs["input_dilation"] = idil if d.flag(0.5) else [idil] * nd
+    elif d.flag(0.6):
+        # stride > 1 together with input dilation is left out: MLX's weight gradient is
+        # wrong there (tests/test_conv.py checks oxmx's against finite differences)
+        kwargs["stride"] = d.one([d.int(1, 3), [d.int(1, 3)], [d.int(1, 2) for _ in range(nd)]])
+    k = d.int(0, 3)
+    if k == 1:
+        kwargs["padding"] = d.int(-1, 2)
+    elif k == 2:
+        kwargs["padding"] = [d.int(0, 2) for _ in range(nd)]
+    elif k == 3:
+        kwargs["padding"] = ([d.int(-1, 2) for _ in range(nd)], [d.int(0, 2) for _ in range(nd)])
+    if d.flag(0.4):
+        kwargs["kernel_dilation"] = d.one([d.int(1, 2), [d.int(1, 2) for _ in range(nd)]])
+    if groups != 1 or d.flag(0.2):
+        kwargs["groups"] = groups
+    if d.flag(0.4):
+        kwargs["flip"] = d.flag(0.5)
+    _no_partial_windows(x, w, kwargs, dil_key="kernel_dilation")
+    args = ()
+    if d.flag(0.15):
+        x, w, args, kwargs = _conv_corrupt(d, x, w, args, kwargs)
+    elif d.flag(0.05):
+        kwargs[d.one(["stride", "kernel_dilation", "input_dilation"])] = [1] * (nd + 1)  # ValueError
+    elif d.flag(0.05):
+        kwargs["padding"] = ([0] * nd, [0] * nd, [0] * nd)  # not a (low, high) pair: TypeError
+    return Call(name, x, w, *args, **kwargs)
+
+
+@spec("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def _conv_transpose(d, name):
+    nd = int(name[-2])
+    groups = d.one([1, 1, 2]) if nd < 3 else 1
+    x, w = _conv_operands(d, nd, groups)
+    kwargs = {}
+    stride = d.int(1, 3)
+    if stride > 1 or d.flag(0.3):
+        kwargs["stride"] = stride if nd == 1 else _maybe_tuple(d, stride, nd)
+    if d.flag(0.5):
+        kwargs["padding"] = d.int(0, 2) if nd == 1 else _maybe_tuple(d, d.int(0, 2), nd)
+    if d.flag(0.4):
+        kwargs["dilation"] = d.int(1, 2) if nd == 1 else _maybe_tuple(d, d.int(1, 2), nd)
+    if d.flag(0.4):
+        kwargs["output_padding"] = d.int(0, stride) if nd == 1 else _maybe_tuple(d, d.int(0, stride), nd)
+    if groups != 1 or d.flag(0.2):
+        kwargs["groups"] = groups
+    if d.flag(0.15):
+        x, w, _, kwargs = _conv_corrupt(d, x, w, (), kwargs)
+    return Call(name, x, w, **kwargs)
+
+
+@spec("convolve")
+def _convolve(d, name):
+    dt = d.one(CONV_DTYPES)
+    dom = "small" if dt == "bfloat16" else "int"
+    a = d.arr(shape=(d.int(1, 8),), dtype=dt, dom=dom, specials=False)
+    v = d.arr(shape=(d.int(1, 8),), dtype=dt if d.flag(0.9) else d.one(CONV_DTYPES), dom=dom, specials=False)
+    kwargs = {"mode": d.one(["full", "same", "valid"])} if d.flag(0.7) else {}
+    k = d.int(0, 12)
+    if k == 0:
+        a = A(np.zeros((0,)), dt)  # empty: ValueError
+    elif k == 1:
+        v = A(v.data[:, None], v.dtype)  # not 1-D: ValueError
+    elif k == 2:
+        kwargs["mode"] = "FULL"  # unknown mode: ValueError
+    elif k == 3:
+        a, v = A(a.data, "int32"), A(v.data, "int32")  # integer signal: ValueError
+    elif k == 4:
+        kwargs["mode"] = None  # not a string: TypeError
+    return Call(name, a, v, **kwargs)

@@ -250,10 +250,64 @@ pub enum Primitive {
     },
     /// Identity whose gradient is zero (`stop_gradient`).
     StopGradient,
+    /// A fused model kernel of `oxmx.core.fast` (`ops/fast.rs` documents the inputs).
+    Fast(FastKernel),
     /// Output `index` of a function with user-defined transforms (`custom_function`):
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
     Custom(Custom),
+}
+
+/// How `scaled_dot_product_attention` masks its scores.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SdpaMask {
+    None,
+    /// Query i sees keys j <= i + (T_kv - T_q) (bottom-right aligned).
+    Causal,
+    /// A bool input (4-d, broadcast over [B, N_q, T_q, T_kv]): true keeps the score.
+    Bool,
+    /// A float input (4-d, broadcast likewise) added to the scores.
+    Additive,
+}
+
+/// The fused kernels of `oxmx.core.fast`. All inputs of one kernel share the output's
+/// float dtype except index inputs (int64); half types compute in f32.
+#[derive(Clone, PartialEq, Debug)]
+pub enum FastKernel {
+    /// inputs: x, [weight (last dim)].
+    RmsNorm { eps: f64, weight: bool },
+    /// inputs: x, [weight], [bias].
+    LayerNorm { eps: f64, weight: bool, bias: bool },
+    /// inputs: x (.., T, D), offset (int64, shape () or (B,)), [freqs (dims/2)].
+    /// Angle of pair i at position t: (offset + t) * scale / freq_i, with
+    /// freq_i = base^(2i/dims) unless `freqs` is given.
+    Rope {
+        dims: usize,
+        traditional: bool,
+        base: Option<f64>,
+        scale: f64,
+    },
+    /// inputs: q (B, N_q, T_q, D), k, v (B, N_kv, T_kv, D), [mask (4-d)], [sinks (N_q)].
+    Sdpa {
+        scale: f64,
+        mask: SdpaMask,
+        sinks: bool,
+    },
+    /// inputs: logits (.., C), targets (int64, ..) -> float32 loss; a target outside
+    /// [0, C) is an IndexError (as a gather would raise).
+    CrossEntropy,
+}
+
+impl FastKernel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FastKernel::RmsNorm { .. } => "rms_norm",
+            FastKernel::LayerNorm { .. } => "layer_norm",
+            FastKernel::Rope { .. } => "rope",
+            FastKernel::Sdpa { .. } => "scaled_dot_product_attention",
+            FastKernel::CrossEntropy => "cross_entropy",
+        }
+    }
 }
 
 /// Batched outputs with their batch axes (what a custom vmap rule returns).
@@ -338,6 +392,7 @@ impl Primitive {
             Slice { .. } => "slice",
             AsStrided { .. } => "as_strided",
             StopGradient => "stop_gradient",
+            Fast(k) => k.name(),
             Custom(_) => "custom_function",
         }
     }

@@ -121,6 +121,33 @@ fn gemm_one<T: GemmElem>(
     Ok(())
 }
 
+/// dst (m x n, row-major) = a (m x k) @ b (k x n) for matrices starting at element 0 of
+/// `a`/`b` with the given row and column strides, on the calling thread (callers
+/// parallelise over many products).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_into<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (&[T], isize, isize),
+    b: (&[T], isize, isize),
+    dst: &mut [T],
+) -> Result<()> {
+    let a = Mat {
+        data: a.0,
+        off: 0,
+        rs: a.1,
+        cs: a.2,
+    };
+    let b = Mat {
+        data: b.0,
+        off: 0,
+        rs: b.1,
+        cs: b.2,
+    };
+    gemm_one(m, n, k, a, b, dst, Parallelism::None)
+}
+
 fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }

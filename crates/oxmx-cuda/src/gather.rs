@@ -213,7 +213,7 @@ fn input<'a>(op: &str, ins: &'a [Input], i: usize) -> Result<&'a Input> {
 
 impl CudaBackend {
     /// A zeroed error word for one launch's index checks.
-    fn error_word(&self, op: &str) -> Result<crate::device::CudaMem> {
+    pub(crate) fn error_word(&self, op: &str) -> Result<crate::device::CudaMem> {
         let mut w = self.alloc.alloc(op, 32)?;
         self.alloc
             .stream
@@ -223,7 +223,7 @@ impl CudaBackend {
     }
 
     /// Waits for the launches and turns a recorded bad index into the CPU's IndexError.
-    fn check_error_word(&self, op: &str, w: &crate::device::CudaMem) -> Result<()> {
+    pub(crate) fn check_error_word(&self, op: &str, w: &crate::device::CudaMem) -> Result<()> {
         let mut b = [0u8; 32];
         let s = w.slice()?;
         let stream = &self.alloc.stream;

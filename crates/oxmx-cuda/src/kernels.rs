@@ -723,7 +723,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, unsigned int* __restr
 }
 
 /// Block-wide reductions through warp shuffles (blockDim.x a multiple of 32, ≤ 1024).
-const BLOCK_REDUCE: &str = r#"
+pub(crate) const BLOCK_REDUCE: &str = r#"
 __device__ __forceinline__ ACC nanmax(ACC a, ACC b) { return (isnan(a) || a > b) ? a : b; }
 __device__ __forceinline__ ACC block_max(ACC v, ACC* sh) {
   for (int o = 16; o > 0; o >>= 1) v = nanmax(v, __shfl_xor_sync(0xffffffffu, v, o));

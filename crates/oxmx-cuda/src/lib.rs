@@ -11,6 +11,7 @@ pub mod blaslt;
 mod copy;
 pub mod device;
 mod disk_cache;
+mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod gather;
@@ -937,6 +938,7 @@ impl CudaBackend {
             Primitive::ScatterAxis { axis, mode } => {
                 self.scatter_axis(op, &ins, *axis, *mode, out_shape)
             }
+            Primitive::Fast(k) => self.fast(k, ins, out_shape, out_dtype),
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

@@ -8,6 +8,7 @@ mod convert;
 mod device_py;
 mod dtype_py;
 mod errors;
+mod fast_py;
 mod indexing;
 mod io_py;
 mod memory_py;
@@ -37,6 +38,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     random::register(m)?;
     transforms_py::register(m)?;
     io_py::register(m)?;
+    fast_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;

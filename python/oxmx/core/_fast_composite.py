@@ -38,17 +38,17 @@ def layer_norm(x, weight, bias, eps):
     return y.astype(out_dtype)
 
 
-def rope_angles(length, dims, base, scale, offset, freqs, dtype=None):
-    """(..., length, dims // 2) rotation angles; ``offset`` is an int or an array of
-    shape () or (B,)."""
+def rope_angles(length, dims, base, scale, offset, freqs, dtype=mx.float32):
+    """(..., length, dims // 2) rotation angles in ``dtype`` (float64 for float64 inputs,
+    else float32); ``offset`` is an int or an array of shape () or (B,)."""
     half = dims // 2
     if freqs is not None:
-        inv = mx.reciprocal(freqs.astype(mx.float32))
+        inv = mx.reciprocal(freqs.astype(mx.float32)).astype(dtype)
     else:
-        inv = mx.exp(-(mx.arange(0, half, dtype=mx.float32) * (2.0 / dims)) * math.log(base))
-    pos = mx.arange(length, dtype=mx.float32)
+        inv = mx.exp(-(mx.arange(0, half, dtype=dtype) * (2.0 / dims)) * math.log(base))
+    pos = mx.arange(length, dtype=dtype)
     if isinstance(offset, mx.array):
-        off = offset.astype(mx.float32)
+        off = offset.astype(dtype)
         if off.ndim == 1:
             off = off.reshape(-1, 1)  # (B, 1) positions per example
         pos = pos + off
@@ -60,7 +60,8 @@ def rope_angles(length, dims, base, scale, offset, freqs, dtype=None):
 
 def rope(a, dims, traditional, base, scale, offset, freqs):
     length = a.shape[-2]
-    theta = rope_angles(length, dims, base, scale, offset, freqs)
+    wide = mx.float64 if a.dtype == mx.float64 else mx.float32
+    theta = rope_angles(length, dims, base, scale, offset, freqs, wide)
     if isinstance(offset, mx.array) and offset.ndim == 1:
         # (B, L, half) -> (B, 1, ..., 1, L, half) to line up with a's batch axis
         theta = theta.reshape((theta.shape[0],) + (1,) * (a.ndim - 3) + theta.shape[1:])

@@ -17,8 +17,7 @@ _PLANNED = {
     # later engine work (issues to be filed)
     "einsum": 0, "einsum_path": 0, "matrix_norm": 0,
     "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
-    "conv1d": 0, "conv2d": 0, "conv3d": 0, "conv_general": 0, "conv_transpose1d": 0,
-    "conv_transpose2d": 0, "conv_transpose3d": 0, "convolve": 0, "quantize": 0, "dequantize": 0,
+    "quantize": 0, "dequantize": 0,
     "quantized_matmul": 0, "gather_qmm": 0, "qqmm": 0, "gather_qqmm": 0, "to_fp8": 0,
     "from_fp8": 0, "export_function": 0, "import_function": 0, "exporter": 0, "export_to_dot": 0,
     "depends": 0,

@@ -1,12 +1,20 @@
 """oxmx.core.fast — fused kernels for the hot spots of models (MLX's ``mlx.core.fast``).
 
-Argument checks live here; the computation is the composite formula of
-``_fast_composite`` until a backend registers a fused kernel for it.
+Each function runs one fused kernel (``Primitive::Fast``, implemented by the CPU and the
+CUDA backend). Its transforms come from the composite formula in ``_fast_composite``:
+the kernel is wrapped in a ``custom_function`` whose vjp, jvp and vmap are those of the
+composite, so gradients of any order and batching work and agree with the formula.
 """
 
+from oxmx import _oxmx as _native
 from oxmx._oxmx import array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
+from ._transforms import custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
+
+# Head sizes up to this run in the fused attention kernel on every backend; larger ones
+# (rare) take the composite formula, which runs on the same device.
+_SDPA_MAX_HEAD = 256
 
 __all__ = [
     "rms_norm",
@@ -18,6 +26,59 @@ __all__ = [
     "precompiled_cuda_kernel",
     "metal_kernel",
 ]
+
+
+def _fused(native, composite, *args):
+    """``native(*args)`` (None entries allowed) as one kernel, differentiated and batched
+    through ``composite(*args)``. Integer inputs get no gradient."""
+    present = [i for i, a in enumerate(args) if a is not None]
+    arrays = [args[i] for i in present]
+    float_pos = [k for k, a in enumerate(arrays) if _mx.issubdtype(a.dtype, _mx.inexact)]
+
+    def full(xs):
+        out = list(args)
+        for i, a in zip(present, xs):
+            out[i] = a
+        return out
+
+    def over_floats(primals):
+        def f(*floats):
+            xs = list(primals)
+            for k, v in zip(float_pos, floats):
+                xs[k] = v
+            return composite(*full(xs))
+
+        return f, [primals[k] for k in float_pos]
+
+    cf = custom_function(lambda *xs: native(*full(xs)))
+
+    def rule_vjp(primals, cotangent, output):
+        f, floats = over_floats(primals)
+        _, grads = _vjp(f, floats, [cotangent])
+        res = [_mx.zeros_like(p) for p in primals]
+        for k, g in zip(float_pos, grads):
+            res[k] = g
+        return tuple(res)
+
+    def rule_jvp(primals, tangents):
+        f, floats = over_floats(primals)
+        _, t = _jvp(f, floats, [tangents[k] for k in float_pos])
+        return t
+
+    def rule_vmap(primals, axes):
+        return _vmap(lambda *xs: composite(*full(xs)), in_axes=tuple(axes))(*primals), 0
+
+    cf.vjp(rule_vjp)
+    cf.jvp(rule_jvp)
+    cf.vmap(rule_vmap)
+    return cf(*arrays)
+
+
+def _as_float(a):
+    """Integer and bool inputs compute in float32 (as MLX)."""
+    if isinstance(a, array) and not _mx.issubdtype(a.dtype, _mx.inexact):
+        return a.astype(_mx.float32)
+    return a
 
 
 def _float_check(op, name, a):
@@ -39,21 +100,33 @@ def _vector_check(op, name, v, x):
 
 def rms_norm(x, weight, eps, *, stream=None):
     """Root-mean-square normalisation over the last axis, scaled by ``weight`` if given."""
+    x, weight = _as_float(x), _as_float(weight)
     _float_check("rms_norm", "x", x)
     if x.ndim == 0:
         raise ValueError("[rms_norm] Input must have at least 1 dimension.")
     _vector_check("rms_norm", "weight", weight, x)
-    return _ref.rms_norm(x, weight, float(eps))
+    eps = float(eps)
+    return _fused(
+        lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight
+    )
 
 
 def layer_norm(x, weight, bias, eps, *, stream=None):
     """Layer normalisation over the last axis, with optional ``weight`` and ``bias``."""
+    x, weight, bias = _as_float(x), _as_float(weight), _as_float(bias)
     _float_check("layer_norm", "x", x)
     if x.ndim == 0:
         raise ValueError("[layer_norm] Input must have at least 1 dimension.")
     _vector_check("layer_norm", "weight", weight, x)
     _vector_check("layer_norm", "bias", bias, x)
-    return _ref.layer_norm(x, weight, bias, float(eps))
+    eps = float(eps)
+    return _fused(
+        lambda x, w, b: _native._fast_layer_norm(x, w, b, eps),
+        lambda x, w, b: _ref.layer_norm(x, w, b, eps),
+        x,
+        weight,
+        bias,
+    )
 
 
 def rope(a, dims, *, traditional, base, scale, offset, freqs=None, stream=None):
@@ -77,8 +150,16 @@ def rope(a, dims, *, traditional, base, scale, offset, freqs=None, stream=None):
         if not _mx.issubdtype(offset.dtype, _mx.integer):
             raise ValueError(f"[rope] offset must be an integer array, got {offset.dtype}.")
     else:
-        offset = int(offset)
-    return _ref.rope(a, dims, bool(traditional), None if base is None else float(base), float(scale), offset, freqs)
+        offset = _mx.array(int(offset), dtype=_mx.int64)
+    traditional, scale = bool(traditional), float(scale)
+    base = None if base is None else float(base)
+    return _fused(
+        lambda a, off, fr: _native._fast_rope(a, dims, traditional, base, scale, off, fr),
+        lambda a, off, fr: _ref.rope(a, dims, traditional, base, scale, off, fr),
+        a,
+        offset,
+        freqs,
+    )
 
 
 def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force_fused=False, stream=None):
@@ -116,7 +197,22 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         _float_check(op, "sinks", sinks)
         if sinks.shape != (q.shape[1],):
             raise ValueError(f"[{op}] sinks must have shape ({q.shape[1]},), got {sinks.shape}.")
-    return _ref.scaled_dot_product_attention(q, k, v, float(scale), mask, sinks)
+    if not isinstance(mask, str) and mask is not None and mask.dtype != _mx.bool_:
+        out_t = _mx.result_type(q, k, v)
+        if _mx.result_type(out_t, mask) != out_t:
+            raise ValueError(f"[{op}] Mask type must promote to output type {out_t}.")
+    scale = float(scale)
+    causal = isinstance(mask, str)
+    arr_mask = None if causal else mask
+
+    def composite(q, k, v, m, s):
+        return _ref.scaled_dot_product_attention(q, k, v, scale, "causal" if causal else m, s)
+
+    if max(q.shape[3], v.shape[3]) > _SDPA_MAX_HEAD or q.shape[0] * q.shape[1] > 65535:
+        return composite(q, k, v, arr_mask, sinks)
+    return _fused(
+        lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks
+    )
 
 
 def cross_entropy(logits, targets, *, stream=None):
@@ -128,7 +224,7 @@ def cross_entropy(logits, targets, *, stream=None):
         raise ValueError("[cross_entropy] targets must be an integer array of class indices.")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"[cross_entropy] targets must have shape {logits.shape[:-1]}, got {targets.shape}.")
-    return _ref.cross_entropy(logits, targets)
+    return _fused(_native._fast_cross_entropy, _ref.cross_entropy, logits, targets)
 
 
 def _gpu_only(name):

@@ -3,5 +3,5 @@ Python over ``oxmx.core``."""
 
 from . import init, losses  # noqa: F401
 from .layers import *  # noqa: F401,F403
-from .utils import average_gradients, fully_shard, value_and_grad  # noqa: F401
+from .utils import average_gradients, value_and_grad  # noqa: F401
 from . import utils  # noqa: F401

@@ -3,6 +3,7 @@
 
 pub mod creation;
 pub mod elementwise;
+pub mod fast;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;

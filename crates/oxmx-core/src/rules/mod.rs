@@ -23,6 +23,16 @@ use crate::primitive::{BinaryOp, Primitive};
 use crate::scalar::Scalar;
 use crate::shape::Shape;
 
+/// The fused kernels are differentiated in Python (`oxmx.core.fast` wraps each in a
+/// `custom_function` whose rules use the composite formula); reaching the primitive
+/// itself means it was built through the Rust API.
+fn fast_rule(k: &crate::primitive::FastKernel) -> Error {
+    Error::unsupported(
+        k.name(),
+        "The fused kernel has no derivative of its own; differentiate oxmx.core.fast's function, whose rules use the composite formula.",
+    )
+}
+
 /// Cotangents for each input of `prim` (None where an input gets no gradient), given the
 /// primal `inputs`, the primal output `out` and the output's cotangent `cot`.
 pub fn vjp(
@@ -69,6 +79,7 @@ pub fn vjp(
             structure::vjp_as_strided(strides, *offset, inputs, out, cot)
         }
         Custom(c) => custom::vjp(c, inputs, cot),
+        Fast(k) => Err(fast_rule(k)),
     }
 }
 
@@ -116,6 +127,7 @@ pub fn jvp(
         } => scan_sort::jvp_scan(*op, *reverse, *inclusive, inputs, out, tangents),
         Sort { .. } => scan_sort::jvp_sort(inputs, tangents),
         Custom(c) => custom::jvp(c, inputs, tangents),
+        Fast(k) => Err(fast_rule(k)),
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);

@@ -332,7 +332,7 @@ pub fn vmap(
                 "custom_function is batched by its own rule.",
             ))
         }
-        Gather { .. } | Scatter { .. } | AsStrided { .. } => {
+        Gather { .. } | Scatter { .. } | AsStrided { .. } | Fast(_) => {
             return vmap_loop(prim, inputs, axes, batch, out)
         }
         Reshape => {

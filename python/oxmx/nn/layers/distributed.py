@@ -1,1 +1,338 @@
-__all__ = []
+"""Tensor-parallel and fully-sharded layers (MLX's ``mlx.nn.layers.distributed``).
+
+``oxmx.core.distributed`` is a stub until issue #16, so the only group is the single
+process: sharding over one process keeps every parameter whole and every collective
+is the identity, which makes these layers behave exactly like ``Linear`` /
+``QuantizedLinear`` / the wrapped module (as MLX does for a group of size 1). A
+group with more than one process raises an error naming issue #16.
+"""
+
+import math
+from typing import Any, Callable, Optional, Union
+
+import oxmx.core as mx
+from oxmx.utils import tree_flatten, tree_map_with_path
+
+from .base import Module
+from .linear import Linear, _check_features
+from .quantized import QuantizedLinear, _core, _quantized_biases, _resolve, _store_quantized, _unpacked_dims
+
+__all__ = [
+    "AllToShardedLinear",
+    "ShardedToAllLinear",
+    "QuantizedAllToShardedLinear",
+    "QuantizedShardedToAllLinear",
+    "FullyShardedModule",
+    "fully_shard",
+    "shard_linear",
+    "shard_inplace",
+]
+
+_SHARDINGS = ("all-to-sharded", "sharded-to-all")
+
+
+def _check_single_process(group: Optional[Any], who: str):
+    """Accept ``group`` only if it is (or defaults to) a single process."""
+    if group is None:
+        if not mx.distributed.is_available():
+            return
+        group = mx.distributed.init()
+    if group.size() != 1:
+        raise NotImplementedError(
+            f"[{who}] a group of {group.size()} processes needs mx.distributed, which lands with issue #16"
+        )
+
+
+def _check_sharding(sharding, who):
+    if sharding not in _SHARDINGS:
+        raise ValueError(
+            f"[{who}] Sharding type sharding={sharding!r} not supported, "
+            "choose one of 'all-to-sharded' or 'sharded-to-all'"
+        )
+
+
+def _shard(x, axis, segments, who):
+    """This process's shard of ``x`` along ``axis`` when ``x`` is made of ``segments``
+    (a count or split indices) concatenated blocks: each block is split across the
+    group. With one process every block is kept whole, so only the segments are
+    checked."""
+    try:
+        blocks = mx.split(x, segments, axis=axis)
+    except ValueError as exc:
+        raise ValueError(
+            f"[{who}] cannot split shape {tuple(x.shape)} into segments={segments!r} along axis {axis}"
+        ) from exc
+    return mx.concatenate(blocks, axis=axis)
+
+
+class AllToShardedLinear(Module):
+    """A ``Linear`` whose output features are sharded across ``group``: each process
+    computes its slice of the output (and gradients w.r.t. the input are summed).
+
+    Args:
+        input_dims (int): the size of the input's last axis.
+        output_dims (int): the size of the (whole) output's last axis.
+        bias (bool): whether to add a bias. Default ``True``.
+        group (mx.distributed.Group, optional): the group to shard across (default: global).
+    """
+
+    def __init__(self, input_dims: int, output_dims: int, bias: bool = True, group: Optional[Any] = None):
+        super().__init__()
+        _check_single_process(group, "AllToShardedLinear")
+        self.group = group
+        scale = math.sqrt(1.0 / input_dims)
+        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims))
+        if bias:
+            self.bias = mx.random.uniform(low=-scale, high=scale, shape=(output_dims,))
+
+    def _extra_repr(self):
+        out, inp = self["weight"].shape
+        return f"input_dims={inp}, output_dims={out}, bias={'bias' in self}"
+
+    def __call__(self, x):
+        _check_features("AllToShardedLinear", x, self["weight"].shape[1], "input_dims")
+        if "bias" in self:
+            return mx.addmm(self["bias"], x, self["weight"].T)
+        return x @ self["weight"].T
+
+    @classmethod
+    def from_linear(cls, linear_layer: Module, *, segments: Union[int, list] = 1, group: Optional[Any] = None):
+        """The sharded version of ``linear_layer`` (whose weight may be ``segments``
+        fused blocks along the output axis, e.g. 3 for a QKV projection)."""
+        output_dims, input_dims = linear_layer.weight.shape
+        layer = cls(input_dims, output_dims, "bias" in linear_layer, group=group)
+        layer.update(_shard_tree(linear_layer.parameters(), "all-to-sharded", segments, cls.__name__))
+        return layer
+
+
+class ShardedToAllLinear(Module):
+    """A ``Linear`` whose input features are sharded across ``group``: each process
+    multiplies its slice and the partial results are summed, so every process gets the
+    whole output.
+
+    Args:
+        input_dims (int): the size of the (whole) input's last axis.
+        output_dims (int): the size of the output's last axis.
+        bias (bool): whether to add a bias. Default ``True``.
+        group (mx.distributed.Group, optional): the group to shard across (default: global).
+    """
+
+    def __init__(self, input_dims: int, output_dims: int, bias: bool = True, group: Optional[Any] = None):
+        super().__init__()
+        _check_single_process(group, "ShardedToAllLinear")
+        self.group = group
+        scale = math.sqrt(1.0 / input_dims)
+        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims))
+        if bias:
+            self.bias = mx.random.uniform(low=-scale, high=scale, shape=(output_dims,))
+
+    def _extra_repr(self):
+        out, inp = self["weight"].shape
+        return f"input_dims={inp}, output_dims={out}, bias={'bias' in self}"
+
+    def __call__(self, x):
+        _check_features("ShardedToAllLinear", x, self["weight"].shape[1], "input_dims")
+        y = x @ self["weight"].T  # the sum over the group is the identity for one process
+        if "bias" in self:
+            y = y + self["bias"]
+        return y
+
+    @classmethod
+    def from_linear(cls, linear_layer: Module, *, segments: Union[int, list] = 1, group: Optional[Any] = None):
+        """The sharded version of ``linear_layer`` (input axis split into ``segments``)."""
+        output_dims, input_dims = linear_layer.weight.shape
+        layer = cls(input_dims, output_dims, "bias" in linear_layer, group=group)
+        layer.update(_shard_tree(linear_layer.parameters(), "sharded-to-all", segments, cls.__name__))
+        return layer
+
+
+class _QuantizedSharded(Module):
+    """Shared code of the two quantized sharded layers (a frozen ``QuantizedLinear``
+    whose weight is sharded along ``_AXIS``)."""
+
+    _SHARDING = ""
+
+    def __init__(self, input_dims, output_dims, bias, group_size, bits, mode, group):
+        super().__init__()
+        who = type(self).__name__
+        _check_single_process(group, who)
+        self.group = group
+        self.group_size, self.bits = _resolve(who, mode, group_size, bits)
+        self.mode = mode
+        scale = math.sqrt(1 / input_dims)
+        _store_quantized(self, mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims)))
+        if bias:
+            self.bias = mx.zeros((output_dims,))
+        self.freeze()
+
+    def _extra_repr(self):
+        return (
+            f"input_dims={_unpacked_dims(self)}, output_dims={self['weight'].shape[0]}, bias={'bias' in self}, "
+            f"group_size={self.group_size}, bits={self.bits}, mode={self.mode}"
+        )
+
+    def __call__(self, x):
+        y = _core(type(self).__name__, "quantized_matmul")(
+            x,
+            self["weight"],
+            scales=self["scales"],
+            biases=_quantized_biases(self),
+            transpose=True,
+            group_size=self.group_size,
+            bits=self.bits,
+            mode=self.mode,
+        )
+        if "bias" in self:
+            y = y + self["bias"]
+        return y
+
+    @classmethod
+    def from_quantized_linear(
+        cls, quantized_linear_layer: Module, *, segments: Union[int, list] = 1, group: Optional[Any] = None
+    ):
+        """The sharded version of ``quantized_linear_layer`` (a ``QuantizedLinear``)."""
+        source = quantized_linear_layer
+        layer = cls(
+            _unpacked_dims(source),
+            source.weight.shape[0],
+            "bias" in source,
+            group_size=source.group_size,
+            bits=source.bits,
+            mode=source.mode,
+            group=group,
+        )
+        layer.update(_shard_tree(source.parameters(), cls._SHARDING, segments, cls.__name__))
+        return layer
+
+
+class QuantizedAllToShardedLinear(_QuantizedSharded):
+    """The quantized :class:`AllToShardedLinear` (frozen parameters, like
+    ``QuantizedLinear``). See ``QuantizedLinear`` for the quantization arguments."""
+
+    _SHARDING = "all-to-sharded"
+
+    def __init__(
+        self,
+        input_dims: int,
+        output_dims: int,
+        bias: bool = True,
+        group_size: int = 64,
+        bits: int = 4,
+        mode: str = "affine",
+        group: Optional[Any] = None,
+    ):
+        super().__init__(input_dims, output_dims, bias, group_size, bits, mode, group)
+
+
+class QuantizedShardedToAllLinear(_QuantizedSharded):
+    """The quantized :class:`ShardedToAllLinear` (frozen parameters, like
+    ``QuantizedLinear``). See ``QuantizedLinear`` for the quantization arguments."""
+
+    _SHARDING = "sharded-to-all"
+
+    def __init__(
+        self,
+        input_dims: int,
+        output_dims: int,
+        bias: bool = True,
+        group_size: int = 64,
+        bits: int = 4,
+        mode: str = "affine",
+        group: Optional[Any] = None,
+    ):
+        super().__init__(input_dims, output_dims, bias, group_size, bits, mode, group)
+
+
+def _axis_for(sharding):
+    """The parameter-to-(axis, segments-or-None) rule of a named sharding: outputs
+    (weight rows and bias) for all-to-sharded; weight columns only for sharded-to-all."""
+
+    def rule(path, weight):
+        if sharding == "all-to-sharded":
+            return 0
+        return -1 if weight.ndim > 1 and not path.endswith("bias") else None
+
+    return rule
+
+
+def _shard_tree(params, sharding, segments, who):
+    """Shard every array of ``params`` by ``sharding`` (a name or a callable returning
+    an axis, ``(axis, segments)`` or ``None`` to leave the array whole)."""
+    if isinstance(sharding, str):
+        _check_sharding(sharding, who)
+        rule = _axis_for(sharding)
+    else:
+        rule = sharding
+
+    def shard_one(path, weight):
+        choice = rule(path, weight)
+        if choice is None:
+            return weight
+        axis, parts = choice if isinstance(choice, tuple) else (choice, segments)
+        return _shard(weight, axis, parts, who)
+
+    return tree_map_with_path(shard_one, params)
+
+
+def shard_linear(module: Module, sharding: str, *, segments: Union[int, list] = 1, group: Optional[Any] = None):
+    """A new sharded copy of the ``Linear`` or ``QuantizedLinear`` ``module``:
+    ``sharding`` is ``"all-to-sharded"`` or ``"sharded-to-all"``; the original is not
+    changed."""
+    _check_sharding(sharding, "shard_linear")
+    if isinstance(module, QuantizedLinear):
+        kind = QuantizedAllToShardedLinear if sharding == "all-to-sharded" else QuantizedShardedToAllLinear
+        return kind.from_quantized_linear(module, segments=segments, group=group)
+    if isinstance(module, Linear):
+        kind = AllToShardedLinear if sharding == "all-to-sharded" else ShardedToAllLinear
+        return kind.from_linear(module, segments=segments, group=group)
+    raise TypeError(f"[shard_linear] expected a Linear or QuantizedLinear layer, got {type(module).__name__}.")
+
+
+def shard_inplace(
+    module: Module,
+    sharding: Union[str, Callable],
+    *,
+    segments: Union[int, list] = 1,
+    group: Optional[Any] = None,
+):
+    """Replace the parameters of ``module`` by their shards. ``sharding`` is
+    ``"all-to-sharded"``, ``"sharded-to-all"`` or a callable ``(path, weight) ->
+    axis | (axis, segments) | None``. The module's code is unchanged, so it must do
+    its own communication."""
+    _check_single_process(group, "shard_inplace")
+    module.update(_shard_tree(module.parameters(), sharding, segments, "shard_inplace"))
+
+
+class FullyShardedModule(Module):
+    """Wrap ``module`` so each process of ``group`` stores only a shard (along axis 0)
+    of every parameter; the whole parameters are gathered for the forward pass (cast to
+    ``compute_dtype`` if given) and gradients are reduce-scattered.
+
+    With a single process nothing is sharded or gathered: the wrapper calls ``module``
+    as it is, as MLX does for a group of size 1 (``compute_dtype`` is then unused).
+    """
+
+    def __init__(self, module: Module, group: Optional[Any] = None, compute_dtype: Optional[mx.Dtype] = None):
+        super().__init__()
+        _check_single_process(group, "FullyShardedModule")
+        self.group = group
+        self.compute_dtype = compute_dtype
+        self.module = module
+
+    def _extra_repr(self):
+        return f"num_sharded_params={len(tree_flatten(self['module'].parameters()))}"
+
+    def __call__(self, *args, **kwargs):
+        return self["module"](*args, **kwargs)
+
+    def as_linear(self, *args, **kwargs):
+        """The wrapped module's ``as_linear`` (e.g. a tied ``Embedding`` projection)."""
+        return self["module"].as_linear(*args, **kwargs)
+
+
+def fully_shard(module: Module, *, group: Optional[Any] = None, compute_dtype: Optional[mx.Dtype] = None) -> Module:
+    """Wrap ``module`` in a :class:`FullyShardedModule`; with a single process (the
+    only case until issue #16) there is nothing to shard and ``module`` is returned
+    unchanged, as in MLX."""
+    _check_single_process(group, "fully_shard")
+    return module

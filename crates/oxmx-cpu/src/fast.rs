@@ -1,0 +1,421 @@
+//! The fused kernels of `oxmx.core.fast` (`FastKernel`): row-wise norms, rotary
+//! embeddings, attention and cross-entropy. Inputs are read once into contiguous
+//! rows of the compute type (f32, or f64 for float64 data; borrowed when already so),
+//! rows run in parallel, and results are rounded once into the output dtype.
+
+use crate::elem::Elem;
+use crate::matmul::{gemm_into, GemmElem};
+use crate::strided::{map1, View};
+use oxmx_core::backend::Input;
+use oxmx_core::memory::Buffer;
+use oxmx_core::primitive::{FastKernel, SdpaMask};
+use oxmx_core::shape::size_of;
+use oxmx_core::{Dtype, Error, Result};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// The compute type: f32 for f16/bf16/f32 data, f64 for f64.
+trait Acc: num_traits::Float + GemmElem + Elem + Default + Send + Sync + std::iter::Sum {
+    const DTYPE: Dtype;
+    fn of(v: f64) -> Self;
+}
+impl Acc for f32 {
+    const DTYPE: Dtype = Dtype::Float32;
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+}
+impl Acc for f64 {
+    const DTYPE: Dtype = Dtype::Float64;
+    fn of(v: f64) -> Self {
+        v
+    }
+}
+
+/// Rows processed per rayon task at least (keeps tasks from being tiny).
+const MIN_ROWS: usize = 16;
+
+/// `x` as contiguous values of the compute type, borrowed when it already is.
+fn load<F: Acc>(x: &Input) -> Cow<'_, [F]> {
+    let n = x.size();
+    if x.dtype == F::DTYPE && x.is_contiguous() {
+        if let Some(s) = x
+            .data
+            .buffer
+            .typed::<F>()
+            .get(x.data.offset..x.data.offset + n)
+        {
+            return Cow::Borrowed(s);
+        }
+    }
+    let mut v = vec![F::zero(); n];
+    crate::with_dtype!(x.dtype, S, {
+        map1(&x.shape, View::<S>::of(x), &mut v, |e: S| F::of(e.to_f64()))
+    });
+    Cow::Owned(v)
+}
+
+/// Integer input (int64 after the op's cast) as contiguous i64.
+fn load_i64(x: &Input) -> Vec<i64> {
+    let mut v = vec![0i64; x.size()];
+    crate::with_dtype!(x.dtype, S, {
+        map1(&x.shape, View::<S>::of(x), &mut v, |e: S| e.to_i64())
+    });
+    v
+}
+
+/// Runs `f` on an `n`-element slice of the compute type that ends up in `out` (of dtype
+/// `d`): the output itself when `d` is the compute type, else a temporary rounded once.
+fn with_out<F: Acc>(
+    out: &mut Buffer,
+    d: Dtype,
+    n: usize,
+    f: impl FnOnce(&mut [F]) -> Result<()>,
+) -> Result<()> {
+    if d == F::DTYPE {
+        let dst = out
+            .typed_mut::<F>()
+            .get_mut(..n)
+            .ok_or_else(|| Error::runtime("fast", "output too small"))?;
+        return f(dst);
+    }
+    let mut tmp = vec![F::zero(); n];
+    f(&mut tmp)?;
+    crate::with_dtype!(d, D, {
+        out.typed_mut::<D>()
+            .par_iter_mut()
+            .zip(tmp.par_iter())
+            .for_each(|(o, &v)| *o = D::from_f64(v.to_f64()))
+    });
+    Ok(())
+}
+
+fn input<'a>(ins: &'a [Input], i: usize, op: &str) -> Result<&'a Input> {
+    ins.get(i)
+        .ok_or_else(|| Error::runtime(op, "missing input"))
+}
+
+pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) -> Result<()> {
+    // f64 data computes in f64; everything else in f32.
+    let wide = ins.first().map(|x| x.dtype) == Some(Dtype::Float64);
+    match (k, wide) {
+        (FastKernel::RmsNorm { eps, weight }, false) => {
+            norm::<f32>(ins, *eps, *weight, false, true, out, out_dtype)
+        }
+        (FastKernel::RmsNorm { eps, weight }, true) => {
+            norm::<f64>(ins, *eps, *weight, false, true, out, out_dtype)
+        }
+        (FastKernel::LayerNorm { eps, weight, bias }, false) => {
+            norm::<f32>(ins, *eps, *weight, *bias, false, out, out_dtype)
+        }
+        (FastKernel::LayerNorm { eps, weight, bias }, true) => {
+            norm::<f64>(ins, *eps, *weight, *bias, false, out, out_dtype)
+        }
+        (FastKernel::Rope { .. }, false) => rope::<f32>(k, ins, out, out_dtype),
+        (FastKernel::Rope { .. }, true) => rope::<f64>(k, ins, out, out_dtype),
+        (FastKernel::Sdpa { .. }, false) => sdpa::<f32>(k, ins, out, out_dtype),
+        (FastKernel::Sdpa { .. }, true) => sdpa::<f64>(k, ins, out, out_dtype),
+        (FastKernel::CrossEntropy, false) => cross_entropy::<f32>(ins, out),
+        (FastKernel::CrossEntropy, true) => cross_entropy::<f64>(ins, out),
+    }
+}
+
+/// rms_norm (`rms`) or layer_norm over the last axis, with optional weight and bias.
+fn norm<F: Acc>(
+    ins: &[Input],
+    eps: f64,
+    weight: bool,
+    bias: bool,
+    rms: bool,
+    out: &mut Buffer,
+    d: Dtype,
+) -> Result<()> {
+    let op = if rms { "rms_norm" } else { "layer_norm" };
+    let xin = input(ins, 0, op)?;
+    let total = xin.size();
+    let n = xin.shape.last().copied().unwrap_or(1);
+    if total == 0 || n == 0 {
+        return Ok(());
+    }
+    let x = load::<F>(xin);
+    let w = if weight {
+        Some(load::<F>(input(ins, 1, op)?))
+    } else {
+        None
+    };
+    let b = if bias {
+        Some(load::<F>(input(ins, 1 + weight as usize, op)?))
+    } else {
+        None
+    };
+    let (eps, nf) = (F::of(eps), F::of(n as f64));
+    with_out::<F>(out, d, total, |dst| {
+        dst.par_chunks_mut(n)
+            .zip(x.par_chunks(n))
+            .with_min_len(MIN_ROWS)
+            .for_each(|(o, r)| {
+                let mean = if rms {
+                    F::zero()
+                } else {
+                    r.iter().copied().sum::<F>() / nf
+                };
+                let var = r.iter().map(|&v| (v - mean) * (v - mean)).sum::<F>() / nf;
+                let inv = (var + eps).sqrt().recip();
+                for (i, (o, &v)) in o.iter_mut().zip(r).enumerate() {
+                    let mut y = (v - mean) * inv;
+                    if let Some(w) = &w {
+                        y = y * w[i];
+                    }
+                    if let Some(b) = &b {
+                        y = y + b[i];
+                    }
+                    *o = y;
+                }
+            });
+        Ok(())
+    })
+}
+
+fn rope<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
+    let op = "rope";
+    let FastKernel::Rope {
+        dims,
+        traditional,
+        base,
+        scale,
+    } = *k
+    else {
+        return Err(Error::runtime(op, "not a rope kernel"));
+    };
+    let xin = input(ins, 0, op)?;
+    let nd = xin.shape.len();
+    let total = xin.size();
+    if total == 0 || nd < 3 {
+        return Ok(());
+    }
+    let (t_len, d_len) = (xin.shape[nd - 2], xin.shape[nd - 1]);
+    let batch = xin.shape[0];
+    let offsets = load_i64(input(ins, 1, op)?);
+    let half = dims / 2;
+    // 1 / freq_i, in the order the composite formula computes it
+    let inv: Vec<F> = match base {
+        Some(base) => {
+            let (step, ln_base) = (F::of(2.0 / dims as f64), F::of(base.ln()));
+            (0..half)
+                .map(|i| (-(F::of(i as f64) * step) * ln_base).exp())
+                .collect()
+        }
+        None => load::<F>(input(ins, 2, op)?)
+            .iter()
+            .map(|f| f.recip())
+            .collect(),
+    };
+    let x = load::<F>(xin);
+    let per_batch = (total / d_len / t_len)
+        .checked_div(batch)
+        .unwrap_or(1)
+        .max(1);
+    let scale = F::of(scale);
+    with_out::<F>(out, d, total, |dst| {
+        dst.par_chunks_mut(d_len)
+            .zip(x.par_chunks(d_len))
+            .enumerate()
+            .with_min_len(MIN_ROWS)
+            .for_each(|(row, (o, r))| {
+                let t = row % t_len;
+                let b = row / t_len / per_batch;
+                let off = if offsets.len() == 1 {
+                    offsets[0]
+                } else {
+                    offsets.get(b).copied().unwrap_or(0)
+                };
+                let pos = (F::of(t as f64) + F::of(off as f64)) * scale;
+                for i in 0..half {
+                    let theta = pos * inv[i];
+                    let (s, c) = (theta.sin(), theta.cos());
+                    let (a, bidx) = if traditional {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, i + half)
+                    };
+                    let (x1, x2) = (r[a], r[bidx]);
+                    o[a] = x1 * c - x2 * s;
+                    o[bidx] = x1 * s + x2 * c;
+                }
+                o[dims..].copy_from_slice(&r[dims..]);
+            });
+        Ok(())
+    })
+}
+
+/// Strides (in elements) of a contiguous 4-d array broadcast to 4 dims: 0 where size 1.
+fn bcast_strides(shape: &[usize]) -> [usize; 4] {
+    let mut st = [0usize; 4];
+    let mut acc = 1usize;
+    for i in (0..4).rev() {
+        let s = shape.get(i).copied().unwrap_or(1);
+        st[i] = if s == 1 { 0 } else { acc };
+        acc = acc.saturating_mul(s);
+    }
+    st
+}
+
+fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
+    let op = "scaled_dot_product_attention";
+    let FastKernel::Sdpa { scale, mask, sinks } = *k else {
+        return Err(Error::runtime(op, "not an attention kernel"));
+    };
+    let (qi, ki, vi) = (input(ins, 0, op)?, input(ins, 1, op)?, input(ins, 2, op)?);
+    let (bsz, hq, lq, dk) = (qi.shape[0], qi.shape[1], qi.shape[2], qi.shape[3]);
+    let (hkv, lk, dv) = (ki.shape[1], ki.shape[2], vi.shape[3]);
+    let total = size_of(&[bsz, hq, lq, dv]);
+    if total == 0 {
+        return Ok(());
+    }
+    let group = hq / hkv.max(1);
+    let (q, kk, v) = (load::<F>(qi), load::<F>(ki), load::<F>(vi));
+    let mut next = 3;
+    let (mask_bool, mask_add, mstride) = match mask {
+        SdpaMask::Bool | SdpaMask::Additive => {
+            let m = input(ins, next, op)?;
+            next += 1;
+            let st = bcast_strides(&m.shape);
+            if mask == SdpaMask::Bool {
+                let mut b = vec![0u8; m.size()];
+                map1(&m.shape, View::<u8>::of(m), &mut b, |e| e);
+                (Some(b), None, st)
+            } else {
+                (None, Some(load::<F>(m).into_owned()), st)
+            }
+        }
+        _ => (None, None, [0; 4]),
+    };
+    let sink = if sinks {
+        Some(load::<F>(input(ins, next, op)?))
+    } else {
+        None
+    };
+    // Query rows per block: a block's score matrix stays within ~4 MiB.
+    let qb = ((1usize << 20) / lk.max(1)).clamp(1, 64);
+    let scale = F::of(scale);
+    let shift = lk as i64 - lq as i64;
+    with_out::<F>(out, d, total, |dst| {
+        dst.par_chunks_mut(lq * dv)
+            .enumerate()
+            .try_for_each(|(bh, o_bh)| -> Result<()> {
+                let (b, h) = (bh / hq, bh % hq);
+                let kvh = b * hkv + h / group.max(1);
+                let qm = &q[bh * lq * dk..(bh + 1) * lq * dk];
+                let km = &kk[kvh * lk * dk..(kvh + 1) * lk * dk];
+                let vm = &v[kvh * lk * dv..(kvh + 1) * lk * dv];
+                o_bh.par_chunks_mut(qb * dv)
+                    .enumerate()
+                    .try_for_each(|(blk, o)| -> Result<()> {
+                        let q0 = blk * qb;
+                        let rows = o.len() / dv.max(1);
+                        let mut s = vec![F::zero(); rows * lk];
+                        // scores = q_blk @ k^T (k^T[d, j] = k[j * dk + d])
+                        gemm_into(
+                            rows,
+                            lk,
+                            dk,
+                            (&qm[q0 * dk..], dk as isize, 1),
+                            (km, 1, dk as isize),
+                            &mut s,
+                        )?;
+                        for (r, srow) in s.chunks_mut(lk.max(1)).enumerate() {
+                            let i = q0 + r;
+                            let mbase = b * mstride[0] + h * mstride[1] + i * mstride[2];
+                            let mut m = F::neg_infinity();
+                            for (j, sv) in srow.iter_mut().enumerate() {
+                                let mut val = *sv * scale;
+                                let keep = match mask {
+                                    SdpaMask::Causal => (j as i64) <= i as i64 + shift,
+                                    SdpaMask::Bool => mask_bool
+                                        .as_ref()
+                                        .map_or(true, |mb| mb[mbase + j * mstride[3]] != 0),
+                                    _ => true,
+                                };
+                                if let Some(ma) = &mask_add {
+                                    val = val + ma[mbase + j * mstride[3]];
+                                }
+                                if !keep {
+                                    val = F::neg_infinity();
+                                }
+                                if val > m || val.is_nan() {
+                                    m = if m.is_nan() { m } else { val };
+                                }
+                                *sv = val;
+                            }
+                            let sink_v = sink.as_ref().map(|s| s[h]);
+                            if let Some(sv) = sink_v {
+                                if sv > m {
+                                    m = sv;
+                                }
+                            }
+                            let mut sum = F::zero();
+                            for sv in srow.iter_mut() {
+                                *sv = (*sv - m).exp();
+                                sum = sum + *sv;
+                            }
+                            if let Some(sv) = sink_v {
+                                sum = sum + (sv - m).exp();
+                            }
+                            let inv = sum.recip();
+                            srow.iter_mut().for_each(|p| *p = *p * inv);
+                        }
+                        // out_blk = p @ v
+                        gemm_into(rows, dv, lk, (&s, lk as isize, 1), (vm, dv as isize, 1), o)
+                    })
+            })
+    })
+}
+
+fn cross_entropy<F: Acc>(ins: &[Input], out: &mut Buffer) -> Result<()> {
+    let op = "cross_entropy";
+    let li = input(ins, 0, op)?;
+    let rows = size_of(&li.shape[..li.shape.len().saturating_sub(1)]);
+    let c = li.shape.last().copied().unwrap_or(0);
+    if rows == 0 {
+        return Ok(());
+    }
+    let targets = load_i64(input(ins, 1, op)?);
+    let o = out
+        .typed_mut::<f32>()
+        .get_mut(..rows)
+        .ok_or_else(|| Error::runtime(op, "output too small"))?;
+    let axis = li.shape.len() - 1;
+    let bad = |t: i64| {
+        Error::index(
+            op,
+            format!("Index {t} is out of bounds for axis {axis} with size {c}."),
+        )
+    };
+    if c == 0 {
+        return Err(bad(targets.first().copied().unwrap_or(0)));
+    }
+    let x = load::<F>(li);
+    o.par_iter_mut()
+        .zip(x.par_chunks(c))
+        .zip(targets.par_iter())
+        .with_min_len(MIN_ROWS)
+        .try_for_each(|((o, r), &t)| -> Result<()> {
+            let m =
+                r.iter().copied().fold(
+                    F::neg_infinity(),
+                    |a, v| if v > a || v.is_nan() { v } else { a },
+                );
+            let lse = if m.is_infinite() {
+                m
+            } else {
+                m + r.iter().map(|&v| (v - m).exp()).sum::<F>().ln()
+            };
+            let picked = usize::try_from(t)
+                .ok()
+                .and_then(|t| r.get(t))
+                .ok_or_else(|| bad(t))?;
+            *o = (lse - *picked).to_f64() as f32;
+            Ok(())
+        })?;
+    Ok(())
+}

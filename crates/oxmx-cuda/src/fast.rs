@@ -1,0 +1,430 @@
+//! The fused kernels of `oxmx.core.fast` on the GPU: one block per row for the norms and
+//! cross-entropy, one thread per rotated pair for rope, and a tiled attention kernel
+//! (one warp per query row, key/value tiles in shared memory, online softmax in f32 or
+//! f64) that never materialises the score matrix.
+
+use crate::kernels::{ctype, BLOCK_REDUCE, PRELUDE};
+use crate::{ffi, on_device, red_cfg, unsupported, CudaBackend};
+use cudarc::driver::LaunchConfig;
+use oxmx_core::backend::Input;
+use oxmx_core::primitive::{FastKernel, SdpaMask};
+use oxmx_core::shape::size_of;
+use oxmx_core::{ArrayData, Dtype, Error, Result};
+
+/// Loads to the compute type and stores rounded once (halves as the CPU rounds them).
+const LDST: &str = r#"
+__device__ __forceinline__ float ldf(float v) { return v; }
+__device__ __forceinline__ double ldf(double v) { return v; }
+__device__ __forceinline__ float ldf(__half v) { return ld(v); }
+__device__ __forceinline__ float ldf(__nv_bfloat16 v) { return ld(v); }
+__device__ __forceinline__ void sto(float* p, float v) { *p = v; }
+__device__ __forceinline__ void sto(double* p, double v) { *p = v; }
+__device__ __forceinline__ void sto(__half* p, float v) { *p = st_half(v); }
+__device__ __forceinline__ void sto(__nv_bfloat16* p, float v) { *p = st_bf16(v); }
+__device__ __forceinline__ ACC nmax(ACC a, ACC b) { return (isnan(a) || a > b) ? a : b; }
+"#;
+
+/// Shared memory the attention kernel may use per block.
+const SDPA_SMEM: usize = 40 * 1024;
+/// Query rows (warps) per attention block.
+const SDPA_WARPS: usize = 4;
+
+fn types(op: &str, d: Dtype) -> Result<(&'static str, &'static str)> {
+    if !d.is_float() {
+        return Err(unsupported(op, format!("The dtype {d}")));
+    }
+    let t = ctype(d).ok_or_else(|| unsupported(op, format!("The dtype {d}")))?;
+    Ok((
+        t,
+        if d == Dtype::Float64 {
+            "double"
+        } else {
+            "float"
+        },
+    ))
+}
+
+fn norm_src(d: Dtype, rms: bool, weight: bool, bias: bool) -> Result<String> {
+    let (t, acc) = types("norm", d)?;
+    let (w, b) = (weight as u8, bias as u8);
+    let mean = if rms {
+        "ACC mean = 0;"
+    } else {
+        "ACC s = 0; for (long long j = threadIdx.x; j < n; j += blockDim.x) s += ldf(x[j]); ACC mean = block_sum(s, sh) / (ACC)n;"
+    };
+    Ok(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n#define HAS_W {w}\n#define HAS_B {b}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
+  __shared__ ACC sh[32];\n\
+  const {t}* x = in + (long long)blockIdx.x * n; {t}* y = out + (long long)blockIdx.x * n;\n\
+  {mean}\n\
+  ACC q = 0; for (long long j = threadIdx.x; j < n; j += blockDim.x) {{ ACC v = ldf(x[j]) - mean; q += v * v; }}\n\
+  ACC inv = (ACC)1 / sqrt(block_sum(q, sh) / (ACC)n + (ACC)eps);\n\
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) {{\n\
+    ACC v = (ldf(x[j]) - mean) * inv;\n\
+    if (HAS_W) v = v * ldf(wt[j]);\n\
+    if (HAS_B) v = v + ldf(bs[j]);\n\
+    sto(&y[j], v);\n\
+  }}\n\
+}}\n"
+    ))
+}
+
+fn rope_src(d: Dtype, traditional: bool, freqs: bool) -> Result<String> {
+    let (t, acc) = types("rope", d)?;
+    let (tr, fr) = (traditional as u8, freqs as u8);
+    Ok(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define TRAD {tr}\n#define FREQS {fr}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ x, const long long* __restrict__ offs, const float* __restrict__ freqs, {t}* __restrict__ y,\n\
+    long long rows, long long T, long long D, long long dims, long long per_batch, long long n_offs, double step, double ln_base, double scale) {{\n\
+  long long half = dims / 2, work = half + (D - dims);\n\
+  long long total = rows * work;\n\
+  for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (long long)gridDim.x * blockDim.x) {{\n\
+    long long row = g / work, i = g % work;\n\
+    const {t}* r = x + row * D; {t}* o = y + row * D;\n\
+    if (i >= half) {{ long long j = dims + (i - half); o[j] = r[j]; continue; }}\n\
+    long long t = row % T, b = row / T / per_batch;\n\
+    long long off = n_offs == 1 ? offs[0] : offs[b];\n\
+    ACC invf = FREQS ? (ACC)(1.0f / freqs[i]) : exp(-((ACC)i * (ACC)step) * (ACC)ln_base);\n\
+    ACC pos = ((ACC)t + (ACC)off) * (ACC)scale;\n\
+    ACC th = pos * (ACC)invf;\n\
+    ACC s = sin(th), c = cos(th);\n\
+    long long a = TRAD ? 2 * i : i, bb = TRAD ? 2 * i + 1 : i + half;\n\
+    ACC x1 = ldf(r[a]), x2 = ldf(r[bb]);\n\
+    sto(&o[a], x1 * c - x2 * s);\n\
+    sto(&o[bb], x1 * s + x2 * c);\n\
+  }}\n\
+}}\n"
+    ))
+}
+
+fn cross_entropy_src(d: Dtype) -> Result<String> {
+    let (t, acc) = types("cross_entropy", d)?;
+    Ok(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, float* __restrict__ out, long long n, long long axis, long long* err) {{\n\
+  __shared__ ACC sh[32];\n\
+  const {t}* x = in + (long long)blockIdx.x * n;\n\
+  ACC m = -OX_INF; for (long long j = threadIdx.x; j < n; j += blockDim.x) m = nmax(m, ldf(x[j]));\n\
+  m = block_max(m, sh);\n\
+  ACC s = 0; if (!isinf(m)) for (long long j = threadIdx.x; j < n; j += blockDim.x) s += exp(ldf(x[j]) - m);\n\
+  s = block_sum(s, sh);\n\
+  if (threadIdx.x == 0) {{\n\
+    long long t = tg[blockIdx.x];\n\
+    ACC lse = isinf(m) ? m : m + log(s);\n\
+    if (t >= 0 && t < n) out[blockIdx.x] = (float)(lse - ldf(x[t]));\n\
+    else {{ out[blockIdx.x] = __int_as_float(0x7fc00000); if (atomicCAS((unsigned long long*)err, 0ull, 1ull) == 0ull) {{ err[1] = t; err[2] = axis; err[3] = n; }} }}\n\
+  }}\n\
+}}\n"
+    ))
+}
+
+/// Keys per shared-memory tile for head sizes `dk`/`dv` (0: too large for the kernel).
+fn sdpa_tile(dk: usize, dv: usize, acc_size: usize) -> usize {
+    let q = SDPA_WARPS * dk * acc_size;
+    [32usize, 16, 8, 4, 2, 1]
+        .into_iter()
+        .find(|&tk| q + tk * (dk + 1 + dv) * acc_size <= SDPA_SMEM)
+        .unwrap_or(0)
+}
+
+fn sdpa_src(
+    d: Dtype,
+    dk: usize,
+    dv: usize,
+    tk: usize,
+    mask: SdpaMask,
+    sinks: bool,
+) -> Result<String> {
+    let (t, acc) = types("scaled_dot_product_attention", d)?;
+    let nc = dv.div_ceil(32);
+    let mk = match mask {
+        SdpaMask::None => 0,
+        SdpaMask::Causal => 1,
+        SdpaMask::Bool => 2,
+        SdpaMask::Additive => 3,
+    };
+    let mt = if mask == SdpaMask::Bool {
+        "unsigned char"
+    } else {
+        t
+    };
+    let sk = sinks as u8;
+    Ok(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define DK {dk}\n#define DV {dv}\n#define TK {tk}\n#define NC {nc}\n#define NW {SDPA_WARPS}\n#define MASK {mk}\n#define SINKS {sk}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict__ kk, const {t}* __restrict__ v, const {mt}* __restrict__ mask, const {t}* __restrict__ sinks, {t}* __restrict__ out,\n\
+    long long Hq, long long Hkv, long long Lq, long long Lk, double scale, long long ms0, long long ms1, long long ms2, long long ms3) {{\n\
+  __shared__ ACC ks[TK][DK + 1]; __shared__ ACC vs[TK][DV]; __shared__ ACC qs[NW][DK];\n\
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;\n\
+  long long bh = blockIdx.y, b = bh / Hq, h = bh % Hq, kvh = b * Hkv + h / (Hq / Hkv);\n\
+  long long i = (long long)blockIdx.x * NW + warp;\n\
+  bool active = i < Lq;\n\
+  long long shift = Lk - Lq;\n\
+  if (active) for (int d = lane; d < DK; d += 32) qs[warp][d] = ldf(q[(bh * Lq + i) * DK + d]) * (ACC)scale;\n\
+  ACC m = SINKS ? ldf(sinks[h]) : -OX_INF, l = SINKS ? (ACC)1 : (ACC)0;\n\
+  ACC acc[NC];\n\
+  #pragma unroll\n\
+  for (int c = 0; c < NC; ++c) acc[c] = 0;\n\
+  long long kend = Lk;\n\
+  if (MASK == 1) {{ long long last = (long long)blockIdx.x * NW + NW - 1; if (last > Lq - 1) last = Lq - 1; long long e = last + shift + 1; if (e < kend) kend = e < 0 ? 0 : e; }}\n\
+  const {t}* kb = kk + kvh * Lk * DK; const {t}* vb = v + kvh * Lk * DV;\n\
+  for (long long t0 = 0; t0 < kend; t0 += TK) {{\n\
+    __syncthreads();\n\
+    for (int e = threadIdx.x; e < TK * DK; e += blockDim.x) {{ int j = e / DK, dd = e % DK; long long key = t0 + j; ks[j][dd] = key < Lk ? ldf(kb[key * DK + dd]) : (ACC)0; }}\n\
+    for (int e = threadIdx.x; e < TK * DV; e += blockDim.x) {{ int j = e / DV, dd = e % DV; long long key = t0 + j; vs[j][dd] = key < Lk ? ldf(vb[key * DV + dd]) : (ACC)0; }}\n\
+    __syncthreads();\n\
+    if (!active) continue;\n\
+    long long key = t0 + lane;\n\
+    ACC s = -OX_INF;\n\
+    if (lane < TK && key < Lk) {{\n\
+      ACC dot = 0;\n\
+      #pragma unroll 8\n\
+      for (int dd = 0; dd < DK; ++dd) dot += qs[warp][dd] * ks[lane][dd];\n\
+      s = dot;\n\
+      long long mo = b * ms0 + h * ms1 + i * ms2 + key * ms3;\n\
+      if (MASK == 1 && key > i + shift) s = -OX_INF;\n\
+      if (MASK == 2 && !mask[mo]) s = -OX_INF;\n\
+      if (MASK == 3) s = s + ldf(mask[mo]);\n\
+    }}\n\
+    ACC tm = s;\n\
+    for (int o = 16; o > 0; o >>= 1) tm = nmax(tm, __shfl_xor_sync(0xffffffffu, tm, o));\n\
+    ACC mn = nmax(m, tm);\n\
+    ACC corr = exp(m - mn);\n\
+    ACC p = (lane < TK && key < Lk) ? exp(s - mn) : (ACC)0;\n\
+    ACC ps = p;\n\
+    for (int o = 16; o > 0; o >>= 1) ps += __shfl_xor_sync(0xffffffffu, ps, o);\n\
+    l = l * corr + ps; m = mn;\n\
+    #pragma unroll\n\
+    for (int c = 0; c < NC; ++c) acc[c] *= corr;\n\
+    for (int j = 0; j < TK; ++j) {{\n\
+      ACC pj = __shfl_sync(0xffffffffu, p, j);\n\
+      #pragma unroll\n\
+      for (int c = 0; c < NC; ++c) {{ int dd = lane + 32 * c; if (dd < DV) acc[c] += pj * vs[j][dd]; }}\n\
+    }}\n\
+  }}\n\
+  if (!active) return;\n\
+  ACC inv = (ACC)1 / l;\n\
+  #pragma unroll\n\
+  for (int c = 0; c < NC; ++c) {{ int dd = lane + 32 * c; if (dd < DV) sto(&out[(bh * Lq + i) * DV + dd], acc[c] * inv); }}\n\
+}}\n"
+    ))
+}
+
+/// Strides (elements) of a contiguous 4-d mask broadcast over [B, H, Lq, Lk].
+fn bcast_strides(shape: &[usize]) -> [i64; 4] {
+    let mut st = [0i64; 4];
+    let mut acc = 1i64;
+    for i in (0..4).rev() {
+        let s = shape.get(i).copied().unwrap_or(1);
+        st[i] = if s == 1 { 0 } else { acc };
+        acc = acc.saturating_mul(s as i64);
+    }
+    st
+}
+
+fn to_i64(op: &str, v: usize) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::overflow(op))
+}
+
+fn blocks(op: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| unsupported(op, "More than 2^32 rows"))
+}
+
+impl CudaBackend {
+    pub(crate) fn fast(
+        &self,
+        k: &FastKernel,
+        ins: Vec<Input>,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let op = k.name();
+        let ins = ins
+            .into_iter()
+            .map(|x| self.contiguous_input(op, x))
+            .collect::<Result<Vec<_>>>()?;
+        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
+        let x = ins
+            .first()
+            .ok_or_else(|| Error::runtime(op, "missing input"))?;
+        let get = |i: usize| {
+            ins.get(i)
+                .ok_or_else(|| Error::runtime(op, "missing input"))
+        };
+        let n_out = size_of(shape);
+        if n_out == 0 {
+            return Ok(on_device(out, nbytes, shape));
+        }
+        let dtype = x.dtype;
+        let stream = &self.alloc.stream;
+        match *k {
+            FastKernel::RmsNorm { eps, weight } | FastKernel::LayerNorm { eps, weight, .. } => {
+                let rms = matches!(k, FastKernel::RmsNorm { .. });
+                let bias = matches!(k, FastKernel::LayerNorm { bias: true, .. });
+                let n = x.shape.last().copied().unwrap_or(1);
+                let f = self.compiler.get(op, norm_src(dtype, rms, weight, bias)?)?;
+                let xs = self.device_of(op, x)?;
+                let ws = if weight {
+                    self.device_of(op, get(1)?)?
+                } else {
+                    xs
+                };
+                let bs = if bias {
+                    self.device_of(op, get(1 + weight as usize)?)?
+                } else {
+                    xs
+                };
+                let dst = out.slice_mut()?;
+                let nn = to_i64(op, n)?;
+                ffi::launch(
+                    op,
+                    stream,
+                    &f,
+                    red_cfg(blocks(op, n_out / n.max(1))?, 1),
+                    |b| {
+                        ffi::arg(b, xs);
+                        ffi::arg(b, ws);
+                        ffi::arg(b, bs);
+                        ffi::arg(b, &*dst);
+                        ffi::arg(b, &nn);
+                        ffi::arg(b, &eps);
+                    },
+                )?;
+            }
+            FastKernel::Rope {
+                dims,
+                traditional,
+                base,
+                scale,
+            } => {
+                let nd = x.shape.len();
+                let (t_len, d_len) = (x.shape[nd - 2], x.shape[nd - 1]);
+                let rows = n_out / d_len;
+                let per_batch = (rows / t_len).checked_div(x.shape[0]).unwrap_or(1).max(1);
+                let offs = get(1)?;
+                let freqs = base.is_none();
+                let f = self
+                    .compiler
+                    .get(op, rope_src(dtype, traditional, freqs)?)?;
+                let xs = self.device_of(op, x)?;
+                let os = self.device_of(op, offs)?;
+                let fs = if freqs {
+                    self.device_of(op, get(2)?)?
+                } else {
+                    xs
+                };
+                let dst = out.slice_mut()?;
+                let work = dims / 2 + (d_len - dims);
+                let cfg = self.grid(rows.saturating_mul(work));
+                let args = [rows, t_len, d_len, dims, per_batch, offs.size()]
+                    .into_iter()
+                    .map(|v| to_i64(op, v))
+                    .collect::<Result<Vec<_>>>()?;
+                let (step, ln_base) = (2.0 / dims as f64, base.unwrap_or(1.0).ln());
+                ffi::launch(op, stream, &f, cfg, |b| {
+                    ffi::arg(b, xs);
+                    ffi::arg(b, os);
+                    ffi::arg(b, fs);
+                    ffi::arg(b, &*dst);
+                    for a in &args {
+                        ffi::arg(b, a);
+                    }
+                    ffi::arg(b, &step);
+                    ffi::arg(b, &ln_base);
+                    ffi::arg(b, &scale);
+                })?;
+            }
+            FastKernel::Sdpa { scale, mask, sinks } => {
+                let (qi, ki, vi) = (get(0)?, get(1)?, get(2)?);
+                let (bsz, hq, lq, dk) = (qi.shape[0], qi.shape[1], qi.shape[2], qi.shape[3]);
+                let (hkv, lk, dv) = (ki.shape[1], ki.shape[2], vi.shape[3]);
+                let tk = sdpa_tile(dk, dv, if dtype == Dtype::Float64 { 8 } else { 4 });
+                if tk == 0 || dk == 0 {
+                    return Err(unsupported(
+                        op,
+                        format!("Fused attention with head sizes {dk}/{dv}"),
+                    ));
+                }
+                let mut next = 3;
+                let mask_in = if matches!(mask, SdpaMask::Bool | SdpaMask::Additive) {
+                    next += 1;
+                    Some(get(3)?)
+                } else {
+                    None
+                };
+                let ms = mask_in.map_or([0; 4], |m| bcast_strides(&m.shape));
+                let f = self
+                    .compiler
+                    .get(op, sdpa_src(dtype, dk, dv, tk, mask, sinks)?)?;
+                let (qs, ks, vs) = (
+                    self.device_of(op, qi)?,
+                    self.device_of(op, ki)?,
+                    self.device_of(op, vi)?,
+                );
+                let mptr = match mask_in {
+                    Some(m) => self.device_of(op, m)?,
+                    None => qs,
+                };
+                let sptr = if sinks {
+                    self.device_of(op, get(next)?)?
+                } else {
+                    qs
+                };
+                let dst = out.slice_mut()?;
+                let dims = [hq, hkv, lq, lk]
+                    .into_iter()
+                    .map(|v| to_i64(op, v))
+                    .collect::<Result<Vec<_>>>()?;
+                let cfg = LaunchConfig {
+                    grid_dim: (
+                        blocks(op, lq.div_ceil(SDPA_WARPS))?,
+                        blocks(op, bsz * hq)?.min(65_535),
+                        1,
+                    ),
+                    block_dim: (32 * SDPA_WARPS as u32, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                if bsz * hq > 65_535 {
+                    return Err(unsupported(op, "More than 65535 batch x heads"));
+                }
+                ffi::launch(op, stream, &f, cfg, |b| {
+                    ffi::arg(b, qs);
+                    ffi::arg(b, ks);
+                    ffi::arg(b, vs);
+                    ffi::arg(b, mptr);
+                    ffi::arg(b, sptr);
+                    ffi::arg(b, &*dst);
+                    for a in &dims {
+                        ffi::arg(b, a);
+                    }
+                    ffi::arg(b, &scale);
+                    for s in &ms {
+                        ffi::arg(b, s);
+                    }
+                })?;
+            }
+            FastKernel::CrossEntropy => {
+                let n = x.shape.last().copied().unwrap_or(0);
+                let f = self.compiler.get(op, cross_entropy_src(dtype)?)?;
+                let xs = self.device_of(op, x)?;
+                let ts = self.device_of(op, get(1)?)?;
+                let dst = out.slice_mut()?;
+                let nn = to_i64(op, n)?;
+                let axis = to_i64(op, x.shape.len() - 1)?;
+                let mut err = self.error_word(op)?;
+                let ew = err.slice_mut()?;
+                ffi::launch(op, stream, &f, red_cfg(blocks(op, n_out)?, 1), |b| {
+                    ffi::arg(b, xs);
+                    ffi::arg(b, ts);
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, &nn);
+                    ffi::arg(b, &axis);
+                    ffi::arg(b, &*ew);
+                })?;
+                // a class index outside [0, C) is the CPU's IndexError, not a NaN loss
+                self.check_error_word(op, &err)?;
+            }
+        }
+        Ok(on_device(out, nbytes, shape))
+    }
+}
