@@ -2,16 +2,17 @@
 
 Nothing is downloaded: the images are drawn here, in NumPy. Each of the ten digits is a
 few pen strokes (lines and arcs) in a unit box; every image moves the stroke points a
-little, applies a random rotation, shear, scale and shift, draws the strokes with a random
-pen width into 28 x 28 pixels (anti-aliased) and adds noise. The network (two
-``Conv2d`` + ``MaxPool2d`` stages, then two ``Linear`` layers; images are channels-last,
-``NHWC``, as in MLX) is trained with cross-entropy and AdamW in one ``mx.compile``d step.
+little, applies a random rotation, shear, scale and shift, and draws the strokes with a
+random pen width into 28 x 28 pixels (anti-aliased), with two fainter stray strokes and
+noise. The network (two ``Conv2d`` + ``MaxPool2d`` stages, then two ``Linear`` layers;
+images are channels-last, ``NHWC``, as in MLX) is trained with cross-entropy and AdamW in
+one ``mx.compile``d step.
 
 It shows a progress bar, the test accuracy after each epoch, and writes a plot of the loss
 and the accuracy, the weights (``.safetensors``) and a sheet of test images with the
 model's answers.
 
-    python examples/train_cnn.py             # the default run (~1-2 minutes on 2 CPU cores)
+    python examples/train_cnn.py             # the default run (about half a minute on 2 CPU cores)
     python examples/train_cnn.py --quick     # a few seconds, for tests
 """
 
@@ -29,6 +30,7 @@ import oxmx.optimizers as optim
 from oxmx.utils import tree_flatten
 
 SIZE = 28
+TEST_SEED = 1_000_003  # the test images are drawn with seed + TEST_SEED: not the training draw
 
 
 # ---------------------------------------------------------------------------------------
@@ -78,7 +80,7 @@ def draw_digits(labels, rng, chunk=128):
                 continue
             # Per image: wobble every endpoint, then rotate/shear/scale about the centre and shift.
             pts = seg[None] + rng.normal(0, 0.04, (n, *seg.shape))
-            # Two stray strokes per image, drawn fainter (below), make the task less trivial.
+            # Two short stray strokes per image make the task less trivial.
             pts = np.concatenate([pts, rng.uniform(0, 1, (n, 2, 1, 2)) + rng.normal(0, 0.15, (n, 2, 2, 2))], axis=1)
             angle = rng.uniform(-0.4, 0.4, n)
             shear = rng.uniform(-0.4, 0.4, n)
@@ -89,7 +91,8 @@ def draw_digits(labels, rng, chunk=128):
             pts = np.einsum("nij,nsej->nsei", A, pts - 0.5) + shift[:, None, None, :]
             # Distance (in pixels) from every pixel centre to the nearest segment.
             pts = pts.astype(np.float32) * SIZE
-            ax, ay, dx, dy = pts[:, :, 0, 0], pts[:, :, 0, 1], pts[:, :, 1, 0] - pts[:, :, 0, 0], pts[:, :, 1, 1] - pts[:, :, 0, 1]
+            ax, ay = pts[:, :, 0, 0], pts[:, :, 0, 1]
+            dx, dy = pts[:, :, 1, 0] - ax, pts[:, :, 1, 1] - ay
             inv_len2 = (1 / np.maximum(dx * dx + dy * dy, 1e-6))[:, None]
             apx = px[None, :, None] - ax[:, None]  # (n, pixels, segments)
             apy = py[None, :, None] - ay[:, None]
@@ -98,7 +101,8 @@ def draw_digits(labels, rng, chunk=128):
             apy -= t * dy[:, None]
             d = np.sqrt(apx * apx + apy * apy)
             width = rng.uniform(0.8, 1.8, (n, 1))
-            ink = np.clip(width + 0.5 - d[..., :-2].min(-1), 0, 1)  # a pen of half-width `width`, one pixel of anti-aliasing
+            # A pen of half-width `width` with one pixel of anti-aliasing; the stray strokes fainter.
+            ink = np.clip(width + 0.5 - d[..., :-2].min(-1), 0, 1)
             stray = np.clip(1.3 - d[..., -2:].min(-1), 0, 1) * rng.uniform(0, 0.8, (n, 1))
             images[part] = np.maximum(ink * rng.uniform(0.6, 1.0, (n, 1)), stray)
     images += rng.normal(0, 0.15, images.shape).astype(np.float32)
@@ -167,11 +171,13 @@ def plot_curves(path, losses, steps_per_epoch, accs):
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, losses, color="tab:blue", alpha=0.35, lw=0.8, label="train loss (per step)")
     k = max(1, min(20, len(losses) // 10))
-    ax.plot(steps[k - 1 :], np.convolve(losses, np.ones(k) / k, mode="valid"), color="tab:blue", lw=1.5, label=f"train loss ({k}-step mean)")
+    smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+    ax.plot(steps[k - 1 :], smooth, color="tab:blue", lw=1.5, label=f"train loss ({k}-step mean)")
     ax.set(xlabel="step", ylabel="cross-entropy", title="CNN on generated digits")
     ax.grid(alpha=0.3)
     acc_ax = ax.twinx()
-    acc_ax.plot([steps_per_epoch * e for e in range(len(accs))], [100 * a for a in accs], "o-", color="tab:green", label="test accuracy")
+    epochs = np.arange(len(accs))
+    acc_ax.plot(steps_per_epoch * epochs, 100 * np.array(accs), "o-", color="tab:green", label="test accuracy")
     acc_ax.set(ylabel="test accuracy (%)", ylim=(0, 100))
     lines = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
     ax.legend(lines, [line.get_label() for line in lines], loc="center right")
@@ -217,13 +223,21 @@ def positive(text):
     return value
 
 
+def positive_float(text):
+    """argparse type: a float > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train-size", type=positive, default=None, help="training images (default 12000, --quick 800)")
-    p.add_argument("--test-size", type=positive, default=None, help="test images (default 1000, --quick 300)")
-    p.add_argument("--epochs", type=positive, default=None, help="passes over the training images (default 4, --quick 2)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-size", type=positive, help="training images (default 12000, --quick 800)")
+    p.add_argument("--test-size", type=positive, help="test images (default 1000, --quick 300)")
+    p.add_argument("--epochs", type=positive, help="passes over the training images (default 4, --quick 2)")
     p.add_argument("--batch-size", type=positive, default=64, help="images per step (default 64)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the batch order")
     p.add_argument("--out", default="runs/cnn", help="output directory (default runs/cnn)")
     p.add_argument("--quick", action="store_true", help="little data and two short epochs (a few seconds)")
@@ -245,9 +259,10 @@ def main(argv=None):
 
     t = time.perf_counter()
     train_x, train_y = make_dataset(args.train_size, seed=args.seed)
-    test_x, test_y = make_dataset(args.test_size, seed=args.seed + 1_000_003)  # a separate draw
+    test_x, test_y = make_dataset(args.test_size, seed=args.seed + TEST_SEED)
     print(f"oxmx {mx.__version__} on {mx.default_device()}")
-    print(f"data: drew {len(train_x):,} training and {len(test_x):,} test digits (28 x 28) in {time.perf_counter() - t:.1f} s")
+    print(f"data: drew {len(train_x):,} training and {len(test_x):,} test digits (28 x 28) "
+          f"in {time.perf_counter() - t:.1f} s")
 
     mx.random.seed(args.seed)
     model = CNN()
@@ -256,11 +271,17 @@ def main(argv=None):
         raise SystemExit("train_cnn: fewer training images than --batch-size")
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 20)
-    schedule = optim.join_schedules([optim.linear_schedule(0.0, args.lr, warmup), optim.cosine_decay(args.lr, total - warmup, end=args.lr / 20)], [warmup])
+    schedule = optim.join_schedules(
+        [optim.linear_schedule(0.0, args.lr, warmup), optim.cosine_decay(args.lr, max(1, total - warmup), args.lr / 20)],
+        [warmup],
+    )
     optimizer = optim.AdamW(learning_rate=schedule, weight_decay=1e-4)
+    optimizer.init(model.trainable_parameters())
     n_params = sum(v.size for _, v in tree_flatten(model.parameters()))
     print(f"model: {n_params:,} parameters; {steps_per_epoch} steps of {args.batch_size} images per epoch")
 
+    # One compiled step (forward, backward, AdamW update) that reads and updates the
+    # model's and the optimizer's state, declared as its inputs and outputs.
     state = [model.state, optimizer.state]
     loss_and_grad = nn.value_and_grad(model, loss_fn)
 
@@ -288,21 +309,24 @@ def main(argv=None):
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         acc, preds = accuracy(model, test_x, test_y)
         accs.append(acc)
-        bar.write(f"epoch {epoch + 1}/{args.epochs}: train loss {np.mean(losses[-steps_per_epoch:]):.3f}, test accuracy {100 * acc:.1f}%")
+        train_loss = np.mean(losses[-steps_per_epoch:])
+        bar.write(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.3f}, test accuracy {100 * acc:.1f}%")
     bar.close()
     elapsed = time.perf_counter() - t0
 
     weights, curves, sheet = out / "cnn.safetensors", out / "loss.png", out / "examples.png"
     model.save_weights(str(weights))
     plotted = plot_curves(curves, losses, steps_per_epoch, accs) and plot_examples(sheet, test_x, test_y, preds)
-    print(f"trained {total} steps in {elapsed:.1f} s ({total * args.batch_size / elapsed:,.0f} images/s) on {mx.default_device()}")
-    print(f"test accuracy: {100 * acc0:.1f}% before training, {100 * accs[1]:.1f}% after the first epoch, {100 * accs[-1]:.1f}% after the last")
+    rate = total * args.batch_size / elapsed
+    print(f"trained {total} steps in {elapsed:.1f} s ({rate:,.0f} images/s) on {mx.default_device()}")
+    print(f"test accuracy: {100 * acc0:.1f}% before training, {100 * accs[1]:.1f}% after the first epoch, "
+          f"{100 * accs[-1]:.1f}% after the last")
     print(f"wrote {weights} (weights; model.load_weights reads them back)")
     if plotted:
         print(f"wrote {curves} (loss and accuracy)")
         print(f"wrote {sheet} (test images with the model's answers)")
     else:
-        print("no pictures: matplotlib is not installed (pip install matplotlib)")
+        print("no pictures: matplotlib is not installed")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ and after each epoch, writes a loss-curve PNG and a ``.safetensors`` checkpoint 
 optimizer state, loss history) after each epoch, and samples text from the model at the
 end. ``--resume CHECKPOINT`` continues a run where the checkpoint left it.
 
-    python examples/train_lm.py                # the default run (~2-3 minutes on 2 CPU cores)
+    python examples/train_lm.py                # the default run (about 2 minutes on 2 CPU cores)
     python examples/train_lm.py --quick        # a few seconds, for tests
     python examples/train_lm.py --resume runs/lm/checkpoint.safetensors --epochs 6
 """
@@ -54,24 +54,32 @@ def positive(text):
     return value
 
 
+def positive_float(text):
+    """argparse type: a float > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="a text file to train on (default: the Python standard library's source)")
-    p.add_argument("--max-chars", type=positive, help=f"use at most this many characters of text (default {DEFAULTS['max_chars']:,})")
-    p.add_argument("--epochs", type=positive, help=f"passes over the training text; the learning-rate schedule spans them (default {DEFAULTS['epochs']})")
-    p.add_argument("--steps", type=positive, help="stop after this many steps in total (the schedule still spans --epochs; --resume finishes the run)")
+    p.add_argument("--max-chars", type=positive, help=f"characters of text to use (default {DEFAULTS['max_chars']:,})")
+    p.add_argument("--epochs", type=positive, help=f"passes over the training text (default {DEFAULTS['epochs']})")
+    p.add_argument("--steps", type=positive, help="stop at this step (--resume finishes the run later)")
     p.add_argument("--batch-size", type=positive, help=f"sequences per batch (default {DEFAULTS['batch_size']})")
     p.add_argument("--seq-len", type=positive, help=f"characters per sequence (default {DEFAULTS['seq_len']})")
     p.add_argument("--dims", type=positive, help=f"model width (default {DEFAULTS['dims']})")
     p.add_argument("--layers", type=positive, help=f"Transformer blocks (default {DEFAULTS['layers']})")
     p.add_argument("--heads", type=positive, help=f"attention heads (default {DEFAULTS['heads']})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {DEFAULTS['lr']})")
     p.add_argument("--warmup", type=positive, help=f"linear warmup steps (default {DEFAULTS['warmup']})")
     p.add_argument("--seed", type=int, help="random seed of the weights and the batch order (default 0)")
     p.add_argument("--out", default="runs/lm", help="output directory (default runs/lm)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this script (its settings are kept; --epochs may extend the run)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint (--epochs may extend it)")
     p.add_argument("--sample-chars", type=positive, default=400, help="characters to sample at the end (default 400)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    p.add_argument("--temperature", type=positive_float, default=0.8, help="sampling temperature (default 0.8)")
     p.add_argument("--prompt", default="def ", help="text the sample starts from (default 'def ')")
     p.add_argument("--quick", action="store_true", help="a tiny model on a little text for a few steps (a few seconds)")
     return p.parse_args(argv)
@@ -86,15 +94,13 @@ def settings(args, saved):
     cfg = {}
     for key, default in base.items():
         given = getattr(args, key)
-        if saved is not None and key != "epochs":
-            if given is not None and given != saved[key]:
-                raise SystemExit(f"train_lm: --{key.replace('_', '-')} {given} contradicts the checkpoint's {saved[key]!r}")
-            cfg[key] = saved[key]
-        else:
+        if saved is None or (key == "epochs" and given is not None):
             cfg[key] = default if given is None else given
-    cfg["schedule_epochs"] = saved["schedule_epochs"] if saved is not None else cfg["epochs"]
-    if saved is not None and args.epochs is None:
-        cfg["epochs"] = saved["schedule_epochs"]
+        elif given is not None and given != saved[key]:
+            raise SystemExit(f"train_lm: --{key.replace('_', '-')} {given} contradicts the checkpoint's {saved[key]!r}")
+        else:
+            cfg[key] = saved[key]
+    cfg["schedule_epochs"] = cfg["epochs"] if saved is None else saved["schedule_epochs"]
     if cfg["dims"] % cfg["heads"] or (cfg["dims"] // cfg["heads"]) % 2:
         raise SystemExit("train_lm: --dims must be a multiple of --heads with an even head size")
     return cfg
@@ -122,7 +128,8 @@ def stdlib_text(max_chars):
             break
     # Keep the vocabulary to printable ASCII: the rare other characters become "?".
     text = "".join(parts)[:max_chars]
-    return "".join(c if " " <= c <= "~" or c == "\n" else "?" for c in text), f"Python {sys.version.split()[0]} standard library source"
+    text = "".join(c if " " <= c <= "~" or c == "\n" else "?" for c in text)
+    return text, f"Python {sys.version.split()[0]} standard library source"
 
 
 def load_text(cfg):
@@ -140,7 +147,7 @@ class Corpus:
         index = {c: i for i, c in enumerate(self.vocab)}
         unknown = set(text) - index.keys()
         if unknown:
-            raise SystemExit(f"train_lm: the text has characters the checkpoint's vocabulary lacks: {sorted(unknown)[:10]}")
+            raise SystemExit(f"train_lm: the text has characters the vocabulary lacks: {sorted(unknown)[:9]}")
         ids = np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
         cut = int(0.9 * len(ids))
         self.train, self.val = ids[:cut], ids[cut:]
@@ -162,21 +169,22 @@ def batch(ids, starts, seq_len):
     return mx.array(rows[:, :-1]), mx.array(rows[:, 1:])
 
 
-def epoch_batches(ids, cfg, epoch):
-    """The shuffled batches of one epoch (every window of the training text once, from a
+def epoch_batches(ids, cfg, epoch, n):
+    """The ``n`` shuffled batches of one epoch (the windows of the training text from a
     random offset). The order depends only on (seed, epoch), so a resumed run sees the
     batches the uninterrupted run would have seen."""
     rng = np.random.default_rng([cfg["seed"], epoch])
     starts = rng.permutation(windows(ids, cfg["seq_len"], offset=int(rng.integers(cfg["seq_len"]))))
     b = cfg["batch_size"]
-    return [starts[i * b : (i + 1) * b] for i in range(steps_per_epoch(ids, cfg))]
+    return [starts[i * b : (i + 1) * b] for i in range(n)]
 
 
-def steps_per_epoch(ids, cfg):
-    # Counted at the largest offset, so that every epoch has the same number of batches.
-    n = len(windows(ids, cfg["seq_len"], offset=cfg["seq_len"] - 1)) // cfg["batch_size"]
-    if n < 1:
-        raise SystemExit("train_lm: not enough text for one batch; lower --batch-size/--seq-len or raise --max-chars")
+def steps_per_epoch(corpus, cfg):
+    """Batches per epoch, counted at the largest offset so that every epoch has as many."""
+    n = len(windows(corpus.train, cfg["seq_len"], offset=cfg["seq_len"] - 1)) // cfg["batch_size"]
+    if n < 1 or len(windows(corpus.val, cfg["seq_len"])) == 0:
+        raise SystemExit("train_lm: too little text for one training batch and one validation window; "
+                         "lower --batch-size/--seq-len or give more text")
     return n
 
 
@@ -237,12 +245,14 @@ def loss_fn(model, x, y):
 def validation_loss(model, corpus, cfg, max_batches=8):
     """Mean loss over (at most ``max_batches``) fixed batches of the validation text."""
     starts = windows(corpus.val, cfg["seq_len"])[: max_batches * cfg["batch_size"]]
-    losses = [loss_fn(model, *batch(corpus.val, starts[i : i + cfg["batch_size"]], cfg["seq_len"])) for i in range(0, len(starts), cfg["batch_size"])]
+    b = cfg["batch_size"]
+    losses = [loss_fn(model, *batch(corpus.val, starts[i : i + b], cfg["seq_len"])) for i in range(0, len(starts), b)]
     return mx.mean(mx.stack(losses)).item()
 
 
 def sample(model, corpus, prompt, n, temperature, seq_len):
-    """Draw ``n`` characters after ``prompt``, each from the model's softmax at ``temperature``."""
+    """Draw ``n`` characters after ``prompt``, each from the model's softmax at
+    ``temperature`` given the last ``seq_len`` characters (the context it was trained on)."""
     ids = corpus.encode(prompt) or [0]
     for _ in range(n):
         logits = model(mx.array([ids[-seq_len:]]))[0, -1]
@@ -268,7 +278,10 @@ def save_checkpoint(path, model, optimizer, cfg, vocab, history):
 
 
 def load_checkpoint(path):
-    arrays, meta = mx.load(str(path), return_metadata=True)
+    try:
+        arrays, meta = mx.load(str(path), return_metadata=True)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"train_lm: cannot read the checkpoint {path}: {e}") from e
     if meta.get("format") != "oxmx-train_lm-1":
         raise SystemExit(f"train_lm: {path} is not a checkpoint written by this script")
     ckpt = {"config": json.loads(meta["config"]), "vocab": json.loads(meta["vocab"]), "model": [], "optimizer": []}
@@ -328,10 +341,10 @@ def build(cfg, vocab_size, spe):
     ``lr / 20`` at the end of ``schedule_epochs`` epochs (constant after that)."""
     mx.random.seed(cfg["seed"])
     model = CharTransformer(vocab_size, cfg["dims"], cfg["layers"], cfg["heads"])
-    decay_steps = max(1, cfg["schedule_epochs"] * spe - cfg["warmup"])
+    lr, warmup = cfg["lr"], cfg["warmup"]
+    decay_steps = max(1, cfg["schedule_epochs"] * spe - warmup)
     schedule = optim.join_schedules(
-        [optim.linear_schedule(0.0, cfg["lr"], cfg["warmup"]), optim.cosine_decay(cfg["lr"], decay_steps, end=cfg["lr"] / 20)],
-        [cfg["warmup"]],
+        [optim.linear_schedule(0.0, lr, warmup), optim.cosine_decay(lr, decay_steps, end=lr / 20)], [warmup]
     )
     optimizer = optim.AdamW(learning_rate=schedule, weight_decay=0.01)
     optimizer.init(model.trainable_parameters())
@@ -348,7 +361,7 @@ def main(argv=None):
     cfg = settings(args, saved["config"] if saved else None)
     text, source = load_text(cfg)
     corpus = Corpus(text, vocab=saved["vocab"] if saved else None)
-    spe = steps_per_epoch(corpus.train, cfg)
+    spe = steps_per_epoch(corpus, cfg)
     stop = cfg["epochs"] * spe if args.steps is None else min(args.steps, cfg["epochs"] * spe)
 
     model, optimizer = build(cfg, len(corpus.vocab), spe)
@@ -380,24 +393,28 @@ def main(argv=None):
         return loss
 
     if saved:
-        print(f"resumed from {args.resume} at step {step} (epoch {step / spe:.2f}), validation loss {history['val'][-1]:.3f}")
+        print(f"resumed from {args.resume} at step {step} (epoch {step / spe:.2f}), "
+              f"validation loss {history['val'][-1]:.3f}")
     else:
         history["val_step"].append(0)
         history["val"].append(validation_loss(model, corpus, cfg))
-        print(f"validation loss before training: {history['val'][0]:.3f} (ln {len(corpus.vocab)} = {math.log(len(corpus.vocab)):.3f} is chance)")
+        chance = f"ln {len(corpus.vocab)} = {math.log(len(corpus.vocab)):.3f} is chance"
+        print(f"validation loss before training: {history['val'][0]:.3f} ({chance})")
     if step >= stop:
         print(f"nothing to train: the checkpoint is at step {step} of {stop}; pass a larger --epochs to train more")
 
     tokens_per_step = cfg["batch_size"] * cfg["seq_len"]
-    ckpt_path, png_path = Path(args.out) / CHECKPOINT, Path(args.out) / "loss.png"
-    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, png_path, sample_path = out / CHECKPOINT, out / "loss.png", out / "sample.txt"
     title = f"char-level Transformer on {Path(source).name if cfg['data'] else 'the Python stdlib'}"
     first_step, t0 = step, time.perf_counter()
-    bar = tqdm(total=stop * tokens_per_step, initial=step * tokens_per_step, unit="tok", unit_scale=True, dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(total=stop * tokens_per_step, initial=step * tokens_per_step, unit="tok", unit_scale=True,
+               dynamic_ncols=True, mininterval=0.5)
     while step < stop:
         epoch, done = divmod(step, spe)
         bar.set_description(f"epoch {epoch + 1}/{cfg['epochs']}")
-        for starts in epoch_batches(corpus.train, cfg, epoch)[done : done + stop - step]:
+        for starts in epoch_batches(corpus.train, cfg, epoch, spe)[done : done + stop - step]:
             loss = train_step(*batch(corpus.train, starts, cfg["seq_len"]))
             mx.eval(state, loss)
             history["train"].append(loss.item())
@@ -408,25 +425,28 @@ def main(argv=None):
         history["val_step"].append(step)
         history["val"].append(validation_loss(model, corpus, cfg))
         where = f"epoch {epoch + 1}/{cfg['epochs']}" if step % spe == 0 else f"stopped in epoch {epoch + 1} (--steps)"
-        bar.write(f"{where}: step {step}, train loss {np.mean(history['train'][-(step - epoch * spe):]):.3f}, validation loss {history['val'][-1]:.3f}")
+        train_loss = np.mean(history["train"][epoch * spe :])  # this epoch's steps
+        bar.write(f"{where}: step {step}, train loss {train_loss:.3f}, validation loss {history['val'][-1]:.3f}")
         save_checkpoint(ckpt_path, model, optimizer, cfg, corpus.vocab, history)
         plotted = plot(png_path, history, spe, title)
     bar.close()
     elapsed = time.perf_counter() - t0
 
+    unknown = sorted(set(args.prompt) - set(corpus.vocab))
+    if unknown:
+        print(f"note: the prompt's characters {unknown} are not in the vocabulary and are left out")
     text_out = sample(model, corpus, args.prompt, args.sample_chars, args.temperature, cfg["seq_len"])
-    sample_path = Path(args.out) / "sample.txt"
-    sample_path.parent.mkdir(parents=True, exist_ok=True)
     sample_path.write_text(text_out)
     print(f"\n--- sampled at temperature {args.temperature} " + "-" * 40 + f"\n{text_out}\n" + "-" * 68)
 
     trained = step - first_step
-    print(f"trained {trained} steps in {elapsed:.1f} s ({trained * tokens_per_step / max(elapsed, 1e-9):,.0f} tokens/s) on {mx.default_device()}; "
+    rate = trained * tokens_per_step / max(elapsed, 1e-9)
+    print(f"trained {trained} steps in {elapsed:.1f} s ({rate:,.0f} tokens/s) on {mx.default_device()}; "
           f"at step {step} of {cfg['epochs'] * spe} ({cfg['epochs']} epochs)")
     print(f"validation loss: first {history['val'][0]:.3f} -> last {history['val'][-1]:.3f}")
     if trained:
         print(f"wrote {ckpt_path} (weights, optimizer state, loss history; --resume {ckpt_path} continues)")
-        print(f"wrote {png_path} (loss curve)" if plotted else "no loss curve: matplotlib is not installed (pip install matplotlib)")
+        print(f"wrote {png_path} (loss curve)" if plotted else "no loss curve: matplotlib is not installed")
     print(f"wrote {sample_path} (the sample)")
 
 

@@ -28,7 +28,8 @@ def check_picture(path, stdout):
 
 
 def run(script, *args, expect_ok=True):
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, str(EXAMPLES / script), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if expect_ok:
         assert proc.returncode == 0, f"{script} {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -101,23 +102,26 @@ def test_lm_resume_continues_from_the_saved_step(lm_runs):
     np.testing.assert_array_equal(split[:10], lm_runs["first_half"])
     np.testing.assert_allclose(split, full, rtol=1e-4)
     # Resuming a finished run trains nothing more.
-    again = run("train_lm.py", "--resume", lm_runs["root"] / "full" / "checkpoint.safetensors", "--sample-chars", 5, "--out", lm_runs["root"] / "again")
+    finished = lm_runs["root"] / "full" / "checkpoint.safetensors"
+    again = run("train_lm.py", "--resume", finished, "--sample-chars", 5, "--out", lm_runs["root"] / "again")
     assert "nothing to train" in again.stdout and not (lm_runs["root"] / "again" / "checkpoint.safetensors").exists()
 
 
 def test_lm_resume_refuses_settings_that_contradict_the_checkpoint(lm_runs):
-    proc = run("train_lm.py", "--resume", lm_runs["root"] / "full" / "checkpoint.safetensors", "--dims", 64, expect_ok=False)
+    checkpoint = lm_runs["root"] / "full" / "checkpoint.safetensors"
+    proc = run("train_lm.py", "--resume", checkpoint, "--dims", 64, expect_ok=False)
     assert proc.returncode != 0 and "--dims 64 contradicts the checkpoint's 32" in proc.stderr
 
 
 def test_lm_trains_on_a_given_text_file(tmp_path):
     data = tmp_path / "text.txt"
     data.write_text("the quick brown fox jumps over the lazy dog.\n" * 300)
-    proc = run("train_lm.py", "--quick", "--data", data, "--sample-chars", 30, "--prompt", "the ", "--out", tmp_path / "out")
+    out = tmp_path / "out"
+    proc = run("train_lm.py", "--quick", "--data", data, "--prompt", "the ", "--sample-chars", 30, "--out", out)
     assert f"data: {data}: 8,000 characters, vocabulary of 29" in proc.stdout
     first, last = map(float, re.search(r"validation loss: first ([\d.]+) -> last ([\d.]+)", proc.stdout).groups())
     assert last < first - 1.0
-    check_picture(tmp_path / "out" / "loss.png", proc.stdout)
+    check_picture(out / "loss.png", proc.stdout)
 
 
 def test_lm_rejects_bad_options(tmp_path):
@@ -132,7 +136,8 @@ def test_lm_rejects_bad_options(tmp_path):
 
 def test_cnn_quick_run_learns_and_writes_its_files(tmp_path):
     proc = run("train_cnn.py", "--quick", "--out", tmp_path)
-    before, first, last = map(float, re.search(r"test accuracy: ([\d.]+)% before training, ([\d.]+)% after the first epoch, ([\d.]+)% after the last", proc.stdout).groups())
+    pattern = r"test accuracy: ([\d.]+)% before training, ([\d.]+)% after the first epoch, ([\d.]+)% after the last"
+    before, first, last = map(float, re.search(pattern, proc.stdout).groups())
     assert last > 35 and last > before + 20, proc.stdout  # chance is 10%
     assert (tmp_path / "cnn.safetensors").stat().st_size > 0 and f"wrote {tmp_path / 'cnn.safetensors'}" in proc.stdout
     for name in ("loss.png", "examples.png"):
@@ -141,7 +146,7 @@ def test_cnn_quick_run_learns_and_writes_its_files(tmp_path):
     cnn = load_example("train_cnn")
     model = cnn.CNN()
     model.load_weights(str(tmp_path / "cnn.safetensors"))
-    test_x, test_y = cnn.make_dataset(300, seed=1_000_003)
+    test_x, test_y = cnn.make_dataset(300, seed=cnn.TEST_SEED)
     assert 100 * cnn.accuracy(model, test_x, test_y)[0] == pytest.approx(last, abs=0.05)
 
 

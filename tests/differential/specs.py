@@ -1306,3 +1306,215 @@ def _convolve(d, name):
     elif k == 4:
         kwargs["mode"] = None  # not a string: TypeError
     return Call(name, a, v, **kwargs)
+
+
+# =============================================================================== fast
+# Inputs on which oxmx.core.fast still differs from MLX (reported, each has a failing test
+# in tests/test_fast.py). The generators keep them out of the comparison while a key is
+# listed here; delete the key once fast.py is fixed and the harness compares them too.
+FAST_OPEN = {
+    "norm-dtype",  # integer x/weight, and a bias without weight, promote unlike MLX
+    "rope-args",  # int freqs refused; a Python float offset truncated instead of refused
+    "sdpa-dtypes",  # integer q/k/v/mask/sinks refused; sinks of a wider type accepted
+    "sdpa-masked-rows",  # rows with no visible key: NaN, MLX averages the values
+    "fast-jvp",  # jvp of every fast function raises NotImplementedError
+}
+
+
+def _fast_vec(d, n, x_dt, open_key="norm-dtype"):
+    """A weight/bias vector of length ``n``: usually of x's dtype, sometimes another float
+    (or an integer, once ``open_key`` is fixed)."""
+    if d.flag(0.75):
+        return d.arr(shape=(n,), dtype=x_dt if x_dt in FLOATS else "float32", views=False)
+    dts = FLOATS if open_key in FAST_OPEN else FLOATS + ["int32", "uint8"]
+    return d.arr(shape=(n,), dtypes=dts, views=False)
+
+
+@spec("fast.rms_norm", "fast.layer_norm", grad=True)
+def _fast_norm(d, name):
+    ints = [] if "norm-dtype" in FAST_OPEN else ["int32", "uint8", "bool_"]
+    x = d.arr(dtypes=FLOATS + ints, min_dims=1, max_dims=4, max_side=5)
+    n = x.shape[-1]
+    w = _fast_vec(d, n, x.dtype) if d.flag(0.7) or x.dtype in ints else None
+    eps = d.one([1e-5, 1e-6, 0.1])
+    k = d.int(0, 12)
+    if k == 0:
+        x = d.arr(shape=(), dtypes=FLOATS)  # 0-d input
+    elif k == 1:
+        w = d.arr(shape=(n + 1,), dtype="float32")  # weight of the wrong size
+    elif k == 2:
+        w = d.arr(shape=(1, n), dtype="float32")  # 2-D weight
+    elif k == 3:
+        x = d.arr(shape=x.shape, dtype="complex64")
+    if name == "fast.rms_norm":
+        return Call(name, x, w, eps)
+    b = None
+    if d.flag(0.6):
+        if w is None and "norm-dtype" in FAST_OPEN:
+            b = d.arr(shape=(n,), dtype=x.dtype if x.dtype in FLOATS else "float32", views=False)
+        else:
+            b = _fast_vec(d, n, x.dtype)
+    if k == 4:
+        b = d.arr(shape=(max(n - 1, 0),), dtype="float32")  # bias of the wrong size
+    return Call(name, x, w, b, eps)
+
+
+@spec("fast.rope", grad=True)
+def _fast_rope(d, name):
+    dt = d.dtype(FLOATS)
+    dim = d.one([2, 4, 6, 8])
+    batch = d.int(0, 2) if d.flag(0.1) else d.int(1, 2)
+    shape = (batch,) + tuple(d.int(1, 2) for _ in range(d.int(0, 2))) + (d.int(0, 5), dim)
+    x = d.arr(shape=shape, dtype=dt, dom="unit")
+    dims = d.one([dim, dim, 2])
+    kw = {"traditional": d.flag(0.5), "scale": d.one([1.0, 0.5, 2.0])}
+    if d.flag(0.7):
+        kw["base"] = d.one([10000.0, 100.0, 2.5])
+    else:
+        kw["base"] = None
+        fdts = FLOATS if "rope-args" in FAST_OPEN else FLOATS + ["int32"]
+        kw["freqs"] = A(d.rng.uniform(1.0, 60.0, dims // 2).round(1), d.one(fdts))
+    k = d.int(0, 3)
+    if k == 0:
+        kw["offset"] = d.one([0, 3, -2, 17])
+    elif k == 1:
+        kw["offset"] = A(d.int(0, 9), d.one(INTS))
+    elif batch:
+        # per-example offsets ((0,) for an empty batch is an MLX broadcast error:
+        # tests/test_fast.py checks oxmx's result)
+        kw["offset"] = A(d.rng.integers(0, 9, batch), d.one(["int32", "int64", "uint16"]))
+    else:
+        kw["offset"] = 1
+    c = d.int(0, 20)
+    if c == 0:
+        dims = d.one([dim - 1, dim + 2, 0, -2])  # odd, too large, not positive
+    elif c == 1:
+        x = d.arr(shape=shape[-2:], dtype=dt)  # 2-D input
+    elif c == 2:
+        kw["base"], kw["freqs"] = 10000.0, A(np.ones(dims // 2), "float32")  # both given
+    elif c == 3:
+        kw["base"], kw["freqs"] = None, None
+    elif c == 4 and kw.get("freqs") is not None:
+        kw["freqs"] = A(np.ones(dims // 2 + 1), "float32")  # wrong size
+    elif c == 5:
+        x = d.arr(shape=shape, dtype="int32")
+    elif c == 6:
+        kw["offset"] = A(d.rng.integers(0, 3, batch + 1), "int32") if d.flag(0.5) else A(1.0, "float32")
+    elif c == 7 and "rope-args" not in FAST_OPEN:
+        kw["offset"] = 1.5  # a float offset: ValueError
+    return Call(name, x, dims, **kw)
+
+
+def _fast_mask(d, b, nq, tq, tk, dt):
+    """None, "causal", or a boolean/additive mask broadcasting to (B, N_q, T_q, T_kv). While
+    "sdpa-masked-rows" is open every row keeps a visible key (causal only with T_q <= T_kv,
+    boolean masks keep their last column)."""
+    k = d.int(0, 3)
+    if k == 0:
+        return None
+    open_rows = "sdpa-masked-rows" in FAST_OPEN
+    if k == 1:
+        return "causal" if tq <= tk or not open_rows else None
+    shape = d.bshape((b, nq, tq, tk))
+    if k == 2:
+        m = d.rng.random(shape) > 0.4
+        if open_rows and m.size:
+            m[..., -1] = True
+        return A(m, "bool_")
+    mdts = [t for t in FLOATS if t == dt or (dt == "float32" and t in ("float16", "bfloat16")) or dt == "float64"]
+    if "sdpa-dtypes" not in FAST_OPEN:
+        mdts.append("int32")
+    return d.arr(shape=shape, dtypes=mdts, dom="unit", specials=not open_rows, views=False)
+
+
+@spec("fast.scaled_dot_product_attention", grad=True)
+def _fast_sdpa(d, name):
+    dt = d.dtype(FLOATS)
+    b = d.int(0, 2) if d.flag(0.1) else d.int(1, 2)
+    nkv = d.int(1, 2)
+    nq = nkv * d.one([1, 1, 2, 4])
+    tq, tk = d.int(1, 5), d.int(1, 6)
+    dk = d.one([1, 4, 8])
+    dv = dk if d.flag(0.7) else d.one([2, 8])
+    # NaN/inf in q or k next to a masked key is the masked-rows case again
+    specials = "sdpa-masked-rows" not in FAST_OPEN
+    q = d.arr(shape=(b, nq, tq, dk), dtype=dt, dom="unit", specials=specials)
+    k = d.arr(shape=(b, nkv, tk, dk), dtype=dt, dom="unit", specials=specials)
+    v = d.arr(shape=(b, nkv, tk, dv), dtype=dt, dom="unit")
+    kw = {"scale": d.one([1.0, 0.5, dk ** -0.5])}
+    mask = _fast_mask(d, b, nq, tq, tk, dt)
+    if mask is not None:
+        kw["mask"] = mask
+    if d.flag(0.3):
+        sdts = [t for t in FLOATS if t == dt or (dt == "float32" and t in ("float16", "bfloat16")) or dt == "float64"]
+        if "sdpa-dtypes" not in FAST_OPEN:
+            sdts += ["int32", "float64"]
+        kw["sinks"] = d.arr(shape=(nq,), dtypes=sdts, dom="unit", views=False)
+    c = d.int(0, 24)
+    if c == 0:
+        q = d.arr(shape=(b, nq, tq, dk + 1), dtype=dt)  # head sizes differ
+    elif c == 1:
+        v = d.arr(shape=(b, nkv, tk + 1, dv), dtype=dt)  # T_kv of k and v differ
+    elif c == 2:
+        q = d.arr(shape=(nq, tq, dk), dtype=dt)  # 3-D
+    elif c == 3:
+        q = d.arr(shape=(b, nkv + 1, tq, dk), dtype=dt) if nkv > 1 else q  # N_q not a multiple
+    elif c == 4:
+        kw["mask"] = d.one(["full", "Causal"])
+    elif c == 5:
+        kw["mask"] = A(np.ones((tq + 1, tk), bool), "bool_")  # does not broadcast
+    elif c == 6:
+        kw["sinks"] = d.arr(shape=(nq + 1,), dtype=dt)
+    elif c == 7:
+        q, k, v = (d.arr(shape=a.shape, dtype="complex64") for a in (q, k, v))
+    elif c == 8 and "sdpa-dtypes" not in FAST_OPEN:
+        q = d.arr(shape=q.shape, dtype="int32")
+    return Call(name, q, k, v, **kw)
+
+
+@spec("fast.cross_entropy", grad=True)
+def _fast_ce(d, name):
+    # float16/bfloat16 logits are left out: MLX's CPU sums them in their own precision
+    # (its docstring says so) while the float32 result is compared at float32 tolerance;
+    # tests/test_fast.py compares them at half-precision tolerance. Empty logits are left
+    # out too: MLX's CPU raises from logsumexp ("Received empty array"), oxmx returns an
+    # empty loss (tests/test_fast.py).
+    shape = tuple(d.int(1, 4) for _ in range(d.int(0, 2))) + (d.int(1, 7),)
+    logits = d.arr(shape=shape, dtypes=["float32", "float64"])
+    n = shape[-1]
+    tdt = d.dtype(INTS)
+    t = d.rng.integers(0, n, shape[:-1])
+    oob = d.flag(0.08)
+    if oob:
+        t = np.asarray(t).copy().reshape(-1)
+        t[d.int(0, t.size - 1)] = d.one([n, n + 3, -1]) if tdt.startswith("int") else d.one([n, n + 3])
+        t = t.reshape(shape[:-1])
+    targets = A(t, tdt, out_of_bounds=oob)
+    c = d.int(0, 12)
+    if c == 0:
+        targets = A(np.zeros(shape[:-1]), d.one(["float32", "bool_"]))
+    elif c == 1:
+        targets = A(np.zeros(shape[:-1] + (1,), np.int32), "int32")  # wrong shape
+    elif c == 2:
+        logits = d.arr(shape=shape, dtype="int32")
+    elif c == 3:
+        logits, targets = d.arr(shape=(), dtype="float32"), A(0, "int32")
+    return Call(name, logits, targets)
+
+
+def _kernel_factory(m, name):
+    """Build a trivial custom kernel and launch it (MLX raises at construction for CUDA
+    without a CUDA build and at the launch for Metal off macOS)."""
+    fast = m.fast
+    x = m.ones((4,))
+    if name == "precompiled_cuda_kernel":
+        return fast.precompiled_cuda_kernel(name="k", compiled_source=b"", inputs=[x], output_shapes=[(4,)],
+                                            output_dtypes=[m.float32], scalars=[], grid=(4, 1, 1), threadgroup=(4, 1, 1))
+    kernel = getattr(fast, name)(name="k", input_names=["a"], output_names=["o"], source="o[0] = a[0];")
+    return kernel(inputs=[x], output_shapes=[(4,)], output_dtypes=[m.float32], grid=(4, 1, 1), threadgroup=(4, 1, 1))
+
+
+@spec("fast.cuda_kernel", "fast.precompiled_cuda_kernel", "fast.metal_kernel", exact=True)
+def _fast_kernels(d, name):
+    short = name.split(".")[1]
+    return Call(lambda m: _kernel_factory(m, short))

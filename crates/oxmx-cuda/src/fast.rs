@@ -182,9 +182,14 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
       for (int dd = 0; dd < DK; ++dd) dot += qs[warp][dd] * ks[lane][dd];\n\
       s = dot;\n\
       long long mo = b * ms0 + h * ms1 + i * ms2 + key * ms3;\n\
-      if (MASK == 1 && key > i + shift) s = -OX_INF;\n\
-      if (MASK == 2 && !mask[mo]) s = -OX_INF;\n\
-      if (MASK == 3) s = s + ldf(mask[mo]);\n\
+      (void)mo;\n\
+#if MASK == 1\n\
+      if (key > i + shift) s = -OX_INF;\n\
+#elif MASK == 2\n\
+      if (!mask[mo]) s = -OX_INF;\n\
+#elif MASK == 3\n\
+      s = s + ldf(mask[mo]);\n\
+#endif\n\
     }}\n\
     ACC tm = s;\n\
     for (int o = 16; o > 0; o >>= 1) tm = nmax(tm, __shfl_xor_sync(0xffffffffu, tm, o));\n\
