@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python test-differential lint bench clean gpu-wheels fuzz fuzz-smoke
+.PHONY: demo test build venv test-rust test-python test-differential lint bench bench-nn clean gpu-wheels fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -70,6 +70,11 @@ bench: build
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_cpu.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_transforms.py
 	$(PY) benchmarks/run_io.py
+
+# Training steps (MLP, Transformer encoder layer, the demo's model) against real MLX and torch on CPU.
+bench-nn: build
+	$(PIP) install -q -r requirements-bench.txt || echo "bench-nn: optional peers (mlx, torch) not installed; their columns are skipped"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_nn.py
 
 clean:
 	cargo clean

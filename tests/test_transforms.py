@@ -335,6 +335,61 @@ def test_tree_utils():
     assert tree_map(lambda x: len(x) if isinstance(x, list) else -x, [1, [2, 3]], is_leaf=lambda n: n == [2, 3]) == [-1, 2]
 
 
+# paths -> the tree real MLX 0.32 builds (checked by experiment; compared again below)
+UNFLATTEN_CASES = [
+    ([("c.1", 1)], {"c": [{}, 1]}),  # gaps in lists are empty dicts, not None
+    ([("c.2", 1), ("c.0", 5)], {"c": [5, {}, 1]}),
+    ([("3", 1)], [{}, {}, {}, 1]),
+    ([("a.2.1", 1)], {"a": [{}, {}, [{}, 1]]}),
+    ([("a.1.x", 1), ("b", 2)], {"a": [{}, {"x": 1}], "b": 2}),
+    ({"a.1": 1, "a.3": 2}, {"a": [{}, 1, {}, 2]}),
+    ([("10", 1), ("2", 3)], [{}, {}, 3] + [{}] * 7 + [1]),  # numeric, not text, order
+    ([("a.1", None)], {"a": [{}, None]}),
+    ([("1", {})], [{}, {}]),
+    ([("", 5)], 5),
+    ([], []),
+    ([("a.0", 1), ("a.b", 2)], {"a": {"0": 1, "b": 2}}),  # mixed keys: a dict, first-seen order
+    ([("a.b", 1), ("a", 2)], {"a": {"b": 1, "": 2}}),  # a leaf where a path continues
+    ([("1", 1), ("1.0", 2)], [{}, {"": 1, "0": 2}]),
+    (((".a", 1),), {"": {"a": 1}}),
+    ([("a.", 1)], {"a": 1}),
+    ([("a..b", 1)], {"a": {"": {"b": 1}}}),
+    ([("1", 1), ("01", 2)], {"1": 1, "01": 2}),  # two keys reading the same index: a dict
+    ([("+1", 1), ("-1", 2)], [2, 1]),  # keys read as Python ints; a negative one takes the next place
+    ([("a.²", 1)], {"a": {"²": 1}}),  # a digit that int() does not read: a dict key
+    ([("1e1", 1)], {"1e1": 1}),
+]
+
+
+@pytest.mark.parametrize("items, want", UNFLATTEN_CASES)
+def test_tree_unflatten_cases(items, want):
+    assert tree_unflatten(items) == want
+
+
+@pytest.mark.parametrize("items, want", UNFLATTEN_CASES)
+def test_tree_unflatten_matches_mlx(items, want):
+    mlx_utils = pytest.importorskip("mlx.utils")
+    assert tree_unflatten(items) == mlx_utils.tree_unflatten(items)
+
+
+def test_tree_unflatten_round_trip_gaps_and_errors():
+    tree = {"layers": [{"w": 1, "b": [2, 3]}, {"w": 4}], "head": (5, {"x": 6})}
+    assert tree_unflatten(tree_flatten(tree)) == {"layers": [{"w": 1, "b": [2, 3]}, {"w": 4}], "head": [5, {"x": 6}]}
+    # the fillers are distinct dicts, so filling one later does not touch the others
+    gaps = tree_unflatten([("3", 1)])
+    gaps[0]["k"] = 1
+    assert gaps[1] == {}
+    # deep paths need no Python recursion
+    deep = tree_unflatten([(".".join(["0"] * 3000), 7)])
+    for _ in range(3000):
+        deep = deep[0]
+    assert deep == 7
+    # a repeated path is a clear error (MLX recurses without end)
+    for items, path in [([("a.b", 1), ("a.b", 2)], "a.b"), ([("0", 1), ("0", 2)], "0"), ([("a", 1), ("a.", 2)], "a")]:
+        with pytest.raises(ValueError, match=rf"\[tree_unflatten\] The path '{path}' appears 2 times"):
+            tree_unflatten(items)
+
+
 def test_vmap_random_keys_and_batched_indices():
     keys = mx.random.split(mx.random.key(0), 4)
     r = mx.vmap(lambda k: mx.random.uniform(shape=(3,), key=k))(keys)
@@ -345,3 +400,21 @@ def test_vmap_random_keys_and_batched_indices():
     assert mx.vmap(lambda r, i: r[i])(x, mx.array([1, 2, 3])).tolist() == [1.0, 6.0, 11.0]
     got = mx.vmap(lambda r, i: mx.take_along_axis(r, i, axis=0))(x, mx.array([[0, 1], [3, 3], [2, 0]]))
     assert got.tolist() == [[0.0, 1.0], [7.0, 7.0], [10.0, 8.0]]
+
+
+def test_jvp_of_custom_function_uses_its_rule_when_the_body_has_none():
+    """Forward mode walks the body of a custom_function but only needs it when the
+    function has no jvp rule of its own (the fused kernels of mx.fast have none)."""
+    from oxmx import _oxmx
+
+    x, t = mx.array([1.0, 2.0, 3.0]), mx.array([0.5, -1.0, 2.0])
+    cf = mx.custom_function(lambda x: _oxmx._fast_rms_norm(x, None, 1e-5))
+    cf.jvp(lambda primals, tangents: [2 * tangents[0]])
+    _, (jt,) = mx.jvp(cf, [x], [t])
+    np.testing.assert_allclose(np.array(jt), 2 * np.array(t))
+    bare = mx.custom_function(lambda x: _oxmx._fast_rms_norm(x, None, 1e-5))
+    with pytest.raises(NotImplementedError, match="rms_norm"):
+        mx.jvp(bare, [x], [t])
+    # a primal (not the body) without a tangent rule still fails
+    with pytest.raises(NotImplementedError, match="rms_norm"):
+        mx.jvp(lambda x: cf(_oxmx._fast_rms_norm(x, None, 1e-5)), [x], [t])

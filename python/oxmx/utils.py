@@ -4,8 +4,6 @@ A tree is any nesting of lists, tuples and dicts; everything else is a leaf (or
 whatever ``is_leaf`` says is one). Paths join keys and list indices with ``"."``.
 """
 
-from collections import defaultdict
-
 __all__ = [
     "tree_map",
     "tree_map_with_path",
@@ -72,28 +70,57 @@ def tree_flatten(tree, prefix="", is_leaf=None, destination=None):
 
 
 def tree_unflatten(tree):
-    """Rebuild a tree from ``[(path, leaf), ...]`` (or a dict of them); integer path
-    parts make lists."""
+    """Rebuild a tree from ``[(path, leaf), ...]`` (or a dict of them), as MLX does.
+
+    A level whose keys all read as distinct integers is a list, ordered by them, whose
+    missing indices are ``{}``; any other level is a dict in the order its keys first
+    appear. A path that ends where another continues keeps its leaf under the key
+    ``""``; the same path twice is an error.
+    """
     items = list(tree.items()) if isinstance(tree, dict) else list(tree)
-    if len(items) == 1 and items[0][0] == "":
-        return items[0][1]
-
-    children = defaultdict(list)
-    for key, value in items:
-        head, _, rest = key.partition(".")
-        children[head].append((rest, value))
-
-    def build(entries):
+    # Work items: (entries still to place, container, slot in it, path so far): built
+    # level by level with a stack so that deep paths need no Python recursion.
+    root = [None]
+    stack = [(items, root, 0, "")]
+    while stack:
+        entries, parent, slot, path = stack.pop()
         if len(entries) == 1 and entries[0][0] == "":
-            return entries[0][1]
-        return tree_unflatten(entries)
+            parent[slot] = entries[0][1]
+            continue
+        if entries and all(key == "" for key, _ in entries):
+            raise ValueError(f"[tree_unflatten] The path '{path}' appears {len(entries)} times.")
+        children = {}
+        for key, value in entries:
+            head, _, rest = key.partition(".")
+            children.setdefault(head, []).append((rest, value))
+        slots = _list_slots(children)
+        if slots is None:
+            node = dict.fromkeys(children)
+            slots = {k: k for k in children}
+        else:
+            node = [{} for _ in range(max(slots.values(), default=-1) + 1)]
+        prefix = f"{path}." if path else ""
+        stack.extend((grouped, node, slots[k], prefix + k) for k, grouped in children.items())
+        parent[slot] = node
+    return root[0]
 
-    if all(k.isdigit() for k in children):
-        out = [None] * (max(int(k) for k in children) + 1) if children else []
-        for k, entries in children.items():
-            out[int(k)] = build(entries)
-        return out
-    return {k: build(entries) for k, entries in children.items()}
+
+def _list_slots(children):
+    """``{key: position}`` if the keys of a level make a list, else ``None``: every key
+    must read as an integer, no two the same. In increasing order each index goes at
+    the position it names, or at the end if the list is already longer (so negative
+    indices take the next free place, as in MLX)."""
+    try:
+        indices = {k: int(k) for k in children}
+    except ValueError:
+        return None
+    if len(set(indices.values())) != len(indices):
+        return None
+    slots, length = {}, 0
+    for k, i in sorted(indices.items(), key=lambda kv: kv[1]):
+        slots[k] = max(length, i)
+        length = slots[k] + 1
+    return slots
 
 
 def tree_reduce(fn, tree, initializer=None, is_leaf=None):

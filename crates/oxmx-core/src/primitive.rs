@@ -252,10 +252,22 @@ pub enum Primitive {
     StopGradient,
     /// A fused model kernel of `oxmx.core.fast` (`ops/fast.rs` documents the inputs).
     Fast(FastKernel),
+    /// A user's CUDA kernel (`ops/user_kernel.rs`); runs only on the GPU.
+    UserKernel(UserKernelRef),
     /// Output `index` of a function with user-defined transforms (`custom_function`):
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
     Custom(Custom),
+}
+
+/// A shared user kernel, compared by identity.
+#[derive(Clone, Debug)]
+pub struct UserKernelRef(pub std::sync::Arc<crate::ops::user_kernel::UserKernel>);
+
+impl PartialEq for UserKernelRef {
+    fn eq(&self, o: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &o.0)
+    }
 }
 
 /// How `scaled_dot_product_attention` masks its scores.
@@ -393,6 +405,7 @@ impl Primitive {
             AsStrided { .. } => "as_strided",
             StopGradient => "stop_gradient",
             Fast(k) => k.name(),
+            UserKernel(_) => "cuda_kernel",
             Custom(_) => "custom_function",
         }
     }

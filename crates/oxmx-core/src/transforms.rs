@@ -214,25 +214,65 @@ pub fn jvp(leaves: &[Array], tangents: &[Array], outputs: &[Array]) -> Result<Ve
         tan.insert(l.id(), t);
     }
     let order = walk(outputs, &ids(leaves));
+    // A node whose rule fails keeps its error until a consumer needs its tangent: the
+    // body of a custom_function with its own jvp rule is walked but never needed.
+    let mut failed: HashMap<usize, Error> = HashMap::new();
     for step in &order {
         let ts: Vec<Option<Array>> = step
             .inputs
             .iter()
             .map(|i| tan.get(&i.id()).cloned())
             .collect();
+        let bad = step.inputs.iter().find(|i| failed.contains_key(&i.id()));
+        if let Some(bad) = bad {
+            // only the function's body (inputs past its primals) may lack tangents
+            let body_only = |n: usize| {
+                step.inputs[..n.min(step.inputs.len())]
+                    .iter()
+                    .all(|i| !failed.contains_key(&i.id()))
+            };
+            let own = match &step.prim {
+                Primitive::Custom(c) if body_only(c.n_primals) => {
+                    rules::custom_jvp_override(c, &step.inputs, &ts)?
+                }
+                _ => None,
+            };
+            match own {
+                Some(t) => {
+                    check_shape("jvp", &step.prim, &t, &step.node)?;
+                    tan.insert(step.node.id(), t);
+                    continue;
+                }
+                None => {
+                    let e = failed.remove(&bad.id());
+                    return Err(e.unwrap_or_else(|| Error::runtime("jvp", "a rule failed")));
+                }
+            }
+        }
         if ts.iter().all(Option::is_none) {
             continue;
         }
-        if let Some(t) = rules::jvp(&step.prim, &step.inputs, &step.node, &ts)? {
-            check_shape("jvp", &step.prim, &t, &step.node)?;
-            tan.insert(step.node.id(), t);
+        match rules::jvp(&step.prim, &step.inputs, &step.node, &ts) {
+            Ok(Some(t)) => {
+                check_shape("jvp", &step.prim, &t, &step.node)?;
+                tan.insert(step.node.id(), t);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failed.insert(step.node.id(), e);
+            }
         }
     }
     outputs
         .iter()
-        .map(|o| match tan.get(&o.id()) {
-            Some(t) => Ok(t.clone()),
-            None => crate::ops::zeros(o.shape().to_vec(), o.dtype()),
+        .map(|o| {
+            if let Some(e) = failed.remove(&o.id()) {
+                return Err(e);
+            }
+            match tan.get(&o.id()) {
+                Some(t) => Ok(t.clone()),
+                None => crate::ops::zeros(o.shape().to_vec(), o.dtype()),
+            }
         })
         .collect()
 }

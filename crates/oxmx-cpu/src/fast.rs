@@ -230,8 +230,8 @@ fn rope<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                     offsets.get(b).copied().unwrap_or(0)
                 };
                 let pos = (F::of(t as f64) + F::of(off as f64)) * scale;
-                for i in 0..half {
-                    let theta = pos * inv[i];
+                for (i, &inv_i) in inv.iter().enumerate() {
+                    let theta = pos * inv_i;
                     let (s, c) = (theta.sin(), theta.cos());
                     let (a, bidx) = if traditional {
                         (2 * i, 2 * i + 1)
@@ -331,13 +331,16 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                                 let mut val = *sv * scale;
                                 let keep = match mask {
                                     SdpaMask::Causal => (j as i64) <= i as i64 + shift,
-                                    SdpaMask::Bool => mask_bool
-                                        .as_ref()
-                                        .map_or(true, |mb| mb[mbase + j * mstride[3]] != 0),
+                                    SdpaMask::Bool => mask_bool.as_ref().is_none_or(|mb| {
+                                        mb.get(mbase + j * mstride[3]) != Some(&0)
+                                    }),
                                     _ => true,
                                 };
                                 if let Some(ma) = &mask_add {
-                                    val = val + ma[mbase + j * mstride[3]];
+                                    val = val
+                                        + ma.get(mbase + j * mstride[3])
+                                            .copied()
+                                            .unwrap_or(F::zero());
                                 }
                                 if !keep {
                                     val = F::neg_infinity();

@@ -127,6 +127,12 @@ impl Backend for CpuBackend {
             )?,
             Primitive::Sort { arg } => scan_sort::sort(*arg, &ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Fast(k) => fast::run(k, &ins, &mut out, out_dtype)?,
+            Primitive::UserKernel(_) => {
+                return Err(Error::unsupported(
+                    op,
+                    "A custom CUDA kernel runs only on the GPU (use the gpu device or stream).",
+                ))
+            }
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

@@ -650,6 +650,50 @@ impl Compiler {
     }
 }
 
+impl Compiler {
+    /// A user's kernel (`mx.fast.cuda_kernel`): `src` compiled by NVRTC and the function
+    /// `name` loaded, cached in memory by (name, source). A compile error carries the
+    /// NVRTC log as text.
+    pub fn get_user(&self, op: &str, src: &str, name: &str) -> Result<CudaFunction> {
+        let key = format!("user:{name}\n{src}");
+        if let Ok(c) = self.cache.lock() {
+            if let Some(f) = c.get(&key) {
+                return Ok(f.clone());
+            }
+        }
+        let opts = CompileOptions {
+            include_paths: include_paths(),
+            options: vec![self.arch.clone(), "--std=c++17".into()],
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(src, opts).map_err(|e| {
+            let log = match &e {
+                cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                    log.to_string_lossy().into_owned()
+                }
+                other => format!("{other:?}"),
+            };
+            Error::value(op, format!("The kernel '{name}' failed to compile:\n{log}"))
+        })?;
+        let f = self.load_named(op, ptx, name)?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, f.clone());
+        }
+        Ok(f)
+    }
+
+    /// The function `name` of a PTX text or cubin image.
+    pub fn load_named(&self, op: &str, code: Ptx, name: &str) -> Result<CudaFunction> {
+        let module = self
+            .ctx
+            .load_module(code)
+            .map_err(|e| Error::value(op, format!("Loading the kernel module failed: {e:?}")))?;
+        module
+            .load_function(name)
+            .map_err(|e| Error::value(op, format!("The module has no kernel '{name}': {e:?}")))
+    }
+}
+
 #[allow(dead_code)]
 const _: () = assert!(MAX_DIMS == 8);
 

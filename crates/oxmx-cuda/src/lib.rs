@@ -16,6 +16,7 @@ mod fast;
 pub mod ffi;
 mod gather;
 pub mod kernels;
+mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
 use device::{Allocator, CudaMem};
@@ -939,6 +940,7 @@ impl CudaBackend {
                 self.scatter_axis(op, &ins, *axis, *mode, out_shape)
             }
             Primitive::Fast(k) => self.fast(k, ins, out_shape, out_dtype),
+            Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

@@ -101,7 +101,80 @@ fn _fast_cross_entropy(
         .map(wrap)
 }
 
+/// A user's CUDA kernel as one packed-output node (`oxmx.core.fast.cuda_kernel` builds
+/// the signature and cuts the outputs out). `code` is source text (`kind` "source"),
+/// PTX text ("ptx") or a cubin image ("cubin"); `args` lists the parameters in order as
+/// (kind, value) with kind in in/shape/strides/ndim/out/bool/i32/i64/f32/f64.
+#[pyfunction]
+#[pyo3(signature = (inputs, name, kind, code, args, grid, block, shared_mem, outputs, init, contiguous, stream=None))]
+#[allow(clippy::too_many_arguments)]
+fn _cuda_kernel(
+    inputs: Vec<PyRef<'_, PyArray>>,
+    name: String,
+    kind: &str,
+    code: &Bound<'_, PyAny>,
+    args: Vec<(String, Bound<'_, PyAny>)>,
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared_mem: u32,
+    outputs: Vec<(Vec<usize>, Bound<'_, PyAny>)>,
+    init: Option<f64>,
+    contiguous: bool,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    use oxmx::ops::user_kernel::{user_kernel, KernelArg, KernelCode, KernelScalar, UserKernel};
+    let op = "cuda_kernel";
+    let code = match kind {
+        "source" => KernelCode::Source(code.extract()?),
+        "ptx" => KernelCode::Ptx(code.extract()?),
+        _ => KernelCode::Cubin(code.extract()?),
+    };
+    let mut spec = Vec::with_capacity(args.len());
+    for (k, v) in &args {
+        spec.push(match k.as_str() {
+            "in" => KernelArg::Input(v.extract()?),
+            "shape" => KernelArg::InputShape(v.extract()?),
+            "strides" => KernelArg::InputStrides(v.extract()?),
+            "ndim" => KernelArg::InputNdim(v.extract()?),
+            "out" => KernelArg::Output(v.extract()?),
+            "bool" => KernelArg::Scalar(KernelScalar::Bool(v.extract()?)),
+            "i32" => KernelArg::Scalar(KernelScalar::I32(v.extract()?)),
+            "i64" => KernelArg::Scalar(KernelScalar::I64(v.extract()?)),
+            "f32" => KernelArg::Scalar(KernelScalar::F32(v.extract()?)),
+            "f64" => KernelArg::Scalar(KernelScalar::F64(v.extract()?)),
+            other => {
+                return Err(crate::errors::value_err(
+                    op,
+                    format!("Unknown parameter kind {other}."),
+                ))
+            }
+        });
+    }
+    let outs = outputs
+        .iter()
+        .map(|(shape, d)| {
+            let d = crate::dtype_py::dtype_arg(Some(d))?
+                .ok_or_else(|| crate::errors::value_err(op, "Every output needs a dtype."))?;
+            Ok((shape.clone(), d, 0usize))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let kernel = UserKernel {
+        name,
+        code,
+        args: spec,
+        grid,
+        block,
+        shared_mem,
+        outputs: outs,
+        init,
+        contiguous,
+    };
+    let ins: Vec<oxmx::Array> = inputs.iter().map(|a| a.inner.clone()).collect();
+    crate::device_py::on_stream(stream, || user_kernel(op, &ins, kernel)).map(wrap)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_cuda_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_rms_norm, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_layer_norm, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_rope, m)?)?;

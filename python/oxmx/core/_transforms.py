@@ -423,15 +423,48 @@ class custom_function:
         return rebuild_out(_T.custom(rules, flat, outs))
 
 
+def _arrays_in(tree):
+    """The arrays among the leaves of ``tree`` (lists, tuples and dicts are walked; any
+    other leaf is a constant), in the order in which :func:`_replace_arrays` fills them."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, array):
+            found.append(node)
+        elif isinstance(node, (list, tuple)):
+            stack.extend(reversed(node))
+        elif isinstance(node, dict):
+            stack.extend(reversed(list(node.values())))
+    return found
+
+
 def checkpoint(fun):
     """``fun`` whose intermediate values are recomputed in the backward pass instead of
-    kept from the forward pass."""
-    cf = custom_function(fun)
+    kept from the forward pass. As MLX, its arguments (positional and keyword) and its
+    output may be trees of arrays and other values; every array in the arguments gets
+    a gradient, other leaves are constants."""
+    if not callable(fun):
+        raise TypeError(f"[checkpoint] fun must be callable, got {type(fun).__name__}.")
 
-    def _vjp(primals, cotangents, outputs):
-        cots = [cotangents] if isinstance(cotangents, array) else list(cotangents)
-        _, g = vjp(lambda *p: fun(*p), list(primals), cots)
-        return g
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        inputs = (args, kwargs)
+        out_tree = []  # the output's structure, recorded by the forward call
 
-    cf.vjp(_vjp)
-    return cf
+        def flat_fun(*arrays):
+            # custom_function sees flat arrays in and out; the trees are rebuilt here
+            new_args, new_kwargs = _replace_arrays(inputs, arrays)
+            out = fun(*new_args, **new_kwargs)
+            out_tree[:] = [out]
+            return _arrays_in(out)
+
+        cf = custom_function(flat_fun)
+
+        @cf.vjp
+        def _vjp(primals, cotangents, outputs):
+            return vjp(flat_fun, list(primals), list(cotangents))[1]
+
+        outs = cf(*_arrays_in(inputs))
+        return _replace_arrays(out_tree[0], outs)
+
+    return wrapped

@@ -227,16 +227,188 @@ def cross_entropy(logits, targets, *, stream=None):
     return _fused(_native._fast_cross_entropy, _ref.cross_entropy, logits, targets)
 
 
-def _gpu_only(name):
-    def f(*args, **kwargs):
-        raise RuntimeError(f"[{name}] needs the CUDA backend, which is not available on this machine.")
+# ------------------------------------------------------------------ custom CUDA kernels
+_CTYPES = {
+    "bool": "bool", "uint8": "unsigned char", "uint16": "unsigned short", "uint32": "unsigned int",
+    "uint64": "unsigned long long", "int8": "signed char", "int16": "short", "int32": "int",
+    "int64": "long long", "float16": "__half", "bfloat16": "__nv_bfloat16", "float32": "float",
+    "float64": "double",
+}
+# each output's offset in the packed buffer the native node returns (ops/user_kernel.rs)
+_OUTPUT_ALIGN = 256
 
-    f.__name__ = name
-    return f
+
+def _ctype(op, dtype):
+    name = str(dtype).rsplit(".", 1)[-1]
+    if name not in _CTYPES:
+        raise ValueError(f"[{op}] A custom kernel cannot take {dtype} arrays.")
+    return _CTYPES[name]
 
 
-cuda_kernel = _gpu_only("cuda_kernel")
-precompiled_cuda_kernel = _gpu_only("precompiled_cuda_kernel")
+def _grid3(op, what, v):
+    v = tuple(v)
+    if len(v) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
+        raise ValueError(f"[{op}] {what} must be three positive integers, got {v}.")
+    return v
+
+
+def _need_gpu(op):
+    if not _mx.cuda.is_available():
+        raise RuntimeError(f"[{op}] needs a CUDA GPU, and none is available on this machine.")
+
+
+def _scalar_param(op, v):
+    if isinstance(v, bool):
+        return ("bool", v), "bool"
+    if isinstance(v, int):
+        return ("i32", v), "int"
+    if isinstance(v, float):
+        return ("f32", v), "float"
+    raise TypeError(f"[{op}] A kernel input must be an array, bool, int or float, got {type(v).__name__}.")
+
+
+def _outputs(op, packed, shapes, dtypes):
+    """Cut each output out of the packed byte buffer as a view."""
+    outs, off = [], 0
+    for shape, dt in zip(shapes, dtypes):
+        off = -(-off // _OUTPUT_ALIGN) * _OUTPUT_ALIGN
+        n = 1
+        for d in shape:
+            n *= d
+        nbytes = n * _mx.array(0, dtype=dt).itemsize
+        outs.append(packed[off : off + nbytes].view(dt).reshape(tuple(shape)))
+        off += nbytes
+    return outs
+
+
+def _check_outputs(op, shapes, dtypes, n_names=None):
+    shapes, dtypes = [tuple(int(d) for d in s) for s in shapes], list(dtypes)
+    if len(shapes) != len(dtypes) or (n_names is not None and len(shapes) != n_names):
+        raise ValueError(f"[{op}] Expected one output shape and dtype per output.")
+    for s in shapes:
+        if any(d < 0 for d in s):
+            raise ValueError(f"[{op}] Output shapes must be non-negative, got {s}.")
+    return shapes, dtypes
+
+
+class _CudaKernel:
+    """A kernel from CUDA source, compiled with NVRTC on first call (see cuda_kernel)."""
+
+    def __init__(self, name, input_names, output_names, source, header, ensure_row_contiguous, shared_memory):
+        op = "cuda_kernel"
+        if not isinstance(name, str) or not name.replace("_", "a").isalnum():
+            raise ValueError(f"[{op}] name must be a C identifier, got {name!r}.")
+        self.name = name
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        for n in self.input_names + self.output_names:
+            if not isinstance(n, str) or not n.replace("_", "a").isalnum() or n[:1].isdigit():
+                raise ValueError(f"[{op}] Parameter names must be C identifiers, got {n!r}.")
+        if len(set(self.input_names + self.output_names)) != len(self.input_names) + len(self.output_names):
+            raise ValueError(f"[{op}] Input and output names must be distinct.")
+        self.source = source
+        self.header = header
+        self.contiguous = bool(ensure_row_contiguous)
+        self.shared_memory = int(shared_memory)
+
+    def _signature(self, inputs, output_dtypes):
+        import re
+
+        params, args, arrays = [], [], []
+        for name, v in zip(self.input_names, inputs):
+            if isinstance(v, array):
+                i = len(arrays)
+                arrays.append(v)
+                params.append(f"const {_ctype('cuda_kernel', v.dtype)}* __restrict__ {name}")
+                args.append(("in", i))
+                for suffix, kind, ctype in (("shape", "shape", "const int*"), ("strides", "strides", "const long long*"), ("ndim", "ndim", "int")):
+                    if re.search(rf"\b{name}_{suffix}\b", self.source):
+                        params.append(f"{ctype} {name}_{suffix}")
+                        args.append((kind, i))
+            else:
+                arg, ctype = _scalar_param("cuda_kernel", v)
+                params.append(f"{ctype} {name}")
+                args.append(arg)
+        for i, (name, dt) in enumerate(zip(self.output_names, output_dtypes)):
+            params.append(f"{_ctype('cuda_kernel', dt)}* __restrict__ {name}")
+            args.append(("out", i))
+        return params, args, arrays
+
+    def __call__(self, *, inputs, output_shapes, output_dtypes, grid, threadgroup, template=None, init_value=None, verbose=False, stream=None):
+        op = "cuda_kernel"
+        inputs = list(inputs)
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"[{op}] Expected {len(self.input_names)} inputs, got {len(inputs)}.")
+        shapes, dtypes = _check_outputs(op, output_shapes, output_dtypes, len(self.output_names))
+        grid, threadgroup = _grid3(op, "grid", grid), _grid3(op, "threadgroup", threadgroup)
+        defs = []
+        for tname, tval in template or []:
+            if isinstance(tval, _mx.Dtype):
+                defs.append(f"typedef {_ctype(op, tval)} {tname};")
+            elif isinstance(tval, bool):
+                defs.append(f"constexpr bool {tname} = {'true' if tval else 'false'};")
+            elif isinstance(tval, int):
+                defs.append(f"constexpr int {tname} = {tval};")
+            else:
+                raise ValueError(f"[{op}] Template argument {tname} must be a dtype, int or bool.")
+        params, args, arrays = self._signature(inputs, dtypes)
+        fn = f"custom_kernel_{self.name}"
+        src = (
+            "#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n#include <cooperative_groups.h>\n"
+            f"{self.header}\n" + "\n".join(defs) + f'\nextern "C" __global__ void {fn}(' + ", ".join(params) + ") {\n"
+            f"{self.source}\n}}\n"
+        )
+        if verbose:
+            print(src)
+        _need_gpu(op)
+        packed = _native._cuda_kernel(
+            arrays, fn, "source", src, args, grid, threadgroup, self.shared_memory,
+            list(zip(shapes, dtypes)), None if init_value is None else float(init_value), self.contiguous,
+            stream=_mx.gpu if stream is None else stream,
+        )
+        return _outputs(op, packed, shapes, dtypes)
+
+
+def cuda_kernel(name, input_names, output_names, source, header="", ensure_row_contiguous=True, shared_memory=0):
+    """A custom CUDA kernel from the body ``source``: oxmx writes the signature (each input
+    ``const T* name`` — plus ``name_shape``/``name_strides``/``name_ndim`` when the source uses
+    them — scalars by value, then each output ``T* name``), compiles it with NVRTC on first
+    call and launches it on the GPU stream. ``grid`` counts threads (MLX's convention);
+    outputs start zeroed, or at ``init_value``. A compile error raises ValueError with the
+    NVRTC log. The kernel has no gradient; wrap it in ``mx.custom_function`` to give one."""
+    return _CudaKernel(name, input_names, output_names, source, header, ensure_row_contiguous, shared_memory)
+
+
+def precompiled_cuda_kernel(*, name, compiled_source, inputs, output_shapes, output_dtypes, scalars, grid, threadgroup,
+                            shared_memory=0, init_value=None, ensure_row_contiguous=False, stream=None):
+    """Launch the function ``name`` of a PTX text or cubin image: parameters are the inputs
+    (arrays as device pointers, Python scalars by value), the outputs, then ``scalars``."""
+    op = "precompiled_cuda_kernel"
+    if not isinstance(compiled_source, (bytes, bytearray)):
+        raise TypeError(f"[{op}] compiled_source must be bytes (PTX text or a cubin image).")
+    shapes, dtypes = _check_outputs(op, output_shapes, output_dtypes)
+    grid, threadgroup = _grid3(op, "grid", grid), _grid3(op, "threadgroup", threadgroup)
+    args, arrays = [], []
+    for v in list(inputs):
+        if isinstance(v, array):
+            args.append(("in", len(arrays)))
+            arrays.append(v)
+        else:
+            args.append(_scalar_param(op, v)[0])
+    args += [("out", i) for i in range(len(shapes))]
+    args += [_scalar_param(op, v)[0] for v in scalars]
+    code = bytes(compiled_source)
+    if code.startswith(b"\x7fELF"):
+        kind = "cubin"
+    else:
+        kind, code = "ptx", code.rstrip(b"\0").decode("utf-8", errors="strict")
+    _need_gpu(op)
+    packed = _native._cuda_kernel(
+        arrays, name, kind, code, args, grid, threadgroup, int(shared_memory), list(zip(shapes, dtypes)),
+        None if init_value is None else float(init_value), bool(ensure_row_contiguous),
+        stream=_mx.gpu if stream is None else stream,
+    )
+    return _outputs(op, packed, shapes, dtypes)
 
 
 def metal_kernel(*args, **kwargs):

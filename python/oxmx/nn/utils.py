@@ -5,7 +5,6 @@ from functools import wraps
 from typing import Any, Callable, Optional
 
 import oxmx.core as mx
-from oxmx.utils import tree_flatten, tree_map
 
 from .layers.base import Module
 from .layers.distributed import _check_single_process
@@ -64,21 +63,11 @@ def checkpoint(module: Module, fn: Optional[Callable] = None) -> Callable:
         raise TypeError(f"[checkpoint] module must be an nn.Module, got {type(module).__name__}.")
     if fn is None:
         fn = module.__call__
-    call = _with_parameters(module, fn)
+    checkpointed = mx.checkpoint(_with_parameters(module, fn))
 
     @wraps(fn)
     def wrapped(*args, **kwargs):
-        # mx.checkpoint differentiates positional arrays, so the arrays of the
-        # parameters and inputs travel flat and the trees are rebuilt inside.
-        inputs = (module.trainable_parameters(), args, kwargs)
-        arrays = [v for _, v in tree_flatten(inputs) if isinstance(v, mx.array)]
-
-        def flat_call(*new_arrays):
-            fresh = iter(new_arrays)
-            params, new_args, new_kwargs = tree_map(lambda v: next(fresh) if isinstance(v, mx.array) else v, inputs)
-            return call(params, *new_args, **new_kwargs)
-
-        return mx.checkpoint(flat_call)(*arrays)
+        return checkpointed(module.trainable_parameters(), *args, **kwargs)
 
     return wrapped
 

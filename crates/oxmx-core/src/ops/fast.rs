@@ -123,7 +123,7 @@ pub fn rope(
         ));
     }
     let d_last = x.shape()[x.ndim() - 1];
-    if dims == 0 || dims % 2 != 0 || dims > d_last {
+    if dims == 0 || !dims.is_multiple_of(2) || dims > d_last {
         return Err(Error::value(
             op,
             format!("dims must be a positive even number no larger than the last axis ({d_last}), got {dims}."),
@@ -232,8 +232,7 @@ pub fn scaled_dot_product_attention(
                 ));
             }
             let pad = 4 - m.ndim();
-            let m4: Vec<usize> = std::iter::repeat(1)
-                .take(pad)
+            let m4: Vec<usize> = std::iter::repeat_n(1, pad)
                 .chain(m.shape().iter().copied())
                 .collect();
             if m4.iter().zip(target).any(|(&a, b)| a != 1 && a != b) {

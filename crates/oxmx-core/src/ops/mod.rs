@@ -9,6 +9,7 @@ pub mod linalg;
 pub mod reduce;
 pub mod shape_ops;
 pub mod sort_scan;
+pub mod user_kernel;
 
 pub use creation::*;
 pub use elementwise::*;

@@ -86,8 +86,13 @@ pub fn vjp(c: &Custom, inputs: &[Array], cot: &Array) -> Result<Vec<Option<Array
     Ok(r)
 }
 
-pub fn jvp(c: &Custom, inputs: &[Array], tangents: &[Option<Array>]) -> Result<Option<Array>> {
-    let (n, k) = split(c, inputs)?;
+/// The tangent from the user's jvp override; None when the function has none.
+pub fn jvp_override(
+    c: &Custom,
+    inputs: &[Array],
+    tangents: &[Option<Array>],
+) -> Result<Option<Array>> {
+    let (n, _) = split(c, inputs)?;
     let primals = &inputs[..n];
     let pt: Vec<Array> = primals
         .iter()
@@ -101,6 +106,14 @@ pub fn jvp(c: &Custom, inputs: &[Array], tangents: &[Option<Array>]) -> Result<O
                 "The custom jvp returned too few tangents.",
             )
         }),
+        None => Ok(None),
+    }
+}
+
+pub fn jvp(c: &Custom, inputs: &[Array], tangents: &[Option<Array>]) -> Result<Option<Array>> {
+    let (_, k) = split(c, inputs)?;
+    match jvp_override(c, inputs, tangents)? {
+        Some(t) => Ok(Some(t)),
         None => Ok(tangents.get(k).cloned().flatten()),
     }
 }

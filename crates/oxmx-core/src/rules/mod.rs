@@ -13,6 +13,7 @@ mod reduce;
 mod scan_sort;
 mod structure;
 
+pub(crate) use custom::jvp_override as custom_jvp_override;
 pub(crate) use reduce::LogSumExpRules;
 
 use crate::array::Array;
@@ -30,6 +31,14 @@ fn fast_rule(k: &crate::primitive::FastKernel) -> Error {
     Error::unsupported(
         k.name(),
         "The fused kernel has no derivative of its own; differentiate oxmx.core.fast's function, whose rules use the composite formula.",
+    )
+}
+
+/// A user's CUDA kernel has no derivative (as in MLX); `custom_function` can give one.
+fn user_kernel_rule() -> Error {
+    Error::unsupported(
+        "cuda_kernel",
+        "A custom CUDA kernel has no derivative or batching rule; wrap it in mx.custom_function to give it one.",
     )
 }
 
@@ -80,6 +89,7 @@ pub fn vjp(
         }
         Custom(c) => custom::vjp(c, inputs, cot),
         Fast(k) => Err(fast_rule(k)),
+        UserKernel(_) => Err(user_kernel_rule()),
     }
 }
 
@@ -128,6 +138,7 @@ pub fn jvp(
         Sort { .. } => scan_sort::jvp_sort(inputs, tangents),
         Custom(c) => custom::jvp(c, inputs, tangents),
         Fast(k) => Err(fast_rule(k)),
+        UserKernel(_) => Err(user_kernel_rule()),
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);

@@ -326,6 +326,12 @@ pub fn vmap(
                 ins,
             )
         }
+        UserKernel(_) => {
+            return Err(Error::unsupported(
+                "cuda_kernel",
+                "A custom CUDA kernel has no batching rule; wrap it in mx.custom_function with a vmap rule.",
+            ))
+        }
         Custom(_) => {
             return Err(Error::runtime(
                 "vmap",
