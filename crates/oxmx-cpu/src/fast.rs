@@ -18,17 +18,25 @@ use std::borrow::Cow;
 trait Acc: num_traits::Float + GemmElem + Elem + Default + Send + Sync + std::iter::Sum {
     const DTYPE: Dtype;
     fn of(v: f64) -> Self;
+    /// exp in a form loops vectorize (softmax's branch-free f32 exp).
+    fn fast_exp(self) -> Self;
 }
 impl Acc for f32 {
     const DTYPE: Dtype = Dtype::Float32;
     fn of(v: f64) -> Self {
         v as f32
     }
+    fn fast_exp(self) -> Self {
+        crate::softmax::exp_f32(self)
+    }
 }
 impl Acc for f64 {
     const DTYPE: Dtype = Dtype::Float64;
     fn of(v: f64) -> Self {
         v
+    }
+    fn fast_exp(self) -> Self {
+        self.exp()
     }
 }
 
@@ -216,6 +224,20 @@ fn rope<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
         .unwrap_or(1)
         .max(1);
     let scale = F::of(scale);
+    // cos/sin of every (offset, position, pair) once, not once per row
+    let mut table = vec![(F::zero(), F::zero()); offsets.len() * t_len * half];
+    table
+        .par_chunks_mut(half.max(1))
+        .enumerate()
+        .for_each(|(bt, row)| {
+            let (b, t) = (bt / t_len, bt % t_len);
+            let off = offsets.get(b).copied().unwrap_or(0);
+            let pos = (F::of(t as f64) + F::of(off as f64)) * scale;
+            for (cs, &inv_i) in row.iter_mut().zip(&inv) {
+                let theta = pos * inv_i;
+                *cs = (theta.cos(), theta.sin());
+            }
+        });
     with_out::<F>(out, d, total, |dst| {
         dst.par_chunks_mut(d_len)
             .zip(x.par_chunks(d_len))
@@ -223,16 +245,14 @@ fn rope<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
             .with_min_len(MIN_ROWS)
             .for_each(|(row, (o, r))| {
                 let t = row % t_len;
-                let b = row / t_len / per_batch;
-                let off = if offsets.len() == 1 {
-                    offsets[0]
+                let b = if offsets.len() == 1 {
+                    0
                 } else {
-                    offsets.get(b).copied().unwrap_or(0)
+                    row / t_len / per_batch
                 };
-                let pos = (F::of(t as f64) + F::of(off as f64)) * scale;
-                for (i, &inv_i) in inv.iter().enumerate() {
-                    let theta = pos * inv_i;
-                    let (s, c) = (theta.sin(), theta.cos());
+                let start = (b * t_len + t) * half;
+                let cs = table.get(start..start + half).unwrap_or(&[]);
+                for (i, &(c, s)) in cs.iter().enumerate() {
                     let (a, bidx) = if traditional {
                         (2 * i, 2 * i + 1)
                     } else {
@@ -358,7 +378,7 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                             }
                             let mut sum = F::zero();
                             for sv in srow.iter_mut() {
-                                *sv = (*sv - m).exp();
+                                *sv = (*sv - m).fast_exp();
                                 sum = sum + *sv;
                             }
                             if let Some(sv) = sink_v {

@@ -36,40 +36,53 @@ def _flatten(tree, op, what="argument"):
     """The arrays of ``tree`` in order, and a function rebuilding ``tree`` from new ones.
     Any leaf that is not an array is an error (as MLX)."""
     leaves = []
-
-    def walk(node):
+    stack = [tree]  # iterative: the nesting depth is the caller's
+    while stack:
+        node = stack.pop()
         if isinstance(node, array):
             leaves.append(node)
-            return
-        if isinstance(node, (list, tuple)):
-            for c in node:
-                walk(c)
-            return
-        if isinstance(node, dict):
-            for c in node.values():
-                walk(c)
-            return
-        raise ValueError(f"[{op}] The {what} should contain only arrays, got {type(node).__name__}.")
-
-    walk(tree)
+        elif isinstance(node, (list, tuple)):
+            stack.extend(reversed(node))
+        elif isinstance(node, dict):
+            stack.extend(reversed(list(node.values())))
+        else:
+            raise ValueError(f"[{op}] The {what} should contain only arrays, got {type(node).__name__}.")
     return leaves, lambda new: _replace_arrays(tree, new)
+
+
+_END = object()
+
+
+def _children(node):
+    return list(node.values()) if isinstance(node, dict) else list(node)
+
+
+def _rebuilt(node, values):
+    return dict(zip(node.keys(), values)) if isinstance(node, dict) else type(node)(values)
 
 
 def _replace_arrays(tree, new):
     """``tree`` with its arrays replaced, in order, by the items of ``new`` (other leaves
-    are kept)."""
+    are kept). Iterative (no recursion depth set by the tree) and without self-referencing
+    closures, so results are freed as soon as the caller drops them (no reference cycle
+    waiting for the garbage collector)."""
     it = iter(new)
-
-    def build(node):
-        if isinstance(node, array):
-            return next(it)
-        if isinstance(node, (list, tuple)):
-            return type(node)(build(c) for c in node)
-        if isinstance(node, dict):
-            return {k: build(c) for k, c in node.items()}
-        return node
-
-    return build(tree)
+    container = (list, tuple, dict)
+    if not isinstance(tree, container):
+        return next(it) if isinstance(tree, array) else tree
+    root = []
+    stack = [(tree, [], iter(_children(tree)))]
+    while stack:
+        node, done, children = stack[-1]
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            (stack[-1][1] if stack else root).append(_rebuilt(node, done))
+        elif isinstance(child, container):
+            stack.append((child, [], iter(_children(child))))
+        else:
+            done.append(next(it) if isinstance(child, array) else child)
+    return root[0]
 
 
 def _check_inexact(op, arrays):
