@@ -1312,13 +1312,7 @@ def _convolve(d, name):
 # Inputs on which oxmx.core.fast still differs from MLX (reported, each has a failing test
 # in tests/test_fast.py). The generators keep them out of the comparison while a key is
 # listed here; delete the key once fast.py is fixed and the harness compares them too.
-FAST_OPEN = {
-    "norm-dtype",  # integer x/weight, and a bias without weight, promote unlike MLX
-    "rope-args",  # int freqs and 1-element offsets for B > 1 refused; a float offset truncated
-    "sdpa-dtypes",  # integer q/k/v/mask/sinks refused; sinks of a wider type accepted
-    "sdpa-masked-rows",  # rows with no visible key: NaN, MLX averages the values
-    "jvp-partial",  # jvp w.r.t. x alone: 0 * inf through freqs' zero tangent gives NaN
-}
+FAST_OPEN = set()  # every difference found so far is fixed
 
 
 def _fast_vec(d, n, x_dt, open_key="norm-dtype"):
@@ -1459,14 +1453,13 @@ def _fast_sdpa(d, name):
     tq, tk = d.int(1, 5), d.int(1, 6)
     dk = d.one([1, 4, 8])
     dv = dk if d.flag(0.7) else d.one([2, 8])
-    # NaN/inf in q or k next to a masked key is the masked-rows case again
-    specials = "sdpa-masked-rows" not in FAST_OPEN
-    q = d.arr(shape=(b, nq, tq, dk), dtype=dt, dom="unit", specials=specials)
-    k = d.arr(shape=(b, nkv, tk, dk), dtype=dt, dom="unit", specials=specials)
     mask = _fast_mask(d, b, nq, tq, tk, dt)
-    # NaN/inf values or sinks with a boolean or causal mask: MLX's gradient for the hidden
-    # keys is NaN (0 * NaN through its masking), oxmx's is 0 (a hidden key has no effect)
+    # NaN/inf in q, k, v or sinks with a boolean or causal mask: MLX's derivatives through
+    # a hidden score are NaN (0 * NaN through its masking), oxmx's are those of the
+    # function, which a hidden score does not change
     hides = isinstance(mask, str) or (isinstance(mask, A) and mask.dtype == "bool_")
+    q = d.arr(shape=(b, nq, tq, dk), dtype=dt, dom="unit", specials=not hides)
+    k = d.arr(shape=(b, nkv, tk, dk), dtype=dt, dom="unit", specials=not hides)
     v = d.arr(shape=(b, nkv, tk, dv), dtype=dt, dom="unit", specials=not hides)
     kw = {"scale": d.one([1.0, 0.5, dk ** -0.5])}
     if mask is not None:

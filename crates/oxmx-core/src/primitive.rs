@@ -335,11 +335,12 @@ pub trait CustomRules: Send + Sync {
         outputs: &[crate::Array],
         cotangents: &[crate::Array],
     ) -> crate::Result<Option<Vec<Option<crate::Array>>>>;
-    /// Tangents of all outputs given the primals' tangents.
+    /// Tangents of all outputs given the primals' tangents (None where a primal has no
+    /// tangent: it is held fixed).
     fn jvp(
         &self,
         primals: &[crate::Array],
-        tangents: &[crate::Array],
+        tangents: &[Option<crate::Array>],
     ) -> crate::Result<Option<Vec<crate::Array>>>;
     /// Batched outputs and their batch axes given batched primals.
     fn vmap(

@@ -97,7 +97,16 @@ impl Scalar {
             Int32 => int!(i32),
             Int64 => int!(i64),
             Float16 => f16::from_f64(self.as_f64()).to_le_bytes().to_vec(),
-            Bfloat16 => bf16::from_f64(self.as_f64()).to_le_bytes().to_vec(),
+            Bfloat16 => {
+                // every NaN is stored as +NaN (0x7FC0), as MLX does
+                let v = self.as_f64();
+                let b = if v.is_nan() {
+                    bf16::from_bits(0x7FC0)
+                } else {
+                    bf16::from_f64(v)
+                };
+                b.to_le_bytes().to_vec()
+            }
             Float32 => (self.as_f64() as f32).to_le_bytes().to_vec(),
             Float64 => self.as_f64().to_le_bytes().to_vec(),
             Complex64 => {

@@ -427,7 +427,7 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
                 ($f:expr) => {{
                     let f = $f;
                     map2(s, va, vb, o, |x: bf16, y: bf16| {
-                        bf16::from_f32(f(x.to_f32(), y.to_f32()))
+                        crate::elem::bf16_of(f(x.to_f32(), y.to_f32()))
                     })
                 }};
             }
@@ -478,7 +478,7 @@ pub fn run_inplace(
         Dtype::Float32 => typed!(f32, f32, |x| x, |x| x),
         Dtype::Float64 => typed!(f64, f64, |x| x, |x| x),
         Dtype::Float16 => typed!(f16, f32, f16::to_f32, f16::from_f32),
-        Dtype::Bfloat16 => typed!(bf16, f32, bf16::to_f32, bf16::from_f32),
+        Dtype::Bfloat16 => typed!(bf16, f32, bf16::to_f32, crate::elem::bf16_of),
         _ => return Ok(false),
     }
     Ok(true)

@@ -65,7 +65,53 @@ macro_rules! half_elem {
         }
     )*};
 }
-half_elem!(f16, bf16);
+half_elem!(f16);
+
+/// f32 → bfloat16, round to nearest even; every NaN becomes the positive quiet NaN
+/// 0x7FC0, as MLX stores it.
+#[inline]
+pub fn bf16_of(v: f32) -> bf16 {
+    if v.is_nan() {
+        bf16::from_bits(0x7FC0)
+    } else {
+        bf16::from_f32(v)
+    }
+}
+
+impl Elem for bf16 {
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    #[inline]
+    fn to_i64(self) -> i64 {
+        self.to_f32() as i64
+    }
+    #[inline]
+    fn to_u64(self) -> u64 {
+        self.to_f32() as u64
+    }
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        if v.is_nan() {
+            bf16::from_bits(0x7FC0)
+        } else {
+            bf16::from_f64(v)
+        }
+    }
+    #[inline]
+    fn from_i64(v: i64) -> Self {
+        bf16::from_f64(v as f64)
+    }
+    #[inline]
+    fn from_u64(v: u64) -> Self {
+        bf16::from_f64(v as f64)
+    }
+    #[inline]
+    fn is_zero(self) -> bool {
+        self.to_f32() == 0.0
+    }
+}
 
 impl Elem for Complex32 {
     fn to_f64(self) -> f64 {

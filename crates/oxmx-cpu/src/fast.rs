@@ -363,7 +363,8 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                                             .unwrap_or(F::zero());
                                 }
                                 if !keep {
-                                    val = F::neg_infinity();
+                                    // MLX's fill: a row with every key hidden averages v
+                                    val = F::min_value();
                                 }
                                 if val > m || val.is_nan() {
                                     m = if m.is_nan() { m } else { val };

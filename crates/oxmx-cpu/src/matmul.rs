@@ -309,7 +309,7 @@ pub fn run(a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
             let mut tmp = vec![0f32; o.len()];
             batched::<f32>(oa, ob, &mut tmp)?;
             for (d, &s) in o.iter_mut().zip(&tmp) {
-                *d = bf16::from_f32(s);
+                *d = crate::elem::bf16_of(s);
             }
             Ok(())
         }

@@ -183,7 +183,7 @@ macro_rules! float_red {
 float_red!(f32, f32, |x: f32| x, |a: f32| a);
 float_red!(f64, f64, |x: f64| x, |a: f64| a);
 float_red!(f16, f32, |x: f16| x.to_f32(), f16::from_f32);
-float_red!(bf16, f32, |x: bf16| x.to_f32(), bf16::from_f32);
+float_red!(bf16, f32, |x: bf16| x.to_f32(), crate::elem::bf16_of);
 
 fn c_nan(x: Complex32) -> bool {
     x.re.is_nan() || x.im.is_nan()

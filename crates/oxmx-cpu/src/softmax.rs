@@ -193,7 +193,7 @@ macro_rules! half_soft {
                 tmp2.resize(n, 0.0);
                 softmax_row_f32(tmp, tmp2);
                 for (o, &v) in out.iter_mut().zip(tmp2.iter()) {
-                    *o = <$t>::from_f32(v);
+                    *o = <$t as crate::elem::Elem>::from_f64(v as f64);
                 }
             }
         }

@@ -158,7 +158,7 @@ pub fn run(
             macro_rules! go {
                 ($f:expr) => {{
                     let f = $f;
-                    map1(shape, v, o, |e: bf16| bf16::from_f32(f(e.to_f32())))
+                    map1(shape, v, o, |e: bf16| crate::elem::bf16_of(f(e.to_f32())))
                 }};
             }
             float_unary!(op, f32, libm::erff, erfinv_f32, go)
@@ -340,7 +340,7 @@ pub fn run_inplace(
             libm::erff,
             erfinv_f32,
             bf16::to_f32,
-            bf16::from_f32
+            crate::elem::bf16_of
         ),
         _ => return Ok(false),
     }

@@ -75,7 +75,7 @@ fn rope_src(d: Dtype, traditional: bool, freqs: bool) -> Result<String> {
     let (tr, fr) = (traditional as u8, freqs as u8);
     Ok(format!(
         "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define TRAD {tr}\n#define FREQS {fr}\n\
-extern \"C\" __global__ void k(const {t}* __restrict__ x, const long long* __restrict__ offs, const float* __restrict__ freqs, {t}* __restrict__ y,\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ x, const long long* __restrict__ offs, const ACC* __restrict__ freqs, {t}* __restrict__ y,\n\
     long long rows, long long T, long long D, long long dims, long long per_batch, long long n_offs, double step, double ln_base, double scale) {{\n\
   long long half = dims / 2, work = half + (D - dims);\n\
   long long total = rows * work;\n\
@@ -85,7 +85,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ x, const long long* __res
     if (i >= half) {{ long long j = dims + (i - half); o[j] = r[j]; continue; }}\n\
     long long t = row % T, b = row / T / per_batch;\n\
     long long off = n_offs == 1 ? offs[0] : offs[b];\n\
-    ACC invf = FREQS ? (ACC)(1.0f / freqs[i]) : exp(-((ACC)i * (ACC)step) * (ACC)ln_base);\n\
+    ACC invf = FREQS ? (ACC)1 / freqs[i] : exp(-((ACC)i * (ACC)step) * (ACC)ln_base);\n\
     ACC pos = ((ACC)t + (ACC)off) * (ACC)scale;\n\
     ACC th = pos * (ACC)invf;\n\
     ACC s = sin(th), c = cos(th);\n\
@@ -150,8 +150,13 @@ fn sdpa_src(
         t
     };
     let sk = sinks as u8;
+    let lowest = if d == Dtype::Float64 {
+        "-1.7976931348623157e308"
+    } else {
+        "-3.402823466e38"
+    };
     Ok(format!(
-        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define DK {dk}\n#define DV {dv}\n#define TK {tk}\n#define NC {nc}\n#define NW {SDPA_WARPS}\n#define MASK {mk}\n#define SINKS {sk}\n\
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define DK {dk}\n#define DV {dv}\n#define TK {tk}\n#define NC {nc}\n#define NW {SDPA_WARPS}\n#define MASK {mk}\n#define SINKS {sk}\n#define LOWEST ((ACC){lowest})\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict__ kk, const {t}* __restrict__ v, const {mt}* __restrict__ mask, const {t}* __restrict__ sinks, {t}* __restrict__ out,\n\
     long long Hq, long long Hkv, long long Lq, long long Lk, double scale, long long ms0, long long ms1, long long ms2, long long ms3) {{\n\
   __shared__ ACC ks[TK][DK + 1]; __shared__ ACC vs[TK][DV]; __shared__ ACC qs[NW][DK];\n\
@@ -166,7 +171,9 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
   #pragma unroll\n\
   for (int c = 0; c < NC; ++c) acc[c] = 0;\n\
   long long kend = Lk;\n\
-  if (MASK == 1) {{ long long last = (long long)blockIdx.x * NW + NW - 1; if (last > Lq - 1) last = Lq - 1; long long e = last + shift + 1; if (e < kend) kend = e < 0 ? 0 : e; }}\n\
+  // causal: keys past the block's last row are hidden from all its rows, unless a row\n\
+  // sees no key at all (it then averages every value, as MLX)\n\
+  if (MASK == 1 && (long long)blockIdx.x * NW + shift >= 0) {{ long long last = (long long)blockIdx.x * NW + NW - 1; if (last > Lq - 1) last = Lq - 1; long long e = last + shift + 1; if (e < kend) kend = e; }}\n\
   const {t}* kb = kk + kvh * Lk * DK; const {t}* vb = v + kvh * Lk * DV;\n\
   for (long long t0 = 0; t0 < kend; t0 += TK) {{\n\
     __syncthreads();\n\
@@ -184,9 +191,9 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
       long long mo = b * ms0 + h * ms1 + i * ms2 + key * ms3;\n\
       (void)mo;\n\
 #if MASK == 1\n\
-      if (key > i + shift) s = -OX_INF;\n\
+      if (key > i + shift) s = LOWEST;\n\
 #elif MASK == 2\n\
-      if (!mask[mo]) s = -OX_INF;\n\
+      if (!mask[mo]) s = LOWEST;\n\
 #elif MASK == 3\n\
       s = s + ldf(mask[mo]);\n\
 #endif\n\
@@ -194,8 +201,8 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
     ACC tm = s;\n\
     for (int o = 16; o > 0; o >>= 1) tm = nmax(tm, __shfl_xor_sync(0xffffffffu, tm, o));\n\
     ACC mn = nmax(m, tm);\n\
-    ACC corr = exp(m - mn);\n\
-    ACC p = (lane < TK && key < Lk) ? exp(s - mn) : (ACC)0;\n\
+    ACC corr = (m == mn) ? (ACC)1 : exp(m - mn);\n\
+    ACC p = (lane < TK && key < Lk && mn != -OX_INF) ? exp(s - mn) : (ACC)0;\n\
     ACC ps = p;\n\
     for (int o = 16; o > 0; o >>= 1) ps += __shfl_xor_sync(0xffffffffu, ps, o);\n\
     l = l * corr + ps; m = mn;\n\
@@ -208,7 +215,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
     }}\n\
   }}\n\
   if (!active) return;\n\
-  ACC inv = (ACC)1 / l;\n\
+  ACC inv = Lk == 0 ? (ACC)0 : (ACC)1 / l;\n\
   #pragma unroll\n\
   for (int c = 0; c < NC; ++c) {{ int dd = lane + 32 * c; if (dd < DV) sto(&out[(bh * Lq + i) * DV + dd], acc[c] * inv); }}\n\
 }}\n"

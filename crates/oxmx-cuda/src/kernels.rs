@@ -52,8 +52,9 @@ __device__ __forceinline__ void locate(const Meta& m, long long i, long long* id
     for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
   }
 }
-// float16/bfloat16 <-> float as the CPU backend (the `half` crate) converts: NaNs keep
-// their sign and payload and get the quiet bit; other values round to nearest even.
+// float16/bfloat16 <-> float as the CPU backend converts: float16 NaNs keep their sign
+// and payload and get the quiet bit; every bfloat16 NaN is stored as +NaN (0x7FC0, as
+// MLX); other values round to nearest even.
 __device__ __forceinline__ float ld(__half h) {
   unsigned short b = __half_as_ushort(h);
   if ((b & 0x7C00) == 0x7C00 && (b & 0x03FF)) return __uint_as_float(((unsigned)(b & 0x8000) << 16) | 0x7FC00000u | ((unsigned)(b & 0x03FF) << 13));
@@ -69,7 +70,7 @@ __device__ __forceinline__ __half st_half(float v) {
   return __float2half_rn(v);
 }
 __device__ __forceinline__ __nv_bfloat16 st_bf16(float v) {
-  if (isnan(v)) return __ushort_as_bfloat16((unsigned short)((__float_as_uint(v) >> 16) | 0x0040));
+  if (isnan(v)) return __ushort_as_bfloat16((unsigned short)0x7FC0);
   return __float2bfloat16_rn(v);
 }
 template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }

@@ -157,12 +157,20 @@ impl oxmx::primitive::CustomRules for PyRules {
         .map_err(py_err)
     }
 
-    fn jvp(&self, primals: &[Array], tangents: &[Array]) -> oxmx::Result<Option<Vec<Array>>> {
+    fn jvp(
+        &self,
+        primals: &[Array],
+        tangents: &[Option<Array>],
+    ) -> oxmx::Result<Option<Vec<Array>>> {
         Python::with_gil(|py| -> PyResult<Option<Vec<Array>>> {
+            let ts = tangents
+                .iter()
+                .map(|t| t.as_ref().map(|a| Py::new(py, wrap(a.clone()))).transpose())
+                .collect::<PyResult<Vec<_>>>()?;
             let r = self
                 .obj
                 .bind(py)
-                .call_method1("jvp", (to_py(py, primals)?, to_py(py, tangents)?))?;
+                .call_method1("jvp", (to_py(py, primals)?, ts))?;
             if r.is_none() {
                 return Ok(None);
             }

@@ -43,7 +43,7 @@ def rope_angles(length, dims, base, scale, offset, freqs, dtype=mx.float32):
     else float32); ``offset`` is an int or an array of shape () or (B,)."""
     half = dims // 2
     if freqs is not None:
-        inv = mx.reciprocal(freqs.astype(mx.float32)).astype(dtype)
+        inv = mx.reciprocal(freqs.astype(dtype))
     else:
         inv = mx.exp(-(mx.arange(0, half, dtype=dtype) * (2.0 / dims)) * math.log(base))
     pos = mx.arange(length, dtype=dtype)
@@ -93,12 +93,15 @@ def scaled_dot_product_attention(q, k, v, scale, mask=None, sinks=None):
         vf = mx.repeat(vf, rep, axis=1)
     scores = qf @ mx.swapaxes(kf, -1, -2)
     lq, lk = scores.shape[-2], scores.shape[-1]
+    # as MLX: hidden scores take the lowest finite value, so a row with every key hidden
+    # averages v instead of giving NaN
+    lowest = mx.finfo(scores.dtype).min
     if isinstance(mask, str):
         allowed = mx.arange(lq)[:, None] + (lk - lq) >= mx.arange(lk)[None, :]
-        scores = mx.where(allowed, scores, -mx.inf)
+        scores = mx.where(allowed, scores, lowest)
     elif mask is not None:
         if mask.dtype == mx.bool_:
-            scores = mx.where(mask, scores, -mx.inf)
+            scores = mx.where(mask, scores, lowest)
         else:
             scores = scores + _acc(mask)
     if sinks is not None:

@@ -10,7 +10,7 @@ only maps Python arguments (pytrees, argnums, axes) onto that.
 import functools
 
 from oxmx import _oxmx as _native
-from oxmx._oxmx import array
+from oxmx._oxmx import array, zeros_like
 
 _T = _native.transforms
 
@@ -377,6 +377,10 @@ class _Rules:
     def jvp(self, primals, tangents):
         if self.cf._jvp is None:
             return None
+        # a primal without a tangent (None) is held fixed; a user's rule sees zeros there,
+        # as in MLX; internal rules that set _jvp_takes_none see None
+        if not getattr(self.cf, "_jvp_takes_none", False):
+            tangents = [zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
         t = self.cf._jvp(self._primals(primals), self._primals(tangents))
         flat, _ = _flatten(t, "custom_function", "custom jvp's result")
         return flat

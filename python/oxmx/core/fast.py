@@ -6,11 +6,13 @@ the kernel is wrapped in a ``custom_function`` whose vjp, jvp and vmap are those
 composite, so gradients of any order and batching work and agree with the formula.
 """
 
+import numbers as _numbers
+
 from oxmx import _oxmx as _native
-from oxmx._oxmx import array
+from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
-from ._transforms import custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
+from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
 # (rare) take the composite formula, which runs on the same device.
@@ -50,7 +52,7 @@ def _fused(native, composite, *args):
 
         return f, [primals[k] for k in float_pos]
 
-    cf = custom_function(lambda *xs: native(*full(xs)))
+    cf = _custom_function(lambda *xs: native(*full(xs)))
 
     def rule_vjp(primals, cotangent, output):
         f, floats = over_floats(primals)
@@ -61,8 +63,17 @@ def _fused(native, composite, *args):
         return tuple(res)
 
     def rule_jvp(primals, tangents):
-        f, floats = over_floats(primals)
-        _, t = _jvp(f, floats, [tangents[k] for k in float_pos])
+        # only the inputs that carry a tangent move (a zero tangent times an infinite
+        # input would be NaN)
+        moving = [k for k in float_pos if tangents[k] is not None]
+
+        def f(*vals):
+            xs = list(primals)
+            for k, v in zip(moving, vals):
+                xs[k] = v
+            return composite(*full(xs))
+
+        _, t = _jvp(f, [primals[k] for k in moving], [tangents[k] for k in moving])
         return t
 
     def rule_vmap(primals, axes):
@@ -70,63 +81,68 @@ def _fused(native, composite, *args):
 
     cf.vjp(rule_vjp)
     cf.jvp(rule_jvp)
+    cf._jvp_takes_none = True
     cf.vmap(rule_vmap)
     return cf(*arrays)
 
 
-def _as_float(a):
-    """Integer and bool inputs compute in float32 (as MLX)."""
-    if isinstance(a, array) and not _mx.issubdtype(a.dtype, _mx.inexact):
-        return a.astype(_mx.float32)
-    return a
+def _number(op, name, v):
+    """A Python number argument (eps, scale): a TypeError otherwise, as MLX."""
+    if isinstance(v, bool) or not isinstance(v, _numbers.Real):
+        raise TypeError(f"[{op}] {name} must be a number, got {type(v).__name__}.")
+    return float(v)
+
+
+def _norm_inputs(op, x, weight, bias=None):
+    """MLX's dtype rule for the norms: the result has x's dtype, or with a weight the
+    promotion of x, weight (and bias), and must be a float type. Returns the inputs cast
+    for the kernel and that result dtype: integer x is computed in float32 from its
+    values (not from their rounding to a half type) and the result rounded once."""
+    for name, v in (("x", x), ("weight", weight), ("bias", bias)):
+        if v is not None and not isinstance(v, _array):
+            raise TypeError(f"[{op}] {name} must be an array, got {type(v).__name__}.")
+    out = x.dtype if weight is None else _mx.result_type(*[v for v in (x, weight, bias) if v is not None])
+    if not _mx.issubdtype(out, _mx.floating):
+        raise ValueError(f"[{op}] Received unsupported type {out}.")
+    if x.ndim == 0:
+        raise ValueError(f"[{op}] Input must have at least 1 dimension.")
+    compute = out if _mx.issubdtype(x.dtype, _mx.floating) else _mx.result_type(out, _mx.float32)
+    cast = [None if v is None else v.astype(compute) for v in (x, weight, bias)]
+    for name, v in (("weight", cast[1]), ("bias", cast[2])):
+        if v is not None and (v.ndim != 1 or v.shape[0] != x.shape[-1]):
+            raise ValueError(
+                f"[{op}] {name} must have shape ({x.shape[-1]},) to match the last axis of the input, got {v.shape}."
+            )
+    return cast, out
 
 
 def _float_check(op, name, a):
-    if not isinstance(a, array):
+    if not isinstance(a, _array):
         raise TypeError(f"[{op}] {name} must be an array, got {type(a).__name__}.")
     if not _mx.issubdtype(a.dtype, _mx.floating):
         raise ValueError(f"[{op}] {name} must be a floating-point array, got {a.dtype}.")
 
 
-def _vector_check(op, name, v, x):
-    if v is None:
-        return
-    _float_check(op, name, v)
-    if v.ndim != 1 or v.shape[0] != x.shape[-1]:
-        raise ValueError(
-            f"[{op}] {name} must have shape ({x.shape[-1]},) to match the last axis of the input, got {v.shape}."
-        )
-
-
 def rms_norm(x, weight, eps, *, stream=None):
     """Root-mean-square normalisation over the last axis, scaled by ``weight`` if given."""
-    x, weight = _as_float(x), _as_float(weight)
-    _float_check("rms_norm", "x", x)
-    if x.ndim == 0:
-        raise ValueError("[rms_norm] Input must have at least 1 dimension.")
-    _vector_check("rms_norm", "weight", weight, x)
-    eps = float(eps)
-    return _fused(
-        lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight
-    )
+    eps = _number("rms_norm", "eps", eps)
+    (x, weight, _), out = _norm_inputs("rms_norm", x, weight)
+    y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight)
+    return y.astype(out)
 
 
 def layer_norm(x, weight, bias, eps, *, stream=None):
     """Layer normalisation over the last axis, with optional ``weight`` and ``bias``."""
-    x, weight, bias = _as_float(x), _as_float(weight), _as_float(bias)
-    _float_check("layer_norm", "x", x)
-    if x.ndim == 0:
-        raise ValueError("[layer_norm] Input must have at least 1 dimension.")
-    _vector_check("layer_norm", "weight", weight, x)
-    _vector_check("layer_norm", "bias", bias, x)
-    eps = float(eps)
-    return _fused(
+    eps = _number("layer_norm", "eps", eps)
+    (x, weight, bias), out = _norm_inputs("layer_norm", x, weight, bias)
+    y = _fused(
         lambda x, w, b: _native._fast_layer_norm(x, w, b, eps),
         lambda x, w, b: _ref.layer_norm(x, w, b, eps),
         x,
         weight,
         bias,
     )
+    return y.astype(out)
 
 
 def rope(a, dims, *, traditional, base, scale, offset, freqs=None, stream=None):
@@ -135,24 +151,33 @@ def rope(a, dims, *, traditional, base, scale, offset, freqs=None, stream=None):
     _float_check("rope", "a", a)
     if a.ndim < 3:
         raise ValueError(f"[rope] Input must have at least 3 dimensions, got {a.ndim}.")
+    if isinstance(dims, bool) or not isinstance(dims, _numbers.Integral):
+        raise TypeError(f"[rope] dims must be an integer, got {type(dims).__name__}.")
     dims = int(dims)
     if dims <= 0 or dims % 2 or dims > a.shape[-1]:
         raise ValueError(f"[rope] dims must be a positive even number no larger than the last axis ({a.shape[-1]}), got {dims}.")
     if (base is None) == (freqs is None):
         raise ValueError("[rope] Exactly one of base and freqs must be None.")
     if freqs is not None:
-        _float_check("rope", "freqs", freqs)
+        if not isinstance(freqs, _array):
+            raise TypeError(f"[rope] freqs must be an array, got {type(freqs).__name__}.")
+        if not _mx.issubdtype(freqs.dtype, _mx.floating):
+            freqs = freqs.astype(_mx.float32)
         if freqs.shape != (dims // 2,):
             raise ValueError(f"[rope] freqs must have shape ({dims // 2},), got {freqs.shape}.")
-    if isinstance(offset, array):
-        if offset.ndim > 1 or (offset.ndim == 1 and offset.shape[0] != a.shape[0]):
+    if isinstance(offset, _array):
+        if offset.ndim > 1 or (offset.ndim == 1 and offset.shape[0] not in (1, a.shape[0])):
             raise ValueError(f"[rope] offset must be a scalar or have shape ({a.shape[0]},), got {offset.shape}.")
         if not _mx.issubdtype(offset.dtype, _mx.integer):
             raise ValueError(f"[rope] offset must be an integer array, got {offset.dtype}.")
+        if offset.ndim == 1 and offset.shape[0] != a.shape[0]:
+            offset = offset.reshape(())  # one offset for every example, as MLX broadcasts it
+    elif isinstance(offset, bool) or not isinstance(offset, _numbers.Integral):
+        raise ValueError(f"[rope] offset must be an integer or an integer array, got {type(offset).__name__}.")
     else:
         offset = _mx.array(int(offset), dtype=_mx.int64)
-    traditional, scale = bool(traditional), float(scale)
-    base = None if base is None else float(base)
+    traditional, scale = bool(traditional), _number("rope", "scale", scale)
+    base = None if base is None else _number("rope", "base", base)
     return _fused(
         lambda a, off, fr: _native._fast_rope(a, dims, traditional, base, scale, off, fr),
         lambda a, off, fr: _ref.rope(a, dims, traditional, base, scale, off, fr),
@@ -166,10 +191,16 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
     """``softmax(q @ k.T * scale + mask) @ v`` per head, with grouped-query heads, the
     ``"causal"`` mask (bottom-right aligned), boolean or additive masks and sinks."""
     op = "scaled_dot_product_attention"
+    scale = _number(op, "scale", scale)
     for name, t in (("q", q), ("k", k), ("v", v)):
-        _float_check(op, name, t)
+        if not isinstance(t, _array):
+            raise TypeError(f"[{op}] {name} must be an array, got {type(t).__name__}.")
         if t.ndim != 4:
             raise ValueError(f"[{op}] {name} must have 4 dimensions [B, N, T, D], got shape {t.shape}.")
+    out_t = _mx.result_type(q, k, v)
+    if not _mx.issubdtype(out_t, _mx.floating):
+        raise ValueError(f"[{op}] q, k and v must promote to a floating-point type, got {out_t}.")
+    q, k, v = q.astype(out_t), k.astype(out_t), v.astype(out_t)
     if k.shape != v.shape[:3] + (k.shape[3],) or k.shape[:3] != v.shape[:3]:
         raise ValueError(f"[{op}] k and v must agree on [B, N_kv, T_kv], got {k.shape} and {v.shape}.")
     if q.shape[3] != k.shape[3]:
@@ -182,7 +213,7 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if mask != "causal":
             raise ValueError(f"[{op}] Invalid mask type '{mask}'; the only string mask is 'causal'.")
     elif mask is not None:
-        if not isinstance(mask, array):
+        if not isinstance(mask, _array):
             raise TypeError(f"[{op}] mask must be None, 'causal' or an array, got {type(mask).__name__}.")
         if mask.ndim > 4:
             raise ValueError(f"[{op}] mask can have at most 4 dimensions, got {mask.ndim}.")
@@ -194,14 +225,17 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if _mx.broadcast_shapes(mask.shape, target) != target:
             raise ValueError(f"[{op}] mask of shape {mask.shape} does not broadcast to {target}.")
     if sinks is not None:
-        _float_check(op, "sinks", sinks)
+        if not isinstance(sinks, _array):
+            raise TypeError(f"[{op}] sinks must be an array, got {type(sinks).__name__}.")
         if sinks.shape != (q.shape[1],):
             raise ValueError(f"[{op}] sinks must have shape ({q.shape[1]},), got {sinks.shape}.")
+        if _mx.result_type(out_t, sinks) != out_t:
+            raise ValueError(f"[{op}] Type of sinks must promote to output type {out_t}.")
+        sinks = sinks.astype(out_t)
     if not isinstance(mask, str) and mask is not None and mask.dtype != _mx.bool_:
-        out_t = _mx.result_type(q, k, v)
         if _mx.result_type(out_t, mask) != out_t:
             raise ValueError(f"[{op}] Mask type must promote to output type {out_t}.")
-    scale = float(scale)
+        mask = mask.astype(out_t)
     causal = isinstance(mask, str)
     arr_mask = None if causal else mask
 
@@ -209,6 +243,8 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         return _ref.scaled_dot_product_attention(q, k, v, scale, "causal" if causal else m, s)
 
     if max(q.shape[3], v.shape[3]) > _SDPA_MAX_HEAD or q.shape[0] * q.shape[1] > 65535:
+        if force_fused:
+            raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
     return _fused(
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks
@@ -217,10 +253,12 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
 
 def cross_entropy(logits, targets, *, stream=None):
     """``logsumexp(logits, -1) - logits[..., targets]`` in float32, shaped as ``targets``."""
+    if not isinstance(targets, _array):
+        raise TypeError(f"[cross_entropy] targets must be an array, got {type(targets).__name__}.")
     _float_check("cross_entropy", "logits", logits)
     if logits.ndim == 0:
         raise ValueError("[cross_entropy] logits must have at least 1 dimension.")
-    if not isinstance(targets, array) or not _mx.issubdtype(targets.dtype, _mx.integer):
+    if not isinstance(targets, _array) or not _mx.issubdtype(targets.dtype, _mx.integer):
         raise ValueError("[cross_entropy] targets must be an integer array of class indices.")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"[cross_entropy] targets must have shape {logits.shape[:-1]}, got {targets.shape}.")
@@ -316,7 +354,7 @@ class _CudaKernel:
 
         params, args, arrays = [], [], []
         for name, v in zip(self.input_names, inputs):
-            if isinstance(v, array):
+            if isinstance(v, _array):
                 i = len(arrays)
                 arrays.append(v)
                 params.append(f"const {_ctype('cuda_kernel', v.dtype)}* __restrict__ {name}")
@@ -390,7 +428,7 @@ def precompiled_cuda_kernel(*, name, compiled_source, inputs, output_shapes, out
     grid, threadgroup = _grid3(op, "grid", grid), _grid3(op, "threadgroup", threadgroup)
     args, arrays = [], []
     for v in list(inputs):
-        if isinstance(v, array):
+        if isinstance(v, _array):
             args.append(("in", len(arrays)))
             arrays.append(v)
         else:

@@ -150,7 +150,6 @@ pub fn rope(
     }
     let mut ins = vec![x.clone(), astype(offset, Dtype::Int64)?];
     if let Some(f) = freqs {
-        float_input(op, "freqs", f)?;
         if f.shape() != [dims / 2] {
             return Err(Error::value(
                 op,
@@ -161,7 +160,13 @@ pub fn rope(
                 ),
             ));
         }
-        ins.push(astype(f, Dtype::Float32)?);
+        // frequencies in the compute type: f64 for f64 inputs, else f32
+        let fd = if x.dtype() == Dtype::Float64 {
+            Dtype::Float64
+        } else {
+            Dtype::Float32
+        };
+        ins.push(astype(f, fd)?);
     }
     let k = FastKernel::Rope {
         dims,

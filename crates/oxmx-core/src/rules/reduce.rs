@@ -181,12 +181,10 @@ impl CustomRules for LogSumExpRules {
         Ok(Some(vec![Some(mul(&g, &self.weights(x)?)?)]))
     }
 
-    fn jvp(&self, primals: &[Array], tangents: &[Array]) -> Result<Option<Vec<Array>>> {
+    fn jvp(&self, primals: &[Array], tangents: &[Option<Array>]) -> Result<Option<Vec<Array>>> {
         let x = self.input(primals)?;
-        let t = tangents
-            .first()
-            .ok_or_else(|| Error::runtime("logsumexp", "Internal error: missing tangent."))?;
-        let w = mul(t, &self.weights(x)?)?;
+        let t = super::tangent_or_zeros(x, tangents.first().and_then(Option::as_ref))?;
+        let w = mul(&t, &self.weights(x)?)?;
         Ok(Some(vec![ops::sum(&w, Some(&self.axes), self.keepdims)?]))
     }
 
