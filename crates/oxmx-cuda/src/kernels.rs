@@ -587,6 +587,9 @@ fn include_paths() -> Vec<String> {
     }
     v.push("/usr/local/cuda/include".into());
     v.push("/usr/local/cuda-13.0/include".into());
+    // CUDA 13 keeps libcu++ (`cuda/std/...`, needed by cooperative_groups) under cccl/
+    let cccl: Vec<String> = v.iter().map(|p| format!("{p}/cccl")).collect();
+    v.extend(cccl);
     v.retain(|p| std::path::Path::new(p).exists());
     v
 }

@@ -319,6 +319,24 @@ def _outputs(op, packed, shapes, dtypes):
     return outs
 
 
+def _without_derivative(op, arrays, outs):
+    """The outputs, tied to the inputs by a rule that refuses to differentiate or batch
+    (the packed buffer is uint8, so without it a gradient would silently be zero)."""
+    if not arrays:
+        return outs
+
+    def refuse(*_):
+        raise ValueError(
+            f"[{op}] A custom CUDA kernel has no derivative or batching rule; wrap it in mx.custom_function to give it one."
+        )
+
+    cf = _custom_function(lambda *xs: outs)
+    cf.vjp(refuse)
+    cf.jvp(refuse)
+    cf.vmap(refuse)
+    return cf(*arrays)
+
+
 def _check_outputs(op, shapes, dtypes, n_names=None):
     shapes, dtypes = [tuple(int(d) for d in s) for s in shapes], list(dtypes)
     if len(shapes) != len(dtypes) or (n_names is not None and len(shapes) != n_names):
@@ -404,7 +422,7 @@ class _CudaKernel:
             list(zip(shapes, dtypes)), None if init_value is None else float(init_value), self.contiguous,
             stream=_mx.gpu if stream is None else stream,
         )
-        return _outputs(op, packed, shapes, dtypes)
+        return _without_derivative(op, arrays, _outputs(op, packed, shapes, dtypes))
 
 
 def cuda_kernel(name, input_names, output_names, source, header="", ensure_row_contiguous=True, shared_memory=0):
@@ -446,7 +464,7 @@ def precompiled_cuda_kernel(*, name, compiled_source, inputs, output_shapes, out
         None if init_value is None else float(init_value), bool(ensure_row_contiguous),
         stream=_mx.gpu if stream is None else stream,
     )
-    return _outputs(op, packed, shapes, dtypes)
+    return _without_derivative(op, arrays, _outputs(op, packed, shapes, dtypes))
 
 
 def metal_kernel(*args, **kwargs):
