@@ -629,3 +629,13 @@ def test_array_buffer_size():
     mx.eval(v)
     # a view shares its buffer: counted once
     assert mx.get_array_buffer_size(x, [x, {"v": v}]) == 48
+
+
+def test_bfloat16_nans_are_stored_positive():
+    """As MLX: a NaN computed in float32 and stored as bfloat16 is +NaN (0x7FC0), whatever
+    its sign (sqrt of a negative is -NaN on x86)."""
+    x = mx.array([-1.0, 0.0, 4.0])
+    for y in (mx.sqrt(x).astype(mx.bfloat16), mx.sqrt(x.astype(mx.bfloat16)), (-mx.array(float("nan"))).astype(mx.bfloat16)):
+        bits = np.array(y.view(mx.uint16)).reshape(-1)
+        assert bits[0] == 0x7FC0, hex(bits[0])
+    assert "-nan" not in repr(mx.sqrt(x.astype(mx.bfloat16)))

@@ -141,10 +141,6 @@ KNOWN = [
     # ------------------------------------------------------------------ open (to fix)
     Known("complex-expm1", "extends", "expm1 on complex64: MLX raises, oxmx computes exp(z) - 1.",
           names=["expm1"], pattern=r"Not supported"),
-    Known("bf16-nan-sign", "open", "The sign bit of NaNs computed in float32 and stored as bfloat16 (sqrt of a "
-          "negative, 0 * inf): MLX's float->bfloat16 conversion makes them +NaN, oxmx keeps the sign (printed "
-          "-nan). Values compare equal as NaN; only the printed sign differs.",
-          pattern=r"repr differs\n  MLX  .*\bnan.*\n  oxmx .*-nan.*bfloat16"),
     Known("cumprod-grad-inf", "open", "The gradient of cumprod when the scanned row holds both a zero and an "
           "infinity: MLX gives NaN, oxmx a finite value.", names=["cumprod", ".cumprod", "cumulative_prod"],
           pattern=r"\[vjp\]"),
