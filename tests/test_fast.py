@@ -1349,3 +1349,11 @@ def test_fast_namespace():
     wanted = {"rms_norm", "layer_norm", "rope", "scaled_dot_product_attention", "cross_entropy",
               "cuda_kernel", "precompiled_cuda_kernel", "metal_kernel"}
     assert ours == wanted, f"extra: {sorted(ours - wanted)}, missing: {sorted(wanted - ours)}"
+
+
+def test_sdpa_zero_kv_heads_is_an_error():
+    """MLX dies of SIGFPE on N_kv = 0; oxmx refuses it (N_q must be a multiple of N_kv)."""
+    q = mx.zeros((1, 2, 3, 4))
+    kv = mx.zeros((1, 0, 5, 4))
+    with pytest.raises(ValueError, match="scaled_dot_product_attention"):
+        mx.fast.scaled_dot_product_attention(q, kv, kv, scale=1.0)
