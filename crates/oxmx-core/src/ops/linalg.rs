@@ -55,9 +55,26 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
     let mut so: Shape = batch.clone();
     so.extend([m, n]);
     crate::shape::checked_size(op, &so)?;
-    let a3 = broadcast_to(&astype(&a2, t)?, &sa)?;
-    let b3 = broadcast_to(&astype(&b2, t)?, &sb)?;
-    let r = Array::pending(so.clone(), t, Primitive::Matmul, vec![a3, b3]);
+    let r = if b2.ndim() == 2 && a2.ndim() > 2 {
+        // A matrix applied to a stack (x @ W in every layer): one product with the
+        // stack's rows folded together, not one small product per batch element.
+        let rows = batch
+            .iter()
+            .try_fold(m, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::overflow(op))?;
+        let a_flat = reshape_to(&astype(&a2, t)?, vec![rows, k])?;
+        let flat = Array::pending(
+            vec![rows, n],
+            t,
+            Primitive::Matmul,
+            vec![a_flat, astype(&b2, t)?],
+        );
+        reshape_to(&flat, so.clone())?
+    } else {
+        let a3 = broadcast_to(&astype(&a2, t)?, &sa)?;
+        let b3 = broadcast_to(&astype(&b2, t)?, &sb)?;
+        Array::pending(so.clone(), t, Primitive::Matmul, vec![a3, b3])
+    };
     let mut out = so;
     if b1 {
         out.pop();
