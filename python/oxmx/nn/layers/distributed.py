@@ -15,7 +15,7 @@ from oxmx.utils import tree_flatten, tree_map_with_path
 
 from .base import Module
 from .linear import Linear, _check_features
-from .quantized import QuantizedLinear, _core, _quantized_biases, _resolve, _store_quantized, _unpacked_dims
+from .quantized import QuantizedLinear, _core, _init_quantized_linear, _quantized_biases, _quantized_linear_repr, _unpacked_dims
 
 __all__ = [
     "AllToShardedLinear",
@@ -157,19 +157,10 @@ class _QuantizedSharded(Module):
         who = type(self).__name__
         _check_single_process(group, who)
         self.group = group
-        self.group_size, self.bits = _resolve(who, mode, group_size, bits)
-        self.mode = mode
-        scale = math.sqrt(1 / input_dims)
-        _store_quantized(self, mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims)))
-        if bias:
-            self.bias = mx.zeros((output_dims,))
-        self.freeze()
+        _init_quantized_linear(self, who, input_dims, output_dims, bias, group_size, bits, mode)
 
     def _extra_repr(self):
-        return (
-            f"input_dims={_unpacked_dims(self)}, output_dims={self['weight'].shape[0]}, bias={'bias' in self}, "
-            f"group_size={self.group_size}, bits={self.bits}, mode={self.mode}"
-        )
+        return _quantized_linear_repr(self)
 
     def __call__(self, x):
         y = _core(type(self).__name__, "quantized_matmul")(

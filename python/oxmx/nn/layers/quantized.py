@@ -62,6 +62,25 @@ def _unpacked_dims(layer):
     return layer["weight"].shape[-1] * 32 // layer.bits
 
 
+def _init_quantized_linear(layer, who, input_dims, output_dims, bias, group_size, bits, mode):
+    """Quantize a Linear-style U(-sqrt(1/in), sqrt(1/in)) weight into ``layer`` (plus a zero
+    bias) and freeze it: shared by QuantizedLinear and the quantized sharded layers."""
+    layer.group_size, layer.bits = _resolve(who, mode, group_size, bits)
+    layer.mode = mode
+    scale = math.sqrt(1 / input_dims)
+    _store_quantized(layer, mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims)))
+    if bias:
+        layer.bias = mx.zeros((output_dims,))
+    layer.freeze()
+
+
+def _quantized_linear_repr(layer):
+    return (
+        f"input_dims={_unpacked_dims(layer)}, output_dims={layer['weight'].shape[0]}, bias={'bias' in layer}, "
+        f"group_size={layer.group_size}, bits={layer.bits}, mode={layer.mode}"
+    )
+
+
 class QuantizedLinear(Module):
     """A :class:`Linear` whose weight is quantized (``mx.quantize``); its parameters
     are frozen, as in MLX. ``from_linear`` converts a trained ``Linear``.
@@ -85,19 +104,10 @@ class QuantizedLinear(Module):
         mode: str = "affine",
     ):
         super().__init__()
-        self.group_size, self.bits = _resolve("QuantizedLinear", mode, group_size, bits)
-        self.mode = mode
-        scale = math.sqrt(1 / input_dims)
-        _store_quantized(self, mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims)))
-        if bias:
-            self.bias = mx.zeros((output_dims,))
-        self.freeze()
+        _init_quantized_linear(self, "QuantizedLinear", input_dims, output_dims, bias, group_size, bits, mode)
 
     def _extra_repr(self):
-        return (
-            f"input_dims={_unpacked_dims(self)}, output_dims={self['weight'].shape[0]}, bias={'bias' in self}, "
-            f"group_size={self.group_size}, bits={self.bits}, mode={self.mode}"
-        )
+        return _quantized_linear_repr(self)
 
     def __call__(self, x):
         y = _core("QuantizedLinear", "quantized_matmul")(
