@@ -134,7 +134,9 @@ OPS += [Op("matmul", mx.matmul, [((3, 4), "any"), ((4, 2), "any")]),
         Op("tensordot", lambda a, b: mx.tensordot(a, b, axes=1), [((2, 3), "any"), ((3, 4), "any")]),
         Op("vecdot", mx.vecdot, [((2, 3), "any"), ((2, 3), "any")]),
         Op("kron", mx.kron, [((2, 2), "any"), ((2, 3), "any")]),
-        Op("trace", lambda x: mx.trace(x), [((3, 3), "any")])]
+        Op("trace", lambda x: mx.trace(x), [((3, 3), "any")]),
+        Op("einsum", lambda a, b, c: mx.einsum("bij,jk,bkk->bik", a, b, c), [((2, 3, 4), "any"), ((4, 3), "any"), ((2, 3, 3), "any")]),
+        Op("einsum-ellipsis", lambda a, b: mx.einsum("...ij,j...->i...", a, b), [((2, 1, 3, 4), "any"), ((4, 2, 2), "any")])]
 # shape and view ops
 OPS += [Op("reshape", lambda x: mx.reshape(x, (4, 3)), [((3, 4), "any")]),
         Op("transpose", lambda x: mx.transpose(x, (2, 0, 1)), [((2, 3, 4), "any")]),
@@ -210,7 +212,7 @@ get_active_memory get_peak_memory reset_peak_memory get_cache_memory set_memory_
 set_cache_limit set_wired_limit clear_cache get_memory_limit empty empty_like full_like asarray
 broadcast_shapes clear_streams device_count get_array_buffer_size new_thread_local_stream
 new_thread_unsafe_stream set_default_stream bitwise_left_shift bitwise_right_shift
-load save savez savez_compressed save_safetensors save_gguf
+load save savez savez_compressed save_safetensors save_gguf einsum_path
 """.split())
 
 # Names exercised through a differently named entry (or a composite checked elsewhere).

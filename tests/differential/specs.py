@@ -753,6 +753,55 @@ def _tensordot(d, name):
     return Call(name, a, d.arr(shape=(3, 2), dtype=dt, specials=False), axes=[[1, 0], [0, 1]])
 
 
+def _einsum_expr(d, dtype, unknown_output=True):
+    """A random einsum: 1-3 operands, repeated labels, an ellipsis with broadcasting,
+    size-1 labels broadcast against others (never against 0: MLX fails there, see
+    tests/test_einsum.py), implicit or explicit output, and now and then a malformed one
+    (an output label no input has only where asked: MLX's einsum_path accepts it)."""
+    letters = "abcA"
+    sizes = {c: d.int(0 if d.flag(0.1) else 1, 3) for c in letters}
+    n_ell = d.int(1, 2) if d.flag(0.3) else 0
+    ell = [d.int(1, 3) for _ in range(n_ell)]
+    # small non-negative integers keep low-precision sums free of cancellation
+    dom = "small" if dtype in ("float16", "bfloat16") else "int"
+    terms, arrs = [], []
+    for _ in range(d.int(1, 3)):
+        labels = [d.one(letters) for _ in range(d.int(0, 3))]
+        shape = [1 if labels.count(c) == 1 and sizes[c] and d.flag(0.15) else sizes[c] for c in labels]
+        term = "".join(labels)
+        if n_ell and d.flag(0.7):
+            k, at = d.int(0, n_ell), d.int(0, len(labels))
+            term = term[:at] + "..." + term[at:]
+            shape = shape[:at] + [1 if d.flag(0.2) else s for s in ell[n_ell - k:]] + shape[at:]
+        terms.append(term)
+        arrs.append(d.arr(shape=tuple(shape), dtype=dtype, dom=dom, specials=False))
+    subscripts = ",".join(terms)
+    if d.flag(0.7):
+        used = sorted(set(subscripts) - set(".,"))
+        out = "".join(str(c) for c in d.rng.permutation(used) if d.flag(0.5)) if used else ""
+        if "..." in subscripts and d.flag(0.9):
+            out = out + "..." if d.flag(0.5) else "..." + out
+        subscripts += "->" + out
+    if d.flag(0.08):
+        bad = [subscripts + ",", subscripts + "1", subscripts.replace(",", "", 1) or "ab", subscripts + "->a->"]
+        if unknown_output:
+            bad.append(subscripts + ("" if "->" in subscripts else "->") + "z")
+        subscripts = d.one(bad)
+    return subscripts, arrs
+
+
+@spec("einsum", grad=True)
+def _einsum(d, name):
+    subscripts, arrs = _einsum_expr(d, d.dtype(FLOATS + ["complex64", "int32"]))
+    return Call(name, subscripts, *arrs)
+
+
+@spec("einsum_path", exact=True)
+def _einsum_path(d, name):
+    subscripts, arrs = _einsum_expr(d, "float32", unknown_output=False)
+    return Call(name, subscripts, *arrs)
+
+
 @spec("addmm", grad=True)
 def _addmm(d, name):
     dt = d.dtype(FLOATS)

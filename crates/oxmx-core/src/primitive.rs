@@ -308,6 +308,14 @@ pub enum FastKernel {
     /// inputs: logits (.., C), targets (int64, ..) -> float32 loss; a target outside
     /// [0, C) is an IndexError (as a gather would raise).
     CrossEntropy,
+    /// One Adam/AdamW step, used by `oxmx.optimizers`. inputs: p, g, m, v (one shape),
+    /// s1, s2, decay (0-d), all of one float dtype (f32 or f64). Computes, with each
+    /// operation rounded in that dtype exactly as the composite formula rounds it
+    /// (`c` = [b1, 1 - b1, b2, 1 - b2, eps]):
+    /// m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
+    /// p' = p decay - (s1 m') / (sqrt(v') s2 + eps).
+    /// The output stacks p', m', v' on a new first axis.
+    AdamStep { c: [f64; 5] },
 }
 
 impl FastKernel {
@@ -318,6 +326,7 @@ impl FastKernel {
             FastKernel::Rope { .. } => "rope",
             FastKernel::Sdpa { .. } => "scaled_dot_product_attention",
             FastKernel::CrossEntropy => "cross_entropy",
+            FastKernel::AdamStep { .. } => "adam_step",
         }
     }
 }

@@ -125,6 +125,8 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
         (FastKernel::Sdpa { .. }, true) => sdpa::<f64>(k, ins, out, out_dtype),
         (FastKernel::CrossEntropy, false) => cross_entropy::<f32>(ins, out),
         (FastKernel::CrossEntropy, true) => cross_entropy::<f64>(ins, out),
+        (FastKernel::AdamStep { c }, false) => adam_step::<f32>(ins, c, out),
+        (FastKernel::AdamStep { c }, true) => adam_step::<f64>(ins, c, out),
     }
 }
 
@@ -441,5 +443,50 @@ fn cross_entropy<F: Acc>(ins: &[Input], out: &mut Buffer) -> Result<()> {
             *o = (lse - *picked).to_f64() as f32;
             Ok(())
         })?;
+    Ok(())
+}
+
+/// Elements per rayon task of the optimizer update (a few pages of each stream).
+const ADAM_CHUNK: usize = 1 << 14;
+
+/// `FastKernel::AdamStep` in the data's own type (f32 or f64): every operation rounds
+/// exactly as the composite formula's separate ops do (Rust never contracts to FMA).
+fn adam_step<F: Acc>(ins: &[Input], c: &[f64; 5], out: &mut Buffer) -> Result<()> {
+    let op = "adam_step";
+    let n = input(ins, 0, op)?.size();
+    let [p, g, m, v] = [0, 1, 2, 3].map(|i| input(ins, i, op).map(load::<F>));
+    let (p, g, m, v) = (p?, g?, m?, v?);
+    let scalar = |i: usize| -> Result<F> {
+        load::<F>(input(ins, i, op)?)
+            .first()
+            .copied()
+            .ok_or_else(|| Error::runtime(op, "empty scalar input"))
+    };
+    let (s1, s2, decay) = (scalar(4)?, scalar(5)?, scalar(6)?);
+    let [b1, omb1, b2, omb2, eps] = c.map(F::of);
+    let len = n.checked_mul(3).ok_or_else(|| Error::overflow(op))?;
+    let dst = out
+        .typed_mut::<F>()
+        .get_mut(..len)
+        .ok_or_else(|| Error::runtime(op, "output too small"))?;
+    let (po, rest) = dst.split_at_mut(n);
+    let (mo, vo) = rest.split_at_mut(n);
+    po.par_chunks_mut(ADAM_CHUNK)
+        .zip(mo.par_chunks_mut(ADAM_CHUNK))
+        .zip(vo.par_chunks_mut(ADAM_CHUNK))
+        .zip(p.par_chunks(ADAM_CHUNK))
+        .zip(g.par_chunks(ADAM_CHUNK))
+        .zip(m.par_chunks(ADAM_CHUNK).zip(v.par_chunks(ADAM_CHUNK)))
+        .for_each(|(((((po, mo), vo), p), g), (m, v))| {
+            let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
+            let ins = p.iter().zip(g).zip(m).zip(v);
+            for (((po, mo), vo), (((&p, &g), &m), &v)) in outs.zip(ins) {
+                let mi = b1 * m + omb1 * g;
+                let vi = b2 * v + omb2 * (g * g);
+                *po = p * decay - (s1 * mi) / (vi.sqrt() * s2 + eps);
+                *mo = mi;
+                *vo = vi;
+            }
+        });
     Ok(())
 }

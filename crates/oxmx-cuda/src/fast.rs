@@ -242,7 +242,90 @@ fn blocks(op: &str, n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| unsupported(op, "More than 2^32 rows"))
 }
 
+/// The optimizer update with every operation rounded as the composite's separate kernels
+/// round it (`__f*_rn` intrinsics: no FMA contraction), reading contiguous inputs at
+/// their element offsets (the state is a view into the previous step's packed output).
+fn adam_src(d: Dtype) -> Result<String> {
+    let (t, sfx) = match d {
+        Dtype::Float32 => ("float", "f"),
+        Dtype::Float64 => ("double", "d"),
+        _ => return Err(unsupported("adam_step", format!("The dtype {d}"))),
+    };
+    Ok(format!(
+        "{PRELUDE}\ntypedef {t} T;\n\
+#define MUL __{sfx}mul_rn\n#define ADD __{sfx}add_rn\n#define SUB __{sfx}sub_rn\n#define DIV __{sfx}div_rn\n#define SQRT __{sfx}sqrt_rn\n\
+extern \"C\" __global__ void k(const T* __restrict__ p, const T* __restrict__ g, const T* __restrict__ m, const T* __restrict__ v,\n\
+    const T* __restrict__ s1p, const T* __restrict__ s2p, const T* __restrict__ dp, T* __restrict__ out, long long n,\n\
+    long long op, long long og, long long om, long long ov, long long o1, long long o2, long long o3,\n\
+    double b1d, double omb1d, double b2d, double omb2d, double epsd) {{\n\
+  const T s1 = s1p[o1], s2 = s2p[o2], dc = dp[o3];\n\
+  const T b1 = (T)b1d, omb1 = (T)omb1d, b2 = (T)b2d, omb2 = (T)omb2d, eps = (T)epsd;\n\
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {{\n\
+    T gi = g[og + i];\n\
+    T mi = ADD(MUL(b1, m[om + i]), MUL(omb1, gi));\n\
+    T vi = ADD(MUL(b2, v[ov + i]), MUL(omb2, MUL(gi, gi)));\n\
+    out[i] = SUB(MUL(p[op + i], dc), DIV(MUL(s1, mi), ADD(MUL(SQRT(vi), s2), eps)));\n\
+    out[n + i] = mi; out[2 * n + i] = vi;\n\
+  }}\n\
+}}\n"
+    ))
+}
+
 impl CudaBackend {
+    fn adam_step(
+        &self,
+        c: &[f64; 5],
+        ins: Vec<Input>,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let op = "adam_step";
+        // contiguous views keep their offset; anything else is copied once
+        let ins = ins
+            .into_iter()
+            .map(|x| {
+                if x.is_contiguous() {
+                    Ok(x)
+                } else {
+                    self.contiguous_input(op, x)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if ins.len() != 7 {
+            return Err(Error::runtime(op, "expected 7 inputs"));
+        }
+        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
+        let n = ins[0].size();
+        if n == 0 {
+            return Ok(on_device(out, nbytes, shape));
+        }
+        let f = self.compiler.get(op, adam_src(out_dtype)?)?;
+        let ptrs = ins
+            .iter()
+            .map(|x| self.device_of(op, x))
+            .collect::<Result<Vec<_>>>()?;
+        let offs = ins
+            .iter()
+            .map(|x| to_i64(op, x.data.offset))
+            .collect::<Result<Vec<_>>>()?;
+        let nn = to_i64(op, n)?;
+        let dst = out.slice_mut()?;
+        ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
+            for p in &ptrs {
+                ffi::arg(b, *p);
+            }
+            ffi::arg(b, &*dst);
+            ffi::arg(b, &nn);
+            for o in &offs {
+                ffi::arg(b, o);
+            }
+            for v in c {
+                ffi::arg(b, v);
+            }
+        })?;
+        Ok(on_device(out, nbytes, shape))
+    }
+
     pub(crate) fn fast(
         &self,
         k: &FastKernel,
@@ -251,6 +334,9 @@ impl CudaBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         let op = k.name();
+        if let FastKernel::AdamStep { c } = k {
+            return self.adam_step(c, ins, shape, out_dtype);
+        }
         let ins = ins
             .into_iter()
             .map(|x| self.contiguous_input(op, x))
@@ -415,6 +501,7 @@ impl CudaBackend {
                     }
                 })?;
             }
+            FastKernel::AdamStep { .. } => return Err(Error::runtime(op, "dispatched above")),
             FastKernel::CrossEntropy => {
                 let n = x.shape.last().copied().unwrap_or(0);
                 let f = self.compiler.get(op, cross_entropy_src(dtype)?)?;

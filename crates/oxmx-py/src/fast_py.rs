@@ -101,6 +101,33 @@ fn _fast_cross_entropy(
         .map(wrap)
 }
 
+/// One fused Adam/AdamW step: `[p', m', v']` stacked (see `FastKernel::AdamStep`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn _fast_adam_step(
+    p: PyRef<'_, PyArray>,
+    g: PyRef<'_, PyArray>,
+    m: PyRef<'_, PyArray>,
+    v: PyRef<'_, PyArray>,
+    s1: PyRef<'_, PyArray>,
+    s2: PyRef<'_, PyArray>,
+    decay: PyRef<'_, PyArray>,
+    c: [f64; 5],
+) -> PyResult<PyArray> {
+    fast::adam_step(
+        &p.inner,
+        &g.inner,
+        &m.inner,
+        &v.inner,
+        &s1.inner,
+        &s2.inner,
+        &decay.inner,
+        c,
+    )
+    .py()
+    .map(wrap)
+}
+
 /// A user's CUDA kernel as one packed-output node (`oxmx.core.fast.cuda_kernel` builds
 /// the signature and cuts the outputs out). `code` is source text (`kind` "source"),
 /// PTX text ("ptx") or a cubin image ("cubin"); `args` lists the parameters in order as
@@ -180,5 +207,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_fast_rope, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_sdpa, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(_fast_adam_step, m)?)?;
     Ok(())
 }

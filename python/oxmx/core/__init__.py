@@ -14,6 +14,7 @@ from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpa
 from ._device import stream  # noqa: F401
 from ._missing import *  # noqa: F401,F403
 from ._conv import conv1d, conv2d, conv3d, conv_general, conv_transpose1d, conv_transpose2d, conv_transpose3d, convolve  # noqa: F401
+from ._einsum import einsum, einsum_path  # noqa: F401
 from ._io import load, save, savez, savez_compressed, save_safetensors, save_gguf  # noqa: F401
 from ._compile import compile, disable_compile, enable_compile  # noqa: F401,A004
 from ._transforms import grad, value_and_grad, vjp, jvp, vmap, stop_gradient, checkpoint, custom_function  # noqa: F401

@@ -11,6 +11,7 @@ import math
 from typing import Callable, List, Optional, Tuple, Union
 
 import oxmx.core as mx
+from oxmx.optimizers import _fused
 from oxmx.utils import tree_flatten, tree_map, tree_merge
 
 __all__ = [
@@ -688,19 +689,37 @@ class Adam(Optimizer):
     def apply_single(self, gradient: mx.array, parameter: mx.array, state: dict):
         """Performs the Adam parameter update and stores :math:`v` and
         :math:`m` in the optimizer state."""
-        lr = self.learning_rate.astype(gradient.dtype)
+        return self._adam_update(gradient, parameter, state, None)
+
+    def _adam_update(self, gradient, parameter, state, decay):
+        """The Adam step of ``parameter * decay`` (``decay`` None: of ``parameter``)."""
+        dtype = gradient.dtype
         b1, b2 = self.betas
-        m = b1 * state["m"] + (1 - b1) * gradient
-        v = b2 * state["v"] + (1 - b2) * mx.square(gradient)
+        if self.bias_correction:
+            # Corrections computed in float32 from the step, then cast like the rate.
+            step = self.step
+            s1 = (self.learning_rate / (1 - b1**step)).astype(dtype)
+            s2 = mx.rsqrt(1 - b2**step).astype(dtype)
+        else:
+            s1, s2 = self.learning_rate.astype(dtype), None
+        m, v = state["m"], state["v"]
+        if _fused.adam_fusable(gradient, parameter, m, v, b1, b2, self.eps) and s1.ndim == 0:
+            # one kernel; multiplying by an exact 1 leaves the composite's rounding as is
+            one = mx.array(1, dtype=dtype)
+            p, state["m"], state["v"] = _fused.adam_step(
+                parameter, gradient, m, v, s1, one if s2 is None else s2, one if decay is None else decay,
+                b1, b2, self.eps,
+            )
+            return p
+        if decay is not None:
+            parameter = parameter * decay
+        m = b1 * m + (1 - b1) * gradient
+        v = b2 * v + (1 - b2) * mx.square(gradient)
         state["m"] = m
         state["v"] = v
-        if not self.bias_correction:
-            return parameter - lr * m / (mx.sqrt(v) + self.eps)
-        step = self.step
-        # Corrections computed in float32 from the step, then cast like the rate.
-        c1 = (self.learning_rate / (1 - b1**step)).astype(gradient.dtype)
-        c2 = mx.rsqrt(1 - b2**step).astype(gradient.dtype)
-        return parameter - c1 * m / (mx.sqrt(v) * c2 + self.eps)
+        if s2 is None:
+            return parameter - s1 * m / (mx.sqrt(v) + self.eps)
+        return parameter - s1 * m / (mx.sqrt(v) * s2 + self.eps)
 
 
 class AdamW(Adam):
@@ -745,7 +764,7 @@ class AdamW(Adam):
         """Performs the AdamW parameter update by modifying the parameters
         passed into Adam."""
         lr = self.learning_rate.astype(gradient.dtype)
-        return super().apply_single(gradient, parameter * (1 - lr * self.weight_decay), state)
+        return self._adam_update(gradient, parameter, state, 1 - lr * self.weight_decay)
 
 
 class Adamax(Adam):

@@ -321,3 +321,49 @@ pub fn cross_entropy(logits: &Array, targets: &Array) -> Result<Array> {
         ins,
     ))
 }
+
+/// One fused Adam/AdamW update (`FastKernel::AdamStep`): `[p', m', v']` stacked on a new
+/// first axis. `c` = [b1, 1 - b1, b2, 1 - b2, eps] as the composite formula rounds them.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    p: &Array,
+    g: &Array,
+    m: &Array,
+    v: &Array,
+    s1: &Array,
+    s2: &Array,
+    decay: &Array,
+    c: [f64; 5],
+) -> Result<Array> {
+    let op = "adam_step";
+    let d = p.dtype();
+    if !matches!(d, Dtype::Float32 | Dtype::Float64) {
+        return Err(Error::value(
+            op,
+            format!("the parameter must be float32 or float64, got {d}."),
+        ));
+    }
+    for (name, a) in [("gradient", g), ("m", m), ("v", v)] {
+        if a.dtype() != d || a.shape() != p.shape() {
+            return Err(Error::value(
+                op,
+                format!(
+                    "{name} ({} {:?}) must have the parameter's dtype and shape ({d} {:?}).",
+                    a.dtype(),
+                    a.shape(),
+                    p.shape()
+                ),
+            ));
+        }
+    }
+    for (name, a) in [("s1", s1), ("s2", s2), ("decay", decay)] {
+        if a.dtype() != d || a.ndim() != 0 {
+            return Err(Error::value(op, format!("{name} must be a 0-d {d} array.")));
+        }
+    }
+    let shape: Vec<usize> = std::iter::once(3)
+        .chain(p.shape().iter().copied())
+        .collect();
+    let ins = [p, g, m, v, s1, s2, decay].map(Array::clone).to_vec();
+    Ok(fast(shape, d, FastKernel::AdamStep { c }, ins))
+}
