@@ -1,11 +1,11 @@
 //! Rules for cumulative scans (along the last axis) and sort.
 //!
 //! Reverse scans are handled by flipping, exclusive scans by shifting the cotangent or
-//! tangent one place; the remaining inclusive forward scans have exact rules, with
-//! zeros handled in `cumprod` and ties in `cummax`/`cummin` sent to the latest equal
+//! tangent one place; the remaining inclusive forward scans have exact rules (`cumprod`
+//! through a linear recurrence, so zeros and infinities need no special case) and ties in `cummax`/`cummin` sent to the latest equal
 //! element (as MLX).
 
-use super::{cast_like, div, fs, mul, zeros_like};
+use super::{cast_like, fs, mul, zeros_like};
 use crate::array::Array;
 use crate::dtype::Dtype;
 use crate::error::Result;
@@ -49,21 +49,60 @@ fn cum(op: ScanOp, x: &Array, reverse: bool) -> Result<Array> {
     ops::scan(op, x, Some(-1), reverse, true)
 }
 
-fn is_zero_info(x: &Array) -> Result<(Array, Array)> {
-    let iszero = ops::binary(BinaryOp::Equal, x, &fs(0.0, x.dtype())?)?;
-    let zc = cum(ScanOp::Sum, &ops::astype(&iszero, Dtype::Int32)?, false)?;
-    let one = ops::scalar(crate::scalar::Scalar::Int(1), Dtype::Int32)?;
+fn cum_exclusive_prod(x: &Array) -> Result<Array> {
+    ops::scan(ScanOp::Prod, x, Some(-1), false, false)
+}
+
+/// `[fill, x0, ..., x(n-2)]` along the last axis.
+fn shift_fill(x: &Array, fill: f64) -> Result<Array> {
+    let r = shift(x, false)?;
     let first = ops::binary(
-        BinaryOp::LogicalAnd,
-        &iszero,
-        &ops::binary(BinaryOp::Equal, &zc, &one)?,
-    )?;
-    let none_yet = ops::binary(
         BinaryOp::Equal,
-        &zc,
+        &ops::arange(0.0, last_len(x) as f64, 1.0, Dtype::Int32)?,
         &ops::scalar(crate::scalar::Scalar::Int(0), Dtype::Int32)?,
     )?;
-    Ok((first, none_yet))
+    ops::where_(&first, &fs(fill, x.dtype())?, &r)
+}
+
+/// `y_k = b_k + a_k y_(k-1)` along the last axis (`y_(-1) = 0`, `a_0` unused), by
+/// doubling: after the step of width `w`, `(A_k, B_k)` compose the `2w` maps ending at
+/// `k`. log2(n) rounds of elementwise ops, all differentiable, no division.
+fn linear_scan(a: &Array, b: &Array) -> Result<Array> {
+    let n = last_len(b);
+    let idx = ops::arange(0.0, n as f64, 1.0, Dtype::Int64)?;
+    let (mut big_a, mut big_b) = (a.clone(), b.clone());
+    let mut w = 1usize;
+    while w < n {
+        let reach = ops::binary(
+            BinaryOp::GreaterEqual,
+            &idx,
+            &ops::scalar(crate::scalar::Scalar::Int(w as i64), Dtype::Int64)?,
+        )?;
+        let (sa, sb) = (shift_by(&big_a, w)?, shift_by(&big_b, w)?);
+        // positions k < w have nothing before them: keep their map as it is
+        let nb = ops::where_(
+            &reach,
+            &ops::binary(BinaryOp::Add, &big_b, &mul(&big_a, &sb)?)?,
+            &big_b,
+        )?;
+        big_a = ops::where_(&reach, &mul(&big_a, &sa)?, &big_a)?;
+        big_b = nb;
+        w = w.saturating_mul(2);
+    }
+    Ok(big_b)
+}
+
+/// `x` moved `w` places along the last axis (zeros enter at the start); `w < n`.
+fn shift_by(x: &Array, w: usize) -> Result<Array> {
+    let nd = x.ndim();
+    let n = last_len(x);
+    let mut zs = x.shape().to_vec();
+    zs[nd - 1] = w;
+    let start = vec![0i64; nd];
+    let mut stop: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    stop[nd - 1] = (n - w) as i64;
+    let part = ops::slice(x, &start, &stop, None)?;
+    ops::concatenate(&[ops::zeros(zs, x.dtype())?, part], Some(-1))
 }
 
 /// Index of the element each cummax/cummin output came from (the latest equal one).
@@ -95,23 +134,35 @@ fn signed_parts(v: &Array) -> Result<(Array, Array)> {
 /// vjp of an inclusive forward scan.
 fn vjp_forward(op: ScanOp, x: &Array, g: &Array) -> Result<Array> {
     let out = cum(op, x, false)?;
-    let d = x.dtype();
     match op {
         ScanOp::Sum => cum(ScanOp::Sum, g, true),
         ScanOp::Prod => {
-            let (first, none_yet) = is_zero_info(x)?;
-            let one = fs(1.0, d)?;
-            let zero = fs(0.0, d)?;
-            let c1 = cum(ScanOp::Prod, &ops::where_(&first, &one, x)?, false)?;
-            let gc = mul(g, &c1)?;
-            let before = cum(ScanOp::Sum, &ops::where_(&none_yet, &gc, &zero)?, true)?;
-            let after = cum(ScanOp::Sum, &ops::where_(&none_yet, &zero, &gc)?, true)?;
-            let safe_x = ops::where_(&none_yet, x, &one)?;
-            ops::where_(
-                &none_yet,
-                &div(&before, &safe_x)?,
-                &ops::where_(&first, &after, &zero)?,
-            )
+            // dx_k = L_k S_k with L the exclusive cumprod and S_k = g_k + x_(k+1) S_(k+1):
+            // no division, so zeros, infinities and underflow give the exact products'
+            // IEEE value (a row with 0 and inf: NaN only where the true sum has 0 * inf)
+            let xr = flip(x)?;
+            let s = flip(&linear_scan(&shift_fill(&xr, 1.0)?, &flip(g)?)?)?;
+            let l = cum_exclusive_prod(x)?;
+            // an infinite L_k times a zero term of S_k is NaN in the sum of products,
+            // but vanishes inside S_k: put it back
+            let zero_after = |v: &Array, inclusive: bool| -> Result<Array> {
+                let z = ops::astype(
+                    &ops::binary(BinaryOp::Equal, v, &fs(0.0, v.dtype())?)?,
+                    Dtype::Int32,
+                )?;
+                let n = ops::scan(ScanOp::Sum, &z, Some(-1), true, inclusive)?;
+                ops::binary(BinaryOp::Greater, &n, &ops::zeros(vec![], Dtype::Int32)?)
+            };
+            let lost = ops::binary(
+                BinaryOp::LogicalAnd,
+                &ops::unary(UnaryOp::IsInf, &l)?,
+                &ops::binary(
+                    BinaryOp::LogicalOr,
+                    &zero_after(x, false)?,
+                    &zero_after(g, true)?,
+                )?,
+            )?;
+            ops::where_(&lost, &fs(f64::NAN, x.dtype())?, &mul(&l, &s)?)
         }
         ScanOp::Max | ScanOp::Min => {
             let own = owners(x, &out)?;
@@ -142,21 +193,8 @@ fn jvp_forward(op: ScanOp, x: &Array, t: &Array) -> Result<Array> {
     match op {
         ScanOp::Sum => cum(ScanOp::Sum, t, false),
         ScanOp::Prod => {
-            let (first, none_yet) = is_zero_info(x)?;
-            let one = fs(1.0, d)?;
-            let zero = fs(0.0, d)?;
-            let safe_x = ops::where_(&none_yet, x, &one)?;
-            let lead = mul(
-                &out,
-                &cum(
-                    ScanOp::Sum,
-                    &div(&ops::where_(&none_yet, t, &zero)?, &safe_x)?,
-                    false,
-                )?,
-            )?;
-            let c1 = cum(ScanOp::Prod, &ops::where_(&first, &one, x)?, false)?;
-            let tz = ops::sum(&ops::where_(&first, t, &zero)?, Some(&[-1]), true)?;
-            ops::where_(&none_yet, &lead, &mul(&tz, &c1)?)
+            // d out_j = x_j d out_(j-1) + t_j L_j (L: the exclusive cumprod)
+            linear_scan(x, &mul(t, &cum_exclusive_prod(x)?)?)
         }
         ScanOp::Max | ScanOp::Min => ops::take_along_axis(t, &owners(x, &out)?, Some(-1)),
         ScanOp::LogAddExp => {
