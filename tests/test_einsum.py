@@ -389,22 +389,13 @@ def test_flop_counts_agree_with_numpy_greedy():
 
 
 # ---------------------------------------------------------------- against real MLX
-def mixes_one_and_zero(subscripts, shapes):
-    """Whether a label is 1 in one place and 0 in another (MLX fails on that, see report)."""
-    seen = {}
-    for t, s in zip(subscripts.split("->")[0].split(","), shapes):
-        t = t.replace("...", "." * (len(s) - len(t.replace("...", ""))))
-        for c, n in zip(t, s):
-            if c != ".":
-                seen.setdefault(c, set()).add(n)
-    return any({0, 1} <= v for v in seen.values())
-
-
 @needs_mlx
 def test_random_expressions_match_mlx():
     rng = np.random.default_rng(9)
     for subscripts, shapes in EXPRS[:120]:
-        if mixes_one_and_zero(subscripts, shapes):
+        if 0 in sum(shapes, ()):
+            # MLX's CPU sum over an empty axis of an array made from NumPy now and then
+            # never returns (see the report); empties are checked against NumPy above
             continue
         xs = data(rng, shapes, np.float32)
         ref = mlx.einsum(subscripts, *[mlx.array(x) for x in xs])

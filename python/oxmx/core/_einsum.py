@@ -164,8 +164,15 @@ def _contraction(positions, sets, output):
     return result, inside - result, inside
 
 
+def _naive_flops(sets, output, sizes):
+    _, removed, labels = _contraction(range(len(sets)), sets, output)
+    return _flops(labels, bool(removed), len(sets), sizes)
+
+
 class _Greedy:
-    """NumPy's greedy search (``optimize='greedy'``), as MLX's ``einsum_path`` runs it."""
+    """NumPy's greedy search (``optimize='greedy'``) as MLX's ``einsum_path`` runs it: the
+    one difference is that when no pair of a step shares a label, MLX looks for outer
+    products among that step's pairs only (NumPy among all pairs)."""
 
     def __init__(self, sets, output, sizes):
         self.sets = [set(s) for s in sets]
@@ -173,8 +180,7 @@ class _Greedy:
         self.sizes = sizes
         # intermediates never outgrow the largest operand or the output
         self.limit = max(_size(s, sizes) for s in self.sets + [self.output])
-        _, removed, labels = _contraction(range(len(sets)), self.sets, self.output)
-        self.naive = _flops(labels, bool(removed), len(sets), sizes)
+        self.naive = _naive_flops(self.sets, self.output, sizes)
         self.cost = 0
 
     def candidate(self, pair):
@@ -234,10 +240,11 @@ def _renumber(known, done):
 
 
 def _report(subscripts, expr, path):
+    """MLX's summary: NumPy's, without its "+ 1" in the optimized count and its table."""
     sets = [set(t) for t in expr.terms]
     output = set(expr.output)
-    _, removed, labels = _contraction(range(len(sets)), sets, output)
-    naive = _flops(labels, bool(removed), len(sets), expr.sizes)
+    naive = _naive_flops(sets, output, expr.sizes)
+    n_labels = len(set().union(*sets))
     scaling, flops = 0, 0
     for step in path:
         result, removed, labels = _contraction(step, sets, output)
@@ -246,7 +253,7 @@ def _report(subscripts, expr, path):
         sets = [s for k, s in enumerate(sets) if k not in step] + [result]
     return (
         f"  Complete contraction:  {subscripts}\n"
-        f"         Naive scaling:  {len(set(itertools.chain.from_iterable(expr.terms)))}\n"
+        f"         Naive scaling:  {n_labels}\n"
         f"     Optimized scaling:  {scaling}\n"
         f"      Naive FLOP count:  {naive}\n"
         f"  Optimized FLOP count:  {flops}\n"
@@ -322,7 +329,7 @@ def _pair(x, xl, y, yl, keep):
     for k in range(ni):
         if x.shape[nb + nx + k] != y.shape[nb + k]:
             if x.shape[nb + nx + k] == 1:
-                pass
+                y = _n.sum(y, axis=nb + k, keepdims=True)
             else:
                 x = _n.sum(x, axis=nb + nx + k, keepdims=True)
     x_sizes = tuple(x.shape[nb:nb + nx])
@@ -355,9 +362,8 @@ def _evaluate(expr, operands, path):
             keep = set(outside)
             for _, labels in group[m + 1:]:
                 keep.update(labels)
-            x, xl = _pair(x, xl, *group[m], keep)
-        if len(group) == 1:
-            x, xl = _sum_out(x, xl, outside)
+            x, xl = _sum_out(*_pair(x, xl, *group[m], keep), keep)
+        x, xl = _sum_out(x, xl, outside)
         ops = rest + [(x, xl)]
     x, labels = ops[0]
     x = _n.transpose(x, [labels.index(label) for label in expr.output])
