@@ -252,6 +252,19 @@ pub enum Primitive {
     StopGradient,
     /// A fused model kernel of `oxmx.core.fast` (`ops/fast.rs` documents the inputs).
     Fast(FastKernel),
+    /// A matrix factorization or solve over the last two axes (`ops/decomp.rs`); the
+    /// value packs every output (`LinalgKernel::parts`) one after another.
+    Linalg(LinalgKernel),
+    /// A discrete Fourier transform along the last axis (`ops/fft.rs`), unnormalised and
+    /// then multiplied by `scale`: complex64 -> complex64 (`real` false), float32 ->
+    /// complex64 of n/2+1 bins (`real`, forward) or complex64 n/2+1 bins -> float32 of
+    /// the output's length (`real`, `inverse`; the bins' imaginary parts at 0 and n/2
+    /// are ignored).
+    Fft {
+        inverse: bool,
+        real: bool,
+        scale: f64,
+    },
     /// A user's CUDA kernel (`ops/user_kernel.rs`); runs only on the GPU.
     UserKernel(UserKernelRef),
     /// Output `index` of a function with user-defined transforms (`custom_function`):
@@ -268,6 +281,44 @@ impl PartialEq for UserKernelRef {
     fn eq(&self, o: &Self) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &o.0)
     }
+}
+
+/// The dense factorizations and solves of `oxmx.core.linalg`. Inputs are float32 or
+/// float64 (complex64 for `Svd`) matrices in their last two axes, batched over the rest.
+/// Multi-output kernels pack their outputs into one flat buffer, each output whole
+/// (batch dims first) and in the order `parts` lists them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LinalgKernel {
+    Inv,
+    TriInv {
+        upper: bool,
+    },
+    Cholesky {
+        upper: bool,
+    },
+    /// inputs: a (.., n, n), b (.., n, k) of one batch shape.
+    Solve,
+    SolveTriangular {
+        upper: bool,
+    },
+    /// Q (.., m, k), R (.., k, n), k = min(m, n).
+    Qr,
+    /// U (.., m, m), S (.., k), Vt (.., n, n); S alone without `uv`.
+    Svd {
+        uv: bool,
+    },
+    /// w (.., n) ascending, V (.., n, n); w alone without `vectors`.
+    Eigh {
+        upper: bool,
+        vectors: bool,
+    },
+    /// complex64 w (.., n), V (.., n, n); w alone without `vectors`.
+    Eig {
+        vectors: bool,
+    },
+    /// LU (.., m, n) (unit-lower L and U in one), pivots (.., k) as values of the dtype:
+    /// row i was swapped with row pivots[i] (LAPACK's ipiv, from 0).
+    LuFactor,
 }
 
 /// How `scaled_dot_product_attention` masks its scores.
@@ -415,6 +466,8 @@ impl Primitive {
             AsStrided { .. } => "as_strided",
             StopGradient => "stop_gradient",
             Fast(k) => k.name(),
+            Linalg(k) => k.name(),
+            Fft { .. } => "fft",
             UserKernel(_) => "cuda_kernel",
             Custom(_) => "custom_function",
         }

@@ -6,8 +6,10 @@ pub mod binary;
 pub mod copy;
 pub mod elem;
 pub mod fast;
+pub mod fft;
 pub mod gather;
 pub mod inplace;
+pub mod linalg;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
@@ -127,6 +129,12 @@ impl Backend for CpuBackend {
             )?,
             Primitive::Sort { arg } => scan_sort::sort(*arg, &ins[input(&ins, 0, op)?], &mut out)?,
             Primitive::Fast(k) => fast::run(k, &ins, &mut out, out_dtype)?,
+            Primitive::Linalg(k) => linalg::run(*k, &ins, &mut out)?,
+            Primitive::Fft {
+                inverse,
+                real,
+                scale,
+            } => fft::run(*inverse, *real, *scale, &ins, out_shape, &mut out)?,
             Primitive::UserKernel(_) => {
                 return Err(Error::unsupported(
                     op,

@@ -940,6 +940,10 @@ impl CudaBackend {
                 self.scatter_axis(op, &ins, *axis, *mode, out_shape)
             }
             Primitive::Fast(k) => self.fast(k, ins, out_shape, out_dtype),
+            // cuSOLVER kernels are issue #12's next step; until then the CPU's faer runs
+            Primitive::Linalg(k) => Err(unsupported(k.name(), "A GPU factorization")),
+            // cuFFT is issue #12's next step; until then rustfft runs on the CPU
+            Primitive::Fft { .. } => Err(unsupported("fft", "A GPU FFT")),
             Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
             Primitive::Reshape
             | Primitive::Transpose { .. }

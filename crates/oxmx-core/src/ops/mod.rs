@@ -2,8 +2,10 @@
 //! checks live here once; backends only ever see well-formed primitives.
 
 pub mod creation;
+pub mod decomp;
 pub mod elementwise;
 pub mod fast;
+pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;

@@ -34,6 +34,15 @@ fn fast_rule(k: &crate::primitive::FastKernel) -> Error {
     )
 }
 
+/// The factorizations are differentiated in Python (`oxmx.core.linalg` wraps each in a
+/// `custom_function` with its rules).
+fn linalg_rule(k: &crate::primitive::LinalgKernel) -> Error {
+    Error::unsupported(
+        k.name(),
+        "The factorization node has no derivative of its own; differentiate oxmx.core.linalg's function.",
+    )
+}
+
 /// A user's CUDA kernel has no derivative (as in MLX); `custom_function` can give one.
 fn user_kernel_rule() -> Error {
     Error::unsupported(
@@ -89,6 +98,11 @@ pub fn vjp(
         }
         Custom(c) => custom::vjp(c, inputs, cot),
         Fast(k) => Err(fast_rule(k)),
+        Linalg(k) => Err(linalg_rule(k)),
+        Fft { .. } => Err(Error::unsupported(
+            "fft",
+            "The transform node has no derivative of its own; differentiate oxmx.core.fft's function.",
+        )),
         UserKernel(_) => Err(user_kernel_rule()),
     }
 }
@@ -138,6 +152,11 @@ pub fn jvp(
         Sort { .. } => scan_sort::jvp_sort(inputs, tangents),
         Custom(c) => custom::jvp(c, inputs, tangents),
         Fast(k) => Err(fast_rule(k)),
+        Linalg(k) => Err(linalg_rule(k)),
+        Fft { .. } => Err(Error::unsupported(
+            "fft",
+            "The transform node has no derivative of its own; differentiate oxmx.core.fft's function.",
+        )),
         UserKernel(_) => Err(user_kernel_rule()),
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {

@@ -338,7 +338,7 @@ pub fn vmap(
                 "custom_function is batched by its own rule.",
             ))
         }
-        Gather { .. } | Scatter { .. } | AsStrided { .. } | Fast(_) => {
+        Gather { .. } | Scatter { .. } | AsStrided { .. } | Fast(_) | Linalg(_) | Fft { .. } => {
             return vmap_loop(prim, inputs, axes, batch, out)
         }
         Reshape => {
