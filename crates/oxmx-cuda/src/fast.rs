@@ -156,10 +156,10 @@ fn sdpa_src(
         "-3.402823466e38"
     };
     Ok(format!(
-        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define DK {dk}\n#define DV {dv}\n#define TK {tk}\n#define NC {nc}\n#define NW {SDPA_WARPS}\n#define MASK {mk}\n#define SINKS {sk}\n#define LOWEST ((ACC){lowest})\n\
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n#define DK {dk}\n#define DKP (DK > 0 ? DK : 1)\n#define DV {dv}\n#define TK {tk}\n#define NC {nc}\n#define NW {SDPA_WARPS}\n#define MASK {mk}\n#define SINKS {sk}\n#define LOWEST ((ACC){lowest})\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict__ kk, const {t}* __restrict__ v, const {mt}* __restrict__ mask, const {t}* __restrict__ sinks, {t}* __restrict__ out,\n\
     long long Hq, long long Hkv, long long Lq, long long Lk, double scale, long long ms0, long long ms1, long long ms2, long long ms3) {{\n\
-  __shared__ ACC ks[TK][DK + 1]; __shared__ ACC vs[TK][DV]; __shared__ ACC qs[NW][DK];\n\
+  __shared__ ACC ks[TK][DK + 1]; __shared__ ACC vs[TK][DV]; __shared__ ACC qs[NW][DKP];\n\
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;\n\
   long long bh = blockIdx.y, b = bh / Hq, h = bh % Hq, kvh = b * Hkv + h / (Hq / Hkv);\n\
   long long i = (long long)blockIdx.x * NW + warp;\n\
@@ -177,7 +177,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ q, const {t}* __restrict_
   const {t}* kb = kk + kvh * Lk * DK; const {t}* vb = v + kvh * Lk * DV;\n\
   for (long long t0 = 0; t0 < kend; t0 += TK) {{\n\
     __syncthreads();\n\
-    for (int e = threadIdx.x; e < TK * DK; e += blockDim.x) {{ int j = e / DK, dd = e % DK; long long key = t0 + j; ks[j][dd] = key < Lk ? ldf(kb[key * DK + dd]) : (ACC)0; }}\n\
+    for (int e = threadIdx.x; e < TK * DK; e += blockDim.x) {{ int j = e / DKP, dd = e % DKP; long long key = t0 + j; ks[j][dd] = key < Lk ? ldf(kb[key * DK + dd]) : (ACC)0; }}\n\
     for (int e = threadIdx.x; e < TK * DV; e += blockDim.x) {{ int j = e / DV, dd = e % DV; long long key = t0 + j; vs[j][dd] = key < Lk ? ldf(vb[key * DV + dd]) : (ACC)0; }}\n\
     __syncthreads();\n\
     if (!active) continue;\n\
@@ -437,7 +437,8 @@ impl CudaBackend {
                 let (bsz, hq, lq, dk) = (qi.shape[0], qi.shape[1], qi.shape[2], qi.shape[3]);
                 let (hkv, lk, dv) = (ki.shape[1], ki.shape[2], vi.shape[3]);
                 let tk = sdpa_tile(dk, dv, if dtype == Dtype::Float64 { 8 } else { 4 });
-                if tk == 0 || dk == 0 {
+                // head size 0 is fine: every score is 0 (arrays are sized by DKP)
+                if tk == 0 {
                     return Err(unsupported(
                         op,
                         format!("Fused attention with head sizes {dk}/{dv}"),
