@@ -60,6 +60,18 @@ KNOWN = [
           "of such entries in random rows of 0, inf and finite values). oxmx gives the exact sum of products "
           "wherever it is defined, and NaN where a product has 0 * inf (tests/test_scan_grads.py).",
           names=["cumprod", ".cumprod", "cumulative_prod"], pattern=r"\[vjp\]"),
+    Known("conv-transpose-output-padding-vjp", "mlx-bug", "The gradient of conv_transpose1d/2d/3d with "
+          "output_padding: MLX returns an input gradient of the wrong shape (e.g. (2, 1, 1, 1) for a (2, 3, 3, 1) "
+          "input) or raises a broadcast error; oxmx's is checked against finite differences (tests/test_conv.py).",
+          names=["vjp:conv_transpose1d", "vjp:conv_transpose2d", "vjp:conv_transpose3d"],
+          pattern=r"output_padding=\(?[1-9].*\[vjp\]"),
+    Known("conv-grouped-vmap", "mlx-bug", "vmap of a grouped convolution (groups > 1): MLX's values differ from "
+          "calling the function once per batch item (e.g. by 64 for a float16 conv1d with groups=2); oxmx's equal "
+          "the per-item loop (tests/test_conv.py).", names=["vmap:" + n for n in ["conv1d", "conv2d", "conv3d", "conv_general", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]],
+          pattern=r"groups=[2-9].*\[vmap\]: .*values differ"),
+    Known("conv-negative-padding-vjp", "mlx-bug", "The gradient of conv_general with negative padding and input "
+          "dilation: MLX raises a broadcast error ('Cannot broadcast array of shape ...' or '[broadcast_shapes] ...'); oxmx's is checked against finite differences.",
+          names=["vjp:conv_general"], pattern=r"padding=\(\[-.*([Cc]annot broadcast|cannot be broadcast)"),
     Known("mlx-segfaults", "mlx-bug", "Safety: MLX crashes the process on some inputs that oxmx handles: integer "
           "x // 0, x % 0 and INT_MIN // -1 (SIGFPE), and the vjp of cummax/cummin with a NaN in the input "
           "(segmentation fault). oxmx returns defined values (NumPy's for the integer cases; a defined "
@@ -144,6 +156,13 @@ KNOWN = [
     Known("addmm-jvp", "mlx-bug", "The jvp of addmm in MLX ignores alpha and beta (it disagrees with MLX's own "
           "vjp); oxmx's jvp is the derivative of beta*c + alpha*(a@b).",
           names=["addmm"], pattern=r"\[jvp\]"),
+    Known("conv-jvp", "extends", "Forward-mode derivatives (jvp) of the convolutions: MLX raises '[Primitive::jvp] Not "
+          "implemented for Convolution'; oxmx computes them (checked against finite differences in "
+          "tests/test_conv.py).", names=["jvp:" + n for n in ["conv1d", "conv2d", "conv3d", "conv_general", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]],
+          pattern=r"Not implemented for Convolution"),
+    Known("conv3d-vmap", "extends", "vmap of a 3-d convolution: MLX batches a convolution by folding the batch into "
+          "groups and raises '[conv] Can only handle groups != 1 in 1D or 2D convolutions'; oxmx batches it.",
+          names=["vmap:" + n for n in ["conv1d", "conv2d", "conv3d", "conv_general", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]], pattern=r"Can only handle groups != 1"),
     # ------------------------------------------------------------------ open (to fix)
     Known("complex-expm1", "extends", "expm1 on complex64: MLX raises, oxmx computes exp(z) - 1.",
           names=["expm1"], pattern=r"Not supported"),

@@ -1182,11 +1182,12 @@ def _rseed(d, name):
 # Integer-valued inputs keep the sums exact in float32/float16 (MLX and oxmx accumulate in
 # different orders); bfloat16 gets small non-negative ones (no cancellation). float64 is
 # left out (MLX has no float64 convolution on some devices); oxmx's float64 results are
-# checked against NumPy in tests/test_conv.py. The specs are not marked ``grad``: MLX has
-# no jvp for Convolution ("[Primitive::jvp] Not implemented"), its vjp dies of SIGFPE for
-# an empty batch with groups > 1 and raises for other empty batches, and its weight
-# gradient is wrong for stride > 1 with input dilation; tests/test_conv.py compares
-# oxmx's vjp and vmap with MLX where MLX's are right, and all three with finite differences.
+# checked against NumPy in tests/test_conv.py. Gradients: MLX has no jvp for Convolution,
+# cannot vmap a 3-d one, gets grouped vmaps and some vjps wrong (known.py: conv-jvp,
+# conv3d-vmap, conv-grouped-vmap, conv-transpose-output-padding-vjp,
+# conv-negative-padding-vjp), and its vjp dies of SIGFPE for an empty batch
+# (test_diff_grads keeps those from MLX); tests/test_conv.py checks oxmx's vjp, jvp and
+# vmap against finite differences and per-item loops.
 CONV_DTYPES = ["float32", "float16", "bfloat16"]
 
 
@@ -1256,7 +1257,7 @@ def _maybe_tuple(d, v, nd):
     return tuple(v for _ in range(nd)) if d.flag(0.4) else v
 
 
-@spec("conv1d", "conv2d", "conv3d")
+@spec("conv1d", "conv2d", "conv3d", grad=True)
 def _conv_nd(d, name):
     nd = int(name[4])
     groups = d.one([1, 1, 2]) if nd < 3 else 1
@@ -1279,7 +1280,7 @@ def _conv_nd(d, name):
     return Call(name, x, w, *args, **kwargs)
 
 
-@spec("conv_general")
+@spec("conv_general", grad=True)
 def _conv_general(d, name):
     nd = d.int(1, 3)
     groups = d.one([1, 1, 2]) if nd < 3 else 1
@@ -1316,7 +1317,7 @@ def _conv_general(d, name):
     return Call(name, x, w, *args, **kwargs)
 
 
-@spec("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+@spec("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", grad=True)
 def _conv_transpose(d, name):
     nd = int(name[-2])
     groups = d.one([1, 1, 2]) if nd < 3 else 1
