@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python test-differential lint bench bench-nn clean gpu-wheels fuzz fuzz-smoke
+.PHONY: demo test build venv test-rust test-python test-differential lint bench bench-nn bench-ops clean gpu-wheels fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -75,6 +75,11 @@ bench: build
 bench-nn: build
 	$(PIP) install -q -r requirements-bench.txt || echo "bench-nn: optional peers (mlx, torch) not installed; their columns are skipped"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_nn.py
+
+# Issue #12's ops (conv2d, fft, linalg, einsum) against NumPy, JAX, real MLX and torch on CPU.
+bench-ops: build
+	$(PIP) install -q -r requirements-bench.txt || echo "bench-ops: optional peers (mlx, jax, torch) not installed; their columns are skipped"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_ops.py
 
 clean:
 	cargo clean

@@ -47,6 +47,20 @@ def test_transform_coverage():
     assert not missing, f"ops without a harness entry: {sorted(missing)}"
 
 
+def test_fft_transform_coverage():
+    """Every differentiable function of oxmx.core.fft has a harness entry."""
+    names = entry_names()
+    missing = [f"fft.{n}" for n in mx.fft.__all__ if f"fft.{n}" not in names and f"fft.{n}" not in NOT_DIFFERENTIABLE]
+    assert not missing, f"fft functions without a harness entry: {missing}"
+
+
+def test_linalg_transform_coverage():
+    """Every differentiable function of oxmx.core.linalg has a harness entry."""
+    names = entry_names()
+    missing = [f"linalg.{n}" for n in mx.linalg.__all__ if f"linalg.{n}" not in names | NOT_DIFFERENTIABLE]
+    assert not missing, f"linalg functions without a harness entry: {missing}"
+
+
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
 def test_low_precision_gradients_keep_dtype(dtype):
     x = mx.array([0.5, 1.0, 2.0], dtype=dtype)

@@ -137,6 +137,22 @@ OPS += [Op("matmul", mx.matmul, [((3, 4), "any"), ((4, 2), "any")]),
         Op("trace", lambda x: mx.trace(x), [((3, 3), "any")]),
         Op("einsum", lambda a, b, c: mx.einsum("bij,jk,bkk->bik", a, b, c), [((2, 3, 4), "any"), ((4, 3), "any"), ((2, 3, 3), "any")]),
         Op("einsum-ellipsis", lambda a, b: mx.einsum("...ij,j...->i...", a, b), [((2, 1, 3, 4), "any"), ((4, 2, 2), "any")])]
+# matmul variants (oxmx.core._matmul_variants); indices, segments and masks are fixed
+# inside fn except the float masks of block_masked_mm-masks, which are differentiated
+_BOOL_OUT = [[True, False], [True, True]]
+OPS += [Op("gather_mm", lambda a, b: mx.gather_mm(a, b, mx.array([2, 0, 2]), mx.array([1, 1, 0])), [((3, 2, 4), "any"), ((2, 4, 3), "any")]),
+        Op("gather_mm-broadcast", lambda a, b: mx.gather_mm(a, b, mx.array([[1], [0]]), mx.array([0, 2, 1], mx.uint32)), [((2, 1, 3, 2), "any"), ((3, 2, 2), "any")]),
+        Op("gather_mm-vector", lambda a, b: mx.gather_mm(a, b, None, mx.array([1, 1])), [((3,), "any"), ((2, 3, 2), "any")]),
+        Op("block_masked_mm", lambda a, b: mx.block_masked_mm(a, b, 32, mx.array(_BOOL_OUT), mx.array([[1.0, 0.5], [0.0, 2.0]]), mx.array([[True, False], [True, True]])),
+           [((40, 36), "any"), ((36, 33), "any")]),
+        Op("block_masked_mm-batched", lambda a, b: mx.block_masked_mm(a, b, 32, None, mx.array([[[True, False]], [[False, True]]])), [((2, 3, 34), "any"), ((34, 2), "any")]),
+        Op("block_masked_mm-masks", lambda a, b, o, l: mx.block_masked_mm(a, b, 32, o, l), [((33, 34), "any"), ((34, 3), "any"), ((2, 1), "any"), ((2, 2), "any")]),
+        Op("segmented_mm", lambda a, b: mx.segmented_mm(a, b, mx.array([[0, 2], [1, 4], [3, 3], [4, 1]])), [((3, 4), "any"), ((4, 2), "any")]),
+        Op("hadamard_transform", lambda x: mx.hadamard_transform(x), [((3, 8), "any")]),
+        Op("hadamard_transform-12", lambda x: mx.hadamard_transform(x, scale=0.5), [((2, 24), "any")]),
+        Op("hadamard_transform-20", lambda x: mx.hadamard_transform(x), [((2, 40), "any")]),
+        Op("hadamard_transform-28", lambda x: mx.hadamard_transform(x), [((28,), "any")]),
+        Op("depends", lambda x, y: mx.depends([x, x * 2.0], y), [((3, 2), "any"), ((4,), "any")])]
 # shape and view ops
 OPS += [Op("reshape", lambda x: mx.reshape(x, (4, 3)), [((3, 4), "any")]),
         Op("transpose", lambda x: mx.transpose(x, (2, 0, 1)), [((2, 3, 4), "any")]),
@@ -190,6 +206,85 @@ OPS += [Op("conv1d", lambda x, w: mx.conv1d(x, w, stride=2, padding=1, groups=2)
         Op("convolve-full", lambda a, v: mx.convolve(a, v), [((3,), "any"), ((5,), "any")])]
 
 
+# Fourier transforms (oxmx.core.fft): complex results are checked as their real and
+# imaginary parts; the transforms run in complex64, hence the float32-grade tolerances
+def _parts(y):
+    return [mx.real(y), mx.imag(y)] if y.dtype == mx.complex64 else y
+
+
+def FFT(name, f, args, **kw):
+    kw = {"eps": 1e-2, "rtol": 1e-4, "atol": 1e-4, "consistency": 1e-5} | kw
+    return Op(name, lambda *a: _parts(f(*a)), args, **kw)
+
+
+_F = mx.fft
+OPS += [FFT("fft.fft-pad", lambda x: _F.fft(x, n=6), [((3, 5), "any")]),
+        FFT("fft.ifft-axis0", lambda x: _F.ifft(x, axis=0, norm="ortho"), [((4, 3), "any")]),
+        FFT("fft.rfft-odd", lambda x: _F.rfft(x, n=7), [((2, 5), "any")]),
+        FFT("fft.rfft-even", lambda x: _F.rfft(x, norm="forward"), [((3, 6), "any")]),
+        FFT("fft.irfft-odd", lambda x: _F.irfft(x, n=7), [((2, 5), "any")]),
+        FFT("fft.irfft-even", lambda x: _F.irfft(x, axis=0), [((4, 3), "any")]),
+        FFT("fft.fft2", lambda x: _F.fft2(x, s=(3, 5), axes=(0, 2)), [((2, 3, 4), "any")]),
+        FFT("fft.ifft2", lambda x: _F.ifft2(x), [((3, 4), "any")]),
+        FFT("fft.rfft2", lambda x: _F.rfft2(x, axes=(1, 0)), [((3, 5), "any")]),
+        FFT("fft.irfft2", lambda x: _F.irfft2(x, s=(4, 5), axes=(-2, -1)), [((3, 4), "any")]),
+        FFT("fft.fftn", lambda x: _F.fftn(x, norm="ortho"), [((2, 3, 4), "any")]),
+        FFT("fft.ifftn", lambda x: _F.ifftn(x, axes=(2, 0)), [((2, 3, 4), "any")]),
+        FFT("fft.rfftn", lambda x: _F.rfftn(x), [((2, 3, 5), "any")]),
+        FFT("fft.irfftn", lambda x: _F.irfftn(x, s=(3, 7), axes=(0, 1)), [((2, 4), "any")]),
+        FFT("fft.fftshift", lambda x: _F.fftshift(x, axes=(0, 1)), [((3, 4), "any")]),
+        FFT("fft.ifftshift", lambda x: _F.ifftshift(x), [((5,), "any")]),
+        FFT("fft.stft", lambda x, w: _F.stft(x, n_fft=8, hop_length=3, window=w), [((2, 20), "any"), ((6,), "pos")]),
+        FFT("fft.istft", lambda s, w: _F.istft(s.astype(mx.complex64), n_fft=8, hop_length=3, window=w, length=12),
+            [((5, 6), "any"), ((8,), "pos")])]
+
+
+# Linear algebra (oxmx.core.linalg): each factorization is a custom_function with its own
+# rules. Matrices are well conditioned; outputs whose sign is arbitrary (singular vectors,
+# eigenvectors) enter through sign-invariant products.
+DOMAINS["wellcond"] = lambda r, s: r.standard_normal(s) * 0.5 + np.eye(s[-1]) * 2.0
+DOMAINS["spd"] = lambda r, s: (lambda x: x @ np.swapaxes(x, -1, -2) + np.eye(s[-1]) * s[-1])(r.standard_normal(s))
+
+
+def _svd_parts(a):
+    u, s, vt = mx.linalg.svd(a)
+    k = s.shape[-1]
+    uk, vk = u[..., :, :k], vt[..., :k, :]
+    return [s, uk * uk[..., :1, :], vk * vk[..., :, :1]]
+
+
+def _eigh_parts(a, uplo="L"):
+    w, v = mx.linalg.eigh(a, UPLO=uplo)
+    return [w, v * v[..., :1, :]]
+
+
+_L = mx.linalg
+OPS += [Op("linalg.inv", _L.inv, [((2, 3, 3), "wellcond")]),
+        Op("linalg.tri_inv", lambda a: _L.tri_inv(a, upper=True), [((3, 3), "wellcond")]),
+        Op("linalg.solve", _L.solve, [((2, 3, 3), "wellcond"), ((3, 2), "any")]),
+        Op("linalg.solve-vector", _L.solve, [((3, 3), "wellcond"), ((3,), "any")]),
+        Op("linalg.solve_triangular", lambda a, b: _L.solve_triangular(a, b, upper=True), [((3, 3), "wellcond"), ((2, 3, 2), "any")]),
+        Op("linalg.cholesky", _L.cholesky, [((2, 3, 3), "spd")]),
+        Op("linalg.cholesky-upper", lambda a: _L.cholesky(a, upper=True), [((3, 3), "spd")]),
+        Op("linalg.cholesky_inv", lambda a: _L.cholesky_inv(a, upper=True), [((3, 3), "wellcond")]),
+        Op("linalg.qr", _L.qr, [((4, 3), "any")]),
+        Op("linalg.qr-wide", _L.qr, [((2, 3, 4), "any")]),
+        Op("linalg.svd", _svd_parts, [((4, 3), "any")]),
+        Op("linalg.svd-wide", _svd_parts, [((2, 3, 4), "any")]),
+        Op("linalg.svd-values", lambda a: _L.svd(a, compute_uv=False), [((3, 4), "any")]),
+        Op("linalg.eigh", _eigh_parts, [((2, 3, 3), "any")]),
+        Op("linalg.eigh-upper", lambda a: _eigh_parts(a, "U"), [((3, 3), "any")]),
+        Op("linalg.eigvalsh", lambda a: _L.eigvalsh(a, UPLO="U"), [((3, 3), "any")]),
+        Op("linalg.det", _L.det, [((2, 3, 3), "any")]),
+        Op("linalg.slogdet", lambda a: _L.slogdet(a)[1], [((3, 3), "any")]),
+        Op("linalg.pinv", _L.pinv, [((4, 3), "any")]),
+        Op("linalg.pinv-wide", _L.pinv, [((2, 3, 4), "any")]),
+        Op("linalg.norm", lambda a: [_L.norm(a, o, axis=(0, 2)) for o in ("nuc", 2, -2, "fro", 1, float("inf"))], [((3, 2, 4), "distinct")]),
+        Op("linalg.norm-vector", lambda a: [_L.norm(a, o, axis=1) for o in (None, 3, 0.5, 1, float("-inf"))], [((3, 4), "nonzero")]),
+        Op("linalg.cross", _L.cross, [((2, 3), "any"), ((3,), "any")]),
+        Op("linalg.cross-2", lambda a, b: _L.cross(a, b, axis=0), [((2, 4), "any"), ((3, 4), "any")])]
+
+
 def _setitem(x, u):
     y = x * 1.0
     y[1] = u
@@ -213,6 +308,8 @@ set_cache_limit set_wired_limit clear_cache get_memory_limit empty empty_like fu
 broadcast_shapes clear_streams device_count get_array_buffer_size new_thread_local_stream
 new_thread_unsafe_stream set_default_stream bitwise_left_shift bitwise_right_shift
 load save savez savez_compressed save_safetensors save_gguf einsum_path
+fft.fftfreq fft.rfftfreq
+linalg.lu linalg.lu_factor linalg.eig linalg.eigvals
 """.split())
 
 # Names exercised through a differently named entry (or a composite checked elsewhere).
@@ -221,7 +318,8 @@ COVERED_AS = {"concat": "concatenate", "permute_dims": "transpose", "broadcast_a
               "matrix_transpose": "swapaxes", "round": "round", "clip": "clip", "where": "where",
               "slice_update": "slice_update", "slice": "mx.slice", "acos": "arccos", "acosh": "arccosh",
               "asin": "arcsin", "asinh": "arcsinh", "atan": "arctan", "atanh": "arctanh", "atan2": "arctan2",
-              "conj": "conjugate", "pow": "power", "divmod": "floor_divide"}
+              "conj": "conjugate", "pow": "power", "divmod": "floor_divide",
+              "matrix_norm": "linalg.norm"}
 
 
 def entry_names():

@@ -817,6 +817,236 @@ def _addmm(d, name):
     return Call(name, c, d.arr(shape=(m, k), dtype=dt, specials=False), d.arr(shape=(k, n), dtype=dt, specials=False), **kw)
 
 
+# =============================================================================== matmul variants
+# (python/oxmx/core/_matmul_variants.py; tests/test_matmul_variants.py has the NumPy
+# references, gradients against finite differences and the oxmx-only paths)
+def _mv_dtype(d):
+    """Mostly floats; now and then an integer (MLX's dtype error) or a float/int mix."""
+    return d.dtype(FLOATS + ["float32"] * 5 + ["int32"])
+
+
+def _mv_dom(dt):
+    # small integers keep every sum exact, so low-precision results are exactly defined
+    return "small" if dt in ("float16", "bfloat16") else "int"
+
+
+def _mv_operand(d, batch, rows, cols, dt, vec=None):
+    """An operand of shape ``batch + (rows, cols)``, or the vector ``(vec,)``."""
+    shape = (vec,) if vec is not None else batch + (rows, cols)
+    return d.arr(shape=shape, dtype=dt, dom=_mv_dom(dt))
+
+
+def _gather_index(d, n, shape):
+    """Flat batch indices in ``[0, n)`` (MLX reads out of bounds for others: now and then
+    one is, and the call goes to oxmx only, which must raise IndexError)."""
+    data = d.rng.integers(0, n, shape) if n else np.zeros(shape, np.int64)
+    oob = d.flag(0.05) and data.size > 0
+    if oob:
+        data.flat[d.int(0, data.size - 1)] = n + d.int(0, 2)
+    return A(data, d.one(["uint32", "int32", "int64", "uint8"]), out_of_bounds=oob)
+
+
+@spec("gather_mm", grad=True)
+def _gather_mm(d, name):
+    dt = _mv_dtype(d)
+    m, k, n = d.int(0, 3), d.int(0, 3), d.int(0, 3)
+    ba = tuple(d.int(1, 3) for _ in range(d.int(0, 2)))
+    bb = tuple(d.int(1, 3) for _ in range(d.int(0, 2)))
+    va, vb, kb = d.flag(0.1), d.flag(0.1), k if d.flag(0.95) else k + 1
+    a = _mv_operand(d, ba, m, k, dt, vec=k if va else None)
+    b = _mv_operand(d, bb, kb, n, d.one([dt, "float32"]), vec=kb if vb else None)
+    ba, bb = () if va else ba, () if vb else bb
+    out = d.shape(max_dims=2, max_side=3)
+    lhs = _gather_index(d, int(np.prod(ba, dtype=np.int64)), d.bshape(out)) if d.flag(0.7) else None
+    rhs = _gather_index(d, int(np.prod(bb, dtype=np.int64)), d.bshape(out)) if d.flag(0.7) else None
+    kw = {}
+    if d.flag(0.2) and (lhs is None) != (rhs is None):
+        idx = lhs or rhs
+        idx.data = np.sort(idx.data, axis=None).reshape(idx.shape)
+        kw["sorted_indices"] = True
+    bad = kb != k or dt == "int32" and b.dtype == "int32"
+    if d.flag(0.05):
+        lhs, bad = A(np.zeros(d.bshape(out)), "float32"), True  # indices must be integral
+    try:
+        np.broadcast_shapes(ba if lhs is None else lhs.shape, bb if rhs is None else rhs.shape)
+    except ValueError:
+        bad = True
+    for idx in (lhs, rhs):
+        if bad and idx is not None:
+            idx.out_of_bounds = False  # refused before any index is read, in both
+    return Call(name, a, b, lhs, rhs, **kw)
+
+
+_MV_SIDES = [0, 1, 5, 31, 32, 33, 64, 65, 70]
+
+
+def _block_mask(d, batch, rows, cols, bs, vec_axes):
+    """A mask for blocks of a ``rows x cols`` operand: bool (select) or float (scale),
+    broadcasting against ``batch``; a 1-D operand's mask lacks that axis."""
+    shape = list(batch + (-(-rows // bs), -(-cols // bs)))
+    for ax in sorted(vec_axes):
+        del shape[ax]
+    shape = list(d.bshape(tuple(shape))) if d.flag(0.3) else shape
+    if shape and d.flag(0.04):
+        shape[-1] += 1  # not broadcastable
+    kind = d.one(["bool_", "bool_", "float32", "int32"])
+    if kind == "bool_":
+        data = d.rng.integers(0, 2, shape).astype(bool)
+    else:
+        data = d.rng.choice([0.0, 1.0, 2.0, -1.0, 0.5] if kind == "float32" else [0, 1, 2], shape)
+    return A(data, kind, view=d.one([None, None, "T"]))
+
+
+@spec("block_masked_mm", grad=True)
+def _block_masked_mm(d, name):
+    dt = _mv_dtype(d)
+    half = dt in ("float16", "bfloat16")
+    sides = _MV_SIDES[:5] if half else _MV_SIDES
+    m, k, n = d.one(sides), d.one(sides), d.one(sides)
+    batch = tuple(d.int(1, 2) for _ in range(d.int(0, 2)))
+    va, vb = d.flag(0.1), d.flag(0.1)
+    a = _mv_operand(d, d.bshape(batch), m, k, dt, vec=k if va else None)
+    b = _mv_operand(d, d.bshape(batch), k, n, dt, vec=k if vb else None)
+    m, n = 1 if va else m, 1 if vb else n
+    bs = d.one([32, 64]) if d.flag(0.95) else d.one([16, 0, 128])
+    full = tuple(np.broadcast_shapes(a.shape[:-2] if not va else (), b.shape[:-2] if not vb else ()))
+    masks = [None, None, None]
+    mb = bs if bs in (32, 64) else 64  # mask shapes for a refused block size
+    if d.flag(0.9):
+        masks[0] = _block_mask(d, full, m, n, mb, ([-1] if vb else []) + ([-2 if not vb else -1] if va else [])) if d.flag(0.6) else None
+        masks[1] = _block_mask(d, full, m, k, mb, [-2] if va else []) if d.flag(0.6) else None
+        masks[2] = _block_mask(d, full, k, n, mb, [-1] if vb else []) if d.flag(0.6) else None
+    while masks and masks[-1] is None:
+        masks.pop()
+    masks += [None] * (3 - len(masks))
+    # calls where MLX is known to be wrong show it in their name (known.py)
+    tags = []
+    if (masks[1] is not None and _batch_broadcast(a, va, full)) or (masks[2] is not None and _batch_broadcast(b, vb, full)):
+        tags.append("batch-broadcast operand")
+    if masks[1] is not None and masks[2] is not None and (masks[1].dtype == "bool_") != (masks[2].dtype == "bool_"):
+        tags.append("mixed operand masks")
+    if masks[0] is not None and masks[0].dtype == "float32":
+        tags.append("float mask_out")
+    masks = masks[:max((i + 1 for i, mk in enumerate(masks) if mk is not None), default=0)]
+    return Call(_tagged_target(tags) if tags else name, a, b, bs, *masks)
+
+
+def _batch_broadcast(x, vec, full):
+    """Whether ``x``'s matrices repeat along the result's batch (a missing or size-1 batch
+    axis, or a broadcast view)."""
+    nbatch = int(np.prod(full, dtype=np.int64))
+    if vec:
+        return nbatch > 1
+    own = int(np.prod(x.shape[:-2], dtype=np.int64))
+    return own < nbatch or (x.view == "bcast" and len(x.shape) >= 3 and x.shape[0] > 1)
+
+
+def _tagged_target(tags):
+    def fn(mod, *args, **kwargs):
+        return mod.block_masked_mm(*args, **kwargs)
+
+    fn.__name__ = f"block_masked_mm[{', '.join(tags)}]"
+    return fn
+
+
+@spec("segmented_mm", grad=True)
+def _segmented_mm(d, name):
+    dt = _mv_dtype(d)
+    # M or N == 0 kills MLX (SIGFPE): oxmx's empties are in tests/test_matmul_variants.py
+    m, k, n = d.int(1, 3), d.int(0, 5), d.int(1, 3)
+    a = d.arr(shape=(m, k), dtype=dt, dom=_mv_dom(dt))
+    kb = k if d.flag(0.95) else k + d.one([-1, 1]) if k else k + 1
+    b = d.arr(shape=(kb, n), dtype=d.one([dt, "float32"]), dom=_mv_dom(dt))
+    refused = dt == "int32" and b.dtype == "int32"  # before any segment is read, in both
+    if d.flag(0.04):
+        a, refused = d.arr(shape=(2, m, k), dtype=dt, dom=_mv_dom(dt)), True  # batched
+    lim = min(k, kb)
+    seg = d.rng.integers(0, lim + 1, d.shape(max_dims=2, max_side=3) + (2,))
+    oob = d.flag(0.05) and seg.size > 0 and kb == k
+    if oob:
+        seg.flat[d.int(0, seg.size - 1)] = d.one([-1, lim + 1, lim + 3])
+    if d.flag(0.04):
+        seg = seg.reshape(-1)[:1] if seg.size else np.zeros((3,), np.int64)  # not (..., 2)
+        oob = False
+    sdt = d.one(["int32", "uint32", "int64"]) if d.flag(0.95) else "float32"
+    if oob and sdt == "uint32":
+        sdt = "int32"
+    return Call(name, a, b, A(seg, sdt, out_of_bounds=oob and sdt != "float32" and not refused))
+
+
+def _hadamard_target(n):
+    """``hadamard_transform`` under a name that shows the transform size (MLX's gradient
+    is wrong for sizes with a factor 20 or 28: known.py, hadamard-vjp)."""
+    m = next((m for m in (12, 20, 28) if n % m == 0 and (n // m) & (n // m - 1) == 0), 1) if n else 0
+
+    def fn(mod, *args, **kwargs):
+        return mod.hadamard_transform(*args, **kwargs)
+
+    fn.__name__ = f"hadamard_transform[n={n} m={m}]"
+    return fn
+
+
+@spec("hadamard_transform", grad=True)
+def _hadamard_transform(d, name):
+    dt = d.dtype(FLOATS + ["float32", "float32", "int32", "uint8", "bool_", "complex64"])
+    n = d.one([1, 2, 4, 8, 16, 32, 64, 12, 24, 48, 20, 40, 28, 56, 3, 6, 0])
+    if d.flag(0.1):
+        x = d.arr(shape=(), dtype=dt, dom=_mv_dom(dt))
+        n = 1
+    else:
+        batch = tuple(d.int(1, 3) for _ in range(d.int(0, 2)))
+        x = d.arr(shape=batch + (n,), dtype=dt, dom=_mv_dom(dt))
+    kw = {}
+    if d.flag(0.4):
+        kw["scale"] = d.one([0.5, 2.0, 1.0, -0.25, 3, None])
+    return Call(_hadamard_target(n), x, **kw)
+
+
+@spec("depends", exact=True, grad=True)
+def _depends(d, name):
+    def arrs(k):
+        return [d.arr(dtypes=ALL, max_dims=2) for _ in range(k)]
+
+    # an empty inputs list crashes MLX (segmentation fault): tests/test_matmul_variants.py
+    inputs = arrs(1)[0] if d.flag(0.4) else arrs(d.int(1, 3))
+    deps = arrs(1)[0] if d.flag(0.4) else arrs(d.int(0, 2))
+    if d.flag(0.05):
+        deps = [1.0]  # not an array
+    return Call(name, inputs, deps)
+
+
+def _in_stream_context(m, s, x):
+    with m.StreamContext(s) as inner:
+        return inner is None, m.add(x, 1)
+
+
+@spec("StreamContext", exact=True)
+def _stream_context(d, name):
+    s = d.one([F(lambda m: m.cpu, "mx.cpu"), F(lambda m: m.default_stream(m.cpu), "default_stream(cpu)"),
+               F(lambda m: m.Device(m.cpu), "Device(cpu)"), "cpu", None])
+    return Call(_in_stream_context, s, d.arr(dtypes=ALL, max_dims=2))
+
+
+def _array_at_kinds(m, x, construct):
+    if construct:
+        return m.ArrayAt(x)
+    return isinstance(x.at, m.ArrayAt), isinstance(x.at[0], m.ArrayAt), isinstance(x, m.ArrayAt)
+
+
+@spec("ArrayAt", exact=True)
+def _array_at(d, name):
+    return Call(_array_at_kinds, d.arr(dtypes=ALL, min_dims=1, empty=False), d.flag(0.2))
+
+
+def _array_like(m, *args):
+    return isinstance(m.ArrayLike(*args), m.ArrayLike)
+
+
+@spec("ArrayLike", exact=True)
+def _array_like_spec(d, name):
+    return Call(_array_like, *([] if d.flag(0.1) else [d.arr(dtypes=ALL)]))
+
+
 # =============================================================================== creation
 @spec("zeros", "ones", exact=True)
 def _zeros(d, name):
@@ -1160,11 +1390,28 @@ def _rperm(d, name):
     return Call(name, d.int(0, 8), key=F(lambda m: m.random.key(seed), f"key({seed})"))
 
 
-@spec("random.multivariate_normal")
+@spec("random.multivariate_normal", rtol=1e-4, atol=1e-4)
 def _rmvn(d, name):
+    """A positive definite covariance (samples depend on its SVD: equal up to rounding),
+    batches of means and covariances that broadcast with ``shape``, and MLX's errors."""
     seed = d.int(0, 1000)
-    return Call(name, A(np.zeros(2), "float32"), A(np.eye(2), "float32"), shape=(3,),
-                key=F(lambda m: m.random.key(seed), f"key({seed})"), stream=F(lambda m: m.cpu, "cpu"))
+    n = d.int(1, 3)
+    x = d.rng.standard_normal(((2,) if d.flag(0.3) else ()) + (n, n))
+    cov = A(x @ np.swapaxes(x, -1, -2) + np.eye(n), "float32")
+    mean = A(d.rng.standard_normal(((2,) if d.flag(0.3) else ()) + (n,)), d.one(["float32", "float32", "int32"]))
+    kw = {"key": F(lambda m: m.random.key(seed), f"key({seed})"), "stream": F(lambda m: m.cpu, "cpu")}
+    if d.flag(0.6):
+        kw["shape"] = d.one([(3,), (2,), (1,), (4, 2), ()])
+    k = d.int(0, 12)
+    if k == 0:
+        mean = A(np.zeros(()), "float32")  # 0-d mean
+    elif k == 1:
+        cov = A(np.ones((n, n + 1)), "float32")  # not square
+    elif k == 2:
+        mean = A(np.zeros(n + 1), "float32")  # sizes differ
+    elif k == 3:
+        kw["dtype"] = D(d.one(["float16", "float64"]))  # float32 only
+    return Call(name, mean, cov, **kw)
 
 
 @spec("random.seed", exact=True)
@@ -1589,3 +1836,419 @@ def _kernel_factory(m, name):
 def _fast_kernels(d, name):
     short = name.split(".")[1]
     return Call(lambda m: _kernel_factory(m, short))
+
+
+# =============================================================================== fft
+# Transforms are compared at a tolerance relative to the largest output (a float32 FFT's
+# error is a few ulps of the largest magnitude, whatever the element); no NaN/inf inputs
+# (MLX's pocketfft and oxmx's rustfft combine infinities in different orders).
+FFT_NORMS = ["backward", "ortho", "forward"]
+
+
+def _fft_proj(fname):
+    """``fft.<fname>`` with a complex result mapped to ``real + imag / 2``, so that the
+    gradient tests (which need a float output) reach the complex transforms too."""
+
+    def f(m, *args, **kwargs):
+        y = getattr(m.fft, fname)(*args, **kwargs)
+        return m.real(y) + 0.5 * m.imag(y) if y.dtype == m.complex64 else y
+
+    f.__name__ = f"fft.{fname}->real+imag/2"
+    return f
+
+
+def _fft_target(d, name):
+    return _fft_proj(name.split(".")[1]) if d.flag(0.4) else name
+
+
+def _fft_norm(d, kwargs):
+    if d.flag(0.6):
+        kwargs["norm"] = d.one(FFT_NORMS) if d.flag(0.95) else d.one(["Ortho", "none"])
+
+
+def _fft_input(d, name, min_dims=1):
+    inverse_real = name.split(".")[1].startswith("irfft")
+    dts = ["complex64", "float32", "float64"] + (["float16", "int32", "bool_"] if d.flag(0.2) else [])
+    if inverse_real and d.flag(0.7):
+        dts = ["complex64"]
+    return d.arr(dtypes=dts, specials=False, min_dims=min_dims, max_dims=3, max_side=6)
+
+
+@spec("fft.fft", "fft.ifft", "fft.rfft", "fft.irfft", grad=True, rtol=1e-4, atol=1e-4)
+def _fft_one_axis(d, name):
+    x = _fft_input(d, name, min_dims=0 if d.flag(0.05) else 1)
+    kwargs = {}
+    ndim = len(x.shape)
+    if d.flag(0.6):
+        kwargs["axis"] = d.axis(ndim, none=False, bad=d.flag(0.1))
+    if d.flag(0.5):
+        kwargs["n"] = d.int(1, 9) if d.flag(0.9) else d.one([0, -1])
+    _fft_norm(d, kwargs)
+    return Call(_fft_target(d, name), x, **kwargs)
+
+
+@spec("fft.fft2", "fft.ifft2", "fft.rfft2", "fft.irfft2", "fft.fftn", "fft.ifftn", "fft.rfftn", "fft.irfftn",
+      grad=True, rtol=1e-4, atol=1e-4)
+def _fft_multi_axis(d, name):
+    x = _fft_input(d, name)
+    ndim = len(x.shape)
+    kwargs = {}
+    two = name.endswith("2")
+    k = d.int(0, 9)
+    if k <= 5 or (two and k <= 7):
+        # a permutation of some (for fft2: two) axes, sometimes negative
+        n_axes = min(2, ndim) if two and d.flag(0.8) else d.int(1, ndim)
+        axes = [int(a) for a in d.rng.permutation(ndim)[:n_axes]]
+        kwargs["axes"] = tuple(a - ndim if d.flag(0.3) else a for a in axes)
+        if d.flag(0.5):
+            kwargs["s"] = tuple(d.int(1, 7) for _ in axes)
+    elif k == 6:
+        kwargs["axes"] = None if d.flag(0.5) else ()
+    elif k == 8:
+        kwargs["axes"] = d.axes(ndim)  # duplicates, out of range, an int
+        if kwargs["axes"] is not None and d.flag(0.3):
+            kwargs["s"] = (d.int(0, 4),) * (d.int(1, 3))  # a length mismatch or a zero size
+    elif k == 9:
+        kwargs["s"] = (d.int(1, 4),)  # s without axes: ValueError in MLX
+    _fft_norm(d, kwargs)
+    return Call(_fft_target(d, name), x, **kwargs)
+
+
+@spec("fft.fftfreq", "fft.rfftfreq", exact=True)
+def _fft_freq(d, name):
+    n = d.one([1, 2, 3, 5, 8, 13, 100]) if d.flag(0.9) else d.one([0, -2])
+    if d.flag(0.3):
+        return Call(name, n)
+    dval = d.one([1.0, 0.1, 3, -2.5, 1e-3, 7.25, float("inf")]) if d.flag(0.9) else d.one([0, 0.0, "a"])
+    return Call(name, n, dval) if d.flag(0.5) else Call(name, n, d=dval)
+
+
+@spec("fft.fftshift", "fft.ifftshift", exact=True, grad=True)
+def _fft_shift(d, name):
+    x = d.arr(dtypes=ALL, max_dims=3, max_side=5)
+    ndim = len(x.shape)
+    if d.flag(0.3):
+        return Call(name, x)
+    axes = d.axes(ndim, bad=d.flag(0.2))
+    if d.flag(0.2) and ndim:
+        axes = list(range(ndim)) if d.flag(0.5) else [0, 0]  # a list, repeated axes
+    return Call(name, x, axes)
+
+
+def _fft_window(d, n_fft):
+    k = d.int(1, n_fft) if d.flag(0.8) else d.int(0, n_fft + 1)
+    return d.arr(shape=(k,), dtype=d.one(["float32", "float32", "float64"]), dom="pos", specials=False, views=False)
+
+
+@spec("fft.stft", grad=True, rtol=1e-4, atol=2e-4)
+def _fft_stft(d, name):
+    batch = d.shape(max_dims=1, max_side=3)
+    x = d.arr(shape=batch + (d.int(1, 40),), dtypes=["float32", "float32", "complex64", "int32"], specials=False)
+    n_fft = d.int(1, 16)
+    hop = d.one([None, 1, 2, 3, 5, 8]) if d.flag(0.95) else 0
+    win_length = d.one([None, n_fft, max(n_fft - 3, 0), n_fft // 2]) if d.flag(0.95) else n_fft + 1
+    window = _fft_window(d, n_fft) if d.flag(0.5) else None
+    kwargs = {"center": d.flag(0.7)}
+    if d.flag(0.5):
+        kwargs["pad_mode"] = d.one(["reflect", "constant", "edge"]) if d.flag(0.95) else "zeros"
+    if d.flag(0.4):
+        kwargs["onesided"] = d.flag(0.5)
+    _fft_norm(d, kwargs)
+    target = _fft_proj("stft") if d.flag(0.5) else name
+    return Call(target, x, n_fft, hop, win_length, window, **kwargs)
+
+
+@spec("fft.istft", grad=True, rtol=1e-4, atol=2e-4)
+def _fft_istft(d, name):
+    onesided = d.flag(0.7)
+    n_fft = d.int(1, 16)
+    n_freq = n_fft // 2 + 1 if onesided else n_fft
+    if d.flag(0.1):
+        n_freq = d.int(0, 10)  # n_fft inferred, or not matching
+    batch = d.shape(max_dims=1, max_side=3)
+    n_frames = d.int(1, 8) if d.flag(0.95) else 0
+    spec_dt = d.one(["complex64", "complex64", "float32"])
+    s = d.arr(shape=batch + (n_freq, n_frames), dtype=spec_dt, specials=False)
+    hop = d.one([None, 1, 2, 3, max(n_fft // 2, 1)]) if d.flag(0.95) else 0
+    window = _fft_window(d, n_fft) if d.flag(0.6) else None
+    kwargs = {"center": d.flag(0.7), "onesided": onesided}
+    if d.flag(0.4):
+        kwargs["length"] = d.int(0, 30)
+    _fft_norm(d, kwargs)
+    nf = None if d.flag(0.3) else n_fft
+    return Call(name, s, nf, hop, None, window, **kwargs)
+
+
+# =============================================================================== linalg
+# MLX's linalg functions need the CPU stream (oxmx's run on any device and accept the
+# same argument). Matrices are well conditioned (random + n I) unless a case says
+# otherwise, and never 0x0 where MLX dies of SIGFPE (inv, tri_inv, cholesky_inv, solve,
+# solve_triangular; lu and lu_factor with m or n = 0); NaN never reaches MLX's eig (it
+# aborts the process). Where the
+# result is not unique (signs of singular vectors and eigenvectors, eig's order) the
+# specs compare invariants: values, reconstructions and orthogonality.
+CPU = F(lambda m: m.cpu, "cpu")
+LINALG_REAL = ["float32", "float64"]
+LINALG_TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+
+def _lin_batch(d):
+    return (0,) if d.flag(0.08) else tuple(d.int(1, 2) for _ in range(d.int(0, 2)))
+
+
+def _lin_square(d, n_min=1, dtypes=LINALG_REAL):
+    """A batch of well-conditioned n x n matrices (random + n I), sometimes a view."""
+    n = d.int(n_min, 4)
+    dt = d.one(dtypes)
+    x = d.arr(shape=_lin_batch(d) + (n, n), dtype=dt, specials=False)
+    return A((x.data + n * np.eye(n)).astype(x.data.dtype), dt, x.view)
+
+
+def _lin_bad(d, x, complex_ok=False):
+    """Sometimes an invalid variant of matrix argument ``x``: another dtype, 1-D, not
+    square (MLX's error type is compared)."""
+    k = d.int(0, 14)
+    if k == 0:
+        bad = ["int32", "float16", "bool_"] + ([] if complex_ok else ["complex64"])
+        return A(x.data.real, d.one(bad))
+    if k == 1:
+        return A(np.ones(x.shape[-1:]), x.dtype)
+    if k == 2:
+        return A(np.ones(x.shape[:-1] + (x.shape[-1] + 1,)), x.dtype)
+    return x
+
+
+@spec("linalg.inv", "linalg.tri_inv", grad=True, **LINALG_TOL)
+def _linalg_inv(d, name):
+    kw = {"stream": CPU}
+    if name == "linalg.tri_inv" and d.flag(0.6):
+        kw["upper"] = d.flag(0.5)
+    return Call(name, _lin_bad(d, _lin_square(d)), **kw)
+
+
+def _spd(d, n_min=1):
+    x = _lin_square(d, n_min)
+    data = x.data @ np.swapaxes(x.data, -1, -2)
+    return A(data, x.dtype, "T" if d.flag(0.2) else None)
+
+
+@spec("linalg.cholesky", grad=True, **LINALG_TOL)
+def _linalg_cholesky(d, name):
+    x = _spd(d, 0)
+    if d.flag(0.1):
+        x = A(-x.data, x.dtype)  # not positive definite: MLX's factor is wrong (known.py)
+    kw = {"upper": d.flag(0.5)} if d.flag(0.6) else {}
+    return Call(name, _lin_bad(d, x), stream=CPU, **kw)
+
+
+@spec("linalg.cholesky_inv", grad=True, **LINALG_TOL)
+def _linalg_cholesky_inv(d, name):
+    x = _spd(d)
+    upper = d.flag(0.5)
+    factor = np.linalg.cholesky(x.data)
+    if upper:
+        factor = np.swapaxes(factor, -1, -2)
+    if d.flag(0.3):  # the other triangle is not read
+        factor = factor + (np.tril(np.ones(x.shape[-2:]), -1) if upper else np.triu(np.ones(x.shape[-2:]), 1))
+    kw = {"upper": upper} if upper or d.flag(0.5) else {}
+    return Call(name, _lin_bad(d, A(factor, x.dtype)), stream=CPU, **kw)
+
+
+@spec("linalg.solve", "linalg.solve_triangular", grad=True, **LINALG_TOL)
+def _linalg_solve(d, name):
+    a = _lin_square(d)
+    n, batch = a.shape[-1], a.shape[:-2]
+    k = d.int(0, 3)
+    if k == 0:
+        bshape = (n,)
+    elif k == 1:
+        bshape = batch + (n, d.int(1, 3))
+    elif k == 2:  # batch dimensions that broadcast (MLX's solve refuses some: known.py)
+        bshape = d.bshape(batch) + (n, d.int(1, 3))
+    else:
+        bshape = (d.int(1, 2),) + batch + (n, 1)
+    b = d.arr(shape=bshape, dtypes=LINALG_REAL + ["int32", "float16"], specials=False)
+    c = d.int(0, 16)
+    if c == 0:
+        a = A(a.data[..., 0], a.dtype)  # 1-D a, or a non-square one
+    elif c == 1:
+        b = A(np.ones(()), b.dtype)  # 0-d b
+    elif c == 2:
+        b = A(np.ones(bshape[:-2] + (n + 1,) + bshape[-1:]) if len(bshape) > 1 else np.ones(n + 1), b.dtype)
+    elif c == 3:
+        a = A(a.data, d.one(["int32", "float16", "complex64"]))
+    elif c == 4:
+        b = A(b.data, "complex64")
+    kw = {"upper": d.flag(0.5)} if name == "linalg.solve_triangular" and d.flag(0.7) else {}
+    return Call(name, a, b, stream=CPU, **kw)
+
+
+@spec("linalg.qr", grad=True, **LINALG_TOL)
+def _linalg_qr(d, name):
+    m, n = d.int(1, 5), d.int(1, 5)
+    if d.flag(0.08):
+        m, n = d.one([(0, 3), (3, 0)])
+    x = d.arr(shape=_lin_batch(d) + (m, n), dtypes=LINALG_REAL, specials=False)
+    return Call(name, _lin_bad(d, x) if m == n or d.flag(0.5) else x, stream=CPU)
+
+
+def _svd_invariants(m, x, compute_uv=True, stream=None):
+    """S, and for the full SVD: U diag(S) Vt (= x), U^H U and Vt Vt^H (= I), which do not
+    depend on the signs (phases) of the singular vectors."""
+    if not compute_uv:
+        return m.linalg.svd(x, compute_uv=False, stream=stream)
+    u, s, vt = m.linalg.svd(x, stream=stream)
+    k = s.shape[-1]
+    rec = (u[..., :, :k] * m.expand_dims(s, -2).astype(u.dtype)) @ vt[..., :k, :]
+    uh, vh = (m.swapaxes(m.conj(t), -1, -2) for t in (u, vt))
+    return s, rec, uh @ u, vt @ vh
+
+
+@spec("linalg.svd", grad=True, **LINALG_TOL)
+def _linalg_svd(d, name):
+    m, n = d.int(1, 5), d.int(1, 5)
+    if d.flag(0.08):
+        m, n = d.one([(0, 3), (3, 0), (0, 0)])
+    x = d.arr(shape=_lin_batch(d) + (m, n), dtypes=LINALG_REAL + ["complex64"], specials=False)
+    x = _lin_bad(d, x, complex_ok=True)
+    uv = d.flag(0.6)
+    if not uv and d.flag(0.1) and x.data.size and x.dtype in LINALG_REAL:
+        x = A(np.full(x.shape, np.nan), x.dtype)  # MLX raises (known.py), oxmx gives NaN
+    return Call(_svd_invariants, x, compute_uv=uv, stream=CPU)
+
+
+def _eigh_invariants(m, x, UPLO="L", stream=None):  # noqa: N803
+    """w, and V diag(w) V^H (the symmetric matrix given by x's triangle) and V^H V (= I)."""
+    w, v = m.linalg.eigh(x, UPLO=UPLO, stream=stream)
+    vh = m.swapaxes(m.conj(v), -1, -2)
+    return w, (v * m.expand_dims(w, -2).astype(v.dtype)) @ vh, vh @ v
+
+
+@spec("linalg.eigh", "linalg.eigvalsh", grad=True, **LINALG_TOL)
+def _linalg_eigh(d, name):
+    n = d.int(0, 4)
+    dt = d.one(LINALG_REAL + ["complex64"]) if d.flag(0.85) else "complex64"
+    x = _lin_bad(d, d.arr(shape=_lin_batch(d) + (n, n), dtype=dt, specials=False), complex_ok=True)
+    if name == "linalg.eigvalsh" and d.flag(0.05) and x.data.size and x.dtype in LINALG_REAL:
+        x = A(np.full(x.shape, np.nan), x.dtype)  # MLX raises (known.py), oxmx gives NaN
+    kw = {"UPLO": d.one(["L", "U", "u", "X"])} if d.flag(0.6) else {}
+    if name == "linalg.eigh":
+        return Call(_eigh_invariants, x, stream=CPU, **kw)
+    return Call(name, x, stream=CPU, **kw)
+
+
+def _eig_invariants(m, x, vectors=True, stream=None):
+    """The eigenvalues sorted (real part, then imaginary), and for eig the residual
+    max |A V - V diag(w)| and V's column norms (1)."""
+    import numpy as _np
+
+    if not vectors:
+        return m.array(_np.sort_complex(_np.array(m.linalg.eigvals(x, stream=stream))))
+    w, v = m.linalg.eig(x, stream=stream)
+    res = m.abs(x.astype(m.complex64) @ v - v * m.expand_dims(w, -2))
+    return m.array(_np.sort_complex(_np.array(w))), m.max(res) if res.size else res, m.sqrt(m.sum(m.square(m.abs(v)), axis=-2))
+
+
+@spec("linalg.eig", "linalg.eigvals", **LINALG_TOL)
+def _linalg_eig(d, name):
+    x = _lin_bad(d, _lin_square(d, n_min=0, dtypes=LINALG_REAL + ["complex64"] if d.flag(0.05) else LINALG_REAL), complex_ok=True)
+    return Call(_eig_invariants, x, vectors=name == "linalg.eig", stream=CPU)
+
+
+@spec("linalg.lu", "linalg.lu_factor", **LINALG_TOL)
+def _linalg_lu(d, name):
+    m, n = d.int(1, 5), d.int(1, 5)  # MLX dies of SIGFPE when m or n is 0
+    x = d.arr(shape=_lin_batch(d) + (m, n), dtypes=LINALG_REAL, specials=False)
+    return Call(name, _lin_bad(d, x) if m == n or d.flag(0.5) else x, stream=CPU)
+
+
+@spec("linalg.det", "linalg.slogdet", grad=True, atol=1e-4)  # rtol: the dtype's (float16 ones too)
+def _linalg_det(d, name):
+    n = d.int(0, 4)
+    dts = LINALG_REAL if d.flag(0.8) else ["float16", "bfloat16", "int32", "uint8", "bool_", "complex64"]
+    dt = d.one(dts)
+    x = d.arr(shape=_lin_batch(d) + (n, n), dtype=dt, dom="small" if dt in INTS + ["bool_"] else "any", specials=False)
+    if name == "linalg.slogdet" and dt not in LINALG_REAL:
+        x = A(x.data + 8 * np.eye(n), dt)  # no rounding residue where the determinant is 0
+    if d.flag(0.1) and n:
+        data = x.data.copy()
+        data[..., -1, :] = 0  # exactly singular: det 0, slogdet (0, -inf)
+        x = A(data, dt)
+    if d.flag(0.1):
+        x = A(x.data[..., :-1, :] if n else np.ones(3), dt)  # not square, or 1-D
+    return Call(name, x, stream=CPU)
+
+
+@spec("linalg.pinv", grad=True, **LINALG_TOL)
+def _linalg_pinv(d, name):
+    m, n = d.int(1, 5), d.int(1, 5)
+    if d.flag(0.08):
+        m, n = d.one([(0, 3), (3, 0)])
+    x = d.arr(shape=_lin_batch(d) + (m, n), dtypes=LINALG_REAL, specials=False)
+    if d.flag(0.15) and m > 1 and n:
+        data = x.data.copy()
+        data[..., 0, :] = 0  # rank deficient: the cutoff drops the smallest singular value
+        x = A(data, x.dtype)
+    return Call(name, _lin_bad(d, x) if m == n or d.flag(0.5) else x, stream=CPU)
+
+
+@spec("linalg.cross", grad=True)
+def _linalg_cross(d, name):
+    base = list(d.shape(max_dims=2, max_side=3))
+    pos = d.int(0, len(base))
+    dt = d.dtype(NUMERIC) if d.flag(0.3) else d.one(LINALG_REAL)
+    shapes = []
+    for _ in range(2):
+        s = [1 if d.flag(0.2) else v for v in base]
+        s.insert(pos, d.one([3, 3, 2]))
+        shapes.append(tuple(s))
+    a = d.arr(shape=shapes[0], dtype=dt, dom="int" if dt in INTS else "any")
+    b = d.arr(shape=shapes[1], dtype=dt if d.flag(0.8) else d.dtype(NUMERIC), dom="int" if dt in INTS else "any")
+    axis = pos if d.flag(0.5) else pos - len(shapes[0])
+    c = d.int(0, 12)
+    if c == 0:
+        axis = d.one([len(shapes[0]), -len(shapes[0]) - 1])  # out of range
+    elif c == 1:
+        a = A(np.ones(shapes[0][:pos] + (4,) + shapes[0][pos + 1 :]), a.dtype)  # size 4
+    kw = {"axis": axis} if axis != -1 or d.flag(0.5) else {}
+    return Call(name, a, b, stream=CPU, **kw)
+
+
+VECTOR_ORDS = [None, float("inf"), float("-inf"), 0, 1, -1, 2, -2, 3, 0.5, -0.5, 1.5]
+MATRIX_ORDS = [None, "fro", "nuc", float("inf"), float("-inf"), 1, -1, 2, -2]
+
+
+@spec("linalg.norm", "matrix_norm", grad=True, **LINALG_TOL)
+def _linalg_norm(d, name):
+    x = d.arr(dtypes=NUMERIC, max_dims=3, max_side=4, specials=d.flag(0.3))
+    nd = len(x.shape)
+    kw = {"stream": CPU}
+    mode = d.int(0, 5)
+    if mode == 0 or nd == 0:  # whole array (2-norm of the flattened array)
+        pass
+    elif mode == 1:  # a vector norm along one axis
+        kw["ord"] = d.one(VECTOR_ORDS)
+        kw["axis"] = d.one(list(range(-nd, nd)))
+    elif mode == 2 and nd >= 2:  # a matrix norm over two axes
+        kw["ord"] = d.one(MATRIX_ORDS)
+        r, c = (int(v) for v in d.rng.permutation(nd)[:2])
+        kw["axis"] = (r - nd if d.flag(0.3) else r, c)
+    elif mode == 3 and nd in (1, 2):  # axis None: the 1-D or 2-D array itself
+        kw["ord"] = d.one(VECTOR_ORDS if nd == 1 else MATRIX_ORDS)
+    else:  # invalid combinations
+        k = d.int(0, 4)
+        if k == 0:
+            kw["ord"] = d.one(["fro", "nuc", "foo"])
+            kw["axis"] = nd - 1
+        elif k == 1:
+            kw["ord"] = d.one([3, 0, 0.5])
+            kw["axis"] = (0, nd - 1)
+        elif k == 2:
+            kw["axis"] = d.one([nd, -nd - 1, (0, nd)])
+        elif k == 3:
+            kw["axis"] = tuple(range(nd)) + (0,) if nd < 3 else (0, 1, 2)
+        else:
+            kw["ord"] = d.one([1, "fro"])
+    if d.flag(0.3):
+        kw["keepdims"] = True
+    return Call(name, x, **kw)

@@ -284,7 +284,7 @@ impl PartialEq for UserKernelRef {
 }
 
 /// The dense factorizations and solves of `oxmx.core.linalg`. Inputs are float32 or
-/// float64 (complex64 for `Svd`) matrices in their last two axes, batched over the rest.
+/// float64 (also complex64 for `Svd` and `Eig`) matrices in their last two axes, batched over the rest.
 /// Multi-output kernels pack their outputs into one flat buffer, each output whole
 /// (batch dims first) and in the order `parts` lists them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -86,17 +86,57 @@ fn copy_into<T: bytemuck::Pod + Send + Sync>(
     if n == 0 {
         return Ok(());
     }
-    let src = crate::strided::offsets_of(&x.shape, &x.data.strides, x.data.offset);
-    let dst = crate::strided::offsets_of(&x.shape, ostrides, off);
+    let err = || Error::runtime("copy", "offset out of range");
+    let at = |base: isize, i: usize, step: isize| -> Result<usize> {
+        (i as isize)
+            .checked_mul(step)
+            .and_then(|v| v.checked_add(base))
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(err)
+    };
     let data = x.data.buffer.typed::<T>();
-    for (&s, &d) in src.iter().zip(&dst) {
-        let v = *data
-            .get(s)
-            .ok_or_else(|| Error::runtime("copy", "source offset out of range"))?;
-        *out.get_mut(d)
-            .ok_or_else(|| Error::runtime("copy", "destination offset out of range"))? = v;
+    let nd = x.shape.len();
+    if nd == 0 {
+        let v = *data.get(x.data.offset).ok_or_else(err)?;
+        *out.get_mut(off).ok_or_else(err)? = v;
+        return Ok(());
     }
-    Ok(())
+    // walk the outer indices with an odometer and copy one innermost run at a time
+    // (a memcpy when both sides are contiguous there)
+    let inner = x.shape[nd - 1];
+    let (istep, ostep) = (x.data.strides[nd - 1], ostrides[nd - 1]);
+    let mut idx = vec![0usize; nd - 1];
+    let (mut s, mut d) = (x.data.offset as isize, off as isize);
+    loop {
+        if istep == 1 && ostep == 1 {
+            let (s0, d0) = (at(s, 0, 1)?, at(d, 0, 1)?);
+            let src = data.get(s0..s0 + inner).ok_or_else(err)?;
+            out.get_mut(d0..d0 + inner)
+                .ok_or_else(err)?
+                .copy_from_slice(src);
+        } else {
+            for k in 0..inner {
+                let v = *data.get(at(s, k, istep)?).ok_or_else(err)?;
+                *out.get_mut(at(d, k, ostep)?).ok_or_else(err)? = v;
+            }
+        }
+        let mut ax = nd - 1;
+        loop {
+            if ax == 0 {
+                return Ok(());
+            }
+            ax -= 1;
+            idx[ax] += 1;
+            s += x.data.strides[ax];
+            d += ostrides[ax];
+            if idx[ax] < x.shape[ax] {
+                break;
+            }
+            s -= x.data.strides[ax] * x.shape[ax] as isize;
+            d -= ostrides[ax] * x.shape[ax] as isize;
+            idx[ax] = 0;
+        }
+    }
 }
 
 pub fn concatenate(

@@ -185,6 +185,10 @@ fn one_real<T: Real>(
             let lu = am.partial_piv_lu();
             let r = m.min(n);
             let (l, u) = (lu.L(), lu.U());
+            if (0..r).any(|i| u[(i, i)] == T::zero()) {
+                // faer divides by a zero pivot (NaN below it); LAPACK skips that column
+                return Ok(lu_lapack(a, m, n));
+            }
             let mut packed = Vec::with_capacity(m * n);
             for i in 0..m {
                 for j in 0..n {
@@ -200,6 +204,42 @@ fn one_real<T: Real>(
         }
         LinalgKernel::Eig { .. } => return Err(Error::runtime(op, "complex output")),
     })
+}
+
+/// Unblocked LU with partial pivoting as LAPACK's getf2 does it, for matrices with a zero
+/// pivot: a column whose pivot is 0 is left unscaled (no 0/0). Row-major `a` (m x n).
+fn lu_lapack<T: Real>(a: &[T], m: usize, n: usize) -> Parts<T> {
+    let mut lu = a.to_vec();
+    let r = m.min(n);
+    let mut ipiv = Vec::with_capacity(r);
+    for k in 0..r {
+        // first row of largest magnitude in column k at or below the diagonal
+        let mut p = k;
+        for i in k + 1..m {
+            if lu[i * n + k].abs() > lu[p * n + k].abs() {
+                p = i;
+            }
+        }
+        ipiv.push(T::from_f64(p as f64));
+        let pivot = lu[p * n + k];
+        if pivot == T::zero() {
+            continue;
+        }
+        if p != k {
+            for j in 0..n {
+                lu.swap(k * n + j, p * n + j);
+            }
+        }
+        for i in k + 1..m {
+            let f = lu[i * n + k] / pivot;
+            lu[i * n + k] = f;
+            for j in k + 1..n {
+                let v = lu[k * n + j];
+                lu[i * n + j] -= f * v;
+            }
+        }
+    }
+    vec![lu, ipiv]
 }
 
 /// Eigen-decomposition of a real matrix into complex64 parts.
@@ -220,6 +260,19 @@ fn one_eig<T: Real>(op: &str, a: &[T], n: usize, vectors: bool) -> Result<Parts<
             .into_iter()
             .map(c)
             .collect()])
+    }
+}
+
+fn one_eig_complex(op: &str, a: &[c32], n: usize, vectors: bool) -> Result<Parts<c32>> {
+    let am = to_mat(a, n, n);
+    let fail = |_| Error::runtime(op, "The eigendecomposition did not converge.");
+    if vectors {
+        let e = am.eigen().map_err(fail)?;
+        let w = e.S().column_vector().iter().copied().collect();
+        let u = e.U();
+        Ok(vec![w, (0..n * n).map(|i| u[(i / n, i % n)]).collect()])
+    } else {
+        Ok(vec![am.eigenvalues().map_err(fail)?])
     }
 }
 
@@ -324,9 +377,6 @@ pub fn run(k: LinalgKernel, ins: &[Input], out: &mut Buffer) -> Result<()> {
         Some(Dtype::Float32) => run_real::<f32>(k, ins, out),
         Some(Dtype::Float64) => run_real::<f64>(k, ins, out),
         Some(Dtype::Complex64) => {
-            let LinalgKernel::Svd { uv } = k else {
-                return Err(Error::unsupported(k.name(), "complex64 input"));
-            };
             let op = k.name();
             let x = ins
                 .first()
@@ -335,7 +385,12 @@ pub fn run(k: LinalgKernel, ins: &[Input], out: &mut Buffer) -> Result<()> {
             let a = contiguous::<c32>(x);
             let sa = m * n;
             batched::<c32>(op, k, size_of(&batch), (m, n, 0), out, |i| {
-                one_svd_complex(op, chunk(op, &a, i, sa)?, m, n, uv)
+                let ai = chunk(op, &a, i, sa)?;
+                match k {
+                    LinalgKernel::Svd { uv } => one_svd_complex(op, ai, m, n, uv),
+                    LinalgKernel::Eig { vectors } => one_eig_complex(op, ai, n, vectors),
+                    _ => Err(Error::unsupported(op, "complex64 input")),
+                }
             })
         }
         _ => Err(Error::unsupported(k.name(), "this dtype")),

@@ -9,11 +9,14 @@
 #[allow(unsafe_code)]
 pub mod blaslt;
 mod copy;
+#[allow(unsafe_code)]
+mod cufft;
 pub mod device;
 mod disk_cache;
 mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
+mod fft;
 mod gather;
 pub mod kernels;
 mod user_kernel;
@@ -34,6 +37,8 @@ pub struct CudaBackend {
     pub alloc: Arc<Allocator>,
     compiler: kernels::Compiler,
     blas: std::sync::OnceLock<std::result::Result<blaslt::BlasLt, String>>,
+    /// cuFFT, loaded on the first FFT (None: the library is missing).
+    cufft: std::sync::OnceLock<Option<cufft::CuFft>>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -149,6 +154,7 @@ impl CudaBackend {
                 ctx,
                 alloc,
                 blas: std::sync::OnceLock::new(),
+                cufft: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -942,8 +948,11 @@ impl CudaBackend {
             Primitive::Fast(k) => self.fast(k, ins, out_shape, out_dtype),
             // cuSOLVER kernels are issue #12's next step; until then the CPU's faer runs
             Primitive::Linalg(k) => Err(unsupported(k.name(), "A GPU factorization")),
-            // cuFFT is issue #12's next step; until then rustfft runs on the CPU
-            Primitive::Fft { .. } => Err(unsupported("fft", "A GPU FFT")),
+            Primitive::Fft {
+                inverse,
+                real,
+                scale,
+            } => self.fft(*inverse, *real, *scale, ins, out_shape, out_dtype),
             Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
             Primitive::Reshape
             | Primitive::Transpose { .. }

@@ -15,12 +15,9 @@ def _not_yet(name, issue):
 
 _PLANNED = {
     # later engine work (issues to be filed)
-    "matrix_norm": 0,
-    "hadamard_transform": 0, "block_masked_mm": 0, "gather_mm": 0, "segmented_mm": 0,
     "quantize": 0, "dequantize": 0,
     "quantized_matmul": 0, "gather_qmm": 0, "qqmm": 0, "gather_qqmm": 0, "to_fp8": 0,
     "from_fp8": 0, "export_function": 0, "import_function": 0, "exporter": 0, "export_to_dot": 0,
-    "depends": 0,
 }
 
 for _name, _issue in _PLANNED.items():

@@ -66,7 +66,8 @@ pub fn matrix_dims(a: &Array) -> (&[usize], usize, usize) {
 
 fn check_dtype(op: &str, k: LinalgKernel, d: Dtype) -> Result<()> {
     let ok = matches!(d, Dtype::Float32 | Dtype::Float64)
-        || (d == Dtype::Complex64 && matches!(k, LinalgKernel::Svd { .. }));
+        || (d == Dtype::Complex64
+            && matches!(k, LinalgKernel::Svd { .. } | LinalgKernel::Eig { .. }));
     if ok {
         return Ok(());
     }

@@ -27,6 +27,15 @@ fn neg(x: &Array) -> Result<Array> {
 fn conj(x: &Array) -> Result<Array> {
     u(UnaryOp::Conjugate, x)
 }
+/// `conj(x)` for complex `x`, else `x`. MLX's vjps (as PyTorch's) multiply the cotangent
+/// by the conjugate derivative, `g * conj(f'(z))`; its jvps use `f'(z)` itself.
+pub(crate) fn conj_complex(x: &Array) -> Result<Array> {
+    if x.dtype().is_complex() {
+        conj(x)
+    } else {
+        Ok(x.clone())
+    }
+}
 fn real(x: &Array) -> Result<Array> {
     u(UnaryOp::Real, x)
 }
@@ -108,7 +117,9 @@ pub fn vjp_unary(
         UnaryOp::Imag => None,
         _ => match unary_deriv(op, x, out)? {
             Deriv::Zero => None,
-            Deriv::Factor(f) => cast_like(mul(g, &f)?, x)?,
+            // |z| is not holomorphic: its gradient is g z/|z| as it stands
+            Deriv::Factor(f) if op == UnaryOp::Abs => cast_like(mul(g, &f)?, x)?,
+            Deriv::Factor(f) => cast_like(mul(g, &conj_complex(&f)?)?, x)?,
             Deriv::Linear(l) => cast_like(l(g)?, x)?,
         },
     };
@@ -206,7 +217,7 @@ pub fn vjp_binary(
         match p {
             None => Ok(None),
             Some(_) if is_one(op, first) => cast_like(g.clone(), x),
-            Some(p) => cast_like(mul(g, &p)?, x),
+            Some(p) => cast_like(mul(g, &conj_complex(&p)?)?, x),
         }
     };
     Ok(vec![one(da, a, true)?, one(db, b, false)?])

@@ -9,11 +9,13 @@ fn t(x: &Array) -> Result<Array> {
     ops::swapaxes(x, -1, -2)
 }
 
+use super::elementwise::conj_complex;
+
 pub fn vjp_matmul(inputs: &[Array], g: &Array) -> Result<Vec<Option<Array>>> {
     let (a, b) = (&inputs[0], &inputs[1]);
     Ok(vec![
-        cast_like(ops::matmul(g, &t(b)?)?, a)?,
-        cast_like(ops::matmul(&t(a)?, g)?, b)?,
+        cast_like(ops::matmul(g, &t(&conj_complex(b)?)?)?, a)?,
+        cast_like(ops::matmul(&t(&conj_complex(a)?)?, g)?, b)?,
     ])
 }
 

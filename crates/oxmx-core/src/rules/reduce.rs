@@ -86,7 +86,10 @@ pub fn vjp_reduce(
     let gb = ops::broadcast_to(g, x.shape())?;
     let r = match op {
         ReduceOp::Sum => gb,
-        ReduceOp::Prod => mul(&gb, &prod_of_others(x, axes)?)?,
+        ReduceOp::Prod => mul(
+            &gb,
+            &super::elementwise::conj_complex(&prod_of_others(x, axes)?)?,
+        )?,
         ReduceOp::Max | ReduceOp::Min => mul(&gb, &extremum_weights(x, out, axes)?)?,
         ReduceOp::All | ReduceOp::Any => return Ok(vec![None]),
     };
