@@ -372,6 +372,25 @@ def _evaluate(expr, operands, path):
 
 
 # ---------------------------------------------------------------- public API
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def _plan(subscripts, operands):
+    """The parsed expression and greedy path of an einsum call, kept per (subscripts,
+    shapes): a repeated call (a training step) pays only for the contractions."""
+    _check_args("einsum", subscripts, operands)
+    key = (subscripts, tuple(tuple(x.shape) for x in operands))
+    hit = _PLANS.get(key)
+    if hit is None:
+        expr = _parse("einsum", subscripts, operands)
+        hit = (expr, _Greedy(expr.terms, expr.output, expr.sizes).path())
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = hit
+    return hit
+
+
 def einsum_path(subscripts, *operands):
     """Compute the contraction order for the given Einstein summation.
 
@@ -388,8 +407,7 @@ def einsum(subscripts, *operands, stream=None):
 
     Contractions are implemented with :func:`matmul` and have the same requirements.
     """
-    expr = _parse("einsum", subscripts, operands)
-    path = _Greedy(expr.terms, expr.output, expr.sizes).path()
+    expr, path = _plan(subscripts, operands)
     if stream is None:
         return _evaluate(expr, operands, path)
     with _stream(stream):
