@@ -788,14 +788,7 @@ def failures_text(cases, names, results):
 
 def write_block(kind, block):
     """Replace this kind's marked block in BENCHMARKS.md (appended when absent)."""
-    begin, end = MARKERS[kind]
-    text = run_cpu.BENCH_MD.read_text()
-    new = f"{begin}\n{block}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + new + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    run_cpu.BENCH_MD.write_text(text)
+    run_cpu.write_marked_block(*MARKERS[kind], block)
 
 
 # --------------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ def _correlate_forward(xp, w, strides, kdil, groups):
     og, kp = c_out // groups, _prod(kshape)
     if groups == 1:
         win, out = _windows(xp, kshape, strides, kdil)
-        y = _n.matmul(win.reshape(-1, kp * cg), w.reshape(c_out, -1).T)
+        # the (small) weight transposed once: gemm reads a contiguous B faster
+        y = _n.matmul(win.reshape(-1, kp * cg), _n.contiguous(w.reshape(c_out, -1).T))
     elif cg == 1:
         # depthwise: one input channel per group, a broadcast multiply beats G tiny matmuls
         win, out = _windows(xp, kshape, strides, kdil)
