@@ -103,6 +103,7 @@ fn types(d: Dtype, tf32: bool) -> Option<(sys::cudaDataType, sys::cublasComputeT
         Dtype::Float16 => (T::CUDA_R_16F, C::CUBLAS_COMPUTE_32F),
         Dtype::Bfloat16 => (T::CUDA_R_16BF, C::CUBLAS_COMPUTE_32F),
         Dtype::Float64 => (T::CUDA_R_64F, C::CUBLAS_COMPUTE_64F),
+        Dtype::Complex64 => (T::CUDA_C_32F, C::CUBLAS_COMPUTE_32F),
         _ => return None,
     })
 }
@@ -150,10 +151,10 @@ impl BlasLt {
 
     fn plan(&self, p: &Problem, align: [u32; 3]) -> Result<Plan> {
         let (mt, ct) = types(p.dtype, p.tf32).ok_or_else(|| err(format!("dtype {}", p.dtype)))?;
-        let st = if p.dtype == Dtype::Float64 {
-            sys::cudaDataType_t::CUDA_R_64F
-        } else {
-            sys::cudaDataType_t::CUDA_R_32F
+        let st = match p.dtype {
+            Dtype::Float64 => sys::cudaDataType_t::CUDA_R_64F,
+            Dtype::Complex64 => sys::cudaDataType_t::CUDA_C_32F,
+            _ => sys::cudaDataType_t::CUDA_R_32F,
         };
         let desc = lt::create_matmul_desc(ct, st).map_err(err)?;
         let mut plan = Plan {
@@ -317,7 +318,8 @@ impl BlasLt {
         let plan = plans
             .get(&key)
             .ok_or_else(|| Error::runtime(OP, "cuBLASLt plan missing"))?;
-        let (one32, zero32, one64, zero64) = (1f32, 0f32, 1f64, 0f64);
+        // alpha = 1, beta = 0 in the scale type (complex: real part 1, imaginary 0)
+        let (one32, zero32, one64, zero64) = ([1f32, 0.0], [0f32; 2], 1f64, 0f64);
         let (alpha, beta) = if p.dtype == Dtype::Float64 {
             (
                 (&one64) as *const f64 as *const c_void,
@@ -325,8 +327,8 @@ impl BlasLt {
             )
         } else {
             (
-                (&one32) as *const f32 as *const c_void,
-                (&zero32) as *const f32 as *const c_void,
+                one32.as_ptr() as *const c_void,
+                zero32.as_ptr() as *const c_void,
             )
         };
         let (pw, _rw) = self.workspace.device_ptr(&self.stream);

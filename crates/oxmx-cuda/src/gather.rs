@@ -315,8 +315,13 @@ impl CudaBackend {
         ax.sort_by_key(|(k, _)| *k);
         let ax: Vec<Axis> = ax.into_iter().map(|(_, a)| a).collect();
         if size_of(shape) == 0 && s_n > 0 {
-            // Nothing to copy, but the indices must still be checked: the CPU does it.
-            return Err(unsupported(op, "An empty gather"));
+            // Nothing to copy, but the indices must still be checked: the CPU backend
+            // checks them (the output is empty, so nothing moves between devices).
+            let cpu = oxmx_core::backend::get(oxmx_core::Device::CPU)?;
+            let prim = oxmx_core::primitive::Primitive::Gather {
+                axes: axes.to_vec(),
+            };
+            return cpu.run(&prim, ins.to_vec(), shape, src.dtype);
         }
         let s_nd = s_shape.len();
         let mut ops = vec![Operand {

@@ -11,6 +11,8 @@ pub mod blaslt;
 mod copy;
 #[allow(unsafe_code)]
 mod cufft;
+#[allow(unsafe_code)]
+mod cusolver;
 pub mod device;
 mod disk_cache;
 mod fast;
@@ -19,6 +21,7 @@ pub mod ffi;
 mod fft;
 mod gather;
 pub mod kernels;
+mod linalg;
 mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
@@ -39,6 +42,8 @@ pub struct CudaBackend {
     blas: std::sync::OnceLock<std::result::Result<blaslt::BlasLt, String>>,
     /// cuFFT, loaded on the first FFT (None: the library is missing).
     cufft: std::sync::OnceLock<Option<cufft::CuFft>>,
+    /// cuSOLVER, loaded on the first factorization (None: the library is missing).
+    cusolver: std::sync::OnceLock<Option<std::sync::Mutex<cusolver::Solver>>>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -155,6 +160,7 @@ impl CudaBackend {
                 alloc,
                 blas: std::sync::OnceLock::new(),
                 cufft: std::sync::OnceLock::new(),
+                cusolver: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -434,7 +440,7 @@ impl CudaBackend {
         };
         if !matches!(
             out_dtype,
-            Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float64
+            Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float64 | Dtype::Complex64
         ) {
             return Err(unsupported(op, format!("matmul in {out_dtype}")));
         }
@@ -947,7 +953,7 @@ impl CudaBackend {
             }
             Primitive::Fast(k) => self.fast(k, ins, out_shape, out_dtype),
             // cuSOLVER kernels are issue #12's next step; until then the CPU's faer runs
-            Primitive::Linalg(k) => Err(unsupported(k.name(), "A GPU factorization")),
+            Primitive::Linalg(k) => self.linalg(*k, ins, out_shape, out_dtype),
             Primitive::Fft {
                 inverse,
                 real,

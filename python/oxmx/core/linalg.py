@@ -416,8 +416,10 @@ def _svdvals_op(a):
 def _lu_parts(a):
     """diag(U) and the parity sign (+-1) of the row swaps of a's LU factorization, and
     where a finite matrix came out NaN. (The native factorization divides by a zero
-    pivot, so an exactly singular matrix can give 0/0; its determinant is 0.)"""
-    lu_, piv = _node("lu_factor", [a])
+    pivot, so an exactly singular matrix can give 0/0; its determinant is 0.) A matrix
+    holding NaN or inf has NaN factors on every backend (cuSOLVER's pivot search does
+    not carry NaN through as LAPACK's does)."""
+    lu_, piv = _node_or_nan("lu_factor", a)
     k = piv.shape[-1]
     swaps = _mx.sum(piv != _mx.arange(k, dtype=piv.dtype), axis=-1)
     d = _diag(lu_)
