@@ -41,7 +41,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from functools import partial
@@ -51,6 +50,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import gpu_processes  # noqa: E402  (one framework per process on the GPU)
 import run_cpu  # noqa: E402  (machine description, markdown block writer)
 
 ROOT = HERE.parent
@@ -777,17 +777,6 @@ def one_framework_main(args):
     print(json.dumps(dict(name=fw.name, version=fw.version, device=fw.device_name(), results=res, breakdown=bd)))
 
 
-def nvidia_smi():
-    """'name, memory, driver' of the first GPU as nvidia-smi reports them ('?' without it)."""
-    try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=30)
-        name, memory, driver = (f.strip() for f in r.stdout.splitlines()[0].split(","))
-        return f"{name} ({memory}, driver {driver})"
-    except (OSError, IndexError, ValueError, subprocess.SubprocessError):
-        return "?"
-
-
 def gpu_driver_main(args):
     results, versions, devices, bd = {}, {}, {}, {}
     # torch first: its run is short and predictable, so a slow first oxmx run (kernels
@@ -795,35 +784,19 @@ def gpu_driver_main(args):
     for name in ("torch", "oxmx"):
         cmd = [sys.executable, __file__, "--gpu", "--framework", name, "--threads", str(args.threads),
                "--cases", ",".join(args.cases)] + [f for f in ("--quick", "--breakdown") if getattr(args, f[2:])]
-        t0 = time.perf_counter()
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.process_timeout)
-        except subprocess.TimeoutExpired as e:
-            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-            print(out + f"\n  ({name}: stopped after {args.process_timeout} s)", flush=True)
+        got = gpu_processes.run_json_process(name, cmd, args.process_timeout)
+        if got is None:
             continue
-        lines = r.stdout.strip().splitlines()
-        print("\n".join(lines[:-1]), flush=True)
-        print(f"  ({name}: process took {time.perf_counter() - t0:.1f} s)", flush=True)
-        if r.returncode != 0 or not lines:
-            print(r.stderr[-4000:], flush=True)
-            continue
-        got = json.loads(lines[-1])
         results[name], versions[name], devices[name] = got["results"], got["version"], got["device"]
         if got["breakdown"]:
             bd[name] = got["breakdown"]
     check_losses(results, args.cases)
     bd = {k: bd[k] for k in ("oxmx", "torch") if k in bd}
     table, verdicts = make_table(results, args.cases, [("torch", ("eager",))])
-    gpu = devices.get("torch", "?")
     block = "\n".join([
         "### GPU training steps (oxmx and torch each in its own process, same machine, one call)",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; card: **{gpu}**; oxmx device "
-        f"{devices.get('oxmx', '?')}",
-        f"- machine: {nvidia_smi()}; {os.cpu_count()} CPU cores",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f", numpy {np.__version__}, "
-        f"python {sys.version.split()[0]}",
+        *gpu_processes.machine_lines(gpu_processes.machine_info(), versions, devices),
         "- float32 everywhere, torch TF32 off (oxmx's default is full float32 too); torch eager (no torch.compile)",
         "",
         table,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks of issue #12's ops: oxmx side by side with NumPy, JAX, real MLX and PyTorch (CPU).
+"""Benchmarks of issue #12's ops: oxmx side by side with NumPy, JAX, real MLX and PyTorch (CPU), or torch CUDA (--gpu).
 
 Workloads (float32 unless said; `--quick` shrinks every size):
 
@@ -9,6 +9,15 @@ Workloads (float32 unless said; `--quick` shrinks every size):
   Peers: JAX (``lax.conv_general_dilated`` under ``jax.jit``, NHWC/HWIO), MLX
   (``mx.conv2d``), torch (``F.conv2d`` in NCHW; layouts converted outside the timed region).
   NumPy has no convolution.
+* ``resnet_fwd`` / ``resnet_fwdbwd`` - a ResNet-50-sized stack of 17 convolutions
+  (benchmarks/ops_resnet.py): the stem (7x7/2, 64) and the first bottleneck of each of the 4
+  stages (1x1 reduce, 3x3 - stride 2 in stages 2-4 -, 1x1 expand, plus the 1x1 projection
+  shortcut), ReLU between, no batch norm; input Nx224x224x3, NHWC (torch: NCHW). N = 2 on
+  the CPU (``--quick``: 1x64x64), 32 on the GPU (``--quick``: 2). Forward; forward +
+  gradients w.r.t. the input and all weights (``mx.vjp``, ``jax.vjp``,
+  ``torch.autograd.grad``). GFLOP/s (the convs' flops, 2.93 GFLOP per 224x224 image
+  forward, 3x for forward+backward) and images/s. Peers: JAX (jitted), torch; not MLX (its
+  CPU convolution would take minutes per run).
 * ``cfft`` / ``rfft`` - 2^20 points, complex64 / float32. GFLOP/s counted the usual way
   (5 N log2 N for a complex FFT, half for a real one). Peers: NumPy 2 (``np.fft``,
   complex64 natively), JAX (jitted), MLX, torch.
@@ -21,32 +30,44 @@ Workloads (float32 unless said; `--quick` shrinks every size):
   (ms). Peers: ``np.einsum(..., optimize=True)``, MLX, torch (``torch.einsum``, which
   orders contractions with opt_einsum when it is installed).
 
-Bars (issue #12): conv >= 1.0x JAX; cfft, rfft >= 0.8x NumPy; svd, eigh, solve >= 0.7x NumPy;
-einsum >= 1.0x NumPy. inv, cholesky and qr are shown without a bar.
+Bars (issue #12), CPU: conv and the ResNet stack >= 1.0x JAX; cfft, rfft >= 0.8x NumPy; svd,
+eigh, solve >= 0.7x NumPy; einsum >= 1.0x NumPy; inv, cholesky and qr without a bar. GPU:
+conv and the ResNet stack >= 0.8x torch; every other row against torch without a bar.
 
 Every case first checks each framework's result against NumPy in float64 (computed on the
 same, already rounded inputs); for svd, eigh and qr, whose factors are unique only up to
 signs, it compares invariants: the singular values / eigenvalues / |R|, the reconstruction
-and the orthogonality of the factors. A framework that raises or disagrees gets "fails"
-(the error is listed under the table); one that has no such op gets "—".
+and the orthogonality of the factors. The ResNet stack's gradients are compared by relative
+2-norm (a ReLU input within float32 rounding of zero may flip its gradient: a correct
+float32 result that a max-norm would call wrong). A framework that raises or disagrees gets
+"fails" (the error is listed under the table); one that is not run gets "—".
 
 Usage:
     python benchmarks/run_ops.py                    # full run, prints the table, updates BENCHMARKS.md
     python benchmarks/run_ops.py --quick            # small sizes, few repeats (smoke test; prints only)
-    python benchmarks/run_ops.py --only conv,svd32 --no-write   # keys or groups (conv, fft, linalg, einsum)
+    python benchmarks/run_ops.py --only conv,svd32 --no-write   # keys or groups (conv, resnet, fft, linalg, einsum)
     python benchmarks/run_ops.py --threads 1 --no-write
+    python benchmarks/run_ops.py --gpu              # oxmx GPU vs torch CUDA; updates BENCHMARKS.md's GPU block
+    python benchmarks/run_ops.py --gpu --out r.json # the same, merged results to r.json instead (device machine)
+    python benchmarks/run_ops.py --from-json r.json # the GPU block of BENCHMARKS.md from such a file
 
-Method: one process; inputs are moved into every framework before timing; after the check
-and one warm-up run, the frameworks are timed round-robin (one run of each in turn, so that
-all columns share whatever else the machine is doing) until every one has at least 5 runs
-(3 for the slow cases) and the case's time budget is spent; the cells are medians. Lazy
+CPU method: one process; inputs are moved into every framework before timing; after the
+check and one warm-up run, the frameworks are timed round-robin (one run of each in turn, so
+that all columns share whatever else the machine is doing) until every one has at least 5
+runs (3 for the slow cases) and the case's time budget is spent; the cells are medians. Lazy
 frameworks are forced inside the timed region (``mx.eval``, ``block_until_ready``). Python's
 garbage collector is paused during each round and run between rounds.
 
-A GPU mode (oxmx on its GPU against torch CUDA, each in its own process as
-``run_nn.py --gpu``) is not implemented yet; the pieces it needs take a device already:
-the adapters (``MLXLike(..., device="gpu")``, ``Torch(device="gpu")``), and ``run_cases``
-returns plain JSON-able results that a per-framework subprocess could print.
+GPU method (``--gpu``): oxmx and torch load different cuDNN copies, so each runs in its own
+process (``--framework torch``, then ``--framework oxmx``; as ``run_nn.py --gpu``), which runs
+every case at the GPU sizes, checks each result on its host copy, and prints ``run_cases``'
+results as JSON on its last line; this process merges them into the table. oxmx runs with
+``mx.set_default_device(mx.gpu)`` and every timed run ends with ``mx.eval`` and
+``mx.synchronize()``; torch's with ``torch.cuda.synchronize()``, TF32 off (oxmx's default is
+full float32). JAX, NumPy and MLX are not GPU peers here. ``--quick`` and ``--only`` pass
+through to both processes. Without a GPU each process stops with a one-line reason and
+the run exits with status 1. (``--device cpu`` runs the same processes on the CPU, to test
+this plumbing on a machine without a GPU; its table is never written to BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -54,6 +75,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import json
 import os
 import statistics
 import sys
@@ -64,15 +86,20 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import gpu_processes  # noqa: E402  (one framework per process on the GPU)
+import ops_resnet  # noqa: E402  (the ResNet-50 conv stack, NumPy convolution references)
 import run_cpu  # noqa: E402  (machine description, error formatting)
 
 ROOT = HERE.parent
 MARKERS = {
     "cpu": ("<!-- BENCH:OPS:CPU:BEGIN (generated by benchmarks/run_ops.py; re-runs replace this block) -->",
             "<!-- BENCH:OPS:CPU:END -->"),
+    "gpu": ("<!-- BENCH:OPS:GPU:BEGIN (generated by benchmarks/run_ops.py --gpu; re-runs replace this block) -->",
+            "<!-- BENCH:OPS:GPU:END -->"),
 }
 FRAMEWORK_ORDER = ("oxmx", "numpy", "jax", "mlx", "torch")
-GROUPS = ("conv", "fft", "linalg", "einsum")
+GPU_FRAMEWORKS = ("torch", "oxmx")  # the order their processes run in (see gpu_main)
+GROUPS = ("conv", "resnet", "fft", "linalg", "einsum")
 
 
 # --------------------------------------------------------------------------------------
@@ -105,11 +132,18 @@ class MLXLike(Adapter):
         self.version = getattr(self.mx, "__version__", None) or getattr(sys.modules.get(pkg), "__version__", "?")
         self.dev = self.mx.gpu if device == "gpu" else self.mx.cpu
         self.mx.set_default_device(self.dev)
+        self.on_gpu = device == "gpu"
         # MLX's linalg runs on the CPU stream only (it raises elsewhere).
         self.linalg_stream = self.dev if name == "oxmx" else self.mx.cpu
 
     def device_name(self):
-        return str(self.mx.default_device())
+        name = str(self.mx.default_device())
+        if self.on_gpu:
+            try:
+                name += f" ({self.mx.device_info()['device_name']})"
+            except Exception:  # noqa: BLE001 - the name is decoration only
+                pass
+        return name
 
     def put(self, x):
         # mx.array(float64 ndarray) gives float32: ask for the dtype explicitly.
@@ -123,6 +157,8 @@ class MLXLike(Adapter):
         def run():
             y = fn(*args)
             self.mx.eval(y)
+            if self.on_gpu:
+                self.mx.synchronize()
             return y
 
         return run, lambda y: tuple(np.array(t) for t in _as_tuple(y))
@@ -139,6 +175,25 @@ class MLXLike(Adapter):
             return [outs[0], grads[0], grads[1]]
 
         return self._runner(fwd_bwd, x, w, ct)
+
+    def _resnet_ops(self):
+        mx = self.mx
+        return ops_resnet.make_ops(lambda x, w, s, p: mx.conv2d(x, w, stride=s, padding=p),
+                                   lambda t: mx.maximum(t, 0.0))
+
+    def op_resnet(self, x, *weights):
+        ops = self._resnet_ops()
+        return self._runner(lambda a, *ws: ops_resnet.forward(ops, a, ws), x, *weights)
+
+    def op_resnet_vjp(self, x, *weights_and_ct):
+        mx, ops = self.mx, self._resnet_ops()
+
+        def fwd_bwd(*args):
+            primals, ct = list(args[:-1]), args[-1]
+            outs, grads = mx.vjp(lambda a, *ws: ops_resnet.forward(ops, a, ws), primals, [ct])
+            return [outs[0], *grads]
+
+        return self._runner(fwd_bwd, x, *weights_and_ct)
 
     def op_fft(self, x):
         return self._runner(self.mx.fft.fft, x)
@@ -234,8 +289,8 @@ class Jax(Adapter):
 
         return run, fetch
 
-    def _conv(self, x, w):
-        return self.jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
+    def _conv(self, x, w, stride=1, padding=1):
+        return self.jax.lax.conv_general_dilated(x, w, (stride, stride), ((padding, padding), (padding, padding)),
                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     def op_conv2d(self, x, w):
@@ -249,6 +304,24 @@ class Jax(Adapter):
         # The weight's gradient comes back HWIO: to OHWI for the check.
         return self._runner(fwd_bwd, x, w.transpose(1, 2, 3, 0), ct,
                             post=lambda r: (r[0], r[1], r[2].transpose(3, 0, 1, 2)))
+
+    def _resnet(self, x, *weights):
+        ops = ops_resnet.make_ops(self._conv, lambda t: self.jnp.maximum(t, 0.0))
+        return ops_resnet.forward(ops, x, weights)
+
+    def op_resnet(self, x, *weights):
+        return self._runner(self._resnet, x, *(w.transpose(1, 2, 3, 0) for w in weights))
+
+    def op_resnet_vjp(self, x, *weights_and_ct):
+        *weights, ct = weights_and_ct
+
+        def fwd_bwd(*args):
+            y, pull = self.jax.vjp(self._resnet, *args[:-1])
+            return (y,) + tuple(pull(args[-1]))
+
+        # Weight gradients come back HWIO: to OHWI for the check.
+        return self._runner(fwd_bwd, x, *(w.transpose(1, 2, 3, 0) for w in weights), ct,
+                            post=lambda r: r[:2] + tuple(g.transpose(3, 0, 1, 2) for g in r[2:]))
 
     def op_fft(self, x):
         return self._runner(self.jnp.fft.fft, x)
@@ -266,6 +339,8 @@ class Torch(Adapter):
         if threads:
             self.torch.set_num_threads(threads)
         self.dev = self.torch.device("cuda" if device == "gpu" else "cpu")
+        if self.dev.type == "cuda" and not self.torch.cuda.is_available():
+            raise RuntimeError(f"torch {self.version} sees no CUDA device (built for CUDA {self.torch.version.cuda})")
         if self.dev.type == "cuda":
             # Full float32, as oxmx's default.
             self.torch.backends.cuda.matmul.allow_tf32 = False
@@ -318,6 +393,29 @@ class Torch(Adapter):
 
         return self._make(fwd_bwd, [a, b, c], post=self._nchw_to_nhwc)
 
+    def _resnet_ops(self):
+        F = self.torch.nn.functional
+        return ops_resnet.make_ops(lambda x, w, s, p: F.conv2d(x, w, stride=s, padding=p), F.relu,
+                                   channels_first=True)
+
+    def op_resnet(self, x, *weights):
+        ops = self._resnet_ops()
+        return self._runner(lambda a, *ws: ops_resnet.forward(ops, a, ws),
+                            *(t.transpose(0, 3, 1, 2) for t in (x, *weights)), post=self._nchw_to_nhwc)
+
+    def op_resnet_vjp(self, x, *weights_and_ct):
+        ops = self._resnet_ops()
+        *primals, ct = (self.put(t.transpose(0, 3, 1, 2)) for t in (x, *weights_and_ct))
+        for t in primals:
+            t.requires_grad_(True)
+
+        def fwd_bwd(*args):
+            y = ops_resnet.forward(ops, args[0], args[1:-1])
+            return (y.detach(),) + self.torch.autograd.grad(y, args[:-1], args[-1])
+
+        # NCHW -> NHWC and OIHW -> OHWI are the same transposition.
+        return self._make(fwd_bwd, [*primals, ct], post=self._nchw_to_nhwc)
+
     def op_fft(self, x):
         return self._runner(self.torch.fft.fft, x)
 
@@ -352,13 +450,17 @@ class Torch(Adapter):
 class Case:
     """One row: framework op `op` on `inputs`. `reference()` (float64 NumPy, computed once)
     and `check(got, ref)` (raises AssertionError) judge a framework's result; `work` is
-    in GFLOP for unit "GFLOP/s", None for unit "ms" (then only times are shown)."""
+    in GFLOP for unit "GFLOP/s", None for unit "ms" (then only times are shown). `images`:
+    also show images per second for this batch size. `frameworks`: the only ones run
+    (None: all)."""
 
-    def __init__(self, key, group, title, op, inputs, reference, check, work=None, bar=None, slow=False):
+    def __init__(self, key, group, title, op, inputs, reference, check, work=None, bar=None, slow=False,
+                 images=None, frameworks=None):
         self.key, self.group, self.title, self.op, self.inputs = key, group, title, op, inputs
         self._reference, self.check = reference, check
         self.work, self.bar, self.slow = work, bar, slow  # bar: (peer, ratio, text)
-        self.unit = "GFLOP/s" if work is not None else "ms"
+        self.images, self.frameworks = images, frameworks
+        self.unit = ("GFLOP/s, img/s" if images else "GFLOP/s") if work is not None else "ms"
         self._ref = None
 
     def reference(self):
@@ -400,36 +502,15 @@ TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.complex64): 2e-4, np.dtype(np.flo
 # Factorizations and inverses of 1024 x 1024 matrices accumulate more rounding (float32
 # solve / inv: up to 1.4e-3 with condition number 10); a 1% error still fails.
 LINALG_TOL = {np.dtype(np.float32): 5e-3, np.dtype(np.float64): 1e-9}
+# ResNet stack gradients, by relative 2-norm: a ReLU whose input lies within float32 rounding
+# of zero can flip its gradient between 0 and 1. Such flips are correct float32 results, and
+# one of them (oxmx, --quick CPU size) moved the input's and stage 1's gradients by 2e-3 while
+# every other error stayed below 1e-6. A wrong gradient (stride, padding, layout) errs by
+# far more than 1e-2 on this norm.
+RESNET_GRAD_TOL = 1e-2
 
 
 # ---- conv2d ---------------------------------------------------------------------------
-def _conv_ref(x, w):
-    """NHWC x OHWI, stride 1, padding 1: the sum over the 9 kernel taps of shifted matmuls."""
-    n, h, wd, _ = x.shape
-    cout, kh, kw, _ = w.shape
-    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    out = np.zeros((n, h, wd, cout))
-    for i in range(kh):
-        for j in range(kw):
-            out += xp[:, i:i + h, j:j + wd, :] @ w[:, i, j, :].T
-    return out
-
-
-def _conv_grads_ref(x, w, ct):
-    """Gradients of sum(conv(x, w) * ct) w.r.t. x and w."""
-    n, h, wd, cin = x.shape
-    _, kh, kw, _ = w.shape
-    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    dxp = np.zeros_like(xp)
-    dw = np.zeros_like(w)
-    ct2 = ct.reshape(-1, ct.shape[-1])
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, i:i + h, j:j + wd, :] += ct @ w[:, i, j, :]
-            dw[:, i, j, :] = ct2.T @ xp[:, i:i + h, j:j + wd, :].reshape(-1, cin)
-    return dxp[:, 1:-1, 1:-1, :], dw
-
-
 def conv_cases(n, hw, cin, cout):
     rng = _rng(1)
     x = rng.standard_normal((n, hw, hw, cin), dtype=np.float32)
@@ -444,7 +525,7 @@ def conv_cases(n, hw, cin, cout):
         _close("output", got[0], ref, TOL[np.dtype(np.float32)])
 
     def ref_bwd():
-        return (_conv_ref(_f64(x), _f64(w)),) + _conv_grads_ref(_f64(x), _f64(w), _f64(ct))
+        return (ops_resnet.conv_ref(_f64(x), _f64(w)),) + ops_resnet.conv_grads_ref(_f64(x), _f64(w), _f64(ct))
 
     def check_bwd(got, ref):
         _expect(got, [r.shape for r in ref], np.float32)
@@ -454,9 +535,45 @@ def conv_cases(n, hw, cin, cout):
 
     return [
         Case("conv_fwd", "conv", f"conv2d forward, {shape}", "conv2d", (x, w),
-             lambda: _conv_ref(_f64(x), _f64(w)), check_fwd, work=flops / 1e9, bar=bar),
+             lambda: ops_resnet.conv_ref(_f64(x), _f64(w)), check_fwd, work=flops / 1e9, bar=bar),
         Case("conv_fwdbwd", "conv", f"conv2d forward+backward (grad x, w), {shape}", "conv2d_vjp", (x, w, ct),
              ref_bwd, check_bwd, work=3 * flops / 1e9, bar=bar, slow=True),
+    ]
+
+
+# ---- ResNet-50 conv stack --------------------------------------------------------------
+def _rel_l2(got, ref):
+    return float(np.linalg.norm(_f64(got) - ref) / max(np.linalg.norm(ref), 1e-300))
+
+
+def resnet_cases(n, hw, frameworks=None):
+    """ops_resnet's stack, forward and forward + gradients w.r.t. the input and all 17 weights."""
+    x, weights, ct = ops_resnet.init(n, hw)
+    _, flops = ops_resnet.shapes_and_flops(n, hw)
+    shape = f"batch {n}, {hw}x{hw}x3, float32"
+    title = f"ResNet-50 convs (stem + first bottleneck per stage, {len(ops_resnet.LAYERS)} convs)"
+    bar = ("jax", 1.0, ">= 1.0x JAX")
+    tol = TOL[np.dtype(np.float32)]  # the output: ReLU is continuous, flips do not show
+
+    def check_fwd(got, ref):
+        _expect(got, [ref.shape], np.float32)
+        _close("output", got[0], ref, tol)
+
+    def check_bwd(got, ref):
+        _expect(got, [r.shape for r in ref], np.float32)
+        _close("output", got[0], ref[0], tol)
+        names = ["grad x"] + [f"grad {layer[0]}" for layer in ops_resnet.LAYERS]
+        for name, g, r in zip(names, got[1:], ref[1:]):
+            err = _rel_l2(g, r)
+            assert err <= RESNET_GRAD_TOL, f"{name}: relative 2-norm error {err:.3g} > {RESNET_GRAD_TOL:g}"
+
+    return [
+        Case("resnet_fwd", "resnet", f"{title} forward, {shape}", "resnet", (x, *weights),
+             lambda: ops_resnet.reference_forward(x, weights), check_fwd, work=flops / 1e9, bar=bar,
+             images=n, frameworks=frameworks),
+        Case("resnet_fwdbwd", "resnet", f"{title} forward+backward (grad x, all weights), {shape}", "resnet_vjp",
+             (x, *weights, ct), lambda: ops_resnet.reference_vjp(x, weights, ct), check_bwd, work=3 * flops / 1e9,
+             bar=bar, slow=True, images=n, frameworks=frameworks),
     ]
 
 
@@ -614,14 +731,29 @@ def einsum_cases(scale):
     ]
 
 
-def build_cases(quick):
+# ResNet stack (batch, image side): CPU runs it at batch 2 to stay short; --quick CPU is tiny.
+RESNET_SIZES = {("cpu", False): (2, 224), ("cpu", True): (1, 64), ("gpu", False): (32, 224), ("gpu", True): (2, 224)}
+# GPU bars (issue #12): convolutions against torch (cuDNN); the other rows are shown without one.
+GPU_BARS = {"conv": ("torch", 0.8, ">= 0.8x torch"), "resnet": ("torch", 0.8, ">= 0.8x torch")}
+
+
+def build_cases(quick, gpu=False):
+    """Every case; on the GPU with GPU_BARS. On the CPU, MLX sits out the ResNet stack (its
+    CPU convolution, ~2 GFLOP/s, would take minutes per run)."""
+    n, hw = RESNET_SIZES["gpu" if gpu else "cpu", quick]
+    resnet = resnet_cases(n, hw, frameworks=None if gpu else ("oxmx", "jax", "torch"))
     if quick:
-        return conv_cases(2, 28, 32, 32) + fft_cases(16) + linalg_cases(128) + einsum_cases(4)
-    return conv_cases(16, 56, 64, 64) + fft_cases(20) + linalg_cases(1024) + einsum_cases(1)
+        cases = conv_cases(2, 28, 32, 32) + resnet + fft_cases(16) + linalg_cases(128) + einsum_cases(4)
+    else:
+        cases = conv_cases(16, 56, 64, 64) + resnet + fft_cases(20) + linalg_cases(1024) + einsum_cases(1)
+    if gpu:
+        for case in cases:
+            case.bar = GPU_BARS.get(case.group)
+    return cases
 
 
 def select(cases, only):
-    """--only: case keys (svd32) or groups (conv, fft, linalg, einsum)."""
+    """--only: case keys (svd32) or groups (conv, resnet, fft, linalg, einsum)."""
     if not only:
         return cases
     keys = set(only.split(","))
@@ -635,9 +767,12 @@ def select(cases, only):
 # --------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------
-def repeats(quick, slow):
+def repeats(quick, slow, gpu=False):
     if quick:
         return dict(min_repeats=2, max_repeats=5, budget_s=0.5)
+    if gpu:
+        # One framework per process, no machine noise to average over: shorter budgets.
+        return dict(min_repeats=5 if slow else 10, max_repeats=50, budget_s=1.5 if slow else 1.0)
     return dict(min_repeats=3 if slow else 5, max_repeats=30, budget_s=4.0 if slow else 3.0)
 
 
@@ -688,14 +823,16 @@ def prepare_checked(case, fw):
         return None, run_cpu._short_err(e)
 
 
-def run_cases(fws, cases, quick, log=print):
+def run_cases(fws, cases, quick, log=print, gpu=False):
     """{case key: {framework: {seconds, best, repeats} | {error}}} (JSON-able); a framework
-    without the op has no entry."""
+    without the op, or not among the case's frameworks, has no entry."""
     out = {}
     for case in cases:
         out[case.key] = {}
         names, runners = [], []
         for fw in fws:
+            if case.frameworks is not None and fw.name not in case.frameworks:
+                continue
             run, err = prepare_checked(case, fw)
             if err is not None:
                 out[case.key][fw.name] = dict(error=err)
@@ -703,7 +840,7 @@ def run_cases(fws, cases, quick, log=print):
             elif run is not None:
                 names.append(fw.name)
                 runners.append(run)
-        times, errors = timed_rounds(runners, **repeats(quick, case.slow))
+        times, errors = timed_rounds(runners, **repeats(quick, case.slow, gpu))
         for k, name in enumerate(names):
             if k in errors:
                 out[case.key][name] = dict(error=errors[k])
@@ -711,7 +848,7 @@ def run_cases(fws, cases, quick, log=print):
                 continue
             sec = statistics.median(times[k])
             out[case.key][name] = dict(seconds=sec, best=min(times[k]), repeats=len(times[k]))
-            rate = f"{case.work / sec:10.4g} {case.unit}, " if case.work else ""
+            rate = f"{case.work / sec:10.4g} GFLOP/s, " if case.work else ""
             log(f"  {case.title} / {name:<6} {rate}median {sec * 1e3:.3f} ms of {len(times[k])}")
         del runners
         gc.collect()
@@ -733,7 +870,8 @@ def _cell(case, r):
         return "fails"
     if case.work is None:
         return _fmt_ms(r["seconds"])
-    return f"{run_cpu._fmt_rate(case.work / r['seconds'])} ({_fmt_ms(r['seconds'])})"
+    images = f", {run_cpu._fmt_rate(case.images / r['seconds'])}" if case.images else ""
+    return f"{run_cpu._fmt_rate(case.work / r['seconds'])}{images} ({_fmt_ms(r['seconds'])})"
 
 
 def _speedup(results, case, peer):
@@ -845,9 +983,24 @@ def load_frameworks(device, threads, log=print):
 
 
 # --------------------------------------------------------------------------------------
-# Modes (only the CPU one for now; a --gpu mode would run one framework per process, print
-# run_cases' results as JSON and merge them, as run_nn.py --gpu does)
+# Modes: CPU (every framework in this process) and GPU (oxmx and torch each in its own
+# process - they load different cuDNN copies -, their results merged from JSON)
 # --------------------------------------------------------------------------------------
+def publish(kind, block, cases, names, results, block_out, write):
+    """Print the block (with the failures under it); write it to `block_out` and, when
+    `write`, into BENCHMARKS.md between this kind's markers."""
+    fails = failures_text(cases, names, results)
+    if fails:
+        block += "\n\nFailures (the op raised or gave a wrong result; no number is shown):\n\n" + fails
+    print()
+    print(block)
+    if block_out:
+        Path(block_out).write_text(block + "\n")
+    if write:
+        write_block(kind, block)
+        print(f"\nwrote {run_cpu.BENCH_MD.relative_to(ROOT)}")
+
+
 def cpu_main(args):
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if k in os.environ:
@@ -872,32 +1025,114 @@ def cpu_main(args):
         "",
         make_table(cases, names, results),
         "",
-        "Cells: throughput (median time per run), or the median time for the \"ms\" rows. "
-        "\"oxmx vs X\": X's time / oxmx's time (above 1: oxmx is faster). \"—\": the framework "
-        "has no such op (NumPy has no convolution; JAX is run for conv and fft only).",
+        "Cells: throughput (median time per run; the ResNet rows also in images/s), or the median time for "
+        "the \"ms\" rows. \"oxmx vs X\": X's time / oxmx's time (above 1: oxmx is faster). \"—\": not run "
+        "(NumPy has no convolution; JAX is run for conv, the ResNet stack and fft only; MLX not for the "
+        "ResNet stack, whose run would take minutes with its CPU convolution).",
     ])
-    fails = failures_text(cases, names, results)
-    if fails:
-        block += "\n\nFailures (the op raised or gave a wrong result; no number is shown):\n\n" + fails
-    print()
-    print(block)
-    if args.block_out:
-        Path(args.block_out).write_text(block + "\n")
-    if not (args.quick or args.no_write or args.only):
-        write_block("cpu", block)
-        print(f"\nwrote {run_cpu.BENCH_MD.relative_to(ROOT)}")
+    publish("cpu", block, cases, names, results, args.block_out, not (args.quick or args.no_write or args.only))
+
+
+def one_framework_main(args):
+    """--framework X (what --gpu starts): X alone on --device, the GPU mode's cases; its
+    results as JSON on the last stdout line."""
+    pin_threads(args.threads)
+    try:
+        fw = MLXLike("oxmx", "oxmx", args.device) if args.framework == "oxmx" else Torch(args.device, args.threads)
+    except Exception as e:  # noqa: BLE001 - no GPU, no CUDA build, ...: say so in one line
+        raise SystemExit(f"{args.framework}: cannot run on the {args.device}: {run_cpu._short_err(e)}")
+    cases = select(build_cases(args.quick, gpu=True), args.only)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    log(f"{fw.name} {fw.version} on {fw.device_name()}")
+    results = run_cases([fw], cases, args.quick, log=log, gpu=args.device == "gpu")
+    print(json.dumps(dict(name=fw.name, version=fw.version, device=fw.device_name(), results=results)))
+
+
+def gpu_main(args):
+    """--gpu: torch's process first, then oxmx's (torch's run is short and predictable, so
+    a slow first oxmx run - kernels compiled on a fresh machine - cannot cost both columns).
+    With --out the merged results go to a JSON file (--from-json makes the table later)."""
+    if args.only:
+        select(build_cases(args.quick, gpu=True), args.only)  # unknown keys: fail here, not twice below
+    saved = dict(gpu_processes.machine_info(), device=args.device, quick=args.quick, only=args.only, frameworks={})
+    for name in GPU_FRAMEWORKS:
+        cmd = [sys.executable, __file__, "--framework", name, "--device", args.device, "--threads", str(args.threads)]
+        cmd += (["--quick"] if args.quick else []) + (["--only", args.only] if args.only else [])
+        got = gpu_processes.run_json_process(name, cmd, args.process_timeout)
+        if got is not None:
+            saved["frameworks"][name] = got
+    if not saved["frameworks"]:
+        raise SystemExit(f"run_ops.py --gpu: neither torch nor oxmx ran on the {args.device} (their errors are above)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(saved, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    publish_gpu(saved, args.block_out, not (args.quick or args.no_write or args.only or args.out))
+
+
+def from_json_main(args):
+    """--from-json FILE: the GPU table of a run saved with --gpu --out FILE."""
+    publish_gpu(json.loads(Path(args.from_json).read_text()), args.block_out, not args.no_write)
+
+
+def publish_gpu(saved, block_out, write):
+    cases = select(build_cases(saved["quick"], gpu=True), saved["only"])
+    runs = saved["frameworks"]
+    names = [n for n in ("oxmx", "torch") if n in runs]
+    results = {}
+    for name in names:
+        for key, r in runs[name]["results"].items():
+            results.setdefault(key, {}).update(r)
+    versions = {n: runs[n]["version"] for n in names}
+    devices = {n: runs[n]["device"] for n in names}
+    on_gpu = saved["device"] == "gpu"
+    notes = [" (--quick sizes)" if saved["quick"] else "", f" (--only {saved['only']})" if saved["only"] else "",
+             "" if on_gpu else " (--device cpu: a test of the plumbing, not GPU numbers)"]
+    block = "\n".join([
+        "### GPU, oxmx and torch each in its own process, medians" + "".join(notes),
+        "",
+        *gpu_processes.machine_lines(saved, versions, devices),
+        "- float32 at full precision: torch's TF32 off (cuBLAS and cuDNN), as oxmx's default; torch eager, "
+        "cuDNN's own algorithm choice (`cudnn.benchmark` off, the default); every timed run ends with a device "
+        "synchronization (`mx.synchronize()`, `torch.cuda.synchronize()`)",
+        *[f"- column `{n}` missing: its process failed" for n in GPU_FRAMEWORKS if n not in runs],
+        "",
+        make_table(cases, names, results),
+        "",
+        "Cells: throughput (median time per run; the ResNet rows also in images/s), or the median time for "
+        "the \"ms\" rows. \"oxmx vs torch\": torch's time / oxmx's time (above 1: oxmx is faster). Every "
+        "result was first checked against NumPy in float64 (on the host, outside the timed region).",
+    ])
+    if write and not on_gpu:
+        print("not writing BENCHMARKS.md: these are CPU numbers (--device cpu)")
+    publish("gpu", block, cases, names, results, block_out, write and on_gpu)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke test); implies --no-write")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    ap.add_argument("--only", default="", help="comma-separated case keys or groups (conv, fft, linalg, einsum); "
-                                               "implies --no-write")
+    ap.add_argument("--only", default="", help="comma-separated case keys or groups (conv, resnet, fft, linalg, "
+                                               "einsum); implies --no-write")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for every framework")
     ap.add_argument("--block-out", help="also write the markdown block to this file")
+    ap.add_argument("--gpu", action="store_true", help="oxmx on its GPU against torch CUDA, each in its own process")
+    ap.add_argument("--out", help="--gpu: write the merged results as JSON to this file instead of updating "
+                                  "BENCHMARKS.md (see --from-json)")
+    ap.add_argument("--from-json", help="write the GPU table of a run saved with --gpu --out into BENCHMARKS.md")
+    ap.add_argument("--process-timeout", type=float, default=600, help="--gpu: seconds each framework's process may run")
+    ap.add_argument("--framework", choices=GPU_FRAMEWORKS, help="run one framework alone on --device and print its "
+                                                                "results as JSON (what --gpu starts)")
+    # Testing the GPU mode's processes on a machine without a GPU: --gpu --device cpu.
+    ap.add_argument("--device", choices=("gpu", "cpu"), default="gpu", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    cpu_main(args)
+    if args.from_json:
+        from_json_main(args)
+    elif args.framework:
+        one_framework_main(args)
+    elif args.gpu:
+        gpu_main(args)
+    else:
+        cpu_main(args)
     return 0
 
 
