@@ -265,12 +265,37 @@ pub enum Primitive {
         real: bool,
         scale: f64,
     },
+    /// A valid cross-correlation of channels-last arrays or its weight gradient
+    /// (`ops/conv.rs`). Forward: x (N, *S, C), w (O, *K, C/G) -> (N, *out, O).
+    /// WeightGrad: x (N, *S, C), g (N, *out, O) -> (O, *K, C/G), K from the output.
+    Conv {
+        spec: ConvSpec,
+        kind: ConvKind,
+    },
     /// A user's CUDA kernel (`ops/user_kernel.rs`); runs only on the GPU.
     UserKernel(UserKernelRef),
     /// Output `index` of a function with user-defined transforms (`custom_function`):
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
     Custom(Custom),
+}
+
+/// Strides, kernel dilations and zero padding (the same before and after) per spatial
+/// axis, and the channel groups, of a convolution node.
+#[derive(Clone, PartialEq, Eq, Debug, Hash)]
+pub struct ConvSpec {
+    pub strides: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub groups: usize,
+}
+
+/// What a convolution node computes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum ConvKind {
+    Forward,
+    WeightGrad,
+    InputGrad,
 }
 
 /// A shared user kernel, compared by identity.
@@ -468,6 +493,15 @@ impl Primitive {
             Fast(k) => k.name(),
             Linalg(k) => k.name(),
             Fft { .. } => "fft",
+            Conv {
+                kind: ConvKind::Forward,
+                ..
+            } => "conv",
+            Conv {
+                kind: ConvKind::WeightGrad,
+                ..
+            } => "conv_weight_grad",
+            Conv { .. } => "conv_input_grad",
             UserKernel(_) => "cuda_kernel",
             Custom(_) => "custom_function",
         }

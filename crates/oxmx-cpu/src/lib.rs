@@ -3,6 +3,7 @@
 
 pub mod arg_reduce;
 pub mod binary;
+pub mod conv;
 pub mod copy;
 pub mod elem;
 pub mod fast;
@@ -135,6 +136,7 @@ impl Backend for CpuBackend {
                 real,
                 scale,
             } => fft::run(*inverse, *real, *scale, &ins, out_shape, &mut out)?,
+            Primitive::Conv { spec, kind } => conv::run(spec, *kind, &ins, out_shape, &mut out)?,
             Primitive::UserKernel(_) => {
                 return Err(Error::unsupported(
                     op,

@@ -23,7 +23,8 @@ impl Real for f64 {}
 /// One matrix's outputs, row-major, in `parts` order.
 type Parts<T> = Vec<Vec<T>>;
 
-fn contiguous<T: Elem + Default + Copy>(x: &Input) -> Vec<T> {
+/// A contiguous row-major copy of `x`'s elements.
+pub(crate) fn contiguous<T: Elem + Default + Copy>(x: &Input) -> Vec<T> {
     let mut v = vec![T::default(); x.size()];
     map1(&x.shape, View::<T>::of(x), &mut v, |e: T| e);
     v

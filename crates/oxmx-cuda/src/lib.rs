@@ -8,7 +8,10 @@
 
 #[allow(unsafe_code)]
 pub mod blaslt;
+mod conv;
 mod copy;
+#[allow(unsafe_code)]
+mod cudnn;
 #[allow(unsafe_code)]
 mod cufft;
 #[allow(unsafe_code)]
@@ -44,6 +47,8 @@ pub struct CudaBackend {
     cufft: std::sync::OnceLock<Option<cufft::CuFft>>,
     /// cuSOLVER, loaded on the first factorization (None: the library is missing).
     cusolver: std::sync::OnceLock<Option<std::sync::Mutex<cusolver::Solver>>>,
+    /// cuDNN, loaded on the first convolution (None: the library is missing).
+    cudnn: std::sync::OnceLock<Option<std::sync::Mutex<cudnn::Cudnn>>>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -161,6 +166,7 @@ impl CudaBackend {
                 blas: std::sync::OnceLock::new(),
                 cufft: std::sync::OnceLock::new(),
                 cusolver: std::sync::OnceLock::new(),
+                cudnn: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -959,6 +965,7 @@ impl CudaBackend {
                 real,
                 scale,
             } => self.fft(*inverse, *real, *scale, ins, out_shape, out_dtype),
+            Primitive::Conv { spec, kind } => self.conv(spec, *kind, ins, out_shape, out_dtype),
             Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
             Primitive::Reshape
             | Primitive::Transpose { .. }

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 mod buffer;
+mod conv_py;
 mod convert;
 mod device_py;
 mod dtype_py;
@@ -42,6 +43,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     io_py::register(m)?;
     fast_py::register(m)?;
     linalg_py::register(m)?;
+    conv_py::register(m)?;
     fft_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;

@@ -1,28 +1,36 @@
-"""Convolutions (MLX's ``conv1d`` ... ``conv_transpose3d``, ``conv_general``, ``convolve``)
-composed from oxmx.core ops until native kernels land.
+"""Convolutions (MLX's ``conv1d`` ... ``conv_transpose3d``, ``conv_general``, ``convolve``).
 
 Layout as MLX: channels-last inputs ``(N, *spatial, C_in)`` and weights
 ``(C_out, *kernel, C_in / groups)``. Everything funnels into ``conv_general``:
 
 1. negative padding crops the input *before* input dilation (as MLX does), input
    dilation inserts zeros between elements, positive padding adds zeros;
-2. the valid, strided, kernel-dilated, grouped cross-correlation of the result is one
-   gather of all kernel windows (``as_strided``) and one matmul per call (im2col).
+2. the valid, strided, kernel-dilated, grouped cross-correlation of the result is a
+   native node (``_oxmx._conv``: blocked im2col + gemm on the CPU, cuDNN on the GPU) for
+   real floating dtypes, and for complex64 one gather of all kernel windows
+   (``as_strided``) and one matmul (im2col).
 
-Step 2 is a ``custom_function`` whose vjp is written with convolutions again (the input
-gradient is a transposed convolution, the weight gradient one matmul of the windows with
-the cotangent): differentiating ``as_strided`` itself would scatter-add every window.
-jvp and vmap differentiate/batch the composite itself. Transposed convolutions are
-``conv_general`` on the stride-dilated input with the flipped kernel, exactly as MLX
-defines them (so ``output_padding`` and large ``padding`` behave as MLX's do).
+Step 2 is a ``custom_function`` with its own rules; for real floating dtypes its input
+gradient (the transposed correlation, without the zeros a strided one would insert) and
+its weight gradient are native nodes too (``_oxmx._conv_input_grad``,
+``_oxmx._conv_weight_grad``), each a ``custom_function`` with rules, so gradients of any
+order, jvp (all three are bilinear) and vmap (a mapped input folds into the batch; a
+mapped weight becomes extra channel groups) never leave the three nodes. complex64 keeps
+the composite rules (the input gradient as a correlation of the stride-dilated
+cotangent with the flipped kernel). Transposed
+convolutions are ``conv_general`` on the stride-dilated input with the flipped kernel,
+exactly as MLX defines them (so ``output_padding`` and large ``padding`` behave as
+MLX's do).
 """
 
+import functools
 import operator
 
 from oxmx import _oxmx as _n
 
 from ._dtypes import result_type as _result_type
 from ._transforms import custom_function as _custom_function
+from ._transforms import stop_gradient as _stop_gradient
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_general",
@@ -180,24 +188,137 @@ def _prod(values):
     return p
 
 
-def _correlate(xp, w, strides, kdil, groups):
-    """Valid cross-correlation of xp (N, *S, C) with w (C_out, *K, C/G): (N, *out, C_out)."""
-    strides, kdil = tuple(strides), tuple(kdil)
+def _native(*arrays):
+    return all(a.dtype in _FLOATS for a in arrays)
 
+
+def _fold_batch(a, ax):
+    """``a`` mapped along ``ax``: (B * N, ...) and B."""
+    a = _n.moveaxis(a, ax, 0)
+    return a.reshape((a.shape[0] * a.shape[1],) + tuple(a.shape[2:])), a.shape[0]
+
+
+def _stack_channels(a, ax, b):
+    """(N, *S, C) mapped along ``ax`` (or not, ``None``) as (N, *S, B * C): every map
+    index becomes its own block of channels (groups)."""
+    if ax is None:
+        a = _n.broadcast_to(_n.expand_dims(a, -2), tuple(a.shape[:-1]) + (b, a.shape[-1]))
+    else:
+        a = _n.moveaxis(a, ax, -2)
+    return a.reshape(tuple(a.shape[:-2]) + (b * a.shape[-1],))
+
+
+def _stack_weights(w, ax, b):
+    """(O, *K, Cg) mapped along ``ax`` (or not) as (B * O, *K, Cg)."""
+    if ax is None:
+        w = _n.broadcast_to(_n.expand_dims(w, 0), (b,) + tuple(w.shape))
+    else:
+        w = _n.moveaxis(w, ax, 0)
+    return w.reshape((b * w.shape[1],) + tuple(w.shape[2:]))
+
+
+def _unstack_channels(y, b):
+    """(..., B * O) -> (B, ..., O)."""
+    y = y.reshape(tuple(y.shape[:-1]) + (b, y.shape[-1] // b))
+    return _n.moveaxis(y, -2, 0)
+
+
+def _add_tangents(*ts):
+    ts = [t for t in ts if t is not None]
+    out = ts[0]
+    for t in ts[1:]:
+        out = out + t
+    return out
+
+
+def _correlate(xp, w, strides, kdil, pad, groups):
+    """Cross-correlation of xp (N, *S, C), zero-padded by ``pad`` on both sides of each
+    spatial axis (real floating dtypes only; complex64 comes padded), with w
+    (O, *K, C/G): (N, *out, O)."""
+    return _correlate_fn(tuple(strides), tuple(kdil), tuple(pad), groups, _native(xp, w))(xp, w)
+
+
+# The custom functions are made once per geometry (building them costs more than the
+# rest of a convolution's graph).
+@functools.lru_cache(maxsize=512)
+def _correlate_fn(strides, kdil, pad, groups, native):
     @_custom_function
     def corr(xp, w):
-        return _correlate_forward(xp, w, strides, kdil, groups)
+        return _correlate_forward(xp, w, strides, kdil, pad, groups)
 
     @corr.vjp
     def corr_vjp(primals, cotangent, output):
         xp, w = primals
-        return (_correlate_grad_input(xp, w, cotangent, strides, kdil, groups),
-                _correlate_grad_weight(xp, w, cotangent, strides, kdil, groups))
+        return (_correlate_grad_input(xp, w, cotangent, strides, kdil, pad, groups),
+                _weight_grad(xp, cotangent, w.shape[1:-1], strides, kdil, pad, groups))
 
-    return corr(xp, w)
+    if not native:
+        # complex64: jvp and vmap go through the composite body (as before the nodes)
+        return corr
+
+    @corr.jvp
+    def corr_jvp(primals, tangents):
+        (xp, w), (tx, tw) = primals, tangents
+        return _add_tangents(None if tx is None else _correlate(tx, w, strides, kdil, pad, groups),
+                             None if tw is None else _correlate(xp, tw, strides, kdil, pad, groups))
+
+    @corr.vmap
+    def corr_vmap(inputs, axes):
+        (xp, w), (ax, aw) = inputs, axes
+        if aw is None:
+            x, b = _fold_batch(xp, ax)
+            y = _correlate(x, w, strides, kdil, pad, groups)
+            return y.reshape((b, y.shape[0] // b) + tuple(y.shape[1:])), 0
+        b = w.shape[aw]
+        y = _correlate(_stack_channels(xp, ax, b), _stack_weights(w, aw, b), strides, kdil, pad, groups * b)
+        return _unstack_channels(y, b), 0
+
+    corr._jvp_takes_none = True
+    return corr
 
 
-def _correlate_forward(xp, w, strides, kdil, groups):
+def _weight_grad(xp, g, kshape, strides, kdil, pad, groups):
+    """dL/dw of ``_correlate(xp, w)`` for the cotangent ``g``: (O, *kshape, C/G)."""
+    kshape = tuple(kshape)
+    if not _native(xp, g):
+        return _correlate_grad_weight(xp, g, kshape, strides, kdil, pad, groups)
+    return _weight_grad_fn(kshape, tuple(strides), tuple(kdil), tuple(pad), groups)(xp, g)
+
+
+@functools.lru_cache(maxsize=512)
+def _weight_grad_fn(kshape, strides, kdil, pad, groups):
+    @_custom_function
+    def grad_w(xp, g):
+        return _correlate_grad_weight(xp, g, kshape, strides, kdil, pad, groups)
+
+    @grad_w.vjp
+    def grad_w_vjp(primals, cotangent, output):
+        # <c, dW(x, g)> = <g, corr(x, c)>: the weight gradient is the correlation's adjoint
+        xp, g = primals
+        return (_correlate_grad_input(xp, cotangent, g, strides, kdil, pad, groups),
+                _correlate(xp, cotangent, strides, kdil, pad, groups))
+
+    @grad_w.jvp
+    def grad_w_jvp(primals, tangents):
+        (xp, g), (tx, tg) = primals, tangents
+        return _add_tangents(None if tx is None else _weight_grad(tx, g, kshape, strides, kdil, pad, groups),
+                             None if tg is None else _weight_grad(xp, tg, kshape, strides, kdil, pad, groups))
+
+    @grad_w.vmap
+    def grad_w_vmap(inputs, axes):
+        (xp, g), (ax, ag) = inputs, axes
+        b = (xp if ax is not None else g).shape[ax if ax is not None else ag]
+        dw = _weight_grad(_stack_channels(xp, ax, b), _stack_channels(g, ag, b), kshape, strides, kdil, pad, groups * b)
+        return dw.reshape((b, dw.shape[0] // b) + tuple(dw.shape[1:])), 0
+
+    grad_w._jvp_takes_none = True
+    return grad_w
+
+
+def _correlate_forward(xp, w, strides, kdil, pad, groups):
+    if _native(xp, w):
+        # the node has no rules of its own: its inputs are constants to the transforms
+        return _n._conv(_stop_gradient(xp), _stop_gradient(w), list(strides), list(kdil), list(pad), groups)
     kshape, c_out, cg = w.shape[1:-1], w.shape[0], w.shape[-1]
     og, kp = c_out // groups, _prod(kshape)
     if groups == 1:
@@ -216,25 +337,71 @@ def _correlate_forward(xp, w, strides, kdil, groups):
     return y.reshape([xp.shape[0]] + out + [c_out])
 
 
-def _correlate_grad_weight(xp, w, g, strides, kdil, groups):
+def _correlate_grad_weight(xp, g, kshape, strides, kdil, pad, groups):
     """dL/dw: the windows of xp contracted with the cotangent over batch and positions."""
-    kshape, c_out, cg = w.shape[1:-1], w.shape[0], w.shape[-1]
+    if _native(xp, g):
+        return _n._conv_weight_grad(_stop_gradient(xp), _stop_gradient(g), list(kshape), list(strides), list(kdil), list(pad), groups)
+    c_out, cg = g.shape[-1], xp.shape[-1] // groups
+    w_shape = [c_out] + list(kshape) + [cg]
     og, kp = c_out // groups, _prod(kshape)
     if groups == 1:
         win, _ = _windows(xp, kshape, strides, kdil)
-        return _n.matmul(g.reshape(-1, c_out).T, win.reshape(-1, kp * cg)).reshape(w.shape)
+        return _n.matmul(g.reshape(-1, c_out).T, win.reshape(-1, kp * cg)).reshape(w_shape)
     if cg == 1:
         win, _ = _windows(xp, kshape, strides, kdil)
         dw = (win.reshape(-1, kp, groups, 1) * g.reshape(-1, 1, groups, og)).sum(axis=0)  # (Kp, G, Og)
-        return _n.transpose(dw, (1, 2, 0)).reshape(w.shape)
+        return _n.transpose(dw, (1, 2, 0)).reshape(w_shape)
     win, _ = _windows(xp, kshape, strides, kdil, groups)
     gm = _n.transpose(g.reshape(-1, groups, og), (1, 2, 0))  # (G, Og, M)
-    return _n.matmul(gm, win.reshape(groups, -1, kp * cg)).reshape(w.shape)
+    return _n.matmul(gm, win.reshape(groups, -1, kp * cg)).reshape(w_shape)
 
 
-def _correlate_grad_input(xp, w, g, strides, kdil, groups):
+def _input_grad(spatial, w, g, strides, kdil, pad, groups):
+    """dL/dx of ``_correlate(x, w)`` (x of spatial shape ``spatial``) for the cotangent
+    ``g``: (N, *spatial, C)."""
+    return _input_grad_fn(tuple(spatial), tuple(strides), tuple(kdil), tuple(pad), groups)(g, w)
+
+
+@functools.lru_cache(maxsize=512)
+def _input_grad_fn(spatial, strides, kdil, pad, groups):
+    @_custom_function
+    def grad_x(g, w):
+        return _n._conv_input_grad(_stop_gradient(g), _stop_gradient(w), list(spatial), list(strides), list(kdil), list(pad), groups)
+
+    @grad_x.vjp
+    def grad_x_vjp(primals, cotangent, output):
+        # <c, dX(g, w)> = <g, corr(c, w)>: the input gradient is the correlation's adjoint
+        g, w = primals
+        return (_correlate(cotangent, w, strides, kdil, pad, groups),
+                _weight_grad(cotangent, g, w.shape[1:-1], strides, kdil, pad, groups))
+
+    @grad_x.jvp
+    def grad_x_jvp(primals, tangents):
+        (g, w), (tg, tw) = primals, tangents
+        return _add_tangents(None if tg is None else _input_grad(spatial, w, tg, strides, kdil, pad, groups),
+                             None if tw is None else _input_grad(spatial, tw, g, strides, kdil, pad, groups))
+
+    @grad_x.vmap
+    def grad_x_vmap(inputs, axes):
+        (g, w), (ag, aw) = inputs, axes
+        if aw is None:
+            gf, b = _fold_batch(g, ag)
+            dx = _input_grad(spatial, w, gf, strides, kdil, pad, groups)
+            return dx.reshape((b, dx.shape[0] // b) + tuple(dx.shape[1:])), 0
+        b = w.shape[aw]
+        dx = _input_grad(spatial, _stack_weights(w, aw, b), _stack_channels(g, ag, b), strides, kdil, pad, groups * b)
+        return _unstack_channels(dx, b), 0
+
+    grad_x._jvp_takes_none = True
+    return grad_x
+
+
+def _correlate_grad_input(xp, w, g, strides, kdil, pad, groups):
     """dL/dxp: a transposed convolution of the cotangent (stride-dilated, padded to the
-    input's extent) with the flipped kernel whose in/out channels are swapped per group."""
+    input's extent) with the flipped kernel whose in/out channels are swapped per group;
+    for real floating dtypes one native node (the same sum, without the zeros)."""
+    if _native(g, w):
+        return _input_grad(xp.shape[1:-1], w, g, strides, kdil, pad, groups)
     n = xp.ndim - 2
     kshape = w.shape[1:-1]
     lo = [kdil[i] * (kshape[i] - 1) for i in range(n)]
@@ -282,10 +449,13 @@ def _conv(op, x, w, strides, lo, hi, kdil, idil, groups, flip):
     if 0 in tuple(x.shape):
         # every input element was cropped: only padding is left, the result is zero
         return _n.zeros(out_shape, dtype)
-    x = _embed(x, [max(p, 0) for p in lo], [max(p, 0) for p in hi], idil)
     if flip:
         w = w[(slice(None),) + (slice(None, None, -1),) * n]
-    return _correlate(x, w, strides, kdil, groups)
+    if lo == hi and all(p >= 0 for p in lo) and all(d == 1 for d in idil) and _native(x, w):
+        # the nodes pad symmetrically themselves (no padded copy of the input)
+        return _correlate(x, w, strides, kdil, lo, groups)
+    x = _embed(x, [max(p, 0) for p in lo], [max(p, 0) for p in hi], idil)
+    return _correlate(x, w, strides, kdil, [0] * n, groups)
 
 
 # ---------------------------------------------------------------- public API

@@ -122,12 +122,17 @@ def _node(kind, xs, upper=False, flag=True):
     return _native._linalg(kind, xs, upper=upper, flag=flag)
 
 
-def _node_or_nan(kind, a, **kw):
+def _node_or_nan(kind, a, eye=False, **kw):
     """``kind`` of ``a``, where every output of a matrix holding NaN or inf is NaN (the
-    iterative kernels would not converge on it)."""
+    iterative kernels would not converge on it). The kernel sees such a matrix with its
+    non-finite entries zeroed, or (``eye``, for kernels that refuse singular input) as
+    the identity."""
     finite = _mx.isfinite(a)
     bad = _mx.logical_not(_mx.all(finite, axis=(-2, -1)))
-    outs = _node(kind, [_mx.where(finite, a, _mx.zeros((), dtype=a.dtype))], **kw)
+    clean = _mx.where(finite, a, _mx.zeros((), dtype=a.dtype))
+    if eye:
+        clean = _mx.where(_expand_to(bad, a.ndim), _mx.eye(a.shape[-1], dtype=a.dtype), clean)
+    outs = _node(kind, [clean], **kw)
     return [_mx.where(_expand_to(bad, o.ndim), float("nan"), o) for o in outs]
 
 
@@ -181,7 +186,8 @@ def _inv_op(a):
         y = _inv_op(p[0])
         return -(y @ t[0] @ y)
 
-    return _op(lambda x: _node("inv", [x])[0], vjp, jvp, _inv_op)(a)
+    # a matrix holding NaN or inf gives NaN (not a singularity error) on every backend
+    return _op(lambda x: _node_or_nan("inv", x, eye=True)[0], vjp, jvp, _inv_op)(a)
 
 
 def _tri_inv_op(a, upper):

@@ -1,6 +1,7 @@
 //! Ops: validate arguments, infer shape and dtype, build graph nodes. Each op's
 //! checks live here once; backends only ever see well-formed primitives.
 
+pub mod conv;
 pub mod creation;
 pub mod decomp;
 pub mod elementwise;

@@ -103,6 +103,10 @@ pub fn vjp(
             "fft",
             "The transform node has no derivative of its own; differentiate oxmx.core.fft's function.",
         )),
+        Conv { .. } => Err(Error::unsupported(
+            "conv",
+            "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
+        )),
         UserKernel(_) => Err(user_kernel_rule()),
     }
 }
@@ -156,6 +160,10 @@ pub fn jvp(
         Fft { .. } => Err(Error::unsupported(
             "fft",
             "The transform node has no derivative of its own; differentiate oxmx.core.fft's function.",
+        )),
+        Conv { .. } => Err(Error::unsupported(
+            "conv",
+            "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
         )),
         UserKernel(_) => Err(user_kernel_rule()),
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {

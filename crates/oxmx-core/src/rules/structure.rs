@@ -338,7 +338,13 @@ pub fn vmap(
                 "custom_function is batched by its own rule.",
             ))
         }
-        Gather { .. } | Scatter { .. } | AsStrided { .. } | Fast(_) | Linalg(_) | Fft { .. } => {
+        Gather { .. }
+        | Scatter { .. }
+        | AsStrided { .. }
+        | Fast(_)
+        | Linalg(_)
+        | Fft { .. }
+        | Conv { .. } => {
             return vmap_loop(prim, inputs, axes, batch, out)
         }
         Reshape => {
