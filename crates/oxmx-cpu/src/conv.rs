@@ -41,6 +41,8 @@ struct Geometry {
     o: usize,
     groups: usize,
     batch: usize,
+    /// 1x1 kernel, stride 1, no padding: row r's window is row r of x itself
+    direct: bool,
 }
 
 impl Geometry {
@@ -130,7 +132,35 @@ impl Geometry {
             o,
             groups,
             batch: n,
+            direct: kernel.iter().all(|&k| k == 1)
+                && spec.strides.iter().all(|&v| v == 1)
+                && spec.padding.iter().all(|&v| v == 0),
         })
+    }
+
+    /// The windows of rows `r0..r0 + rows` of group `g` with their row stride: rows of
+    /// `x` itself when `direct`, else gathered into `col`.
+    fn windows<'a, T: Copy + Default>(
+        &self,
+        x: &'a [T],
+        r0: usize,
+        rows: usize,
+        g: usize,
+        col: &'a mut [T],
+    ) -> Result<(&'a [T], isize)> {
+        if self.direct {
+            let c = self.cg * self.groups;
+            let at = r0 * c + g * self.cg;
+            return Ok((x.get(at..).ok_or_else(oob)?, c as isize));
+        }
+        self.gather(x, r0, rows, g, col)?;
+        Ok((col, self.cols() as isize))
+    }
+
+    /// Rows per block for `total` rows: `block_rows`, but at least one block per thread.
+    fn block_for(&self, total: usize) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        self.block_rows().min(total.div_ceil(threads)).max(1)
     }
 
     /// The input offset of kernel position `kp` of row `r`'s window (None: padding).
@@ -200,31 +230,24 @@ fn forward<T: GemmElem + Copy + Default>(
 ) -> Result<()> {
     let (o, g_n, cols) = (geo.o, geo.groups, geo.cols());
     let og = o / g_n;
-    let block = geo.block_rows();
+    let block = geo.block_for(geo.row_base.len());
     y.par_chunks_mut(block * o)
         .enumerate()
         .try_for_each(|(bi, yb)| {
             let rows = yb.len() / o;
             let r0 = bi * block;
-            let mut col = vec![T::default(); rows * cols];
+            let mut col = vec![T::default(); if geo.direct { 0 } else { rows * cols }];
             let mut tmp = if g_n > 1 {
                 vec![T::default(); rows * og]
             } else {
                 Vec::new()
             };
             for g in 0..g_n {
-                geo.gather(x, r0, rows, g, &mut col)?;
+                let (win, rs) = geo.windows(x, r0, rows, g, &mut col)?;
                 // group g's weights: og rows of `cols`, read transposed (cols x og)
                 let wg = w.get(g * og * cols..(g + 1) * og * cols).ok_or_else(oob)?;
                 let dst = if g_n > 1 { &mut tmp[..] } else { &mut yb[..] };
-                gemm_into(
-                    rows,
-                    og,
-                    cols,
-                    (&col, cols as isize, 1),
-                    (wg, 1, cols as isize),
-                    dst,
-                )?;
+                gemm_into(rows, og, cols, (win, rs, 1), (wg, 1, cols as isize), dst)?;
                 if g_n > 1 {
                     for (yr, tr) in yb.chunks_exact_mut(o).zip(tmp.chunks_exact(og)) {
                         yr[g * og..(g + 1) * og].copy_from_slice(tr);
@@ -256,21 +279,14 @@ fn weight_grad<T: GemmElem + Copy + Default + std::ops::AddAssign>(
         .map(|bi| -> Result<Vec<T>> {
             let r0 = bi * block;
             let rows = block.min(total - r0);
-            let mut col = vec![T::default(); rows * cols];
+            let mut col = vec![T::default(); if geo.direct { 0 } else { rows * cols }];
             let mut acc = vec![T::default(); o * cols];
             let mut tmp = vec![T::default(); og * cols];
             for g in 0..g_n {
-                geo.gather(x, r0, rows, g, &mut col)?;
+                let (win, rs) = geo.windows(x, r0, rows, g, &mut col)?;
                 // dy rows r0.., columns of group g, read transposed (og x rows)
                 let d = dy.get(r0 * o + g * og..).ok_or_else(oob)?;
-                gemm_into(
-                    og,
-                    cols,
-                    rows,
-                    (d, 1, o as isize),
-                    (&col, cols as isize, 1),
-                    &mut tmp,
-                )?;
+                gemm_into(og, cols, rows, (d, 1, o as isize), (win, rs, 1), &mut tmp)?;
                 for (a, t) in acc[g * og * cols..(g + 1) * og * cols].iter_mut().zip(&tmp) {
                     *a += *t;
                 }

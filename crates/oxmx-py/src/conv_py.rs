@@ -33,6 +33,7 @@ fn _conv(
 
 /// The weight gradient (O, *kernel, C / groups) of `_conv` for the cotangent `g`.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // MLX-style geometry arguments, all needed
 #[pyo3(signature = (x, g, kernel, strides, dilation, padding, groups, stream=None))]
 fn _conv_weight_grad(
     x: PyRef<'_, PyArray>,
@@ -57,6 +58,7 @@ fn _conv_weight_grad(
 
 /// The input gradient (N, *spatial, C) of `_conv` for the cotangent `g`.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // MLX-style geometry arguments, all needed
 #[pyo3(signature = (g, w, spatial, strides, dilation, padding, groups, stream=None))]
 fn _conv_input_grad(
     g: PyRef<'_, PyArray>,
