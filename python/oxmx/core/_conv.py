@@ -223,12 +223,34 @@ def _unstack_channels(y, b):
     return _n.moveaxis(y, -2, 0)
 
 
-def _add_tangents(*ts):
-    ts = [t for t in ts if t is not None]
-    out = ts[0]
-    for t in ts[1:]:
-        out = out + t
-    return out
+def _bilinear_jvp(f):
+    """The jvp rule of ``f(a, b)``, linear in each argument: f(ta, b) + f(a, tb) (a
+    primal without a tangent is None)."""
+
+    def jvp(primals, tangents):
+        (a, b), (ta, tb) = primals, tangents
+        parts = [f(ta, b) if ta is not None else None, f(a, tb) if tb is not None else None]
+        parts = [p for p in parts if p is not None]
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    return jvp
+
+
+def _vmap_activation_weight(f):
+    """The vmap rule of ``f(act, w, m)`` (``m``: how many times the groups are
+    multiplied): a mapped activation alone folds into the batch; a mapped weight makes
+    every map index its own block of channel groups."""
+
+    def vmap(inputs, axes):
+        (a, w), (aa, aw) = inputs, axes
+        if aw is None:
+            af, b = _fold_batch(a, aa)
+            y = f(af, w, 1)
+            return y.reshape((b, y.shape[0] // b) + tuple(y.shape[1:])), 0
+        b = w.shape[aw]
+        return _unstack_channels(f(_stack_channels(a, aa, b), _stack_weights(w, aw, b), b), b), 0
+
+    return vmap
 
 
 def _correlate(xp, w, strides, kdil, pad, groups):
@@ -256,22 +278,8 @@ def _correlate_fn(strides, kdil, pad, groups, native):
         # complex64: jvp and vmap go through the composite body (as before the nodes)
         return corr
 
-    @corr.jvp
-    def corr_jvp(primals, tangents):
-        (xp, w), (tx, tw) = primals, tangents
-        return _add_tangents(None if tx is None else _correlate(tx, w, strides, kdil, pad, groups),
-                             None if tw is None else _correlate(xp, tw, strides, kdil, pad, groups))
-
-    @corr.vmap
-    def corr_vmap(inputs, axes):
-        (xp, w), (ax, aw) = inputs, axes
-        if aw is None:
-            x, b = _fold_batch(xp, ax)
-            y = _correlate(x, w, strides, kdil, pad, groups)
-            return y.reshape((b, y.shape[0] // b) + tuple(y.shape[1:])), 0
-        b = w.shape[aw]
-        y = _correlate(_stack_channels(xp, ax, b), _stack_weights(w, aw, b), strides, kdil, pad, groups * b)
-        return _unstack_channels(y, b), 0
+    corr.jvp(_bilinear_jvp(lambda x, w: _correlate(x, w, strides, kdil, pad, groups)))
+    corr.vmap(_vmap_activation_weight(lambda x, w, m: _correlate(x, w, strides, kdil, pad, groups * m)))
 
     corr._jvp_takes_none = True
     return corr
@@ -298,11 +306,7 @@ def _weight_grad_fn(kshape, strides, kdil, pad, groups):
         return (_correlate_grad_input(xp, cotangent, g, strides, kdil, pad, groups),
                 _correlate(xp, cotangent, strides, kdil, pad, groups))
 
-    @grad_w.jvp
-    def grad_w_jvp(primals, tangents):
-        (xp, g), (tx, tg) = primals, tangents
-        return _add_tangents(None if tx is None else _weight_grad(tx, g, kshape, strides, kdil, pad, groups),
-                             None if tg is None else _weight_grad(xp, tg, kshape, strides, kdil, pad, groups))
+    grad_w.jvp(_bilinear_jvp(lambda x, g: _weight_grad(x, g, kshape, strides, kdil, pad, groups)))
 
     @grad_w.vmap
     def grad_w_vmap(inputs, axes):
@@ -375,22 +379,8 @@ def _input_grad_fn(spatial, strides, kdil, pad, groups):
         return (_correlate(cotangent, w, strides, kdil, pad, groups),
                 _weight_grad(cotangent, g, w.shape[1:-1], strides, kdil, pad, groups))
 
-    @grad_x.jvp
-    def grad_x_jvp(primals, tangents):
-        (g, w), (tg, tw) = primals, tangents
-        return _add_tangents(None if tg is None else _input_grad(spatial, w, tg, strides, kdil, pad, groups),
-                             None if tw is None else _input_grad(spatial, tw, g, strides, kdil, pad, groups))
-
-    @grad_x.vmap
-    def grad_x_vmap(inputs, axes):
-        (g, w), (ag, aw) = inputs, axes
-        if aw is None:
-            gf, b = _fold_batch(g, ag)
-            dx = _input_grad(spatial, w, gf, strides, kdil, pad, groups)
-            return dx.reshape((b, dx.shape[0] // b) + tuple(dx.shape[1:])), 0
-        b = w.shape[aw]
-        dx = _input_grad(spatial, _stack_weights(w, aw, b), _stack_channels(g, ag, b), strides, kdil, pad, groups * b)
-        return _unstack_channels(dx, b), 0
+    grad_x.jvp(_bilinear_jvp(lambda g, w: _input_grad(spatial, w, g, strides, kdil, pad, groups)))
+    grad_x.vmap(_vmap_activation_weight(lambda g, w, m: _input_grad(spatial, w, g, strides, kdil, pad, groups * m)))
 
     grad_x._jvp_takes_none = True
     return grad_x
