@@ -418,3 +418,32 @@ def test_complex_weight_is_a_complex_convolution():
     y = mx.conv1d(mx.array(x.astype(np.float32)), mx.array(w.astype(np.complex64)))
     assert y.dtype == mx.complex64
     np.testing.assert_allclose(np.array(y), (x @ w[0].T).reshape(1, 3, 1), rtol=1e-6)
+
+
+def test_vmap_over_an_empty_mapped_axis():
+    """A mapped axis of length 0 gives an empty batch of the right shape (MLX's shapes),
+    for a mapped input, a mapped weight and the weight gradient's rule."""
+    w = mx.ones((3, 3, 3, 2))
+    assert mx.vmap(lambda a: mx.conv2d(a, w))(mx.ones((0, 1, 5, 5, 2))).shape == (0, 1, 3, 3, 3)
+    assert mx.vmap(lambda b: mx.conv2d(mx.ones((1, 5, 5, 2)), b))(mx.ones((0, 3, 3, 3, 2))).shape == (0, 1, 3, 3, 3)
+    g = mx.vmap(mx.grad(lambda b, x: mx.conv2d(x, b).sum()), in_axes=(None, 0))(w, mx.ones((0, 1, 5, 5, 2)))
+    assert g.shape == (0, 3, 3, 3, 2)
+
+
+def test_zero_sized_kernel_is_an_error():
+    with pytest.raises(ValueError, match=r"^\[conv2d\] The kernel's spatial sizes must be positive"):
+        mx.conv2d(mx.zeros((1, 5, 5, 3)), mx.zeros((2, 0, 3, 3)))
+
+
+@pytest.mark.parametrize("n,padding", [(1, 3), (4, 0), (3, 2)])
+def test_native_gradients_with_padding_match_a_padded_valid_convolution(n, padding):
+    """The nodes' own padding (input and weight gradients scatter/gather only inside the
+    input) agrees with padding the input first and convolving without any."""
+    x = mx.array(RNG.standard_normal((n, 7, 6, 4)))
+    w = mx.array(RNG.standard_normal((5, 3, 2, 4)))
+    ct = mx.array(RNG.standard_normal(mx.conv2d(x, w, padding=padding, stride=(2, 1)).shape))
+    _, (dx, dw) = mx.vjp(lambda a, b: mx.conv2d(a, b, padding=padding, stride=(2, 1)), [x, w], [ct])
+    pad = [(0, 0), (padding, padding), (padding, padding), (0, 0)]
+    _, (dxp, dwp) = mx.vjp(lambda a, b: mx.conv2d(mx.pad(a, pad), b, stride=(2, 1)), [x, w], [ct])
+    np.testing.assert_allclose(np.array(dx), np.array(dxp), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.array(dw), np.array(dwp), rtol=1e-5, atol=1e-5)

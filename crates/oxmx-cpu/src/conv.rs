@@ -18,6 +18,8 @@ use rayon::prelude::*;
 const OP: &str = "conv";
 /// Window values gathered per block (elements): about 1 MiB of float32.
 const BLOCK_ELEMS: usize = 1 << 18;
+/// Extra accumulators the input gradient may hold at once (bytes).
+const ACC_BYTES: usize = 256 << 20;
 
 /// The geometry of one correlation: x (N, *S, C), zero-padded, w (O, *K, Cg),
 /// y (N, *out, O). Rows (batch x output position) whose window lies inside the input
@@ -28,8 +30,10 @@ struct Geometry {
     row_base: Vec<usize>,
     /// whether each row's window lies wholly inside the input
     inside: Vec<bool>,
-    /// each row's batch item and window origin per spatial axis (may be negative)
-    origin: Vec<(usize, Vec<i64>)>,
+    /// each row's window origin per spatial axis (may be negative), `nd` per row
+    origin: Vec<i64>,
+    /// output positions per batch item
+    positions: usize,
     /// input offset of each kernel position relative to its window's start
     k_off: Vec<usize>,
     /// each kernel position's offset per spatial axis (index x dilation)
@@ -90,17 +94,22 @@ impl Geometry {
         let positions = size_of(out);
         let n = x_shape[0];
         let rows = n * positions;
-        let (mut row_base, mut inside, mut origin) = (
-            Vec::with_capacity(rows),
-            Vec::with_capacity(rows),
-            Vec::with_capacity(rows),
-        );
+        let mem = |_| Error::memory(OP, "Not enough memory for the convolution's row table.");
+        let (mut row_base, mut inside, mut origin) = (Vec::new(), Vec::new(), Vec::new());
+        row_base.try_reserve_exact(rows).map_err(mem)?;
+        inside.try_reserve_exact(rows).map_err(mem)?;
+        origin
+            .try_reserve_exact(rows.checked_mul(nd).ok_or_else(|| Error::overflow(OP))?)
+            .map_err(mem)?;
         let mut idx = vec![0usize; nd];
+        let mut org = vec![0i64; nd];
         for b in 0..n {
             for _ in 0..positions {
-                let org: Vec<i64> = (0..nd)
-                    .map(|i| (idx[i] * spec.strides[i]) as i64 - spec.padding[i] as i64)
-                    .collect();
+                for i in 0..nd {
+                    org[i] = (idx[i] as i64)
+                        .saturating_mul(spec.strides[i] as i64)
+                        .saturating_sub(spec.padding[i] as i64);
+                }
                 let ok = (0..nd).all(|i| org[i] >= 0 && org[i] as usize + span[i] < spatial[i]);
                 let base = if ok {
                     b * batch_stride + (0..nd).map(|i| org[i] as usize * xst[i]).sum::<usize>()
@@ -109,7 +118,7 @@ impl Geometry {
                 };
                 row_base.push(base);
                 inside.push(ok);
-                origin.push((b, org));
+                origin.extend_from_slice(&org);
                 for i in (0..nd).rev() {
                     idx[i] += 1;
                     if idx[i] < out[i] {
@@ -123,6 +132,7 @@ impl Geometry {
             row_base,
             inside,
             origin,
+            positions,
             k_off,
             k_pos,
             spatial,
@@ -168,7 +178,9 @@ impl Geometry {
         if *self.inside.get(r)? {
             return Some(self.row_base.get(r)? + self.k_off.get(kp)?);
         }
-        let (b, org) = self.origin.get(r)?;
+        let nd = self.spatial.len();
+        let org = self.origin.get(r * nd..(r + 1) * nd)?;
+        let b = r / self.positions.max(1);
         let pos = self.k_pos.get(kp)?;
         let mut at = b * self.batch_stride;
         for i in 0..org.len() {
@@ -268,28 +280,32 @@ fn weight_grad<T: GemmElem + Copy + Default + std::ops::AddAssign>(
     let (o, g_n, cols) = (geo.o, geo.groups, geo.cols());
     let og = o / g_n;
     let total = geo.row_base.len();
-    // fewer, larger blocks than the forward pass: each one sums into its own copy of dw
+    // about two tasks per thread, each walking its rows in cache-sized blocks into one
+    // accumulator the size of dw (memory stays a few dw's, whatever the batch)
     let threads = rayon::current_num_threads().max(1);
-    let block = total
-        .div_ceil(threads * 2)
-        .clamp(1, (BLOCK_ELEMS * 4 / cols.max(1)).max(16));
-    let blocks = total.div_ceil(block);
-    let partial = (0..blocks)
+    let per_task = total.div_ceil(threads * 2).max(1);
+    let block = (BLOCK_ELEMS * 4 / cols.max(1)).clamp(16, per_task.max(16));
+    let tasks = total.div_ceil(per_task);
+    let partial = (0..tasks)
         .into_par_iter()
-        .map(|bi| -> Result<Vec<T>> {
-            let r0 = bi * block;
-            let rows = block.min(total - r0);
-            let mut col = vec![T::default(); if geo.direct { 0 } else { rows * cols }];
+        .map(|ti| -> Result<Vec<T>> {
+            let end = ((ti + 1) * per_task).min(total);
+            let mut col = vec![T::default(); if geo.direct { 0 } else { block * cols }];
             let mut acc = vec![T::default(); o * cols];
             let mut tmp = vec![T::default(); og * cols];
-            for g in 0..g_n {
-                let (win, rs) = geo.windows(x, r0, rows, g, &mut col)?;
-                // dy rows r0.., columns of group g, read transposed (og x rows)
-                let d = dy.get(r0 * o + g * og..).ok_or_else(oob)?;
-                gemm_into(og, cols, rows, (d, 1, o as isize), (win, rs, 1), &mut tmp)?;
-                for (a, t) in acc[g * og * cols..(g + 1) * og * cols].iter_mut().zip(&tmp) {
-                    *a += *t;
+            let mut r0 = ti * per_task;
+            while r0 < end {
+                let rows = block.min(end - r0);
+                for g in 0..g_n {
+                    let (win, rs) = geo.windows(x, r0, rows, g, &mut col)?;
+                    // dy rows r0.., columns of group g, read transposed (og x rows)
+                    let d = dy.get(r0 * o + g * og..).ok_or_else(oob)?;
+                    gemm_into(og, cols, rows, (d, 1, o as isize), (win, rs, 1), &mut tmp)?;
+                    for (a, t) in acc[g * og * cols..(g + 1) * og * cols].iter_mut().zip(&tmp) {
+                        *a += *t;
+                    }
                 }
+                r0 += rows;
             }
             Ok(acc)
         })
@@ -311,28 +327,39 @@ struct Shapes<'a> {
 }
 
 /// dx (N, *S, C): each output row's window gets dy_row @ w scattered (added) back. Work
-/// is split by batch item (and, with fewer items than threads, into row ranges with
-/// their own accumulators, summed at the end) so that no two tasks add to one element.
+/// is split by batch item, each written by one task; with fewer items than threads,
+/// an item's rows are also split into ranges with their own accumulators (at most
+/// `ACC_BYTES` of them at once), summed at the end.
 fn input_grad<T: GemmElem + Copy + Default + std::ops::AddAssign + Send + Sync>(
     geo: &Geometry,
     dy: &[T],
     w: &[T],
     dx: &mut [T],
 ) -> Result<()> {
-    let (o, g_n, cols, cg) = (geo.o, geo.groups, geo.cols(), geo.cg);
-    let og = o / g_n;
     let n = geo.batch.max(1);
     let rows_per = geo.row_base.len() / n;
     let item = dx.len() / n;
+    if item == 0 {
+        return Ok(());
+    }
     let threads = rayon::current_num_threads().max(1);
-    let split = threads.div_ceil(n).min(rows_per.max(1));
-    let block = geo.block_rows();
+    let budget = (ACC_BYTES / (item * std::mem::size_of::<T>()).max(1)).max(1);
+    let split = threads.div_ceil(n).min(rows_per.max(1)).min(budget);
+    dx.iter_mut().for_each(|v| *v = T::default());
+    if split <= 1 {
+        return dx
+            .par_chunks_mut(item)
+            .enumerate()
+            .try_for_each(|(b, acc)| {
+                scatter_rows(geo, dy, w, b * rows_per, (b + 1) * rows_per, b * item, acc)
+            });
+    }
+    let per = rows_per.div_ceil(split).max(1);
     let tasks: Vec<(usize, usize, usize)> = (0..n)
         .flat_map(|b| {
-            let per = rows_per.div_ceil(split).max(1);
             (0..split).filter_map(move |s| {
                 let r0 = b * rows_per + s * per;
-                let r1 = (b * rows_per + ((s + 1) * per).min(rows_per)).min((b + 1) * rows_per);
+                let r1 = (b * rows_per + (s + 1) * per).min((b + 1) * rows_per);
                 (r0 < r1).then_some((b, r0, r1))
             })
         })
@@ -341,48 +368,64 @@ fn input_grad<T: GemmElem + Copy + Default + std::ops::AddAssign + Send + Sync>(
         .par_iter()
         .map(|&(b, r0, r1)| -> Result<(usize, Vec<T>)> {
             let mut acc = vec![T::default(); item];
-            let mut tmp = vec![T::default(); block * cols];
-            let origin = b * item;
-            let mut r = r0;
-            while r < r1 {
-                let rows = block.min(r1 - r);
-                for g in 0..g_n {
-                    let d = dy.get(r * o + g * og..).ok_or_else(oob)?;
-                    let wg = w.get(g * og * cols..(g + 1) * og * cols).ok_or_else(oob)?;
-                    let t = &mut tmp[..rows * cols];
-                    gemm_into(
-                        rows,
-                        cols,
-                        og,
-                        (d, o as isize, 1),
-                        (wg, cols as isize, 1),
-                        t,
-                    )?;
-                    for (i, win) in t.chunks_exact(cols).enumerate() {
-                        for (kp, v) in win.chunks_exact(cg).enumerate() {
-                            // kernel positions in the padding receive nothing
-                            let Some(at) = geo.offset(r + i, kp) else {
-                                continue;
-                            };
-                            let at = (at + g * cg).checked_sub(origin).ok_or_else(oob)?;
-                            let dst = acc.get_mut(at..at + cg).ok_or_else(oob)?;
-                            for (a, v) in dst.iter_mut().zip(v) {
-                                *a += *v;
-                            }
-                        }
-                    }
-                }
-                r += rows;
-            }
+            scatter_rows(geo, dy, w, r0, r1, b * item, &mut acc)?;
             Ok((b, acc))
         })
         .collect::<Result<Vec<_>>>()?;
-    dx.iter_mut().for_each(|v| *v = T::default());
     for (b, acc) in parts {
         let dst = dx.get_mut(b * item..(b + 1) * item).ok_or_else(oob)?;
         for (a, v) in dst.iter_mut().zip(acc) {
             *a += v;
         }
+    }
+    Ok(())
+}
+
+/// Adds rows `r0..r1`'s window gradients (dy_row @ w) into `acc`, which holds the input
+/// elements from `origin` on.
+fn scatter_rows<T: GemmElem + Copy + Default + std::ops::AddAssign>(
+    geo: &Geometry,
+    dy: &[T],
+    w: &[T],
+    r0: usize,
+    r1: usize,
+    origin: usize,
+    acc: &mut [T],
+) -> Result<()> {
+    let (o, g_n, cols, cg) = (geo.o, geo.groups, geo.cols(), geo.cg);
+    let og = o / g_n;
+    let block = geo.block_rows();
+    let mut tmp = vec![T::default(); block * cols];
+    let mut r = r0;
+    while r < r1 {
+        let rows = block.min(r1 - r);
+        for g in 0..g_n {
+            let d = dy.get(r * o + g * og..).ok_or_else(oob)?;
+            let wg = w.get(g * og * cols..(g + 1) * og * cols).ok_or_else(oob)?;
+            let t = &mut tmp[..rows * cols];
+            gemm_into(
+                rows,
+                cols,
+                og,
+                (d, o as isize, 1),
+                (wg, cols as isize, 1),
+                t,
+            )?;
+            for (i, win) in t.chunks_exact(cols).enumerate() {
+                for (kp, v) in win.chunks_exact(cg).enumerate() {
+                    // kernel positions in the padding receive nothing
+                    let Some(at) = geo.offset(r + i, kp) else {
+                        continue;
+                    };
+                    let at = (at + g * cg).checked_sub(origin).ok_or_else(oob)?;
+                    let dst = acc.get_mut(at..at + cg).ok_or_else(oob)?;
+                    for (a, v) in dst.iter_mut().zip(v) {
+                        *a += *v;
+                    }
+                }
+            }
+        }
+        r += rows;
     }
     Ok(())
 }

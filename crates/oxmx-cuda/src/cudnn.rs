@@ -113,9 +113,10 @@ impl Problem {
 fn check(op: &str, s: sys::cudnnStatus_t) -> Result<()> {
     match s {
         sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
-        sys::cudnnStatus_t::CUDNN_STATUS_NOT_SUPPORTED => Err(Error::Unsupported {
+        // cuDNN 9's 3xxx codes are all "not supported" (for this shape, layout, ...)
+        e if (e as u32) / 1000 == 3 => Err(Error::Unsupported {
             op: OP.into(),
-            msg: format!("cuDNN does not support this convolution ({op})."),
+            msg: format!("cuDNN does not support this convolution ({op}: {e:?})."),
         }),
         e => Err(Error::runtime(OP, format!("cuDNN {op}: {e:?}"))),
     }
@@ -257,6 +258,13 @@ impl Cudnn {
     pub fn new(alloc: &Arc<Allocator>) -> Option<Cudnn> {
         // SAFETY: only tries to dlopen the library by name.
         if !unsafe { sys::is_culib_present() } {
+            return None;
+        }
+        // The bindings' status and algorithm enums are cuDNN 9's: another major version
+        // could return values outside them. (cudnnGetVersion returns a plain integer.)
+        // SAFETY: takes no arguments, reads nothing of ours.
+        let version = unsafe { sys::cudnnGetVersion() };
+        if !(90000..100000).contains(&version) {
             return None;
         }
         let mut h = std::ptr::null_mut();

@@ -132,6 +132,8 @@ def _check_shapes(op, x, w, groups):
         )
     if groups != 1 and n == 3:
         raise ValueError(f"[{op}] groups != 1 is only supported for 1D and 2D convolutions (as MLX).")
+    if 0 in tuple(w.shape[1:-1]):
+        raise ValueError(f"[{op}] The kernel's spatial sizes must be positive; got a weight of shape {w.shape}.")
     return n
 
 
@@ -193,9 +195,23 @@ def _native(*arrays):
 
 
 def _fold_batch(a, ax):
-    """``a`` mapped along ``ax``: (B * N, ...) and B."""
+    """``a`` mapped along ``ax``: (B * N, ...), B and N."""
     a = _n.moveaxis(a, ax, 0)
-    return a.reshape((a.shape[0] * a.shape[1],) + tuple(a.shape[2:])), a.shape[0]
+    return a.reshape((a.shape[0] * a.shape[1],) + tuple(a.shape[2:])), a.shape[0], a.shape[1]
+
+
+def _unmapped_like(a, ax):
+    """A stand-in for one map index of ``a`` (only its shape is used)."""
+    if ax is None:
+        return a
+    return _n.zeros(tuple(d for i, d in enumerate(a.shape) if i != ax), a.dtype)
+
+
+def _empty_map(f, inputs, axes):
+    """The batched result of ``f`` over a mapped axis of length 0: built lazily on
+    stand-ins for its shape only (never evaluated)."""
+    y = f(*(_unmapped_like(a, ax) for a, ax in zip(inputs, axes)), 1)
+    return _n.zeros((0,) + tuple(y.shape), y.dtype), 0
 
 
 def _stack_channels(a, ax, b):
@@ -243,11 +259,13 @@ def _vmap_activation_weight(f):
 
     def vmap(inputs, axes):
         (a, w), (aa, aw) = inputs, axes
+        b = w.shape[aw] if aw is not None else a.shape[aa]
+        if b == 0:
+            return _empty_map(f, inputs, axes)
         if aw is None:
-            af, b = _fold_batch(a, aa)
+            af, b, n = _fold_batch(a, aa)
             y = f(af, w, 1)
-            return y.reshape((b, y.shape[0] // b) + tuple(y.shape[1:])), 0
-        b = w.shape[aw]
+            return y.reshape((b, n) + tuple(y.shape[1:])), 0
         return _unstack_channels(f(_stack_channels(a, aa, b), _stack_weights(w, aw, b), b), b), 0
 
     return vmap
@@ -312,6 +330,8 @@ def _weight_grad_fn(kshape, strides, kdil, pad, groups):
     def grad_w_vmap(inputs, axes):
         (xp, g), (ax, ag) = inputs, axes
         b = (xp if ax is not None else g).shape[ax if ax is not None else ag]
+        if b == 0:
+            return _empty_map(lambda x, g, m: _weight_grad(x, g, kshape, strides, kdil, pad, groups), inputs, axes)
         dw = _weight_grad(_stack_channels(xp, ax, b), _stack_channels(g, ag, b), kshape, strides, kdil, pad, groups * b)
         return dw.reshape((b, dw.shape[0] // b) + tuple(dw.shape[1:])), 0
 
