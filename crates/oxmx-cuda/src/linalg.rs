@@ -325,6 +325,13 @@ impl CudaBackend {
             .and_then(|x| x.shape.last().copied())
             .unwrap_or(0);
         let ty = ty_of(a.dtype)?;
+        if ty == Ty::C32 && !matches!(k, LinalgKernel::Svd { .. } | LinalgKernel::Eig { .. }) {
+            // the transposition tricks below assume real matrices (A^T, not A^H)
+            return Err(Error::unsupported(
+                op,
+                "A complex factorization other than svd/eig",
+            ));
+        }
         if nb == 0 || m == 0 || n == 0 || (b.is_some() && cols == 0) {
             // nothing to factor: the CPU backend's answer for empty matrices (identity
             // factors, empty parts) is tiny and exact
