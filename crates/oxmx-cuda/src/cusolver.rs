@@ -196,6 +196,23 @@ impl Solver {
         })
     }
 
+    /// One routine that takes device and host workspaces: `query` writes their sizes,
+    /// `call` runs with them (device address and bytes, host address and bytes). The
+    /// workspaces are parked until `settle`, so they outlive the queued call.
+    fn with_workspace(
+        &mut self,
+        query: impl FnOnce(&mut usize, &mut usize) -> sys::cusolverStatus_t,
+        call: impl FnOnce(*mut c_void, usize, *mut c_void, usize) -> sys::cusolverStatus_t,
+    ) -> Result<()> {
+        let (mut dw, mut hw) = (0usize, 0usize);
+        query(&mut dw, &mut hw).result().map_err(err)?;
+        let mut w = self.work(dw, hw)?;
+        let (dev, host) = (w.dev_ptr as *mut c_void, w.host.as_mut_ptr() as *mut c_void);
+        let r = call(dev, dw, host, hw).result().map_err(err);
+        self.parked.push(w);
+        r
+    }
+
     fn info_ptr(info: Span) -> Result<*mut i32> {
         Ok(info.holds(4)? as *mut i32)
     }
@@ -206,51 +223,18 @@ impl Solver {
         let pp = ipiv.holds(8 * m.min(n).max(0) as usize)? as *mut i64;
         let pi = Self::info_ptr(info)?;
         let (t, lda) = (ty.cuda(), m.max(1));
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle; it reads only the scalars.
-        unsafe {
-            sys::cusolverDnXgetrf_bufferSize(
-                self.handle,
-                self.params,
-                m,
-                n,
-                t,
-                pa,
-                lda,
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut w = self.work(dw, hw)?;
-        // SAFETY: `a` holds the m x n matrix (lda = m), `ipiv` min(m, n) i64s and `info`
-        // one int, all checked above; the workspaces have the sizes cuSOLVER asked for
-        // and live until the call has been queued (device scratch is returned to a cache
-        // ordered by the same stream).
-        unsafe {
-            sys::cusolverDnXgetrf(
-                self.handle,
-                self.params,
-                m,
-                n,
-                t,
-                pa,
-                lda,
-                pp,
-                t,
-                w.dev_ptr as *mut c_void,
-                dw,
-                w.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        self.parked.push(w);
-        Ok(())
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle; it reads only the scalars.
+            |dw, hw| unsafe { sys::cusolverDnXgetrf_bufferSize(h, p, m, n, t, pa, lda, t, dw, hw) },
+            // SAFETY: `a` holds the m x n matrix (lda = m), `ipiv` min(m, n) i64s and `info`
+            // one int, all checked above; the workspaces have the sizes cuSOLVER asked for
+            // and live until the call has been queued (device scratch is returned to a cache
+            // ordered by the same stream).
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXgetrf(h, p, m, n, t, pa, lda, pp, t, d, dn, hst, hn, pi)
+            },
+        )
     }
 
     /// Solves `op(A) X = B` with `getrf`'s factors; `b` (n x nrhs) is overwritten by X.
@@ -303,47 +287,17 @@ impl Solver {
         let pa = a.holds(reach(ty, n, n, n.max(1))?)?;
         let pi = Self::info_ptr(info)?;
         let (t, u) = (ty.cuda(), fill(upper));
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXpotrf_bufferSize(
-                self.handle,
-                self.params,
-                u,
-                n,
-                t,
-                pa,
-                n.max(1),
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut w = self.work(dw, hw)?;
-        // SAFETY: `a` holds n x n elements and `info` one int (checked); workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXpotrf(
-                self.handle,
-                self.params,
-                u,
-                n,
-                t,
-                pa,
-                n.max(1),
-                t,
-                w.dev_ptr as *mut c_void,
-                dw,
-                w.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(w);
-        r
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXpotrf_bufferSize(h, p, u, n, t, pa, n.max(1), t, dw, hw)
+            },
+            // SAFETY: `a` holds n x n elements and `info` one int (checked); workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXpotrf(h, p, u, n, t, pa, n.max(1), t, d, dn, hst, hn, pi)
+            },
+        )
     }
 
     /// Inverse of the non-unit `upper`/lower triangle of `a` (n x n, in place).
@@ -352,45 +306,17 @@ impl Solver {
         let pi = Self::info_ptr(info)?;
         let (t, u) = (ty.cuda(), fill(upper));
         let diag = sys::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT;
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXtrtri_bufferSize(
-                self.handle,
-                u,
-                diag,
-                n,
-                t,
-                pa,
-                n.max(1),
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut w = self.work(dw, hw)?;
-        // SAFETY: `a` holds n x n elements and `info` one int (checked); workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXtrtri(
-                self.handle,
-                u,
-                diag,
-                n,
-                t,
-                pa,
-                n.max(1),
-                w.dev_ptr as *mut c_void,
-                dw,
-                w.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(w);
-        r
+        let h = self.handle;
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXtrtri_bufferSize(h, u, diag, n, t, pa, n.max(1), dw, hw)
+            },
+            // SAFETY: `a` holds n x n elements and `info` one int (checked); workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXtrtri(h, u, diag, n, t, pa, n.max(1), d, dn, hst, hn, pi)
+            },
+        )
     }
 
     /// Householder QR of `a` (m x n, in place: R on and above the diagonal, the
@@ -402,51 +328,17 @@ impl Solver {
         let pt = tau.holds(ty.size() * k.max(0) as usize)?;
         let pi = Self::info_ptr(info)?;
         let t = ty.cuda();
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXgeqrf_bufferSize(
-                self.handle,
-                self.params,
-                m,
-                n,
-                t,
-                pa,
-                m.max(1),
-                t,
-                pt,
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut w = self.work(dw, hw)?;
-        // SAFETY: `a` (m x n), `tau` (k) and `info` checked above; workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXgeqrf(
-                self.handle,
-                self.params,
-                m,
-                n,
-                t,
-                pa,
-                m.max(1),
-                t,
-                pt,
-                t,
-                w.dev_ptr as *mut c_void,
-                dw,
-                w.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(w);
-        r
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXgeqrf_bufferSize(h, p, m, n, t, pa, m.max(1), t, pt, t, dw, hw)
+            },
+            // SAFETY: `a` (m x n), `tau` (k) and `info` checked above; workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXgeqrf(h, p, m, n, t, pa, m.max(1), t, pt, t, d, dn, hst, hn, pi)
+            },
+        )
     }
 
     /// The first `k` columns of Q (over `a`, m x k, lda = m) from `geqrf`'s reflectors
@@ -563,68 +455,63 @@ impl Solver {
             None => (b'N' as i8, std::ptr::null_mut(), std::ptr::null_mut()),
         };
         let (t, tr) = (ty.cuda(), ty.real().cuda());
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXgesvd_bufferSize(
-                self.handle,
-                self.params,
-                job,
-                job,
-                m,
-                n,
-                t,
-                pa,
-                m.max(1),
-                tr,
-                ps,
-                t,
-                pu,
-                m.max(1),
-                t,
-                pv,
-                n.max(1),
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut w = self.work(dw, hw)?;
-        // SAFETY: `a` (m x n), `s` (n reals), U (m x m) and V^H (n x n) when asked for,
-        // and `info` were checked above; workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXgesvd(
-                self.handle,
-                self.params,
-                job,
-                job,
-                m,
-                n,
-                t,
-                pa,
-                m.max(1),
-                tr,
-                ps,
-                t,
-                pu,
-                m.max(1),
-                t,
-                pv,
-                n.max(1),
-                t,
-                w.dev_ptr as *mut c_void,
-                dw,
-                w.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(w);
-        r
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXgesvd_bufferSize(
+                    h,
+                    p,
+                    job,
+                    job,
+                    m,
+                    n,
+                    t,
+                    pa,
+                    m.max(1),
+                    tr,
+                    ps,
+                    t,
+                    pu,
+                    m.max(1),
+                    t,
+                    pv,
+                    n.max(1),
+                    t,
+                    dw,
+                    hw,
+                )
+            },
+            // SAFETY: `a` (m x n), `s` (n reals), U (m x m) and V^H (n x n) when asked for,
+            // and `info` were checked above; workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXgesvd(
+                    h,
+                    p,
+                    job,
+                    job,
+                    m,
+                    n,
+                    t,
+                    pa,
+                    m.max(1),
+                    tr,
+                    ps,
+                    t,
+                    pu,
+                    m.max(1),
+                    t,
+                    pv,
+                    n.max(1),
+                    t,
+                    d,
+                    dn,
+                    hst,
+                    hn,
+                    pi,
+                )
+            },
+        )
     }
 
     /// Eigenvalues (ascending, into `w`) of the symmetric matrix whose `upper`/lower
@@ -644,53 +531,34 @@ impl Solver {
         let pw = w.holds(ty.real().size() * n.max(0) as usize)?;
         let pi = Self::info_ptr(info)?;
         let (t, tr, u, j) = (ty.cuda(), ty.real().cuda(), fill(upper), mode(vectors));
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXsyevd_bufferSize(
-                self.handle,
-                self.params,
-                j,
-                u,
-                n,
-                t,
-                pa,
-                n.max(1),
-                tr,
-                pw,
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut wk = self.work(dw, hw)?;
-        // SAFETY: `a` (n x n), `w` (n reals) and `info` checked above; workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXsyevd(
-                self.handle,
-                self.params,
-                j,
-                u,
-                n,
-                t,
-                pa,
-                n.max(1),
-                tr,
-                pw,
-                t,
-                wk.dev_ptr as *mut c_void,
-                dw,
-                wk.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(wk);
-        r
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXsyevd_bufferSize(h, p, j, u, n, t, pa, n.max(1), tr, pw, t, dw, hw)
+            },
+            // SAFETY: `a` (n x n), `w` (n reals) and `info` checked above; workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXsyevd(
+                    h,
+                    p,
+                    j,
+                    u,
+                    n,
+                    t,
+                    pa,
+                    n.max(1),
+                    tr,
+                    pw,
+                    t,
+                    d,
+                    dn,
+                    hst,
+                    hn,
+                    pi,
+                )
+            },
+        )
     }
 
     /// Eigenvalues (into `w`) and, with `vr`, right eigenvectors (columns, n x n) of the
@@ -716,65 +584,60 @@ impl Solver {
         };
         let (t, jl, jr) = (ty.cuda(), mode(false), mode(vr.is_some()));
         let ld = n.max(1);
-        let (mut dw, mut hw) = (0usize, 0usize);
-        // SAFETY: a size query on a live handle.
-        unsafe {
-            sys::cusolverDnXgeev_bufferSize(
-                self.handle,
-                self.params,
-                jl,
-                jr,
-                n,
-                t,
-                pa,
-                ld,
-                t,
-                pw,
-                t,
-                std::ptr::null(),
-                1,
-                t,
-                pv,
-                ld,
-                t,
-                &mut dw,
-                &mut hw,
-            )
-        }
-        .result()
-        .map_err(err)?;
-        let mut wk = self.work(dw, hw)?;
-        // SAFETY: `a` (n x n), `w` (n), VR (n x n) when asked for and `info` checked
-        // above; no left vectors are asked for (null, ld 1); workspaces as asked.
-        let r = unsafe {
-            sys::cusolverDnXgeev(
-                self.handle,
-                self.params,
-                jl,
-                jr,
-                n,
-                t,
-                pa,
-                ld,
-                t,
-                pw,
-                t,
-                std::ptr::null_mut(),
-                1,
-                t,
-                pv,
-                ld,
-                t,
-                wk.dev_ptr as *mut c_void,
-                dw,
-                wk.host.as_mut_ptr() as *mut c_void,
-                hw,
-                pi,
-            )
-        }
-        .result()
-        .map_err(err);
-        self.parked.push(wk);
-        r
+        let (h, p) = (self.handle, self.params);
+        self.with_workspace(
+            // SAFETY: a size query on a live handle.
+            |dw, hw| unsafe {
+                sys::cusolverDnXgeev_bufferSize(
+                    h,
+                    p,
+                    jl,
+                    jr,
+                    n,
+                    t,
+                    pa,
+                    ld,
+                    t,
+                    pw,
+                    t,
+                    std::ptr::null(),
+                    1,
+                    t,
+                    pv,
+                    ld,
+                    t,
+                    dw,
+                    hw,
+                )
+            },
+            // SAFETY: `a` (n x n), `w` (n), VR (n x n) when asked for and `info` checked
+            // above; no left vectors are asked for (null, ld 1); workspaces as asked.
+            |d, dn, hst, hn| unsafe {
+                sys::cusolverDnXgeev(
+                    h,
+                    p,
+                    jl,
+                    jr,
+                    n,
+                    t,
+                    pa,
+                    ld,
+                    t,
+                    pw,
+                    t,
+                    std::ptr::null_mut(),
+                    1,
+                    t,
+                    pv,
+                    ld,
+                    t,
+                    d,
+                    dn,
+                    hst,
+                    hn,
+                    pi,
+                )
+            },
+        )
     }
 }
