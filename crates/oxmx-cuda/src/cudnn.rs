@@ -220,6 +220,31 @@ fn descriptors(p: &Problem) -> Result<(Tensor, Filter, Tensor, Conv)> {
     }
 }
 
+/// The first algorithm cuDNN's heuristics rate usable: `$perf` is the result struct,
+/// `$placeholder` any valid algorithm (the unused slots), `$query(count, results)` asks
+/// for up to 8 results.
+macro_rules! heuristic_best {
+    ($perf:ident, $placeholder:expr, $query:expr) => {{
+        let mut results = [sys::$perf {
+            algo: $placeholder,
+            status: sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS,
+            time: 0.0,
+            memory: 0,
+            determinism: sys::cudnnDeterminism_t::CUDNN_NON_DETERMINISTIC,
+            mathType: sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
+            reserved: [0; 3],
+        }; 8];
+        let mut count = 0i32;
+        check("heuristics", $query(&mut count, results.as_mut_ptr()))?;
+        results
+            .iter()
+            .take(count.clamp(0, 8) as usize)
+            .find(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS)
+            .ok_or_else(|| Error::unsupported(OP, "A convolution cuDNN has no algorithm for"))?
+            .algo
+    }};
+}
+
 struct Plan {
     descs: (Tensor, Filter, Tensor, Conv),
     algo: Algo,
@@ -292,140 +317,57 @@ impl Cudnn {
         }
         let d = descriptors(p)?;
         let (x, w, y, c) = &d;
-        let mut count = 0i32;
+        let h = self.handle;
         let mut ws = 0usize;
+        // SAFETY (the heuristics calls below): live descriptors; cuDNN writes at most 8
+        // results and their count. (The workspace queries): live descriptors and an
+        // algorithm cuDNN listed for them.
         let algo = match p.mode {
             Mode::Forward => {
-                let mut perf = [sys::cudnnConvolutionFwdAlgoPerf_t {
-                    algo: sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-                    status: sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS,
-                    time: 0.0,
-                    memory: 0,
-                    determinism: sys::cudnnDeterminism_t::CUDNN_NON_DETERMINISTIC,
-                    mathType: sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
-                    reserved: [0; 3],
-                }; 8];
-                // SAFETY: live descriptors; cuDNN writes at most 8 results and their count.
-                check("heuristics", unsafe {
-                    sys::cudnnGetConvolutionForwardAlgorithm_v7(
-                        self.handle,
-                        x.0,
-                        w.0,
-                        c.0,
-                        y.0,
-                        8,
-                        &mut count,
-                        perf.as_mut_ptr(),
-                    )
-                })?;
-                let best = perf
-                    .iter()
-                    .take(count.clamp(0, 8) as usize)
-                    .find(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS)
-                    .ok_or_else(|| {
-                        Error::unsupported(OP, "A convolution cuDNN has no algorithm for")
-                    })?
-                    .algo;
-                // SAFETY: live descriptors and an algorithm cuDNN listed for them.
+                let best = heuristic_best!(
+                    cudnnConvolutionFwdAlgoPerf_t,
+                    sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                    |n, r| unsafe {
+                        sys::cudnnGetConvolutionForwardAlgorithm_v7(h, x.0, w.0, c.0, y.0, 8, n, r)
+                    }
+                );
                 check("workspace", unsafe {
                     sys::cudnnGetConvolutionForwardWorkspaceSize(
-                        self.handle,
-                        x.0,
-                        w.0,
-                        c.0,
-                        y.0,
-                        best,
-                        &mut ws,
+                        h, x.0, w.0, c.0, y.0, best, &mut ws,
                     )
                 })?;
                 Algo::Forward(best)
             }
             Mode::WeightGrad => {
-                let mut perf = [sys::cudnnConvolutionBwdFilterAlgoPerf_t {
-                    algo: sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
-                    status: sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS,
-                    time: 0.0,
-                    memory: 0,
-                    determinism: sys::cudnnDeterminism_t::CUDNN_NON_DETERMINISTIC,
-                    mathType: sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
-                    reserved: [0; 3],
-                }; 8];
-                // SAFETY: as above (x, dy, the convolution and dw).
-                check("heuristics", unsafe {
-                    sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                        self.handle,
-                        x.0,
-                        y.0,
-                        c.0,
-                        w.0,
-                        8,
-                        &mut count,
-                        perf.as_mut_ptr(),
-                    )
-                })?;
-                let best = perf
-                    .iter()
-                    .take(count.clamp(0, 8) as usize)
-                    .find(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS)
-                    .ok_or_else(|| {
-                        Error::unsupported(OP, "A convolution cuDNN has no algorithm for")
-                    })?
-                    .algo;
-                // SAFETY: as above.
+                let best = heuristic_best!(
+                    cudnnConvolutionBwdFilterAlgoPerf_t,
+                    sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+                    |n, r| unsafe {
+                        sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                            h, x.0, y.0, c.0, w.0, 8, n, r,
+                        )
+                    }
+                );
                 check("workspace", unsafe {
                     sys::cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                        self.handle,
-                        x.0,
-                        y.0,
-                        c.0,
-                        w.0,
-                        best,
-                        &mut ws,
+                        h, x.0, y.0, c.0, w.0, best, &mut ws,
                     )
                 })?;
                 Algo::WeightGrad(best)
             }
             Mode::InputGrad => {
-                let mut perf = [sys::cudnnConvolutionBwdDataAlgoPerf_t {
-                    algo: sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
-                    status: sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS,
-                    time: 0.0,
-                    memory: 0,
-                    determinism: sys::cudnnDeterminism_t::CUDNN_NON_DETERMINISTIC,
-                    mathType: sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
-                    reserved: [0; 3],
-                }; 8];
-                // SAFETY: as above (w, dy, the convolution and dx).
-                check("heuristics", unsafe {
-                    sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                        self.handle,
-                        w.0,
-                        y.0,
-                        c.0,
-                        x.0,
-                        8,
-                        &mut count,
-                        perf.as_mut_ptr(),
-                    )
-                })?;
-                let best = perf
-                    .iter()
-                    .take(count.clamp(0, 8) as usize)
-                    .find(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS)
-                    .ok_or_else(|| {
-                        Error::unsupported(OP, "A convolution cuDNN has no algorithm for")
-                    })?
-                    .algo;
-                // SAFETY: as above.
+                let best = heuristic_best!(
+                    cudnnConvolutionBwdDataAlgoPerf_t,
+                    sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                    |n, r| unsafe {
+                        sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                            h, w.0, y.0, c.0, x.0, 8, n, r,
+                        )
+                    }
+                );
                 check("workspace", unsafe {
                     sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
-                        self.handle,
-                        w.0,
-                        y.0,
-                        c.0,
-                        x.0,
-                        best,
-                        &mut ws,
+                        h, w.0, y.0, c.0, x.0, best, &mut ws,
                     )
                 })?;
                 Algo::InputGrad(best)
