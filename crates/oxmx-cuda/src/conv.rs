@@ -7,7 +7,7 @@ use crate::{on_device, CudaBackend};
 use oxmx_core::backend::Input;
 use oxmx_core::primitive::{ConvKind, ConvSpec};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 const OP: &str = "conv";
 
@@ -19,6 +19,13 @@ fn elem_of(d: Dtype) -> Result<Elem> {
         Dtype::Bfloat16 => Ok(Elem::Bf16),
         _ => Err(Error::unsupported(OP, format!("A {d} convolution"))),
     }
+}
+
+/// `OXMX_CUDNN_LAYOUT=nchw`: float32 convolutions run channels-first in cuDNN (through
+/// transposed copies), whose FMA kernels differ from its channels-last ones.
+fn float32_channels_first() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::env::var("OXMX_CUDNN_LAYOUT").is_ok_and(|v| v == "nchw"))
 }
 
 /// The spatial dims of a channels-last shape, with a leading 1 for 1-d.
@@ -70,6 +77,9 @@ impl CudaBackend {
         }
         let a = self.contiguous_input(OP, a)?;
         let b = self.contiguous_input(OP, b)?;
+        if is_pointwise(spec, kind, &b, shape) {
+            return self.pointwise_conv(kind, a, b, shape, dtype);
+        }
         let pad = nd == 1;
         let lead = |v: &[usize], first: usize| -> Vec<usize> {
             if pad {
@@ -115,7 +125,7 @@ impl CudaBackend {
             elem,
             tf32: self.tf32,
             // cuDNN convolves float64 only channels-first
-            nchw: elem == Elem::F64,
+            nchw: elem == Elem::F64 || (elem == Elem::F32 && float32_channels_first()),
             n,
             c,
             o,
@@ -155,6 +165,52 @@ impl CudaBackend {
         self.copy_contiguous(OP, &back)
     }
 
+    /// A 1x1 convolution with unit strides, no padding and one group is a matmul over
+    /// the positions: cuBLASLt runs it (and its gradients) faster than cuDNN's
+    /// channels-last FMA engines. `a`, `b` contiguous.
+    fn pointwise_conv(
+        &self,
+        kind: ConvKind,
+        a: Input,
+        b: Input,
+        shape: &[usize],
+        dtype: Dtype,
+    ) -> Result<ArrayData> {
+        // (rows, cols) of a contiguous operand read as a matrix over its last axis
+        let matrix = |x: &Input, transpose: bool| -> Input {
+            let cols = x.shape.last().copied().unwrap_or(1);
+            let rows = x.size() / cols.max(1);
+            let (shape, strides) = if transpose {
+                (vec![cols, rows], vec![1, cols as isize])
+            } else {
+                (vec![rows, cols], vec![cols as isize, 1])
+            };
+            Input {
+                shape,
+                dtype: x.dtype,
+                data: oxmx_core::ArrayData {
+                    buffer: x.data.buffer.clone(),
+                    offset: x.data.offset,
+                    strides,
+                },
+                donatable: false,
+            }
+        };
+        // x (M, C), w (O, C), y (M, O) as matrices
+        let (lhs, rhs) = match kind {
+            // y = x w^T
+            ConvKind::Forward => (matrix(&a, false), matrix(&b, true)),
+            // dx = dy w
+            ConvKind::InputGrad => (matrix(&a, false), matrix(&b, false)),
+            // dw = dy^T x  (a = x, b = dy)
+            ConvKind::WeightGrad => (matrix(&b, true), matrix(&a, false)),
+        };
+        let mat_shape = [lhs.shape[0], rhs.shape[1]];
+        let mut y = self.matmul(OP, vec![lhs, rhs], &mat_shape, dtype)?;
+        y.strides = oxmx_core::shape::contiguous_strides(shape);
+        Ok(y)
+    }
+
     fn cudnn_run(
         &self,
         p: &Problem,
@@ -174,6 +230,19 @@ impl CudaBackend {
         let perm = permutation(x.shape.len(), true);
         self.contiguous_input(OP, permute(x, &perm))
     }
+}
+
+/// Whether the convolution is a plain matmul over positions (see `pointwise_conv`).
+fn is_pointwise(spec: &ConvSpec, kind: ConvKind, b: &Input, shape: &[usize]) -> bool {
+    let nd = shape.len().saturating_sub(2);
+    let kernel = match kind {
+        ConvKind::Forward | ConvKind::InputGrad => b.shape.get(1..=nd),
+        ConvKind::WeightGrad => shape.get(1..=nd),
+    };
+    spec.groups == 1
+        && kernel.is_some_and(|k| k.iter().all(|&d| d == 1))
+        && spec.strides.iter().all(|&s| s == 1)
+        && spec.padding.iter().all(|&p| p == 0)
 }
 
 /// Axis order taking channels-last (N, *S, C) to channels-first (N, C, *S) (`to_first`),

@@ -1,13 +1,13 @@
-//! Convolutions through cuDNN's convolution API (every `unsafe` call of it lives here).
-//! Tensors are channels-last (cuDNN's NHWC format, MLX's layout); the algorithm for a
-//! problem comes from cuDNN's heuristics once and is kept with its workspace size.
+//! Convolutions through cuDNN's backend (graph) API (`cudnn_graph.rs` holds its unsafe
+//! calls). Tensors are channels-last (MLX's layout; float64 channels-first). A problem's
+//! execution plan comes from cuDNN's heuristics once and is kept with its workspace size.
 
+use crate::cudnn_graph::{self, Attr, Desc, Kind};
 use crate::device::Allocator;
 use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use oxmx_core::{Error, Result};
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::sync::Arc;
 
 const OP: &str = "conv";
@@ -110,160 +110,219 @@ impl Problem {
     }
 }
 
-fn check(op: &str, s: sys::cudnnStatus_t) -> Result<()> {
-    match s {
-        sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
-        // cuDNN 9's 3xxx codes are all "not supported" (for this shape, layout, ...)
-        e if (e as u32) / 1000 == 3 => Err(Error::Unsupported {
-            op: OP.into(),
-            msg: format!("cuDNN does not support this convolution ({op}: {e:?})."),
-        }),
-        e => Err(Error::runtime(OP, format!("cuDNN {op}: {e:?}"))),
+/// Strides of a tensor whose logical dims are `dims` = (N, C, *S): packed in that order
+/// (channels-first), or in the order (N, *S, C) (channels-last).
+fn strides(dims: &[usize], channels_first: bool) -> Result<Vec<i64>> {
+    let nd = dims.len();
+    // the axes from the fastest-varying one on
+    let order: Vec<usize> = if channels_first || nd < 3 {
+        (0..nd).rev().collect()
+    } else {
+        std::iter::once(1)
+            .chain((2..nd).rev())
+            .chain(std::iter::once(0))
+            .collect()
+    };
+    let mut out = vec![0i64; nd];
+    let mut step = 1usize;
+    for &ax in &order {
+        out[ax] = i64::try_from(step).map_err(|_| Error::overflow(OP))?;
+        step = step
+            .checked_mul(dims[ax])
+            .ok_or_else(|| Error::overflow(OP))?;
     }
+    Ok(out)
 }
 
-fn ints(v: &[usize]) -> Result<Vec<i32>> {
+fn i64s(v: &[usize]) -> Result<Vec<i64>> {
     v.iter()
-        .map(|&d| {
-            i32::try_from(d)
-                .map_err(|_| Error::runtime(OP, "convolution larger than cuDNN's 32-bit sizes"))
-        })
+        .map(|&d| i64::try_from(d).map_err(|_| Error::overflow(OP)))
         .collect()
 }
 
-struct Tensor(sys::cudnnTensorDescriptor_t);
-struct Filter(sys::cudnnFilterDescriptor_t);
-struct Conv(sys::cudnnConvolutionDescriptor_t);
+/// The variant-pack ids of x, w and y.
+const UID_X: i64 = 1;
+const UID_W: i64 = 2;
+const UID_Y: i64 = 3;
+/// The operand alignment promised to cuDNN (checked on every call; the allocator's
+/// buffers start on 256-byte boundaries).
+const ALIGN: u64 = 16;
+/// How many engine configurations of each heuristics mode are tried.
+const MAX_CONFIGS: usize = 24;
 
-impl Drop for Tensor {
-    fn drop(&mut self) {
-        // SAFETY: created by cuDNN in `descriptors`, destroyed once.
-        let _ = unsafe { sys::cudnnDestroyTensorDescriptor(self.0) };
-    }
-}
-impl Drop for Filter {
-    fn drop(&mut self) {
-        // SAFETY: as for `Tensor`.
-        let _ = unsafe { sys::cudnnDestroyFilterDescriptor(self.0) };
-    }
-}
-impl Drop for Conv {
-    fn drop(&mut self) {
-        // SAFETY: as for `Tensor`.
-        let _ = unsafe { sys::cudnnDestroyConvolutionDescriptor(self.0) };
-    }
+fn tensor(p: &Problem, uid: i64, dims: &[usize]) -> Result<Desc> {
+    let d = Desc::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
+    d.set_data_type(Attr::CUDNN_ATTR_TENSOR_DATA_TYPE, p.elem.data())?;
+    d.set_i64s(Attr::CUDNN_ATTR_TENSOR_DIMENSIONS, &i64s(dims)?)?;
+    d.set_i64s(Attr::CUDNN_ATTR_TENSOR_STRIDES, &strides(dims, p.nchw)?)?;
+    d.set_i64(Attr::CUDNN_ATTR_TENSOR_UNIQUE_ID, uid)?;
+    d.set_i64(Attr::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, ALIGN as i64)?;
+    d.finalize()
 }
 
-/// The descriptors of a problem: x, w, y and the convolution.
-fn descriptors(p: &Problem) -> Result<(Tensor, Filter, Tensor, Conv)> {
-    let nhwc = if p.nchw {
-        sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW
+/// The one-operation graph of `p`. (Groups are implied by the filter's channel count.)
+fn operation_graph(h: sys::cudnnHandle_t, p: &Problem) -> Result<Desc> {
+    let x = tensor(p, UID_X, &p.x_dims())?;
+    let w = tensor(p, UID_W, &p.w_dims())?;
+    let y = tensor(p, UID_Y, &p.y_dims())?;
+    let conv = Desc::new(Kind::CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR)?;
+    conv.set_data_type(Attr::CUDNN_ATTR_CONVOLUTION_COMP_TYPE, p.elem.compute())?;
+    conv.set_conv_mode(
+        Attr::CUDNN_ATTR_CONVOLUTION_CONV_MODE,
+        sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+    )?;
+    conv.set_i64(
+        Attr::CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS,
+        i64::try_from(p.spatial.len()).map_err(|_| Error::overflow(OP))?,
+    )?;
+    conv.set_i64s(Attr::CUDNN_ATTR_CONVOLUTION_DILATIONS, &i64s(&p.dilation)?)?;
+    conv.set_i64s(
+        Attr::CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES,
+        &i64s(&p.strides)?,
+    )?;
+    conv.set_i64s(
+        Attr::CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS,
+        &i64s(&p.padding)?,
+    )?;
+    conv.set_i64s(
+        Attr::CUDNN_ATTR_CONVOLUTION_POST_PADDINGS,
+        &i64s(&p.padding)?,
+    )?;
+    let conv = conv.finalize()?;
+    // (kind, alpha, beta, conv, then the three operands' attributes in x, w, y order)
+    let (kind, attrs) = match p.mode {
+        Mode::Forward => (
+            Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+            [
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
+            ],
+        ),
+        Mode::WeightGrad => (
+            Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+            [
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
+            ],
+        ),
+        Mode::InputGrad => (
+            Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+            [
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+                Attr::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,
+            ],
+        ),
+    };
+    let [alpha, beta, conv_attr, x_attr, w_attr, y_attr] = attrs;
+    let op = Desc::new(kind)?;
+    if p.elem == Elem::F64 {
+        op.set_f64(alpha, 1.0)?;
+        op.set_f64(beta, 0.0)?;
     } else {
-        sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC
-    };
-    let (xd, wd, yd) = (ints(&p.x_dims())?, ints(&p.w_dims())?, ints(&p.y_dims())?);
-    let (st, dil, pad) = (ints(&p.strides)?, ints(&p.dilation)?, ints(&p.padding)?);
-    let groups = i32::try_from(p.groups).map_err(|_| Error::overflow(OP))?;
-    let math = match (p.elem, p.tf32) {
-        (Elem::F16 | Elem::Bf16, _) | (Elem::F32, true) => {
-            sys::cudnnMathType_t::CUDNN_TENSOR_OP_MATH
+        op.set_f32(alpha, 1.0)?;
+        op.set_f32(beta, 0.0)?;
+    }
+    op.set_descs(conv_attr, &[&conv])?;
+    op.set_descs(x_attr, &[&x])?;
+    op.set_descs(w_attr, &[&w])?;
+    op.set_descs(y_attr, &[&y])?;
+    let op = op.finalize()?;
+    let graph = Desc::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
+    graph.set_descs(Attr::CUDNN_ATTR_OPERATIONGRAPH_OPS, &[&op])?;
+    graph.set_handle(Attr::CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h)?;
+    graph.finalize()
+}
+
+/// Whether an engine's numerical notes fit `p`: float32 without TF32 takes only plain
+/// FMA engines (no tensor cores, as oxmx's matmul), float32/float64 never down-converted
+/// inputs; the half types take anything.
+fn notes_allowed(p: &Problem, notes: &[u32]) -> bool {
+    use sys::cudnnBackendNumericalNote_t as N;
+    let has = |n: N| notes.contains(&(n as u32));
+    match p.elem {
+        Elem::F16 | Elem::Bf16 => true,
+        Elem::F32 if !p.tf32 => {
+            !has(N::CUDNN_NUMERICAL_NOTE_TENSOR_CORE)
+                && !has(N::CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
         }
-        // plain float32 products, as oxmx's matmul (no TF32 unless asked for)
-        _ => sys::cudnnMathType_t::CUDNN_FMA_MATH,
-    };
-    let (mut x, mut w, mut y, mut c) = (
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
-    // SAFETY: each create writes one fresh descriptor into its out-pointer; the owners
-    // below destroy them. The set calls read exactly `len` ints from the vectors passed
-    // (the dims, strides, dilations and paddings of the problem's rank).
-    unsafe {
-        check("descriptor", sys::cudnnCreateTensorDescriptor(&mut x))?;
-        let x = Tensor(x);
-        check("descriptor", sys::cudnnCreateFilterDescriptor(&mut w))?;
-        let w = Filter(w);
-        check("descriptor", sys::cudnnCreateTensorDescriptor(&mut y))?;
-        let y = Tensor(y);
-        check("descriptor", sys::cudnnCreateConvolutionDescriptor(&mut c))?;
-        let c = Conv(c);
-        let (dt, nd) = (p.elem.data(), xd.len() as i32);
-        check(
-            "input",
-            sys::cudnnSetTensorNdDescriptorEx(x.0, nhwc, dt, nd, xd.as_ptr()),
-        )?;
-        check(
-            "weight",
-            sys::cudnnSetFilterNdDescriptor(w.0, dt, nhwc, nd, wd.as_ptr()),
-        )?;
-        check(
-            "output",
-            sys::cudnnSetTensorNdDescriptorEx(y.0, nhwc, dt, nd, yd.as_ptr()),
-        )?;
-        check(
-            "convolution",
-            sys::cudnnSetConvolutionNdDescriptor(
-                c.0,
-                st.len() as i32,
-                pad.as_ptr(),
-                st.as_ptr(),
-                dil.as_ptr(),
-                sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
-                p.elem.compute(),
-            ),
-        )?;
-        check("groups", sys::cudnnSetConvolutionGroupCount(c.0, groups))?;
-        check("math type", sys::cudnnSetConvolutionMathType(c.0, math))?;
-        Ok((x, w, y, c))
+        _ => !has(N::CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS),
     }
 }
 
-/// The first algorithm cuDNN's heuristics rate usable: `$perf` is the result struct,
-/// `$placeholder` any valid algorithm (the unused slots), `$query(count, results)` asks
-/// for up to 8 results.
-macro_rules! heuristic_best {
-    ($perf:ident, $placeholder:expr, $query:expr) => {{
-        let mut results = [sys::$perf {
-            algo: $placeholder,
-            status: sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS,
-            time: 0.0,
-            memory: 0,
-            determinism: sys::cudnnDeterminism_t::CUDNN_NON_DETERMINISTIC,
-            mathType: sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
-            reserved: [0; 3],
-        }; 8];
-        let mut count = 0i32;
-        check("heuristics", $query(&mut count, results.as_mut_ptr()))?;
-        results
-            .iter()
-            .take(count.clamp(0, 8) as usize)
-            .find(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS)
-            .ok_or_else(|| Error::unsupported(OP, "A convolution cuDNN has no algorithm for"))?
-            .algo
-    }};
+/// A finalized execution plan for `graph` and its workspace bytes: the first engine
+/// configuration of cuDNN's heuristics (instant mode, then its fallback list) that suits
+/// `p` and finalizes.
+fn execution_plan(h: sys::cudnnHandle_t, p: &Problem, graph: &Desc) -> Result<(Desc, usize)> {
+    for mode in [
+        sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_INSTANT,
+        sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
+    ] {
+        let heur = Desc::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
+        heur.set_descs(Attr::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[graph])?;
+        heur.set_heur_mode(Attr::CUDNN_ATTR_ENGINEHEUR_MODE, mode)?;
+        let Ok(heur) = heur.finalize() else { continue };
+        let n = heur
+            .count(
+                Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                sys::cudnnBackendAttributeType_t::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+            )?
+            .min(MAX_CONFIGS);
+        let configs = heur.get_descs(
+            Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+            Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+            n,
+        )?;
+        for cfg in &configs {
+            let engines = cfg.get_descs(
+                Attr::CUDNN_ATTR_ENGINECFG_ENGINE,
+                Kind::CUDNN_BACKEND_ENGINE_DESCRIPTOR,
+                1,
+            )?;
+            let Some(engine) = engines.first() else {
+                continue;
+            };
+            if !notes_allowed(p, &cudnn_graph::numerical_notes(engine)?) {
+                continue;
+            }
+            let plan = Desc::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
+            plan.set_handle(Attr::CUDNN_ATTR_EXECUTION_PLAN_HANDLE, h)?;
+            plan.set_descs(Attr::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, &[cfg])?;
+            // an engine that cannot run this problem fails here: try the next one
+            let Ok(plan) = plan.finalize() else { continue };
+            let ws = plan.get_i64(Attr::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+            let ws = usize::try_from(ws).map_err(|_| Error::runtime(OP, "negative workspace"))?;
+            return Ok((plan, ws));
+        }
+    }
+    Err(Error::unsupported(
+        OP,
+        "A convolution cuDNN has no engine for",
+    ))
 }
 
 struct Plan {
-    descs: (Tensor, Filter, Tensor, Conv),
-    algo: Algo,
+    plan: Desc,
     ws: usize,
-}
-
-#[derive(Clone, Copy)]
-enum Algo {
-    Forward(sys::cudnnConvolutionFwdAlgo_t),
-    WeightGrad(sys::cudnnConvolutionBwdFilterAlgo_t),
-    InputGrad(sys::cudnnConvolutionBwdDataAlgo_t),
 }
 
 pub struct Cudnn {
     handle: sys::cudnnHandle_t,
     stream: Arc<CudaStream>,
     alloc: Arc<Allocator>,
-    /// descriptors, algorithm and workspace bytes per problem (creating descriptors
-    /// and asking the heuristics cost more than a small convolution)
+    /// execution plan and workspace bytes per problem (building a plan costs far more
+    /// than a small convolution)
     plans: HashMap<Problem, Plan>,
 }
 
@@ -273,6 +332,8 @@ unsafe impl Send for Cudnn {}
 
 impl Drop for Cudnn {
     fn drop(&mut self) {
+        // the plans refer to the handle: destroy them first
+        self.plans.clear();
         // SAFETY: created in `new`, destroyed once.
         let _ = unsafe { sys::cudnnDestroy(self.handle) };
     }
@@ -285,7 +346,7 @@ impl Cudnn {
         if !unsafe { sys::is_culib_present() } {
             return None;
         }
-        // The bindings' status and algorithm enums are cuDNN 9's: another major version
+        // The bindings' status and attribute enums are cuDNN 9's: another major version
         // could return values outside them. (cudnnGetVersion returns a plain integer.)
         // SAFETY: takes no arguments, reads nothing of ours.
         let version = unsafe { sys::cudnnGetVersion() };
@@ -309,75 +370,17 @@ impl Cudnn {
     }
 
     fn plan(&mut self, p: &Problem) -> Result<&Plan> {
-        if self.plans.contains_key(p) {
-            return self
-                .plans
-                .get(p)
-                .ok_or_else(|| Error::runtime(OP, "plan missing"));
+        if !self.plans.contains_key(p) {
+            let graph = operation_graph(self.handle, p)?;
+            let (plan, ws) = execution_plan(self.handle, p, &graph)?;
+            if self.plans.len() >= MAX_PLANS {
+                self.plans.clear();
+            }
+            self.plans.insert(p.clone(), Plan { plan, ws });
         }
-        let d = descriptors(p)?;
-        let (x, w, y, c) = &d;
-        let h = self.handle;
-        let mut ws = 0usize;
-        // SAFETY (the heuristics calls below): live descriptors; cuDNN writes at most 8
-        // results and their count. (The workspace queries): live descriptors and an
-        // algorithm cuDNN listed for them.
-        let algo = match p.mode {
-            Mode::Forward => {
-                let best = heuristic_best!(
-                    cudnnConvolutionFwdAlgoPerf_t,
-                    sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-                    |n, r| unsafe {
-                        sys::cudnnGetConvolutionForwardAlgorithm_v7(h, x.0, w.0, c.0, y.0, 8, n, r)
-                    }
-                );
-                check("workspace", unsafe {
-                    sys::cudnnGetConvolutionForwardWorkspaceSize(
-                        h, x.0, w.0, c.0, y.0, best, &mut ws,
-                    )
-                })?;
-                Algo::Forward(best)
-            }
-            Mode::WeightGrad => {
-                let best = heuristic_best!(
-                    cudnnConvolutionBwdFilterAlgoPerf_t,
-                    sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
-                    |n, r| unsafe {
-                        sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                            h, x.0, y.0, c.0, w.0, 8, n, r,
-                        )
-                    }
-                );
-                check("workspace", unsafe {
-                    sys::cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                        h, x.0, y.0, c.0, w.0, best, &mut ws,
-                    )
-                })?;
-                Algo::WeightGrad(best)
-            }
-            Mode::InputGrad => {
-                let best = heuristic_best!(
-                    cudnnConvolutionBwdDataAlgoPerf_t,
-                    sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
-                    |n, r| unsafe {
-                        sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                            h, w.0, y.0, c.0, x.0, 8, n, r,
-                        )
-                    }
-                );
-                check("workspace", unsafe {
-                    sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
-                        h, w.0, y.0, c.0, x.0, best, &mut ws,
-                    )
-                })?;
-                Algo::InputGrad(best)
-            }
-        };
-        if self.plans.len() >= MAX_PLANS {
-            self.plans.clear();
-        }
-        let plan = Plan { descs: d, algo, ws };
-        Ok(self.plans.entry(p.clone()).or_insert(plan))
+        self.plans
+            .get(p)
+            .ok_or_else(|| Error::runtime(OP, "plan missing"))
     }
 
     /// Forward: (x, w) -> y. WeightGrad: (x, dy) -> dw. InputGrad: (dy, w) -> dx. All
@@ -405,81 +408,33 @@ impl Cudnn {
         let stream = Arc::clone(&self.stream);
         let handle = self.handle;
         let plan = self.plan(p)?;
-        let (algo, ws_bytes) = (plan.algo, plan.ws);
-        let ws = alloc.alloc(OP, ws_bytes.max(1))?;
-        let (x, w, y, c) = &plan.descs;
+        let ws = alloc.alloc(OP, plan.ws.max(1))?;
         let stream = &stream;
         let (pa, _ga) = a.device_ptr(stream);
         let (pb, _gb) = b.device_ptr(stream);
         let (po, _go) = out.device_ptr_mut(stream);
         let (pw, _gw) = ws.slice()?.device_ptr(stream);
-        let (one32, zero32, one64, zero64) = (1f32, 0f32, 1f64, 0f64);
-        let (alpha, beta) = if p.elem == Elem::F64 {
-            (
-                (&one64) as *const f64 as *const c_void,
-                (&zero64) as *const f64 as *const c_void,
-            )
-        } else {
-            (
-                (&one32) as *const f32 as *const c_void,
-                (&zero32) as *const f32 as *const c_void,
-            )
+        let (px, pwt, py) = match p.mode {
+            Mode::Forward => (pa, pb, po),
+            Mode::WeightGrad => (pa, po, pb),
+            Mode::InputGrad => (po, pb, pa),
         };
-        // SAFETY: the descriptors describe exactly the operands, whose byte sizes were
-        // checked against their buffers above; `algo` is the one cuDNN chose for these
-        // descriptors (the plan is keyed by the whole problem) and the workspace has the
-        // size cuDNN asked for it. The buffers stay alive until the stream has run the
-        // call (the guards record events; the workspace returns to a cache ordered by
-        // the same stream). alpha/beta point at scalars of the compute type.
-        let s = unsafe {
-            match algo {
-                Algo::Forward(algo) => sys::cudnnConvolutionForward(
-                    handle,
-                    alpha,
-                    x.0,
-                    pa as *const c_void,
-                    w.0,
-                    pb as *const c_void,
-                    c.0,
-                    algo,
-                    pw as *mut c_void,
-                    ws_bytes,
-                    beta,
-                    y.0,
-                    po as *mut c_void,
-                ),
-                Algo::WeightGrad(algo) => sys::cudnnConvolutionBackwardFilter(
-                    handle,
-                    alpha,
-                    x.0,
-                    pa as *const c_void,
-                    y.0,
-                    pb as *const c_void,
-                    c.0,
-                    algo,
-                    pw as *mut c_void,
-                    ws_bytes,
-                    beta,
-                    w.0,
-                    po as *mut c_void,
-                ),
-                Algo::InputGrad(algo) => sys::cudnnConvolutionBackwardData(
-                    handle,
-                    alpha,
-                    w.0,
-                    pb as *const c_void,
-                    y.0,
-                    pa as *const c_void,
-                    c.0,
-                    algo,
-                    pw as *mut c_void,
-                    ws_bytes,
-                    beta,
-                    x.0,
-                    po as *mut c_void,
-                ),
-            }
-        };
-        check("convolution", s)
+        if [px, pwt, py, pw].iter().any(|&ptr| ptr % ALIGN != 0) {
+            return Err(Error::runtime(OP, "misaligned convolution operand"));
+        }
+        let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
+        pack.set_i64s(
+            Attr::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
+            &[UID_X, UID_W, UID_Y],
+        )?;
+        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, &[px, pwt, py])?;
+        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_WORKSPACE, &[pw])?;
+        let pack = pack.finalize()?;
+        // SAFETY: the plan's graph describes exactly these operands (the plan is keyed
+        // by the whole problem), whose byte sizes were checked against their buffers
+        // above; the workspace has the plan's size. The buffers stay alive until the
+        // stream has run the call (the guards record events; the workspace returns to a
+        // cache ordered by the same stream).
+        unsafe { cudnn_graph::execute(handle, &plan.plan, &pack) }
     }
 }

@@ -13,6 +13,8 @@ mod copy;
 #[allow(unsafe_code)]
 mod cudnn;
 #[allow(unsafe_code)]
+mod cudnn_graph;
+#[allow(unsafe_code)]
 mod cufft;
 #[allow(unsafe_code)]
 mod cusolver;

@@ -1,0 +1,205 @@
+//! Owned descriptors of cuDNN's backend ("graph") API: create, set typed attributes,
+//! finalize, read attributes back, execute. Every `unsafe` call of that API lives here;
+//! callers (`cudnn.rs`) build operation graphs from these safe pieces.
+//!
+//! Why this API: cuDNN 9 serves the legacy `cudnnConvolutionForward` family by building
+//! an engine configuration on every call, which costs about 0.15 ms of host time per
+//! convolution; an execution plan made once and kept costs only a variant pack per call.
+
+use cudarc::cudnn::sys;
+use oxmx_core::{Error, Result};
+use std::ffi::c_void;
+
+pub use sys::cudnnBackendAttributeName_t as Attr;
+use sys::cudnnBackendAttributeType_t as Ty;
+pub use sys::cudnnBackendDescriptorType_t as Kind;
+
+const OP: &str = "conv";
+
+/// A cuDNN status as a result: the 3xxx codes ("not supported": for this shape, layout,
+/// engine ...) become `Error::Unsupported`, so that callers can try another way.
+pub fn check(what: &str, s: sys::cudnnStatus_t) -> Result<()> {
+    match s {
+        sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
+        e if (e as u32) / 1000 == 3 => Err(Error::Unsupported {
+            op: OP.into(),
+            msg: format!("cuDNN does not support this convolution ({what}: {e:?})."),
+        }),
+        e => Err(Error::runtime(OP, format!("cuDNN {what}: {e:?}"))),
+    }
+}
+
+/// One backend descriptor, destroyed on drop.
+pub struct Desc(sys::cudnnBackendDescriptor_t);
+
+// SAFETY: a descriptor is a host object owned by this value; cuDNN allows using it from
+// another thread when calls are not concurrent, and the owners keep it behind a Mutex.
+unsafe impl Send for Desc {}
+
+impl Drop for Desc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnBackendCreateDescriptor in `new`, destroyed once.
+        let _ = unsafe { sys::cudnnBackendDestroyDescriptor(self.0) };
+    }
+}
+
+impl Desc {
+    pub fn new(kind: Kind) -> Result<Desc> {
+        let mut d = std::ptr::null_mut();
+        // SAFETY: writes one fresh descriptor into `d`.
+        check("create descriptor", unsafe {
+            sys::cudnnBackendCreateDescriptor(kind, &mut d)
+        })?;
+        if d.is_null() {
+            return Err(Error::runtime(OP, "cuDNN returned no descriptor"));
+        }
+        Ok(Desc(d))
+    }
+
+    /// Sets `attr` to the elements of `values`, each of cuDNN type `ty`. Private: the
+    /// typed setters below pair each `T` with its `ty`.
+    fn set<T>(&self, attr: Attr, ty: Ty, values: &[T]) -> Result<()> {
+        let n = i64::try_from(values.len()).map_err(|_| Error::overflow(OP))?;
+        // SAFETY: a live descriptor; cuDNN reads `n` elements of `ty` from `values`, whose
+        // Rust type has that C type's size and layout (i64 / f32 / f64 / pointers /
+        // repr(u32) enums, as each caller below pairs them).
+        check("set attribute", unsafe {
+            sys::cudnnBackendSetAttribute(self.0, attr, ty, n, values.as_ptr() as *const c_void)
+        })
+    }
+
+    pub fn set_i64s(&self, attr: Attr, v: &[i64]) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_INT64, v)
+    }
+    pub fn set_i64(&self, attr: Attr, v: i64) -> Result<()> {
+        self.set_i64s(attr, &[v])
+    }
+    pub fn set_f32(&self, attr: Attr, v: f32) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_FLOAT, &[v])
+    }
+    pub fn set_f64(&self, attr: Attr, v: f64) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_DOUBLE, &[v])
+    }
+    pub fn set_data_type(&self, attr: Attr, v: sys::cudnnDataType_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_DATA_TYPE, &[v])
+    }
+    pub fn set_conv_mode(&self, attr: Attr, v: sys::cudnnConvolutionMode_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_CONVOLUTION_MODE, &[v])
+    }
+    pub fn set_heur_mode(&self, attr: Attr, v: sys::cudnnBackendHeurMode_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_HEUR_MODE, &[v])
+    }
+    pub fn set_handle(&self, attr: Attr, h: sys::cudnnHandle_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_HANDLE, &[h])
+    }
+    pub fn set_descs(&self, attr: Attr, v: &[&Desc]) -> Result<()> {
+        let raw: Vec<sys::cudnnBackendDescriptor_t> = v.iter().map(|d| d.0).collect();
+        self.set(attr, Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw)
+    }
+    /// Device addresses (a variant pack's data pointers and workspace).
+    pub fn set_ptrs(&self, attr: Attr, v: &[u64]) -> Result<()> {
+        let raw: Vec<*mut c_void> = v.iter().map(|&p| p as *mut c_void).collect();
+        self.set(attr, Ty::CUDNN_TYPE_VOID_PTR, &raw)
+    }
+
+    pub fn finalize(self) -> Result<Desc> {
+        // SAFETY: a live descriptor whose required attributes the caller has set (cuDNN
+        // checks them and reports a status otherwise).
+        check("finalize", unsafe { sys::cudnnBackendFinalize(self.0) })?;
+        Ok(self)
+    }
+
+    /// The number of elements of attribute `attr`.
+    pub fn count(&self, attr: Attr, ty: Ty) -> Result<usize> {
+        let mut n = 0i64;
+        // SAFETY: asks for zero elements: cuDNN writes only the count.
+        check("attribute count", unsafe {
+            sys::cudnnBackendGetAttribute(self.0, attr, ty, 0, &mut n, std::ptr::null_mut())
+        })?;
+        usize::try_from(n).map_err(|_| Error::runtime(OP, "negative attribute count"))
+    }
+
+    pub fn get_i64(&self, attr: Attr) -> Result<i64> {
+        let (mut v, mut n) = (0i64, 0i64);
+        // SAFETY: room for one i64, and cuDNN is asked for one.
+        check("get attribute", unsafe {
+            sys::cudnnBackendGetAttribute(
+                self.0,
+                attr,
+                Ty::CUDNN_TYPE_INT64,
+                1,
+                &mut n,
+                (&mut v) as *mut i64 as *mut c_void,
+            )
+        })?;
+        Ok(v)
+    }
+
+    /// Up to `max` descriptor-valued elements of `attr`, each of kind `kind` (cuDNN fills
+    /// descriptors the caller has created).
+    pub fn get_descs(&self, attr: Attr, kind: Kind, max: usize) -> Result<Vec<Desc>> {
+        let mut out = (0..max)
+            .map(|_| Desc::new(kind))
+            .collect::<Result<Vec<_>>>()?;
+        let mut raw: Vec<sys::cudnnBackendDescriptor_t> = out.iter().map(|d| d.0).collect();
+        let want = i64::try_from(max).map_err(|_| Error::overflow(OP))?;
+        let mut n = 0i64;
+        // SAFETY: `raw` holds `max` live descriptors of the kind cuDNN fills for `attr`;
+        // it writes into at most `max` of them.
+        check("get attribute", unsafe {
+            sys::cudnnBackendGetAttribute(
+                self.0,
+                attr,
+                Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                want,
+                &mut n,
+                raw.as_mut_ptr() as *mut c_void,
+            )
+        })?;
+        out.truncate(usize::try_from(n).unwrap_or(0).min(max));
+        Ok(out)
+    }
+
+    /// Up to `max` enum-valued elements of `attr` (of cuDNN type `ty`) as their integer
+    /// values: read as u32, never as a Rust enum that a newer cuDNN could overflow.
+    pub fn get_enum_values(&self, attr: Attr, ty: Ty, max: usize) -> Result<Vec<u32>> {
+        let mut out = vec![0u32; max];
+        let want = i64::try_from(max).map_err(|_| Error::overflow(OP))?;
+        let mut n = 0i64;
+        // SAFETY: room for `max` 4-byte enum values, and cuDNN is asked for at most `max`.
+        check("get attribute", unsafe {
+            sys::cudnnBackendGetAttribute(
+                self.0,
+                attr,
+                ty,
+                want,
+                &mut n,
+                out.as_mut_ptr() as *mut c_void,
+            )
+        })?;
+        out.truncate(usize::try_from(n).unwrap_or(0).min(max));
+        Ok(out)
+    }
+}
+
+/// The numerical notes of an engine, as integer values.
+pub fn numerical_notes(engine: &Desc) -> Result<Vec<u32>> {
+    engine.get_enum_values(
+        Attr::CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+        Ty::CUDNN_TYPE_NUMERICAL_NOTE,
+        16,
+    )
+}
+
+/// Runs `plan` with the operands and workspace of `variant_pack` on the handle's stream.
+///
+/// # Safety
+/// The variant pack's pointers must address device buffers at least as large as the
+/// tensors the plan's operation graph describes, and a workspace of the plan's size,
+/// all alive until the stream has run the call.
+pub unsafe fn execute(h: sys::cudnnHandle_t, plan: &Desc, variant_pack: &Desc) -> Result<()> {
+    // SAFETY: the caller's contract; both descriptors are live and finalized.
+    check("execute", unsafe {
+        sys::cudnnBackendExecute(h, plan.0, variant_pack.0)
+    })
+}
