@@ -773,13 +773,22 @@ def repeats(quick, slow, gpu=False):
     if gpu:
         # One framework per process, no machine noise to average over: shorter budgets.
         return dict(min_repeats=5 if slow else 10, max_repeats=50, budget_s=1.5 if slow else 1.0)
-    return dict(min_repeats=3 if slow else 5, max_repeats=30, budget_s=4.0 if slow else 3.0)
+    return dict(min_repeats=5, max_repeats=30, budget_s=4.0 if slow else 3.0,
+                settle_s=SETTLE_S if slow else 0.0)
 
 
-def timed_rounds(runners, min_repeats, max_repeats, budget_s):
+# Untimed pause before each run of a slow CPU case: a BLAS's worker threads spin for a
+# while after their call (OpenBLAS about 0.1 s), and on a 2-core machine the framework
+# timed next would share the cores with them (measured: oxmx's eigh 209 ms right after
+# NumPy's, 184 ms after a pause).
+SETTLE_S = 0.25
+
+
+def timed_rounds(runners, min_repeats, max_repeats, budget_s, settle_s=0.0):
     """Round-robin: one run of each runner per round (rotating which goes first), until every
-    runner has `min_repeats` runs and `budget_s` has passed. Returns ({index: [seconds]}, {index: error}). The
-    garbage collector is paused during a round and collects between rounds."""
+    runner has `min_repeats` runs and `budget_s` has passed; `settle_s` of untimed sleep
+    before each run. Returns ({index: [seconds]}, {index: error}). The garbage collector is
+    paused during a round and collects between rounds."""
     times = {k: [] for k in range(len(runners))}
     errors = {}
     if not runners:
@@ -796,6 +805,8 @@ def timed_rounds(runners, min_repeats, max_repeats, budget_s):
                 if k in errors:
                     continue
                 try:
+                    if settle_s:
+                        time.sleep(settle_s)
                     t0 = time.perf_counter()
                     runners[k]()
                     times[k].append(time.perf_counter() - t0)

@@ -85,6 +85,28 @@ def test_matmul_operator_and_big(rng):
     assert_array(mx.array(a) @ mx.array(b), a.astype(np.float64) @ b, "float32", rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("m,k,n", [(64, 1024, 64), (33, 4096, 17), (250, 512, 40)])
+@pytest.mark.parametrize("view", ["contiguous", "transposed", "reversed"])
+@pytest.mark.parametrize("d", ["float32", "float64"])
+def test_matmul_small_output_long_inner(rng, m, k, n, view, d):
+    """Products with a small output and a long inner dimension run as parallel row blocks
+    on the CPU: uneven blocks, transposed and negatively strided left operands."""
+    a = rng.standard_normal((m, k)).astype(d)
+    b = rng.standard_normal((k, n)).astype(d)
+
+    def arr(v):
+        return mx.array(v, dtype=getattr(mx, d))  # (MLX makes float64 input float32)
+
+    if view == "transposed":
+        x = mx.transpose(arr(np.ascontiguousarray(a.T)))  # column-major (m, k)
+    elif view == "reversed":
+        x = arr(a[::-1].copy())[::-1]  # row stride -k
+    else:
+        x = arr(a)
+    tol = dict(rtol=1e-4, atol=2e-3) if d == "float32" else dict(rtol=1e-10, atol=1e-9)
+    assert_array(x @ arr(b), a.astype(np.float64) @ b, d, **tol)
+
+
 def test_matmul_mixed_dtypes_promote(rng):
     a = rng.standard_normal((3, 4)).astype(np.float16)
     b = rng.standard_normal((4, 2)).astype(np.float32)
