@@ -285,6 +285,11 @@ def _sum_out(x, labels, keep):
     return _n.sum(x, axis=axes), [label for label in labels if label in keep]
 
 
+def _reshape(x, shape):
+    """``x`` in ``shape``; ``x`` itself when it has that shape already (no graph node)."""
+    return x if tuple(x.shape) == tuple(shape) else x.reshape(shape)
+
+
 def _transpose(x, labels, order):
     perm = [labels.index(label) for label in order]
     return x if perm == list(range(len(perm))) else _n.transpose(x, perm)
@@ -335,10 +340,10 @@ def _pair(x, xl, y, yl, keep):
     x_sizes = tuple(x.shape[nb:nb + nx])
     y_sizes = tuple(y.shape[nb + ni:])
     k = math.prod(x.shape[nb + nx:])
-    x = x.reshape(tuple(x.shape[:nb]) + (math.prod(x_sizes), k))
-    y = y.reshape(tuple(y.shape[:nb]) + (k, math.prod(y_sizes)))
+    x = _reshape(x, tuple(x.shape[:nb]) + (math.prod(x_sizes), k))
+    y = _reshape(y, tuple(y.shape[:nb]) + (k, math.prod(y_sizes)))
     r = _n.matmul(x, y)
-    return r.reshape(tuple(r.shape[:nb]) + x_sizes + y_sizes), batch + x_own + y_own
+    return _reshape(r, tuple(r.shape[:nb]) + x_sizes + y_sizes), batch + x_own + y_own
 
 
 def _evaluate(expr, operands, path):
@@ -366,6 +371,7 @@ def _evaluate(expr, operands, path):
         x, xl = _sum_out(x, xl, outside)
         ops = rest + [(x, xl)]
     x, labels = ops[0]
+    # always a node of its own: the result is a new array even for einsum("ij", a)
     x = _n.transpose(x, [labels.index(label) for label in expr.output])
     shape = tuple(expr.sizes[label] for label in expr.output)
     return x if tuple(x.shape) == shape else _n.broadcast_to(x, shape)
