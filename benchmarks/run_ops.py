@@ -773,15 +773,14 @@ def repeats(quick, slow, gpu=False):
     if gpu:
         # One framework per process, no machine noise to average over: shorter budgets.
         return dict(min_repeats=5 if slow else 10, max_repeats=50, budget_s=1.5 if slow else 1.0)
-    return dict(min_repeats=5, max_repeats=30, budget_s=4.0 if slow else 3.0,
-                settle_s=SETTLE_S if slow else 0.0)
+    return dict(min_repeats=5, max_repeats=30, budget_s=4.0 if slow else 3.0, settle_s=SETTLE_S)
 
 
-# Untimed pause before each run of a slow CPU case: a BLAS's worker threads spin for a
-# while after their call (OpenBLAS about 0.1 s), and on a 2-core machine the framework
-# timed next would share the cores with them (measured: oxmx's eigh 209 ms right after
-# NumPy's, 184 ms after a pause).
-SETTLE_S = 0.25
+# Untimed pause before each CPU run: a framework's worker threads spin for a while after
+# its call (OpenBLAS about 0.1 s), and on a 2-core machine the framework timed next would
+# share the cores with them (measured: oxmx's eigh 209 ms right after NumPy's, 184 ms
+# after a pause). Nobody runs two frameworks' pools at once in real use.
+SETTLE_S = 0.2
 
 
 def timed_rounds(runners, min_repeats, max_repeats, budget_s, settle_s=0.0):
