@@ -119,20 +119,31 @@ impl Desc {
         usize::try_from(n).map_err(|_| Error::runtime(OP, "negative attribute count"))
     }
 
-    pub fn get_i64(&self, attr: Attr) -> Result<i64> {
-        let (mut v, mut n) = (0i64, 0i64);
-        // SAFETY: room for one i64, and cuDNN is asked for one.
+    /// Reads up to `buf.len()` elements of `attr` (cuDNN type `ty`) into `buf`; returns
+    /// how many cuDNN wrote. Private: the typed getters below pair each `T` with its `ty`.
+    fn get<T>(&self, attr: Attr, ty: Ty, buf: &mut [T]) -> Result<usize> {
+        let want = i64::try_from(buf.len()).map_err(|_| Error::overflow(OP))?;
+        let mut n = 0i64;
+        // SAFETY: a live descriptor; `buf` has room for `want` elements of `ty` (each
+        // caller's `T` has that C type's size and layout: i64, descriptor handles that
+        // cuDNN fills, 4-byte enum values), and cuDNN writes at most `want`.
         check("get attribute", unsafe {
             sys::cudnnBackendGetAttribute(
                 self.0,
                 attr,
-                Ty::CUDNN_TYPE_INT64,
-                1,
+                ty,
+                want,
                 &mut n,
-                (&mut v) as *mut i64 as *mut c_void,
+                buf.as_mut_ptr() as *mut c_void,
             )
         })?;
-        Ok(v)
+        Ok(usize::try_from(n).unwrap_or(0).min(buf.len()))
+    }
+
+    pub fn get_i64(&self, attr: Attr) -> Result<i64> {
+        let mut v = [0i64];
+        self.get(attr, Ty::CUDNN_TYPE_INT64, &mut v)?;
+        Ok(v[0])
     }
 
     /// Up to `max` descriptor-valued elements of `attr`, each of kind `kind` (cuDNN fills
@@ -142,21 +153,8 @@ impl Desc {
             .map(|_| Desc::new(kind))
             .collect::<Result<Vec<_>>>()?;
         let mut raw: Vec<sys::cudnnBackendDescriptor_t> = out.iter().map(|d| d.0).collect();
-        let want = i64::try_from(max).map_err(|_| Error::overflow(OP))?;
-        let mut n = 0i64;
-        // SAFETY: `raw` holds `max` live descriptors of the kind cuDNN fills for `attr`;
-        // it writes into at most `max` of them.
-        check("get attribute", unsafe {
-            sys::cudnnBackendGetAttribute(
-                self.0,
-                attr,
-                Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                want,
-                &mut n,
-                raw.as_mut_ptr() as *mut c_void,
-            )
-        })?;
-        out.truncate(usize::try_from(n).unwrap_or(0).min(max));
+        let n = self.get(attr, Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR, &mut raw)?;
+        out.truncate(n);
         Ok(out)
     }
 
@@ -164,20 +162,8 @@ impl Desc {
     /// values: read as u32, never as a Rust enum that a newer cuDNN could overflow.
     pub fn get_enum_values(&self, attr: Attr, ty: Ty, max: usize) -> Result<Vec<u32>> {
         let mut out = vec![0u32; max];
-        let want = i64::try_from(max).map_err(|_| Error::overflow(OP))?;
-        let mut n = 0i64;
-        // SAFETY: room for `max` 4-byte enum values, and cuDNN is asked for at most `max`.
-        check("get attribute", unsafe {
-            sys::cudnnBackendGetAttribute(
-                self.0,
-                attr,
-                ty,
-                want,
-                &mut n,
-                out.as_mut_ptr() as *mut c_void,
-            )
-        })?;
-        out.truncate(usize::try_from(n).unwrap_or(0).min(max));
+        let n = self.get(attr, ty, &mut out)?;
+        out.truncate(n);
         Ok(out)
     }
 }
