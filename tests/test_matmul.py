@@ -85,7 +85,7 @@ def test_matmul_operator_and_big(rng):
     assert_array(mx.array(a) @ mx.array(b), a.astype(np.float64) @ b, "float32", rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("m,k,n", [(64, 1024, 64), (33, 4096, 17), (250, 512, 40)])
+@pytest.mark.parametrize("m,k,n", [(64, 4096, 64), (33, 32768, 17), (250, 2048, 40)])
 @pytest.mark.parametrize("view", ["contiguous", "transposed", "reversed"])
 @pytest.mark.parametrize("d", ["float32", "float64"])
 def test_matmul_small_output_long_inner(rng, m, k, n, view, d):

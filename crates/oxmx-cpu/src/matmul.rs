@@ -63,12 +63,14 @@ impl<T> Mat<'_, T> {
     }
 }
 
-/// Below this many multiply-adds a product runs on one thread (measured on the 2-core
-/// dev machine: 256x64x64 takes 19 us on one thread, 37 us on two through gemm's split).
-const SMALL: usize = 2 * 1024 * 1024;
+/// Below this many multiply-adds a product runs on one thread. Measured in oxmx on the
+/// 2-core dev machine, one thread against two: 64x1024x64 83 against 157 us, 128x512x128
+/// 153 against 217 us; at 16M (512x256x128) two win when warm, 233 against 302 us. A pool
+/// woken from sleep costs ~0.1 ms more.
+const SMALL: usize = 16 * 1024 * 1024;
 /// Outputs of at most this many elements are too small for gemm's own parallel split
-/// (64x1024x64: 82 us on one thread, 92 us through gemm's, 51 us as two row blocks):
-/// their rows are split across the threads instead.
+/// (standalone, 64x1024x64: 82 us on one thread, 92 us through gemm's, 51 us as two row
+/// blocks): the rows of such a product above `SMALL` are split across the threads instead.
 const SMALL_OUTPUT: usize = 128 * 128;
 /// The fewest rows a thread's block of such a product gets.
 const MIN_BLOCK_ROWS: usize = 16;
