@@ -36,19 +36,7 @@ KINDS = ("fwd", "dgrad", "wgrad")
 
 def layer_shapes(n, hw):
     """(x NHWC, w OHWI, stride, padding) of every conv of the stack, in order."""
-    out = []
-
-    def conv(x, w, stride, padding):
-        cout, k, _, _ = w
-        ho, wo = ((d + 2 * padding - k) // stride + 1 for d in x[1:3])
-        out.append((x, w, stride, padding))
-        return (x[0], ho, wo, cout)
-
-    from types import SimpleNamespace
-    ops = SimpleNamespace(conv=conv, relu=lambda s: s, add=lambda a, b: a,
-                          subsample=lambda s: (s[0], -(-s[1] // 2), -(-s[2] // 2), s[3]))
-    ops_resnet.forward(ops, (n, hw, hw, 3), [(cout, k, k, cin) for _, cin, cout, k, _, _ in ops_resnet.LAYERS])
-    return out
+    return ops_resnet.conv_shapes(n, hw)[1]
 
 
 def _median_ms(fn, sync, repeat):

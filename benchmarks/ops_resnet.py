@@ -80,20 +80,30 @@ def init(n, hw, seed=5):
 # --------------------------------------------------------------------------------------
 # Shapes and work: `forward` run on shapes
 # --------------------------------------------------------------------------------------
-def shapes_and_flops(n, hw):
-    """(output shape, forward flops: 2 * N * Ho * Wo * Cout * k * k * Cin summed over the convs)."""
-    flops = []
+def conv_shapes(n, hw):
+    """(output shape, [(x NHWC, w OHWI, stride, padding) of every conv, in order])."""
+    convs = []
 
     def conv(x, w, stride, padding):
-        cout, k, _, cin = w
+        cout, k, _, _ = w
         ho, wo = ((d + 2 * padding - k) // stride + 1 for d in x[1:3])
-        flops.append(2 * x[0] * ho * wo * cout * k * k * cin)
+        convs.append((x, w, stride, padding))
         return (x[0], ho, wo, cout)
 
     ops = SimpleNamespace(conv=conv, relu=lambda s: s, add=lambda a, b: a,
                           subsample=lambda s: (s[0], -(-s[1] // 2), -(-s[2] // 2), s[3]))
     out = forward(ops, (n, hw, hw, 3), [(cout, k, k, cin) for _, cin, cout, k, _, _ in LAYERS])
-    return out, float(sum(flops))
+    return out, convs
+
+
+def shapes_and_flops(n, hw):
+    """(output shape, forward flops: 2 * N * Ho * Wo * Cout * k * k * Cin summed over the convs)."""
+    out, convs = conv_shapes(n, hw)
+    flops = 0
+    for x, (cout, k, _, cin), stride, padding in convs:
+        ho, wo = ((d + 2 * padding - k) // stride + 1 for d in x[1:3])
+        flops += 2 * x[0] * ho * wo * cout * k * k * cin
+    return out, float(flops)
 
 
 # --------------------------------------------------------------------------------------
