@@ -274,10 +274,51 @@ pub enum Primitive {
     },
     /// A user's CUDA kernel (`ops/user_kernel.rs`); runs only on the GPU.
     UserKernel(UserKernelRef),
+    /// A packed quantized matrix expanded to floats (`ops/quantized.rs`). inputs: w
+    /// (uint32, (.., R, C*bits/32)), scales (.., R, C/group) [, biases, affine only];
+    /// output (.., R, C).
+    Dequantize(QuantSpec),
+    /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)`. inputs: x (.., M, K),
+    /// w, scales [, biases] with w's batch dims equal to x's (`ops/quantized.rs`).
+    QuantizedMatmul {
+        spec: QuantSpec,
+        transpose: bool,
+    },
     /// Output `index` of a function with user-defined transforms (`custom_function`):
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
     Custom(Custom),
+}
+
+/// MLX's quantization formats. `Affine`: `w = scale * q + bias` per group of unsigned
+/// `bits`-bit values packed little-end first into uint32 words; the `mx`/`nv` formats
+/// store E2M1 (fp4) or E4M3 (fp8) values with an E8M0 (`Mx*`) or E4M3 (`Nvfp4`) scale per
+/// group and no bias.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum QuantMode {
+    Affine,
+    Mxfp4,
+    Mxfp8,
+    Nvfp4,
+}
+
+impl QuantMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantMode::Affine => "affine",
+            QuantMode::Mxfp4 => "mxfp4",
+            QuantMode::Mxfp8 => "mxfp8",
+            QuantMode::Nvfp4 => "nvfp4",
+        }
+    }
+}
+
+/// A validated quantization format (`ops::quantized::spec`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct QuantSpec {
+    pub mode: QuantMode,
+    pub group_size: usize,
+    pub bits: usize,
 }
 
 /// Strides, kernel dilations and zero padding (the same before and after) per spatial
@@ -503,6 +544,8 @@ impl Primitive {
             } => "conv_weight_grad",
             Conv { .. } => "conv_input_grad",
             UserKernel(_) => "cuda_kernel",
+            Dequantize(_) => "dequantize",
+            QuantizedMatmul { .. } => "quantized_matmul",
             Custom(_) => "custom_function",
         }
     }

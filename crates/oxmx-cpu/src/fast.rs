@@ -15,7 +15,9 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// The compute type: f32 for f16/bf16/f32 data, f64 for f64.
-trait Acc: num_traits::Float + GemmElem + Elem + Default + Send + Sync + std::iter::Sum {
+pub(crate) trait Acc:
+    num_traits::Float + GemmElem + Elem + Default + Send + Sync + std::iter::Sum
+{
     const DTYPE: Dtype;
     fn of(v: f64) -> Self;
     /// exp in a form loops vectorize (softmax's branch-free f32 exp).
@@ -44,7 +46,7 @@ impl Acc for f64 {
 const MIN_ROWS: usize = 16;
 
 /// `x` as contiguous values of the compute type, borrowed when it already is.
-fn load<F: Acc>(x: &Input) -> Cow<'_, [F]> {
+pub(crate) fn load<F: Acc>(x: &Input) -> Cow<'_, [F]> {
     let n = x.size();
     if x.dtype == F::DTYPE && x.is_contiguous() {
         if let Some(s) = x
@@ -74,7 +76,7 @@ fn load_i64(x: &Input) -> Vec<i64> {
 
 /// Runs `f` on an `n`-element slice of the compute type that ends up in `out` (of dtype
 /// `d`): the output itself when `d` is the compute type, else a temporary rounded once.
-fn with_out<F: Acc>(
+pub(crate) fn with_out<F: Acc>(
     out: &mut Buffer,
     d: Dtype,
     n: usize,

@@ -12,6 +12,7 @@ pub mod gather;
 pub mod inplace;
 pub mod linalg;
 pub mod matmul;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan_sort;
@@ -137,6 +138,10 @@ impl Backend for CpuBackend {
                 scale,
             } => fft::run(*inverse, *real, *scale, &ins, out_shape, &mut out)?,
             Primitive::Conv { spec, kind } => conv::run(spec, *kind, &ins, out_shape, &mut out)?,
+            Primitive::Dequantize(s) => quantized::dequantize(s, &ins, &mut out, out_dtype)?,
+            Primitive::QuantizedMatmul { spec, transpose } => {
+                quantized::matmul(spec, *transpose, &ins, &mut out, out_dtype)?
+            }
             Primitive::UserKernel(_) => {
                 return Err(Error::unsupported(
                     op,

@@ -27,6 +27,7 @@ mod fft;
 mod gather;
 pub mod kernels;
 mod linalg;
+mod quantized;
 mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
@@ -969,6 +970,10 @@ impl CudaBackend {
             } => self.fft(*inverse, *real, *scale, ins, out_shape, out_dtype),
             Primitive::Conv { spec, kind } => self.conv(spec, *kind, ins, out_shape, out_dtype),
             Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
+            Primitive::Dequantize(s) => self.dequantize(s, ins, out_shape, out_dtype, true),
+            Primitive::QuantizedMatmul { spec, transpose } => {
+                self.quantized_matmul(spec, *transpose, ins, out_shape, out_dtype)
+            }
             Primitive::Reshape
             | Primitive::Transpose { .. }
             | Primitive::Broadcast

@@ -9,6 +9,7 @@ pub mod fast;
 pub mod fft;
 pub mod indexing;
 pub mod linalg;
+pub mod quantized;
 pub mod reduce;
 pub mod shape_ops;
 pub mod sort_scan;

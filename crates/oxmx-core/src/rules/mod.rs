@@ -9,6 +9,7 @@ mod custom;
 mod elementwise;
 mod indexing;
 mod linalg;
+mod quantized;
 mod reduce;
 mod scan_sort;
 mod structure;
@@ -108,6 +109,8 @@ pub fn vjp(
             "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
         )),
         UserKernel(_) => Err(user_kernel_rule()),
+        Dequantize(s) => quantized::vjp_dequantize(s, inputs, cot),
+        QuantizedMatmul { spec, transpose } => quantized::vjp_qmm(spec, *transpose, inputs, cot),
     }
 }
 
@@ -166,6 +169,10 @@ pub fn jvp(
             "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
         )),
         UserKernel(_) => Err(user_kernel_rule()),
+        Dequantize(s) => quantized::jvp_dequantize(s, inputs, out, tangents),
+        QuantizedMatmul { spec, transpose } => {
+            quantized::jvp_qmm(spec, *transpose, inputs, tangents)
+        }
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);
@@ -186,6 +193,11 @@ pub fn vmap(
 ) -> Result<(Array, Option<usize>)> {
     match prim {
         Primitive::Custom(c) => custom::vmap(c, inputs, axes),
+        _ if axes.iter().all(Option::is_none) => structure::vmap(prim, inputs, axes, batch, out),
+        Primitive::Dequantize(s) => quantized::vmap_dequantize(s, inputs, axes, batch, out),
+        Primitive::QuantizedMatmul { spec, transpose } => {
+            quantized::vmap_qmm(spec, *transpose, inputs, axes, batch)
+        }
         _ => structure::vmap(prim, inputs, axes, batch, out),
     }
 }

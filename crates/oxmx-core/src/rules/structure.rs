@@ -338,6 +338,12 @@ pub fn vmap(
                 "custom_function is batched by its own rule.",
             ))
         }
+        Dequantize(_) | QuantizedMatmul { .. } => {
+            return Err(Error::runtime(
+                "vmap",
+                "quantized nodes are batched by rules/quantized.rs.",
+            ))
+        }
         Gather { .. }
         | Scatter { .. }
         | AsStrided { .. }

@@ -1,0 +1,770 @@
+//! `Dequantize` and `QuantizedMatmul` on the CPU. A packed row is a little-endian bit
+//! stream of `bits`-bit levels in uint32 words; a level becomes a float through the
+//! mode (`q` for affine, an E2M1 or E4M3 value for mx/nv) and then its group's scale
+//! (and bias). Products with few rows decode each group into a small buffer and take
+//! dot products from it (the affine bias folds into a per-group sum of x); larger ones
+//! expand blocks of the matrix to f32 and hand them to gemm.
+
+use crate::fast::{load, with_out};
+use crate::matmul::gemm_into;
+use oxmx_core::backend::Input;
+use oxmx_core::memory::Buffer;
+use oxmx_core::primitive::{QuantMode, QuantSpec};
+use oxmx_core::{Dtype, Error, Result};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+const OP: &str = "quantized_matmul";
+
+/// E2M1 values by code (sign in bit 3).
+const FP4: [f32; 16] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+];
+
+/// E4M3 (no infinities; 0x7f/0xff are NaN) to f32, exactly.
+pub fn e4m3(c: u8) -> f32 {
+    let sign = if c & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e = i32::from((c >> 3) & 0xf);
+    let m = f32::from(c & 7);
+    let v = if e == 15 && m == 7.0 {
+        f32::NAN
+    } else if e == 0 {
+        m * (2f32).powi(-9)
+    } else {
+        (1.0 + m / 8.0) * (2f32).powi(e - 7)
+    };
+    sign * v
+}
+
+/// E8M0 (a power of two, 255 is NaN) to f32, exactly.
+fn e8m0(c: u8) -> f32 {
+    match c {
+        0 => f32::from_bits(0x0040_0000),
+        255 => f32::NAN,
+        c => f32::from_bits(u32::from(c) << 23),
+    }
+}
+
+/// Level → value before the group's scale.
+struct Levels {
+    table: Option<Vec<f32>>,
+}
+
+impl Levels {
+    fn new(mode: QuantMode) -> Self {
+        let table = match mode {
+            QuantMode::Affine => None,
+            QuantMode::Mxfp4 | QuantMode::Nvfp4 => Some(FP4.to_vec()),
+            QuantMode::Mxfp8 => Some((0..=255u8).map(e4m3).collect()),
+        };
+        Levels { table }
+    }
+    #[inline(always)]
+    fn value(&self, q: u32) -> f32 {
+        match &self.table {
+            None => q as f32,
+            Some(t) => t.get(q as usize).copied().unwrap_or(f32::NAN),
+        }
+    }
+}
+
+/// The levels of the first `out.len()` elements of a packed row (`words` starts at a
+/// multiple of 32 elements).
+#[inline(always)]
+fn unpack(bits: usize, words: &[u32], out: &mut [u32]) {
+    let mask = (1u32 << bits) - 1;
+    if 32usize.is_multiple_of(bits) {
+        let per = 32 / bits;
+        for (chunk, &w) in out.chunks_mut(per).zip(words) {
+            for (j, q) in chunk.iter_mut().enumerate() {
+                *q = (w >> (j * bits)) & mask;
+            }
+        }
+        return;
+    }
+    // 3, 5, 6 bits: 32 levels fill exactly `bits` words; read through a 64-bit window.
+    for (chunk, ws) in out.chunks_mut(32).zip(words.chunks(bits)) {
+        let mut acc: u64 = 0;
+        let mut have = 0usize;
+        let mut next = ws.iter();
+        for q in chunk.iter_mut() {
+            if have < bits {
+                acc |= u64::from(next.next().copied().unwrap_or(0)) << have;
+                have += 32;
+            }
+            *q = (acc as u32) & mask;
+            acc >>= bits;
+            have -= bits;
+        }
+    }
+}
+
+/// Per-group scales and biases as f32, row-major like the scales array.
+struct Params<'a> {
+    scales: F32s<'a>,
+    biases: Option<F32s<'a>>,
+}
+
+/// Scales or biases as f32: borrowed, or converted into a pool buffer (reused from call
+/// to call, so a large conversion does not fault in fresh pages each time).
+enum F32s<'a> {
+    Borrowed(&'a [f32]),
+    Owned(Vec<f32>),
+    Pooled(oxmx_core::memory::Buffer, usize),
+}
+
+impl std::ops::Deref for F32s<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            F32s::Borrowed(s) => s,
+            F32s::Owned(v) => v,
+            F32s::Pooled(b, n) => b.typed::<f32>().get(..*n).unwrap_or(&[]),
+        }
+    }
+}
+
+/// `x` as contiguous f32: half scales through `half`'s SIMD slice conversion (F16C when
+/// the CPU has it), everything else through `load`.
+fn load_f32(x: &Input) -> Result<F32s<'_>> {
+    use half::slice::HalfFloatSliceExt;
+    let n = x.size();
+    let range = x.data.offset..x.data.offset + n;
+    if x.is_contiguous() && matches!(x.dtype, Dtype::Float16 | Dtype::Bfloat16) {
+        let mut buf = oxmx_core::memory::alloc(OP, n * 4)?;
+        let dst = buf
+            .typed_mut::<f32>()
+            .get_mut(..n)
+            .ok_or_else(|| Error::runtime(OP, "scratch too small"))?;
+        let done = match x.dtype {
+            Dtype::Float16 => x
+                .data
+                .buffer
+                .typed::<half::f16>()
+                .get(range)
+                .map(|h| h.convert_to_f32_slice(dst)),
+            _ => x
+                .data
+                .buffer
+                .typed::<half::bf16>()
+                .get(range)
+                .map(|h| h.convert_to_f32_slice(dst)),
+        };
+        if done.is_some() {
+            return Ok(F32s::Pooled(buf, n));
+        }
+    }
+    Ok(match load::<f32>(x) {
+        Cow::Borrowed(s) => F32s::Borrowed(s),
+        Cow::Owned(v) => F32s::Owned(v),
+    })
+}
+
+fn params<'a>(s: &QuantSpec, ins: &'a [Input], first: usize) -> Result<Params<'a>> {
+    let sc = ins
+        .get(first)
+        .ok_or_else(|| Error::runtime(OP, "missing scales"))?;
+    let scales = match s.mode {
+        QuantMode::Affine => load_f32(sc)?,
+        mode => {
+            let codes: Vec<u8> = match load_u8(sc) {
+                Some(v) => v,
+                None => return Err(Error::runtime(OP, "scales must be uint8")),
+            };
+            let f = if mode == QuantMode::Nvfp4 { e4m3 } else { e8m0 };
+            F32s::Owned(codes.into_iter().map(f).collect())
+        }
+    };
+    let biases = match s.mode {
+        QuantMode::Affine => Some(load_f32(
+            ins.get(first + 1)
+                .ok_or_else(|| Error::runtime(OP, "missing biases"))?,
+        )?),
+        _ => None,
+    };
+    Ok(Params { scales, biases })
+}
+
+fn load_u8(x: &Input) -> Option<Vec<u8>> {
+    if x.dtype != Dtype::Uint8 {
+        return None;
+    }
+    let mut v = vec![0u8; x.size()];
+    crate::strided::map1(
+        &x.shape,
+        crate::strided::View::<u8>::of(x),
+        &mut v,
+        |e: u8| e,
+    );
+    Some(v)
+}
+
+fn load_words(x: &Input) -> Result<Cow<'_, [u32]>> {
+    if x.dtype != Dtype::Uint32 {
+        return Err(Error::runtime(OP, "packed weights must be uint32"));
+    }
+    let n = x.size();
+    if x.is_contiguous() {
+        if let Some(s) = x
+            .data
+            .buffer
+            .typed::<u32>()
+            .get(x.data.offset..x.data.offset + n)
+        {
+            return Ok(Cow::Borrowed(s));
+        }
+    }
+    let mut v = vec![0u32; n];
+    crate::strided::map1(
+        &x.shape,
+        crate::strided::View::<u32>::of(x),
+        &mut v,
+        |e: u32| e,
+    );
+    Ok(Cow::Owned(v))
+}
+
+/// One packed matrix of the batch: `rows` rows of `packed` words, `cols` values each.
+#[derive(Clone, Copy)]
+struct Packed<'a> {
+    spec: QuantSpec,
+    words: &'a [u32],
+    scales: &'a [f32],
+    biases: Option<&'a [f32]>,
+    rows: usize,
+    cols: usize,
+    packed: usize,
+}
+
+impl Packed<'_> {
+    fn groups(&self) -> usize {
+        self.cols / self.spec.group_size
+    }
+    /// Values of row `r`, columns [c0, c0 + out.len()) (c0 a multiple of 32 and of the
+    /// group size), scaled, rounded as f32.
+    fn decode(&self, lv: &Levels, r: usize, c0: usize, out: &mut [f32], q: &mut [u32]) {
+        let gs = self.spec.group_size;
+        let w0 = r * self.packed + c0 * self.spec.bits / 32;
+        let words = self.words.get(w0..(r + 1) * self.packed).unwrap_or(&[]);
+        let q = &mut q[..out.len()];
+        unpack(self.spec.bits, words, q);
+        let g0 = r * self.groups() + c0 / gs;
+        for (i, (vals, qs)) in out.chunks_mut(gs).zip(q.chunks(gs)).enumerate() {
+            let s = self.scales.get(g0 + i).copied().unwrap_or(f32::NAN);
+            match self.biases {
+                Some(b) => {
+                    let b = b.get(g0 + i).copied().unwrap_or(f32::NAN);
+                    for (v, &l) in vals.iter_mut().zip(qs) {
+                        *v = l as f32 * s + b;
+                    }
+                }
+                None => {
+                    for (v, &l) in vals.iter_mut().zip(qs) {
+                        *v = lv.value(l) * s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inputs of one node split into per-matrix pieces: (batch, rows, packed, cols).
+fn dims(w: &Input, s: &QuantSpec) -> Result<(usize, usize, usize, usize)> {
+    let nd = w.shape.len();
+    if nd < 2 {
+        return Err(Error::runtime(OP, "packed matrix must be 2-d"));
+    }
+    let (rows, packed) = (w.shape[nd - 2], w.shape[nd - 1]);
+    let batch: usize = w.shape[..nd - 2].iter().product();
+    let cols = packed * 32 / s.bits;
+    if !(packed * 32).is_multiple_of(s.bits) || !cols.is_multiple_of(s.group_size) {
+        return Err(Error::runtime(OP, "packed width does not match the format"));
+    }
+    Ok((batch, rows, packed, cols))
+}
+
+fn matrices<'a>(
+    s: &QuantSpec,
+    words: &'a [u32],
+    p: &'a Params<'a>,
+    batch: usize,
+    rows: usize,
+    packed: usize,
+    cols: usize,
+) -> Result<Vec<Packed<'a>>> {
+    let groups = cols / s.group_size;
+    let (wn, gn) = (rows * packed, rows * groups);
+    if words.len() != batch * wn
+        || p.scales.len() != batch * gn
+        || p.biases.as_ref().is_some_and(|b| b.len() != batch * gn)
+    {
+        return Err(Error::runtime(OP, "operand sizes disagree"));
+    }
+    Ok((0..batch)
+        .map(|i| Packed {
+            spec: *s,
+            words: &words[i * wn..(i + 1) * wn],
+            scales: &p.scales[i * gn..(i + 1) * gn],
+            biases: p.biases.as_ref().map(|b| &b[i * gn..(i + 1) * gn]),
+            rows,
+            cols,
+            packed,
+        })
+        .collect())
+}
+
+/// `Dequantize`: every row expanded; half outputs round `q*s` and then `+ b` in their
+/// own precision, as MLX computes them.
+pub fn dequantize(s: &QuantSpec, ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
+    let w = ins.first().ok_or_else(|| Error::runtime(OP, "missing w"))?;
+    let (batch, rows, packed, cols) = dims(w, s)?;
+    let words = load_words(w)?;
+    let p = params(s, ins, 1)?;
+    let mats = matrices(s, &words, &p, 1, batch * rows, packed, cols)?;
+    let m = mats[0];
+    let lv = Levels::new(s.mode);
+    let round: fn(f32) -> f32 = match d {
+        Dtype::Float16 => |v| half::f16::from_f32(v).to_f32(),
+        Dtype::Bfloat16 => |v| crate::elem::bf16_of(v).to_f32(),
+        _ => |v| v,
+    };
+    let half = matches!(d, Dtype::Float16 | Dtype::Bfloat16);
+    let n = batch * rows * cols;
+    if cols == 0 {
+        return Ok(());
+    }
+    with_out::<f32>(out, d, n, |dst| {
+        dst.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
+            let mut q = vec![0u32; cols];
+            if half && s.mode == QuantMode::Affine {
+                // q*s rounded, then + b rounded (MLX's two half-precision operations).
+                let unbiased = Packed { biases: None, ..m };
+                unbiased.decode(&Levels::new(QuantMode::Affine), r, 0, row, &mut q);
+                let g0 = r * m.groups();
+                for (i, vals) in row.chunks_mut(s.group_size).enumerate() {
+                    let b = m.biases.and_then(|b| b.get(g0 + i)).copied().unwrap_or(0.0);
+                    for v in vals {
+                        *v = round(round(*v) + b);
+                    }
+                }
+            } else {
+                m.decode(&lv, r, 0, row, &mut q);
+            }
+        });
+        Ok(())
+    })
+}
+
+/// Below this many rows of x a product decodes per group and takes dot products;
+/// above, it expands blocks of w and uses gemm.
+const GEMV_ROWS: usize = 8;
+/// Rows (transpose) or columns of w that one task expands for gemm.
+const BLOCK: usize = 64;
+
+/// `QuantizedMatmul`: x (B, M, K), w (B, R, packed) -> (B, M, N).
+pub fn matmul(
+    s: &QuantSpec,
+    transpose: bool,
+    ins: &[Input],
+    out: &mut Buffer,
+    d: Dtype,
+) -> Result<()> {
+    let (x, w) = match (ins.first(), ins.get(1)) {
+        (Some(x), Some(w)) => (x, w),
+        _ => return Err(Error::runtime(OP, "missing inputs")),
+    };
+    let (batch, rows, packed, cols) = dims(w, s)?;
+    let (k, n) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let m = x
+        .shape
+        .get(x.shape.len().wrapping_sub(2))
+        .copied()
+        .unwrap_or(0);
+    let xs = load::<f32>(x);
+    let words = load_words(w)?;
+    let p = params(s, ins, 2)?;
+    let mats = matrices(s, &words, &p, batch, rows, packed, cols)?;
+    if xs.len() != batch * m * k {
+        return Err(Error::runtime(OP, "x does not match the quantized matrix"));
+    }
+    let total = batch * m * n;
+    with_out::<f32>(out, d, total, |dst| {
+        if total == 0 {
+            return Ok(());
+        }
+        for (bi, mat) in mats.iter().enumerate() {
+            let xb = &xs[bi * m * k..(bi + 1) * m * k];
+            let ob = &mut dst[bi * m * n..(bi + 1) * m * n];
+            match (transpose, m <= GEMV_ROWS) {
+                (true, true) => gemv_t(mat, xb, m, ob),
+                (true, false) => blocks_t(mat, xb, m, ob)?,
+                (false, true) => gemv_n(mat, xb, m, ob),
+                (false, false) => blocks_n(mat, xb, m, ob)?,
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Sums of x over each quantization group: (M, K / group).
+fn group_sums(x: &[f32], m: usize, k: usize, gs: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(m * (k / gs));
+    for row in x.chunks(k).take(m) {
+        v.extend(row.chunks(gs).map(|g| g.iter().sum::<f32>()));
+    }
+    v
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums so the loop vectorizes (a fixed reassociation).
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+/// Values per word for the vectorized affine paths (4 and 8 bits).
+fn per_word(bits: usize) -> usize {
+    32 / bits
+}
+
+/// The words one vector step reads: 8 (one lane per word).
+const LANES: usize = 8;
+
+/// `x` reordered so that the vector loops read it contiguously: within each block of
+/// `LANES` words (`LANES * per` values), value `per * i + j` (word i, slot j) moves to
+/// `j * LANES + i`. Blocks never straddle a group (groups are multiples of 32 values).
+fn lane_order(x: &[f32], per: usize) -> Vec<f32> {
+    let block = LANES * per;
+    let mut out = vec![0f32; x.len()];
+    for (src, dst) in x.chunks(block).zip(out.chunks_mut(block)) {
+        if src.len() < block {
+            dst.copy_from_slice(src);
+            continue;
+        }
+        for i in 0..LANES {
+            for j in 0..per {
+                dst[j * LANES + i] = src[per * i + j];
+            }
+        }
+    }
+    out
+}
+
+/// Sum of level * x over whole blocks of `LANES` words, x in `lane_order`: each step
+/// shifts eight words by the same amount, so the loop is a plain vector loop.
+// The vector loops below index with plain counters over fixed-size arrays: iterator
+// adapters (zip, chunks) were left as calls inside the dispatched loop, out of line.
+#[inline(always)]
+fn dot_levels<const BITS: usize, const XB: usize>(words: &[u32], xp: &[f32]) -> [f32; LANES] {
+    // XB = LANES * 32 / BITS values per block of LANES words; every index below is a
+    // constant-bounded offset into fixed-size arrays, so the block is one unrolled run
+    // of vector instructions with no bounds checks.
+    let mask = (1u32 << BITS) - 1;
+    // Four independent accumulators: a single one would chain every FMA on the last.
+    let mut acc = [[0f32; LANES]; 4];
+    let blocks = (words.len() / LANES).min(xp.len() / XB);
+    let mut blk = 0;
+    while blk < blocks {
+        let w8 = words
+            .get(blk * LANES..(blk + 1) * LANES)
+            .map(<&[u32; LANES]>::try_from);
+        let xb = xp.get(blk * XB..(blk + 1) * XB).map(<&[f32; XB]>::try_from);
+        let (Some(Ok(w8)), Some(Ok(xb))) = (w8, xb) else {
+            break;
+        };
+        blk += 1;
+        for j in 0..XB / LANES {
+            let shift = (BITS * j) as u32;
+            let a = &mut acc[j % 4];
+            for i in 0..LANES {
+                // mul_add: one FMA per lane on the AVX2/AVX-512 paths
+                a[i] = (((w8[i] >> shift) & mask) as f32).mul_add(xb[j * LANES + i], a[i]);
+            }
+        }
+    }
+    let mut out = [0f32; LANES];
+    for i in 0..LANES {
+        out[i] = (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]);
+    }
+    out
+}
+
+/// One row of `x @ W^T` on the vector path: per group a lane vector of level * x dot
+/// products, scaled into a row accumulator (one horizontal sum per row, not per group);
+/// the biases meet the group sums of x.
+#[inline(always)]
+fn row_dot<const BITS: usize, const XB: usize>(
+    wrow: &[u32],
+    xp: &[f32],
+    scales: &[f32],
+    biases: &[f32],
+    sums: &[f32],
+    gs: usize,
+) -> f32 {
+    let wpg = gs * BITS / 32;
+    let groups = scales
+        .len()
+        .min(biases.len())
+        .min(sums.len())
+        .min(wrow.len() / wpg.max(1))
+        .min(xp.len() / gs.max(1));
+    let mut acc = [0f32; LANES];
+    let mut bias = 0f32;
+    let mut g = 0;
+    while g < groups {
+        let ws = &wrow[g * wpg..(g + 1) * wpg];
+        let xg = &xp[g * gs..(g + 1) * gs];
+        let d = dot_levels::<BITS, XB>(ws, xg);
+        let s = scales[g];
+        for i in 0..LANES {
+            acc[i] = s.mul_add(d[i], acc[i]);
+        }
+        bias = biases[g].mul_add(sums[g], bias);
+        g += 1;
+    }
+    let mut total = bias;
+    for a in acc {
+        total += a;
+    }
+    total
+}
+
+/// out (M, N) = x (M, K) @ W^T for few rows: per row of W, per group, one decode and M
+/// dot products.
+fn gemv_t(mat: &Packed, x: &[f32], m: usize, out: &mut [f32]) {
+    let (k, n, gs) = (mat.cols, mat.rows, mat.spec.group_size);
+    let sums = if mat.biases.is_some() {
+        group_sums(x, m, k, gs)
+    } else {
+        Vec::new()
+    };
+    // The vector path needs whole 8-word blocks per group: 4-bit groups of 64+, 8-bit 32+.
+    let bits = mat.spec.bits;
+    let vector =
+        mat.biases.is_some() && (bits == 4 || bits == 8) && (gs * bits / 32).is_multiple_of(LANES);
+    let xp: Vec<f32> = if vector {
+        x.chunks(k)
+            .flat_map(|row| lane_order(row, per_word(bits)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Results as (N, M), transposed into out afterwards.
+    let mut t = vec![0f32; n * m];
+    let rows_per_task = (n / (4 * rayon::current_num_threads().max(1))).clamp(4, 256);
+    t.par_chunks_mut(rows_per_task * m)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            pulp::Arch::new().dispatch(GemvRows {
+                mat,
+                x: if vector { &xp } else { x },
+                vector,
+                m,
+                sums: &sums,
+                r0: task * rows_per_task,
+                out: chunk,
+            })
+        });
+    for (r, res) in t.chunks(m).enumerate() {
+        for (mi, &v) in res.iter().enumerate() {
+            out[mi * n + r] = v;
+        }
+    }
+}
+
+/// Rows `r0..` of `x @ W^T`, written as (row, M) into `out`; compiled per instruction
+/// set by pulp so that the decode and dot loops vectorize.
+struct GemvRows<'a> {
+    mat: &'a Packed<'a>,
+    /// x, in `lane_order` when `vector`.
+    x: &'a [f32],
+    vector: bool,
+    m: usize,
+    sums: &'a [f32],
+    r0: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for GemvRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let GemvRows {
+            mat,
+            x,
+            vector: fast,
+            m,
+            sums,
+            r0,
+            out,
+        } = self;
+        let (k, gs, bits) = (mat.cols, mat.spec.group_size, mat.spec.bits);
+        let groups = mat.groups();
+        let lv = Levels::new(mat.spec.mode);
+        let mut q = vec![0u32; gs];
+        let mut buf = vec![0f32; gs];
+        for (i, res) in out.chunks_mut(m).enumerate() {
+            let r = r0 + i;
+            let wrow = mat
+                .words
+                .get(r * mat.packed..(r + 1) * mat.packed)
+                .unwrap_or(&[]);
+            let srow = mat.scales.get(r * groups..(r + 1) * groups).unwrap_or(&[]);
+            let brow = mat.biases.and_then(|b| b.get(r * groups..(r + 1) * groups));
+            if fast {
+                let brow = brow.unwrap_or(&[]);
+                for (mi, o) in res.iter_mut().enumerate() {
+                    let xr = x.get(mi * k..(mi + 1) * k).unwrap_or(&[]);
+                    let sr = sums.get(mi * groups..(mi + 1) * groups).unwrap_or(&[]);
+                    *o = if bits == 4 {
+                        row_dot::<4, { LANES * 8 }>(wrow, xr, srow, brow, sr, gs)
+                    } else {
+                        row_dot::<8, { LANES * 4 }>(wrow, xr, srow, brow, sr, gs)
+                    };
+                }
+                continue;
+            }
+            for g in 0..groups {
+                let s = srow.get(g).copied().unwrap_or(0.0);
+                let b = brow.and_then(|b| b.get(g)).copied();
+                let w0 = g * gs * bits / 32;
+                unpack(bits, wrow.get(w0..).unwrap_or(&[]), &mut q);
+                for (v, &l) in buf.iter_mut().zip(&q) {
+                    *v = lv.value(l);
+                }
+                for (mi, o) in res.iter_mut().enumerate() {
+                    let xg = x.get(mi * k + g * gs..mi * k + (g + 1) * gs).unwrap_or(&[]);
+                    let d = dot(&buf, xg);
+                    *o += match b {
+                        Some(b) => s * d + b * sums.get(mi * groups + g).copied().unwrap_or(0.0),
+                        None => s * d,
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// out (M, N) = x (M, K) @ W for few rows, W (K, N): column blocks in parallel, each
+/// decoding its slice of every row and accumulating x[m, k] times it.
+fn gemv_n(mat: &Packed, x: &[f32], m: usize, out: &mut [f32]) {
+    let (k, n) = (mat.rows, mat.cols);
+    let lv = Levels::new(mat.spec.mode);
+    let width = block_width(mat.spec.group_size, n);
+    let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|bi| {
+            let c0 = bi * width;
+            let w = width.min(n - c0);
+            let mut acc = vec![0f32; m * w];
+            let mut vals = vec![0f32; w];
+            let mut q = vec![0u32; w];
+            for kk in 0..k {
+                mat.decode(&lv, kk, c0, &mut vals, &mut q);
+                for mi in 0..m {
+                    let xv = x[mi * k + kk];
+                    for (a, &v) in acc[mi * w..(mi + 1) * w].iter_mut().zip(&vals) {
+                        *a += xv * v;
+                    }
+                }
+            }
+            (c0, acc)
+        })
+        .collect();
+    for (c0, acc) in blocks {
+        place_columns(out, n, m, c0, &acc);
+    }
+}
+
+/// Writes `block` (M rows of `block.len() / M` values, computed for one range of output
+/// columns) into columns `c0..` of the row-major (M, N) `out`.
+fn place_columns(out: &mut [f32], n: usize, m: usize, c0: usize, block: &[f32]) {
+    let w = block.len() / m.max(1);
+    for (mi, src) in block.chunks(w.max(1)).take(m).enumerate() {
+        out[mi * n + c0..mi * n + c0 + src.len()].copy_from_slice(src);
+    }
+}
+
+/// Column-block width: a multiple of 32 values and of the group size.
+fn block_width(gs: usize, n: usize) -> usize {
+    let unit = gs.max(32);
+    (BLOCK.div_ceil(unit) * unit)
+        .min(n.div_ceil(unit) * unit)
+        .max(unit)
+}
+
+/// out (M, N) = x (M, K) @ W^T for many rows: blocks of W's rows expanded, then gemm.
+fn blocks_t(mat: &Packed, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    let (k, n) = (mat.cols, mat.rows);
+    let lv = Levels::new(mat.spec.mode);
+    let parts: Vec<Result<(usize, Vec<f32>)>> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|bi| {
+            let r0 = bi * BLOCK;
+            let nb = BLOCK.min(n - r0);
+            let mut dense = vec![0f32; nb * k];
+            let mut q = vec![0u32; k];
+            for (i, row) in dense.chunks_mut(k).enumerate() {
+                mat.decode(&lv, r0 + i, 0, row, &mut q);
+            }
+            let mut y = vec![0f32; m * nb];
+            // dense is (nb, K) row-major; as the (K, nb) operand: row stride 1, column K.
+            gemm_into(
+                m,
+                nb,
+                k,
+                (x, k as isize, 1),
+                (&dense, 1, k as isize),
+                &mut y,
+            )?;
+            Ok((r0, y))
+        })
+        .collect();
+    for part in parts {
+        let (r0, y) = part?;
+        place_columns(out, n, m, r0, &y);
+    }
+    Ok(())
+}
+
+/// out (M, N) = x (M, K) @ W for many rows: column blocks of W expanded, then gemm.
+fn blocks_n(mat: &Packed, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    let (k, n) = (mat.rows, mat.cols);
+    let lv = Levels::new(mat.spec.mode);
+    let width = block_width(mat.spec.group_size, n);
+    let parts: Vec<Result<(usize, Vec<f32>)>> = (0..n.div_ceil(width))
+        .into_par_iter()
+        .map(|bi| {
+            let c0 = bi * width;
+            let w = width.min(n - c0);
+            let mut dense = vec![0f32; k * w];
+            let mut q = vec![0u32; w];
+            for (kk, row) in dense.chunks_mut(w).enumerate() {
+                mat.decode(&lv, kk, c0, row, &mut q);
+            }
+            let mut y = vec![0f32; m * w];
+            gemm_into(m, w, k, (x, k as isize, 1), (&dense, w as isize, 1), &mut y)?;
+            Ok((c0, y))
+        })
+        .collect();
+    for part in parts {
+        let (c0, y) = part?;
+        place_columns(out, n, m, c0, &y);
+    }
+    Ok(())
+}
