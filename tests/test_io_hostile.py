@@ -418,9 +418,12 @@ def ok_tensor(g):
     (lambda: G().add_tensor("w", [2**62, 16], 0, 0), "overflows"),
     (lambda: G().add_tensor("w", [2**40], 0, 0), "runs past"),
     (lambda: G().add_tensor("w", [4], 0, 7), "alignment"),
-    (lambda: G().add_tensor("w", [4], 14, 0), "unsupported GGUF tensor type"),
+    (lambda: G().add_tensor("w", [4], 16, 0), "unsupported GGUF tensor type IQ2_XXS"),
+    (lambda: G().add_tensor("w", [4], 99, 0), "unsupported GGUF tensor type 99"),
+    (lambda: G().add_tensor("w", [128], 12, 0), "256-element block"),
     (lambda: G().add_tensor("w", [4], 2, 0), "block"),
     (lambda: G().add_tensor("w", [1] * 100, 0, 0), "dimensions"),
+    (lambda: G().add_tensor("w", [1] * 5, 0, 0), '"w": 5 dimensions'),
     (lambda: G().add_tensor("w", [2**63 + 1], 0, 0), "negative"),
     (lambda: G().add_tensor("w", [4], 0, 0, name_len=2**62), "string length"),
 ])

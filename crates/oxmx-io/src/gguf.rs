@@ -1,5 +1,7 @@
 //! GGUF v2/v3 (little-endian) files: metadata of every value type, F32/F16/BF16/F64 and
-//! integer tensors, and Q4_0/Q4_1/Q8_0 blocks repacked into MLX's affine-quantized layout.
+//! integer tensors, Q4_0/Q4_1/Q8_0 blocks repacked into MLX's affine-quantized layout, and
+//! the other common block types (Q5_0/Q5_1, K-quants, IQ4_NL/IQ4_XS, MXFP4) described here
+//! and decoded to float16 by [`crate::gguf_dequant`].
 //!
 //! Layout: `GGUF`, version u32, tensor count u64, metadata count u64, the metadata
 //! (key string, type u32, value), the tensor infos (name, ndim u32, dims u64 × ndim
@@ -15,7 +17,7 @@
 use crate::dtype::{checked_nbytes, DType};
 use crate::error::{fmt_err, invalid, Result};
 use crate::limits::{
-    GGUF_MAX_ALIGNMENT, GGUF_MAX_ARRAY, GGUF_MAX_KV, GGUF_MAX_STRING, MAX_NAME_LEN, MAX_NDIM,
+    GGUF_MAX_ALIGNMENT, GGUF_MAX_ARRAY, GGUF_MAX_KV, GGUF_MAX_NDIM, GGUF_MAX_STRING, MAX_NAME_LEN,
     MAX_TENSORS,
 };
 use crate::source::{check_range, Source};
@@ -119,20 +121,72 @@ pub enum Value {
     StrArray(Vec<String>),
 }
 
-/// Tensor types oxmx reads and writes.
+/// Tensor types oxmx reads (the plain ones it also writes). Q4_0/Q4_1/Q8_0 load as MLX's
+/// affine triplet; the others marked by [`TensorType::to_f16`] are converted to float16 at
+/// load (see [`crate::gguf_dequant`]), the dtype MLX gives the K-quants it converts.
+#[allow(non_camel_case_types)] // the GGML type names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TensorType {
     F32,
     F16,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+    Q8_K,
+    IQ4_NL,
+    IQ4_XS,
     I8,
     I16,
     I32,
     I64,
     F64,
     BF16,
+    MXFP4,
+}
+
+/// What `from_code` accepts, for error messages.
+pub const SUPPORTED_TYPES: &str =
+    "F32, F16, BF16, F64, I8-I64, Q4_0, Q4_1, Q8_0 (kept quantized), \
+Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS, MXFP4 (converted to float16)";
+
+/// GGML type codes oxmx knows but does not read: the codebook (IQ1/IQ2/IQ3), ternary (TQ)
+/// and rarely stored types. Named in errors so a refusal says what the file holds.
+fn unsupported_name(c: u32) -> Option<&'static str> {
+    Some(match c {
+        9 => "Q8_1",
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        40 => "NVFP4",
+        _ => return None,
+    })
+}
+
+/// The error for a tensor whose type code `from_code` refuses.
+pub fn unsupported_type_message(name: &str, code: u32) -> String {
+    match unsupported_name(code) {
+        Some(t) => format!(
+            "tensor {name:?}: unsupported GGUF tensor type {t} (code {code}); oxmx does not convert \
+the IQ1/IQ2/IQ3 codebook, ternary TQ, Q8_1 or NVFP4 types. It reads {SUPPORTED_TYPES}"
+        ),
+        None => format!(
+            "tensor {name:?}: unsupported GGUF tensor type {code} (not a known GGML type). \
+oxmx reads {SUPPORTED_TYPES}"
+        ),
+    }
 }
 
 impl TensorType {
@@ -142,13 +196,24 @@ impl TensorType {
             1 => TensorType::F16,
             2 => TensorType::Q4_0,
             3 => TensorType::Q4_1,
+            6 => TensorType::Q5_0,
+            7 => TensorType::Q5_1,
             8 => TensorType::Q8_0,
+            10 => TensorType::Q2_K,
+            11 => TensorType::Q3_K,
+            12 => TensorType::Q4_K,
+            13 => TensorType::Q5_K,
+            14 => TensorType::Q6_K,
+            15 => TensorType::Q8_K,
+            20 => TensorType::IQ4_NL,
+            23 => TensorType::IQ4_XS,
             24 => TensorType::I8,
             25 => TensorType::I16,
             26 => TensorType::I32,
             27 => TensorType::I64,
             28 => TensorType::F64,
             30 => TensorType::BF16,
+            39 => TensorType::MXFP4,
             _ => return None,
         })
     }
@@ -158,13 +223,24 @@ impl TensorType {
             TensorType::F16 => 1,
             TensorType::Q4_0 => 2,
             TensorType::Q4_1 => 3,
+            TensorType::Q5_0 => 6,
+            TensorType::Q5_1 => 7,
             TensorType::Q8_0 => 8,
+            TensorType::Q2_K => 10,
+            TensorType::Q3_K => 11,
+            TensorType::Q4_K => 12,
+            TensorType::Q5_K => 13,
+            TensorType::Q6_K => 14,
+            TensorType::Q8_K => 15,
+            TensorType::IQ4_NL => 20,
+            TensorType::IQ4_XS => 23,
             TensorType::I8 => 24,
             TensorType::I16 => 25,
             TensorType::I32 => 26,
             TensorType::I64 => 27,
             TensorType::F64 => 28,
             TensorType::BF16 => 30,
+            TensorType::MXFP4 => 39,
         }
     }
     /// The plain dtype, or `None` for quantized types.
@@ -196,14 +272,27 @@ impl TensorType {
     }
     /// (elements per block, bytes per block)
     pub fn block(self) -> (u64, u64) {
+        use crate::gguf_dequant::QK_K;
+        let qk = QK as u64;
+        let qk_k = QK_K as u64;
         match self {
-            TensorType::Q4_0 => (QK as u64, 18),
-            TensorType::Q4_1 => (QK as u64, 20),
-            TensorType::Q8_0 => (QK as u64, 34),
+            TensorType::Q4_0 | TensorType::IQ4_NL => (qk, 18),
+            TensorType::Q4_1 => (qk, 20),
+            TensorType::Q5_0 => (qk, 22),
+            TensorType::Q5_1 => (qk, 24),
+            TensorType::Q8_0 => (qk, 34),
+            TensorType::MXFP4 => (qk, 17),
+            TensorType::Q2_K => (qk_k, 84),
+            TensorType::Q3_K => (qk_k, 110),
+            TensorType::Q4_K => (qk_k, 144),
+            TensorType::Q5_K => (qk_k, 176),
+            TensorType::Q6_K => (qk_k, 210),
+            TensorType::Q8_K => (qk_k, 292),
+            TensorType::IQ4_XS => (qk_k, 136),
             t => (1, t.dtype().map_or(1, |d| d.size() as u64)),
         }
     }
-    /// Bits per quantized weight (4 or 8) for quantized types.
+    /// Bits per quantized weight (4 or 8) for the types kept as MLX affine triplets.
     pub fn bits(self) -> Option<usize> {
         match self {
             TensorType::Q4_0 | TensorType::Q4_1 => Some(4),
@@ -211,19 +300,34 @@ impl TensorType {
             _ => None,
         }
     }
+    /// Whether the type is converted to float16 at load ([`crate::gguf_dequant`]).
+    pub fn to_f16(self) -> bool {
+        self.dtype().is_none() && self.bits().is_none()
+    }
     pub fn name(self) -> &'static str {
         match self {
             TensorType::F32 => "F32",
             TensorType::F16 => "F16",
             TensorType::Q4_0 => "Q4_0",
             TensorType::Q4_1 => "Q4_1",
+            TensorType::Q5_0 => "Q5_0",
+            TensorType::Q5_1 => "Q5_1",
             TensorType::Q8_0 => "Q8_0",
+            TensorType::Q2_K => "Q2_K",
+            TensorType::Q3_K => "Q3_K",
+            TensorType::Q4_K => "Q4_K",
+            TensorType::Q5_K => "Q5_K",
+            TensorType::Q6_K => "Q6_K",
+            TensorType::Q8_K => "Q8_K",
+            TensorType::IQ4_NL => "IQ4_NL",
+            TensorType::IQ4_XS => "IQ4_XS",
             TensorType::I8 => "I8",
             TensorType::I16 => "I16",
             TensorType::I32 => "I32",
             TensorType::I64 => "I64",
             TensorType::F64 => "F64",
             TensorType::BF16 => "BF16",
+            TensorType::MXFP4 => "MXFP4",
         }
     }
 }
@@ -448,9 +552,9 @@ pub fn read_header(src: &dyn Source) -> Result<Header> {
     for _ in 0..n_tensors {
         let name = r.string(MAX_NAME_LEN, "tensor name")?;
         let nd = u64::from(r.u32()?);
-        if nd > MAX_NDIM as u64 {
+        if nd > GGUF_MAX_NDIM as u64 {
             return Err(fmt_err(format!(
-                "tensor {name:?}: {nd} dimensions (cap {MAX_NDIM})"
+                "tensor {name:?}: {nd} dimensions (GGUF allows at most {GGUF_MAX_NDIM})"
             )));
         }
         let mut ne = Vec::with_capacity(nd as usize);
@@ -462,11 +566,8 @@ pub fn read_header(src: &dyn Source) -> Result<Header> {
             ne.push(d);
         }
         let code = r.u32()?;
-        let tt = TensorType::from_code(code).ok_or_else(|| {
-            fmt_err(format!(
-                "tensor {name:?}: unsupported GGUF tensor type {code} (oxmx reads F32, F16, BF16, F64, I8-I64, Q4_0, Q4_1, Q8_0)"
-            ))
-        })?;
+        let tt = TensorType::from_code(code)
+            .ok_or_else(|| fmt_err(unsupported_type_message(&name, code)))?;
         let off = r.u64()?;
         if !names.insert(name.clone()) {
             return Err(fmt_err(format!("duplicate tensor name {name:?}")));
@@ -690,8 +791,11 @@ pub fn header_bytes(
                 d.name()
             ))
         })?;
-        if shape.len() > MAX_NDIM {
-            return Err(invalid(format!("more than {MAX_NDIM} dimensions")));
+        if shape.len() > GGUF_MAX_NDIM {
+            return Err(invalid(format!(
+                "array {name:?}: {} dimensions (GGUF allows at most {GGUF_MAX_NDIM})",
+                shape.len()
+            )));
         }
         put_str(&mut out, name);
         out.extend_from_slice(&(shape.len() as u32).to_le_bytes());
@@ -728,6 +832,11 @@ pub fn load_vec(src: &dyn Source) -> Result<(Header, Vec<Vec<u8>>)> {
             let mut b = vec![0u8; n / QK * 2];
             repack_quantized(t.ttype, &raw, &mut w, &mut s, &mut b)?;
             out.push(w);
+        } else if t.ttype.to_f16() {
+            let n = usize::try_from(t.nelements).map_err(|_| fmt_err("too large"))?;
+            let mut h16 = vec![0u8; n.checked_mul(2).ok_or_else(|| fmt_err("too large"))?];
+            crate::gguf_dequant::dequantize_f16(t.ttype, &raw, &mut h16)?;
+            out.push(h16);
         } else {
             out.push(raw);
         }

@@ -24,6 +24,7 @@ pub mod crc32;
 pub mod dtype;
 pub mod error;
 pub mod gguf;
+pub mod gguf_dequant;
 pub mod json;
 pub mod limits;
 pub mod npy;

@@ -34,6 +34,10 @@ pub const GGUF_MAX_STRING: u64 = 16 * 1024 * 1024;
 /// Most elements in one GGUF metadata array (tokenizer vocabularies are ~10^5–10^6).
 pub const GGUF_MAX_ARRAY: u64 = 1 << 24;
 
+/// Most dimensions of a GGUF tensor: the format's (and llama.cpp's) limit. MLX's gguflib
+/// allows 8; a file with more than 4 is refused by name on read and never written.
+pub const GGUF_MAX_NDIM: usize = 4;
+
 /// Largest GGUF data alignment (`general.alignment`, a power of two).
 pub const GGUF_MAX_ALIGNMENT: u64 = 1 << 16;
 

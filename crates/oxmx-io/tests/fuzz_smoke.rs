@@ -188,7 +188,36 @@ fn fuzz_gguf() {
     q.extend((0..34).map(|i| i as u8));
     assert!(gguf::load_vec(&SliceSource(&q)).is_ok());
     assert!(gguf::load_vec(&SliceSource(&f)).is_ok());
-    run("gguf", &[f, q], 20000, |b| {
+    // types decoded to float16: a Q4_K, a Q6_K and an IQ4_XS super-block, an MXFP4 block
+    let mut k = gguf::header_bytes(&[], &[]).unwrap().0;
+    k.truncate(24);
+    k[16..24].copy_from_slice(&0u64.to_le_bytes());
+    k[8..16].copy_from_slice(&4u64.to_le_bytes());
+    let ks = [
+        ("q4k", 12u32, 256u64, 144usize),
+        ("q6k", 14, 256, 210),
+        ("iq4", 23, 256, 136),
+        ("fp4", 39, 32, 17),
+    ];
+    let mut off = 0u64;
+    for (name, code, n, bytes) in ks {
+        k.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        k.extend_from_slice(name.as_bytes());
+        k.extend_from_slice(&1u32.to_le_bytes());
+        k.extend_from_slice(&n.to_le_bytes());
+        k.extend_from_slice(&code.to_le_bytes());
+        k.extend_from_slice(&off.to_le_bytes());
+        off = (off + bytes as u64).next_multiple_of(32);
+    }
+    let start = k.len().next_multiple_of(32);
+    let mut off = 0usize;
+    for (_, _, _, bytes) in ks {
+        k.resize(start + off, 0);
+        k.extend((0..bytes).map(|i| (i * 37 % 251) as u8));
+        off = (off + bytes).next_multiple_of(32);
+    }
+    assert!(gguf::load_vec(&SliceSource(&k)).is_ok());
+    run("gguf", &[f, q, k], 20000, |b| {
         let _ = gguf::load_vec(&SliceSource(b));
     });
 }

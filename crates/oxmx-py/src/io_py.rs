@@ -11,7 +11,8 @@ use crate::errors;
 use crate::pyarray::PyArray;
 use oxmx::{ops, Array, ArrayData, Dtype};
 use oxmx_io::{
-    gguf, npy, npz, safetensors, sign, DType, FileSource, RangeSource, SliceSource, Source,
+    gguf, gguf_dequant, npy, npz, safetensors, sign, DType, FileSource, RangeSource, SliceSource,
+    Source,
 };
 use pyo3::exceptions::{
     PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyTypeError,
@@ -271,7 +272,14 @@ fn load_gguf(src: &dyn Source) -> R<(Named, Meta)> {
                 push(&mut out, format!("{prefix}.biases"), b)?;
                 push(&mut out, t.name.clone(), w)?;
             }
-            (None, None) => return Err(fmt(format!("tensor {:?}: unsupported type", t.name))),
+            // the other block types: float16 of the tensor's shape, as MLX loads them
+            (None, None) => {
+                let raw = src.read_vec(t.offset, t.nbytes, "tensor data")?;
+                let a = new_array(t.shape.clone(), DType::F16, |dst| {
+                    Ok(gguf_dequant::dequantize_f16(t.ttype, &raw, dst)?)
+                })?;
+                push(&mut out, t.name.clone(), a)?;
+            }
         }
     }
     let mut meta = Vec::with_capacity(h.metadata.len());

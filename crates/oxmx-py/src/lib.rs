@@ -17,6 +17,7 @@ mod linalg_py;
 mod memory_py;
 mod ops_py;
 mod pyarray;
+mod quant_py;
 mod random;
 mod transforms_py;
 
@@ -42,6 +43,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     transforms_py::register(m)?;
     io_py::register(m)?;
     fast_py::register(m)?;
+    quant_py::register(m)?;
     linalg_py::register(m)?;
     conv_py::register(m)?;
     fft_py::register(m)?;
