@@ -2252,3 +2252,95 @@ def _linalg_norm(d, name):
     if d.flag(0.3):
         kw["keepdims"] = True
     return Call(name, x, **kw)
+
+
+# =============================================================================== quantization
+# (python/oxmx/core/_quantize.py; tests/test_quantize.py has the NumPy reference of MLX's
+# formulas, tests/nn/test_quantized.py the layers)
+_QFORMATS = [("affine", 32, 4), ("affine", 64, 2), ("affine", 64, 3), ("affine", 128, 8), ("affine", 64, 6),
+             ("affine", 32, 5), ("affine", 32, 1), ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4)]
+
+
+def _qweight(d, gs, lead=()):
+    """A float matrix whose rows split into whole groups (finite values: a group holding
+    NaN/Inf is documented as not bit-matched)."""
+    # nvfp4 rows in whole 32-value pairs of groups: MLX 0.32.4's CPU nvfp4 quantize fails
+    # on a 16-wide row (reshape error); oxmx accepts it
+    groups = d.int(1, 3) * (2 if gs == 16 else 1)
+    shape = tuple(lead) + (d.int(1, 4), gs * groups)
+    return d.arr(shape=shape, dtype=d.dtype(FAST_FLOATS), specials=False, views=False)
+
+
+def _qkw(mode, gs, bits):
+    return {"group_size": gs, "bits": bits, "mode": mode}
+
+
+@spec("quantize", exact=True)
+def _quantize(d, name):
+    mode, gs, bits = d.one(_QFORMATS)
+    return Call(name, _qweight(d, gs), **_qkw(mode, gs, bits))
+
+
+@spec("dequantize", exact=True)
+def _dequantize(d, name):
+    mode, gs, bits = d.one(_QFORMATS)
+    kw = _qkw(mode, gs, bits)
+    return Call(lambda m, w: m.dequantize(*m.quantize(w, **kw), **kw), _qweight(d, gs))
+
+
+# sums of up to 384 products in another order: absolute tolerance on the output's scale
+@spec("quantized_matmul", rtol=1e-4, atol=1e-3)
+def _quantized_matmul(d, name):
+    mode, gs, bits = d.one(_QFORMATS)
+    kw = _qkw(mode, gs, bits)
+    transpose = d.flag(0.7)
+    w = _qweight(d, gs)
+    rows, cols = w.data.shape
+    k = cols if transpose else rows
+    # float32 x: MLX's CPU build accumulates half-precision products in half precision
+    x = d.arr(shape=(d.int(1, 3), k), dtype="float32", specials=False, views=True)
+    return Call(lambda m, x, w: m.quantized_matmul(x, *m.quantize(w, **kw), transpose=transpose, **kw), x, w)
+
+
+@spec("gather_qmm", rtol=1e-4, atol=1e-3)
+def _gather_qmm(d, name):
+    mode, gs, bits = d.one(_QFORMATS)
+    kw = _qkw(mode, gs, bits)
+    experts = d.int(1, 3)
+    w = _qweight(d, gs, lead=(experts,))
+    n_rows, k = w.data.shape[1:]
+    x = d.arr(shape=(2, 1, k), dtype="float32", specials=False, views=False)
+    idx = A(d.rng.integers(0, experts, size=(2,)).astype(np.uint32), "uint32")
+    return Call(lambda m, x, w, i: m.gather_qmm(x, *m.quantize(w, **kw), rhs_indices=i, **kw), x, w, idx)
+
+
+def _qq_product(m, x, w, mode):
+    """qqmm; for real MLX, whose CPU build has no qqmm yet, its own fake-quantized product."""
+    if m.__name__.startswith("mlx"):
+        fq = lambda a: m.dequantize(*m.quantize(a, mode=mode), mode=mode, dtype=m.float32)
+        return m.matmul(fq(x), m.swapaxes(fq(w), -1, -2)).astype(x.dtype)
+    return m.qqmm(x, w, mode=mode)
+
+
+@spec("qqmm", "gather_qqmm", rtol=1e-4, atol=1e-3)
+def _qqmm(d, name):
+    mode = d.one(["nvfp4", "mxfp8"])
+    k = 32 * d.int(1, 3)
+    x = d.arr(shape=(d.int(1, 3), k), dtype="float32", specials=False, views=False)
+    w = d.arr(shape=(d.int(1, 4), k), dtype="float32", specials=False, views=False)
+    if name == "gather_qqmm":
+        return Call(lambda m, x, w: _qq_product(m, x, w, mode) if m.__name__.startswith("mlx")
+                    else m.gather_qqmm(x, w, mode=mode), x, w)
+    return Call(lambda m, x, w: _qq_product(m, x, w, mode), x, w)
+
+
+@spec("to_fp8", exact=True)
+def _to_fp8(d, name):
+    return Call(name, d.arr(dtype=d.dtype(FAST_FLOATS), specials=True))
+
+
+@spec("from_fp8", exact=True)
+def _from_fp8(d, name):
+    codes = A(d.rng.integers(0, 256, size=d.shape()).astype(np.uint8), "uint8")
+    dt = d.one([None, "float32", "float16", "bfloat16"])
+    return Call(name, codes) if dt is None else Call(name, codes, dtype=D(dt))

@@ -10,6 +10,15 @@ harness (tests/transform_harness.py), in float64:
 here and no entry in ``NOT_DIFFERENTIABLE``; ``test_every_loss_is_covered`` does the same
 for the losses. Layers over ``mx.fast`` kernels are checked the same way (their rules
 come from the composite formulas).
+
+The quantized layers run in float32 (``quantized_matmul`` has no float64 kernel, like
+MLX's, whose CPU build returns zeros in float64): their inputs and float parameters are
+cast to float32 inside the op and the outputs back to float64, with finite differences
+over a large step (the layers are linear in their inputs and in their scales, biases and
+bias, so the step adds no truncation error, only float32 rounding). ``QQLinear``'s
+gradients are straight-through by design (the derivative of its quantization is zero
+almost everywhere), so finite differences cannot check them: ``test_straight_through``
+compares them with those of the product of the fake-quantized operands instead.
 """
 
 import inspect
@@ -26,14 +35,12 @@ from transform_harness import Op, _flat_outputs, check_vjp_jvp, check_vmap
 # Layer classes with no differentiable forward to check here.
 NOT_DIFFERENTIABLE = {
     "Module": "the abstract base class: it has no forward",
-    "QuantizedLinear": "needs mx.quantize, issue #13",
-    "QuantizedEmbedding": "needs mx.quantize, issue #13",
-    "QQLinear": "needs mx.quantize, issue #13",
-    "QuantizedAllToShardedLinear": "needs mx.quantize, issue #13",
-    "QuantizedShardedToAllLinear": "needs mx.quantize, issue #13",
 }
 
 F64 = mx.float64
+# float32 cases (the quantized layers): finite differences over a large step, float32
+# rounding in every tolerance
+F32 = {"dtype": mx.float32, "eps": 0.05, "rtol": 2e-4, "atol": 2e-5, "consistency": 2e-6}
 
 
 class Case:
@@ -42,22 +49,31 @@ class Case:
     it (default: ``layer(*inputs)``). ``mode`` is "train" or "eval" (default: the
     module's own)."""
 
-    def __init__(self, name, build, args, call=None, mode=None):
+    def __init__(self, name, build, args, call=None, mode=None, dtype=F64, straight_through=False, **tolerances):
         self.name, self.build, self.args, self.mode = name, build, args, mode
+        self.dtype, self.straight_through, self.tolerances = dtype, straight_through, tolerances
         self.call = call or (lambda layer, *xs: layer(*xs))
 
     def layer(self):
         mx.random.seed(0)
         layer = self.build()
-        layer.set_dtype(F64)
+        layer.set_dtype(self.dtype)
         if self.mode == "train":
             layer.train()
         elif self.mode == "eval":
             layer.eval()
         return layer
 
+    def run(self, layer, *xs):
+        """``call`` with the float64 inputs cast to the case's dtype and the outputs cast
+        back to float64."""
+        out = self.call(layer, *[x.astype(self.dtype) for x in xs])
+        if isinstance(out, (list, tuple)):
+            return type(out)(o.astype(F64) for o in out)
+        return out.astype(F64)
+
     def input_op(self, layer):
-        return Op(f"{self.name}/input", lambda *xs: self.call(layer, *xs), self.args)
+        return Op(f"{self.name}/input", lambda *xs: self.run(layer, *xs), self.args, **self.tolerances)
 
     def __repr__(self):
         return self.name
@@ -71,18 +87,21 @@ class ParamOp(Op):
 
     def __init__(self, case, layer, xs):
         flat = tree_flatten(layer.trainable_parameters())
+        self.xs = xs
         self.keys = [k for k, _ in flat]
         self.values = [v for _, v in flat]
 
         def fn(*ps):
             saved = layer.trainable_parameters()
-            layer.update(tree_unflatten(list(zip(self.keys, ps))))
+            layer.update(tree_unflatten([(k, p.astype(v.dtype)) for k, p, v in zip(self.keys, ps, self.values)]))
             try:
-                return case.call(layer, *xs)
+                return case.run(layer, *xs)
             finally:
                 layer.update(saved)
 
-        super().__init__(f"{case.name}/params", fn, [(v.shape, "any") for v in self.values], vmap=False)
+        super().__init__(
+            f"{case.name}/params", fn, [(v.shape, "any") for v in self.values], vmap=False, **case.tolerances
+        )
 
     def make(self, rng, dtype=np.float64):
         return [v + mx.array(0.1 * rng.standard_normal(v.shape), dtype=F64) for v in self.values]
@@ -112,6 +131,33 @@ CASES = [
     C("AllToShardedLinear", lambda: nn.AllToShardedLinear(4, 3), [((2, 4), "any")]),
     C("ShardedToAllLinear", lambda: nn.ShardedToAllLinear(4, 3, bias=False), [((2, 4), "any")]),
     C("FullyShardedModule", lambda: nn.FullyShardedModule(nn.Sequential(nn.Linear(4, 3), nn.GELU())), [((2, 4), "any")]),
+    # ---------------------------------------------------------------- quantized (float32)
+    C("QuantizedLinear", lambda: nn.QuantizedLinear(64, 3, group_size=32, bits=4), [((2, 64), "any")], **F32),
+    C("QuantizedLinear-nobias-mxfp4-unbatched", lambda: nn.QuantizedLinear(64, 3, bias=False, mode="mxfp4"),
+      [((64,), "any")], **F32),
+    C("QuantizedLinear-nvfp4", lambda: nn.QuantizedLinear(32, 3, mode="nvfp4"), [((2, 1, 32), "any")], **F32),
+    C("QuantizedLinear-mxfp8", lambda: nn.QuantizedLinear(64, 2, mode="mxfp8"), [((3, 64), "any")], **F32),
+    # scales, biases and bias made trainable (the packed weight stays frozen)
+    C("QuantizedLinear-unfrozen-8bit", lambda: nn.QuantizedLinear(64, 3, group_size=32, bits=8).unfreeze(
+        keys=["scales", "biases", "bias"]), [((2, 64), "any")], **F32),
+    # as in MLX, from_linear leaves the copied bias trainable
+    C("QuantizedLinear-from_linear-3bit", lambda: nn.Linear(64, 3).to_quantized(group_size=32, bits=3),
+      [((2, 64), "any")], **F32),
+    C("QuantizedEmbedding", lambda: nn.QuantizedEmbedding(5, 64, group_size=32), [], call=lambda m: m(TOKENS), **F32),
+    C("QuantizedEmbedding-unfrozen", lambda: nn.QuantizedEmbedding(5, 64, group_size=32, bits=6).unfreeze(
+        keys=["scales", "biases"]), [], call=lambda m: m(TOKENS), **F32),
+    C("QuantizedEmbedding-as_linear", lambda: nn.QuantizedEmbedding(5, 64), [((2, 64), "any")],
+      call=lambda m, x: m.as_linear(x), **F32),
+    C("QuantizedEmbedding-as_linear-mxfp4", lambda: nn.QuantizedEmbedding(5, 64, mode="mxfp4"), [((64,), "any")],
+      call=lambda m, x: m.as_linear(x), **F32),
+    C("QuantizedAllToShardedLinear", lambda: nn.QuantizedAllToShardedLinear(64, 3, group_size=32), [((2, 64), "any")],
+      **F32),
+    C("QuantizedShardedToAllLinear", lambda: nn.QuantizedShardedToAllLinear(64, 3, bias=False, bits=8),
+      [((2, 64), "any")], **F32),
+    C("QQLinear-train", lambda: nn.QQLinear(32, 3), [((2, 32), "any")], mode="train", straight_through=True, **F32),
+    C("QQLinear-train-mxfp8", lambda: nn.QQLinear(64, 2, mode="mxfp8"), [((3, 64), "any")], mode="train",
+      straight_through=True, **F32),
+    C("QQLinear-eval", lambda: nn.QQLinear(32, 3), [((2, 1, 32), "any")], mode="eval", straight_through=True, **F32),
     # ---------------------------------------------------------------- convolutions
     C("Conv1d", lambda: nn.Conv1d(2, 4, 3, stride=2, padding=1, groups=2), [((2, 7, 2), "any")]),
     C("Conv1d-dilation-nobias", lambda: nn.Conv1d(3, 2, 2, dilation=2, bias=False), [((1, 6, 3), "any")]),
@@ -226,7 +272,7 @@ def assert_every_input_matters(op, rng):
     assert not zero, f"{op}: inputs {zero} have an all-zero gradient"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.args], ids=repr)
+@pytest.mark.parametrize("case", [c for c in CASES if c.args and not c.straight_through], ids=repr)
 def test_input_vjp_jvp(case):
     op = case.input_op(case.layer())
     if case.name != "Step":  # its derivative is zero wherever it exists
@@ -243,7 +289,7 @@ def has_parameters(case):
     return bool(tree_flatten(case.layer().trainable_parameters()))
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if has_parameters(c)], ids=repr)
+@pytest.mark.parametrize("case", [c for c in CASES if has_parameters(c) and not c.straight_through], ids=repr)
 def test_parameter_vjp_jvp(case):
     op, layer = param_op(case)
     before = [id(v) for v in op.values]
@@ -256,6 +302,45 @@ def test_parameter_vjp_jvp(case):
 @pytest.mark.parametrize("case", [c for c in CASES if c.args], ids=repr)
 def test_vmap_matches_loop(case):
     check_vmap(case.input_op(case.layer()), np.random.default_rng(4), batch=2)
+
+
+def fake_quantized(a, layer):
+    """``dequantize(quantize(a))`` in ``layer``'s format (float32): what QQLinear multiplies."""
+    q, s = mx.quantize(a, layer.group_size, layer.bits, mode=layer.mode)
+    return mx.dequantize(q, s, group_size=layer.group_size, bits=layer.bits, mode=layer.mode, dtype=mx.float32)
+
+
+def assert_same_vjp_jvp(op, surrogate, rng):
+    """``op`` has the vjp and jvp of ``surrogate`` (a differentiable function of the same
+    float64 inputs; its values may differ)."""
+    xs = op.make(rng)
+    f, g = (lambda *a: _flat_outputs(op(*a))), (lambda *a: _flat_outputs(surrogate(*a)))
+    us = [mx.array(rng.standard_normal(o.shape), dtype=F64) for o in f(*xs)]
+    vs = [mx.array(rng.standard_normal(x.shape), dtype=F64) for x in xs]
+    (_, grads), (_, want_grads) = mx.vjp(f, xs, us), mx.vjp(g, xs, us)
+    (_, tans), (_, want_tans) = mx.jvp(f, xs, vs), mx.jvp(g, xs, vs)
+    for got, want in zip(grads + tans, want_grads + want_tans):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5, atol=1e-5, err_msg=str(op))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.straight_through], ids=repr)
+def test_straight_through(case):
+    """QQLinear: the gradient with respect to x is that of ``x @ fq(W).T`` and (training,
+    with a float weight) the one with respect to W that of ``fq(x) @ W.T``, where ``fq``
+    fake-quantizes, as if the quantization were the identity. (Its vmap is checked with
+    the other layers'; in evaluation mode its parameters are the packed weight and scales,
+    integers with no gradient.)"""
+    layer = case.layer()
+    rng = np.random.default_rng(7)
+    w = fake_quantized(layer.weight, layer) if layer.training else mx.dequantize(
+        layer.weight, layer.scales, group_size=layer.group_size, bits=layer.bits, mode=layer.mode, dtype=mx.float32)
+    op = case.input_op(layer)
+    assert_same_vjp_jvp(op, lambda x: (x.astype(mx.float32) @ w.T).astype(F64), rng)
+    if layer.training:
+        op, _ = param_op(case)
+        xq = fake_quantized(op.xs[0].astype(mx.float32), layer)
+        assert_same_vjp_jvp(op, lambda v: (xq @ v.astype(mx.float32).T).astype(F64), rng)
 
 
 class WrongWeightGradient(nn.Linear):
@@ -276,6 +361,35 @@ class WrongWeightGradient(nn.Linear):
 
 def test_the_checks_catch_a_wrong_gradient():
     case = Case("WrongWeightGradient", lambda: WrongWeightGradient(3, 2, bias=False), [((2, 3), "any")])
+    check_vjp_jvp(case.input_op(case.layer()), np.random.default_rng(1))  # right for the input
+    op, _ = param_op(case)
+    with pytest.raises(AssertionError, match="finite differences"):
+        check_vjp_jvp(op, np.random.default_rng(3))
+
+
+class WrongScalesGradient(nn.QuantizedLinear):
+    """A QuantizedLinear whose custom vjp is 1% off for the scales."""
+
+    def __call__(self, x):
+        def qmm(x, s, b):
+            return mx.quantized_matmul(x, self["weight"], s, b, group_size=self.group_size, bits=self.bits)
+
+        @mx.custom_function
+        def f(x, s, b):
+            return qmm(x, s, b)
+
+        @f.vjp
+        def f_vjp(primals, cotangent, output):
+            _, (gx, gs, gb) = mx.vjp(qmm, list(primals), [cotangent])
+            return gx, 1.01 * gs, gb
+
+        return f(x, self["scales"], self["biases"])
+
+
+def test_the_float32_checks_catch_a_wrong_gradient():
+    """The float32 tolerances (F32) still see a 1% error."""
+    build = lambda: WrongScalesGradient(64, 3, bias=False, group_size=32).unfreeze(keys=["scales", "biases"])  # noqa: E731
+    case = Case("WrongScalesGradient", build, [((2, 64), "any")], **F32)
     check_vjp_jvp(case.input_op(case.layer()), np.random.default_rng(1))  # right for the input
     op, _ = param_op(case)
     with pytest.raises(AssertionError, match="finite differences"):

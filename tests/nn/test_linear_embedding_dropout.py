@@ -1,4 +1,5 @@
-"""Linear, Bilinear, Identity, Sequential, Embedding, Dropout*, and the quantized layers.
+"""Linear, Bilinear, Identity, Sequential, Embedding, Dropout* (the quantized layers are
+in test_quantized.py).
 
 Values are compared with NumPy formulas, with real MLX given the same weights (and, as
 oxmx's random numbers match MLX's bit for bit, with MLX's own initialisation under the
@@ -341,65 +342,3 @@ def test_dropout_gradient_is_the_scaled_mask():
     mx.random.seed(17)
     g = np.array(mx.grad(lambda v: d(v).sum())(x))
     np.testing.assert_allclose(g, (y != 0) / 0.75, rtol=1e-6)
-
-
-# ---------------------------------------------------------------- quantized layers
-ISSUE13 = r"needs mx\.quantize, which lands with issue #13"
-
-
-def test_quantized_layers_need_core_quantize():
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedLinear\] " + ISSUE13):
-        nn.QuantizedLinear(64, 8)
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedLinear\] " + ISSUE13):
-        nn.QuantizedLinear.from_linear(nn.Linear(64, 8))
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedLinear\] " + ISSUE13):
-        nn.Linear(64, 8).to_quantized(group_size=32, bits=8)
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedEmbedding\] " + ISSUE13):
-        nn.Embedding(10, 64).to_quantized()
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedLinear\] " + ISSUE13):
-        nn.quantize(nn.Sequential(nn.Linear(64, 8)))
-
-
-def test_quantized_argument_errors():
-    with pytest.raises(ValueError, match=r"\[QuantizedLinear\] Invalid quantization mode 'bogus'"):
-        nn.QuantizedLinear(64, 8, mode="bogus")
-    with pytest.raises(ValueError, match=r"\[QQLinear\] .* only supported for 'nvfp4' and 'mxfp8' modes, got affine"):
-        nn.QQLinear(64, 8, mode="affine")
-    with pytest.raises(ValueError, match=r"\[Linear.to_quantized\] .*got affine"):
-        nn.Linear(64, 8, bias=False).to_quantized(quantize_input=True)
-    with pytest.raises(ValueError, match=r"\[Embedding.to_quantized\] Quantized input is not supported"):
-        nn.Embedding(10, 64).to_quantized(quantize_input=True)
-    with pytest.raises(NotImplementedError, match=r"\[QQLinear\] QQLinear does not support bias yet"):
-        nn.QQLinear.from_linear(nn.Linear(64, 8))
-
-
-def test_qqlinear_keeps_full_precision_weight_while_training():
-    mlx_core, mlx_nn = mlx_pair()
-    mx.random.seed(18)
-    mlx_core.random.seed(18)
-    ours, theirs = nn.QQLinear(64, 8), mlx_nn.QQLinear(64, 8)
-    np.testing.assert_array_equal(np.array(ours.weight), np.array(theirs.weight))
-    assert repr(ours) == repr(theirs) and list(ours.trainable_parameters()) == ["weight"]
-    with pytest.raises(NotImplementedError, match=r"\[QQLinear\] needs mx\.qqmm, which lands with issue #13"):
-        ours(mx.ones((2, 64)))
-    with pytest.raises(NotImplementedError, match=r"\[QQLinear\] needs mx\.quantize"):
-        nn.Sequential(ours).eval()  # evaluation mode stores the weight quantized
-    lin = nn.Linear(64, 8, bias=False)
-    qq = lin.to_quantized(mode="mxfp8", quantize_input=True)
-    assert isinstance(qq, nn.QQLinear) and qq.weight is lin.weight and (qq.group_size, qq.bits) == (32, 8)
-
-
-def test_quantize_without_quantizable_layers_is_a_no_op():
-    model = nn.Sequential(nn.Identity(), nn.Dropout(0.1), nn.Sequential(nn.Identity()))
-    layers = list(model.layers)
-    assert nn.quantize(model) is None
-    assert model.layers == layers
-    lin = nn.Linear(64, 8)
-    model = nn.Sequential(lin, nn.Identity())
-    nn.quantize(model, class_predicate=lambda path, m: False)
-    assert model.layers[0] is lin
-    with pytest.raises(ValueError, match=r"\[quantize\] Unable to quantize model of type .*Identity"):
-        nn.quantize(model, class_predicate=lambda path, m: path == "layers.1")
-    seen = []
-    nn.quantize(model, class_predicate=lambda path, m: seen.append((path, type(m).__name__)) and False)
-    assert seen == [("layers.0", "Linear"), ("layers.1", "Identity")]

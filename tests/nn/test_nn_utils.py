@@ -242,11 +242,60 @@ def test_shard_errors_and_shard_inplace():
         shard_inplace(lin, "nope")
 
 
-def test_quantized_sharded_layers_need_core_quantize():
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedAllToShardedLinear\] needs mx\.quantize, which lands with issue #13"):
-        nn.QuantizedAllToShardedLinear(64, 8)
-    with pytest.raises(NotImplementedError, match=r"\[QuantizedShardedToAllLinear\] needs mx\.quantize"):
-        nn.QuantizedShardedToAllLinear(64, 8, group_size=32, bits=8)
+def _params(module, core, flatten):
+    """(name, dtype name, NumPy value) of every parameter; floats through float32."""
+    return [(k, str(v.dtype).rsplit(".", 1)[-1],
+             np.array(v.astype(core.float32)) if core.issubdtype(v.dtype, core.floating) else np.array(v))
+            for k, v in flatten(module.parameters())]
+
+
+def _trainable(module, flatten):
+    return [k for k, _ in flatten(module.trainable_parameters())]
+
+
+@pytest.mark.parametrize("kind", ["QuantizedAllToShardedLinear", "QuantizedShardedToAllLinear"])
+@pytest.mark.parametrize("bias, group_size, bits, mode", [(True, 64, 4, "affine"), (False, 32, 8, "affine"),
+                                                          (True, 32, 4, "mxfp4"), (True, 16, 4, "nvfp4")])
+def test_quantized_sharded_layers_match_mlx_on_one_process(kind, bias, group_size, bits, mode):
+    """Built from the same seed, or by shard_linear from the same QuantizedLinear: the
+    packed parameters are MLX's bit for bit, the output MLX's (and the unsharded layer's),
+    and the parameters stay frozen through the layer's own unfreeze, as in MLX."""
+    mlx_core = pytest.importorskip("mlx.core")
+    import mlx.nn as mlx_nn
+    from mlx.nn.layers.distributed import shard_linear as mlx_shard_linear
+    from mlx.utils import tree_flatten as mlx_tree_flatten
+
+    mx.random.seed(31)
+    mlx_core.random.seed(31)
+    ours = getattr(nn, kind)(128, 24, bias, group_size, bits, mode)
+    theirs = getattr(mlx_nn, kind)(128, 24, bias, group_size, bits, mode)
+    x = np.random.default_rng(32).standard_normal((3, 128)).astype(np.float32)
+    sharding = "all-to-sharded" if "AllToSharded" in kind else "sharded-to-all"
+    for build in ("init", "shard_linear"):
+        if build == "shard_linear":
+            their_lin, lin = mlx_nn.Linear(128, 24, bias=bias), nn.Linear(128, 24, bias=bias)
+            lin.load_weights([(k, mx.array(np.array(v))) for k, v in mlx_tree_flatten(their_lin.parameters())])
+            q, their_q = lin.to_quantized(group_size, bits, mode), their_lin.to_quantized(group_size, bits, mode)
+            ours, theirs = shard_linear(q, sharding), mlx_shard_linear(their_q, sharding)
+            np.testing.assert_allclose(np.array(ours(mx.array(x))), np.array(q(mx.array(x))), rtol=1e-6, atol=1e-6)
+        assert type(ours).__name__ == type(theirs).__name__ == kind
+        assert repr(ours) == repr(theirs)
+        got, want = _params(ours, mx, tree_flatten), _params(theirs, mlx_core, mlx_tree_flatten)
+        assert [(k, d) for k, d, _ in got] == [(k, d) for k, d, _ in want]
+        for (k, _, a), (_, _, b) in zip(got, want):
+            np.testing.assert_array_equal(a, b, err_msg=k)
+        y, r = np.array(ours(mx.array(x))), np.array(theirs(mlx_core.array(x)))
+        np.testing.assert_allclose(y, r, rtol=1e-5, atol=1e-5 * np.abs(r).max())
+        assert _trainable(ours, tree_flatten) == _trainable(theirs, mlx_tree_flatten) == []
+        for layer, flatten in ((ours, tree_flatten), (theirs, mlx_tree_flatten)):
+            layer.unfreeze()  # the layer's own parameters stay frozen
+            assert _trainable(layer, flatten) == []
+            layer.unfreeze(keys=["bias"])
+            assert _trainable(layer, flatten) == []
+        wrapped, their_wrapped = nn.Sequential(ours), mlx_nn.Sequential(theirs)
+        wrapped.unfreeze()  # a parent's unfreeze reaches them
+        their_wrapped.unfreeze()
+        assert _trainable(wrapped, tree_flatten) == _trainable(their_wrapped, mlx_tree_flatten) != []
 
 
 def test_fully_sharded_module_on_one_process():

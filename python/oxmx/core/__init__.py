@@ -15,6 +15,7 @@ from ._device import stream, StreamContext  # noqa: F401
 from ._missing import *  # noqa: F401,F403
 from ._conv import conv1d, conv2d, conv3d, conv_general, conv_transpose1d, conv_transpose2d, conv_transpose3d, convolve  # noqa: F401
 from ._einsum import einsum, einsum_path  # noqa: F401
+from ._quantize import quantize, dequantize, quantized_matmul, gather_qmm, qqmm, gather_qqmm, to_fp8, from_fp8  # noqa: F401
 from ._matmul_variants import block_masked_mm, gather_mm, segmented_mm, hadamard_transform, depends  # noqa: F401
 from ._api_types import ArrayAt, ArrayLike  # noqa: F401
 from ._io import load, save, savez, savez_compressed, save_safetensors, save_gguf  # noqa: F401

@@ -14,10 +14,8 @@ def _not_yet(name, issue):
 
 
 _PLANNED = {
-    # quantization (issue #13) and export (issue #14)
-    "quantize": 13, "dequantize": 13,
-    "quantized_matmul": 13, "gather_qmm": 13, "qqmm": 13, "gather_qqmm": 13, "to_fp8": 13,
-    "from_fp8": 13, "export_function": 14, "import_function": 14, "exporter": 14, "export_to_dot": 14,
+    # export (issue #14)
+    "export_function": 14, "import_function": 14, "exporter": 14, "export_to_dot": 14,
 }
 
 for _name, _issue in _PLANNED.items():

@@ -15,7 +15,7 @@ from oxmx.utils import tree_flatten, tree_map_with_path
 
 from .base import Module
 from .linear import Linear, _check_features
-from .quantized import QuantizedLinear, _core, _init_quantized_linear, _quantized_biases, _quantized_linear_repr, _unpacked_dims
+from .quantized import QuantizedLinear, _init_quantized_linear, _quantized_biases, _quantized_linear_repr, _unpacked_dims
 
 __all__ = [
     "AllToShardedLinear",
@@ -162,8 +162,14 @@ class _QuantizedSharded(Module):
     def _extra_repr(self):
         return _quantized_linear_repr(self)
 
+    def unfreeze(self, *, recurse: bool = True, keys=None, strict: bool = False) -> Module:
+        """As in MLX, unfreezing this layer itself leaves its own parameters frozen (only
+        submodules are unfrozen); a parent's ``unfreeze`` still reaches them."""
+        super().unfreeze(recurse=recurse, keys=keys, strict=strict)
+        return self.freeze(recurse=False)
+
     def __call__(self, x):
-        y = _core(type(self).__name__, "quantized_matmul")(
+        y = mx.quantized_matmul(
             x,
             self["weight"],
             scales=self["scales"],

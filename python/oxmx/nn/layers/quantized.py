@@ -1,54 +1,36 @@
 """Quantized layers (MLX's ``QuantizedLinear``, ``QuantizedEmbedding``, ``QQLinear``) and
 ``quantize``, which swaps the quantizable leaves of a model for them.
 
-The arithmetic is ``mx.quantize``/``mx.dequantize``/``mx.quantized_matmul``/``mx.qqmm``;
-until oxmx.core provides them (issue #13) every call that needs one raises a
-``NotImplementedError`` naming the layer and the missing function.
+The arithmetic is ``mx.quantize``/``mx.dequantize``/``mx.quantized_matmul``/``mx.qqmm``,
+whose packed weights, scales and biases are bit-identical to MLX's, so a quantized model's
+weights load into either framework.
 """
 
 import math
 from typing import Callable, Optional, Union
 
 import oxmx.core as mx
+from oxmx.core._quantize import mode_defaults
 from oxmx.utils import tree_map_with_path
 
 from .base import Module
 
 __all__ = ["QuantizedLinear", "QuantizedEmbedding", "QQLinear", "quantize"]
 
-# Default (group_size, bits) per quantization mode, as documented for mx.quantize.
-_MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
+_MODES = ("affine", "mxfp4", "nvfp4", "mxfp8")
 
 
 def _resolve(layer, mode, group_size, bits):
     """``(group_size, bits)`` with ``None`` replaced by the mode's default."""
-    if mode not in _MODE_DEFAULTS:
-        raise ValueError(
-            f"[{layer}] Invalid quantization mode {mode!r}. Valid modes are: " + ", ".join(_MODE_DEFAULTS) + "."
-        )
-    default_group, default_bits = _MODE_DEFAULTS[mode]
+    if mode not in _MODES:
+        raise ValueError(f"[{layer}] Invalid quantization mode {mode!r}. Valid modes are: " + ", ".join(_MODES) + ".")
+    default_group, default_bits = mode_defaults(mode, layer)
     return (default_group if group_size is None else group_size, default_bits if bits is None else bits)
-
-
-def _core(layer, name):
-    """``mx.<name>``, turning oxmx.core's 'not implemented yet' stub into an error that
-    names ``layer``; once the op exists it is called unchanged."""
-    op = getattr(mx, name)
-
-    def call(*args, **kwargs):
-        try:
-            return op(*args, **kwargs)
-        except NotImplementedError as exc:
-            if "not implemented yet in oxmx" not in str(exc):
-                raise
-            raise NotImplementedError(f"[{layer}] needs mx.{name}, which lands with issue #13") from exc
-
-    return call
 
 
 def _store_quantized(layer, weight):
     """Quantize ``weight`` into ``layer.weight``/``scales`` (and ``biases`` for affine)."""
-    quantized = _core(type(layer).__name__, "quantize")(weight, layer.group_size, layer.bits, mode=layer.mode)
+    quantized = mx.quantize(weight, layer.group_size, layer.bits, mode=layer.mode)
     layer.weight, layer.scales, *biases = quantized
     layer.biases = biases[0] if biases else None
 
@@ -110,7 +92,7 @@ class QuantizedLinear(Module):
         return _quantized_linear_repr(self)
 
     def __call__(self, x):
-        y = _core("QuantizedLinear", "quantized_matmul")(
+        y = mx.quantized_matmul(
             x,
             self["weight"],
             scales=self["scales"],
@@ -128,13 +110,15 @@ class QuantizedLinear(Module):
     def from_linear(
         cls, linear_layer: Module, group_size: Optional[int] = None, bits: Optional[int] = None, mode: str = "affine"
     ):
-        """A ``QuantizedLinear`` holding the quantized weight (and the bias) of ``linear_layer``."""
+        """A ``QuantizedLinear`` holding the quantized weight (and the bias) of ``linear_layer``:
+        the quantized parameters are frozen, the bias (the same array) stays trainable, as in MLX."""
         output_dims, input_dims = linear_layer.weight.shape
         layer = cls(input_dims, output_dims, False, group_size, bits, mode=mode)
         _store_quantized(layer, linear_layer.weight)
         if "bias" in linear_layer:
+            # set after the constructor's freeze: as in MLX, the bias stays trainable
             layer.bias = linear_layer.bias
-        return layer.freeze()
+        return layer
 
 
 class QuantizedEmbedding(Module):
@@ -171,7 +155,7 @@ class QuantizedEmbedding(Module):
     def __call__(self, x):
         flat = x.flatten()
         biases = _quantized_biases(self)
-        rows = _core("QuantizedEmbedding", "dequantize")(
+        rows = mx.dequantize(
             self["weight"][flat],
             scales=self["scales"][flat],
             biases=None if biases is None else biases[flat],
@@ -183,7 +167,7 @@ class QuantizedEmbedding(Module):
 
     def as_linear(self, x):
         """``x @ dequantized_weight.T``: the table as a tied output projection."""
-        return _core("QuantizedEmbedding", "quantized_matmul")(
+        return mx.quantized_matmul(
             x,
             self["weight"],
             scales=self["scales"],
@@ -250,7 +234,7 @@ class QQLinear(Module):
     def quantize(self):
         """Store the weight quantized (no-op if it already is)."""
         if not self._quantized:
-            self.weight, self.scales = _core("QQLinear", "quantize")(
+            self.weight, self.scales = mx.quantize(
                 self["weight"], self.group_size, self.bits, mode=self.mode
             )
             self._quantized = True
@@ -258,7 +242,7 @@ class QQLinear(Module):
     def dequantize(self):
         """Store the weight in full precision again (no-op if it already is)."""
         if self._quantized:
-            self.weight = _core("QQLinear", "dequantize")(
+            self.weight = mx.dequantize(
                 self["weight"], scales=self["scales"], group_size=self.group_size, bits=self.bits, mode=self.mode
             )
             del self.scales
@@ -272,7 +256,7 @@ class QQLinear(Module):
             self.quantize()
 
     def __call__(self, x):
-        return _core("QQLinear", "qqmm")(
+        return mx.qqmm(
             x,
             self["weight"],
             scales=self["scales"] if self._quantized else None,
@@ -308,8 +292,9 @@ def quantize(
     with their ``to_quantized(...)`` version.
 
     ``class_predicate(path, module)`` returns ``False``, ``True`` or a dict of keyword
-    arguments for ``to_quantized`` (overriding ``group_size``/``bits``/``mode``/
-    ``quantize_input``). By default every layer with a ``to_quantized`` method
+    arguments for ``to_quantized``, used instead of ``group_size``/``bits``/``mode``/
+    ``quantize_input`` (as in MLX, those are not merged in). A layer whose input size is
+    not divisible by the group size raises (MLX does not skip it). By default every layer with a ``to_quantized`` method
     (``Linear``, ``Embedding``) is quantized; a model with none is left unchanged.
     """
     if class_predicate is None:
@@ -321,10 +306,11 @@ def quantize(
             return module
         if not hasattr(module, "to_quantized"):
             raise ValueError(f"[quantize] Unable to quantize model of type {type(module)}")
-        kwargs = {"group_size": group_size, "bits": bits, "mode": mode, "quantize_input": quantize_input}
         if isinstance(choice, dict):
-            kwargs.update(choice)
-        return module.to_quantized(**kwargs)
+            # as in MLX, the dict replaces the other arguments (unnamed ones take their
+            # defaults, e.g. the group size and bits of the dict's mode)
+            return module.to_quantized(**choice)
+        return module.to_quantized(group_size=group_size, bits=bits, mode=mode, quantize_input=quantize_input)
 
     leaves = tree_map_with_path(maybe_quantize, model.leaf_modules(), is_leaf=Module.is_module)
     model.update_modules(leaves)
