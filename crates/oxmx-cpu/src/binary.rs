@@ -3,7 +3,7 @@
 //! `MIN`, shifts by the bit width or more give 0 (or -1 for negative right shifts).
 
 use crate::inplace::{map2_inplace, Other};
-use crate::strided::{map2, View};
+use crate::strided::{map2, map2_runs, View};
 use half::{bf16, f16};
 use num_complex::Complex32;
 use oxmx_core::backend::Input;
@@ -142,6 +142,14 @@ macro_rules! float_binary {
             }
         }
     }};
+}
+
+/// A float op with a `vmath` kernel, run over contiguous runs of both inputs.
+fn vector_binary<T: crate::elem::Elem>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) {
+    let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
+    map2_runs(&a.shape, va, vb, out.typed_mut::<T>(), |x, y, o| {
+        crate::vmath::binary_run(op, x, y, o)
+    });
 }
 
 /// Integer arithmetic with defined results for every input.
@@ -373,6 +381,15 @@ pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
         return Ok(());
     }
     let s = &a.shape;
+    if crate::vmath::has_binary(op, d) {
+        match d {
+            Dtype::Float32 => vector_binary::<f32>(op, a, b, out),
+            Dtype::Float64 => vector_binary::<f64>(op, a, b, out),
+            Dtype::Float16 => vector_binary::<f16>(op, a, b, out),
+            _ => vector_binary::<bf16>(op, a, b, out),
+        }
+        return Ok(());
+    }
     match d {
         Dtype::Bool => bool_binary(op, a, b, out)?,
         Dtype::Float32 => {
@@ -455,6 +472,10 @@ pub fn run_inplace(
     other: &Input,
     acc_second: bool,
 ) -> Result<bool> {
+    // the vector-math ops take the allocating path (their kernels read whole runs)
+    if crate::vmath::has_binary(op, other.dtype) {
+        return Ok(false);
+    }
     macro_rules! typed {
         ($t:ty, $math:ty, $widen:expr, $narrow:expr) => {{
             let Some(o) = Other::<$t>::of(other, n) else {

@@ -49,6 +49,27 @@ pub fn map1_inplace<T: Copy + Send + Sync>(acc: &mut [T], f: impl Fn(T) -> T + S
     }
 }
 
+/// acc = run(acc) for a slice kernel `run(src, dst)`: each piece is copied aside first.
+pub fn runs_inplace<T: bytemuck::Pod + Send + Sync>(
+    acc: &mut [T],
+    run: impl Fn(&[T], &mut [T]) + Sync,
+) {
+    const PIECE: usize = 4096;
+    let pieces = |ch: &mut [T]| {
+        let mut src = Vec::with_capacity(PIECE.min(ch.len()));
+        for piece in ch.chunks_mut(PIECE) {
+            src.clear();
+            src.extend_from_slice(piece);
+            run(&src, piece);
+        }
+    };
+    if acc.len() < PAR_THRESHOLD {
+        pieces(acc);
+    } else {
+        acc.par_chunks_mut(par_chunk(acc.len())).for_each(pieces);
+    }
+}
+
 /// The other operand of a binary kernel: a contiguous slice or one broadcast value.
 #[derive(Clone, Copy)]
 pub enum Other<'a, T> {

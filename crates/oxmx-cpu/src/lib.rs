@@ -21,6 +21,7 @@ pub mod special;
 pub mod strided;
 pub mod threads;
 pub mod unary;
+pub mod vmath;
 
 pub use threads::{init_threads, num_threads};
 

@@ -333,3 +333,112 @@ pub fn offsets_of(shape: &[usize], strides: &[isize], offset: usize) -> Vec<usiz
     }
     out
 }
+
+/// Elements per run handed to a run kernel: a strided or broadcast operand is gathered
+/// into a scratch buffer of this size.
+const RUN: usize = 4096;
+
+/// Visits `out` in runs lying inside one row of the collapsed layout of `strides`:
+/// `f(start_offset_per_input, out_run)`; an input's elements in a run are
+/// `offset + i * l.inner_strides[input]`. Parallel over chunks of the output when large.
+fn for_runs<O: Send>(
+    n: usize,
+    l: &Layout,
+    bases: &[isize],
+    out: &mut [O],
+    f: impl Fn(&[isize], &mut [O]) + Sync,
+) {
+    let inner = l.inner.max(1);
+    let task = |first: usize, chunk: &mut [O]| {
+        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), bases, first / inner);
+        let mut col = first % inner;
+        let mut offs = vec![0isize; bases.len()];
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let len = (inner - col).min(RUN).min(rest.len());
+            let (run, tail) = rest.split_at_mut(len);
+            for ((o, &r), &s) in offs.iter_mut().zip(&rows.offs).zip(&l.inner_strides) {
+                *o = r + col as isize * s;
+            }
+            f(&offs, run);
+            col += len;
+            if col == inner {
+                col = 0;
+                rows.step();
+            }
+            rest = tail;
+        }
+    };
+    let len = n.min(out.len());
+    let out = &mut out[..len];
+    if n < PAR_THRESHOLD {
+        task(0, out);
+    } else {
+        let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(RUN);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, o)| task(c * chunk, o));
+    }
+}
+
+/// `len` elements of `data` from `off` by `stride`: the slice itself when contiguous,
+/// else gathered into `scratch`.
+fn run_of<'a, T: Copy>(
+    data: &'a [T],
+    off: isize,
+    stride: isize,
+    len: usize,
+    scratch: &'a mut Vec<T>,
+) -> &'a [T] {
+    if stride == 1 {
+        let o = off as usize;
+        return &data[o..o + len];
+    }
+    scratch.clear();
+    scratch.extend((0..len).map(|i| at(data, off + i as isize * stride)));
+    scratch
+}
+
+/// `run(a_run, out_run)` over runs of at most a few thousand elements: for kernels that
+/// work on whole contiguous slices (the vector math of `vmath`).
+pub fn map1_runs<A: Copy + Sync, O: Send>(
+    shape: &[usize],
+    a: View<A>,
+    out: &mut [O],
+    run: impl Fn(&[A], &mut [O]) + Sync,
+) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    let l = layout(shape, &[a.strides]);
+    let sa = l.inner_strides[0];
+    for_runs(n, &l, &[a.offset as isize], out, |offs, o| {
+        let mut scratch = Vec::new();
+        run(run_of(a.data, offs[0], sa, o.len(), &mut scratch), o);
+    });
+}
+
+/// `run(a_run, b_run, out_run)`, the binary form of `map1_runs` (broadcast operands are
+/// expanded into scratch runs).
+pub fn map2_runs<A: Copy + Sync, B: Copy + Sync, O: Send>(
+    shape: &[usize],
+    a: View<A>,
+    b: View<B>,
+    out: &mut [O],
+    run: impl Fn(&[A], &[B], &mut [O]) + Sync,
+) {
+    let n = size_of(shape);
+    if n == 0 {
+        return;
+    }
+    let l = layout(shape, &[a.strides, b.strides]);
+    let (sa, sb) = (l.inner_strides[0], l.inner_strides[1]);
+    let bases = [a.offset as isize, b.offset as isize];
+    for_runs(n, &l, &bases, out, |offs, o| {
+        let (mut ka, mut kb) = (Vec::new(), Vec::new());
+        let xa = run_of(a.data, offs[0], sa, o.len(), &mut ka);
+        let xb = run_of(b.data, offs[1], sb, o.len(), &mut kb);
+        run(xa, xb, o);
+    });
+}

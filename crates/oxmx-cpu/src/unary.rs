@@ -3,7 +3,7 @@
 use crate::elem::Elem;
 use crate::inplace::map1_inplace;
 use crate::special::{erfinv_f32, erfinv_f64};
-use crate::strided::{map1, View};
+use crate::strided::{map1, map1_runs, View};
 use half::{bf16, f16};
 use num_complex::Complex32;
 use oxmx_core::backend::Input;
@@ -124,6 +124,15 @@ pub fn run(
         }
         return Ok(());
     }
+    if crate::vmath::has_unary(op, d) {
+        match d {
+            Dtype::Float32 => vector_unary::<f32>(op, x, out),
+            Dtype::Float64 => vector_unary::<f64>(op, x, out),
+            Dtype::Float16 => vector_unary::<f16>(op, x, out),
+            _ => vector_unary::<bf16>(op, x, out),
+        }
+        return Ok(());
+    }
     match d {
         Dtype::Float32 => {
             let (v, o) = (View::<f32>::of(x), out.typed_mut::<f32>());
@@ -178,6 +187,13 @@ pub fn run(
         _ => crate::with_dtype!(d, T, int_unary::<T>(op, x, out)?),
     }
     Ok(())
+}
+
+/// A float op with a `vmath` kernel, run over contiguous runs of the input.
+fn vector_unary<T: Elem>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buffer) {
+    map1_runs(&x.shape, View::<T>::of(x), out.typed_mut::<T>(), |s, o| {
+        crate::vmath::unary_run(op, s, o)
+    });
 }
 
 /// Integer ops through a small trait implemented for every integer type.
@@ -316,6 +332,15 @@ pub fn run_inplace(
     if float_pred(op).is_some() {
         return Ok(false);
     }
+    if crate::vmath::has_unary(op, dtype) {
+        match dtype {
+            Dtype::Float32 => vector_inplace::<f32>(op, acc, n),
+            Dtype::Float64 => vector_inplace::<f64>(op, acc, n),
+            Dtype::Float16 => vector_inplace::<f16>(op, acc, n),
+            _ => vector_inplace::<bf16>(op, acc, n),
+        }
+        return Ok(true);
+    }
     macro_rules! typed {
         ($t:ty, $math:ty, $erf:path, $erfinv:path, $widen:expr, $narrow:expr) => {{
             let Some(acc) = acc.typed_mut::<$t>().get_mut(..n) else {
@@ -345,4 +370,11 @@ pub fn run_inplace(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// `vector_unary` over a donated buffer of `n` elements.
+fn vector_inplace<T: Elem>(op: UnaryOp, acc: &mut oxmx_core::memory::Buffer, n: usize) {
+    let acc = acc.typed_mut::<T>();
+    let n = n.min(acc.len());
+    crate::inplace::runs_inplace(&mut acc[..n], |s, o| crate::vmath::unary_run(op, s, o));
 }
