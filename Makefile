@@ -88,5 +88,5 @@ clean:
 # Test-only packages for the GPU machine (no internet there), carried by scripts/gpu_test.sh.
 gpu-wheels: venv
 	$(PIP) download -q --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
-		--platform manylinux_2_17_x86_64 -d .gpu_wheels gguf safetensors
+		--platform manylinux_2_17_x86_64 -d .gpu_wheels gguf safetensors mpmath
 	rm -f .gpu_wheels/numpy-*.whl

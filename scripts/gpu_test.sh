@@ -11,6 +11,8 @@
 # One device call may run at most 10 minutes and the whole suite takes about 8 on an
 # H200, so it can be split:
 #   PART=gpu     only tests/test_gpu.py (about 2 minutes)
+#   PART=ulp     only the ulp bounds of the math functions, measured on the GPU
+#                (tests/test_math_ulp.py with OXMX_ULP_DEVICE=gpu; prints the table)
 #   PART=suite   only the whole suite (without the separate test_gpu.py run)
 #   SHARD=k/n    with PART=suite: only the k-th of n groups of test files (1-based),
 #                e.g. SHARD=1/2 and SHARD=2/2 in two calls
@@ -36,6 +38,10 @@ PY
 OUTDIR=${OUT:-/tmp}
 if [ "$PART" = gpu ] || [ "$PART" = all ]; then
     $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py "$@" 2>&1 | tee "$OUTDIR/gpu_tests.log" | tail -25
+fi
+if [ "$PART" = ulp ] || [ "$PART" = all ]; then
+    OXMX_ULP_DEVICE=gpu $PY -m pytest -q -s -p no:cacheprovider tests/test_math_ulp.py -k ulp "$@" 2>&1 \
+        | tee "$OUTDIR/ulp_gpu.log" | grep -vE "^\.+|^$" | tail -40
 fi
 if [ "$PART" = suite ] || [ "$PART" = all ]; then
     k=${SHARD%/*}

@@ -238,6 +238,30 @@ def test_quantized_matmul_shapes_dtypes_and_views():
     assert mx.quantized_matmul(mx.zeros((0, 128)), wq, s, b).shape == (0, 64)
 
 
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("gs", [32, 64, 128])
+@pytest.mark.parametrize("m,k", [(1, 384), (2, 4352), (5, 384), (8, 1024)])
+def test_quantized_matmul_half_gemv(dtype, gs, m, k):
+    # The decode shapes of a language model in half precision: x and scales in one half
+    # type, 4-bit (the GPU's tensor-core GEMV); 70 rows (not a whole number of 16-row
+    # tiles), two weight matrices, K both below and above one pass of its K-split.
+    e, n = 2, 70
+    wq, s, b = mx.quantize(mx.array(rand((e, n, k), 21)).astype(dtype), group_size=gs, bits=4)
+    x = mx.array(rand((e, m, k), 22)).astype(dtype)
+    y = mx.quantized_matmul(x, wq, s, b, group_size=gs, bits=4)
+    assert y.dtype == dtype and y.shape == (e, m, n)
+    wd = half_round(dtype)(ref.dequantize_affine(np.array(wq), np_of(s), np_of(b), gs, 4)).astype(np.float64)
+    xd = np_of(x).astype(np.float64)
+    want = xd @ np.swapaxes(wd, -1, -2)
+    # The result's own rounding, plus the weights' rounding to the half type (a backend
+    # may skip it, computing s * sum(q x) + b * sum(x)): at most an ulp of each weight.
+    mag = np.abs(xd) @ np.swapaxes(np.abs(wd), -1, -2)
+    eps = 2.0**-8 if dtype == mx.bfloat16 else 2.0**-11
+    bound = eps * (np.abs(want) + mag)
+    err = np.abs(np_of(y) - want)
+    assert np.all(err <= bound), float((err / bound).max())
+
+
 def test_quantized_matmul_batched_weights():
     e, n, k = 3, 40, 64
     w = rand((e, n, k), 10)

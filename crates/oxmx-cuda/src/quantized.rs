@@ -6,6 +6,9 @@
 //!   of W: the lanes stride over the row's 32-value chunks, decode once and take the dot
 //!   products for every row of x, then reduce across the warp. This is the decode path
 //!   of a language model, bound by reading the packed matrix once.
+//! - With 4-bit affine weights and x in float16/bfloat16 the same products run on the
+//!   tensor cores instead (`gemv_mma_src`): decoding is then the whole cost, and a pair
+//!   of levels costs one bit operation and two paired FMAs.
 //! - Other products expand W to x's dtype (one kernel) and multiply with cuBLASLt.
 //!
 //! Every extent was checked by the op (`oxmx-core/src/ops/quantized.rs`); the buffers'
@@ -312,6 +315,144 @@ extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restric
     )
 }
 
+/// Warps of one block of the tensor-core GEMV; they split K and add up through shared
+/// memory. Rows of W per block: `MMA_ROWS` (two 16-row mma tiles share each load of x).
+/// Four warps and two tiles measured fastest on an H200 among 30 shapes of this kernel
+/// (benchmarks/cuda/qgemv_lab.cu: deeper prefetch through shared memory, persistent
+/// blocks and higher occupancy were all slower).
+const MMA_WARPS: usize = 4;
+const MMA_ROWS: usize = 32;
+
+/// `x @ W^T` on the tensor cores for 4-bit affine weights, x and scales both float16 or
+/// both bfloat16, K a multiple of 128. A block owns 32 rows of W (two mma tiles: the M
+/// side); x's rows are the N side (8 columns, `MROWS` of them real). Each lane reads 16
+/// bytes of four rows per 128 values of K (32 levels each), requesting the next 128
+/// values' words before decoding these. A pair of levels becomes a half2 with one bit
+/// operation (level | exponent of 2^7 or 2^10 is that power plus the level, exactly),
+/// then two paired FMAs remove the power and apply scale and bias (the dequantized
+/// weight rounded once to x's dtype, as the dequantize-then-matmul path of longer
+/// products); the mma accumulates in float32. The order of K inside an mma step is free
+/// as long as x follows it: a lane's pair (level i, level i+4) of a word meets x's values
+/// i and i+4, regrouped with byte permutes.
+fn gemv_mma_src(ot: &str, gs: usize, m: usize) -> String {
+    let bf16 = ot.contains("bfloat16");
+    let (magic, neg, one, t) = if bf16 {
+        ("0x43004300u", "0xC300C300u", "0x3F803F80u", "bf16")
+    } else {
+        ("0x64006400u", "0xE400E400u", "0x3C003C00u", "f16")
+    };
+    let tiles = MMA_ROWS / 16;
+    format!(
+        r#"{PRELUDE}
+#define MROWS {m}
+#define GS {gs}
+#define KW {MMA_WARPS}
+#define TILES {tiles}
+typedef {ot} OT;
+__device__ __forceinline__ void sto(float* p, float v) {{ *p = v; }}
+__device__ __forceinline__ void sto(__half* p, float v) {{ *p = st_half(v); }}
+__device__ __forceinline__ void sto(__nv_bfloat16* p, float v) {{ *p = st_bf16(v); }}
+__device__ __forceinline__ unsigned fma2(unsigned a, unsigned b, unsigned c) {{
+  unsigned d;
+  asm("fma.rn.{t}x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}}
+// Levels i and i+4 of word v (i = 0..3) as a dequantized pair: (q | 2^p) - 2^p, then q*s + b.
+__device__ __forceinline__ unsigned deq(unsigned v, int i, unsigned sc, unsigned bi) {{
+  unsigned p = ((v >> (4 * i)) & 0x000F000Fu) | {magic};
+  return fma2(fma2(p, {one}, {neg}), sc, bi);
+}}
+__device__ __forceinline__ unsigned both(unsigned short h) {{ return (unsigned)h | ((unsigned)h << 16); }}
+extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
+    OT* __restrict__ out, long long batch, long long N, long long K, long long packed) {{
+  __shared__ float red[KW][16 * TILES][8];
+  long long tiles = (N + 16 * TILES - 1) / (16 * TILES);
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * (16 * TILES);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  long long groups = K / GS;
+  // rows past N (the last tile) read row N-1 and are not stored
+  long long ra[TILES], rb[TILES];
+  const unsigned* wa[TILES];
+  const unsigned* wb[TILES];
+  #pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {{
+    ra[tt] = bi * N + min(n0 + 16 * tt + g, N - 1);
+    rb[tt] = bi * N + min(n0 + 16 * tt + g + 8, N - 1);
+    wa[tt] = w + ra[tt] * packed + t * 4;
+    wb[tt] = w + rb[tt] * packed + t * 4;
+  }}
+  bool xon = g < MROWS;
+  const OT* xr = x + (bi * MROWS + (xon ? g : 0)) * K + t * 32;
+  float c[TILES][4];
+  #pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+  long long chunks = K / 128;
+  uint4 va[TILES], vb[TILES];
+  #pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {{
+    va[tt] = warp < chunks ? *reinterpret_cast<const uint4*>(wa[tt] + warp * 16) : make_uint4(0u, 0u, 0u, 0u);
+    vb[tt] = warp < chunks ? *reinterpret_cast<const uint4*>(wb[tt] + warp * 16) : make_uint4(0u, 0u, 0u, 0u);
+  }}
+  for (long long ch = warp; ch < chunks; ch += KW) {{
+    // the next chunk's words are requested before this chunk is decoded
+    long long nx = ch + KW;
+    uint4 na[TILES], nb[TILES];
+    #pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) {{
+      na[tt] = nx < chunks ? *reinterpret_cast<const uint4*>(wa[tt] + nx * 16) : make_uint4(0u, 0u, 0u, 0u);
+      nb[tt] = nx < chunks ? *reinterpret_cast<const uint4*>(wb[tt] + nx * 16) : make_uint4(0u, 0u, 0u, 0u);
+    }}
+    // a lane's 32 values lie in one group (groups are 32+ values, 32-aligned)
+    long long gi = (ch * 128 + t * 32) / GS;
+    unsigned sa[TILES], ba[TILES], sb[TILES], bb[TILES];
+    #pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) {{
+      sa[tt] = both(s[ra[tt] * groups + gi]); ba[tt] = both(b[ra[tt] * groups + gi]);
+      sb[tt] = both(s[rb[tt] * groups + gi]); bb[tt] = both(b[rb[tt] * groups + gi]);
+    }}
+    #pragma unroll
+    for (int j = 0; j < 4; ++j) {{
+      uint4 xv = xon ? *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j) : make_uint4(0u, 0u, 0u, 0u);
+      #pragma unroll
+      for (int h = 0; h < 2; ++h) {{
+        unsigned lo = h ? xv.y : xv.x, hi = h ? xv.w : xv.z;
+        unsigned b0 = __byte_perm(lo, hi, 0x5410), b1 = __byte_perm(lo, hi, 0x7632);
+        #pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {{
+          unsigned wa4 = j == 0 ? va[tt].x : j == 1 ? va[tt].y : j == 2 ? va[tt].z : va[tt].w;
+          unsigned wb4 = j == 0 ? vb[tt].x : j == 1 ? vb[tt].y : j == 2 ? vb[tt].z : vb[tt].w;
+          unsigned a0 = deq(wa4, 2 * h, sa[tt], ba[tt]), a2 = deq(wa4, 2 * h + 1, sa[tt], ba[tt]);
+          unsigned a1 = deq(wb4, 2 * h, sb[tt], bb[tt]), a3 = deq(wb4, 2 * h + 1, sb[tt], bb[tt]);
+          asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, {{%8,%9}}, {{%0,%1,%2,%3}};"
+                       : "+f"(c[tt][0]), "+f"(c[tt][1]), "+f"(c[tt][2]), "+f"(c[tt][3])
+                       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        }}
+      }}
+    }}
+    #pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) {{ va[tt] = na[tt]; vb[tt] = nb[tt]; }}
+  }}
+  #pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {{
+    red[warp][16 * tt + g][2 * t] = c[tt][0];
+    red[warp][16 * tt + g][2 * t + 1] = c[tt][1];
+    red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
+    red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
+  }}
+  __syncthreads();
+  for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
+    int row = i >> 3, n = i & 7;
+    float v = 0.f;
+    #pragma unroll
+    for (int q = 0; q < KW; ++q) v += red[q][row][n];
+    if (n < MROWS && n0 + row < N) sto(out + (bi * MROWS + n) * N + n0 + row, v);
+  }}
+}}
+"#
+    )
+}
+
 fn gemv_src(s: &QuantSpec, st: &str, ot: &str, m: usize) -> String {
     let sub = s.group_size.min(32);
     format!(
@@ -551,7 +692,15 @@ impl CudaBackend {
         let vector =
             (s.bits == 4 || s.bits == 8) && k.is_multiple_of(vpl) && packed.is_multiple_of(4);
         let st = scale_type(op, s, sc.dtype)?;
-        let src = if vector {
+        // The tensor-core kernel: 4-bit affine, x and scales in one half type.
+        let mma = s.mode == QuantMode::Affine
+            && s.bits == 4
+            && matches!(out_dtype, Dtype::Float16 | Dtype::Bfloat16)
+            && sc.dtype == out_dtype
+            && k.is_multiple_of(128);
+        let src = if mma {
+            gemv_mma_src(ot, s.group_size, m)
+        } else if vector {
             gemv_vec_src(s, st, ot, m)
         } else {
             gemv_src(s, st, ot, m)
@@ -568,13 +717,16 @@ impl CudaBackend {
             None => sd,
         };
         let dst = out.slice_mut()?;
-        let warps = if vector {
-            batch * n.div_ceil(WARP_ROWS)
+        let (blocks, threads) = if mma {
+            (batch * n.div_ceil(MMA_ROWS), (MMA_WARPS * 32) as u32)
         } else {
-            batch * n
+            let warps = if vector {
+                batch * n.div_ceil(WARP_ROWS)
+            } else {
+                batch * n
+            };
+            ((warps * 32).div_ceil(128), 128u32)
         };
-        let threads = 128u32;
-        let blocks = (warps * 32).div_ceil(threads as usize);
         let cfg = LaunchConfig {
             grid_dim: (
                 u32::try_from(blocks).map_err(|_| Error::value(op, "Too many rows."))?,

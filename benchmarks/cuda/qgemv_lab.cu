@@ -1,0 +1,554 @@
+// Tuning lab for the 4-bit tensor-core GEMV of crates/oxmx-cuda/src/quantized.rs
+// (gemv_mma_src): the same kernel as a template over its launch shape, timed on 16
+// distinct 4096x4096 / 14336x4096 / 4096x14336 matrices (more bytes than the L2 holds)
+// next to a plain 16-byte streaming read of the same bytes. Standalone, for the GPU
+// machine (it has nvcc):
+//   nvcc -O3 -arch=sm_90 -o /tmp/qgemv_lab benchmarks/cuda/qgemv_lab.cu && /tmp/qgemv_lab
+#include <cuda_bf16.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cmath>
+#include <vector>
+#include <cstring>
+#include <algorithm>
+
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA error %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1); } } while (0)
+
+__device__ __forceinline__ unsigned fma2(unsigned a, unsigned b, unsigned c) {
+  unsigned d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ unsigned deq(unsigned v, int i, unsigned sc, unsigned bi) {
+  unsigned p = ((v >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+  return fma2(fma2(p, 0x3F803F80u, 0xC300C300u), sc, bi);
+}
+// the decode without its two FMAs: what the decode costs (results are wrong)
+__device__ __forceinline__ unsigned deq_raw(unsigned v, int i, unsigned, unsigned) {
+  return ((v >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+}
+template <bool RAW>
+__device__ __forceinline__ unsigned dq(unsigned v, int i, unsigned sc, unsigned bi) {
+  return RAW ? deq_raw(v, i, sc, bi) : deq(v, i, sc, bi);
+}
+__device__ __forceinline__ unsigned both(unsigned short h) { return (unsigned)h | ((unsigned)h << 16); }
+__device__ __forceinline__ void mma(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// KW warps split K; each warp owns TILES x 16 rows; UNR chunks (128 values of K) per
+// iteration; PIPE: the next iteration's words are requested before this one is decoded.
+template <int M, int KW, int UNR, int TILES, bool PIPE, int GS, bool RAW = false, int MINB = 1>
+__global__ void __launch_bounds__(KW * 32, MINB) gemv(const __nv_bfloat16* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, __nv_bfloat16* __restrict__ out,
+    long long N, long long K) {
+  constexpr int R = 16 * TILES;
+  __shared__ float red[KW][R][8];
+  long long packed = K / 8, groups = K / GS;
+  long long tiles = (N + R - 1) / R;
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  long long ra[TILES], rb[TILES];
+  const unsigned* wa[TILES];
+  const unsigned* wb[TILES];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {
+    ra[tt] = bi * N + min(n0 + 16 * tt + g, N - 1);
+    rb[tt] = bi * N + min(n0 + 16 * tt + g + 8, N - 1);
+    wa[tt] = w + ra[tt] * packed + t * 4;
+    wb[tt] = w + rb[tt] * packed + t * 4;
+  }
+  bool xon = g < M;
+  const __nv_bfloat16* xr = x + (bi * M + (xon ? g : 0)) * K + t * 32;
+  float c[TILES][4];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+  long long chunks = K / 128;
+  const long long step = (long long)KW * UNR;
+  uint4 va[UNR][TILES], vb[UNR][TILES];
+  auto load = [&](long long c0, uint4 (&da)[UNR][TILES], uint4 (&db)[UNR][TILES]) {
+#pragma unroll
+    for (int u = 0; u < UNR; ++u) {
+      long long ch = c0 + (long long)u * KW;
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        if (ch < chunks) {
+          da[u][tt] = *reinterpret_cast<const uint4*>(wa[tt] + ch * 16);
+          db[u][tt] = *reinterpret_cast<const uint4*>(wb[tt] + ch * 16);
+        } else {
+          da[u][tt] = make_uint4(0u, 0u, 0u, 0u);
+          db[u][tt] = da[u][tt];
+        }
+      }
+    }
+  };
+  load(warp, va, vb);
+  for (long long c0 = warp; c0 < chunks; c0 += step) {
+    uint4 na[UNR][TILES], nb[UNR][TILES];
+    if (PIPE) load(c0 + step, na, nb);
+#pragma unroll
+    for (int u = 0; u < UNR; ++u) {
+      long long ch = c0 + (long long)u * KW;
+      if (ch >= chunks) break;
+      long long gi = (ch * 128 + t * 32) / GS;
+      unsigned sa[TILES], ba[TILES], sb[TILES], bb[TILES];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        sa[tt] = both(s[ra[tt] * groups + gi]); ba[tt] = both(b[ra[tt] * groups + gi]);
+        sb[tt] = both(s[rb[tt] * groups + gi]); bb[tt] = both(b[rb[tt] * groups + gi]);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint4 xv = xon ? *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          unsigned lo = h ? xv.y : xv.x, hi = h ? xv.w : xv.z;
+          unsigned b0 = __byte_perm(lo, hi, 0x5410), b1 = __byte_perm(lo, hi, 0x7632);
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt) {
+            unsigned wa4 = j == 0 ? va[u][tt].x : j == 1 ? va[u][tt].y : j == 2 ? va[u][tt].z : va[u][tt].w;
+            unsigned wb4 = j == 0 ? vb[u][tt].x : j == 1 ? vb[u][tt].y : j == 2 ? vb[u][tt].z : vb[u][tt].w;
+            mma(c[tt], dq<RAW>(wa4, 2 * h, sa[tt], ba[tt]), dq<RAW>(wb4, 2 * h, sb[tt], bb[tt]),
+                dq<RAW>(wa4, 2 * h + 1, sa[tt], ba[tt]), dq<RAW>(wb4, 2 * h + 1, sb[tt], bb[tt]), b0, b1);
+          }
+        }
+      }
+    }
+    if (PIPE) {
+#pragma unroll
+      for (int u = 0; u < UNR; ++u)
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) { va[u][tt] = na[u][tt]; vb[u][tt] = nb[u][tt]; }
+    } else if (c0 + step < chunks) {
+      load(c0 + step, va, vb);
+    }
+  }
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {
+    red[warp][16 * tt + g][2 * t] = c[tt][0];
+    red[warp][16 * tt + g][2 * t + 1] = c[tt][1];
+    red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
+    red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < R * 8; i += KW * 32) {
+    int row = i >> 3, n = i & 7;
+    float v = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) v += red[q][row][n];
+    if (n < M && n0 + row < N) out[(bi * M + n) * N + n0 + row] = __float2bfloat16_rn(v);
+  }
+}
+
+
+// Persistent form: a grid of (SMs x blocks per SM) blocks walks the (matrix, row tile)
+// items; every warp streams its chunks of item after item and requests the words of its
+// next step before decoding the current one, so the memory queue never drains between
+// items. The warps of a block add up an item through shared memory when it ends.
+template <int M, int KW, int UNR, int TILES, int GS>
+__global__ void __launch_bounds__(KW * 32) gemvp(const __nv_bfloat16* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, __nv_bfloat16* __restrict__ out,
+    int E, long long N, long long K) {
+  constexpr int R = 16 * TILES;
+  __shared__ float red[KW][R][8];
+  long long packed = K / 8, groups = K / GS, chunks = K / 128;
+  int tiles = (int)((N + R - 1) / R), items = E * tiles;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  int cpw = (int)((chunks + KW * UNR - 1) / (KW * UNR));  // steps of a warp per item
+  int mine = (int)blockIdx.x < items ? (items - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : 0;
+  long long total = (long long)mine * cpw;
+  bool xon = g < M;
+  uint4 va[UNR][TILES], vb[UNR][TILES];
+  auto row_of = [&](int item, int tt, int half) -> long long {
+    int bi = item / tiles, n0 = (item - bi * tiles) * R;
+    return (long long)bi * N + min((long long)n0 + 16 * tt + g + 8 * half, N - 1);
+  };
+  auto load = [&](long long it, uint4 (&da)[UNR][TILES], uint4 (&db)[UNR][TILES]) {
+    int item = (int)blockIdx.x + (int)(it / cpw) * (int)gridDim.x;
+    long long ch0 = warp + (it % cpw) * KW * UNR;
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) {
+      const unsigned* pa = w + row_of(item, tt, 0) * packed + t * 4;
+      const unsigned* pb = w + row_of(item, tt, 1) * packed + t * 4;
+#pragma unroll
+      for (int u = 0; u < UNR; ++u) {
+        long long ch = ch0 + (long long)u * KW;
+        if (it < total && ch < chunks) {
+          da[u][tt] = *reinterpret_cast<const uint4*>(pa + ch * 16);
+          db[u][tt] = *reinterpret_cast<const uint4*>(pb + ch * 16);
+        } else {
+          da[u][tt] = make_uint4(0u, 0u, 0u, 0u);
+          db[u][tt] = da[u][tt];
+        }
+      }
+    }
+  };
+  float c[TILES][4];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+  load(0, va, vb);
+  for (long long it = 0; it < total; ++it) {
+    uint4 na[UNR][TILES], nb[UNR][TILES];
+    load(it + 1, na, nb);
+    int item = (int)blockIdx.x + (int)(it / cpw) * (int)gridDim.x;
+    int bi = item / tiles;
+    long long ch0 = warp + (it % cpw) * KW * UNR;
+    const __nv_bfloat16* xr = x + ((long long)bi * M + (xon ? g : 0)) * K + t * 32;
+#pragma unroll
+    for (int u = 0; u < UNR; ++u) {
+      long long ch = ch0 + (long long)u * KW;
+      if (ch >= chunks) break;
+      long long gi = (ch * 128 + t * 32) / GS;
+      unsigned sa[TILES], ba[TILES], sb[TILES], bb[TILES];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        long long ra = row_of(item, tt, 0), rb = row_of(item, tt, 1);
+        sa[tt] = both(s[ra * groups + gi]); ba[tt] = both(b[ra * groups + gi]);
+        sb[tt] = both(s[rb * groups + gi]); bb[tt] = both(b[rb * groups + gi]);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint4 xv = xon ? *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          unsigned lo = h ? xv.y : xv.x, hi = h ? xv.w : xv.z;
+          unsigned b0 = __byte_perm(lo, hi, 0x5410), b1 = __byte_perm(lo, hi, 0x7632);
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt) {
+            unsigned wa4 = j == 0 ? va[u][tt].x : j == 1 ? va[u][tt].y : j == 2 ? va[u][tt].z : va[u][tt].w;
+            unsigned wb4 = j == 0 ? vb[u][tt].x : j == 1 ? vb[u][tt].y : j == 2 ? vb[u][tt].z : vb[u][tt].w;
+            mma(c[tt], deq(wa4, 2 * h, sa[tt], ba[tt]), deq(wb4, 2 * h, sb[tt], bb[tt]),
+                deq(wa4, 2 * h + 1, sa[tt], ba[tt]), deq(wb4, 2 * h + 1, sb[tt], bb[tt]), b0, b1);
+          }
+        }
+      }
+    }
+    if (it % cpw == cpw - 1) {  // the item is done: add up the warps' parts
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        red[warp][16 * tt + g][2 * t] = c[tt][0];
+        red[warp][16 * tt + g][2 * t + 1] = c[tt][1];
+        red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
+        red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
+        c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+      }
+      __syncthreads();
+      int n0 = (item - bi * tiles) * R;
+      for (int i = threadIdx.x; i < R * 8; i += KW * 32) {
+        int row = i >> 3, n = i & 7;
+        float v = 0.f;
+#pragma unroll
+        for (int q = 0; q < KW; ++q) v += red[q][row][n];
+        if (n < M && n0 + row < N) out[((long long)bi * M + n) * N + n0 + row] = __float2bfloat16_rn(v);
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int u = 0; u < UNR; ++u)
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) { va[u][tt] = na[u][tt]; vb[u][tt] = nb[u][tt]; }
+  }
+}
+
+// the memory ceiling with 4 loads in flight per thread
+__global__ void readall4(const uint4* __restrict__ p, long long n, unsigned* sink) {
+  unsigned acc = 0;
+  long long stride = (long long)gridDim.x * blockDim.x;
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    uint4 a = p[i], b2 = p[i + stride], c2 = p[i + 2 * stride], d = p[i + 3 * stride];
+    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b2.x ^ b2.y ^ b2.z ^ b2.w ^ c2.x ^ c2.y ^ c2.z ^ c2.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n; i += stride) { uint4 a = p[i]; acc ^= a.x ^ a.y ^ a.z ^ a.w; }
+  if (acc == 0x12345678u) sink[0] = acc;
+}
+
+// cp.async form: each lane streams its own 16-byte pieces of W through a ring of S
+// stages in shared memory (S - 1 steps requested ahead, no registers held for them);
+// the scales and x of the next step are loaded into registers one step ahead.
+template <int M, int KW, int TILES, int S, int GS, int MINB = 1>
+__global__ void __launch_bounds__(KW * 32, MINB) gemva(const __nv_bfloat16* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, __nv_bfloat16* __restrict__ out,
+    long long N, long long K) {
+  constexpr int R = 16 * TILES;
+  __shared__ float red[KW][R][8];
+  __shared__ __align__(16) uint4 ring[KW][S][2 * TILES][32];
+  long long packed = K / 8, groups = K / GS;
+  long long tiles = (N + R - 1) / R;
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  long long rows[2 * TILES];
+  const unsigned* wp[2 * TILES];
+#pragma unroll
+  for (int q = 0; q < 2 * TILES; ++q) {
+    rows[q] = bi * N + min(n0 + 16 * (q >> 1) + g + 8 * (q & 1), N - 1);
+    wp[q] = w + rows[q] * packed + t * 4;
+  }
+  bool xon = g < M;
+  const __nv_bfloat16* xr = x + (bi * M + (xon ? g : 0)) * K + t * 32;
+  long long chunks = K / 128;
+  long long steps = warp < chunks ? (chunks - warp + KW - 1) / KW : 0;
+  auto issue = [&](long long i) {
+    int st = (int)(i % S);
+    bool ok = i < steps;
+    long long ch = warp + i * KW;
+#pragma unroll
+    for (int q = 0; q < 2 * TILES; ++q) {
+      const unsigned* src = wp[q] + (ok ? ch * 16 : 0);
+      unsigned dst = (unsigned)__cvta_generic_to_shared(&ring[warp][st][q][lane]);
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+    }
+    asm volatile("cp.async.commit_group;");
+  };
+  unsigned short sc[2 * TILES], bs[2 * TILES];
+  uint4 xv[4];
+  auto side = [&](long long i, unsigned short (&sc_)[2 * TILES], unsigned short (&bs_)[2 * TILES], uint4 (&xv_)[4]) {
+    long long ch = warp + min(i, steps - 1) * KW;
+    long long gi = (ch * 128 + t * 32) / GS;
+#pragma unroll
+    for (int q = 0; q < 2 * TILES; ++q) { sc_[q] = s[rows[q] * groups + gi]; bs_[q] = b[rows[q] * groups + gi]; }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) xv_[j] = xon ? *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j) : make_uint4(0u, 0u, 0u, 0u);
+  };
+  float c[TILES][4];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) issue(i);
+  if (steps > 0) side(0, sc, bs, xv);
+  for (long long i = 0; i < steps; ++i) {
+    issue(i + S - 1);
+    unsigned short nsc[2 * TILES], nbs[2 * TILES];
+    uint4 nxv[4];
+    side(i + 1, nsc, nbs, nxv);
+    asm volatile("cp.async.wait_group %0;" ::"n"(S - 1));
+    int st = (int)(i % S);
+    uint4 v[2 * TILES];
+#pragma unroll
+    for (int q = 0; q < 2 * TILES; ++q) v[q] = ring[warp][st][q][lane];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        unsigned lo = h ? xv[j].y : xv[j].x, hi = h ? xv[j].w : xv[j].z;
+        unsigned b0 = __byte_perm(lo, hi, 0x5410), b1 = __byte_perm(lo, hi, 0x7632);
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {
+          const uint4& A = v[2 * tt];
+          const uint4& B = v[2 * tt + 1];
+          unsigned wa4 = j == 0 ? A.x : j == 1 ? A.y : j == 2 ? A.z : A.w;
+          unsigned wb4 = j == 0 ? B.x : j == 1 ? B.y : j == 2 ? B.z : B.w;
+          unsigned sa = both(sc[2 * tt]), ba = both(bs[2 * tt]), sb = both(sc[2 * tt + 1]), bb = both(bs[2 * tt + 1]);
+          mma(c[tt], deq(wa4, 2 * h, sa, ba), deq(wb4, 2 * h, sb, bb), deq(wa4, 2 * h + 1, sa, ba),
+              deq(wb4, 2 * h + 1, sb, bb), b0, b1);
+        }
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < 2 * TILES; ++q) { sc[q] = nsc[q]; bs[q] = nbs[q]; }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) xv[j] = nxv[j];
+  }
+  asm volatile("cp.async.wait_group 0;");
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {
+    red[warp][16 * tt + g][2 * t] = c[tt][0];
+    red[warp][16 * tt + g][2 * t + 1] = c[tt][1];
+    red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
+    red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < R * 8; i += KW * 32) {
+    int row = i >> 3, n = i & 7;
+    float v = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) v += red[q][row][n];
+    if (n < M && n0 + row < N) out[(bi * M + n) * N + n0 + row] = __float2bfloat16_rn(v);
+  }
+}
+
+// the memory ceiling: every byte of the packed words read once with 16-byte loads
+__global__ void readall(const uint4* __restrict__ p, long long n, unsigned* sink) {
+  unsigned acc = 0;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    uint4 v = p[i];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) sink[0] = acc;
+}
+
+static unsigned short f2bf(float f) { unsigned u; memcpy(&u, &f, 4); u += 0x7FFF + ((u >> 16) & 1); return (unsigned short)(u >> 16); }
+static float bf2f(unsigned short h) { unsigned u = (unsigned)h << 16; float f; memcpy(&f, &u, 4); return f; }
+
+struct Problem {
+  int E, N, K, M;
+  std::vector<unsigned> w; std::vector<unsigned short> s, b, x;
+  unsigned* dw; unsigned short *ds, *db, *dx, *dout;
+  double bytes;
+};
+
+static Problem make(int E, int N, int K, int M) {
+  Problem p{E, N, K, M};
+  const int GS = 64;
+  size_t words = (size_t)E * N * K / 8, groups = (size_t)E * N * K / GS;
+  p.w.resize(words); p.s.resize(groups); p.b.resize(groups); p.x.resize((size_t)E * M * K);
+  unsigned r = 12345;
+  auto rnd = [&]() { r = r * 1664525u + 1013904223u; return r; };
+  for (auto& v : p.w) v = rnd();
+  for (size_t i = 0; i < groups; ++i) { p.s[i] = f2bf(0.001f + (rnd() % 1000) * 1e-5f); p.b[i] = f2bf(-0.01f * ((rnd() % 200) / 100.f)); }
+  for (auto& v : p.x) v = f2bf(((int)(rnd() % 2001) - 1000) / 1000.f);
+  CK(cudaMalloc(&p.dw, words * 4)); CK(cudaMalloc(&p.ds, groups * 2)); CK(cudaMalloc(&p.db, groups * 2));
+  CK(cudaMalloc(&p.dx, p.x.size() * 2)); CK(cudaMalloc(&p.dout, (size_t)E * M * N * 2));
+  CK(cudaMemcpy(p.dw, p.w.data(), words * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(p.ds, p.s.data(), groups * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(p.db, p.b.data(), groups * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(p.dx, p.x.data(), p.x.size() * 2, cudaMemcpyHostToDevice));
+  p.bytes = (double)words * 4 + 2.0 * groups * 2;
+  return p;
+}
+
+// max |got - want| / sum |x||w| over a few rows of the first and last matrix
+static double verify(Problem& p) {
+  std::vector<unsigned short> out((size_t)p.E * p.M * p.N);
+  CK(cudaMemcpy(out.data(), p.dout, out.size() * 2, cudaMemcpyDeviceToHost));
+  double worst = 0;
+  for (int e : {0, p.E - 1})
+    for (int row : {0, 1, 7, 8, 15, 16, 31, p.N - 1})
+      for (int m = 0; m < p.M; ++m) {
+        double acc = 0, mag = 0;
+        size_t wr = ((size_t)e * p.N + row);
+        for (int k = 0; k < p.K; ++k) {
+          unsigned q = (p.w[wr * (p.K / 8) + k / 8] >> (4 * (k % 8))) & 15u;
+          size_t gi = wr * (p.K / 64) + k / 64;
+          float wv = bf2f(f2bf(fmaf((float)q, bf2f(p.s[gi]), bf2f(p.b[gi]))));
+          double xv = bf2f(p.x[((size_t)e * p.M + m) * p.K + k]);
+          acc += xv * wv; mag += fabs(xv * wv);
+        }
+        double got = bf2f(out[((size_t)e * p.M + m) * p.N + row]);
+        worst = fmax(worst, fabs(got - acc) / (mag + 1e-30));
+      }
+  return worst;
+}
+
+template <int M, int KW, int UNR, int TILES, bool PIPE, bool RAW = false, int MINB = 1>
+static void trial(Problem& p, const char* name) {
+  auto k = gemv<M, KW, UNR, TILES, PIPE, 64, RAW, MINB>;
+  long long tiles = (p.N + 16 * TILES - 1) / (16 * TILES);
+  dim3 grid((unsigned)(p.E * tiles)), block(KW * 32);
+  int regs = 0; cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k)); regs = at.numRegs;
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
+  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
+  float best = 1e30f;
+  for (int rep = 0; rep < 12; ++rep) {
+    cudaEventRecord(a);
+    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
+    cudaEventRecord(z); CK(cudaEventSynchronize(z));
+    float ms; cudaEventElapsedTime(&ms, a, z);
+    if (rep >= 2) best = fminf(best, ms);
+  }
+  CK(cudaGetLastError());
+  double err = verify(p);
+  printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, regs, occ,
+         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+}
+
+
+template <int M, int KW, int UNR, int TILES>
+static void trialp(Problem& p, const char* name) {
+  auto k = gemvp<M, KW, UNR, TILES, 64>;
+  int tiles = (p.N + 16 * TILES - 1) / (16 * TILES), items = p.E * tiles;
+  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k));
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
+  int sms = 0; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  dim3 grid((unsigned)std::min(items, sms * occ)), block(KW * 32);
+  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
+  float best = 1e30f;
+  CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
+  for (int rep = 0; rep < 12; ++rep) {
+    cudaEventRecord(a);
+    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.E, p.N, p.K);
+    cudaEventRecord(z); CK(cudaEventSynchronize(z));
+    float ms; cudaEventElapsedTime(&ms, a, z);
+    if (rep >= 2) best = fminf(best, ms);
+  }
+  CK(cudaGetLastError());
+  double err = verify(p);
+  printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
+         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+}
+
+template <int M, int KW, int TILES, int S, int MINB = 1>
+static void triala(Problem& p, const char* name) {
+  auto k = gemva<M, KW, TILES, S, 64, MINB>;
+  long long tiles = (p.N + 16 * TILES - 1) / (16 * TILES);
+  dim3 grid((unsigned)(p.E * tiles)), block(KW * 32);
+  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k));
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
+  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
+  float best = 1e30f;
+  CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
+  for (int rep = 0; rep < 12; ++rep) {
+    cudaEventRecord(a);
+    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
+    cudaEventRecord(z); CK(cudaEventSynchronize(z));
+    float ms; cudaEventElapsedTime(&ms, a, z);
+    if (rep >= 2) best = fminf(best, ms);
+  }
+  CK(cudaGetLastError());
+  double err = verify(p);
+  printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
+         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+}
+
+static void ceiling(Problem& p) {
+  unsigned* sink; CK(cudaMalloc(&sink, 4));
+  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
+  long long n = (long long)p.E * p.N * p.K / 8 / 4;
+  float best = 1e30f;
+  for (int rep = 0; rep < 12; ++rep) {
+    cudaEventRecord(a);
+    readall<<<132 * 8, 256>>>((const uint4*)p.dw, n, sink);
+    cudaEventRecord(z); CK(cudaEventSynchronize(z));
+    float ms; cudaEventElapsedTime(&ms, a, z);
+    if (rep >= 2) best = fminf(best, ms);
+  }
+  printf("  %-28s %7.2f us/matrix  %5.2f TB/s (packed words only)\n", "read ceiling", best * 1e3 / p.E, n * 16.0 / (best * 1e-3) / 1e12);
+  best = 1e30f;
+  for (int rep = 0; rep < 12; ++rep) {
+    cudaEventRecord(a);
+    readall4<<<132 * 8, 256>>>((const uint4*)p.dw, n, sink);
+    cudaEventRecord(z); CK(cudaEventSynchronize(z));
+    float ms; cudaEventElapsedTime(&ms, a, z);
+    if (rep >= 2) best = fminf(best, ms);
+  }
+  printf("  %-28s %7.2f us/matrix  %5.2f TB/s (packed words only)\n", "read ceiling, 4 in flight", best * 1e3 / p.E, n * 16.0 / (best * 1e-3) / 1e12);
+}
+
+template <int M>
+static void run_shape(int E, int N, int K) {
+  Problem p = make(E, N, K, M);
+  printf("%d x (%d x %d), M = %d, %.1f MB\n", E, N, K, M, p.bytes / 1e6);
+  ceiling(p);
+  trial<M, 8, 4, 1, false>(p, "KW8 UNR4 T1 (oxmx now)");
+  trial<M, 4, 1, 2, true>(p, "KW4 UNR1 T2 pipe");
+  trial<M, 4, 1, 2, true, false, 6>(p, "KW4 UNR1 T2 pipe min6");
+  trial<M, 4, 1, 2, true, false, 8>(p, "KW4 UNR1 T2 pipe min8");
+  trial<M, 4, 1, 2, true, true>(p, "KW4 UNR1 T2 pipe no FMAs");
+  trial<M, 4, 2, 2, true, false, 4>(p, "KW4 UNR2 T2 pipe min4");
+  triala<M, 4, 2, 2>(p, "async KW4 T2 S2");
+  triala<M, 4, 2, 2, 6>(p, "async KW4 T2 S2 min6");
+  triala<M, 4, 2, 2, 8>(p, "async KW4 T2 S2 min8");
+  triala<M, 2, 2, 2, 12>(p, "async KW2 T2 S2 min12");
+  triala<M, 8, 2, 2, 3>(p, "async KW8 T2 S2 min3");
+  cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+}
+
+int main() {
+  run_shape<1>(16, 4096, 4096);
+  run_shape<1>(4, 14336, 4096);
+  run_shape<1>(4, 4096, 14336);
+  run_shape<4>(16, 4096, 4096);
+  return 0;
+}
