@@ -1,8 +1,8 @@
 """Maximum ulp error of the elementwise math functions, per function and dtype.
 
-This is the accuracy specification for the CPU math kernels (issue #18): whatever
-implements them (scalar libm today, SIMD polynomials later) must stay within
-``ULP_BOUND``.  The reference is evaluated in higher precision:
+This is the accuracy specification for the math kernels (issue #18) of the CPU
+(oxmx-cpu/src/vmath) and, with ``OXMX_ULP_DEVICE=gpu``, of the GPU (CUDA device math):
+both must stay within ``ULP_BOUND``.  The reference is evaluated in higher precision:
 
 * ``np.longdouble`` (x87 80-bit extended on x86-64: 11 more bits than float64) for
   everything except erf; float64 cases are skipped where longdouble is not wider;
