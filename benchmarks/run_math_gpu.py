@@ -19,6 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_quant import best  # noqa: E402  (fastest of repeated timings, ended by a sync)
 
 N = 2**26
 UNARY = ["abs", "exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "arcsin",
@@ -26,19 +27,6 @@ UNARY = ["abs", "exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "si
 BINARY = ["arctan2", "power", "logaddexp"]
 TORCH = {"arcsin": "asin", "arctan": "atan", "arcsinh": "asinh", "arctan2": "atan2",
          "power": "pow", "logaddexp": "logaddexp"}
-
-
-def best(fn, sync, repeat=20, warm=3):
-    for _ in range(warm):
-        fn()
-    sync()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
 
 
 def inputs(np):
@@ -59,7 +47,7 @@ def run_oxmx():
     for f in UNARY + BINARY:
         fn = getattr(mx, f)
         call = (lambda: mx.eval(fn(x, y))) if f in BINARY else (lambda: mx.eval(fn(x)))
-        out[f] = best(call, mx.synchronize)
+        out[f] = best(call, sync=mx.synchronize)
     print(json.dumps(out))
 
 
@@ -73,7 +61,7 @@ def run_torch():
     for f in UNARY + BINARY:
         fn = torch.sigmoid if f == "sigmoid" else getattr(torch, TORCH.get(f, f))
         call = (lambda: fn(x, y)) if f in BINARY else (lambda: fn(x))
-        out[f] = best(call, torch.cuda.synchronize)
+        out[f] = best(call, sync=torch.cuda.synchronize)
     print(json.dumps(out))
 
 

@@ -37,6 +37,13 @@ def f32(v):
     return struct.unpack("f", struct.pack("f", f64(v)))[0]
 
 
+def truncated32(v, bits):
+    """v truncated to `bits` significant bits (so products by small integers or by other
+    short values are exact in float32), and the remainder rounded to float32."""
+    hi, _ = truncated(v, bits)
+    return hi, f32(mp.mpf(v) - mp.mpf(hi))
+
+
 def const32(name, v, doc):
     return f"/// {doc}\npub const {name}: f32 = {f32(v)!r};\n"
 
@@ -129,4 +136,14 @@ out.append(table32("EXP_TAYLOR_F32", [Fraction(1, fact(n)) for n in range(2, 9)]
                    "1/n!, n = 2..8, in float32"))
 out.append(table32("LOG_ATANH_F32", [Fraction(2, 2 * n + 1) for n in range(1, 5)],
                    "2/(2n+1), n = 1..4, in float32"))
+ln2s, ln2s_lo = truncated32(ln2, 16)
+out += [const32("LN2_SHORT_F32", ln2s, "ln 2 to 16 bits: k * LN2_SHORT_F32 is exact for |k| < 256"),
+        const32("LN2_SHORT_LO_F32", ln2s_lo, "ln 2 - LN2_SHORT_F32")]
+for name, v, what in (("INV_LN2", 1 / ln2, "1 / ln 2"), ("INV_LN10", 1 / mp.log(10), "1 / ln 10"),
+                      ("LOG10_2", mp.log10(2), "log10(2)")):
+    hi, lo = truncated32(v, 12)
+    out += [const32(f"{name}_HI_F32", hi, f"{what} to 12 bits (products with 12-bit values are exact)"),
+            const32(f"{name}_LO_F32", lo, f"{what} - {name}_HI_F32")]
+out.append(table32("EXPM1_Q_F32", [Fraction(1, fact(n)) for n in range(3, 12)],
+                   "1/n!, n = 3..11, in float32 (e^r - 1 = r + r^2/2 + r^3 Q(r), |r| < ln 2)"))
 print("\n".join(out))

@@ -1,5 +1,6 @@
 // Tuning lab for the 4-bit tensor-core GEMV of crates/oxmx-cuda/src/quantized.rs
-// (gemv_mma_src): the same kernel as a template over its launch shape, timed on 16
+// (gemv_mma_src): the same kernel as a template over its launch shape (and a cp.async
+// variant; a persistent-block variant was slower still and is gone), timed on 16
 // distinct 4096x4096 / 14336x4096 / 4096x14336 matrices (more bytes than the L2 holds)
 // next to a plain 16-byte streaming read of the same bytes. Standalone, for the GPU
 // machine (it has nvcc):
@@ -143,115 +144,6 @@ __global__ void __launch_bounds__(KW * 32, MINB) gemv(const __nv_bfloat16* __res
 }
 
 
-// Persistent form: a grid of (SMs x blocks per SM) blocks walks the (matrix, row tile)
-// items; every warp streams its chunks of item after item and requests the words of its
-// next step before decoding the current one, so the memory queue never drains between
-// items. The warps of a block add up an item through shared memory when it ends.
-template <int M, int KW, int UNR, int TILES, int GS>
-__global__ void __launch_bounds__(KW * 32) gemvp(const __nv_bfloat16* __restrict__ x, const unsigned* __restrict__ w,
-    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, __nv_bfloat16* __restrict__ out,
-    int E, long long N, long long K) {
-  constexpr int R = 16 * TILES;
-  __shared__ float red[KW][R][8];
-  long long packed = K / 8, groups = K / GS, chunks = K / 128;
-  int tiles = (int)((N + R - 1) / R), items = E * tiles;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  int cpw = (int)((chunks + KW * UNR - 1) / (KW * UNR));  // steps of a warp per item
-  int mine = (int)blockIdx.x < items ? (items - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : 0;
-  long long total = (long long)mine * cpw;
-  bool xon = g < M;
-  uint4 va[UNR][TILES], vb[UNR][TILES];
-  auto row_of = [&](int item, int tt, int half) -> long long {
-    int bi = item / tiles, n0 = (item - bi * tiles) * R;
-    return (long long)bi * N + min((long long)n0 + 16 * tt + g + 8 * half, N - 1);
-  };
-  auto load = [&](long long it, uint4 (&da)[UNR][TILES], uint4 (&db)[UNR][TILES]) {
-    int item = (int)blockIdx.x + (int)(it / cpw) * (int)gridDim.x;
-    long long ch0 = warp + (it % cpw) * KW * UNR;
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt) {
-      const unsigned* pa = w + row_of(item, tt, 0) * packed + t * 4;
-      const unsigned* pb = w + row_of(item, tt, 1) * packed + t * 4;
-#pragma unroll
-      for (int u = 0; u < UNR; ++u) {
-        long long ch = ch0 + (long long)u * KW;
-        if (it < total && ch < chunks) {
-          da[u][tt] = *reinterpret_cast<const uint4*>(pa + ch * 16);
-          db[u][tt] = *reinterpret_cast<const uint4*>(pb + ch * 16);
-        } else {
-          da[u][tt] = make_uint4(0u, 0u, 0u, 0u);
-          db[u][tt] = da[u][tt];
-        }
-      }
-    }
-  };
-  float c[TILES][4];
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
-  load(0, va, vb);
-  for (long long it = 0; it < total; ++it) {
-    uint4 na[UNR][TILES], nb[UNR][TILES];
-    load(it + 1, na, nb);
-    int item = (int)blockIdx.x + (int)(it / cpw) * (int)gridDim.x;
-    int bi = item / tiles;
-    long long ch0 = warp + (it % cpw) * KW * UNR;
-    const __nv_bfloat16* xr = x + ((long long)bi * M + (xon ? g : 0)) * K + t * 32;
-#pragma unroll
-    for (int u = 0; u < UNR; ++u) {
-      long long ch = ch0 + (long long)u * KW;
-      if (ch >= chunks) break;
-      long long gi = (ch * 128 + t * 32) / GS;
-      unsigned sa[TILES], ba[TILES], sb[TILES], bb[TILES];
-#pragma unroll
-      for (int tt = 0; tt < TILES; ++tt) {
-        long long ra = row_of(item, tt, 0), rb = row_of(item, tt, 1);
-        sa[tt] = both(s[ra * groups + gi]); ba[tt] = both(b[ra * groups + gi]);
-        sb[tt] = both(s[rb * groups + gi]); bb[tt] = both(b[rb * groups + gi]);
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        uint4 xv = xon ? *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j) : make_uint4(0u, 0u, 0u, 0u);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          unsigned lo = h ? xv.y : xv.x, hi = h ? xv.w : xv.z;
-          unsigned b0 = __byte_perm(lo, hi, 0x5410), b1 = __byte_perm(lo, hi, 0x7632);
-#pragma unroll
-          for (int tt = 0; tt < TILES; ++tt) {
-            unsigned wa4 = j == 0 ? va[u][tt].x : j == 1 ? va[u][tt].y : j == 2 ? va[u][tt].z : va[u][tt].w;
-            unsigned wb4 = j == 0 ? vb[u][tt].x : j == 1 ? vb[u][tt].y : j == 2 ? vb[u][tt].z : vb[u][tt].w;
-            mma(c[tt], deq(wa4, 2 * h, sa[tt], ba[tt]), deq(wb4, 2 * h, sb[tt], bb[tt]),
-                deq(wa4, 2 * h + 1, sa[tt], ba[tt]), deq(wb4, 2 * h + 1, sb[tt], bb[tt]), b0, b1);
-          }
-        }
-      }
-    }
-    if (it % cpw == cpw - 1) {  // the item is done: add up the warps' parts
-#pragma unroll
-      for (int tt = 0; tt < TILES; ++tt) {
-        red[warp][16 * tt + g][2 * t] = c[tt][0];
-        red[warp][16 * tt + g][2 * t + 1] = c[tt][1];
-        red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
-        red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
-        c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
-      }
-      __syncthreads();
-      int n0 = (item - bi * tiles) * R;
-      for (int i = threadIdx.x; i < R * 8; i += KW * 32) {
-        int row = i >> 3, n = i & 7;
-        float v = 0.f;
-#pragma unroll
-        for (int q = 0; q < KW; ++q) v += red[q][row][n];
-        if (n < M && n0 + row < N) out[((long long)bi * M + n) * N + n0 + row] = __float2bfloat16_rn(v);
-      }
-      __syncthreads();
-    }
-#pragma unroll
-    for (int u = 0; u < UNR; ++u)
-#pragma unroll
-      for (int tt = 0; tt < TILES; ++tt) { va[u][tt] = na[u][tt]; vb[u][tt] = nb[u][tt]; }
-  }
-}
-
 // the memory ceiling with 4 loads in flight per thread
 __global__ void readall4(const uint4* __restrict__ p, long long n, unsigned* sink) {
   unsigned acc = 0;
@@ -369,16 +261,6 @@ __global__ void __launch_bounds__(KW * 32, MINB) gemva(const __nv_bfloat16* __re
   }
 }
 
-// the memory ceiling: every byte of the packed words read once with 16-byte loads
-__global__ void readall(const uint4* __restrict__ p, long long n, unsigned* sink) {
-  unsigned acc = 0;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    uint4 v = p[i];
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == 0x12345678u) sink[0] = acc;
-}
-
 static unsigned short f2bf(float f) { unsigned u; memcpy(&u, &f, 4); u += 0x7FFF + ((u >> 16) & 1); return (unsigned short)(u >> 16); }
 static float bf2f(unsigned short h) { unsigned u = (unsigned)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
@@ -432,98 +314,53 @@ static double verify(Problem& p) {
   return worst;
 }
 
-template <int M, int KW, int UNR, int TILES, bool PIPE, bool RAW = false, int MINB = 1>
-static void trial(Problem& p, const char* name) {
-  auto k = gemv<M, KW, UNR, TILES, PIPE, 64, RAW, MINB>;
-  long long tiles = (p.N + 16 * TILES - 1) / (16 * TILES);
-  dim3 grid((unsigned)(p.E * tiles)), block(KW * 32);
-  int regs = 0; cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k)); regs = at.numRegs;
-  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
+// Best time of one launch in ms (10 runs after 2 warm-ups).
+template <class L>
+static float best_ms(L launch) {
   cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
   float best = 1e30f;
   for (int rep = 0; rep < 12; ++rep) {
     cudaEventRecord(a);
-    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
+    launch();
     cudaEventRecord(z); CK(cudaEventSynchronize(z));
     float ms; cudaEventElapsedTime(&ms, a, z);
     if (rep >= 2) best = fminf(best, ms);
   }
   CK(cudaGetLastError());
-  double err = verify(p);
-  printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, regs, occ,
-         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+  return best;
 }
 
-
-template <int M, int KW, int UNR, int TILES>
-static void trialp(Problem& p, const char* name) {
-  auto k = gemvp<M, KW, UNR, TILES, 64>;
-  int tiles = (p.N + 16 * TILES - 1) / (16 * TILES), items = p.E * tiles;
-  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k));
-  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
-  int sms = 0; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  dim3 grid((unsigned)std::min(items, sms * occ)), block(KW * 32);
-  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
-  float best = 1e30f;
+// Times one GEMV kernel over the problem and checks its result.
+template <class K>
+static void report(Problem& p, const char* name, K kernel, int threads, long long rows_per_block) {
+  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, kernel));
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, 0));
   CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
-  for (int rep = 0; rep < 12; ++rep) {
-    cudaEventRecord(a);
-    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.E, p.N, p.K);
-    cudaEventRecord(z); CK(cudaEventSynchronize(z));
-    float ms; cudaEventElapsedTime(&ms, a, z);
-    if (rep >= 2) best = fminf(best, ms);
-  }
-  CK(cudaGetLastError());
+  dim3 grid((unsigned)(p.E * ((p.N + rows_per_block - 1) / rows_per_block))), block(threads);
+  float best = best_ms([&] {
+    kernel<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
+  });
   double err = verify(p);
   printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
          best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+}
+
+template <int M, int KW, int UNR, int TILES, bool PIPE, bool RAW = false, int MINB = 1>
+static void trial(Problem& p, const char* name) {
+  report(p, name, gemv<M, KW, UNR, TILES, PIPE, 64, RAW, MINB>, KW * 32, 16 * TILES);
 }
 
 template <int M, int KW, int TILES, int S, int MINB = 1>
 static void triala(Problem& p, const char* name) {
-  auto k = gemva<M, KW, TILES, S, 64, MINB>;
-  long long tiles = (p.N + 16 * TILES - 1) / (16 * TILES);
-  dim3 grid((unsigned)(p.E * tiles)), block(KW * 32);
-  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, k));
-  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, KW * 32, 0));
-  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
-  float best = 1e30f;
-  CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
-  for (int rep = 0; rep < 12; ++rep) {
-    cudaEventRecord(a);
-    k<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
-    cudaEventRecord(z); CK(cudaEventSynchronize(z));
-    float ms; cudaEventElapsedTime(&ms, a, z);
-    if (rep >= 2) best = fminf(best, ms);
-  }
-  CK(cudaGetLastError());
-  double err = verify(p);
-  printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
-         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+  report(p, name, gemva<M, KW, TILES, S, 64, MINB>, KW * 32, 16 * TILES);
 }
 
 static void ceiling(Problem& p) {
   unsigned* sink; CK(cudaMalloc(&sink, 4));
-  cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
   long long n = (long long)p.E * p.N * p.K / 8 / 4;
-  float best = 1e30f;
-  for (int rep = 0; rep < 12; ++rep) {
-    cudaEventRecord(a);
-    readall<<<132 * 8, 256>>>((const uint4*)p.dw, n, sink);
-    cudaEventRecord(z); CK(cudaEventSynchronize(z));
-    float ms; cudaEventElapsedTime(&ms, a, z);
-    if (rep >= 2) best = fminf(best, ms);
-  }
+  float best = best_ms([&] { readall4<<<132 * 8, 256>>>((const uint4*)p.dw, n, sink); });
   printf("  %-28s %7.2f us/matrix  %5.2f TB/s (packed words only)\n", "read ceiling", best * 1e3 / p.E, n * 16.0 / (best * 1e-3) / 1e12);
-  best = 1e30f;
-  for (int rep = 0; rep < 12; ++rep) {
-    cudaEventRecord(a);
-    readall4<<<132 * 8, 256>>>((const uint4*)p.dw, n, sink);
-    cudaEventRecord(z); CK(cudaEventSynchronize(z));
-    float ms; cudaEventElapsedTime(&ms, a, z);
-    if (rep >= 2) best = fminf(best, ms);
-  }
-  printf("  %-28s %7.2f us/matrix  %5.2f TB/s (packed words only)\n", "read ceiling, 4 in flight", best * 1e3 / p.E, n * 16.0 / (best * 1e-3) / 1e12);
+  cudaFree(sink);
 }
 
 template <int M>
@@ -531,17 +368,16 @@ static void run_shape(int E, int N, int K) {
   Problem p = make(E, N, K, M);
   printf("%d x (%d x %d), M = %d, %.1f MB\n", E, N, K, M, p.bytes / 1e6);
   ceiling(p);
-  trial<M, 8, 4, 1, false>(p, "KW8 UNR4 T1 (oxmx now)");
-  trial<M, 4, 1, 2, true>(p, "KW4 UNR1 T2 pipe");
+  // the first tensor-core version, then the one in oxmx (gemv_mma_src) and its neighbours
+  trial<M, 8, 4, 1, false>(p, "KW8 UNR4 T1");
+  trial<M, 4, 1, 2, true>(p, "KW4 UNR1 T2 pipe (oxmx)");
   trial<M, 4, 1, 2, true, false, 6>(p, "KW4 UNR1 T2 pipe min6");
-  trial<M, 4, 1, 2, true, false, 8>(p, "KW4 UNR1 T2 pipe min8");
   trial<M, 4, 1, 2, true, true>(p, "KW4 UNR1 T2 pipe no FMAs");
-  trial<M, 4, 2, 2, true, false, 4>(p, "KW4 UNR2 T2 pipe min4");
+  trial<M, 4, 4, 1, false>(p, "KW4 UNR4 T1");
+  trial<M, 2, 4, 1, true>(p, "KW2 UNR4 T1 pipe");
   triala<M, 4, 2, 2>(p, "async KW4 T2 S2");
-  triala<M, 4, 2, 2, 6>(p, "async KW4 T2 S2 min6");
-  triala<M, 4, 2, 2, 8>(p, "async KW4 T2 S2 min8");
-  triala<M, 2, 2, 2, 12>(p, "async KW2 T2 S2 min12");
-  triala<M, 8, 2, 2, 3>(p, "async KW8 T2 S2 min3");
+  triala<M, 4, 2, 4>(p, "async KW4 T2 S4");
+  triala<M, 4, 1, 6>(p, "async KW4 T1 S6");
   cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
 }
 

@@ -51,6 +51,37 @@ pub enum UnaryOp {
     Imag,
 }
 
+impl UnaryOp {
+    /// The transcendental functions whose accuracy `tests/test_math_ulp.py` specifies
+    /// (every backend evaluates them with a bounded ulp error; `erfinv` is not among
+    /// them: it keeps MLX's exact float32 bits instead).
+    pub fn is_transcendental(self) -> bool {
+        use UnaryOp::*;
+        matches!(
+            self,
+            Exp | Expm1
+                | Log
+                | Log2
+                | Log10
+                | Log1p
+                | Sin
+                | Cos
+                | Tan
+                | ArcSin
+                | ArcCos
+                | ArcTan
+                | Sinh
+                | Cosh
+                | Tanh
+                | ArcSinh
+                | ArcCosh
+                | ArcTanh
+                | Erf
+                | Sigmoid
+        )
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum BinaryOp {
     Add,

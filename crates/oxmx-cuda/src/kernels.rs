@@ -313,25 +313,7 @@ pub fn unary_expr(op: UnaryOp, d: Dtype) -> Option<String> {
 /// (scripts/probe_gpu_float_math.py on an H200), they meet the bound at float speed.
 fn via_double(op: UnaryOp) -> bool {
     use UnaryOp::*;
-    matches!(
-        op,
-        Exp | Expm1
-            | Log10
-            | Sin
-            | Cos
-            | Tan
-            | ArcSin
-            | ArcCos
-            | ArcTan
-            | Sinh
-            | Cosh
-            | Tanh
-            | ArcSinh
-            | ArcCosh
-            | ArcTanh
-            | Erf
-            | Sigmoid
-    )
+    op.is_transcendental() && !matches!(op, Log | Log2 | Log1p)
 }
 
 /// The expression of a binary op over `x`, `y` (compute type `CT`), or None.

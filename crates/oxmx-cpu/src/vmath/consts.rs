@@ -260,3 +260,40 @@ pub const LOG_ATANH_F32: [f32; 4] = [
     0.2857142984867096,
     0.2222222238779068,
 ];
+
+/// ln 2 to 16 bits: k * LN2_SHORT_F32 is exact for |k| < 256
+pub const LN2_SHORT_F32: f32 = 0.693145751953125;
+
+/// ln 2 - LN2_SHORT_F32
+pub const LN2_SHORT_LO_F32: f32 = 1.428606765330187e-06;
+
+/// 1 / ln 2 to 12 bits (products with 12-bit values are exact)
+pub const INV_LN2_HI_F32: f32 = 1.4423828125;
+
+/// 1 / ln 2 - INV_LN2_HI_F32
+pub const INV_LN2_LO_F32: f32 = 0.00031222839606925845;
+
+/// 1 / ln 10 to 12 bits (products with 12-bit values are exact)
+pub const INV_LN10_HI_F32: f32 = 0.4342041015625;
+
+/// 1 / ln 10 - INV_LN10_HI_F32
+pub const INV_LN10_LO_F32: f32 = 9.038033749675378e-05;
+
+/// log10(2) to 12 bits (products with 12-bit values are exact)
+pub const LOG10_2_HI_F32: f32 = 0.301025390625;
+
+/// log10(2) - LOG10_2_HI_F32
+pub const LOG10_2_LO_F32: f32 = 4.605039066518657e-06;
+
+/// 1/n!, n = 3..11, in float32 (e^r - 1 = r + r^2/2 + r^3 Q(r), |r| < ln 2)
+pub const EXPM1_Q_F32: [f32; 9] = [
+    0.1666666716337204,
+    0.0416666679084301,
+    0.008333333767950535,
+    0.0013888889225199819,
+    0.00019841270113829523,
+    2.4801587642286904e-05,
+    2.7557318844628753e-06,
+    2.755731998149713e-07,
+    2.5052107943679403e-08,
+];

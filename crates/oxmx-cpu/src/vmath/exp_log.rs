@@ -145,23 +145,8 @@ fn positive_normal(x: f64) -> bool {
 
 pub struct Exp;
 impl Unary for Exp {
-    #[inline(always)]
-    fn fast(x: f64) -> f64 {
-        exp::<false>(x)
-    }
-    #[inline(always)]
-    fn fast_narrow(x: f64) -> f64 {
-        exp::<true>(x)
-    }
-    const HAS_F32: bool = true;
-    #[inline(always)]
-    fn fast32(x: f32) -> f32 {
-        super::single::exp32(x)
-    }
-    #[inline(always)]
-    fn in_domain32(x: f32) -> bool {
-        super::single::exp32_domain(x)
-    }
+    both_precisions!(exp);
+    float32_lanes!(exp32, exp32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() <= 708.0
@@ -173,14 +158,8 @@ impl Unary for Exp {
 
 pub struct Expm1;
 impl Unary for Expm1 {
-    #[inline(always)]
-    fn fast(x: f64) -> f64 {
-        expm1::<false>(x)
-    }
-    #[inline(always)]
-    fn fast_narrow(x: f64) -> f64 {
-        expm1::<true>(x)
-    }
+    both_precisions!(expm1);
+    float32_lanes!(expm1_32, expm1_32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() <= 708.0
@@ -200,15 +179,7 @@ impl Unary for Log {
     fn fast_narrow(x: f64) -> f64 {
         log_scaled::<true>(x, LN2, ONE)
     }
-    const HAS_F32: bool = true;
-    #[inline(always)]
-    fn fast32(x: f32) -> f32 {
-        super::single::log32(x)
-    }
-    #[inline(always)]
-    fn in_domain32(x: f32) -> bool {
-        super::single::log32_domain(x)
-    }
+    float32_lanes!(log32, log32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         positive_normal(x)
@@ -228,6 +199,7 @@ impl Unary for Log2 {
     fn fast_narrow(x: f64) -> f64 {
         log_scaled::<true>(x, ONE, (INV_LN2_HI, INV_LN2_LO))
     }
+    float32_lanes!(log2_32, log32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         positive_normal(x)
@@ -247,6 +219,7 @@ impl Unary for Log10 {
     fn fast_narrow(x: f64) -> f64 {
         log_scaled::<true>(x, (LOG10_2_HI, LOG10_2_LO), (INV_LN10_HI, INV_LN10_LO))
     }
+    float32_lanes!(log10_32, log32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         positive_normal(x)
@@ -258,14 +231,8 @@ impl Unary for Log10 {
 
 pub struct Log1p;
 impl Unary for Log1p {
-    #[inline(always)]
-    fn fast(x: f64) -> f64 {
-        log1p::<false>(x)
-    }
-    #[inline(always)]
-    fn fast_narrow(x: f64) -> f64 {
-        log1p::<true>(x)
-    }
+    both_precisions!(log1p);
+    float32_lanes!(log1p32, log1p32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x > -1.0 && x < f64::INFINITY

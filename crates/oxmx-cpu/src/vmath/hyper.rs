@@ -5,20 +5,6 @@ use super::consts::{LN2_HI, SINH_TAYLOR};
 use super::exp_log::{exp, expm1, log1p};
 use super::{horner, horner_first, two_sum, Binary, Unary};
 
-/// The `fast`/`fast_narrow` pair of a kernel written once as `$body::<NARROW>(x)`.
-macro_rules! both_precisions {
-    ($body:ident) => {
-        #[inline(always)]
-        fn fast(x: f64) -> f64 {
-            $body::<false>(x)
-        }
-        #[inline(always)]
-        fn fast_narrow(x: f64) -> f64 {
-            $body::<true>(x)
-        }
-    };
-}
-
 /// |x| <= 708: exp(|x|) stays normal.
 #[inline(always)]
 fn exp_range(x: f64) -> bool {

@@ -13,6 +13,35 @@
 //! `mul_add` is a fused multiply-add everywhere (a libm call on CPUs without FMA), so the
 //! results are the same bits on every x86-64 CPU.
 
+/// The `fast`/`fast_narrow` pair of a kernel written once as `$body::<NARROW>(x)`.
+macro_rules! both_precisions {
+    ($body:ident) => {
+        #[inline(always)]
+        fn fast(x: f64) -> f64 {
+            $body::<false>(x)
+        }
+        #[inline(always)]
+        fn fast_narrow(x: f64) -> f64 {
+            $body::<true>(x)
+        }
+    };
+}
+
+/// The float32-lane items of a `Unary` (`vmath/single.rs` kernel and its domain).
+macro_rules! float32_lanes {
+    ($kernel:ident, $domain:ident) => {
+        const HAS_F32: bool = true;
+        #[inline(always)]
+        fn fast32(x: f32) -> f32 {
+            super::single::$kernel(x)
+        }
+        #[inline(always)]
+        fn in_domain32(x: f32) -> bool {
+            super::single::$domain(x)
+        }
+    };
+}
+
 mod consts;
 mod erf;
 mod exp_log;
@@ -231,32 +260,10 @@ impl<K: Binary, A: Elem, O: Elem> pulp::WithSimd for BinaryTask<'_, K, A, O> {
 
 /// Whether `op` on `dtype` has a vector kernel here (else the caller's scalar path runs).
 pub fn has_unary(op: UnaryOp, dtype: Dtype) -> bool {
-    use UnaryOp::*;
     matches!(
         dtype,
         Dtype::Float32 | Dtype::Float64 | Dtype::Float16 | Dtype::Bfloat16
-    ) && matches!(
-        op,
-        Exp | Expm1
-            | Log
-            | Log2
-            | Log10
-            | Log1p
-            | Sin
-            | Cos
-            | Tan
-            | ArcSin
-            | ArcCos
-            | ArcTan
-            | Sinh
-            | Cosh
-            | Tanh
-            | ArcSinh
-            | ArcCosh
-            | ArcTanh
-            | Erf
-            | Sigmoid
-    )
+    ) && op.is_transcendental()
 }
 
 /// Whether the binary `op` on `dtype` has a vector kernel. float64 `power` keeps libm:

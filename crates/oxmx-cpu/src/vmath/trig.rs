@@ -120,14 +120,7 @@ fn tan<const NARROW: bool>(x: f64) -> f64 {
 }
 
 impl Unary for Tan {
-    #[inline(always)]
-    fn fast(x: f64) -> f64 {
-        tan::<false>(x)
-    }
-    #[inline(always)]
-    fn fast_narrow(x: f64) -> f64 {
-        tan::<true>(x)
-    }
+    both_precisions!(tan);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() <= TRIG_LIMIT
@@ -214,14 +207,7 @@ fn asin<const NARROW: bool>(x: f64) -> f64 {
 }
 
 impl Unary for ArcSin {
-    #[inline(always)]
-    fn fast(x: f64) -> f64 {
-        asin::<false>(x)
-    }
-    #[inline(always)]
-    fn fast_narrow(x: f64) -> f64 {
-        asin::<true>(x)
-    }
+    both_precisions!(asin);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() <= 1.0
