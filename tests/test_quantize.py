@@ -262,6 +262,17 @@ def test_quantized_matmul_half_gemv(dtype, gs, m, k):
     assert np.all(err <= bound), float((err / bound).max())
 
 
+@pytest.mark.parametrize("transpose", [True, False])
+def test_quantized_matmul_empty_reduction_is_zero(transpose):
+    # K = 0: a sum over no terms, as NumPy's (1, 0) @ (0, 4)
+    w, s, b = mx.zeros((4, 0), dtype=mx.uint32), mx.zeros((4, 0)), mx.zeros((4, 0))
+    x = mx.ones((2, 0)) if transpose else mx.ones((2, 4))
+    y = mx.quantized_matmul(x, w, s, b, transpose=transpose, group_size=64, bits=4)
+    want = np.ones((2, 0)) @ np.ones((0, 4)) if transpose else np.ones((2, 4)) @ np.ones((4, 0))
+    assert y.shape == want.shape
+    np.testing.assert_array_equal(np.array(y), want)
+
+
 def test_quantized_matmul_batched_weights():
     e, n, k = 3, 40, 64
     w = rand((e, n, k), 10)
