@@ -38,6 +38,34 @@ fn cast_to<S: Elem + Sync, D: Elem + Send>(x: &Input, out: &mut Buffer, out_dtyp
 }
 
 pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
+    // Half types to float32 (every half model's first step): whole runs through half's
+    // slice conversion (F16C where the CPU has it) instead of a float64 round trip per
+    // element. The same values: widening is exact, and a NaN keeps its sign and payload
+    // and gets the quiet bit either way.
+    match (x.dtype, out_dtype) {
+        (Dtype::Float16, Dtype::Float32) => {
+            use half::slice::HalfFloatSliceExt;
+            let o = out.typed_mut::<f32>();
+            return crate::strided::map1_runs(&x.shape, View::<half::f16>::of(x), o, |a, o| {
+                let n = a.len().min(o.len());
+                a[..n].convert_to_f32_slice(&mut o[..n])
+            });
+        }
+        (Dtype::Bfloat16, Dtype::Float32) => {
+            let o = out.typed_mut::<f32>();
+            return crate::strided::map1_runs(&x.shape, View::<half::bf16>::of(x), o, |a, o| {
+                for (d, s) in o.iter_mut().zip(a) {
+                    let v = f32::from_bits((s.to_bits() as u32) << 16);
+                    *d = if v.is_nan() {
+                        f32::from_bits(v.to_bits() | 0x0040_0000)
+                    } else {
+                        v
+                    };
+                }
+            });
+        }
+        _ => {}
+    }
     crate::with_dtype!(x.dtype, S, {
         crate::with_dtype!(out_dtype, D, cast_to::<S, D>(x, out, out_dtype))
     })
