@@ -317,3 +317,18 @@ def test_dtype_size_and_numpy_roundtrip(d):
         else:
             assert mx.array(a).dtype == mxdt(d)
         assert np.array(mx.zeros((3,), dtype=mxdt(d))).dtype == npdt(d)
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_half_to_float32_every_bit_pattern(half):
+    # Widening is exact; a NaN keeps its sign and payload and gets the quiet bit.
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    got = np.array(mx.view(mx.array(bits), getattr(mx, half)).astype(mx.float32)).view(np.uint32)
+    ref_t = np.float16 if half == "float16" else ml_dtypes.bfloat16
+    ref = bits.view(ref_t).astype(np.float32).view(np.uint32)
+    nan = np.isnan(bits.view(ref_t).astype(np.float32))
+    np.testing.assert_array_equal(got[~nan], ref[~nan])
+    np.testing.assert_array_equal(got[nan], ref[nan] | 0x0040_0000)
+    # a strided view converts the same
+    got3 = np.array(mx.view(mx.array(bits), getattr(mx, half))[::3].astype(mx.float32)).view(np.uint32)
+    np.testing.assert_array_equal(got3, got[::3])
