@@ -24,7 +24,7 @@ fn reduce_ln2(x: f64) -> (i64, f64, f64) {
 #[inline(always)]
 fn expm1_reduced<const NARROW: bool>(r: f64, c: f64) -> f64 {
     let q = if NARROW {
-        horner_first::<8, 12>(r, &EXP_TAYLOR)
+        horner_first::<f64, 8, 12>(r, &EXP_TAYLOR)
     } else {
         horner(r, &EXP_TAYLOR)
     };
@@ -53,7 +53,7 @@ pub(super) fn expm1<const NARROW: bool>(x: f64) -> f64 {
     // 2^k (1 + em) - 1 with one rounding; s - 1 is exact for |k| <= 53
     let reduced = s.mul_add(em, s - 1.0);
     let q = if NARROW {
-        horner_first::<11, 18>(x, &EXPM1_TAYLOR)
+        horner_first::<f64, 11, 18>(x, &EXPM1_TAYLOR)
     } else {
         horner(x, &EXPM1_TAYLOR)
     };
@@ -85,7 +85,7 @@ fn log1p_reduced<const NARROW: bool>(f: f64) -> (f64, f64) {
     let s = f / (2.0 + f);
     let z = s * s;
     let r = z * if NARROW {
-        horner_first::<6, 11>(z, &LOG_ATANH)
+        horner_first::<f64, 6, 11>(z, &LOG_ATANH)
     } else {
         horner(z, &LOG_ATANH)
     };

@@ -17,7 +17,7 @@ fn sinh<const NARROW: bool>(x: f64) -> f64 {
     let z = a * a;
     // Taylor series below 1 (no cancellation), exponentials above
     let p = if NARROW {
-        horner_first::<6, 9>(z, &SINH_TAYLOR)
+        horner_first::<f64, 6, 9>(z, &SINH_TAYLOR)
     } else {
         horner(z, &SINH_TAYLOR)
     };

@@ -330,21 +330,39 @@ pub fn binary_run<A: Elem, O: Elem>(op: BinaryOp, xs: &[A], ys: &[A], dst: &mut 
 
 // ---- shared building blocks -------------------------------------------------------
 
+/// The float types the series are evaluated in (float64 lanes, and float32 lanes in
+/// `single.rs`).
+pub(super) trait Lane: Copy {
+    fn fma(self, a: Self, b: Self) -> Self;
+}
+impl Lane for f64 {
+    #[inline(always)]
+    fn fma(self, a: f64, b: f64) -> f64 {
+        self.mul_add(a, b)
+    }
+}
+impl Lane for f32 {
+    #[inline(always)]
+    fn fma(self, a: f32, b: f32) -> f32 {
+        self.mul_add(a, b)
+    }
+}
+
 /// c[0] + x c[1] + x^2 c[2] + ... (Horner, fused).
 #[inline(always)]
-fn horner<const N: usize>(x: f64, c: &[f64; N]) -> f64 {
-    horner_first::<N, N>(x, c)
+fn horner<T: Lane, const N: usize>(x: T, c: &[T; N]) -> T {
+    horner_first::<T, N, N>(x, c)
 }
 
 /// The first M coefficients of `c`, by Horner (the narrow variants' shorter series).
 #[inline(always)]
-fn horner_first<const M: usize, const N: usize>(x: f64, c: &[f64; N]) -> f64 {
+fn horner_first<T: Lane, const M: usize, const N: usize>(x: T, c: &[T; N]) -> T {
     const { assert!(M >= 1 && M <= N) };
     let mut acc = c[M - 1];
     let mut i = M - 1;
     while i > 0 {
         i -= 1;
-        acc = acc.mul_add(x, c[i]);
+        acc = acc.fma(x, c[i]);
     }
     acc
 }

@@ -21,18 +21,7 @@ use super::consts::{
     LN2_HI_F32, LN2_LO_F32, LN2_SHORT_F32, LN2_SHORT_LO_F32, LOG10_2_HI_F32, LOG10_2_LO_F32,
     LOG2E_F32, LOG_ATANH_F32,
 };
-
-/// c[0] + x c[1] + ... in float32.
-#[inline(always)]
-fn horner32<const N: usize>(x: f32, c: &[f32; N]) -> f32 {
-    let mut acc = c[N - 1];
-    let mut i = N - 1;
-    while i > 0 {
-        i -= 1;
-        acc = acc.mul_add(x, c[i]);
-    }
-    acc
-}
+use super::horner;
 
 /// e^x for |x| <= 87 (2^k and the result stay normal).
 #[inline(always)]
@@ -43,7 +32,7 @@ pub(super) fn exp32(x: f32) -> f32 {
     let k = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
     let r = (-kf).mul_add(LN2_HI_F32, x);
     let r = (-kf).mul_add(LN2_LO_F32, r);
-    let p = 1.0 + (r * r).mul_add(horner32(r, &EXP_TAYLOR_F32), r);
+    let p = 1.0 + (r * r).mul_add(horner(r, &EXP_TAYLOR_F32), r);
     p * f32::from_bits((k.wrapping_add(127) as u32).wrapping_shl(23))
 }
 
@@ -67,7 +56,7 @@ fn split(x: f32) -> (f32, f32) {
 fn log_parts(f: f32) -> (f32, f32) {
     let s = f / (2.0 + f);
     let z = s * s;
-    let r = z * horner32(z, &LOG_ATANH_F32);
+    let r = z * horner(z, &LOG_ATANH_F32);
     let hfsq = 0.5 * f * f;
     (hfsq, s * (hfsq + r))
 }
@@ -157,7 +146,7 @@ pub(super) fn expm1_32(x: f32) -> f32 {
     let h = 0.5 * r;
     let hr2 = h * r;
     let e = h.mul_add(r, -hr2);
-    let s = hr2 + (r * r * r).mul_add(horner32(r, &EXPM1_Q_F32), e + c);
+    let s = hr2 + (r * r * r).mul_add(horner(r, &EXPM1_Q_F32), e + c);
     let u = r + s;
     let p2 = f32::from_bits((k.wrapping_add(127) as u32).wrapping_shl(23));
     let res = p2.mul_add(u, p2 - 1.0);

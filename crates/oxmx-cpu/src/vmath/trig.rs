@@ -32,7 +32,7 @@ fn reduce_pio2<const NARROW: bool>(x: f64) -> (i64, f64, f64) {
 fn sin_reduced<const NARROW: bool>(rh: f64, rl: f64) -> f64 {
     let z = rh * rh;
     let p = z * if NARROW {
-        horner_first::<5, 9>(z, &SIN_TAYLOR)
+        horner_first::<f64, 5, 9>(z, &SIN_TAYLOR)
     } else {
         horner(z, &SIN_TAYLOR)
     };
@@ -47,7 +47,7 @@ fn cos_reduced<const NARROW: bool>(rh: f64, rl: f64) -> f64 {
     let hz = 0.5 * z;
     let w = 1.0 - hz;
     let p = if NARROW {
-        horner_first::<5, 8>(z, &COS_TAYLOR)
+        horner_first::<f64, 5, 8>(z, &COS_TAYLOR)
     } else {
         horner(z, &COS_TAYLOR)
     };
@@ -152,7 +152,7 @@ fn atan_parts<const NARROW: bool>(t: f64) -> (f64, f64) {
     let u = (v - c) / v.mul_add(c, 1.0);
     let z = u * u;
     let p = if NARROW {
-        horner_first::<4, 8>(z, &ATAN_TAYLOR)
+        horner_first::<f64, 4, 8>(z, &ATAN_TAYLOR)
     } else {
         horner(z, &ATAN_TAYLOR)
     };
