@@ -201,6 +201,20 @@ def test_quantized_matmul_transposed(mode, gs, bits, m):
     np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+# Rows long enough that the CPU's AVX-512 GEMV takes four rows of W per load of x (x over
+# 24 KiB), K chosen so that a group or two is left after the last 16-word step, and 70
+# rows so that tasks end in a partial group of four.
+@pytest.mark.parametrize("gs,bits,k", [(32, 4, 8224), (64, 4, 8256), (128, 4, 8320), (32, 8, 8224), (64, 8, 8256)])
+@pytest.mark.parametrize("m", [1, 3])
+def test_quantized_matmul_long_rows(gs, bits, k, m):
+    n = 70
+    wq, s, b = qparams("affine", gs, bits, rand((n, k), 7))
+    x = rand((m, k), 8)
+    y = mx.quantized_matmul(mx.array(x), wq, s, b, transpose=True, group_size=gs, bits=bits)
+    want = x.astype(np.float64) @ dense("affine", gs, bits, wq, s, b).T.astype(np.float64)
+    np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("mode,gs,bits", CASES)
 @pytest.mark.parametrize("m", [1, 5, 12])
 def test_quantized_matmul_not_transposed(mode, gs, bits, m):

@@ -693,8 +693,10 @@ mod avx512 {
     /// hardware prefetchers stop at page boundaries and the busy decode loop keeps too
     /// few misses in flight (14336x4096 4-bit, 2 threads: 22 GB/s without, 30 with).
     const AHEAD: usize = 4096;
-    /// Steps of x per span of a long row, times SLOTS: 16 KiB of x (see `Rows`).
-    const CHUNK: usize = 256;
+    /// Bytes of x (in lane order) above which a row counts as long (see `Rows`).
+    const LONG_X: usize = 24 * 1024;
+    /// Rows of W that share each load of x when rows are long.
+    const LONG_ROWS: usize = 4;
 
     /// Whether this path takes the layout: 4 or 8 bits in groups of a power-of-two number
     /// (4 or more) of words, so that a 16-word step holds whole groups or lies in one.
@@ -826,49 +828,62 @@ mod avx512 {
         s
     }
 
-    /// Steps `s0..s1` of one row of x against one row of W, without the biases: per
-    /// 16-word step, each slot decoded and multiplied into x (in `lane_order`), the
-    /// step's sums scaled by their groups' scales (2^`wshift` words per group). `pf`:
-    /// how many words past the one decoded to prefetch.
+    /// Steps `s0..s1` of one row of x against `R` rows of W, without the biases: per
+    /// 16-word step, each slot decoded and multiplied into x (in `lane_order`, loaded once
+    /// for the R rows), the step's sums scaled by their groups' scales (2^`wshift` words
+    /// per group). `pf`: how many words past the one decoded to prefetch, in each row.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn steps_dot<const BITS: usize, const SLOTS: usize, const G: usize>(
+    fn steps_dot<const BITS: usize, const SLOTS: usize, const G: usize, const R: usize>(
         simd: V4,
-        wrow: &[u32],
+        wrows: &[&[u32]; R],
         xl: &[[[f32; WORDS]; SLOTS]],
-        scales: &[f32],
+        scales: &[&[f32]; R],
         wshift: u32,
         s0: usize,
         s1: usize,
         pf: usize,
-    ) -> f32 {
+    ) -> [f32; R] {
         let f = simd.avx512f;
         let zero = f._mm512_setzero_ps();
-        let mut tot = zero;
-        for b in s0..s1 {
+        let mut tot = [zero; R];
+        'steps: for b in s0..s1 {
             // the step's groups: G of them from b * G, or the one it lies in
             let g0 = if G > 1 { b * G } else { (b * WORDS) >> wshift };
-            let (Some(Ok(w)), Some(xb), Some(Ok(sc))) = (
-                wrow.get(b * WORDS..(b + 1) * WORDS)
-                    .map(<[u32; WORDS]>::try_from),
-                xl.get(b),
-                scales.get(g0..g0 + G).map(<&[f32; G]>::try_from),
-            ) else {
+            let Some(xb) = xl.get(b) else {
                 break;
             };
-            simd.sse
-                ._mm_prefetch::<_MM_HINT_T1>(wrow.as_ptr().wrapping_add(b * WORDS + pf).cast());
-            let w: __m512i = pulp::cast(w);
-            // two chains: one would serialize eight FMAs per step
-            let mut acc = [zero; 2];
-            for (j, xj) in xb.iter().enumerate() {
-                let (q, xv): (__m512, __m512) = (levels::<BITS>(simd, w, j), pulp::cast(*xj));
-                acc[j % 2] = f._mm512_fmadd_ps(q, xv, acc[j % 2]);
+            let mut w = [f._mm512_setzero_si512(); R];
+            let mut sc = [zero; R];
+            for i in 0..R {
+                let (Some(Ok(wi)), Some(Ok(si))) = (
+                    wrows[i]
+                        .get(b * WORDS..(b + 1) * WORDS)
+                        .map(<[u32; WORDS]>::try_from),
+                    scales[i].get(g0..g0 + G).map(<&[f32; G]>::try_from),
+                ) else {
+                    break 'steps;
+                };
+                simd.sse._mm_prefetch::<_MM_HINT_T1>(
+                    wrows[i].as_ptr().wrapping_add(b * WORDS + pf).cast(),
+                );
+                w[i] = pulp::cast(wi);
+                sc[i] = step_scales::<G>(simd, si);
             }
-            let s = step_scales::<G>(simd, sc);
-            tot = f._mm512_fmadd_ps(s, f._mm512_add_ps(acc[0], acc[1]), tot);
+            // two chains per row: one would serialize eight FMAs per step
+            let mut acc = [[zero; 2]; R];
+            for (j, xj) in xb.iter().enumerate() {
+                let xv: __m512 = pulp::cast(*xj);
+                for i in 0..R {
+                    let q = levels::<BITS>(simd, w[i], j);
+                    acc[i][j % 2] = f._mm512_fmadd_ps(q, xv, acc[i][j % 2]);
+                }
+            }
+            for i in 0..R {
+                tot[i] = f._mm512_fmadd_ps(sc[i], f._mm512_add_ps(acc[i][0], acc[i][1]), tot[i]);
+            }
         }
-        f._mm512_reduce_add_ps(tot)
+        tot.map(|t| f._mm512_reduce_add_ps(t))
     }
 
     /// Groups `g0..` of one row of x (plainly, `xn`) against one row of W, without the
@@ -1013,44 +1028,54 @@ mod avx512 {
                     mat.scales.get(r * groups..(r + 1) * groups).unwrap_or(&[]),
                 )
             };
-            // Whole steps in a row; a long row goes in spans of CHUNK steps (16 KiB of
-            // x), each span over all the rows, so that its x stays in L1 (K = 14336,
-            // 4-bit: 12.5 GB/s from L2, 18 in spans); the prefetch then runs the same
-            // distance ahead across rows.
+            // Whole steps in a row, and the rest of a row (its words after the last whole
+            // step, its biases) added to a row's result.
             let steps = ((groups << wshift) / WORDS).min(xl.len());
-            let chunk = CHUNK / SLOTS;
-            let pf = if steps > chunk {
-                (AHEAD / (chunk * WORDS)).max(1) * mat.packed
-            } else {
-                AHEAD
-            };
             let g0 = (steps * WORDS) >> wshift;
-            let mut s0 = 0;
-            loop {
-                let s1 = steps.min(s0 + chunk);
-                // the words after the last whole step and the biases with the last span
-                let last = s1 == steps;
-                for (i, res) in out.chunks_mut(m).enumerate() {
-                    let r = r0 + i;
-                    let (wrow, srow) = row(r);
-                    let mut v =
-                        steps_dot::<BITS, SLOTS, G>(simd, wrow, xl, srow, wshift, s0, s1, pf);
-                    if last {
-                        let brow = mat
-                            .biases
-                            .and_then(|b| b.get(r * groups..(r + 1) * groups))
-                            .unwrap_or(&[]);
-                        v += tail_dot::<BITS, SLOTS>(wrow, xn, srow, wshift, g0)
-                            + dot(simd, brow, sums);
-                    }
-                    if let Some(o) = res.get_mut(mi) {
-                        *o += v;
-                    }
+            let finish = |r: usize, v: f32, res: &mut [f32]| {
+                let (wrow, srow) = row(r);
+                let brow = mat
+                    .biases
+                    .and_then(|b| b.get(r * groups..(r + 1) * groups))
+                    .unwrap_or(&[]);
+                let v =
+                    v + tail_dot::<BITS, SLOTS>(wrow, xn, srow, wshift, g0) + dot(simd, brow, sums);
+                if let Some(o) = res.get_mut(mi) {
+                    *o += v;
                 }
-                if last {
-                    break;
+            };
+            let mut done = 0;
+            if xl.len() * SLOTS * WORDS * 4 > LONG_X {
+                // A long row's x does not stay in L1 beside the stream of W: LONG_ROWS
+                // rows at a time share each load of x (from L2), each row prefetched at
+                // the same place in the next LONG_ROWS rows (4096x14336 4-bit: 14 GB/s
+                // in 16 KiB spans of x over all the rows, NN in fours)
+                let pf = LONG_ROWS * mat.packed;
+                for (gi, res) in out.chunks_exact_mut(m * LONG_ROWS).enumerate() {
+                    let rs: [usize; LONG_ROWS] = core::array::from_fn(|j| r0 + gi * LONG_ROWS + j);
+                    let (ws, ss) = (rs.map(|r| row(r).0), rs.map(|r| row(r).1));
+                    let v = steps_dot::<BITS, SLOTS, G, LONG_ROWS>(
+                        simd, &ws, xl, &ss, wshift, 0, steps, pf,
+                    );
+                    for ((r, res), v) in rs.into_iter().zip(res.chunks_mut(m)).zip(v) {
+                        finish(r, v, res);
+                    }
+                    done += LONG_ROWS;
                 }
-                s0 = s1;
+            }
+            for (i, res) in out.chunks_mut(m).enumerate().skip(done) {
+                let (wrow, srow) = row(r0 + i);
+                let [v] = steps_dot::<BITS, SLOTS, G, 1>(
+                    simd,
+                    &[wrow],
+                    xl,
+                    &[srow],
+                    wshift,
+                    0,
+                    steps,
+                    AHEAD,
+                );
+                finish(r0 + i, v, res);
             }
         }
     }
