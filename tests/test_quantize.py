@@ -206,13 +206,24 @@ def test_quantized_matmul_transposed(mode, gs, bits, m):
 # rows so that tasks end in a partial group of four.
 @pytest.mark.parametrize("gs,bits,k", [(32, 4, 8224), (64, 4, 8256), (128, 4, 8320), (32, 8, 8224), (64, 8, 8256)])
 @pytest.mark.parametrize("m", [1, 3])
-def test_quantized_matmul_long_rows(gs, bits, k, m):
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+def test_quantized_matmul_long_rows(gs, bits, k, m, dtype):
+    # (half types: x, scales and biases in it, as a half-precision checkpoint has them)
     n = 70
-    wq, s, b = qparams("affine", gs, bits, rand((n, k), 7))
-    x = rand((m, k), 8)
-    y = mx.quantized_matmul(mx.array(x), wq, s, b, transpose=True, group_size=gs, bits=bits)
-    want = x.astype(np.float64) @ dense("affine", gs, bits, wq, s, b).T.astype(np.float64)
-    np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    wq, s, b = mx.quantize(mx.array(rand((n, k), 7)).astype(dtype), group_size=gs, bits=bits)
+    x = mx.array(rand((m, k), 8)).astype(dtype)
+    y = mx.quantized_matmul(x, wq, s, b, transpose=True, group_size=gs, bits=bits)
+    assert y.dtype == dtype
+    wd = ref.dequantize_affine(np.array(wq), np_of(s).astype(np.float64), np_of(b).astype(np.float64), gs, bits)
+    xd = np_of(x).astype(np.float64)
+    want = xd @ wd.T
+    if dtype == mx.float32:
+        np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    else:
+        # the result's rounding to the half type, plus float32 sums
+        eps = 2.0**-8 if dtype == mx.bfloat16 else 2.0**-11
+        bound = eps * np.abs(want) + 1e-5 * (np.abs(xd) @ np.abs(wd).T)
+        assert (np.abs(np_of(y).astype(np.float64) - want) <= bound).all()
 
 
 @pytest.mark.parametrize("mode,gs,bits", CASES)

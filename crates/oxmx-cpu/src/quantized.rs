@@ -99,10 +99,72 @@ fn unpack(bits: usize, words: &[u32], out: &mut [u32]) {
     }
 }
 
-/// Per-group scales and biases as f32, row-major like the scales array.
+/// Per-group scales and biases as f32, row-major like the scales array; or, for the
+/// GEMV path that converts them row by row as it goes (`half`), left in their half type
+/// (`scales` and `biases` then empty).
 struct Params<'a> {
     scales: F32s<'a>,
     biases: Option<F32s<'a>>,
+    half: Option<(Halves<'a>, Halves<'a>)>,
+}
+
+/// Contiguous float16 or bfloat16 values.
+#[derive(Clone, Copy)]
+enum Halves<'a> {
+    F16(&'a [half::f16]),
+    Bf16(&'a [half::bf16]),
+}
+
+impl<'a> Halves<'a> {
+    /// The contiguous half-typed values of `x`, if that is what it holds.
+    fn of(x: &'a Input) -> Option<Self> {
+        let range = x.data.offset..x.data.offset.checked_add(x.size())?;
+        if !x.is_contiguous() {
+            return None;
+        }
+        match x.dtype {
+            Dtype::Float16 => x.data.buffer.typed::<half::f16>().get(range).map(Self::F16),
+            Dtype::Bfloat16 => x
+                .data
+                .buffer
+                .typed::<half::bf16>()
+                .get(range)
+                .map(Self::Bf16),
+            _ => None,
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Self::F16(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+    fn slice(&self, r: std::ops::Range<usize>) -> Self {
+        match self {
+            Self::F16(v) => Self::F16(v.get(r).unwrap_or(&[])),
+            Self::Bf16(v) => Self::Bf16(v.get(r).unwrap_or(&[])),
+        }
+    }
+    /// Values `r` as f32 into `dst` (F16C when the CPU has it); `dst` is cut to the values
+    /// there are.
+    fn convert<'b>(&self, r: std::ops::Range<usize>, dst: &'b mut [f32]) -> &'b [f32] {
+        use half::slice::HalfFloatSliceExt;
+        let n = r.len().min(dst.len());
+        let dst = &mut dst[..n];
+        let done = match self {
+            Self::F16(v) => v
+                .get(r.start..r.start + n)
+                .map(|h| h.convert_to_f32_slice(dst)),
+            Self::Bf16(v) => v
+                .get(r.start..r.start + n)
+                .map(|h| h.convert_to_f32_slice(dst)),
+        };
+        if done.is_some() {
+            dst
+        } else {
+            &[]
+        }
+    }
 }
 
 /// Scales or biases as f32: borrowed, or converted into a pool buffer (reused from call
@@ -160,10 +222,23 @@ fn load_f32(x: &Input) -> Result<F32s<'_>> {
     })
 }
 
-fn params<'a>(s: &QuantSpec, ins: &'a [Input], first: usize) -> Result<Params<'a>> {
+/// Scales and biases of a node from input `first` on; `half_ok`: affine half-typed ones
+/// may stay in their type (`Params::half`).
+fn params<'a>(s: &QuantSpec, ins: &'a [Input], first: usize, half_ok: bool) -> Result<Params<'a>> {
     let sc = ins
         .get(first)
         .ok_or_else(|| Error::runtime(OP, "missing scales"))?;
+    if half_ok && s.mode == QuantMode::Affine {
+        if let (Some(hs), Some(hb)) = (Halves::of(sc), ins.get(first + 1).and_then(Halves::of)) {
+            if std::mem::discriminant(&hs) == std::mem::discriminant(&hb) {
+                return Ok(Params {
+                    scales: F32s::Borrowed(&[]),
+                    biases: Some(F32s::Borrowed(&[])),
+                    half: Some((hs, hb)),
+                });
+            }
+        }
+    }
     let scales = match s.mode {
         QuantMode::Affine => load_f32(sc)?,
         mode => {
@@ -182,7 +257,11 @@ fn params<'a>(s: &QuantSpec, ins: &'a [Input], first: usize) -> Result<Params<'a
         )?),
         _ => None,
     };
-    Ok(Params { scales, biases })
+    Ok(Params {
+        scales,
+        biases,
+        half: None,
+    })
 }
 
 fn load_u8(x: &Input) -> Option<Vec<u8>> {
@@ -231,6 +310,9 @@ struct Packed<'a> {
     words: &'a [u32],
     scales: &'a [f32],
     biases: Option<&'a [f32]>,
+    /// Scales and biases still in a half type (then `scales`, `biases` are empty): only
+    /// for the AVX-512 GEMV, which converts a row's as it reaches it.
+    half: Option<(Halves<'a>, Halves<'a>)>,
     rows: usize,
     cols: usize,
     packed: usize,
@@ -294,18 +376,30 @@ fn matrices<'a>(
 ) -> Result<Vec<Packed<'a>>> {
     let groups = cols / s.group_size;
     let (wn, gn) = (rows * packed, rows * groups);
-    if words.len() != batch * wn
-        || p.scales.len() != batch * gn
-        || p.biases.as_ref().is_some_and(|b| b.len() != batch * gn)
-    {
+    let sizes_agree = match &p.half {
+        Some((hs, hb)) => hs.len() == batch * gn && hb.len() == batch * gn,
+        None => {
+            p.scales.len() == batch * gn && p.biases.as_ref().is_none_or(|b| b.len() == batch * gn)
+        }
+    };
+    if words.len() != batch * wn || !sizes_agree {
         return Err(Error::runtime(OP, "operand sizes disagree"));
     }
     Ok((0..batch)
         .map(|i| Packed {
             spec: *s,
             words: &words[i * wn..(i + 1) * wn],
-            scales: &p.scales[i * gn..(i + 1) * gn],
-            biases: p.biases.as_ref().map(|b| &b[i * gn..(i + 1) * gn]),
+            scales: p.scales.get(i * gn..(i + 1) * gn).unwrap_or(&[]),
+            biases: p
+                .biases
+                .as_ref()
+                .map(|b| b.get(i * gn..(i + 1) * gn).unwrap_or(&[])),
+            half: p.half.map(|(hs, hb)| {
+                (
+                    hs.slice(i * gn..(i + 1) * gn),
+                    hb.slice(i * gn..(i + 1) * gn),
+                )
+            }),
             rows,
             cols,
             packed,
@@ -319,7 +413,7 @@ pub fn dequantize(s: &QuantSpec, ins: &[Input], out: &mut Buffer, d: Dtype) -> R
     let w = ins.first().ok_or_else(|| Error::runtime(OP, "missing w"))?;
     let (batch, rows, packed, cols) = dims(w, s)?;
     let words = load_words(w)?;
-    let p = params(s, ins, 1)?;
+    let p = params(s, ins, 1, false)?;
     let mats = matrices(s, &words, &p, 1, batch * rows, packed, cols)?;
     let m = mats[0];
     let lv = Levels::new(s.mode);
@@ -386,7 +480,14 @@ pub fn matmul(
         .unwrap_or(0);
     let xs = load::<f32>(x);
     let words = load_words(w)?;
-    let p = params(s, ins, 2)?;
+    // half scales stay half for the AVX-512 GEMV (converting them all first cost up to a
+    // fifth of a 4096x14336 4-bit GEMV)
+    let p = params(
+        s,
+        ins,
+        2,
+        transpose && m <= GEMV_ROWS && k > 0 && avx512_gemv(s),
+    )?;
     let mats = matrices(s, &words, &p, batch, rows, packed, cols)?;
     if xs.len() != batch * m * k {
         return Err(Error::runtime(OP, "x does not match the quantized matrix"));
@@ -549,16 +650,27 @@ fn row_dot<const BITS: usize, const XB: usize>(
     total
 }
 
+/// Whether `gemv_t` takes the AVX-512 path for this format on this CPU.
+fn avx512_gemv(s: &QuantSpec) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        s.mode == QuantMode::Affine
+            && avx512::fits(s.bits, s.group_size)
+            && pulp::x86::V4::try_new().is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = s;
+        false
+    }
+}
+
 /// out (M, N) = x (M, K) @ W^T for few rows: per row of W, per group, one decode and M
 /// dot products.
 fn gemv_t(mat: &Packed, x: &[f32], m: usize, out: &mut [f32]) {
     let (k, n, gs) = (mat.cols, mat.rows, mat.spec.group_size);
     #[cfg(target_arch = "x86_64")]
-    if mat.spec.mode == QuantMode::Affine
-        && mat.biases.is_some()
-        && k > 0
-        && avx512::fits(mat.spec.bits, gs)
-    {
+    if (mat.biases.is_some() || mat.half.is_some()) && k > 0 && avx512_gemv(&mat.spec) {
         if let Some(simd) = pulp::x86::V4::try_new() {
             return avx512::gemv_t(simd, mat, x, m, out);
         }
@@ -987,6 +1099,42 @@ mod avx512 {
         }
     }
 
+    /// Rows converted from half scales and biases at a time in the short-row loop (one
+    /// conversion call per row cost a fifth of a 4096x4096 GEMV).
+    const CONVERT_ROWS: usize = 16;
+
+    /// Scales and biases of rows `r..r + n` (as many of them as there are) as f32, row
+    /// after row: the matrix's own, or its half-typed ones converted into `buf`.
+    fn block_params<'b>(
+        mat: &'b Packed,
+        r: usize,
+        n: usize,
+        buf: &'b mut [f32],
+    ) -> (&'b [f32], &'b [f32]) {
+        let g = mat.groups();
+        let n = n.min(mat.rows.saturating_sub(r));
+        let range = r * g..(r + n) * g;
+        match mat.half {
+            Some((hs, hb)) => {
+                let (sb, bb) = buf.split_at_mut((n * g).min(buf.len()));
+                (hs.convert(range.clone(), sb), hb.convert(range, bb))
+            }
+            None => (
+                mat.scales.get(range.clone()).unwrap_or(&[]),
+                mat.biases.and_then(|b| b.get(range)).unwrap_or(&[]),
+            ),
+        }
+    }
+
+    /// Row `i` of a block of rows' scales and biases.
+    fn row_of<'b>((s, b): (&'b [f32], &'b [f32]), i: usize, g: usize) -> (&'b [f32], &'b [f32]) {
+        let range = i * g..(i + 1) * g;
+        (
+            s.get(range.clone()).unwrap_or(&[]),
+            b.get(range).unwrap_or(&[]),
+        )
+    }
+
     /// Column `mi` (one row of x: `xl`, `xn`, `sums`) of rows `r0..` of `x @ W^T`, into
     /// `out` as (row, M); compiled with AVX-512 enabled.
     struct Rows<'a, const BITS: usize, const SLOTS: usize, const G: usize> {
@@ -1020,26 +1168,28 @@ mod avx512 {
             } = self;
             let groups = mat.groups();
             let wshift = (mat.spec.group_size * BITS / 32).trailing_zeros();
-            let row = |r: usize| {
-                (
-                    mat.words
-                        .get(r * mat.packed..(r + 1) * mat.packed)
-                        .unwrap_or(&[]),
-                    mat.scales.get(r * groups..(r + 1) * groups).unwrap_or(&[]),
-                )
+            let words = |r: usize| {
+                mat.words
+                    .get(r * mat.packed..(r + 1) * mat.packed)
+                    .unwrap_or(&[])
             };
+            // half scales and biases become f32 here, LONG_ROWS rows at a time
+            let mut buf = vec![
+                0f32;
+                if mat.half.is_some() {
+                    CONVERT_ROWS.max(LONG_ROWS) * 2 * groups
+                } else {
+                    0
+                }
+            ];
             // Whole steps in a row, and the rest of a row (its words after the last whole
             // step, its biases) added to a row's result.
             let steps = ((groups << wshift) / WORDS).min(xl.len());
             let g0 = (steps * WORDS) >> wshift;
-            let finish = |r: usize, v: f32, res: &mut [f32]| {
-                let (wrow, srow) = row(r);
-                let brow = mat
-                    .biases
-                    .and_then(|b| b.get(r * groups..(r + 1) * groups))
-                    .unwrap_or(&[]);
-                let v =
-                    v + tail_dot::<BITS, SLOTS>(wrow, xn, srow, wshift, g0) + dot(simd, brow, sums);
+            let finish = |r: usize, (srow, brow): (&[f32], &[f32]), v: f32, res: &mut [f32]| {
+                let v = v
+                    + tail_dot::<BITS, SLOTS>(words(r), xn, srow, wshift, g0)
+                    + dot(simd, brow, sums);
                 if let Some(o) = res.get_mut(mi) {
                     *o += v;
                 }
@@ -1049,33 +1199,47 @@ mod avx512 {
                 // A long row's x does not stay in L1 beside the stream of W: LONG_ROWS
                 // rows at a time share each load of x (from L2), each row prefetched at
                 // the same place in the next LONG_ROWS rows (4096x14336 4-bit: 14 GB/s
-                // in 16 KiB spans of x over all the rows, NN in fours)
+                // in 16 KiB spans of x over all the rows, 20 in fours)
                 let pf = LONG_ROWS * mat.packed;
                 for (gi, res) in out.chunks_exact_mut(m * LONG_ROWS).enumerate() {
                     let rs: [usize; LONG_ROWS] = core::array::from_fn(|j| r0 + gi * LONG_ROWS + j);
-                    let (ws, ss) = (rs.map(|r| row(r).0), rs.map(|r| row(r).1));
+                    let block = block_params(mat, rs[0], LONG_ROWS, &mut buf);
+                    let ps: [(&[f32], &[f32]); LONG_ROWS] =
+                        core::array::from_fn(|j| row_of(block, j, groups));
                     let v = steps_dot::<BITS, SLOTS, G, LONG_ROWS>(
-                        simd, &ws, xl, &ss, wshift, 0, steps, pf,
+                        simd,
+                        &rs.map(words),
+                        xl,
+                        &ps.map(|p| p.0),
+                        wshift,
+                        0,
+                        steps,
+                        pf,
                     );
-                    for ((r, res), v) in rs.into_iter().zip(res.chunks_mut(m)).zip(v) {
-                        finish(r, v, res);
+                    for (((r, p), res), v) in rs.into_iter().zip(ps).zip(res.chunks_mut(m)).zip(v) {
+                        finish(r, p, v, res);
                     }
                     done += LONG_ROWS;
                 }
             }
-            for (i, res) in out.chunks_mut(m).enumerate().skip(done) {
-                let (wrow, srow) = row(r0 + i);
-                let [v] = steps_dot::<BITS, SLOTS, G, 1>(
-                    simd,
-                    &[wrow],
-                    xl,
-                    &[srow],
-                    wshift,
-                    0,
-                    steps,
-                    AHEAD,
-                );
-                finish(r0 + i, v, res);
+            let rest = out.get_mut(done * m..).unwrap_or(&mut []);
+            for (bi, res) in rest.chunks_mut(m * CONVERT_ROWS).enumerate() {
+                let rb = r0 + done + bi * CONVERT_ROWS;
+                let block = block_params(mat, rb, CONVERT_ROWS, &mut buf);
+                for (i, res) in res.chunks_mut(m).enumerate() {
+                    let (r, p) = (rb + i, row_of(block, i, groups));
+                    let [v] = steps_dot::<BITS, SLOTS, G, 1>(
+                        simd,
+                        &[words(r)],
+                        xl,
+                        &[p.0],
+                        wshift,
+                        0,
+                        steps,
+                        AHEAD,
+                    );
+                    finish(r, p, v, res);
+                }
             }
         }
     }
