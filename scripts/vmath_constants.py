@@ -146,4 +146,10 @@ for name, v, what in (("INV_LN2", 1 / ln2, "1 / ln 2"), ("INV_LN10", 1 / mp.log(
             const32(f"{name}_LO_F32", lo, f"{what} - {name}_HI_F32")]
 out.append(table32("EXPM1_Q_F32", [Fraction(1, fact(n)) for n in range(3, 12)],
                    "1/n!, n = 3..11, in float32 (e^r - 1 = r + r^2/2 + r^3 Q(r), |r| < ln 2)"))
+# float32 hyperbolic kernels (vmath/single_hyper.rs): the Taylor series of sinh r - r and
+# cosh r - 1 - r^2/2 for |r| <= ln2/2 (truncation below 2^-30 relative)
+out.append(table32("SINH_R_F32", [Fraction(1, fact(2 * n + 1)) for n in range(1, 4)],
+                   "1/(2n+1)!, n = 1..3, in float32: sinh r = r + r^3 P(r^2) for |r| <= ln2/2"))
+out.append(table32("COSH_R_F32", [Fraction(1, fact(2 * n)) for n in range(2, 5)],
+                   "1/(2n)!, n = 2..4, in float32: cosh r = 1 + r^2/2 + r^4 P(r^2) for |r| <= ln2/2"))
 print("\n".join(out))

@@ -30,6 +30,7 @@ fn sinh<const NARROW: bool>(x: f64) -> f64 {
 pub struct Sinh;
 impl Unary for Sinh {
     both_precisions!(sinh);
+    float32_lanes!(single_hyper, sinh32, sinh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         exp_range(x)
@@ -48,6 +49,7 @@ fn cosh<const NARROW: bool>(x: f64) -> f64 {
 pub struct Cosh;
 impl Unary for Cosh {
     both_precisions!(cosh);
+    float32_lanes!(single_hyper, cosh32, cosh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         exp_range(x)
@@ -82,6 +84,7 @@ fn tanh<const NARROW: bool>(x: f64) -> f64 {
 pub struct Tanh;
 impl Unary for Tanh {
     both_precisions!(tanh);
+    float32_lanes!(single_hyper, tanh32, tanh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         !x.is_nan()
@@ -137,6 +140,7 @@ fn asinh<const NARROW: bool>(x: f64) -> f64 {
 pub struct ArcSinh;
 impl Unary for ArcSinh {
     both_precisions!(asinh);
+    float32_lanes!(single_hyper, asinh32, asinh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() <= 1e300
@@ -161,6 +165,7 @@ fn acosh<const NARROW: bool>(x: f64) -> f64 {
 pub struct ArcCosh;
 impl Unary for ArcCosh {
     both_precisions!(acosh);
+    float32_lanes!(single_hyper, acosh32, acosh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         (1.0..=1e150).contains(&x)
@@ -185,6 +190,7 @@ fn atanh<const NARROW: bool>(x: f64) -> f64 {
 pub struct ArcTanh;
 impl Unary for ArcTanh {
     both_precisions!(atanh);
+    float32_lanes!(single_hyper, atanh32, atanh32_domain);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
         x.abs() < 1.0

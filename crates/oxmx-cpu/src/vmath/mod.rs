@@ -27,17 +27,21 @@ macro_rules! both_precisions {
     };
 }
 
-/// The float32-lane items of a `Unary` (`vmath/single.rs` kernel and its domain).
+/// The float32-lane items of a `Unary`: a kernel and its domain in `vmath/single.rs` (or
+/// in the module named first).
 macro_rules! float32_lanes {
     ($kernel:ident, $domain:ident) => {
+        float32_lanes!(single, $kernel, $domain);
+    };
+    ($module:ident, $kernel:ident, $domain:ident) => {
         const HAS_F32: bool = true;
         #[inline(always)]
         fn fast32(x: f32) -> f32 {
-            super::single::$kernel(x)
+            super::$module::$kernel(x)
         }
         #[inline(always)]
         fn in_domain32(x: f32) -> bool {
-            super::single::$domain(x)
+            super::$module::$domain(x)
         }
     };
 }
@@ -47,6 +51,7 @@ mod erf;
 mod exp_log;
 mod hyper;
 mod single;
+mod single_hyper;
 mod trig;
 
 use crate::elem::Elem;

@@ -43,7 +43,7 @@ pub(super) fn exp32_domain(x: f32) -> bool {
 
 /// (k, f) with x = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt 2), for positive normal x.
 #[inline(always)]
-fn split(x: f32) -> (f32, f32) {
+pub(super) fn split(x: f32) -> (f32, f32) {
     const SQRT_HALF: u32 = 0x3F35_04F3;
     let rel = x.to_bits().wrapping_sub(SQRT_HALF);
     let k = ((rel as i32) >> 23) as f32;
