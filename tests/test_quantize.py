@@ -220,9 +220,10 @@ def test_quantized_matmul_long_rows(gs, bits, k, m, dtype):
     if dtype == mx.float32:
         np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     else:
-        # the result's rounding to the half type, plus float32 sums
+        # the result's rounding to the half type, plus at most an ulp of each weight (a
+        # backend may round the dequantized weights to the half type, as the GPU does)
         eps = 2.0**-8 if dtype == mx.bfloat16 else 2.0**-11
-        bound = eps * np.abs(want) + 1e-5 * (np.abs(xd) @ np.abs(wd).T)
+        bound = eps * (np.abs(want) + np.abs(xd) @ np.abs(wd).T)
         assert (np.abs(np_of(y).astype(np.float64) - want) <= bound).all()
 
 

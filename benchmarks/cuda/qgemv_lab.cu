@@ -4,8 +4,24 @@
 // distinct 4096x4096 / 14336x4096 / 4096x14336 matrices (more bytes than the L2 holds)
 // next to a plain 16-byte streaming read of the same bytes. Standalone, for the GPU
 // machine (it has nvcc):
-//   nvcc -O3 -arch=sm_90 -o /tmp/qgemv_lab benchmarks/cuda/qgemv_lab.cu && /tmp/qgemv_lab
+//   nvcc -O3 -arch=sm_90 -std=c++17 -diag-suppress 128 -o /tmp/qgemv_lab benchmarks/cuda/qgemv_lab.cu
+//   /tmp/qgemv_lab          the oxmx kernel and its neighbours (bfloat16, group 64)
+//   /tmp/qgemv_lab v2       version 2, both half types, groups 32/64/128
+//   /tmp/qgemv_lab v3       version 3 and its loads alone (the access pattern's ceiling)
+//   /tmp/qgemv_lab prof     one shape for ncu
+// What was found (H200, 2026-12-02): version 2 (levels into the mma
+// undecoded, scales applied per 32 values outside it: ~2.2x fewer decode instructions)
+// and version 3 (wider loads per lane, loads 2 steps ahead) run at the same 2.2-2.7 TB/s
+// as the oxmx kernel, and so did two variants since removed (the next chunk's scales
+// requested with its words; x loaded only by the lanes that use it, each warp on a
+// contiguous run of K). Their loads alone reach 3.6-4.5 TB/s, so the access pattern is
+// not the limit. ncu on version 2 (14336x4096 float16): ALU pipe 60% of elapsed cycles
+// (the integer/logic pipe, at half rate: bit operations, byte permutes, masks and
+// 64-bit address arithmetic), issue slots 49% busy, L1 85%, 9.6 cycles per issued
+// instruction; so the next step is fewer ALU instructions per weight (x's B fragments
+// pre-permuted and masked in shared memory, 32-bit scale offsets), not fewer FMAs.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
@@ -144,6 +160,345 @@ __global__ void __launch_bounds__(KW * 32, MINB) gemv(const __nv_bfloat16* __res
 }
 
 
+template <bool F16> __device__ __forceinline__ float h2f(unsigned h) {
+  if (F16) return __half2float(__ushort_as_half((unsigned short)h));
+  return __uint_as_float(h << 16);
+}
+template <bool F16> __device__ __forceinline__ unsigned short f2h_dev(float f) {
+  if (F16) return __half_as_ushort(__float2half_rn(f));
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+template <bool F16>
+__device__ __forceinline__ void mma_t(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+  if (F16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Version 2 (batch 1): the levels go into the mma undecoded, (2^p + level) straight from
+// one bit operation, and scale and bias are applied once per 32 values, outside the mma.
+// The trick: x has one row, so 7 of the mma's 8 columns were zeros. Column c < 4 now
+// takes x only at the "lo" k-slots of lane t = c, column 4 + c only at its "hi" k-slots,
+// so after a chunk's 8 steps D[r][c] holds 2^p * X + F * sum(q x) for one 32-value slot
+// (one group) and one half of its nibbles; X (sums of x over each slot's even and odd
+// values) is computed once per block into shared memory. float16: the odd nibbles come
+// from the same word masked with 0x00F0 (level * 16 + 2^10, exact), so a word costs one
+// shift and four bit operations; bfloat16 has 7 mantissa bits, so its odd nibbles are
+// shifted down (F = 1).
+template <bool F16, int KW, int TILES, int GS>
+__global__ void __launch_bounds__(KW * 32) gemv2(const unsigned short* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
+    long long N, long long K) {
+  constexpr int R = 16 * TILES;
+  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
+  constexpr float M0 = F16 ? 1024.f : 128.f;
+  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
+  extern __shared__ float xs[];  // [chunk][hi][slot]
+  __shared__ float red[KW][R];
+  long long packed = K / 8, groups = K / GS, chunks = K / 128;
+  long long tiles = (N + R - 1) / R;
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const unsigned short* xb = x + bi * K;
+  // sums of x over the even and the odd values of every 32-value slot
+  for (long long i = threadIdx.x; i < chunks * 4; i += KW * 32) {
+    const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
+    float ev = 0.f, od = 0.f;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint4 v = p[q];
+      unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
+    }
+    xs[(i >> 2) * 8 + (i & 3)] = ev;
+    xs[(i >> 2) * 8 + 4 + (i & 3)] = od;
+  }
+  __syncthreads();
+  long long rows[TILES][2];
+  const unsigned* wp[TILES][2];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rows[tt][r] = bi * N + min(n0 + 16 * tt + g + 8 * r, N - 1);
+      wp[tt][r] = w + rows[tt][r] * packed + t * 4;
+    }
+  // lane (g, t) gives column g of B: its lo k-slots when g == t, its hi ones when g == t + 4
+  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
+  bool hi = t >= 2;
+  float fh = hi ? FH : 1.f;  // the odd nibbles' columns hold 16 * level in float16
+  int sl0 = (2 * t) & 3;
+  const unsigned short* xr = xb + t * 32;
+  float acc[TILES][2];
+  float c[TILES][4];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
+  uint4 v[TILES][2];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      v[tt][r] = warp < chunks ? *reinterpret_cast<const uint4*>(wp[tt][r] + warp * 16) : make_uint4(0u, 0u, 0u, 0u);
+  for (long long ch = warp; ch < chunks; ch += KW) {
+    long long nx = ch + KW;
+    uint4 nv[TILES][2];
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        nv[tt][r] = nx < chunks ? *reinterpret_cast<const uint4*>(wp[tt][r] + nx * 16) : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint4 xv = *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j);
+      xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
+      unsigned wd[TILES][2];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          wd[tt][r] = j == 0 ? v[tt][r].x : j == 1 ? v[tt][r].y : j == 2 ? v[tt][r].z : v[tt][r].w;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
+        unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {
+          unsigned a[2], bb[2];
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            unsigned u = h ? wd[tt][r] >> 8 : wd[tt][r];
+            a[r] = (u & 0x000F000Fu) | MAGIC;
+            bb[r] = F16 ? ((u & 0x00F000F0u) | MAGIC) : (((u >> 4) & 0x000F000Fu) | MAGIC);
+          }
+          mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
+        }
+      }
+    }
+    // D[r][c] -> s * (F * D - F * 2^p * X) + b * X, for this lane's two columns
+    const float2 X = *reinterpret_cast<const float2*>(&xs[ch * 8 + (hi ? 4 : 0) + sl0]);
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        long long base = rows[tt][r] * groups;
+        float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
+        if (GS == 32) {
+          unsigned sp = *reinterpret_cast<const unsigned*>(s + base + ch * 4 + sl0);
+          unsigned bp = *reinterpret_cast<const unsigned*>(b + base + ch * 4 + sl0);
+          float s0 = h2f<F16>(sp & 0xFFFFu) * fh, s1 = h2f<F16>(sp >> 16) * fh;
+          acc[tt][r] = fmaf(s0, fmaf(-M0, X.x, d0), acc[tt][r]);
+          acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X.x, acc[tt][r]);
+          acc[tt][r] = fmaf(s1, fmaf(-M0, X.y, d1), acc[tt][r]);
+          acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X.y, acc[tt][r]);
+        } else {
+          long long gi = (ch * 128 + sl0 * 32) / GS;
+          float s0 = h2f<F16>(s[base + gi]) * fh, b0 = h2f<F16>(b[base + gi]);
+          float xx = X.x + X.y;
+          acc[tt][r] = fmaf(s0, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
+          acc[tt][r] = fmaf(b0, xx, acc[tt][r]);
+        }
+      }
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) { v[tt][0] = nv[tt][0]; v[tt][1] = nv[tt][1]; }
+  }
+  // rows g and g + 8: the quad's four lanes, then the warps
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = acc[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < R; i += KW * 32) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) a += red[q][i];
+    if (n0 + i < N) out[bi * N + n0 + i] = f2h_dev<F16>(a);
+  }
+}
+
+
+// Version 3: version 2 with W 16-byte words per lane and row (a quad of lanes reads 64 W
+// contiguous bytes of a row per step) and loads requested PF steps ahead. Lane t, sub-step
+// u covers the 32-value slot it * 4W + t W + u; X is indexed by slot. READ: only the loads
+// (the access pattern's own ceiling; results are wrong).
+template <bool F16, int KW, int TILES, int GS, int W, int PF, bool READ = false>
+__global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
+    long long N, long long K) {
+  constexpr int R = 16 * TILES;
+  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
+  constexpr float M0 = F16 ? 1024.f : 128.f;
+  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
+  constexpr bool SAMEG = GS >= 64 * W;
+  extern __shared__ float xs[];  // [slot][lo, hi]
+  __shared__ float red[KW][R];
+  long long packed = K / 8, groups = K / GS, steps = K / (128 * W);
+  long long tiles = (N + R - 1) / R;
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const unsigned short* xb = x + bi * K;
+  if (!READ) {
+    for (long long i = threadIdx.x; i < K / 32; i += KW * 32) {
+      const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
+      float ev = 0.f, od = 0.f;
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        uint4 v = p[q];
+        unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
+      }
+      xs[2 * i] = ev;
+      xs[2 * i + 1] = od;
+    }
+    __syncthreads();
+  }
+  long long rows[TILES][2];
+  const unsigned* wp[TILES][2];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rows[tt][r] = bi * N + min(n0 + 16 * tt + g + 8 * r, N - 1);
+      wp[tt][r] = w + rows[tt][r] * packed + t * 4 * W;
+    }
+  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
+  bool hi = t >= 2;
+  float fh = hi ? FH : 1.f;
+  int sl0 = (2 * t) & 3;
+  float acc[TILES][2];
+  float c[TILES][4];
+  unsigned sink = 0;
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
+  uint4 v[PF][TILES][2][W];
+  auto load = [&](long long it, uint4 (&d)[TILES][2][W]) {
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int u = 0; u < W; ++u)
+          d[tt][r][u] = it < steps ? *reinterpret_cast<const uint4*>(wp[tt][r] + it * 16 * W + 4 * u) : make_uint4(0u, 0u, 0u, 0u);
+  };
+#pragma unroll
+  for (int q = 0; q < PF; ++q) load(warp + (long long)q * KW, v[q]);
+  for (long long it0 = warp; it0 < steps; it0 += (long long)KW * PF) {
+#pragma unroll
+    for (int q = 0; q < PF; ++q) {
+      long long it = it0 + (long long)q * KW;
+      uint4 cur[TILES][2][W];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int u = 0; u < W; ++u) cur[tt][r][u] = v[q][tt][r][u];
+      load(it + (long long)KW * PF, v[q]);
+      if (it >= steps) break;
+      if (READ) {
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int u = 0; u < W; ++u) sink ^= cur[tt][r][u].x ^ cur[tt][r][u].y ^ cur[tt][r][u].z ^ cur[tt][r][u].w;
+        continue;
+      }
+#pragma unroll
+      for (int u = 0; u < W; ++u) {
+        long long slot = it * 4 * W + (long long)t * W + u;  // this lane's slot (its x)
+        const unsigned short* xr = xb + slot * 32;
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          uint4 xv = *reinterpret_cast<const uint4*>(xr + 8 * j);
+          xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
+            unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
+#pragma unroll
+            for (int tt = 0; tt < TILES; ++tt) {
+              unsigned a[2], bb[2];
+#pragma unroll
+              for (int r = 0; r < 2; ++r) {
+                const uint4& V = cur[tt][r][u];
+                unsigned wd = j == 0 ? V.x : j == 1 ? V.y : j == 2 ? V.z : V.w;
+                unsigned uu = h ? wd >> 8 : wd;
+                a[r] = (uu & 0x000F000Fu) | MAGIC;
+                bb[r] = F16 ? ((uu & 0x00F000F0u) | MAGIC) : (((uu >> 4) & 0x000F000Fu) | MAGIC);
+              }
+              mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
+            }
+          }
+        }
+        // the two column slots of this lane: lanes sl0 and sl0 + 1 of this sub-step
+        long long s0 = it * 4 * W + (long long)sl0 * W + u, s1 = s0 + W;
+        float X0 = xs[2 * s0 + hi], X1 = xs[2 * s1 + hi];
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            long long base = rows[tt][r] * groups;
+            float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
+            if (SAMEG) {
+              long long gi = s0 * 32 / GS;
+              float sc = h2f<F16>(s[base + gi]) * fh, bv = h2f<F16>(b[base + gi]);
+              float xx = X0 + X1;
+              acc[tt][r] = fmaf(sc, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
+              acc[tt][r] = fmaf(bv, xx, acc[tt][r]);
+            } else if (GS == 32 && W == 1) {
+              unsigned sp = *reinterpret_cast<const unsigned*>(s + base + s0);
+              unsigned bp = *reinterpret_cast<const unsigned*>(b + base + s0);
+              acc[tt][r] = fmaf(h2f<F16>(sp & 0xFFFFu) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X0, acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(sp >> 16) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X1, acc[tt][r]);
+            } else {
+              long long g0 = s0 * 32 / GS, g1 = s1 * 32 / GS;
+              acc[tt][r] = fmaf(h2f<F16>(s[base + g0]) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(b[base + g0]), X0, acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(s[base + g1]) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
+              acc[tt][r] = fmaf(h2f<F16>(b[base + g1]), X1, acc[tt][r]);
+            }
+          }
+      }
+    }
+  }
+  if (READ) acc[0][0] = (float)(sink & 1u);
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = acc[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < R; i += KW * 32) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) a += red[q][i];
+    if (n0 + i < N) out[bi * N + n0 + i] = f2h_dev<F16>(a);
+  }
+}
+
+
 // the memory ceiling with 4 loads in flight per thread
 __global__ void readall4(const uint4* __restrict__ p, long long n, unsigned* sink) {
   unsigned acc = 0;
@@ -264,23 +619,28 @@ __global__ void __launch_bounds__(KW * 32, MINB) gemva(const __nv_bfloat16* __re
 static unsigned short f2bf(float f) { unsigned u; memcpy(&u, &f, 4); u += 0x7FFF + ((u >> 16) & 1); return (unsigned short)(u >> 16); }
 static float bf2f(unsigned short h) { unsigned u = (unsigned)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
+static unsigned short f2h_host(float f) { return __half_as_ushort(__float2half_rn(f)); }
+static float h2f_host(unsigned short h) { return __half2float(__ushort_as_half(h)); }
+
 struct Problem {
-  int E, N, K, M;
+  int E, N, K, M, GS;
+  bool f16;
   std::vector<unsigned> w; std::vector<unsigned short> s, b, x;
   unsigned* dw; unsigned short *ds, *db, *dx, *dout;
   double bytes;
+  unsigned short enc(float f) const { return f16 ? f2h_host(f) : f2bf(f); }
+  float dec(unsigned short h) const { return f16 ? h2f_host(h) : bf2f(h); }
 };
 
-static Problem make(int E, int N, int K, int M) {
-  Problem p{E, N, K, M};
-  const int GS = 64;
+static Problem make(int E, int N, int K, int M, bool f16 = false, int GS = 64) {
+  Problem p{E, N, K, M, GS, f16};
   size_t words = (size_t)E * N * K / 8, groups = (size_t)E * N * K / GS;
   p.w.resize(words); p.s.resize(groups); p.b.resize(groups); p.x.resize((size_t)E * M * K);
   unsigned r = 12345;
   auto rnd = [&]() { r = r * 1664525u + 1013904223u; return r; };
   for (auto& v : p.w) v = rnd();
-  for (size_t i = 0; i < groups; ++i) { p.s[i] = f2bf(0.001f + (rnd() % 1000) * 1e-5f); p.b[i] = f2bf(-0.01f * ((rnd() % 200) / 100.f)); }
-  for (auto& v : p.x) v = f2bf(((int)(rnd() % 2001) - 1000) / 1000.f);
+  for (size_t i = 0; i < groups; ++i) { p.s[i] = p.enc(0.001f + (rnd() % 1000) * 1e-5f); p.b[i] = p.enc(-0.01f * ((rnd() % 200) / 100.f)); }
+  for (auto& v : p.x) v = p.enc(((int)(rnd() % 2001) - 1000) / 1000.f);
   CK(cudaMalloc(&p.dw, words * 4)); CK(cudaMalloc(&p.ds, groups * 2)); CK(cudaMalloc(&p.db, groups * 2));
   CK(cudaMalloc(&p.dx, p.x.size() * 2)); CK(cudaMalloc(&p.dout, (size_t)E * M * N * 2));
   CK(cudaMemcpy(p.dw, p.w.data(), words * 4, cudaMemcpyHostToDevice));
@@ -291,7 +651,8 @@ static Problem make(int E, int N, int K, int M) {
   return p;
 }
 
-// max |got - want| / sum |x||w| over a few rows of the first and last matrix
+// max |got - want| / sum |x||w| over a few rows of the first and last matrix, against
+// the exact sum of x * (s * q + b)
 static double verify(Problem& p) {
   std::vector<unsigned short> out((size_t)p.E * p.M * p.N);
   CK(cudaMemcpy(out.data(), p.dout, out.size() * 2, cudaMemcpyDeviceToHost));
@@ -303,12 +664,12 @@ static double verify(Problem& p) {
         size_t wr = ((size_t)e * p.N + row);
         for (int k = 0; k < p.K; ++k) {
           unsigned q = (p.w[wr * (p.K / 8) + k / 8] >> (4 * (k % 8))) & 15u;
-          size_t gi = wr * (p.K / 64) + k / 64;
-          float wv = bf2f(f2bf(fmaf((float)q, bf2f(p.s[gi]), bf2f(p.b[gi]))));
-          double xv = bf2f(p.x[((size_t)e * p.M + m) * p.K + k]);
+          size_t gi = wr * (p.K / p.GS) + k / p.GS;
+          double wv = (double)q * p.dec(p.s[gi]) + p.dec(p.b[gi]);
+          double xv = p.dec(p.x[((size_t)e * p.M + m) * p.K + k]);
           acc += xv * wv; mag += fabs(xv * wv);
         }
-        double got = bf2f(out[((size_t)e * p.M + m) * p.N + row]);
+        double got = p.dec(out[((size_t)e * p.M + m) * p.N + row]);
         worst = fmax(worst, fabs(got - acc) / (mag + 1e-30));
       }
   return worst;
@@ -331,18 +692,20 @@ static float best_ms(L launch) {
 }
 
 // Times one GEMV kernel over the problem and checks its result.
-template <class K>
-static void report(Problem& p, const char* name, K kernel, int threads, long long rows_per_block) {
+template <class T>
+static void report(Problem& p, const char* name,
+                   void (*kernel)(const T*, const unsigned*, const unsigned short*, const unsigned short*, T*, long long, long long),
+                   int threads, long long rows_per_block, size_t dyn = 0) {
   cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, kernel));
-  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, 0));
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, dyn));
   CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
   dim3 grid((unsigned)(p.E * ((p.N + rows_per_block - 1) / rows_per_block))), block(threads);
   float best = best_ms([&] {
-    kernel<<<grid, block>>>((const __nv_bfloat16*)p.dx, p.dw, p.ds, p.db, (__nv_bfloat16*)p.dout, p.N, p.K);
+    kernel<<<grid, block, dyn>>>((const T*)p.dx, p.dw, p.ds, p.db, (T*)p.dout, p.N, p.K);
   });
   double err = verify(p);
   printf("  %-28s regs %3d blocks/SM %2d  %7.2f us/matrix  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
-         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 1e-2 ? "  (wrong)" : "");
+         best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 5e-3 ? "  (wrong)" : "");
 }
 
 template <int M, int KW, int UNR, int TILES, bool PIPE, bool RAW = false, int MINB = 1>
@@ -353,6 +716,16 @@ static void trial(Problem& p, const char* name) {
 template <int M, int KW, int TILES, int S, int MINB = 1>
 static void triala(Problem& p, const char* name) {
   report(p, name, gemva<M, KW, TILES, S, 64, MINB>, KW * 32, 16 * TILES);
+}
+
+template <bool F16, int KW, int TILES, int GS>
+static void trial2(Problem& p, const char* name) {
+  report(p, name, gemv2<F16, KW, TILES, GS>, KW * 32, 16 * TILES, (size_t)p.K / 128 * 8 * sizeof(float));
+}
+
+template <bool F16, int KW, int TILES, int GS, int W, int PF, bool READ = false>
+static void trial3(Problem& p, const char* name) {
+  report(p, name, gemv3<F16, KW, TILES, GS, W, PF, READ>, KW * 32, 16 * TILES, (size_t)p.K / 32 * 2 * sizeof(float));
 }
 
 static void ceiling(Problem& p) {
@@ -381,7 +754,78 @@ static void run_shape(int E, int N, int K) {
   cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
 }
 
-int main() {
+// the batch-1 version 2 for both half types and every group size, next to the oxmx kernel
+static void run_v2(int E, int N, int K) {
+  for (int gs : {32, 64, 128})
+    for (bool f16 : {false, true}) {
+      Problem p = make(E, N, K, 1, f16, gs);
+      printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
+      if (gs == 32) ceiling(p);
+      if (!f16 && gs == 64) trial<1, 4, 1, 2, true>(p, "KW4 UNR1 T2 pipe (oxmx)");
+#define V2(KW_, T_, NAME)                                                              \
+      if (f16) { if (gs == 32) trial2<true, KW_, T_, 32>(p, NAME); else if (gs == 64) trial2<true, KW_, T_, 64>(p, NAME); else trial2<true, KW_, T_, 128>(p, NAME); } \
+      else { if (gs == 32) trial2<false, KW_, T_, 32>(p, NAME); else if (gs == 64) trial2<false, KW_, T_, 64>(p, NAME); else trial2<false, KW_, T_, 128>(p, NAME); }
+      V2(4, 2, "v2 KW4 T2")
+      V2(4, 1, "v2 KW4 T1")
+      V2(8, 1, "v2 KW8 T1")
+      V2(2, 2, "v2 KW2 T2")
+#undef V2
+      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+    }
+}
+
+// version 3's shapes, float16 and bfloat16, group 64 and 32
+template <bool F16, int GS>
+static void run_v3_for(Problem& p) {
+  trial2<F16, 4, 2, GS>(p, "v2 KW4 T2");
+  trial3<F16, 4, 2, GS, 1, 1, true>(p, "v3 read only W1 PF1");
+  trial3<F16, 4, 2, GS, 2, 1, true>(p, "v3 read only W2 PF1");
+  trial3<F16, 4, 2, GS, 1, 2, true>(p, "v3 read only W1 PF2");
+  trial3<F16, 4, 2, GS, 2, 2, true>(p, "v3 read only W2 PF2");
+  trial3<F16, 4, 1, GS, 2, 2, true>(p, "v3 read only T1 W2 PF2");
+  trial3<F16, 8, 1, GS, 2, 2, true>(p, "v3 read only KW8 T1 W2 PF2");
+  trial3<F16, 4, 2, GS, 1, 1>(p, "v3 W1 PF1");
+  trial3<F16, 4, 2, GS, 2, 1>(p, "v3 W2 PF1");
+  trial3<F16, 4, 2, GS, 1, 2>(p, "v3 W1 PF2");
+  trial3<F16, 4, 2, GS, 2, 2>(p, "v3 W2 PF2");
+  trial3<F16, 4, 1, GS, 2, 2>(p, "v3 T1 W2 PF2");
+  trial3<F16, 8, 1, GS, 2, 2>(p, "v3 KW8 T1 W2 PF2");
+  trial3<F16, 8, 1, GS, 1, 2>(p, "v3 KW8 T1 W1 PF2");
+}
+
+static void run_v3(int E, int N, int K) {
+  for (int gs : {64, 32})
+    for (bool f16 : {true, false}) {
+      Problem p = make(E, N, K, 1, f16, gs);
+      printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
+      if (gs == 64 && f16) ceiling(p);
+      if (f16) { if (gs == 64) run_v3_for<true, 64>(p); else run_v3_for<true, 32>(p); }
+      else { if (gs == 64) run_v3_for<false, 64>(p); else run_v3_for<false, 32>(p); }
+      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+    }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && !strcmp(argv[1], "prof")) {  // for ncu: one shape, the kernels compared
+    Problem p = make(4, 14336, 4096, 1, true, 64);
+    trial2<true, 4, 2, 64>(p, "v2 KW4 T2");
+    trial3<true, 4, 2, 64, 1, 1, true>(p, "v3 read only W1 PF1");
+    Problem q = make(4, 14336, 4096, 1, false, 64);
+    trial<1, 4, 1, 2, true>(q, "KW4 UNR1 T2 pipe (oxmx)");
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "v3")) {
+    run_v3(16, 4096, 4096);
+    run_v3(4, 14336, 4096);
+    run_v3(4, 4096, 14336);
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "v2")) {
+    run_v2(16, 4096, 4096);
+    run_v2(4, 14336, 4096);
+    run_v2(4, 4096, 14336);
+    return 0;
+  }
   run_shape<1>(16, 4096, 4096);
   run_shape<1>(4, 14336, 4096);
   run_shape<1>(4, 4096, 14336);
