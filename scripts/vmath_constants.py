@@ -152,4 +152,93 @@ out.append(table32("SINH_R_F32", [Fraction(1, fact(2 * n + 1)) for n in range(1,
                    "1/(2n+1)!, n = 1..3, in float32: sinh r = r + r^3 P(r^2) for |r| <= ln2/2"))
 out.append(table32("COSH_R_F32", [Fraction(1, fact(2 * n)) for n in range(2, 5)],
                    "1/(2n)!, n = 2..4, in float32: cosh r = 1 + r^2/2 + r^4 P(r^2) for |r| <= ln2/2"))
+# ---- float32 trigonometric kernels (vmath/single.rs: sin32, cos32, tan32, atan32,
+# asin32, acos32). Paste after the other float32 constants (uses mp, f32, const32, table32).
+
+
+def remez(g, w, a, b, n, iters=30, grid=3000):
+    """The minimax polynomial c[0] + c[1] z + ... + c[n-1] z^(n-1) of the weighted error
+    w(z) (g(z) - poly(z)) on [a, b] (Remez exchange over a grid of grid + 1 points), and
+    that error."""
+    xs = [(a + b) / 2 - (b - a) / 2 * mp.cos(mp.pi * i / n) for i in range(n + 1)]
+    pts = [a + (b - a) * mp.mpf(i) / grid for i in range(grid + 1)]
+    gv, wv = [g(z) for z in pts], [w(z) for z in pts]
+    for _ in range(iters):
+        A, rhs = mp.matrix(n + 1, n + 1), mp.matrix(n + 1, 1)
+        for i, z in enumerate(xs):
+            for j in range(n):
+                A[i, j] = z ** j
+            A[i, n] = (-1) ** i / w(z)
+            rhs[i] = g(z)
+        sol = mp.lu_solve(A, rhs)
+        c, E = [sol[j] for j in range(n)], sol[n]
+        err = [wv[k] * (gv[k] - mp.polyval(c[::-1], pts[k])) for k in range(len(pts))]
+        # the grid's local extrema, one per run of equal sign, the n + 1 largest kept
+        alt = []
+        for k in range(len(pts)):
+            if (k > 0 and abs(err[k]) < abs(err[k - 1])) or (k + 1 < len(pts) and abs(err[k]) < abs(err[k + 1])):
+                continue
+            if alt and mp.sign(err[alt[-1]]) == mp.sign(err[k]):
+                if abs(err[k]) > abs(err[alt[-1]]):
+                    alt[-1] = k
+            else:
+                alt.append(k)
+        while len(alt) > n + 1:
+            alt.pop(0 if abs(err[alt[0]]) < abs(err[alt[-1]]) else -1)
+        maxerr = max(abs(e) for e in err)
+        if len(alt) < n + 1:
+            break
+        xs = [pts[k] for k in alt]
+        if abs(maxerr - abs(E)) < abs(E) * mp.mpf("1e-6"):
+            break
+    return c, maxerr
+
+
+def remez32(g, w, a, b, n):
+    """`remez` with float32 coefficients: each coefficient, lowest first, is rounded to
+    float32 and the higher ones refitted to what is left, (g - c[0] - ... - c[i] z^i)/z^(i+1)
+    with the weight w z^(i+1)."""
+    c = []
+    for i in range(n):
+        gi = lambda z, i=i: (g(z) - mp.polyval([mp.mpf(v) for v in c[::-1]], z)) / z ** i
+        wi = lambda z, i=i: w(z) * z ** i
+        c.append(f32(remez(gi, wi, a, b, n - i)[0][0]))
+    err = max(abs(w(z) * (g(z) - mp.polyval([mp.mpf(v) for v in c[::-1]], z)))
+              for z in mp.linspace(a, b, 2000))
+    return c, err
+
+
+def odd_series(f, zmax, n):
+    """f(r) = r + r^3 P(r^2) for odd f: the minimax P with float32 coefficients (relative
+    error of f) on z = r^2 in [0, zmax], with n coefficients, and that error."""
+    sq = mp.sqrt
+    return remez32(lambda z: (f(sq(z)) - sq(z)) / sq(z) ** 3, lambda z: z * sq(z) / f(sq(z)),
+                   zmax * mp.mpf("1e-6"), zmax, n)
+
+
+pio2_1 = f32(mp.pi / 2)
+pio2_2 = f32(mp.pi / 2 - mp.mpf(pio2_1))
+pio2_3 = f32(mp.pi / 2 - mp.mpf(pio2_1) - mp.mpf(pio2_2))
+out += [const32("TWO_OVER_PI_F32", 2 / mp.pi, "2 / pi in float32"),
+        const32("PIO2_1_F32", pio2_1, "pi/2 = PIO2_1_F32 + PIO2_2_F32 + PIO2_3_F32 to about 76 bits"),
+        const32("PIO2_2_F32", pio2_2, "second part of pi/2 (float32)"),
+        const32("PIO2_3_F32", pio2_3, "third part of pi/2 (float32)")]
+# |r| <= pi/4 plus the slack of a k rounded from x * TWO_OVER_PI_F32 (|x| <= 2^20)
+zr = mp.mpf("0.83") ** 2
+c, e = odd_series(mp.sin, zr, 4)
+out.append(table32("SIN_F32", c, f"sin(r) = r + r^3 P(r^2) on |r| <= 0.83: minimax P (relative error {float(e):.1e})"))
+c, e = remez32(lambda z: (mp.cos(mp.sqrt(z)) - 1 + z / 2) / z ** 2,
+               lambda z: z * z / mp.cos(mp.sqrt(z)), zr * mp.mpf("1e-6"), zr, 3)
+out.append(table32("COS_F32", c,
+                   f"cos(r) = 1 - r^2/2 + r^4 P(r^2) on |r| <= 0.83: minimax P (relative error {float(e):.1e})"))
+c, e = odd_series(mp.tan, zr, 8)
+out += [const32("TAN_P0_F32", c[0], f"tan(r) = r + r^3 (TAN_P0_F32 + r^2 P(r^2)) on |r| <= 0.83 (minimax, relative error {float(e):.1e})"),
+        table32("TAN_F32", c[1:], "P of TAN_P0_F32")]
+out += [const32("TAN_PI8_F32", mp.tan(mp.pi / 8), "tan(pi/8) in float32"),
+        const32("TAN_3PI8_F32", mp.tan(3 * mp.pi / 8), "tan(3 pi/8) in float32")]
+# |u| <= tan(pi/8) plus the slack of the float32 interval bounds
+c, e = odd_series(mp.atan, mp.mpf("0.41422") ** 2, 6)
+out.append(table32("ATAN_F32", c, f"arctan(u) = u + u^3 P(u^2) on |u| <= tan(pi/8): minimax P (relative error {float(e):.1e})"))
+c, e = odd_series(mp.asin, mp.mpf(0.25), 6)
+out.append(table32("ASIN_F32", c, f"arcsin(s) = s + s^3 P(s^2) on |s| <= 1/2: minimax P (relative error {float(e):.1e})"))
 print("\n".join(out))

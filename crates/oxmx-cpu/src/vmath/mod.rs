@@ -52,6 +52,7 @@ mod exp_log;
 mod hyper;
 mod single;
 mod single_hyper;
+mod single_trig;
 mod trig;
 
 use crate::elem::Elem;

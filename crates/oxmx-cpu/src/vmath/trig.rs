@@ -74,6 +74,7 @@ const TRIG_LIMIT: f64 = 524288.0; // 2^19
 
 pub struct Sin;
 impl Unary for Sin {
+    float32_lanes!(single_trig, sin32, sin32_domain);
     #[inline(always)]
     fn fast(x: f64) -> f64 {
         keep_zero(x, sin_quadrant::<false>(x, 0))
@@ -93,6 +94,7 @@ impl Unary for Sin {
 
 pub struct Cos;
 impl Unary for Cos {
+    float32_lanes!(single_trig, cos32, cos32_domain);
     #[inline(always)]
     fn fast(x: f64) -> f64 {
         sin_quadrant::<false>(x, 1)
@@ -120,6 +122,7 @@ fn tan<const NARROW: bool>(x: f64) -> f64 {
 }
 
 impl Unary for Tan {
+    float32_lanes!(single_trig, tan32, tan32_domain);
     both_precisions!(tan);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
@@ -178,6 +181,7 @@ fn atan_abs<const NARROW: bool>(t: f64) -> f64 {
 
 pub struct ArcTan;
 impl Unary for ArcTan {
+    float32_lanes!(single_trig, atan32, atan32_domain);
     #[inline(always)]
     fn fast(x: f64) -> f64 {
         atan_abs::<false>(x.abs()).copysign(x)
@@ -207,6 +211,7 @@ fn asin<const NARROW: bool>(x: f64) -> f64 {
 }
 
 impl Unary for ArcSin {
+    float32_lanes!(single_trig, asin32, asin32_domain);
     both_precisions!(asin);
     #[inline(always)]
     fn in_domain(x: f64) -> bool {
@@ -220,6 +225,7 @@ impl Unary for ArcSin {
 /// arccos x = 2 arctan(sqrt((1 - x) / (1 + x))).
 pub struct ArcCos;
 impl Unary for ArcCos {
+    float32_lanes!(single_trig, acos32, acos32_domain);
     #[inline(always)]
     fn fast(x: f64) -> f64 {
         2.0 * atan_abs::<false>(((1.0 - x) / (1.0 + x)).sqrt())
