@@ -180,7 +180,8 @@ __device__ __forceinline__ void mma_t(float* c, unsigned a0, unsigned a1, unsign
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Version 2 (batch 1): the levels go into the mma undecoded, (2^p + level) straight from
+// Version 2 (batch 1; it is version 3 below with W = PF = 1): the levels go into the mma
+// undecoded, (2^p + level) straight from
 // one bit operation, and scale and bias are applied once per 32 values, outside the mma.
 // The trick: x has one row, so 7 of the mma's 8 columns were zeros. Column c < 4 now
 // takes x only at the "lo" k-slots of lane t = c, column 4 + c only at its "hi" k-slots,
@@ -190,144 +191,6 @@ __device__ __forceinline__ void mma_t(float* c, unsigned a0, unsigned a1, unsign
 // from the same word masked with 0x00F0 (level * 16 + 2^10, exact), so a word costs one
 // shift and four bit operations; bfloat16 has 7 mantissa bits, so its odd nibbles are
 // shifted down (F = 1).
-template <bool F16, int KW, int TILES, int GS>
-__global__ void __launch_bounds__(KW * 32) gemv2(const unsigned short* __restrict__ x, const unsigned* __restrict__ w,
-    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
-    long long N, long long K) {
-  constexpr int R = 16 * TILES;
-  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
-  constexpr float M0 = F16 ? 1024.f : 128.f;
-  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
-  extern __shared__ float xs[];  // [chunk][hi][slot]
-  __shared__ float red[KW][R];
-  long long packed = K / 8, groups = K / GS, chunks = K / 128;
-  long long tiles = (N + R - 1) / R;
-  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const unsigned short* xb = x + bi * K;
-  // sums of x over the even and the odd values of every 32-value slot
-  for (long long i = threadIdx.x; i < chunks * 4; i += KW * 32) {
-    const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
-    float ev = 0.f, od = 0.f;
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      uint4 v = p[q];
-      unsigned u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
-    }
-    xs[(i >> 2) * 8 + (i & 3)] = ev;
-    xs[(i >> 2) * 8 + 4 + (i & 3)] = od;
-  }
-  __syncthreads();
-  long long rows[TILES][2];
-  const unsigned* wp[TILES][2];
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      rows[tt][r] = bi * N + min(n0 + 16 * tt + g + 8 * r, N - 1);
-      wp[tt][r] = w + rows[tt][r] * packed + t * 4;
-    }
-  // lane (g, t) gives column g of B: its lo k-slots when g == t, its hi ones when g == t + 4
-  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
-  bool hi = t >= 2;
-  float fh = hi ? FH : 1.f;  // the odd nibbles' columns hold 16 * level in float16
-  int sl0 = (2 * t) & 3;
-  const unsigned short* xr = xb + t * 32;
-  float acc[TILES][2];
-  float c[TILES][4];
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
-  uint4 v[TILES][2];
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      v[tt][r] = warp < chunks ? *reinterpret_cast<const uint4*>(wp[tt][r] + warp * 16) : make_uint4(0u, 0u, 0u, 0u);
-  for (long long ch = warp; ch < chunks; ch += KW) {
-    long long nx = ch + KW;
-    uint4 nv[TILES][2];
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-        nv[tt][r] = nx < chunks ? *reinterpret_cast<const uint4*>(wp[tt][r] + nx * 16) : make_uint4(0u, 0u, 0u, 0u);
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      uint4 xv = *reinterpret_cast<const uint4*>(xr + ch * 128 + 8 * j);
-      xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
-      unsigned wd[TILES][2];
-#pragma unroll
-      for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-        for (int r = 0; r < 2; ++r)
-          wd[tt][r] = j == 0 ? v[tt][r].x : j == 1 ? v[tt][r].y : j == 2 ? v[tt][r].z : v[tt][r].w;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
-        unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
-#pragma unroll
-        for (int tt = 0; tt < TILES; ++tt) {
-          unsigned a[2], bb[2];
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            unsigned u = h ? wd[tt][r] >> 8 : wd[tt][r];
-            a[r] = (u & 0x000F000Fu) | MAGIC;
-            bb[r] = F16 ? ((u & 0x00F000F0u) | MAGIC) : (((u >> 4) & 0x000F000Fu) | MAGIC);
-          }
-          mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
-        }
-      }
-    }
-    // D[r][c] -> s * (F * D - F * 2^p * X) + b * X, for this lane's two columns
-    const float2 X = *reinterpret_cast<const float2*>(&xs[ch * 8 + (hi ? 4 : 0) + sl0]);
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        long long base = rows[tt][r] * groups;
-        float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
-        if (GS == 32) {
-          unsigned sp = *reinterpret_cast<const unsigned*>(s + base + ch * 4 + sl0);
-          unsigned bp = *reinterpret_cast<const unsigned*>(b + base + ch * 4 + sl0);
-          float s0 = h2f<F16>(sp & 0xFFFFu) * fh, s1 = h2f<F16>(sp >> 16) * fh;
-          acc[tt][r] = fmaf(s0, fmaf(-M0, X.x, d0), acc[tt][r]);
-          acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X.x, acc[tt][r]);
-          acc[tt][r] = fmaf(s1, fmaf(-M0, X.y, d1), acc[tt][r]);
-          acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X.y, acc[tt][r]);
-        } else {
-          long long gi = (ch * 128 + sl0 * 32) / GS;
-          float s0 = h2f<F16>(s[base + gi]) * fh, b0 = h2f<F16>(b[base + gi]);
-          float xx = X.x + X.y;
-          acc[tt][r] = fmaf(s0, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
-          acc[tt][r] = fmaf(b0, xx, acc[tt][r]);
-        }
-      }
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt) { v[tt][0] = nv[tt][0]; v[tt][1] = nv[tt][1]; }
-  }
-  // rows g and g + 8: the quad's four lanes, then the warps
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float a = acc[tt][r];
-      a += __shfl_xor_sync(0xffffffffu, a, 1);
-      a += __shfl_xor_sync(0xffffffffu, a, 2);
-      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
-    }
-  __syncthreads();
-  for (int i = threadIdx.x; i < R; i += KW * 32) {
-    float a = 0.f;
-#pragma unroll
-    for (int q = 0; q < KW; ++q) a += red[q][i];
-    if (n0 + i < N) out[bi * N + n0 + i] = f2h_dev<F16>(a);
-  }
-}
-
 
 // Version 3: version 2 with W 16-byte words per lane and row (a quad of lanes reads 64 W
 // contiguous bytes of a row per step) and loads requested PF steps ahead. Lane t, sub-step
@@ -720,7 +583,7 @@ static void triala(Problem& p, const char* name) {
 
 template <bool F16, int KW, int TILES, int GS>
 static void trial2(Problem& p, const char* name) {
-  report(p, name, gemv2<F16, KW, TILES, GS>, KW * 32, 16 * TILES, (size_t)p.K / 128 * 8 * sizeof(float));
+  report(p, name, gemv3<F16, KW, TILES, GS, 1, 1>, KW * 32, 16 * TILES, (size_t)p.K / 32 * 2 * sizeof(float));
 }
 
 template <bool F16, int KW, int TILES, int GS, int W, int PF, bool READ = false>
