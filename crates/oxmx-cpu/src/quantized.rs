@@ -189,30 +189,14 @@ impl std::ops::Deref for F32s<'_> {
 /// `x` as contiguous f32: half scales through `half`'s SIMD slice conversion (F16C when
 /// the CPU has it), everything else through `load`.
 fn load_f32(x: &Input) -> Result<F32s<'_>> {
-    use half::slice::HalfFloatSliceExt;
-    let n = x.size();
-    let range = x.data.offset..x.data.offset + n;
-    if x.is_contiguous() && matches!(x.dtype, Dtype::Float16 | Dtype::Bfloat16) {
+    if let Some(h) = Halves::of(x) {
+        let n = h.len();
         let mut buf = oxmx_core::memory::alloc(OP, n * 4)?;
         let dst = buf
             .typed_mut::<f32>()
             .get_mut(..n)
             .ok_or_else(|| Error::runtime(OP, "scratch too small"))?;
-        let done = match x.dtype {
-            Dtype::Float16 => x
-                .data
-                .buffer
-                .typed::<half::f16>()
-                .get(range)
-                .map(|h| h.convert_to_f32_slice(dst)),
-            _ => x
-                .data
-                .buffer
-                .typed::<half::bf16>()
-                .get(range)
-                .map(|h| h.convert_to_f32_slice(dst)),
-        };
-        if done.is_some() {
+        if h.convert(0..n, dst).len() == n {
             return Ok(F32s::Pooled(buf, n));
         }
     }

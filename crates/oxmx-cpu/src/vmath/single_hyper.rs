@@ -175,6 +175,20 @@ fn log_corr32(w: f32, corr: f32) -> f32 {
 /// would show next to such small results.
 const ODD_SERIES_BELOW: f32 = 1.0 / 4096.0;
 
+/// w = a + sqrt(qh + ql) for a >= 0, qh >= 0 (ql small): (wh, corr) with w = wh (1 + corr)
+/// to about 2^-48, wh = a + sqrt(qh) rounded; the square root's residual is exact and the
+/// sum's rounding error exact by TwoSum.
+#[inline(always)]
+fn plus_sqrt(a: f32, qh: f32, ql: f32) -> (f32, f32) {
+    let sh = qh.sqrt();
+    let res = (-sh).mul_add(sh, qh);
+    let wh = a + sh;
+    let bb = wh - a;
+    let e = (a - (wh - bb)) + (sh - bb);
+    let sh2 = 2.0 * sh;
+    (wh, sh2.mul_add(e, res + ql) / (sh2 * wh))
+}
+
 /// arcsinh x for |x| <= 1e38: log(w), w = |x| + sqrt(x^2 + 1) in double-float (x^2 + 1
 /// exact, the square root's FMA residual), the tail passed to the logarithm as a relative
 /// correction; log(2|x|) above 2^12 (the dropped 1/(4x^2) is below 2^-26); x - x^3/6
@@ -187,14 +201,7 @@ pub(super) fn asinh32(x: f32) -> f32 {
     let (big, sm) = if a2 > 1.0 { (a2, 1.0) } else { (1.0, a2) };
     let qh = big + sm;
     let ql = ((big - qh) + sm) + a2l;
-    let sh = qh.sqrt();
-    // the square root's residual (exact)
-    let res = (-sh).mul_add(sh, qh);
-    // w = wh + e + (res + ql) / (2 sh); corr = (w - wh) / wh
-    let wh = sh + a;
-    let e = (sh - wh) + a;
-    let sh2 = 2.0 * sh;
-    let corr = sh2.mul_add(e, res + ql) / (sh2 * wh);
+    let (wh, corr) = plus_sqrt(a, qh, ql);
     let huge = a > 4096.0;
     let w = if huge { 2.0 * a } else { wh };
     let corr = if huge { 0.0 } else { corr };
@@ -220,12 +227,7 @@ pub(super) fn acosh32(x: f32) -> f32 {
     let x2l = x.mul_add(x, -x2);
     let qh = x2 - 1.0;
     let ql = ((x2 - qh) - 1.0) + x2l;
-    let sh = qh.sqrt();
-    let res = (-sh).mul_add(sh, qh);
-    let wh = x + sh;
-    let e = (x - wh) + sh;
-    let sh2 = 2.0 * sh;
-    let corr = sh2.mul_add(e, res + ql) / (sh2 * wh);
+    let (wh, corr) = plus_sqrt(x, qh, ql);
     let huge = x > 4096.0;
     let w = if huge { 2.0 * x } else { wh };
     // x = 1: sh = 0 and the correction is 0/0
