@@ -107,6 +107,27 @@ fn sinh_cosh_parts(a: f32) -> (f32, f32, f32, f32, f32, f32, f32, f32) {
     (r, hr2, even, odd, p, (pa - p) + pb, m, (pa - m) - pb)
 }
 
+/// u cosh r + v sinh r from `sinh_cosh_parts` (u, v each an exact head + tail; sinh takes
+/// u = A - B, v = A + B, cosh the other way round): u + v r summed exactly (Fast2Sum,
+/// |v r| < u), u (cosh r - 1) + v (sinh r - r) added once.
+#[inline(always)]
+fn assemble(
+    (u, ue): (f32, f32),
+    (v, ve): (f32, f32),
+    r: f32,
+    hr2: f32,
+    even: f32,
+    odd: f32,
+) -> f32 {
+    let vr = v * r;
+    let vre = v.mul_add(r, -vr);
+    let d = u + vr;
+    let dl = (u - d) + vr;
+    let lo = ve.mul_add(r, (dl + vre) + ue);
+    let lo = v.mul_add(odd, u.mul_add(even, lo));
+    d + u.mul_add(hr2, lo)
+}
+
 /// sinh x for |x| <= 89: with |x| = k ln2 + r, sinh|x| = (A - B) cosh r + (A + B) sinh r,
 /// A = 2^(k-1), B = 2^(-k-1) (A +- B as exact head + tail): (A - B) + (A + B) r summed
 /// exactly (Fast2Sum, |r| < 0.35), the rest (A - B) (cosh r - 1) + (A + B) (sinh r - r),
@@ -115,13 +136,7 @@ fn sinh_cosh_parts(a: f32) -> (f32, f32, f32, f32, f32, f32, f32, f32) {
 #[inline(always)]
 pub(super) fn sinh32(x: f32) -> f32 {
     let (r, hr2, even, odd, p, pe, m, me) = sinh_cosh_parts(x.abs());
-    let pr = p * r;
-    let pre = p.mul_add(r, -pr);
-    let d = m + pr;
-    let dl = (m - d) + pr;
-    let lo = pe.mul_add(r, (dl + pre) + me);
-    let lo = p.mul_add(odd, m.mul_add(even, lo));
-    (d + m.mul_add(hr2, lo)).copysign(x)
+    assemble((m, me), (p, pe), r, hr2, even, odd).copysign(x)
 }
 
 #[inline(always)]
@@ -133,13 +148,7 @@ pub(super) fn sinh32_domain(x: f32) -> bool {
 #[inline(always)]
 pub(super) fn cosh32(x: f32) -> f32 {
     let (r, hr2, even, odd, p, pe, m, me) = sinh_cosh_parts(x.abs());
-    let mr = m * r;
-    let mre = m.mul_add(r, -mr);
-    let d = p + mr;
-    let dl = (p - d) + mr;
-    let lo = me.mul_add(r, (dl + mre) + pe);
-    let lo = m.mul_add(odd, p.mul_add(even, lo));
-    d + p.mul_add(hr2, lo)
+    assemble((p, pe), (m, me), r, hr2, even, odd)
 }
 
 #[inline(always)]
