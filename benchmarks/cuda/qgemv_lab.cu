@@ -20,6 +20,14 @@
 // 64-bit address arithmetic), issue slots 49% busy, L1 85%, 9.6 cycles per issued
 // instruction; so the next step is fewer ALU instructions per weight (x's B fragments
 // pre-permuted and masked in shared memory, 32-bit scale offsets), not fewer FMAs.
+// Fourth session (2026-12-02): ncu's source view of version 2 puts 26% of all stall
+// samples (45% of stall cycles are long-scoreboard) on the first decode of the words
+// requested one step ahead; so version 4 streams them through a cp.async ring in
+// shared memory, S - 1 steps ahead, with the scales prefetched into L2. Its loads alone
+// still reach 3.6-4.4 TB/s, but the whole kernel ran at 1.3-1.9 TB/s, slower with more
+// stages (102 registers, 64-bit ring arithmetic, a divergent prefetch branch): more
+// bytes in flight does not help while each warp's instruction stream is this long.
+//   /tmp/qgemv_lab v4       version 4 next to version 2
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdio>
@@ -362,6 +370,176 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
 }
 
 
+// Version 4: version 2 (W = 1) with each lane's 16-byte words of W streamed through a
+// ring of S stages in shared memory by cp.async, S - 1 steps ahead (ncu on version 2:
+// 45% of warp stalls wait on the words requested one step ahead, and registers cap the
+// warps per SM; a ring holds more bytes in flight without registers). Each lane reads
+// back only what it copied itself, so no barrier is needed. The scales' lines are
+// prefetched into L2 with the words. XSM: the block sums x into shared memory after
+// its first requests are out.
+__device__ __forceinline__ void cp16(void* smem, const void* gmem, bool on) {
+  unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+  int n = on ? 16 : 0;  // src-size 0: fills zeros, reads nothing
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+template <bool F16, int KW, int TILES, int GS, int S, bool READ = false>
+__global__ void __launch_bounds__(KW * 32) gemv4(const unsigned short* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
+    long long N, long long K) {
+  constexpr int R = 16 * TILES, Q = 2 * TILES;
+  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
+  constexpr float M0 = F16 ? 1024.f : 128.f;
+  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
+  constexpr bool SAMEG = GS >= 64;
+  extern __shared__ float xs[];  // [slot][lo, hi], then the rings
+  __shared__ float red[KW][R];
+  long long packed = K / 8, groups = K / GS, steps = K / 128;
+  long long tiles = (N + R - 1) / R;
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const unsigned short* xb = x + bi * K;
+  uint4* ring = reinterpret_cast<uint4*>(xs + K / 16) + (long long)warp * S * Q * 32 + lane;  // [S][Q][32 lanes]
+  long long rows[TILES][2];
+  const unsigned* wp[Q];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      rows[tt][r] = bi * N + min(n0 + 16 * tt + g + 8 * r, N - 1);
+      wp[2 * tt + r] = w + rows[tt][r] * packed + t * 4;
+    }
+  auto issue = [&](long long i) {  // step warp + i KW into stage i % S
+    long long it = warp + i * KW;
+    bool on = it < steps;
+    long long itc = on ? it : 0;
+    uint4* d = ring + (int)(i % S) * Q * 32;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) cp16(d + q * 32, wp[q] + itc * 16, on);
+    if (!READ && on && t == 0) {
+#pragma unroll
+      for (int q = 0; q < Q; ++q) {
+        const unsigned short* sp = s + rows[q / 2][q % 2] * groups + itc * 128 / GS;
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(sp));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(b + (sp - s)));
+      }
+    }
+    cp_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) issue(i);
+  if (!READ) {
+    for (long long i = threadIdx.x; i < K / 32; i += KW * 32) {
+      const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
+      float ev = 0.f, od = 0.f;
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        uint4 v = p[q];
+        unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
+      }
+      xs[2 * i] = ev;
+      xs[2 * i + 1] = od;
+    }
+    __syncthreads();
+  }
+  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
+  bool hi = t >= 2;
+  float fh = hi ? FH : 1.f;
+  int sl0 = (2 * t) & 3;
+  float acc[TILES][2];
+  float c[TILES][4];
+  unsigned sink = 0;
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
+  long long i = 0;
+  for (long long it = warp; it < steps; it += KW, ++i) {
+    cp_wait<S - 2>();
+    uint4 cur[Q];
+    const uint4* sr = ring + (int)(i % S) * Q * 32;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) cur[q] = sr[q * 32];
+    if (READ) {
+#pragma unroll
+      for (int q = 0; q < Q; ++q) sink ^= cur[q].x ^ cur[q].y ^ cur[q].z ^ cur[q].w;
+      issue(i + S - 1);
+      continue;
+    }
+    long long slot = it * 4 + t;  // this lane's slot (its x)
+    const unsigned short* xr = xb + slot * 32;
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint4 xv = *reinterpret_cast<const uint4*>(xr + 8 * j);
+      xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
+        unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {
+          unsigned a[2], bb[2];
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const uint4& V = cur[2 * tt + r];
+            unsigned wd = j == 0 ? V.x : j == 1 ? V.y : j == 2 ? V.z : V.w;
+            unsigned uu = h ? wd >> 8 : wd;
+            a[r] = (uu & 0x000F000Fu) | MAGIC;
+            bb[r] = F16 ? ((uu & 0x00F000F0u) | MAGIC) : (((uu >> 4) & 0x000F000Fu) | MAGIC);
+          }
+          mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
+        }
+      }
+    }
+    issue(i + S - 1);
+    long long s0 = it * 4 + sl0, s1 = s0 + 1;
+    float X0 = xs[2 * s0 + hi], X1 = xs[2 * s1 + hi];
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        long long base = rows[tt][r] * groups;
+        float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
+        if (SAMEG) {
+          long long gi = s0 * 32 / GS;
+          float sc = h2f<F16>(s[base + gi]) * fh, bv = h2f<F16>(b[base + gi]);
+          float xx = X0 + X1;
+          acc[tt][r] = fmaf(sc, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
+          acc[tt][r] = fmaf(bv, xx, acc[tt][r]);
+        } else {
+          unsigned sp = *reinterpret_cast<const unsigned*>(s + base + s0);
+          unsigned bp = *reinterpret_cast<const unsigned*>(b + base + s0);
+          acc[tt][r] = fmaf(h2f<F16>(sp & 0xFFFFu) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
+          acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X0, acc[tt][r]);
+          acc[tt][r] = fmaf(h2f<F16>(sp >> 16) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
+          acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X1, acc[tt][r]);
+        }
+      }
+  }
+  cp_wait<0>();
+  if (READ) acc[0][0] = (float)(sink & 1u);
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = acc[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
+    }
+  __syncthreads();
+  for (int i2 = threadIdx.x; i2 < R; i2 += KW * 32) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) a += red[q][i2];
+    if (n0 + i2 < N) out[bi * N + n0 + i2] = f2h_dev<F16>(a);
+  }
+}
+
 // the memory ceiling with 4 loads in flight per thread
 __global__ void readall4(const uint4* __restrict__ p, long long n, unsigned* sink) {
   unsigned acc = 0;
@@ -668,7 +846,47 @@ static void run_v3(int E, int N, int K) {
     }
 }
 
+template <bool F16, int KW, int TILES, int GS, int S, bool READ = false>
+static void trial4(Problem& p, const char* name) {
+  size_t dyn = (size_t)p.K / 32 * 2 * sizeof(float) + (size_t)KW * S * 2 * TILES * 32 * 16;
+  auto k = gemv4<F16, KW, TILES, GS, S, READ>;
+  CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
+  report(p, name, k, KW * 32, 16 * TILES, dyn);
+}
+
+// version 4's shapes next to version 2
+template <bool F16, int GS>
+static void run_v4_for(Problem& p) {
+  trial2<F16, 4, 2, GS>(p, "v2 KW4 T2");
+  trial4<F16, 4, 2, GS, 4, true>(p, "v4 read only T2 S4");
+  trial4<F16, 4, 2, GS, 3>(p, "v4 KW4 T2 S3");
+  trial4<F16, 4, 2, GS, 4>(p, "v4 KW4 T2 S4");
+  trial4<F16, 4, 2, GS, 6>(p, "v4 KW4 T2 S6");
+  trial4<F16, 4, 1, GS, 4>(p, "v4 KW4 T1 S4");
+  trial4<F16, 4, 1, GS, 8>(p, "v4 KW4 T1 S8");
+  trial4<F16, 8, 1, GS, 4>(p, "v4 KW8 T1 S4");
+  trial4<F16, 2, 2, GS, 6>(p, "v4 KW2 T2 S6");
+}
+
+static void run_v4(int E, int N, int K) {
+  for (int gs : {64, 32})
+    for (bool f16 : {true, false}) {
+      Problem p = make(E, N, K, 1, f16, gs);
+      printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
+      if (gs == 64 && f16) ceiling(p);
+      if (f16) { if (gs == 64) run_v4_for<true, 64>(p); else run_v4_for<true, 32>(p); }
+      else { if (gs == 64) run_v4_for<false, 64>(p); else run_v4_for<false, 32>(p); }
+      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+    }
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && !strcmp(argv[1], "v4")) {
+    run_v4(16, 4096, 4096);
+    run_v4(4, 14336, 4096);
+    run_v4(4, 4096, 14336);
+    return 0;
+  }
   if (argc > 1 && !strcmp(argv[1], "prof")) {  // for ncu: one shape, the kernels compared
     Problem p = make(4, 14336, 4096, 1, true, 64);
     trial2<true, 4, 2, 64>(p, "v2 KW4 T2");
