@@ -332,3 +332,39 @@ def test_half_to_float32_every_bit_pattern(half):
     # a strided view converts the same
     got3 = np.array(mx.view(mx.array(bits), getattr(mx, half))[::3].astype(mx.float32)).view(np.uint32)
     np.testing.assert_array_equal(got3, got[::3])
+
+
+def _float32_patterns():
+    """Random float32 bit patterns plus the hard cases of rounding to a half type: exact
+    ties (for float16 normals and bfloat16), the overflow edge, subnormal results,
+    signed zeros, infinities and NaNs."""
+    rng = np.random.default_rng(7)
+    bits = [rng.integers(0, 1 << 32, 1 << 21, dtype=np.uint64).astype(np.uint32)]
+    hi = rng.integers(0, 1 << 19, 1 << 16, dtype=np.uint64).astype(np.uint32) << 13
+    bits += [hi | 0x1000, hi | 0x0FFF, hi | 0x1001]  # float16 ties and their neighbours
+    hi = rng.integers(0, 1 << 16, 1 << 16, dtype=np.uint64).astype(np.uint32) << 16
+    bits += [hi | 0x8000, hi | 0x7FFF, hi | 0x8001]  # bfloat16 ties and their neighbours
+    edges = np.array([65504.0, 65519.99, 65520.0, 3.4028235e38, 6.1e-5, 5.96e-8, 2.98e-8, 2.99e-8,
+                      1e-45, 0.0, np.inf, np.nan], dtype=np.float32)
+    bits.append(edges.view(np.uint32))
+    out = np.concatenate(bits)
+    return np.concatenate([out, out ^ np.uint32(0x8000_0000)])  # both signs
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+@pytest.mark.parametrize("stride", [1, 3])
+def test_float32_to_half_rounds_to_nearest_even(half, stride):
+    bits = _float32_patterns()
+    x = bits.view(np.float32)
+    got = np.array(mx.view(mx.array(x)[::stride].astype(getattr(mx, half)), mx.uint16))
+    ref_t = np.float16 if half == "float16" else ml_dtypes.bfloat16
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = x[::stride].astype(ref_t).view(np.uint16)
+    nan = np.isnan(x[::stride])
+    np.testing.assert_array_equal(got[~nan], ref[~nan])
+    if half == "bfloat16":
+        assert (got[nan] == 0x7FC0).all()  # MLX's quiet NaN
+    else:
+        g = got[nan].view(np.float16)
+        assert np.isnan(g).all()
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(x[::stride][nan]))

@@ -64,6 +64,26 @@ pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
                 }
             });
         }
+        // float32 to the half types, the mixed-precision model's other conversion: one
+        // rounding either way, so the same bits as the float64 route (a NaN keeps its
+        // sign and the top of its payload, quiet, as half's float64 conversion does for
+        // float16; bfloat16 NaNs become 0x7FC0 as MLX stores them)
+        (Dtype::Float32, Dtype::Float16) => {
+            use half::slice::HalfFloatSliceExt;
+            let o = out.typed_mut::<half::f16>();
+            return crate::strided::map1_runs(&x.shape, View::<f32>::of(x), o, |a, o| {
+                let n = a.len().min(o.len());
+                o[..n].convert_from_f32_slice(&a[..n])
+            });
+        }
+        (Dtype::Float32, Dtype::Bfloat16) => {
+            let o = out.typed_mut::<half::bf16>();
+            return crate::strided::map1_runs(&x.shape, View::<f32>::of(x), o, |a, o| {
+                for (d, s) in o.iter_mut().zip(a) {
+                    *d = crate::elem::bf16_rounded(*s);
+                }
+            });
+        }
         _ => {}
     }
     crate::with_dtype!(x.dtype, S, {

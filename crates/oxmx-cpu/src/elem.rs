@@ -78,6 +78,16 @@ pub fn bf16_of(v: f32) -> bf16 {
     }
 }
 
+/// `bf16_of` without branches (the compiler vectorizes a loop of it): adding 0x7FFF plus
+/// the kept bit's lowest rounds the dropped half to nearest even, and a carry into the
+/// exponent gives the next binade or infinity, as it should.
+#[inline(always)]
+pub fn bf16_rounded(v: f32) -> bf16 {
+    let b = v.to_bits();
+    let r = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
+    bf16::from_bits(if v.is_nan() { 0x7FC0 } else { r })
+}
+
 impl Elem for bf16 {
     #[inline]
     fn to_f64(self) -> f64 {
