@@ -188,6 +188,118 @@ __device__ __forceinline__ void mma_t(float* c, unsigned a0, unsigned a1, unsign
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Shared by versions 3 and 4.
+// Sums of x's even and odd values over each 32-value slot, into xs[2 slot + parity].
+template <bool F16>
+__device__ __forceinline__ void slot_sums(const unsigned short* xb, long long K, float* xs, int tid, int nthreads) {
+  for (long long i = tid; i < K / 32; i += nthreads) {
+    const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
+    float ev = 0.f, od = 0.f;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint4 v = p[q];
+      unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
+    }
+    xs[2 * i] = ev;
+    xs[2 * i + 1] = od;
+  }
+}
+
+// One 32-value slot per lane: the slot's x (at xr, masked to this lane's column) against
+// the words of its rows (cur[2 tt + r]: row g + 8 r of tile tt), levels undecoded.
+template <bool F16, int TILES>
+__device__ __forceinline__ void slot_mma(float (&c)[TILES][4], const unsigned short* xr, unsigned xmask, const uint4* cur) {
+  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint4 xv = *reinterpret_cast<const uint4*>(xr + 8 * j);
+    xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
+      unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        unsigned a[2], bb[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint4& V = cur[2 * tt + r];
+          unsigned wd = j == 0 ? V.x : j == 1 ? V.y : j == 2 ? V.z : V.w;
+          unsigned uu = h ? wd >> 8 : wd;
+          a[r] = (uu & 0x000F000Fu) | MAGIC;
+          bb[r] = F16 ? ((uu & 0x00F000F0u) | MAGIC) : (((uu >> 4) & 0x000F000Fu) | MAGIC);
+        }
+        mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
+      }
+    }
+  }
+}
+
+// Scales and biases applied to one slot pair's column sums (slots s0 and s1 = s0 + STEP).
+template <bool F16, int TILES, int GS, int STEP>
+__device__ __forceinline__ void slot_scale(float (&acc)[TILES][2], const float (&c)[TILES][4], const long long (&rows)[TILES][2],
+    long long groups, const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, const float* xs,
+    long long s0, bool hi) {
+  constexpr float M0 = F16 ? 1024.f : 128.f;
+  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
+  long long s1 = s0 + STEP;
+  float fh = hi ? FH : 1.f;
+  float X0 = xs[2 * s0 + hi], X1 = xs[2 * s1 + hi];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      long long base = rows[tt][r] * groups;
+      float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
+      if (GS >= 64 * STEP) {
+        long long gi = s0 * 32 / GS;
+        float sc = h2f<F16>(s[base + gi]) * fh, bv = h2f<F16>(b[base + gi]);
+        float xx = X0 + X1;
+        acc[tt][r] = fmaf(sc, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
+        acc[tt][r] = fmaf(bv, xx, acc[tt][r]);
+      } else if (GS == 32 && STEP == 1) {
+        unsigned sp = *reinterpret_cast<const unsigned*>(s + base + s0);
+        unsigned bp = *reinterpret_cast<const unsigned*>(b + base + s0);
+        acc[tt][r] = fmaf(h2f<F16>(sp & 0xFFFFu) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X0, acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(sp >> 16) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X1, acc[tt][r]);
+      } else {
+        long long g0 = s0 * 32 / GS, g1 = s1 * 32 / GS;
+        acc[tt][r] = fmaf(h2f<F16>(s[base + g0]) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(b[base + g0]), X0, acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(s[base + g1]) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
+        acc[tt][r] = fmaf(h2f<F16>(b[base + g1]), X1, acc[tt][r]);
+      }
+    }
+}
+
+// The warps' row sums added through shared memory and stored.
+template <bool F16, int KW, int TILES>
+__device__ __forceinline__ void store_rows(float (&acc)[TILES][2], float (&red)[KW][16 * TILES], int warp, int g, int t,
+    long long n0, long long N, long long bi, unsigned short* __restrict__ out) {
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = acc[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < 16 * TILES; i += KW * 32) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < KW; ++q) a += red[q][i];
+    if (n0 + i < N) out[bi * N + n0 + i] = f2h_dev<F16>(a);
+  }
+}
+
 // Version 2 (batch 1; it is version 3 below with W = PF = 1): the levels go into the mma
 // undecoded, (2^p + level) straight from
 // one bit operation, and scale and bias are applied once per 32 values, outside the mma.
@@ -209,10 +321,6 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
     const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
     long long N, long long K) {
   constexpr int R = 16 * TILES;
-  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
-  constexpr float M0 = F16 ? 1024.f : 128.f;
-  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
-  constexpr bool SAMEG = GS >= 64 * W;
   extern __shared__ float xs[];  // [slot][lo, hi]
   __shared__ float red[KW][R];
   long long packed = K / 8, groups = K / GS, steps = K / (128 * W);
@@ -221,19 +329,7 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const unsigned short* xb = x + bi * K;
   if (!READ) {
-    for (long long i = threadIdx.x; i < K / 32; i += KW * 32) {
-      const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
-      float ev = 0.f, od = 0.f;
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        uint4 v = p[q];
-        unsigned u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
-      }
-      xs[2 * i] = ev;
-      xs[2 * i + 1] = od;
-    }
+    slot_sums<F16>(xb, K, xs, threadIdx.x, KW * 32);
     __syncthreads();
   }
   long long rows[TILES][2];
@@ -247,7 +343,6 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
     }
   unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
   bool hi = t >= 2;
-  float fh = hi ? FH : 1.f;
   int sl0 = (2 * t) & 3;
   float acc[TILES][2];
   float c[TILES][4];
@@ -291,82 +386,17 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
 #pragma unroll
       for (int u = 0; u < W; ++u) {
         long long slot = it * 4 * W + (long long)t * W + u;  // this lane's slot (its x)
-        const unsigned short* xr = xb + slot * 32;
+        uint4 words[2 * TILES];
 #pragma unroll
-        for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          uint4 xv = *reinterpret_cast<const uint4*>(xr + 8 * j);
-          xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
-            unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
-#pragma unroll
-            for (int tt = 0; tt < TILES; ++tt) {
-              unsigned a[2], bb[2];
-#pragma unroll
-              for (int r = 0; r < 2; ++r) {
-                const uint4& V = cur[tt][r][u];
-                unsigned wd = j == 0 ? V.x : j == 1 ? V.y : j == 2 ? V.z : V.w;
-                unsigned uu = h ? wd >> 8 : wd;
-                a[r] = (uu & 0x000F000Fu) | MAGIC;
-                bb[r] = F16 ? ((uu & 0x00F000F0u) | MAGIC) : (((uu >> 4) & 0x000F000Fu) | MAGIC);
-              }
-              mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
-            }
-          }
-        }
+        for (int e = 0; e < 2 * TILES; ++e) words[e] = cur[e / 2][e % 2][u];
+        slot_mma<F16, TILES>(c, xb + slot * 32, xmask, words);
         // the two column slots of this lane: lanes sl0 and sl0 + 1 of this sub-step
-        long long s0 = it * 4 * W + (long long)sl0 * W + u, s1 = s0 + W;
-        float X0 = xs[2 * s0 + hi], X1 = xs[2 * s1 + hi];
-#pragma unroll
-        for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            long long base = rows[tt][r] * groups;
-            float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
-            if (SAMEG) {
-              long long gi = s0 * 32 / GS;
-              float sc = h2f<F16>(s[base + gi]) * fh, bv = h2f<F16>(b[base + gi]);
-              float xx = X0 + X1;
-              acc[tt][r] = fmaf(sc, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
-              acc[tt][r] = fmaf(bv, xx, acc[tt][r]);
-            } else if (GS == 32 && W == 1) {
-              unsigned sp = *reinterpret_cast<const unsigned*>(s + base + s0);
-              unsigned bp = *reinterpret_cast<const unsigned*>(b + base + s0);
-              acc[tt][r] = fmaf(h2f<F16>(sp & 0xFFFFu) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X0, acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(sp >> 16) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X1, acc[tt][r]);
-            } else {
-              long long g0 = s0 * 32 / GS, g1 = s1 * 32 / GS;
-              acc[tt][r] = fmaf(h2f<F16>(s[base + g0]) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(b[base + g0]), X0, acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(s[base + g1]) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
-              acc[tt][r] = fmaf(h2f<F16>(b[base + g1]), X1, acc[tt][r]);
-            }
-          }
+        slot_scale<F16, TILES, GS, W>(acc, c, rows, groups, s, b, xs, it * 4 * W + (long long)sl0 * W + u, hi);
       }
     }
   }
   if (READ) acc[0][0] = (float)(sink & 1u);
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float a = acc[tt][r];
-      a += __shfl_xor_sync(0xffffffffu, a, 1);
-      a += __shfl_xor_sync(0xffffffffu, a, 2);
-      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
-    }
-  __syncthreads();
-  for (int i = threadIdx.x; i < R; i += KW * 32) {
-    float a = 0.f;
-#pragma unroll
-    for (int q = 0; q < KW; ++q) a += red[q][i];
-    if (n0 + i < N) out[bi * N + n0 + i] = f2h_dev<F16>(a);
-  }
+  store_rows<F16, KW, TILES>(acc, red, warp, g, t, n0, N, bi, out);
 }
 
 
@@ -390,10 +420,6 @@ __global__ void __launch_bounds__(KW * 32) gemv4(const unsigned short* __restric
     const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
     long long N, long long K) {
   constexpr int R = 16 * TILES, Q = 2 * TILES;
-  constexpr unsigned MAGIC = F16 ? 0x64006400u : 0x43004300u;
-  constexpr float M0 = F16 ? 1024.f : 128.f;
-  constexpr float FH = F16 ? 1.f / 16.f : 1.f;
-  constexpr bool SAMEG = GS >= 64;
   extern __shared__ float xs[];  // [slot][lo, hi], then the rings
   __shared__ float red[KW][R];
   long long packed = K / 8, groups = K / GS, steps = K / 128;
@@ -431,24 +457,11 @@ __global__ void __launch_bounds__(KW * 32) gemv4(const unsigned short* __restric
 #pragma unroll
   for (int i = 0; i < S - 1; ++i) issue(i);
   if (!READ) {
-    for (long long i = threadIdx.x; i < K / 32; i += KW * 32) {
-      const uint4* p = reinterpret_cast<const uint4*>(xb + i * 32);
-      float ev = 0.f, od = 0.f;
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        uint4 v = p[q];
-        unsigned u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) { ev += h2f<F16>(u[e] & 0xFFFFu); od += h2f<F16>(u[e] >> 16); }
-      }
-      xs[2 * i] = ev;
-      xs[2 * i + 1] = od;
-    }
+    slot_sums<F16>(xb, K, xs, threadIdx.x, KW * 32);
     __syncthreads();
   }
   unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
   bool hi = t >= 2;
-  float fh = hi ? FH : 1.f;
   int sl0 = (2 * t) & 3;
   float acc[TILES][2];
   float c[TILES][4];
@@ -468,76 +481,13 @@ __global__ void __launch_bounds__(KW * 32) gemv4(const unsigned short* __restric
       issue(i + S - 1);
       continue;
     }
-    long long slot = it * 4 + t;  // this lane's slot (its x)
-    const unsigned short* xr = xb + slot * 32;
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      uint4 xv = *reinterpret_cast<const uint4*>(xr + 8 * j);
-      xv.x &= xmask; xv.y &= xmask; xv.z &= xmask; xv.w &= xmask;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        unsigned lo = h ? xv.y : xv.x, hx = h ? xv.w : xv.z;
-        unsigned b0 = __byte_perm(lo, hx, 0x5410), b1 = __byte_perm(lo, hx, 0x7632);
-#pragma unroll
-        for (int tt = 0; tt < TILES; ++tt) {
-          unsigned a[2], bb[2];
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const uint4& V = cur[2 * tt + r];
-            unsigned wd = j == 0 ? V.x : j == 1 ? V.y : j == 2 ? V.z : V.w;
-            unsigned uu = h ? wd >> 8 : wd;
-            a[r] = (uu & 0x000F000Fu) | MAGIC;
-            bb[r] = F16 ? ((uu & 0x00F000F0u) | MAGIC) : (((uu >> 4) & 0x000F000Fu) | MAGIC);
-          }
-          mma_t<F16>(c[tt], a[0], a[1], bb[0], bb[1], b0, b1);
-        }
-      }
-    }
+    slot_mma<F16, TILES>(c, xb + (it * 4 + t) * 32, xmask, cur);  // this lane's slot
     issue(i + S - 1);
-    long long s0 = it * 4 + sl0, s1 = s0 + 1;
-    float X0 = xs[2 * s0 + hi], X1 = xs[2 * s1 + hi];
-#pragma unroll
-    for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        long long base = rows[tt][r] * groups;
-        float d0 = c[tt][2 * r], d1 = c[tt][2 * r + 1];
-        if (SAMEG) {
-          long long gi = s0 * 32 / GS;
-          float sc = h2f<F16>(s[base + gi]) * fh, bv = h2f<F16>(b[base + gi]);
-          float xx = X0 + X1;
-          acc[tt][r] = fmaf(sc, fmaf(-M0, xx, d0 + d1), acc[tt][r]);
-          acc[tt][r] = fmaf(bv, xx, acc[tt][r]);
-        } else {
-          unsigned sp = *reinterpret_cast<const unsigned*>(s + base + s0);
-          unsigned bp = *reinterpret_cast<const unsigned*>(b + base + s0);
-          acc[tt][r] = fmaf(h2f<F16>(sp & 0xFFFFu) * fh, fmaf(-M0, X0, d0), acc[tt][r]);
-          acc[tt][r] = fmaf(h2f<F16>(bp & 0xFFFFu), X0, acc[tt][r]);
-          acc[tt][r] = fmaf(h2f<F16>(sp >> 16) * fh, fmaf(-M0, X1, d1), acc[tt][r]);
-          acc[tt][r] = fmaf(h2f<F16>(bp >> 16), X1, acc[tt][r]);
-        }
-      }
+    slot_scale<F16, TILES, GS, 1>(acc, c, rows, groups, s, b, xs, it * 4 + sl0, hi);
   }
   cp_wait<0>();
   if (READ) acc[0][0] = (float)(sink & 1u);
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float a = acc[tt][r];
-      a += __shfl_xor_sync(0xffffffffu, a, 1);
-      a += __shfl_xor_sync(0xffffffffu, a, 2);
-      if (t == 0) red[warp][16 * tt + g + 8 * r] = a;
-    }
-  __syncthreads();
-  for (int i2 = threadIdx.x; i2 < R; i2 += KW * 32) {
-    float a = 0.f;
-#pragma unroll
-    for (int q = 0; q < KW; ++q) a += red[q][i2];
-    if (n0 + i2 < N) out[bi * N + n0 + i2] = f2h_dev<F16>(a);
-  }
+  store_rows<F16, KW, TILES>(acc, red, warp, g, t, n0, N, bi, out);
 }
 
 // the memory ceiling with 4 loads in flight per thread

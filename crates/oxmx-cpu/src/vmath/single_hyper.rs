@@ -13,7 +13,7 @@
 
 use super::consts::{
     COSH_R_F32, LN2_HI_F32, LN2_LO_F32, LN2_SHORT_F32, LN2_SHORT_LO_F32, LOG2E_F32, LOG_ATANH_F32,
-    SINH_R_F32,
+    SINH_R_F32, TANH_E2R_F32, TANH_ODD_F32,
 };
 use super::horner;
 use super::single::split;
@@ -39,46 +39,47 @@ fn pow2_32(k: i32) -> f32 {
     f32::from_bits((k.wrapping_add(127) as u32).wrapping_shl(23))
 }
 
-/// tanh x = n / (n + 2), n = e^2|x| - 1: with 2|x| = k ln2 + r + c, n is the sum of
-/// 2^k - 1, 2^k r, 2^k r^2/2 and 2^k (rest of the Taylor series, the rounding errors of
-/// r^2/2 and of the reduction), the first three summed exactly (Fast2Sum twice) and the
-/// sum normalized to head + tail (about 2^-30 relative; k = 0 is expm1 of a small
-/// argument, no cancellation); n + 2 by TwoSum; the quotient's rounding error corrected
-/// by its FMA residual. Saturates to +-1 (|x| clamped to 9.5, where 1 - tanh < 2^-26).
-/// Keeps the sign of a zero x.
+/// Below this tanh32 takes its odd polynomial: from here on tanh x >= 1/2, where the
+/// exponential form's errors (relative to 2/(e^2|x| + 1) <= 1/2) stay small in ulps.
+const TANH_POLY_BELOW: f32 = 0.55;
+
+/// Beyond this tanh x rounds to +-1 (1 - tanh x < 2^-25 from 13 ln2 / 2 = 9.0109 on).
+const TANH_ONE_ABOVE: f32 = 9.011;
+
+/// tanh x: x + x^3 P(x^2) (minimax to x^13, one final rounding) for |x| < 0.55; beyond,
+/// (E - 1)/(E + 1), E = e^2|x| = 2^k (1 + s), 2|x| = k ln2 + 2r, s = r P(r) (minimax),
+/// with M = (2^k + 1) + 2^k s summed exactly (Fast2Sum), N = M - 2 exact, and the one
+/// quotient N/M corrected by its FMA residual and the tail of M (1/M from the quotient);
+/// |x| clamped to 8.6 (so that M < 2^25 and M - 2 stays exact; the rounded result is
+/// already 1 - 2^-24 there) and +-1 beyond 9.011. Keeps the sign of a zero x.
 #[inline(always)]
 pub(super) fn tanh32(x: f32) -> f32 {
+    const SHIFT: f32 = 12582912.0; // 1.5 * 2^23: rounds to an integer in the low bits
     let a = x.abs();
-    let y = 2.0 * if a < 9.5 { a } else { 9.5 };
-    let (k, r, c) = reduce_ln2_32(y);
-    let h = 0.5 * r;
-    let hr2 = h * r;
-    let eh2 = h.mul_add(r, -hr2);
-    // e^(r + c) = 1 + r + hr2 + rest (odd and even Taylor terms apart: shorter chains)
-    let r2 = r * r;
-    let odd = (r * r2).mul_add(horner(r2, &SINH_R_F32), c.mul_add(1.0 + r, eh2));
-    let rest = (r2 * r2).mul_add(horner(r2, &COSH_R_F32), odd);
-    // n = e^y - 1 = (s - 1) + s r + s hr2 + s rest, s = 2^k (s - 1 is exact to k = 24;
-    // beyond, the lost 1 moves n / (n + 2) by less than 2^-48)
-    let s = pow2_32(k);
-    let sr = s * r;
-    let n1 = (s - 1.0) + sr;
-    let e1 = ((s - 1.0) - n1) + sr;
-    let sh = s * hr2;
-    let n2 = n1 + sh;
-    let e2 = (n1 - n2) + sh;
-    let tail = s.mul_add(rest, e1 + e2);
-    let nh = n2 + tail;
-    let nl = (n2 - nh) + tail;
-    // d = n + 2 (TwoSum: n may be below or above 2)
-    let dh = nh + 2.0;
-    let bb = dh - nh;
-    let dl = ((nh - (dh - bb)) + (2.0 - bb)) + nl;
-    let inv = 1.0 / dh;
-    let q = nh * inv;
-    let rem = (-q).mul_add(dh, nh);
-    let ql = (-q).mul_add(dl, rem + nl) * inv;
-    (q + ql).copysign(x)
+    let z = a * a;
+    let poly = (a * z).mul_add(horner(z, &TANH_ODD_F32), a);
+    // 2b = k ln2 + 2r: b - k ln2/2 with ln2/2 in two float32 parts (the first product exact)
+    let b = a.min(8.6);
+    let t = b.mul_add(2.0 * LOG2E_F32, SHIFT);
+    let kf = t - SHIFT;
+    let k = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+    let r = (-kf).mul_add(0.5 * LN2_HI_F32, b);
+    let r = (-kf).mul_add(0.5 * LN2_LO_F32, r);
+    let s = r * horner(r, &TANH_E2R_F32);
+    // M + ml = e^2b + 1 (2^k + 1 exact to k = 24, 2^k s exact)
+    let p2 = pow2_32(k);
+    let one_p = p2 + 1.0;
+    let ps = p2 * s;
+    let m = one_p + ps;
+    let ml = (one_p - m) + ps;
+    let n = m - 2.0;
+    let q = n / m;
+    let rho = (-q).mul_add(m, n);
+    // (n + ml)/(m + ml) = q + (rho + ml (1 - q))/m to first order; 1/m = (1 - q)/2
+    let hu = (-0.5f32).mul_add(q, 0.5);
+    let expo = (ml + ml).mul_add(hu, rho).mul_add(hu, q);
+    let big = if a > TANH_ONE_ABOVE { 1.0 } else { expo };
+    (if a < TANH_POLY_BELOW { poly } else { big }).copysign(x)
 }
 
 #[inline(always)]

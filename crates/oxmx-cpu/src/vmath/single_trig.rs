@@ -118,34 +118,31 @@ pub(super) fn cos32_domain(x: f32) -> bool {
     x.abs() <= TRIG32_LIMIT
 }
 
-/// tan x for |x| <= 2^20: the reduction of `sin32`, then tan(rh + rl) = rh + rh^3 (P0 +
-/// rh^2 P(rh^2)) + rl sec^2(rh) (minimax to rh^17; rh + rh^3 P0 summed exactly, the
-/// rounding errors of rh^2 and rh^3 carried) as a double-float d + dl; for odd k,
-/// -1/(d + dl) from c = -1/d corrected by the exact residual 1 + c d; keeps the sign of a
-/// zero x.
+/// tan x for |x| <= 2^20: the reduction of `sin32` (x = k pi/2 + rh + rl), then
+/// tan(rh + rl) = rh + T, T = rh^3 P0 + rh^5 P(rh^2) + rl (1 + 1.5 rh^2) (minimax to rh^15;
+/// the rounding errors of rh^2 and rh^3 carried, P0 kept apart from P so that the
+/// rounding of the polynomial acts on the rh^5 part only; 1 + 1.5 rh^2 stands for
+/// sec^2 rh within 0.04 ulp of the result as |rl| <= ulp(rh)/2), th + tl = rh + T by
+/// Fast2Sum; th itself for even k, for odd k -1/(th + tl) from c = -1/th corrected by the
+/// exact residual 1 + c th; tan(-x) = -tan(x) exactly, and the sign of a zero x is kept.
 #[inline(always)]
 pub(super) fn tan32(x: f32) -> f32 {
-    let (q, rh, rl) = reduce_pio2_32(x);
+    // tan is odd: |x| reduced, the sign of x put back at the end (a zero x gives th = +0)
+    let (q, rh, rl) = reduce_pio2_32(x.abs());
     let z = rh * rh;
     let ze = rh.mul_add(rh, -z); // rh^2 = z + ze exactly
     let r3 = rh * z;
-    let r3e = rh.mul_add(z, -r3) + rh * ze; // rh^3 = r3 + r3e to ~2^-48
-                                            // P(z) = TAN_P0_F32 + pz: rh + r3 TAN_P0_F32 is summed exactly (two-product and
-                                            // Fast2Sum), the rest added to its low part
-    let pz = z * horner(z, &TAN_F32);
-    let t0 = r3.mul_add(TAN_P0_F32 + pz, rh); // tan(rh) to ~1 ulp, for sec^2 = 1 + tan^2
-    let small = r3e.mul_add(TAN_P0_F32 + pz, rl * t0.mul_add(t0, 1.0));
-    let pp = r3 * TAN_P0_F32;
-    let ppe = r3.mul_add(TAN_P0_F32, -pp);
-    let h = rh + pp;
-    let low = ((pp - (h - rh)) + ppe) + r3.mul_add(pz, small);
-    // tan(rh + rl) = d + dl (Fast2Sum: |low| < |h|)
-    let d = h + low;
-    let dl = low - (d - h);
-    // -1/(d + dl) = c + c (1 + c d + c dl) to first order, c = -1/d
-    let c = -1.0 / d;
-    let cot = c.mul_add(c.mul_add(dl, c.mul_add(d, 1.0)), c);
-    keep_zero32(x, if q & 1 == 0 { d } else { cot })
+    let r3e = rh.mul_add(ze, rh.mul_add(z, -r3)); // rh^3 = r3 + r3e to ~2^-48
+    let r5 = r3 * z;
+    let small = r3e.mul_add(TAN_P0_F32, (1.5 * rl).mul_add(z, rl));
+    let tt = r3.mul_add(TAN_P0_F32, r5.mul_add(horner(z, &TAN_F32), small));
+    let th = rh + tt;
+    let tl = (rh - th) + tt;
+    // -1/(th + tl) = c + c (1 + c th + c tl) to first order, c = -1/th
+    let c = -1.0 / th;
+    let cot = c.mul_add(c.mul_add(tl, c.mul_add(th, 1.0)), c);
+    let v = if q & 1 == 0 { th } else { cot };
+    f32::from_bits(v.to_bits() ^ (x.to_bits() & 0x8000_0000))
 }
 
 #[inline(always)]
