@@ -12,6 +12,10 @@ Rows (16M = 2**24 elements; ``--quick``: 1M):
   the GELU tanh approximation ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3)))`` written
   out with oxmx ops, plus ``oxmx.nn.gelu_approx``; NumPy runs the same expression.
 
+Real MLX (``mlx.core``, its CPU build) runs every row too when it is importable, as a third
+column: for information, and for erf, which NumPy lacks, as the peer the bar is taken
+against (marked "vs MLX").
+
 Inputs are uniform in each function's natural domain (``DOMAINS``), seeded, and the same
 arrays go to both frameworks (moved into oxmx and evaluated before timing).
 
@@ -124,6 +128,24 @@ def oxmx_fn(mx, key):
     return getattr(mx, key)
 
 
+def mlx_module():
+    """Real MLX's core module, or None when it is not installed."""
+    try:
+        import mlx.core as mlx
+    except ImportError:
+        return None
+    return mlx
+
+
+def mlx_fn(mlx, key):
+    """MLX's version of a row (the same expressions as oxmx's)."""
+    if key == "gelu_approx":
+        import mlx.nn
+
+        return mlx.nn.gelu_approx
+    return oxmx_fn(mlx, key)
+
+
 def reference(key, args):
     """float64 result of the row's formula on (a sample of) the same inputs."""
     a = [x.astype(np.float64) for x in args]
@@ -197,7 +219,7 @@ def label(key):
             "gelu_approx": "nn.gelu_approx"}.get(key, key)
 
 
-def run_row(mx, key, dtype, n, reps, sample_stride):
+def run_row(mx, key, dtype, n, reps, sample_stride, mlx=None):
     rng = np.random.default_rng(zlib.crc32(f"{key}/{dtype}".encode()))  # same inputs every run
     args = [rng.uniform(lo, hi, n).astype(dtype) for lo, hi in DOMAINS[key]]
     xs = [mx.array(a, dtype=getattr(mx, dtype)) for a in args]
@@ -226,6 +248,17 @@ def run_row(mx, key, dtype, n, reps, sample_stride):
         f_np(*args)  # warm-up
         runners.append(lambda: f_np(*args))
         names.append("numpy")
+    if mlx is not None:
+        f_mlx = mlx_fn(mlx, key)
+        xm = [mlx.array(a) for a in args]
+        mlx.eval(*xm)
+
+        def run_mlx():
+            mlx.eval(f_mlx(*xm))
+
+        run_mlx()  # warm-up
+        runners.append(run_mlx)
+        names.append("mlx")
     walls, cpus = timed_rounds(runners, **reps)
     for name, w, c in zip(names, walls, cpus):
         out[name] = statistics.median(w)
@@ -240,26 +273,27 @@ def bar_for(key, dtype):
 
 
 def table(results, markdown):
-    head = ["function", "dtype", "oxmx ms", "NumPy ms", "ratio", "bar", "met"]
+    head = ["function", "dtype", "oxmx ms", "NumPy ms", "MLX ms", "ratio", "bar", "met"]
     rows = []
     for r in results:
-        ox, npt = r.get("oxmx"), r.get("numpy")
+        ox, npt, mlt = r.get("oxmx"), r.get("numpy"), r.get("mlx")
         bar = bar_for(r["key"], r["dtype"])
-        ratio = npt / ox if ox and npt else None
+        ratio, peer = (npt / ox, "") if ox and npt else ((mlt / ox, " vs MLX") if ox and mlt else (None, ""))
         rows.append([
             label(r["key"]), r["dtype"],
             "fails" if "error" in r else f"{ox * 1e3:.1f}",
             f"{npt * 1e3:.1f}" if npt else "—",
-            f"{ratio:.2f}x" if ratio else "—",
+            f"{mlt * 1e3:.1f}" if mlt else "—",
+            f"{ratio:.2f}x{peer}" if ratio else "—",
             f"{bar:.1f}x",
             ("yes" if ratio >= bar else "no") if ratio else "—",
         ])
     if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|---|---|---:|---:|---:|---:|---|"]
+        lines = ["| " + " | ".join(head) + " |", "|---|---|---:|---:|---:|---:|---:|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     else:
         w = [max(len(x) for x in col) for col in zip(head, *rows)]
-        fmt = lambda row: "  ".join(c.ljust(w[i]) if i < 2 or i == 6 else c.rjust(w[i]) for i, c in enumerate(row))
+        fmt = lambda row: "  ".join(c.ljust(w[i]) if i < 2 or i == 7 else c.rjust(w[i]) for i, c in enumerate(row))
         lines = [fmt(head), "  ".join("-" * x for x in w)] + [fmt(row) for row in rows]
     return "\n".join(lines)
 
@@ -312,14 +346,16 @@ def main(argv=None):
     except Exception:  # noqa: BLE001 - decoration only
         ox_threads = os.environ.get("OXMX_NUM_THREADS", f"default ({os.cpu_count()} cores)")
     has_scipy = numpy_fn("erf") is not None
+    mlx = mlx_module()
 
     t_start = time.perf_counter()
     results = []
     for key, dtype in rows:
-        r = run_row(mx, key, dtype, n, reps, sample_stride=max(1, n // 65536))
+        r = run_row(mx, key, dtype, n, reps, sample_stride=max(1, n // 65536), mlx=mlx)
         results.append(r)
         msg = "FAILED: " + r["error"] if "error" in r else f"oxmx {r['oxmx'] * 1e3:8.1f} ms"
         npm = f"numpy {r['numpy'] * 1e3:8.1f} ms" if "numpy" in r else "numpy —"
+        npm += f"  mlx {r['mlx'] * 1e3:8.1f} ms" if "mlx" in r else ""
         # Cores busy during oxmx's runs: ~1 means the op ran on one thread.
         cores = f", oxmx busy cores {r['oxmx_cpu'] / r['oxmx_wall']:.2f}" if "oxmx" in r else ""
         print(f"  {label(key):<30} {dtype:<8} {msg}  {npm}  ({r.get('repeats', 0)} runs{cores})", file=sys.stderr)
@@ -333,9 +369,11 @@ def main(argv=None):
         f"({len(os.sched_getaffinity(0))} usable), L3 {run_cpu.l3_cache()}; flags: {run_cpu.cpu_flags()}",
         f"- threads: oxmx {ox_threads}; NumPy 1 (its ufuncs are single-threaded; OpenBLAS pinned to 1). "
         f"Measured process CPU time / wall time: oxmx {cpu_per_wall(results, 'oxmx'):.2f}, "
-        f"NumPy {cpu_per_wall(results, 'numpy'):.2f}",
+        f"NumPy {cpu_per_wall(results, 'numpy'):.2f}"
+        + (f", MLX {cpu_per_wall(results, 'mlx'):.2f}" if mlx is not None else ""),
         f"- versions: oxmx {getattr(oxmx, '__version__', '?')} ({build_stamp(oxmx)}), numpy {np.__version__}"
-        + ("" if has_scipy else "; SciPy not installed, so NumPy has no erf (—)"),
+        + (f", mlx {getattr(mlx, '__version__', '?')} (CPU)" if mlx is not None else ", MLX not installed")
+        + ("" if has_scipy else "; SciPy not installed, so NumPy has no erf (—): its ratio is against MLX"),
         "- load average (1/5/15 min) before the run: " + "/".join(f"{x:.2f}" for x in load)
         + ", after: " + "/".join(f"{x:.2f}" for x in os.getloadavg()) + f"; run took {elapsed:.0f} s",
         "- ratio = NumPy ms / oxmx ms (> 1: oxmx faster); NumPy's sigmoid is 1/(1+np.exp(-x)), "
