@@ -8,8 +8,10 @@
 //! computed with `fast`, and only when one of its lanes is outside the domain is it
 //! scanned again to patch those lanes.
 //!
-//! float32, float16 and bfloat16 values are computed in float64 lanes and rounded once,
-//! so they are correctly rounded except within about 2^-20 ulp of a rounding boundary.
+//! Functions with float32-lane kernels (`fast32`) compute float32 in float32 lanes, and
+//! float16/bfloat16 through them (`halves.rs`); the others compute float32 and the half
+//! types in float64 lanes and round once, so those are correctly rounded except within
+//! about 2^-20 ulp of a rounding boundary.
 //! `mul_add` is a fused multiply-add everywhere (a libm call on CPUs without FMA), so the
 //! results are the same bits on every x86-64 CPU.
 
@@ -49,6 +51,7 @@ macro_rules! float32_lanes {
 mod consts;
 mod erf;
 mod exp_log;
+mod halves;
 mod hyper;
 mod single;
 mod single_hyper;
@@ -93,6 +96,17 @@ pub trait Binary {
     }
     fn in_domain(x: f64, y: f64) -> bool;
     fn exact(x: f64, y: f64) -> f64;
+    /// Whether `fast32` is a float32-lane kernel for this function.
+    const HAS_F32: bool = false;
+    /// A float32 kernel within 1 ulp on `in_domain32`.
+    #[inline(always)]
+    fn fast32(x: f32, _y: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn in_domain32(_x: f32, _y: f32) -> bool {
+        false
+    }
 }
 
 /// Lanes per block: small enough for the L1 cache, large enough to amortize the
@@ -203,6 +217,37 @@ fn binary_blocks<K: Binary, A: Elem, O: Elem>(xs: &[A], ys: &[A], dst: &mut [O])
     }
 }
 
+/// `binary_blocks` for float32 in and out with a float32-lane kernel; lanes outside its
+/// domain take the float64 kernel (or libm).
+#[inline(always)]
+fn binary_blocks_f32<K: Binary>(xs: &[f32], ys: &[f32], dst: &mut [f32]) {
+    let n = xs.len().min(ys.len()).min(dst.len());
+    let mut i = 0;
+    while i < n {
+        let m = (n - i).min(BLOCK);
+        let (xs, ys, d) = (&xs[i..i + m], &ys[i..i + m], &mut dst[i..i + m]);
+        let mut outside = false;
+        for j in 0..m {
+            d[j] = K::fast32(xs[j], ys[j]);
+            outside |= !K::in_domain32(xs[j], ys[j]);
+        }
+        if outside {
+            for j in 0..m {
+                if !K::in_domain32(xs[j], ys[j]) {
+                    let (x, y) = (xs[j] as f64, ys[j] as f64);
+                    let v = if K::in_domain(x, y) {
+                        K::fast_narrow(x, y)
+                    } else {
+                        K::exact(x, y)
+                    };
+                    d[j] = v as f32;
+                }
+            }
+        }
+        i += m;
+    }
+}
+
 /// `dst[i] = K(src[i])`, compiled for the best instruction set of this CPU.
 pub fn unary<K: Unary, A: Elem, O: Elem>(src: &[A], dst: &mut [O]) {
     pulp::Arch::new().dispatch(UnaryTask::<K, A, O> {
@@ -222,6 +267,12 @@ pub fn binary<K: Binary, A: Elem, O: Elem>(xs: &[A], ys: &[A], dst: &mut [O]) {
     });
 }
 
+/// Whether `T` is float32 (a compile-time constant after monomorphization).
+#[inline(always)]
+fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
 // The work as `WithSimd` values whose `with_simd` is inlined into pulp's
 // `#[target_feature]` function (a closure body is not, and its `mul_add`s then become
 // calls to a software fma).
@@ -235,15 +286,11 @@ impl<K: Unary, A: Elem, O: Elem> pulp::WithSimd for UnaryTask<'_, K, A, O> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        use std::any::TypeId;
-        let f32_lanes = K::HAS_F32
-            && TypeId::of::<A>() == TypeId::of::<f32>()
-            && TypeId::of::<O>() == TypeId::of::<f32>();
-        if f32_lanes {
+        if K::HAS_F32 && is_f32::<A>() && is_f32::<O>() {
             let src: &[f32] = bytemuck::cast_slice(self.src);
             let dst: &mut [f32] = bytemuck::cast_slice_mut(self.dst);
             unary_blocks_f32::<K>(src, dst)
-        } else {
+        } else if !halves::unary::<K, A, O>(self.src, self.dst) {
             unary_blocks::<K, A, O>(self.src, self.dst)
         }
     }
@@ -260,7 +307,14 @@ impl<K: Binary, A: Elem, O: Elem> pulp::WithSimd for BinaryTask<'_, K, A, O> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        binary_blocks::<K, A, O>(self.xs, self.ys, self.dst)
+        if K::HAS_F32 && is_f32::<A>() && is_f32::<O>() {
+            let xs: &[f32] = bytemuck::cast_slice(self.xs);
+            let ys: &[f32] = bytemuck::cast_slice(self.ys);
+            let dst: &mut [f32] = bytemuck::cast_slice_mut(self.dst);
+            binary_blocks_f32::<K>(xs, ys, dst)
+        } else if !halves::binary::<K, A, O>(self.xs, self.ys, self.dst) {
+            binary_blocks::<K, A, O>(self.xs, self.ys, self.dst)
+        }
     }
 }
 
