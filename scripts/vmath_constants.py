@@ -241,6 +241,65 @@ c, e = odd_series(mp.atan, mp.mpf("0.41422") ** 2, 6)
 out.append(table32("ATAN_F32", c, f"arctan(u) = u + u^3 P(u^2) on |u| <= tan(pi/8): minimax P (relative error {float(e):.1e})"))
 c, e = odd_series(mp.asin, mp.mpf(0.25), 6)
 out.append(table32("ASIN_F32", c, f"arcsin(s) = s + s^3 P(s^2) on |s| <= 1/2: minimax P (relative error {float(e):.1e})"))
+# ---- float32-lane power and arctan2 (vmath/single.rs: pow32, atan2_32). Paste after the
+# float32 trigonometric constants (uses mp, f32, const32, table32, remez32, ln2).
+# pow32: log2(1 + f) = s Q(s^2), s = f/(2 + f), Q(z) = C1 + C3 z + z^2 R(z) with C1 = 2/ln 2
+# and C3 = 2/(3 ln 2) in two float32 parts each (the double-float head) and R a minimax
+# fit with float32 coefficients; arctan2 reuses ATAN_F32, TAN_PI8_F32 and PIO2_*_F32.
+c1, c3 = 2 / ln2, 2 / (3 * ln2)
+out += [const32("POW_C1_HI_F32", c1, "2 / ln 2 rounded to float32"),
+        const32("POW_C1_LO_F32", c1 - mp.mpf(f32(c1)), "2 / ln 2 - POW_C1_HI_F32"),
+        const32("POW_C3_HI_F32", c3, "2 / (3 ln 2) rounded to float32"),
+        const32("POW_C3_LO_F32", c3 - mp.mpf(f32(c3)), "2 / (3 ln 2) - POW_C3_HI_F32")]
+# |s| <= 3 - 2 sqrt 2 (plus the slack of the float32 split)
+zs = (3 - 2 * mp.sqrt(2)) ** 2 * mp.mpf("1.0001")
+q = lambda z: 2 * mp.atanh(mp.sqrt(z)) / (mp.sqrt(z) * ln2)
+c, e = remez32(lambda z: (q(z) - c1 - c3 * z) / z ** 2, lambda z: z ** 2 / q(z), zs * mp.mpf("1e-6"), zs, 4)
+out.append(table32("POW_LOG2_R_F32", c,
+                   f"log2(1 + f) = s (C1 + C3 z + z^2 P(z)), s = f/(2 + f), z = s^2 <= {float(zs):.5f}: minimax P (relative error of the sum {float(e):.1e})"))
+# e^v = 1 + v + v^2 P(v) for |v| <= ln2/2 (plus the slack of r + tl)
+vm = mp.log(2) / 2 * (1 + mp.mpf(2) ** -18)
+c, e = remez32(lambda v: (mp.expm1(v) - v) / v ** 2 if v != 0 else mp.mpf(0.5),
+               lambda v: v ** 2 / mp.exp(v), -vm, vm * (1 + mp.mpf(10) ** -9), 6)
+out.append(table32("POW_EXP_P_F32", c,
+                   f"e^v = 1 + v + v^2 P(v) on |v| <= ln2/2: minimax P (relative error of e^v {float(e):.1e})"))
+three_pio4 = 3 * mp.pi / 4
+out += [const32("THREE_PIO4_HI_F32", three_pio4, "3 pi/4 rounded to float32"),
+        const32("THREE_PIO4_LO_F32", three_pio4 - mp.mpf(f32(three_pio4)), "3 pi/4 - THREE_PIO4_HI_F32")]
+# float64 power (vmath/exp_log.rs: pow64)
+def remez64(g, w, a, b, n):
+    """`remez` with float64 coefficients: each coefficient, lowest first, is rounded to
+    float64 and the higher ones refitted to what is left (as remez32 does for float32)."""
+    c = []
+    for i in range(n):
+        gi = lambda z, i=i: (g(z) - mp.polyval([mp.mpf(v) for v in c[::-1]], z)) / z ** i
+        wi = lambda z, i=i: w(z) * abs(z) ** i
+        c.append(f64(remez(gi, wi, a, b, n - i, grid=1500)[0][0]))
+    err = max(abs(w(z) * (g(z) - mp.polyval([mp.mpf(v) for v in c[::-1]], z)))
+              for z in mp.linspace(a, b, 1501))
+    return c, err
+
+
+hi, lo = split(mp.mpf(2) / 3)
+out += [const("TWO_THIRDS_HI", hi, "2/3, leading double"), const("TWO_THIRDS_LO", lo, "2/3 - TWO_THIRDS_HI")]
+# log(1+f) = 2s + s^3 (2/3 + z W(z)), s = f/(2+f), z = s^2 <= ((sqrt 2 - 1)/(sqrt 2 + 1))^2 (+ slack);
+# the error weighted relative to log(1+f) ~ 2s
+smax = (mp.sqrt(2) - 1) / (mp.sqrt(2) + 1) * (1 + mp.mpf(2) ** -40)
+sq = mp.sqrt
+c, e = remez64(lambda z: (2 * mp.atanh(sq(z)) / sq(z) - 2 - 2 * z / 3) / z ** 2,
+               lambda z: z ** 2 / 2, smax ** 2 * mp.mpf("1e-3"), smax ** 2, 7)
+out.append(table("POW_LOG", c, "log(1+f) = 2s + s^3 (2/3 + z W(z)) for s = f/(2+f), z = s^2, |s| <= 0.1716: "
+                 f"minimax W (relative error {float(e):.1e})"))
+# e^r = 1 + r + r^2 P(r), |r| <= ln2/2 + slack; P fitted unweighted (the r^2 factor makes the
+# error at the ends dominate), coefficients rounded once
+rm = mp.log(2) / 2 + mp.mpf("1e-6")
+g = lambda r: (mp.exp(r) - 1 - r) / r ** 2
+c, _ = remez(g, lambda r: 1, -rm, rm * (1 + mp.mpf(2) ** -20), 11, grid=1500)
+c = [f64(v) for v in c]
+e = max(abs(r ** 2 * (g(r) - mp.polyval([mp.mpf(v) for v in c[::-1]], r)) / mp.exp(r))
+        for r in mp.linspace(-rm, rm * (1 + mp.mpf(2) ** -20), 1501))
+out.append(table("POW_EXP", c, "e^r = 1 + r + r^2 P(r) for |r| <= ln2/2: minimax P "
+                 f"(error {float(e):.1e} relative to e^r)"))
 # tanh32: x + x^3 P(x^2) below 0.55; beyond, e^(2r) = 1 + r P(r) on |r| <= ln2/4 (+ the
 # rounding slack), the absolute error of r P(r) relative to e^(2r) minimized (the grid's
 # upper end nudged off r = 0)

@@ -378,6 +378,74 @@ pub const ASIN_F32: [f32; 6] = [
     0.03693079203367233,
 ];
 
+/// 2 / ln 2 rounded to float32
+pub const POW_C1_HI_F32: f32 = 2.885390043258667;
+
+/// 2 / ln 2 - POW_C1_HI_F32
+pub const POW_C1_LO_F32: f32 = 3.851926067000022e-08;
+
+/// 2 / (3 ln 2) rounded to float32
+pub const POW_C3_HI_F32: f32 = 0.9617967009544373;
+
+/// 2 / (3 ln 2) - POW_C3_HI_F32
+pub const POW_C3_LO_F32: f32 = -7.028461812552678e-09;
+
+/// log2(1 + f) = s (C1 + C3 z + z^2 P(z)), s = f/(2 + f), z = s^2 <= 0.02944: minimax P (relative error of the sum 6.2e-14)
+pub const POW_LOG2_R_F32: [f32; 4] = [
+    0.5770779848098755,
+    0.41220593452453613,
+    0.32001182436943054,
+    0.2817106246948242,
+];
+
+/// e^v = 1 + v + v^2 P(v) on |v| <= ln2/2: minimax P (relative error of e^v 7.4e-10)
+pub const POW_EXP_P_F32: [f32; 6] = [
+    0.5,
+    0.16666647791862488,
+    0.04166648909449577,
+    0.008337882347404957,
+    0.001393199898302555,
+    0.00017265276983380318,
+];
+
+/// 3 pi/4 rounded to float32
+pub const THREE_PIO4_HI_F32: f32 = 2.356194496154785;
+
+/// 3 pi/4 - THREE_PIO4_HI_F32
+pub const THREE_PIO4_LO_F32: f32 = -5.962440319251527e-09;
+
+/// 2/3, leading double
+pub const TWO_THIRDS_HI: f64 = 0.6666666666666666;
+
+/// 2/3 - TWO_THIRDS_HI
+pub const TWO_THIRDS_LO: f64 = 3.700743415417188e-17;
+
+/// log(1+f) = 2s + s^3 (2/3 + z W(z)) for s = f/(2+f), z = s^2, |s| <= 0.1716: minimax W (relative error 1.7e-20)
+pub const POW_LOG: [f64; 7] = [
+    0.4000000000000039,
+    0.28571428570869456,
+    0.22222222398145433,
+    0.181817939909535,
+    0.15386351416654864,
+    0.13265562189606925,
+    0.13120634997443767,
+];
+
+/// e^r = 1 + r + r^2 P(r) for |r| <= ln2/2: minimax P (error 3.4e-19 relative to e^r)
+pub const POW_EXP: [f64; 11] = [
+    0.5,
+    0.1666666666666667,
+    0.041666666666666685,
+    0.008333333333326141,
+    0.0013888888888874396,
+    0.0001984126987480199,
+    2.4801587347352136e-05,
+    2.755725542402177e-06,
+    2.7557252897169215e-07,
+    2.5105207044125958e-08,
+    2.092159536945359e-09,
+];
+
 /// tanh(x) = x + x^3 P(x^2) on |x| <= 0.55: minimax P (relative error 1.1e-09)
 pub const TANH_ODD_F32: [f32; 5] = [
     -0.33333319425582886,

@@ -54,6 +54,7 @@ mod exp_log;
 mod halves;
 mod hyper;
 mod single;
+mod single_binary;
 mod single_hyper;
 mod single_trig;
 mod trig;
@@ -326,20 +327,13 @@ pub fn has_unary(op: UnaryOp, dtype: Dtype) -> bool {
     ) && op.is_transcendental()
 }
 
-/// Whether the binary `op` on `dtype` has a vector kernel. float64 `power` keeps libm:
-/// its float64 kernel would need a double-double logarithm to stay within 2 ulp.
+/// Whether the binary `op` on `dtype` has a vector kernel.
 pub fn has_binary(op: BinaryOp, dtype: Dtype) -> bool {
     use BinaryOp::*;
-    let float = matches!(
+    matches!(
         dtype,
         Dtype::Float32 | Dtype::Float64 | Dtype::Float16 | Dtype::Bfloat16
-    );
-    float
-        && match op {
-            ArcTan2 | LogAddExp => true,
-            Power => dtype != Dtype::Float64,
-            _ => false,
-        }
+    ) && matches!(op, ArcTan2 | LogAddExp | Power)
 }
 
 /// Applies `op` (for which `has_unary` holds) to a run of values.
