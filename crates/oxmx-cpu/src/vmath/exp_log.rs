@@ -394,13 +394,5 @@ impl Binary for Power {
     fn exact(x: f64, y: f64) -> f64 {
         x.powf(y)
     }
-    const HAS_F32: bool = true;
-    #[inline(always)]
-    fn fast32(x: f32, y: f32) -> f32 {
-        super::single_binary::pow32(x, y)
-    }
-    #[inline(always)]
-    fn in_domain32(x: f32, y: f32) -> bool {
-        super::single_binary::pow32_domain(x, y)
-    }
+    float32_binary_lanes!(single_binary, pow32, pow32_domain);
 }

@@ -48,6 +48,21 @@ macro_rules! float32_lanes {
     };
 }
 
+/// The float32-lane items of a `Binary`: a kernel and its domain in the module named.
+macro_rules! float32_binary_lanes {
+    ($module:ident, $kernel:ident, $domain:ident) => {
+        const HAS_F32: bool = true;
+        #[inline(always)]
+        fn fast32(x: f32, y: f32) -> f32 {
+            super::$module::$kernel(x, y)
+        }
+        #[inline(always)]
+        fn in_domain32(x: f32, y: f32) -> bool {
+            super::$module::$domain(x, y)
+        }
+    };
+}
+
 mod consts;
 mod erf;
 mod exp_log;

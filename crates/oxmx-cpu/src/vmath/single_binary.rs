@@ -12,12 +12,13 @@
 //! with float32 coefficients (scripts/vmath_constants.py).
 
 use super::consts::{
-    ATAN_F32, LN2_HI_F32, LN2_LO_F32, PIO2_1_F32, PIO2_2_F32, POW_C1_HI_F32, POW_C1_LO_F32,
-    POW_C3_HI_F32, POW_C3_LO_F32, POW_EXP_P_F32, POW_LOG2_R_F32, TAN_PI8_F32, THREE_PIO4_HI_F32,
+    LN2_HI_F32, LN2_LO_F32, PIO2_1_F32, PIO2_2_F32, POW_C1_HI_F32, POW_C1_LO_F32, POW_C3_HI_F32,
+    POW_C3_LO_F32, POW_EXP_P_F32, POW_LOG2_R_F32, TAN_PI8_F32, THREE_PIO4_HI_F32,
     THREE_PIO4_LO_F32,
 };
 use super::horner;
 use super::single::split;
+use super::single_trig::atan_plus32;
 
 /// y log2 x = th + tl (a double-float, |tl| <= ~ulp(th)) for positive normal |x| and
 /// finite y: |x| = 2^k (1 + f); s = f/(2 + f) as sh + sl (the reciprocal's quotient
@@ -147,16 +148,7 @@ pub(super) fn atan2_32(y: f32, x: f32) -> f32 {
     } else {
         (0.0, 0.0)
     };
-    let inv = 1.0 / d;
-    let u = n * inv;
-    // (n + ne)/(d + de) = u + ue to first order
-    let ue = ((-u).mul_add(d, n) + (-u).mul_add(de, ne)) * inv;
-    let z = u * u;
-    // arctan(u + ue) = u + u^3 P(z) + ue/(1 + z), 1/(1 + z) ~ 1 - z (+-0.03)
-    let t = (u * z).mul_add(horner(z, &ATAN_F32), ue.mul_add(1.0 - z, bl));
-    let h = bh + u;
-    let err = u - (h - bh);
-    (h + (err + t)).copysign(y)
+    atan_plus32(n, ne, d, de, bh, bl).copysign(y)
 }
 
 #[inline(always)]

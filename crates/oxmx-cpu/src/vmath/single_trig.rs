@@ -179,6 +179,14 @@ pub(super) fn atan32(x: f32) -> f32 {
     } else {
         (0.0, 0.0)
     };
+    atan_plus32(n, ne, d, de, b, bl).copysign(x)
+}
+
+/// b + bl + arctan((n + ne)/(d + de)) for |n/d| <= tan(pi/8) (plus rounding) and b = 0
+/// or |b| >= pi/4: u = n/d from one reciprocal with the quotient's rounding error and the
+/// tails ne, de carried to first order; arctan(u) = u + u^3 P(u^2); b + u by Fast2Sum.
+#[inline(always)]
+pub(super) fn atan_plus32(n: f32, ne: f32, d: f32, de: f32, b: f32, bl: f32) -> f32 {
     let inv = 1.0 / d;
     let u = n * inv;
     // (n + ne)/(d + de) = u + ue to first order
@@ -188,7 +196,7 @@ pub(super) fn atan32(x: f32) -> f32 {
     let t = (u * z).mul_add(horner(z, &ATAN_F32), ue.mul_add(1.0 - z, bl));
     let h = b + u;
     let err = u - (h - b);
-    (h + (err + t)).copysign(x)
+    h + (err + t)
 }
 
 #[inline(always)]

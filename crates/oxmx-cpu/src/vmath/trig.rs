@@ -261,13 +261,5 @@ impl Binary for ArcTan2 {
     fn exact(y: f64, x: f64) -> f64 {
         y.atan2(x)
     }
-    const HAS_F32: bool = true;
-    #[inline(always)]
-    fn fast32(y: f32, x: f32) -> f32 {
-        super::single_binary::atan2_32(y, x)
-    }
-    #[inline(always)]
-    fn in_domain32(y: f32, x: f32) -> bool {
-        super::single_binary::atan2_32_domain(y, x)
-    }
+    float32_binary_lanes!(single_binary, atan2_32, atan2_32_domain);
 }
