@@ -36,6 +36,7 @@
 #include <vector>
 #include <cstring>
 #include <algorithm>
+#include <type_traits>
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA error %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1); } } while (0)
 
@@ -784,18 +785,6 @@ static void run_v3_for(Problem& p) {
   trial3<F16, 8, 1, GS, 1, 2>(p, "v3 KW8 T1 W1 PF2");
 }
 
-static void run_v3(int E, int N, int K) {
-  for (int gs : {64, 32})
-    for (bool f16 : {true, false}) {
-      Problem p = make(E, N, K, 1, f16, gs);
-      printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
-      if (gs == 64 && f16) ceiling(p);
-      if (f16) { if (gs == 64) run_v3_for<true, 64>(p); else run_v3_for<true, 32>(p); }
-      else { if (gs == 64) run_v3_for<false, 64>(p); else run_v3_for<false, 32>(p); }
-      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
-    }
-}
-
 template <bool F16, int KW, int TILES, int GS, int S, bool READ = false>
 static void trial4(Problem& p, const char* name) {
   size_t dyn = (size_t)p.K / 32 * 2 * sizeof(float) + (size_t)KW * S * 2 * TILES * 32 * 16;
@@ -818,23 +807,33 @@ static void run_v4_for(Problem& p) {
   trial4<F16, 2, 2, GS, 6>(p, "v4 KW2 T2 S6");
 }
 
-static void run_v4(int E, int N, int K) {
+// A version's trials (VER = 3 or 4) over both half types and groups 64 and 32.
+template <int VER>
+static void run_version(int E, int N, int K) {
   for (int gs : {64, 32})
     for (bool f16 : {true, false}) {
       Problem p = make(E, N, K, 1, f16, gs);
       printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
       if (gs == 64 && f16) ceiling(p);
-      if (f16) { if (gs == 64) run_v4_for<true, 64>(p); else run_v4_for<true, 32>(p); }
-      else { if (gs == 64) run_v4_for<false, 64>(p); else run_v4_for<false, 32>(p); }
+      auto run = [&](auto f16c, auto gsc) {
+        if (VER == 3) run_v3_for<decltype(f16c)::value, decltype(gsc)::value>(p);
+        else run_v4_for<decltype(f16c)::value, decltype(gsc)::value>(p);
+      };
+      using T = std::true_type;
+      using F = std::false_type;
+      using G64 = std::integral_constant<int, 64>;
+      using G32 = std::integral_constant<int, 32>;
+      if (f16) { if (gs == 64) run(T{}, G64{}); else run(T{}, G32{}); }
+      else { if (gs == 64) run(F{}, G64{}); else run(F{}, G32{}); }
       cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
     }
 }
 
 int main(int argc, char** argv) {
   if (argc > 1 && !strcmp(argv[1], "v4")) {
-    run_v4(16, 4096, 4096);
-    run_v4(4, 14336, 4096);
-    run_v4(4, 4096, 14336);
+    run_version<4>(16, 4096, 4096);
+    run_version<4>(4, 14336, 4096);
+    run_version<4>(4, 4096, 14336);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "prof")) {  // for ncu: one shape, the kernels compared
@@ -846,9 +845,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "v3")) {
-    run_v3(16, 4096, 4096);
-    run_v3(4, 14336, 4096);
-    run_v3(4, 4096, 14336);
+    run_version<3>(16, 4096, 4096);
+    run_version<3>(4, 14336, 4096);
+    run_version<3>(4, 4096, 14336);
     return 0;
   }
   if (argc > 1 && !strcmp(argv[1], "v2")) {
