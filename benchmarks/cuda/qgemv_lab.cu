@@ -208,6 +208,16 @@ __device__ __forceinline__ void slot_sums(const unsigned short* xb, long long K,
   }
 }
 
+// A lane's column role in versions 3 and 4: which half of x it keeps (its D column), whether
+// its column sums are the odd nibbles, and the first of the two column slots it scales.
+struct SlotLane {
+  unsigned xmask;
+  bool hi;
+  int sl0;
+  __device__ SlotLane(int g, int t)
+      : xmask(g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u), hi(t >= 2), sl0((2 * t) & 3) {}
+};
+
 // One 32-value slot per lane: the slot's x (at xr, masked to this lane's column) against
 // the words of its rows (cur[2 tt + r]: row g + 8 r of tile tt), levels undecoded.
 template <bool F16, int TILES>
@@ -342,14 +352,13 @@ __global__ void __launch_bounds__(KW * 32) gemv3(const unsigned short* __restric
       rows[tt][r] = bi * N + min(n0 + 16 * tt + g + 8 * r, N - 1);
       wp[tt][r] = w + rows[tt][r] * packed + t * 4 * W;
     }
-  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
-  bool hi = t >= 2;
-  int sl0 = (2 * t) & 3;
-  float acc[TILES][2];
+  const SlotLane sl(g, t);
+  const unsigned xmask = sl.xmask;
+  const bool hi = sl.hi;
+  const int sl0 = sl.sl0;
+  float acc[TILES][2] = {};
   float c[TILES][4];
   unsigned sink = 0;
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
   uint4 v[PF][TILES][2][W];
   auto load = [&](long long it, uint4 (&d)[TILES][2][W]) {
 #pragma unroll
@@ -461,14 +470,13 @@ __global__ void __launch_bounds__(KW * 32) gemv4(const unsigned short* __restric
     slot_sums<F16>(xb, K, xs, threadIdx.x, KW * 32);
     __syncthreads();
   }
-  unsigned xmask = g == t ? 0x0000FFFFu : g == t + 4 ? 0xFFFF0000u : 0u;
-  bool hi = t >= 2;
-  int sl0 = (2 * t) & 3;
-  float acc[TILES][2];
+  const SlotLane sl(g, t);
+  const unsigned xmask = sl.xmask;
+  const bool hi = sl.hi;
+  const int sl0 = sl.sl0;
+  float acc[TILES][2] = {};
   float c[TILES][4];
   unsigned sink = 0;
-#pragma unroll
-  for (int tt = 0; tt < TILES; ++tt) acc[tt][0] = acc[tt][1] = 0.f;
   long long i = 0;
   for (long long it = warp; it < steps; it += KW, ++i) {
     cp_wait<S - 2>();

@@ -80,7 +80,7 @@ pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
             let o = out.typed_mut::<half::bf16>();
             return crate::strided::map1_runs(&x.shape, View::<f32>::of(x), o, |a, o| {
                 for (d, s) in o.iter_mut().zip(a) {
-                    *d = crate::elem::bf16_rounded(*s);
+                    *d = crate::elem::bf16_of(*s);
                 }
             });
         }

@@ -68,21 +68,11 @@ macro_rules! half_elem {
 half_elem!(f16);
 
 /// f32 → bfloat16, round to nearest even; every NaN becomes the positive quiet NaN
-/// 0x7FC0, as MLX stores it.
-#[inline]
-pub fn bf16_of(v: f32) -> bf16 {
-    if v.is_nan() {
-        bf16::from_bits(0x7FC0)
-    } else {
-        bf16::from_f32(v)
-    }
-}
-
-/// `bf16_of` without branches (the compiler vectorizes a loop of it): adding 0x7FFF plus
-/// the kept bit's lowest rounds the dropped half to nearest even, and a carry into the
-/// exponent gives the next binade or infinity, as it should.
+/// 0x7FC0, as MLX stores it. Branch-free (the compiler vectorizes a loop of it): adding
+/// 0x7FFF plus the kept bit's lowest rounds the dropped half to nearest even, and a carry
+/// into the exponent gives the next binade or infinity, as it should.
 #[inline(always)]
-pub fn bf16_rounded(v: f32) -> bf16 {
+pub fn bf16_of(v: f32) -> bf16 {
     let b = v.to_bits();
     let r = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
     bf16::from_bits(if v.is_nan() { 0x7FC0 } else { r })

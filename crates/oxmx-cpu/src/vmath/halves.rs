@@ -8,7 +8,7 @@
 //! through float64 per element.
 
 use super::{binary_blocks_f32, unary_blocks_f32, Binary, Unary, BLOCK};
-use crate::elem::{bf16_rounded, Elem};
+use crate::elem::{bf16_of, Elem};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use std::any::TypeId;
@@ -40,7 +40,7 @@ impl HalfLanes for bf16 {
     #[inline(always)]
     fn narrow(src: &[f32], dst: &mut [bf16]) {
         for (d, s) in dst.iter_mut().zip(src) {
-            *d = bf16_rounded(*s);
+            *d = bf16_of(*s);
         }
     }
 }
