@@ -1,5 +1,7 @@
 //! oxmx-cpu: the CPU backend. Kernels run in parallel inside each op (rayon) with
 //! contiguous fast paths; matmul goes through the `gemm` crate.
+//! `unsafe` is denied except in `matmul` (the one gemm call).
+#![deny(unsafe_code)]
 
 pub mod arg_reduce;
 pub mod binary;

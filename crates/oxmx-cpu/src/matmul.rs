@@ -76,6 +76,7 @@ const SMALL_OUTPUT: usize = 128 * 128;
 const MIN_BLOCK_ROWS: usize = 16;
 
 /// dst (m x n, row-major, exactly m*n long) = a (m x k) @ b (k x n).
+#[allow(unsafe_code)] // the one gemm call, bounds checked above it
 fn gemm_one<T: GemmElem>(
     m: usize,
     n: usize,
