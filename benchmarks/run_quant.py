@@ -11,6 +11,12 @@ evaluation (includes launch and host overhead), and 16 matrices of a batch in on
 (the kernel's own bandwidth); the prefill product 512x4096x4096 (4-bit, bfloat16 x)
 against oxmx's bfloat16 cuBLASLt matmul.
 
+Both: a mixture-of-experts layer's ``gather_qmm`` (60 experts of 1408x2048, 4-bit, top-4
+of each token, as Qwen1.5-MoE's up projection): decode (one token, 4 experts) and a sorted
+batch of 128 tokens (512 products grouped by expert, ``sorted_indices=True``), next to the
+same products composed from ``take`` of the experts + ``quantized_matmul`` (what oxmx ran
+before the ``GatherQmm`` node: a copy of every picked expert) and, on the CPU, real MLX.
+
 Writes a markdown table to stdout (and ``--out`` if given).
 """
 
@@ -88,6 +94,7 @@ def cpu(rows):
     tq = best(lambda: mx.eval(mx.quantized_matmul(x, wq, s, b, group_size=64, bits=4)), repeat=5)
     tf = best(lambda: mx.eval(mx.matmul(x, wf.T)), repeat=5)
     rows.append((f"prefill {m}x{k}x{n} 4-bit vs float32 matmul", f"{tq * 1e3:.1f} ms", f"float32 {tf * 1e3:.1f} ms", f"{tf / tq:.2f}x"))
+    moe(rows, mx, lambda: None, mlx, "float16")
 
 
 def gpu(rows):
@@ -123,15 +130,71 @@ def gpu(rows):
     tq = best(lambda: mx.eval(mx.quantized_matmul(x, wq, s, b, group_size=64, bits=4)), repeat=30, sync=sync, calls=10)
     tf = best(lambda: mx.eval(mx.matmul(x, wf.T)), repeat=30, sync=sync, calls=10)
     rows.append((f"prefill {m}x{k}x{n} 4-bit, bf16 x", f"{tq * 1e6:.1f} us", f"bf16 cuBLASLt matmul {tf * 1e6:.1f} us", f"{tf / tq:.2f}x"))
+    moe(rows, mx, sync, None, "bfloat16")
+
+
+def moe(rows, mx, sync, mlx=None, dtype="float32"):
+    """Mixture-of-experts rows (see the module docstring)."""
+    experts, n, k, top = 60, 1408, 2048, 4
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((experts, n, k)).astype(np.float32) * 0.02
+    dt = getattr(mx, dtype)
+    wq, s, b = mx.quantize(mx.array(w).astype(dt), group_size=64, bits=4)
+    mx.eval(wq, s, b)
+    per_expert = quant_bytes(n, k)
+    for tokens in (1, 128):
+        picks = np.stack([rng.choice(experts, top, replace=False) for _ in range(tokens)])
+        order = np.argsort(picks.ravel(), kind="stable")
+        rhs = picks.ravel()[order].astype(np.uint32)
+        lhs = (order // top).astype(np.uint32)
+        x = rng.standard_normal((tokens, 1, k)).astype(np.float32)
+        xa, li, ri = mx.array(x).astype(dt), mx.array(lhs), mx.array(rhs)
+        mx.eval(xa, li, ri)
+        fused = lambda: mx.eval(mx.gather_qmm(xa, wq, s, b, lhs_indices=li, rhs_indices=ri, group_size=64, bits=4,
+                                              sorted_indices=True))
+        composed = lambda: mx.eval(mx.quantized_matmul(mx.take(xa, li, axis=0), mx.take(wq, ri, axis=0),
+                                                       mx.take(s, ri, axis=0), mx.take(b, ri, axis=0),
+                                                       group_size=64, bits=4))
+        reps = 20 if tokens == 1 else 5
+        tf = best(fused, repeat=reps, sync=sync)
+        tc = best(composed, repeat=reps, sync=sync)
+        used = len(set(rhs.tolist())) * per_expert
+        label = (f"MoE gather_qmm decode: 1 token, {top} of {experts} experts {n}x{k}" if tokens == 1 else
+                 f"MoE gather_qmm, {tokens} tokens x {top} experts sorted ({len(rhs)} products)")
+        rate = (f"{used / tf / 1e9:.1f} GB/s of picked experts" if tokens == 1 else
+                f"{2 * len(rhs) * n * k / tf / 1e9:.0f} GFLOP/s")
+        line = [label, f"{tf * 1e3:.3f} ms ({rate})",
+                f"take + quantized_matmul {tc * 1e3:.3f} ms ({tc / tf:.1f}x slower)"]
+        if mlx is not None:
+            mw = mlx.quantize(mlx.array(w).astype(getattr(mlx, dtype)), group_size=64, bits=4)
+            mxx, mli, mri = mlx.array(x).astype(getattr(mlx, dtype)), mlx.array(lhs), mlx.array(rhs)
+            mlx.eval(*mw, mxx, mli, mri)
+            tm = best(lambda: mlx.eval(mlx.gather_qmm(mxx, *mw, lhs_indices=mli, rhs_indices=mri, group_size=64,
+                                                      bits=4, sorted_indices=True)), repeat=reps)
+            line.append(f"MLX {tm * 1e3:.3f} ms ({tm / tf:.2f}x oxmx's time)")
+        rows.append(tuple(line))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--moe-only", action="store_true", help="only the mixture-of-experts rows")
     a = ap.parse_args()
     rows = []
-    (gpu if a.gpu else cpu)(rows)
+    if a.moe_only:
+        import oxmx.core as mx
+
+        try:
+            import mlx.core as mlx
+        except ImportError:
+            mlx = None
+        if a.gpu:
+            moe(rows, mx, mx.synchronize, None, "bfloat16")
+        else:
+            moe(rows, mx, lambda: None, mlx, "float16")
+    else:
+        (gpu if a.gpu else cpu)(rows)
     where = "GPU (H200)" if a.gpu else f"CPU ({platform.processor() or platform.machine()})"
     text = [f"### Quantized matmul, {where}", "", "| workload | oxmx | measure | peer |", "|---|---|---|---|"]
     text += ["| " + " | ".join(r + ("",) * (4 - len(r))) + " |" for r in rows]

@@ -315,6 +315,13 @@ pub enum Primitive {
         spec: QuantSpec,
         transpose: bool,
     },
+    /// `QuantizedMatmul` with matrix-level gather (`ops/quantized_gather.rs`). inputs: x
+    /// (Bx, M, K), w (E, R, packed), scales [, biases], lhs and rhs (int64, (Nb,));
+    /// output (Nb, M, N), product i from x[lhs[i]] and w[rhs[i]].
+    GatherQmm {
+        spec: QuantSpec,
+        transpose: bool,
+    },
     /// Output `index` of a function with user-defined transforms (`custom_function`):
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
@@ -577,6 +584,7 @@ impl Primitive {
             UserKernel(_) => "cuda_kernel",
             Dequantize(_) => "dequantize",
             QuantizedMatmul { .. } => "quantized_matmul",
+            GatherQmm { .. } => "gather_qmm",
             Custom(_) => "custom_function",
         }
     }

@@ -66,7 +66,7 @@ pub(crate) fn load<F: Acc>(x: &Input) -> Cow<'_, [F]> {
 }
 
 /// Integer input (int64 after the op's cast) as contiguous i64.
-fn load_i64(x: &Input) -> Vec<i64> {
+pub(crate) fn load_i64(x: &Input) -> Vec<i64> {
     let mut v = vec![0i64; x.size()];
     crate::with_dtype!(x.dtype, S, {
         map1(&x.shape, View::<S>::of(x), &mut v, |e: S| e.to_i64())

@@ -145,6 +145,9 @@ impl Backend for CpuBackend {
             Primitive::QuantizedMatmul { spec, transpose } => {
                 quantized::matmul(spec, *transpose, &ins, &mut out, out_dtype)?
             }
+            Primitive::GatherQmm { spec, transpose } => {
+                quantized::gather_matmul(spec, *transpose, &ins, &mut out, out_dtype)?
+            }
             Primitive::UserKernel(_) => {
                 return Err(Error::unsupported(
                     op,

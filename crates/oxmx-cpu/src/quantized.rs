@@ -16,6 +16,9 @@ use std::borrow::Cow;
 
 const OP: &str = "quantized_matmul";
 
+mod gather;
+pub use gather::gather_matmul;
+
 /// E2M1 values by code (sign in bit 3).
 const FP4: [f32; 16] = [
     0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
@@ -489,15 +492,22 @@ pub fn matmul(
         for (bi, mat) in mats.iter().enumerate() {
             let xb = &xs[bi * m * k..(bi + 1) * m * k];
             let ob = &mut dst[bi * m * n..(bi + 1) * m * n];
-            match (transpose, m <= GEMV_ROWS) {
-                (true, true) => gemv_t(mat, xb, m, ob),
-                (true, false) => blocks_t(mat, xb, m, ob)?,
-                (false, true) => gemv_n(mat, xb, m, ob),
-                (false, false) => blocks_n(mat, xb, m, ob)?,
-            }
+            product(mat, transpose, xb, m, ob)?;
         }
         Ok(())
     })
+}
+
+/// `out (m, n) = x (m, k) @ mat^T` (`transpose`) or `x @ mat`: per-group dot products
+/// for a few rows of x, blocks of `mat` expanded for gemm above that.
+fn product(mat: &Packed, transpose: bool, x: &[f32], m: usize, out: &mut [f32]) -> Result<()> {
+    match (transpose, m <= GEMV_ROWS) {
+        (true, true) => gemv_t(mat, x, m, out),
+        (true, false) => blocks_t(mat, x, m, out)?,
+        (false, true) => gemv_n(mat, x, m, out),
+        (false, false) => blocks_n(mat, x, m, out)?,
+    }
+    Ok(())
 }
 
 /// Sums of x over each quantization group: (M, K / group).

@@ -28,6 +28,7 @@ mod gather;
 pub mod kernels;
 mod linalg;
 mod quantized;
+mod quantized_gather;
 mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
@@ -973,6 +974,9 @@ impl CudaBackend {
             Primitive::Dequantize(s) => self.dequantize(s, ins, out_shape, out_dtype, true),
             Primitive::QuantizedMatmul { spec, transpose } => {
                 self.quantized_matmul(spec, *transpose, ins, out_shape, out_dtype)
+            }
+            Primitive::GatherQmm { spec, transpose } => {
+                self.gather_qmm(spec, *transpose, ins, out_shape, out_dtype)
             }
             Primitive::Reshape
             | Primitive::Transpose { .. }

@@ -24,7 +24,7 @@ use oxmx_core::{ArrayData, Dtype, Error, Result};
 use std::sync::Arc;
 
 /// Rows of x up to which `x @ W^T` uses the warp-per-row kernel.
-const GEMV_ROWS: usize = 8;
+pub(crate) const GEMV_ROWS: usize = 8;
 
 fn mode_id(m: QuantMode) -> u8 {
     match m {
@@ -35,11 +35,34 @@ fn mode_id(m: QuantMode) -> u8 {
     }
 }
 
+/// Kernel parameters and the device function of the GEMV kernels' optional gather
+/// (`GatherQmm`): with `lidx` null, product `bi` reads x and W matrix `bi`; otherwise
+/// matrices `lidx[bi]` and `ridx[bi]`, wrapped NumPy-style and checked against `nx`/`nw`
+/// first. A bad index is recorded in `err` (as the gather kernels do) and its product
+/// is not computed.
+const PICK: &str = r#"
+#define PICK_PARAMS const long long* __restrict__ lidx, const long long* __restrict__ ridx, long long nx, long long nw, unsigned long long* err
+#define PICK_ARGS lidx, ridx, nx, nw, err
+__device__ __forceinline__ bool pick_one(long long i, long long dim, unsigned long long* err, long long* out) {
+  long long j = i < 0 ? i + dim : i;
+  if (j < 0 || j >= dim) {
+    if (atomicCAS(err, 0ull, 1ull) == 0ull) { err[1] = (unsigned long long)i; err[2] = 0ull; err[3] = (unsigned long long)dim; }
+    return false;
+  }
+  *out = j;
+  return true;
+}
+__device__ __forceinline__ bool pick(PICK_PARAMS, long long bi, long long* xi, long long* wi) {
+  if (!lidx) return true;
+  return pick_one(lidx[bi], nx, err, xi) && pick_one(ridx[bi], nw, err, wi);
+}
+"#;
+
 /// Decoding helpers shared by both kernels, for one format and storage types.
 fn common(s: &QuantSpec, st: &str, ot: &str) -> String {
     let (bits, gs, mode) = (s.bits, s.group_size, mode_id(s.mode));
     format!(
-        r#"{PRELUDE}
+        r#"{PRELUDE}{PICK}
 #define BITS {bits}
 #define GS {gs}
 #define MODE {mode}
@@ -230,14 +253,16 @@ fn gemv_vec_src(s: &QuantSpec, st: &str, ot: &str, m: usize) -> String {
 #define VPL (128 / BITS)
 #define SUBG (GS < VPL ? GS : VPL)
 extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restrict__ w, const ST* __restrict__ s, const ST* __restrict__ b,
-    OT* __restrict__ out, long long batch, long long N, long long K, long long packed) {{
+    OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
   long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   long long row_blocks = (N + WROWS - 1) / WROWS;
   if (warp >= batch * row_blocks) return;
   long long bi = warp / row_blocks, n0 = (warp % row_blocks) * WROWS;
+  long long xi = bi, wi = bi;
+  if (!pick(PICK_ARGS, bi, &xi, &wi)) return;
   long long groups = K / GS;
-  const OT* xb = x + bi * MROWS * K;
+  const OT* xb = x + xi * MROWS * K;
   float acc[WROWS][MROWS];
   #pragma unroll
   for (int r = 0; r < WROWS; ++r)
@@ -254,7 +279,7 @@ extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restric
       if (st >= steps) break;
       #pragma unroll
       for (int r = 0; r < WROWS; ++r) {{
-        long long row = bi * N + min(n0 + r, N - 1);
+        long long row = wi * N + min(n0 + r, N - 1);
         wv2[u][r] = *reinterpret_cast<const uint4*>(w + row * packed + st * VPL / (32 / BITS));
       }}
     }}
@@ -278,7 +303,7 @@ extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restric
       }}
       #pragma unroll
       for (int r = 0; r < WROWS; ++r) {{
-        long long row = bi * N + min(n0 + r, N - 1);
+        long long row = wi * N + min(n0 + r, N - 1);
         unsigned words[4] = {{wv[r].x, wv[r].y, wv[r].z, wv[r].w}};
         #pragma unroll
         for (int h = 0; h < VPL; h += SUBG) {{
@@ -343,7 +368,7 @@ fn gemv_mma_src(ot: &str, gs: usize, m: usize) -> String {
     };
     let tiles = MMA_ROWS / 16;
     format!(
-        r#"{PRELUDE}
+        r#"{PRELUDE}{PICK}
 #define MROWS {m}
 #define GS {gs}
 #define KW {MMA_WARPS}
@@ -365,10 +390,13 @@ __device__ __forceinline__ unsigned deq(unsigned v, int i, unsigned sc, unsigned
 __device__ __forceinline__ unsigned both(unsigned short h) {{ return (unsigned)h | ((unsigned)h << 16); }}
 extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x, const unsigned* __restrict__ w,
     const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
-    OT* __restrict__ out, long long batch, long long N, long long K, long long packed) {{
+    OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
   __shared__ float red[KW][16 * TILES][8];
   long long tiles = (N + 16 * TILES - 1) / (16 * TILES);
   long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * (16 * TILES);
+  long long xi = bi, wi = bi;
+  // the whole block returns together (one bi per block), before its __syncthreads
+  if (!pick(PICK_ARGS, bi, &xi, &wi)) return;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long groups = K / GS;
   // rows past N (the last tile) read row N-1 and are not stored
@@ -377,13 +405,13 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
   const unsigned* wb[TILES];
   #pragma unroll
   for (int tt = 0; tt < TILES; ++tt) {{
-    ra[tt] = bi * N + min(n0 + 16 * tt + g, N - 1);
-    rb[tt] = bi * N + min(n0 + 16 * tt + g + 8, N - 1);
+    ra[tt] = wi * N + min(n0 + 16 * tt + g, N - 1);
+    rb[tt] = wi * N + min(n0 + 16 * tt + g + 8, N - 1);
     wa[tt] = w + ra[tt] * packed + t * 4;
     wb[tt] = w + rb[tt] * packed + t * 4;
   }}
   bool xon = g < MROWS;
-  const OT* xr = x + (bi * MROWS + (xon ? g : 0)) * K + t * 32;
+  const OT* xr = x + (xi * MROWS + (xon ? g : 0)) * K + t * 32;
   float c[TILES][4];
   #pragma unroll
   for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
@@ -461,14 +489,17 @@ fn gemv_src(s: &QuantSpec, st: &str, ot: &str, m: usize) -> String {
 #define SUB {sub}
 // one warp per (matrix, row of W): out[b, :, n] = x[b] @ W[b, n, :]
 extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restrict__ w, const ST* __restrict__ s, const ST* __restrict__ b,
-    OT* __restrict__ out, long long batch, long long N, long long K, long long packed) {{
+    OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
   long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (warp >= batch * N) return;
-  long long bi = warp / N, row = warp;
+  long long bi = warp / N, r = warp - bi * N;
+  long long xi = bi, wi = bi;
+  if (!pick(PICK_ARGS, bi, &xi, &wi)) return;
+  long long row = wi * N + r;
   const unsigned* wr = w + row * packed;
   long long groups = K / GS;
-  const OT* xb = x + bi * MROWS * K;
+  const OT* xb = x + xi * MROWS * K;
   float acc[MROWS];
   #pragma unroll
   for (int m = 0; m < MROWS; ++m) acc[m] = 0.f;
@@ -509,7 +540,7 @@ extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restric
     float v = acc[m];
     #pragma unroll
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) sto(out + (bi * MROWS + m) * N + (row - bi * N), v);
+    if (lane == 0) sto(out + (bi * MROWS + m) * N + r, v);
   }}
 }}
 "#,
@@ -539,7 +570,7 @@ fn float_type(op: &str, d: Dtype) -> Result<&'static str> {
 }
 
 /// (rows, packed, cols) of the packed matrix `w` (all leading dims as rows).
-fn packed_dims(op: &str, w: &Input, s: &QuantSpec) -> Result<(usize, usize, usize)> {
+pub(crate) fn packed_dims(op: &str, w: &Input, s: &QuantSpec) -> Result<(usize, usize, usize)> {
     let nd = w.shape.len();
     if nd < 2 || w.dtype != Dtype::Uint32 {
         return Err(Error::runtime(
@@ -559,10 +590,20 @@ fn i64_of(op: &str, v: usize) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::overflow(op))
 }
 
+/// Device index arrays of a gathered GEMV (`GatherQmm`): int64 `lhs`/`rhs` into `nx`
+/// x matrices and `nw` W matrices, and the error word a bad index is recorded in.
+pub(crate) struct Picks<'a> {
+    pub lhs: &'a cudarc::driver::CudaSlice<u8>,
+    pub rhs: &'a cudarc::driver::CudaSlice<u8>,
+    pub nx: usize,
+    pub nw: usize,
+    pub err: &'a cudarc::driver::CudaSlice<u8>,
+}
+
 impl CudaBackend {
     /// Buffers of w, scales and (affine) biases, contiguous, with sizes checked against
     /// `rows` x `packed` words and `rows` x `cols / group` scales.
-    fn packed_inputs(
+    pub(crate) fn packed_inputs(
         &self,
         op: &str,
         s: &QuantSpec,
@@ -663,7 +704,7 @@ impl CudaBackend {
     ) -> Result<ArrayData> {
         let op = "quantized_matmul";
         let nd = shape.len();
-        let ot = float_type(op, out_dtype)?;
+        float_type(op, out_dtype)?;
         let mut ins = ins.into_iter();
         let x = ins.next().ok_or_else(|| Error::runtime(op, "missing x"))?;
         if nd < 2 || x.shape.len() != nd || x.dtype != out_dtype {
@@ -676,12 +717,47 @@ impl CudaBackend {
         }
         let x = self.contiguous_input(op, x)?;
         let params = self.packed_inputs(op, s, ins.collect(), 0)?;
-        let (w, sc) = (&params[0], &params[1]);
-        let (rows, packed, cols) = packed_dims(op, w, s)?;
         let batch = size_of(&shape[..nd - 2]);
-        if cols != k
-            || rows != batch * n
-            || x.data.buffer.nbytes() < batch * m * k * out_dtype.size()
+        let (rows, _, cols) = packed_dims(op, &params[0], s)?;
+        if cols != k || rows != batch * n {
+            return Err(Error::runtime(op, "x does not match the quantized matrix"));
+        }
+        self.gemv(op, s, &x, &params, shape, out_dtype, None)
+    }
+
+    /// The GEMV kernels: `shape` (.., m, n) products of x (.., m, k) rows against W^T;
+    /// product b reads x and W matrix b, or those `picks` names. x and the packed
+    /// params are contiguous; their sizes are checked here against the matrices the
+    /// kernel may read.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemv(
+        &self,
+        op: &str,
+        s: &QuantSpec,
+        x: &Input,
+        params: &[Input],
+        shape: &[usize],
+        out_dtype: Dtype,
+        picks: Option<&Picks<'_>>,
+    ) -> Result<ArrayData> {
+        let nd = shape.len();
+        let (m, n) = (shape[nd - 2], shape[nd - 1]);
+        let batch = size_of(&shape[..nd - 2]);
+        let w = params
+            .first()
+            .ok_or_else(|| Error::runtime(op, "missing w"))?;
+        let sc = params
+            .get(1)
+            .ok_or_else(|| Error::runtime(op, "missing scales"))?;
+        let (rows, packed, k) = packed_dims(op, w, s)?;
+        // the x and W matrices the kernel may read
+        let (x_mats, w_mats) = match picks {
+            Some(p) => (p.nx, p.nw),
+            None => (batch, batch),
+        };
+        if rows != w_mats * n
+            || x.shape.last() != Some(&k)
+            || x.data.buffer.nbytes() < x_mats * m * k * out_dtype.size()
         {
             return Err(Error::runtime(op, "x does not match the quantized matrix"));
         }
@@ -692,6 +768,7 @@ impl CudaBackend {
         let vector =
             (s.bits == 4 || s.bits == 8) && k.is_multiple_of(vpl) && packed.is_multiple_of(4);
         let st = scale_type(op, s, sc.dtype)?;
+        let ot = float_type(op, out_dtype)?;
         // The tensor-core kernel: 4-bit affine, x and scales in one half type.
         let mma = s.mode == QuantMode::Affine
             && s.bits == 4
@@ -707,8 +784,11 @@ impl CudaBackend {
         };
         let f = self.compiler.get(op, src)?;
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
+        if batch * m * n == 0 {
+            return Ok(on_device(out, nbytes, shape));
+        }
         let (xd, wd, sd) = (
-            self.device_of(op, &x)?,
+            self.device_of(op, x)?,
             self.device_of(op, w)?,
             self.device_of(op, sc)?,
         );
@@ -736,10 +816,11 @@ impl CudaBackend {
             block_dim: (threads, 1, 1),
             shared_mem_bytes: 0,
         };
-        let a = [batch, n, k, packed]
+        let a = [batch, n, k, packed, x_mats, w_mats]
             .into_iter()
             .map(|v| i64_of(op, v))
             .collect::<Result<Vec<_>>>()?;
+        let null = 0u64;
         ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
             ffi::arg(b, xd);
             ffi::arg(b, wd);
@@ -750,13 +831,29 @@ impl CudaBackend {
             ffi::arg(b, &a[1]);
             ffi::arg(b, &a[2]);
             ffi::arg(b, &a[3]);
+            match picks {
+                Some(p) => {
+                    ffi::arg(b, p.lhs);
+                    ffi::arg(b, p.rhs);
+                }
+                None => {
+                    ffi::arg(b, &null);
+                    ffi::arg(b, &null);
+                }
+            }
+            ffi::arg(b, &a[4]);
+            ffi::arg(b, &a[5]);
+            match picks {
+                Some(p) => ffi::arg(b, p.err),
+                None => ffi::arg(b, &null),
+            }
         })?;
         Ok(on_device(out, nbytes, shape))
     }
 
     /// W expanded to x's dtype, then a cuBLASLt product (`W^T` as a column-major view).
     #[allow(clippy::too_many_arguments)]
-    fn dequantized_matmul(
+    pub(crate) fn dequantized_matmul(
         &self,
         op: &str,
         s: &QuantSpec,

@@ -83,9 +83,40 @@ fn _quant_matmul(
     .map(wrap)
 }
 
+#[pyfunction]
+#[pyo3(signature = (x, w, scales, biases, lhs, rhs, transpose, mode, group_size, bits))]
+#[allow(clippy::too_many_arguments)]
+fn _gather_qmm(
+    x: PyRef<'_, PyArray>,
+    w: PyRef<'_, PyArray>,
+    scales: PyRef<'_, PyArray>,
+    biases: Option<PyRef<'_, PyArray>>,
+    lhs: PyRef<'_, PyArray>,
+    rhs: PyRef<'_, PyArray>,
+    transpose: bool,
+    mode: &str,
+    group_size: Option<usize>,
+    bits: Option<usize>,
+) -> PyResult<PyArray> {
+    let s = spec("gather_qmm", mode, group_size, bits)?;
+    oxmx::ops::quantized_gather::gather_qmm(
+        &x.inner,
+        &w.inner,
+        &scales.inner,
+        biases.as_ref().map(|b| &b.inner),
+        &lhs.inner,
+        &rhs.inner,
+        transpose,
+        s,
+    )
+    .py()
+    .map(wrap)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_quant_spec, m)?)?;
     m.add_function(wrap_pyfunction!(_quant_dequantize, m)?)?;
     m.add_function(wrap_pyfunction!(_quant_matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(_gather_qmm, m)?)?;
     Ok(())
 }

@@ -364,11 +364,8 @@ def gather_qmm(x, w, /, scales, biases=None, lhs_indices=None, rhs_indices=None,
             lhs = _default_indices(xm) if lhs_indices is None else lhs_indices
             rhs = _default_indices(w) if rhs_indices is None else rhs_indices
             batch = _broadcast(op, tuple(lhs.shape), tuple(rhs.shape))
-            xg = _gather_matrices(xm, lhs, batch)
-            wg = _gather_matrices(w, rhs, batch)
-            sg = _gather_matrices(scales, rhs, batch)
-            bg = None if biases is None else _gather_matrices(biases, rhs, batch)
-            out = _n._quant_matmul(xg, wg, sg, bg, bool(transpose), mode, group_size, bits)
+            # one node that reads the picked matrices in place
+            out = _n._gather_qmm(xm, w, scales, biases, lhs, rhs, bool(transpose), mode, group_size, bits)
             if gs is not None:
                 factor = _n.take(_nv_factor(gs).reshape((-1,)), _n.broadcast_to(rhs, batch).reshape((-1,)))
                 out = (out * factor.reshape(batch + (1, 1))).astype(out.dtype)

@@ -10,6 +10,7 @@ pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod quantized;
+pub mod quantized_gather;
 pub mod reduce;
 pub mod shape_ops;
 pub mod sort_scan;

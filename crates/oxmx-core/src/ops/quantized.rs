@@ -92,7 +92,7 @@ fn unpacked(op: &str, packed: usize, s: &QuantSpec) -> Result<usize> {
 
 /// Checks `w`/`scales`/`biases` against each other and `spec`; returns the unpacked
 /// length of `w`'s rows.
-fn check_packed(
+pub(crate) fn check_packed(
     op: &str,
     w: &Array,
     scales: &Array,
@@ -215,7 +215,7 @@ pub fn dequantize(
 }
 
 /// The dtype `quantized_matmul` computes and returns.
-fn result_dtype(op: &str, x: Dtype, scales: Dtype, mode: QuantMode) -> Result<Dtype> {
+pub(crate) fn result_dtype(op: &str, x: Dtype, scales: Dtype, mode: QuantMode) -> Result<Dtype> {
     let d = match mode {
         QuantMode::Affine => promote(x, scales),
         _ if x.is_float() => x,

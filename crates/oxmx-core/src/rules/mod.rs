@@ -10,6 +10,7 @@ mod elementwise;
 mod indexing;
 mod linalg;
 mod quantized;
+mod quantized_gather;
 mod reduce;
 mod scan_sort;
 mod structure;
@@ -111,6 +112,7 @@ pub fn vjp(
         UserKernel(_) => Err(user_kernel_rule()),
         Dequantize(s) => quantized::vjp_dequantize(s, inputs, cot),
         QuantizedMatmul { spec, transpose } => quantized::vjp_qmm(spec, *transpose, inputs, cot),
+        GatherQmm { spec, transpose } => quantized_gather::vjp(spec, *transpose, inputs, cot),
     }
 }
 
@@ -173,6 +175,9 @@ pub fn jvp(
         QuantizedMatmul { spec, transpose } => {
             quantized::jvp_qmm(spec, *transpose, inputs, tangents)
         }
+        GatherQmm { spec, transpose } => {
+            quantized_gather::jvp(spec, *transpose, inputs, out, tangents)
+        }
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);
@@ -197,6 +202,9 @@ pub fn vmap(
         Primitive::Dequantize(s) => quantized::vmap_dequantize(s, inputs, axes, batch, out),
         Primitive::QuantizedMatmul { spec, transpose } => {
             quantized::vmap_qmm(spec, *transpose, inputs, axes, batch)
+        }
+        Primitive::GatherQmm { spec, transpose } => {
+            quantized_gather::vmap(spec, *transpose, inputs, axes, batch, out)
         }
         _ => structure::vmap(prim, inputs, axes, batch, out),
     }

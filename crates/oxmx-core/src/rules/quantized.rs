@@ -9,7 +9,7 @@ use crate::ops;
 use crate::ops::quantized::{dequantize, quantized_matmul};
 use crate::primitive::{QuantMode, QuantSpec};
 
-fn t(x: &Array) -> Result<Array> {
+pub(super) fn t(x: &Array) -> Result<Array> {
     ops::swapaxes(x, -1, -2)
 }
 
@@ -18,14 +18,14 @@ fn params(inputs: &[Array]) -> (&Array, &Array, &Array, Option<&Array>) {
 }
 
 /// The integer values of `w` as float32 (a dequantize with unit scales and no bias).
-fn levels(w: &Array, scales: &Array, s: &QuantSpec) -> Result<Array> {
+pub(super) fn levels(w: &Array, scales: &Array, s: &QuantSpec) -> Result<Array> {
     let ones = ops::ones(scales.shape().to_vec(), Dtype::Float32)?;
     let zeros = ops::zeros(scales.shape().to_vec(), Dtype::Float32)?;
     dequantize(w, &ones, Some(&zeros), *s, Some(Dtype::Float32))
 }
 
 /// Sums of `dw` (.., R, C) over each quantization group: (.., R, C / group).
-fn group_sum(dw: &Array, s: &QuantSpec) -> Result<Array> {
+pub(super) fn group_sum(dw: &Array, s: &QuantSpec) -> Result<Array> {
     let mut shape: Vec<i64> = dw.shape().iter().map(|&d| d as i64).collect();
     let c = shape.pop().unwrap_or(0);
     shape.extend([c / s.group_size as i64, s.group_size as i64]);
@@ -130,7 +130,7 @@ pub fn jvp_dequantize(
 
 /// Batch axis moved to the front, or a new leading axis of size 1 when unbatched (so
 /// that it broadcasts against the batched inputs).
-fn lead(x: &Array, ax: Option<usize>) -> Result<Array> {
+pub(super) fn lead(x: &Array, ax: Option<usize>) -> Result<Array> {
     match ax {
         Some(0) => Ok(x.clone()),
         Some(a) => ops::moveaxis(x, a as i64, 0),

@@ -338,7 +338,7 @@ pub fn vmap(
                 "custom_function is batched by its own rule.",
             ))
         }
-        Dequantize(_) | QuantizedMatmul { .. } => {
+        Dequantize(_) | QuantizedMatmul { .. } | GatherQmm { .. } => {
             return Err(Error::runtime(
                 "vmap",
                 "quantized nodes are batched by rules/quantized.rs.",
