@@ -455,11 +455,7 @@ pub fn matmul(
         _ => return Err(Error::runtime(OP, "missing inputs")),
     };
     let (batch, rows, packed, cols) = dims(w, s)?;
-    let (k, n) = if transpose {
-        (cols, rows)
-    } else {
-        (rows, cols)
-    };
+    let (k, n) = oxmx_core::ops::quantized::product_dims(transpose, rows, cols);
     let m = x
         .shape
         .get(x.shape.len().wrapping_sub(2))

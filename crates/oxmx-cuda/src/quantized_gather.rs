@@ -14,24 +14,13 @@
 use crate::quantized::{packed_dims, Picks, GEMV_ROWS};
 use crate::{on_device, CudaBackend};
 use oxmx_core::backend::Input;
+use oxmx_core::ops::quantized::{checked_index, runs_of};
 use oxmx_core::primitive::QuantSpec;
 use oxmx_core::shape::{contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
 use std::sync::Arc;
 
 const OP: &str = "gather_qmm";
-
-/// Ranges of consecutive equal entries of `idx`.
-fn runs_of(idx: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    while let Some(&e) = idx.get(start) {
-        let len = idx[start..].iter().take_while(|&&r| r == e).count();
-        runs.push(start..start + len);
-        start += len;
-    }
-    runs
-}
 
 /// The contiguous window of `a`'s buffer at element `offset` with `shape`.
 fn window(a: &Input, offset: usize, shape: Vec<usize>) -> Result<Input> {
@@ -68,22 +57,7 @@ impl CudaBackend {
             .typed::<i64>()
             .get(idx.data.offset..idx.data.offset + n)
             .ok_or_else(|| Error::runtime(OP, "index buffer too small"))?;
-        vals.iter()
-            .map(|&i| {
-                let j = if i < 0 {
-                    i.checked_add(dim as i64)
-                } else {
-                    Some(i)
-                };
-                match j {
-                    Some(j) if j >= 0 && (j as u64) < dim as u64 => Ok(j as usize),
-                    _ => Err(Error::index(
-                        OP,
-                        format!("Index {i} is out of bounds for axis 0 with size {dim}."),
-                    )),
-                }
-            })
-            .collect()
+        vals.iter().map(|&i| checked_index(OP, i, dim)).collect()
     }
 
     pub(crate) fn gather_qmm(

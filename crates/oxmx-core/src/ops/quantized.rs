@@ -214,6 +214,76 @@ pub fn dequantize(
     Ok(Array::pending(shape, d, Primitive::Dequantize(s), inputs))
 }
 
+/// (K, N) of `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)` for w's rows R
+/// and unpacked columns C: (C, R) or (R, C).
+pub fn product_dims(transpose: bool, rows: usize, cols: usize) -> (usize, usize) {
+    if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    }
+}
+
+/// Checks the packed operands and that x (at least `min_ndim` dims) ends in K; returns
+/// (K, N).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_x(
+    op: &str,
+    x: &Array,
+    min_ndim: usize,
+    w: &Array,
+    scales: &Array,
+    biases: Option<&Array>,
+    transpose: bool,
+    s: &QuantSpec,
+) -> Result<(usize, usize)> {
+    let cols = check_packed(op, w, scales, biases, s)?;
+    let (k, n) = product_dims(transpose, w.shape()[w.ndim() - 2], cols);
+    if x.ndim() < min_ndim.max(1) || x.shape()[x.ndim() - 1] != k {
+        return Err(Error::value(
+            op,
+            format!(
+                "Last dimension of first input with shape {:?} does not match the expanded quantized matrix ({k}, {n}) computed from shape {:?} with group_size={}, bits={} and transpose={transpose}.",
+                x.shape(),
+                w.shape(),
+                s.group_size,
+                s.bits
+            ),
+        ));
+    }
+    Ok((k, n))
+}
+
+/// Index `i` of an axis of `dim` matrices, wrapped NumPy-style (negative from the end);
+/// an IndexError naming `op` outside [0, dim).
+pub fn checked_index(op: &str, i: i64, dim: usize) -> Result<usize> {
+    let j = if i < 0 {
+        i.checked_add(dim as i64)
+    } else {
+        Some(i)
+    };
+    match j {
+        Some(j) if j >= 0 && (j as u64) < dim as u64 => Ok(j as usize),
+        _ => Err(Error::index(
+            op,
+            format!("Index {i} is out of bounds for axis 0 with size {dim}."),
+        )),
+    }
+}
+
+/// Ranges of consecutive equal entries of `idx` (the products of a gather that share
+/// a matrix).
+pub fn runs_of(idx: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while let Some(&e) = idx.get(start) {
+        let len = idx[start..].iter().take_while(|&&r| r == e).count();
+        runs.push(start..start + len);
+        start += len;
+    }
+    runs
+}
+
 /// The dtype `quantized_matmul` computes and returns.
 pub(crate) fn result_dtype(op: &str, x: Dtype, scales: Dtype, mode: QuantMode) -> Result<Dtype> {
     let d = match mode {
@@ -241,28 +311,7 @@ pub fn quantized_matmul(
     s: QuantSpec,
 ) -> Result<Array> {
     let op = "quantized_matmul";
-    let cols = check_packed(op, w, scales, biases, &s)?;
-    let rows = w.shape()[w.ndim() - 2];
-    let (k, n) = if transpose {
-        (cols, rows)
-    } else {
-        (rows, cols)
-    };
-    if x.ndim() == 0 || x.shape()[x.ndim() - 1] != k {
-        return Err(Error::value(
-            op,
-            format!(
-                "Last dimension of first input with shape {:?} does not match the expanded quantized matrix ({}, {}) computed from shape {:?} with group_size={}, bits={} and transpose={}.",
-                x.shape(),
-                k,
-                n,
-                w.shape(),
-                s.group_size,
-                s.bits,
-                transpose
-            ),
-        ));
-    }
+    let (k, n) = check_x(op, x, 1, w, scales, biases, transpose, &s)?;
     let d = result_dtype(op, x.dtype(), scales.dtype(), s.mode)?;
     let x = astype(x, d)?;
     let prim = Primitive::QuantizedMatmul { spec: s, transpose };
@@ -318,4 +367,29 @@ pub fn quantized_matmul(
         return reshape(&out, &shape);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_index_wraps_and_rejects() {
+        assert_eq!(checked_index("t", 0, 3).ok(), Some(0));
+        assert_eq!(checked_index("t", -1, 3).ok(), Some(2));
+        assert_eq!(checked_index("t", -3, 3).ok(), Some(0));
+        for bad in [3, -4, i64::MAX, i64::MIN] {
+            assert!(matches!(
+                checked_index("t", bad, 3),
+                Err(Error::Index { .. })
+            ));
+        }
+        assert!(checked_index("t", 0, 0).is_err());
+    }
+
+    #[test]
+    fn runs_of_groups_equal_neighbours() {
+        assert!(runs_of(&[]).is_empty());
+        assert_eq!(runs_of(&[2, 2, 0, 2, 2, 2]), vec![0..2, 2..3, 3..6]);
+    }
 }

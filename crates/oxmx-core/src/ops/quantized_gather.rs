@@ -6,7 +6,7 @@
 use crate::array::Array;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::ops::quantized::{check_packed, result_dtype};
+use crate::ops::quantized::{check_x, result_dtype};
 use crate::ops::{astype, broadcast_to, reshape};
 use crate::primitive::{Primitive, QuantSpec};
 use crate::shape::{broadcast_shapes, Shape};
@@ -62,25 +62,7 @@ pub fn gather_qmm(
     s: QuantSpec,
 ) -> Result<Array> {
     let op = "gather_qmm";
-    let cols = check_packed(op, w, scales, biases, &s)?;
-    let rows = w.shape()[w.ndim() - 2];
-    let (k, n) = if transpose {
-        (cols, rows)
-    } else {
-        (rows, cols)
-    };
-    if x.ndim() < 2 || x.shape()[x.ndim() - 1] != k {
-        return Err(Error::value(
-            op,
-            format!(
-                "Last dimension of first input with shape {:?} does not match the expanded quantized matrix ({k}, {n}) computed from shape {:?} with group_size={}, bits={} and transpose={transpose}.",
-                x.shape(),
-                w.shape(),
-                s.group_size,
-                s.bits
-            ),
-        ));
-    }
+    let (_, n) = check_x(op, x, 2, w, scales, biases, transpose, &s)?;
     for (i, what) in [(lhs, "lhs_indices"), (rhs, "rhs_indices")] {
         if !i.dtype().is_integer() {
             return Err(Error::value(

@@ -7,6 +7,7 @@ use super::{avx512_gemv, dims, load_words, matrices, params, product, GEMV_ROWS}
 use crate::fast::{load, load_i64, with_out};
 use oxmx_core::backend::Input;
 use oxmx_core::memory::Buffer;
+use oxmx_core::ops::quantized::{checked_index, product_dims, runs_of};
 use oxmx_core::primitive::QuantSpec;
 use oxmx_core::{Dtype, Error, Result};
 use std::borrow::Cow;
@@ -23,33 +24,8 @@ const RUN_GEMV_MAX: usize = 64;
 fn checked_indices(x: &Input, dim: usize) -> Result<Vec<usize>> {
     load_i64(x)
         .into_iter()
-        .map(|i| {
-            let j = if i < 0 {
-                i.checked_add(dim as i64)
-            } else {
-                Some(i)
-            };
-            match j {
-                Some(j) if j >= 0 && (j as u64) < dim as u64 => Ok(j as usize),
-                _ => Err(Error::index(
-                    OP,
-                    format!("Index {i} is out of bounds for axis 0 with size {dim}."),
-                )),
-            }
-        })
+        .map(|i| checked_index(OP, i, dim))
         .collect()
-}
-
-/// Ranges of consecutive equal entries of `idx`.
-fn runs_of(idx: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    while let Some(&e) = idx.get(start) {
-        let len = idx[start..].iter().take_while(|&&r| r == e).count();
-        runs.push(start..start + len);
-        start += len;
-    }
-    runs
 }
 
 /// `GatherQmm`: x (Bx, M, K), w (E, R, packed), scales [, biases], lhs, rhs (Nb,)
@@ -66,11 +42,7 @@ pub fn gather_matmul(
         _ => return Err(Error::runtime(OP, "missing inputs")),
     };
     let (experts, rows, packed, cols) = dims(w, s)?;
-    let (k, n) = if transpose {
-        (cols, rows)
-    } else {
-        (rows, cols)
-    };
+    let (k, n) = product_dims(transpose, rows, cols);
     let (bx, m) = match x.shape[..] {
         [bx, m, kx] if kx == k => (bx, m),
         _ => return Err(Error::runtime(OP, "x does not match the quantized matrix")),
