@@ -201,9 +201,9 @@ def test_quantized_matmul_transposed(mode, gs, bits, m):
     np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
-# Rows long enough that the CPU's AVX-512 GEMV takes four rows of W per load of x (x over
-# 24 KiB), K chosen so that a group or two is left after the last 16-word step, and 70
-# rows so that tasks end in a partial group of four.
+# Long rows (x over 24 KiB: no longer in L1 beside the stream of W), K chosen so that a
+# group or two is left after the last 16-word step, and 70 rows so that the CPU GEMV's
+# tasks end in a partial group of the four rows it takes per load of x.
 @pytest.mark.parametrize("gs,bits,k", [(32, 4, 8224), (64, 4, 8256), (128, 4, 8320), (32, 8, 8224), (64, 8, 8256)])
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
@@ -262,6 +262,24 @@ def test_quantized_matmul_shapes_dtypes_and_views():
     assert mx.quantized_matmul(mx.array(x3).astype(mx.bfloat16), wq, s, b).dtype == mx.float32
     # empty batch
     assert mx.quantized_matmul(mx.zeros((0, 128)), wq, s, b).shape == (0, 64)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 33])
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+def test_quantized_matmul_gemv_few_rows(n, dtype):
+    # Fewer rows than (or not a multiple of) the four that the CPU GEMV takes at a time:
+    # every row is computed once, by the four-row loop or the one-row loop after it.
+    k, gs = 320, 64
+    wq, s, b = mx.quantize(mx.array(rand((n, k), 31)).astype(dtype), group_size=gs, bits=4)
+    x = mx.array(rand((1, k), 32)).astype(dtype)
+    y = mx.quantized_matmul(x, wq, s, b, group_size=gs, bits=4)
+    assert y.shape == (1, n) and y.dtype == dtype
+    wd = ref.dequantize_affine(np.array(wq), np_of(s).astype(np.float64), np_of(b).astype(np.float64), gs, 4)
+    xd = np_of(x).astype(np.float64)
+    want = xd @ wd.T
+    eps = {mx.float32: 2.0**-20, mx.float16: 2.0**-11, mx.bfloat16: 2.0**-8}[dtype]
+    bound = eps * (np.abs(want) + np.abs(xd) @ np.abs(wd).T)
+    assert (np.abs(np_of(y).astype(np.float64) - want) <= bound).all()
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
