@@ -115,6 +115,35 @@ def test_half_inputs_match_quantized_matmul_of_the_picked_expert(dtype):
                                    rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_many_half_products_share_experts(dtype, order):
+    """A mixture-of-experts batch of many one-row products in a half type (on a GPU the
+    tensor-core GEMV then serves 8 products per block, one pass per distinct expert among
+    them): each product equals quantized_matmul of its own expert; 37 products (a partial
+    block of 8), 70 rows (a partial tile), x rows picked out of order; and an index out
+    of range anywhere in the batch is an IndexError."""
+    e, rows, cols, nb = 5, 70, 256, 37
+    w = mx.array(rand((e, rows, cols), 41)).astype(dtype)
+    wq, s, b = mx.quantize(w, group_size=64, bits=4)
+    x = mx.array(rand((20, 1, cols), 42)).astype(dtype)
+    rng = np.random.default_rng(43)
+    rhs = rng.integers(0, e, nb)
+    rhs = np.sort(rhs) if order == "sorted" else rhs
+    lhs = rng.integers(-20, 20, nb)
+    y = mx.gather_qmm(x, wq, s, b, lhs_indices=mx.array(lhs), rhs_indices=mx.array(rhs), group_size=64, bits=4)
+    assert y.dtype == dtype and y.shape == (nb, 1, rows)
+    want = mx.stack([mx.quantized_matmul(x[int(l)], wq[int(r)], s[int(r)], b[int(r)], group_size=64, bits=4)
+                     for l, r in zip(lhs, rhs)])
+    np.testing.assert_allclose(np.array(y.astype(mx.float32)), np.array(want.astype(mx.float32)), rtol=1e-2, atol=1e-2)
+    for bad_l, bad_r in ((0, e), (20, 0), (-21, 0)):
+        li, ri = lhs.copy(), rhs.copy()
+        li[29], ri[29] = bad_l, bad_r
+        with pytest.raises(IndexError, match="gather_qmm"):
+            mx.eval(mx.gather_qmm(x, wq, s, b, lhs_indices=mx.array(li), rhs_indices=mx.array(ri),
+                                  group_size=64, bits=4))
+
+
 def test_broadcast_indices_vector_x_and_default_indices():
     q, dense = quantized(3, 16, 64, 11)
     x = rand((2, 1, 64), 12)

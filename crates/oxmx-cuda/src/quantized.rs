@@ -347,6 +347,8 @@ extern "C" __global__ void k(const OT* __restrict__ x, const unsigned* __restric
 /// blocks and higher occupancy were all slower).
 const MMA_WARPS: usize = 4;
 const MMA_ROWS: usize = 32;
+/// Products from which a gathered tensor-core GEMV groups them 8 to a block.
+const GROUP_MIN: usize = 16;
 
 /// `x @ W^T` on the tensor cores for 4-bit affine weights, x and scales both float16 or
 /// both bfloat16, K a multiple of 128. A block owns 32 rows of W (two mma tiles: the M
@@ -359,7 +361,8 @@ const MMA_ROWS: usize = 32;
 /// products); the mma accumulates in float32. The order of K inside an mma step is free
 /// as long as x follows it: a lane's pair (level i, level i+4) of a word meets x's values
 /// i and i+4, regrouped with byte permutes.
-fn gemv_mma_src(ot: &str, gs: usize, m: usize) -> String {
+fn gemv_mma_src(ot: &str, gs: usize, m: usize, grouped: bool) -> String {
+    let grouped = u8::from(grouped);
     let bf16 = ot.contains("bfloat16");
     let (magic, neg, one, t) = if bf16 {
         ("0x43004300u", "0xC300C300u", "0x3F803F80u", "bf16")
@@ -370,6 +373,7 @@ fn gemv_mma_src(ot: &str, gs: usize, m: usize) -> String {
     format!(
         r#"{PRELUDE}{PICK}
 #define MROWS {m}
+#define GROUPED {grouped}
 #define GS {gs}
 #define KW {MMA_WARPS}
 #define TILES {tiles}
@@ -388,16 +392,11 @@ __device__ __forceinline__ unsigned deq(unsigned v, int i, unsigned sc, unsigned
   return fma2(fma2(p, {one}, {neg}), sc, bi);
 }}
 __device__ __forceinline__ unsigned both(unsigned short h) {{ return (unsigned)h | ((unsigned)h << 16); }}
-extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x, const unsigned* __restrict__ w,
-    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
-    OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
-  __shared__ float red[KW][16 * TILES][8];
-  long long tiles = (N + 16 * TILES - 1) / (16 * TILES);
-  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * (16 * TILES);
-  long long xi = bi, wi = bi;
-  // the whole block returns together (one bi per block), before its __syncthreads
-  if (!pick(PICK_ARGS, bi, &xi, &wi)) return;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+// One pass of a block over its rows n0.. of W matrix wi: column g of the mma takes x
+// row xr (lanes with xon) and the column sums land in red.
+__device__ __forceinline__ void pass(const OT* __restrict__ xr, bool xon, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, long long wi, long long n0,
+    long long N, long long K, long long packed, float (&red)[KW][16 * TILES][8], int warp, int g, int t) {{
   long long groups = K / GS;
   // rows past N (the last tile) read row N-1 and are not stored
   long long ra[TILES], rb[TILES];
@@ -410,8 +409,6 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
     wa[tt] = w + ra[tt] * packed + t * 4;
     wb[tt] = w + rb[tt] * packed + t * 4;
   }}
-  bool xon = g < MROWS;
-  const OT* xr = x + (xi * MROWS + (xon ? g : 0)) * K + t * 32;
   float c[TILES][4];
   #pragma unroll
   for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
@@ -468,6 +465,51 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
     red[warp][16 * tt + g + 8][2 * t] = c[tt][2];
     red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
   }}
+}}
+extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
+    OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
+  __shared__ float red[KW][16 * TILES][8];
+  long long tiles = (N + 16 * TILES - 1) / (16 * TILES);
+  long long bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * (16 * TILES);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#if GROUPED
+  // Block bi serves products 8 bi .. 8 bi + 7 (one x row each), one pass per distinct W
+  // matrix among them, that matrix's products as the mma's columns: a sorted batch
+  // reads each expert's rows once per 8 products. Every thread reads the same indices,
+  // so the passes and barriers are uniform.
+  long long xs[8], ws[8];
+  unsigned todo = 0;
+  #pragma unroll
+  for (int c = 0; c < 8; ++c) {{
+    long long p = 8 * bi + c;
+    xs[c] = 0; ws[c] = 0;
+    if (p < batch && pick_one(lidx[p], nx, err, &xs[c]) && pick_one(ridx[p], nw, err, &ws[c])) todo |= 1u << c;
+  }}
+  while (todo) {{
+    long long wi = ws[__ffs(todo) - 1];
+    unsigned cols = 0;
+    #pragma unroll
+    for (int c = 0; c < 8; ++c) if (((todo >> c) & 1u) && ws[c] == wi) cols |= 1u << c;
+    todo &= ~cols;
+    bool xon = (cols >> g) & 1u;
+    pass(x + (xon ? xs[g] : 0) * K + t * 32, xon, w, s, b, wi, n0, N, K, packed, red, warp, g, t);
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
+      int row = i >> 3, n = i & 7;
+      float v = 0.f;
+      #pragma unroll
+      for (int q = 0; q < KW; ++q) v += red[q][row][n];
+      if (((cols >> n) & 1u) && n0 + row < N) sto(out + (8 * bi + n) * N + n0 + row, v);
+    }}
+    __syncthreads();
+  }}
+#else
+  long long xi = bi, wi = bi;
+  // the whole block returns together (one bi per block), before its __syncthreads
+  if (!pick(PICK_ARGS, bi, &xi, &wi)) return;
+  bool xon = g < MROWS;
+  pass(x + (xi * MROWS + (xon ? g : 0)) * K + t * 32, xon, w, s, b, wi, n0, N, K, packed, red, warp, g, t);
   __syncthreads();
   for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
     int row = i >> 3, n = i & 7;
@@ -476,6 +518,7 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
     for (int q = 0; q < KW; ++q) v += red[q][row][n];
     if (n < MROWS && n0 + row < N) sto(out + (bi * MROWS + n) * N + n0 + row, v);
   }}
+#endif
 }}
 "#
     )
@@ -775,8 +818,12 @@ impl CudaBackend {
             && matches!(out_dtype, Dtype::Float16 | Dtype::Bfloat16)
             && sc.dtype == out_dtype
             && k.is_multiple_of(128);
+        // Many single-row products (a mixture-of-experts batch): blocks of 8 products,
+        // each matrix among them read once for all its products (a sorted batch shares
+        // experts); few products keep one block per product, for parallelism.
+        let grouped = mma && m == 1 && batch >= GROUP_MIN && picks.is_some();
         let src = if mma {
-            gemv_mma_src(ot, s.group_size, m)
+            gemv_mma_src(ot, s.group_size, m, grouped)
         } else if vector {
             gemv_vec_src(s, st, ot, m)
         } else {
@@ -798,7 +845,8 @@ impl CudaBackend {
         };
         let dst = out.slice_mut()?;
         let (blocks, threads) = if mma {
-            (batch * n.div_ceil(MMA_ROWS), (MMA_WARPS * 32) as u32)
+            let units = if grouped { batch.div_ceil(8) } else { batch };
+            (units * n.div_ceil(MMA_ROWS), (MMA_WARPS * 32) as u32)
         } else {
             let warps = if vector {
                 batch * n.div_ceil(WARP_ROWS)
