@@ -5,7 +5,9 @@
 //!   once over all products, each warp looking its matrices up in the index arrays; the
 //!   kernels check every index against the matrix counts before reading, and a bad one
 //!   fails the op with the CPU backend's IndexError (the error word is read back after
-//!   the launch, as for the gathers).
+//!   the launch, as for the gathers). From 16 one-row products in a half type, the
+//!   tensor-core kernel serves 8 products per block, one pass per distinct W matrix
+//!   among them (`GROUPED`): a sorted batch reads each expert once per 8 products.
 //! - Other products read the indices on the host (checked there), and run each stretch
 //!   of consecutive products that share a W matrix as one product over their stacked x
 //!   rows (a sorted batch: one product per expert), through the dequantize + cuBLASLt
