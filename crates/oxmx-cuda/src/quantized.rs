@@ -466,6 +466,17 @@ __device__ __forceinline__ void pass(const OT* __restrict__ xr, bool xon, const 
     red[warp][16 * tt + g + 8][2 * t + 1] = c[tt][3];
   }}
 }}
+// The warps' sums of mma columns in `cols` stored as rows n0.. of out rows 0..7.
+__device__ __forceinline__ void store_cols(OT* __restrict__ out, unsigned cols, long long n0, long long N,
+    const float (&red)[KW][16 * TILES][8]) {{
+  for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
+    int row = i >> 3, n = i & 7;
+    float v = 0.f;
+    #pragma unroll
+    for (int q = 0; q < KW; ++q) v += red[q][row][n];
+    if (((cols >> n) & 1u) && n0 + row < N) sto(out + n * N + n0 + row, v);
+  }}
+}}
 extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x, const unsigned* __restrict__ w,
     const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
     OT* __restrict__ out, long long batch, long long N, long long K, long long packed, PICK_PARAMS) {{
@@ -495,13 +506,7 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
     bool xon = (cols >> g) & 1u;
     pass(x + (xon ? xs[g] : 0) * K + t * 32, xon, w, s, b, wi, n0, N, K, packed, red, warp, g, t);
     __syncthreads();
-    for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
-      int row = i >> 3, n = i & 7;
-      float v = 0.f;
-      #pragma unroll
-      for (int q = 0; q < KW; ++q) v += red[q][row][n];
-      if (((cols >> n) & 1u) && n0 + row < N) sto(out + (8 * bi + n) * N + n0 + row, v);
-    }}
+    store_cols(out + 8 * bi * N, cols, n0, N, red);
     __syncthreads();
   }}
 #else
@@ -511,13 +516,7 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
   bool xon = g < MROWS;
   pass(x + (xi * MROWS + (xon ? g : 0)) * K + t * 32, xon, w, s, b, wi, n0, N, K, packed, red, warp, g, t);
   __syncthreads();
-  for (int i = threadIdx.x; i < 16 * TILES * 8; i += KW * 32) {{
-    int row = i >> 3, n = i & 7;
-    float v = 0.f;
-    #pragma unroll
-    for (int q = 0; q < KW; ++q) v += red[q][row][n];
-    if (n < MROWS && n0 + row < N) sto(out + (bi * MROWS + n) * N + n0 + row, v);
-  }}
+  store_cols(out + bi * MROWS * N, (1u << MROWS) - 1u, n0, N, red);
 #endif
 }}
 "#
