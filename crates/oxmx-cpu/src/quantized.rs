@@ -796,7 +796,7 @@ mod avx512 {
     /// few misses in flight (14336x4096 4-bit, 2 threads: 22 GB/s without, 30 with).
     const AHEAD: usize = 4096;
     /// Rows of W that share each load of x (see `Rows`).
-    const LONG_ROWS: usize = 4;
+    const X_SHARING_ROWS: usize = 4;
 
     /// Whether this path takes the layout: 4 or 8 bits in groups of a power-of-two number
     /// (4 or more) of words, so that a 16-word step holds whole groups or lies in one.
@@ -1220,11 +1220,11 @@ mod avx512 {
                     .get(r * mat.packed..(r + 1) * mat.packed)
                     .unwrap_or(&[])
             };
-            // half scales and biases become f32 here, LONG_ROWS rows at a time
+            // half scales and biases become f32 here, X_SHARING_ROWS rows at a time
             let mut buf = vec![
                 0f32;
                 if mat.half.is_some() {
-                    CONVERT_ROWS.max(LONG_ROWS) * 2 * groups
+                    CONVERT_ROWS.max(X_SHARING_ROWS) * 2 * groups
                 } else {
                     0
                 }
@@ -1254,19 +1254,20 @@ mod avx512 {
                 }
             }
             let mut done = 0;
-            // LONG_ROWS rows at a time share each load of x, each row prefetched at
-            // the same place in the next LONG_ROWS rows. Long rows' x does not stay in
+            // X_SHARING_ROWS rows at a time share each load of x, each row prefetched at
+            // the same place in the next X_SHARING_ROWS rows. Long rows' x does not stay in
             // L1 beside the stream of W (4096x14336 4-bit: 14 GB/s in 16 KiB spans of
             // x over all the rows, 20 in fours); short rows gain from the fewer x
             // loads and per-row costs (14336x4096 float16: 1.1-1.2 ms one row at a
             // time, 0.89 in fours).
-            let pf = LONG_ROWS * mat.packed;
-            for (gi, res) in out.chunks_exact_mut(m * LONG_ROWS).enumerate() {
-                let rs: [usize; LONG_ROWS] = core::array::from_fn(|j| r0 + gi * LONG_ROWS + j);
-                let block = block_params(simd, mat, rs[0], LONG_ROWS, &mut buf);
-                let ps: [(&[f32], &[f32]); LONG_ROWS] =
+            let pf = X_SHARING_ROWS * mat.packed;
+            for (gi, res) in out.chunks_exact_mut(m * X_SHARING_ROWS).enumerate() {
+                let rs: [usize; X_SHARING_ROWS] =
+                    core::array::from_fn(|j| r0 + gi * X_SHARING_ROWS + j);
+                let block = block_params(simd, mat, rs[0], X_SHARING_ROWS, &mut buf);
+                let ps: [(&[f32], &[f32]); X_SHARING_ROWS] =
                     core::array::from_fn(|j| row_of(block, j, groups));
-                let v = steps_dot::<BITS, SLOTS, G, LONG_ROWS>(
+                let v = steps_dot::<BITS, SLOTS, G, X_SHARING_ROWS>(
                     simd,
                     &rs.map(words),
                     xl,
@@ -1279,7 +1280,7 @@ mod avx512 {
                 for (((r, p), res), v) in rs.into_iter().zip(ps).zip(res.chunks_mut(m)).zip(v) {
                     finish::<BITS, SLOTS>(simd, words(r), xn, p, sums, (wshift, g0, mi), v, res);
                 }
-                done += LONG_ROWS;
+                done += X_SHARING_ROWS;
             }
             let rest = out.get_mut(done * m..).unwrap_or(&mut []);
             for (bi, res) in rest.chunks_mut(m * CONVERT_ROWS).enumerate() {
