@@ -41,6 +41,10 @@ pub trait Backend: Send + Sync {
         out_shape: &[usize],
         out_dtype: Dtype,
     ) -> Result<ArrayData>;
+    /// Kernels launched so far, where the backend counts them (a GPU).
+    fn kernel_launches(&self) -> Option<u64> {
+        None
+    }
     /// The device's memory in bytes, where it has its own (a GPU).
     fn memory_size(&self) -> Option<usize> {
         None

@@ -87,6 +87,14 @@ fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
     Ok(out)
 }
 
+/// Nodes run by a backend (not views) since the process started: tests count them to
+/// show that a fused group runs as one node.
+static NODES_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn nodes_run() -> u64 {
+    NODES_RUN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn compute_node(node: &Array) -> Result<()> {
     let mut st = node.lock();
     let (prim, stream, inputs) = match &*st {
@@ -101,6 +109,7 @@ fn compute_node(node: &Array) -> Result<()> {
         if prim.is_view() {
             crate::view::run_view(prim, ins, shape, dtype, stream.device)
         } else {
+            NODES_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             backend::get(stream.device)?.run(prim, ins, shape, dtype)
         }
     }));

@@ -5,6 +5,7 @@
 
 pub mod array;
 pub mod backend;
+pub mod compile;
 pub mod device;
 pub mod dtype;
 pub mod error;

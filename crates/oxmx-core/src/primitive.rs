@@ -326,6 +326,9 @@ pub enum Primitive {
     /// inputs are the primals followed by the function's real outputs; the value is
     /// the real output, the rules come from `Custom::rules`.
     Custom(Custom),
+    /// Elementwise nodes of one shape run as one kernel (`ops/fused.rs`; made by
+    /// `compile`): inputs already broadcast to the output's shape.
+    Fused(crate::ops::fused::FusedKernel),
 }
 
 /// MLX's quantization formats. `Affine`: `w = scale * q + bias` per group of unsigned
@@ -586,6 +589,7 @@ impl Primitive {
             QuantizedMatmul { .. } => "quantized_matmul",
             GatherQmm { .. } => "gather_qmm",
             Custom(_) => "custom_function",
+            Fused(_) => "fused",
         }
     }
 

@@ -39,17 +39,17 @@ pub fn leaf(x: &Array, trace: &Arc<Trace>) -> Array {
 }
 
 /// One step of the graph between the leaves and the outputs.
-struct Step {
-    node: Array,
-    prim: Primitive,
-    inputs: Vec<Array>,
+pub(crate) struct Step {
+    pub(crate) node: Array,
+    pub(crate) prim: Primitive,
+    pub(crate) inputs: Vec<Array>,
 }
 
 /// A node to visit, with its history once its inputs have been pushed.
 type Visit = (Array, Option<(Primitive, Vec<Array>)>);
 
 /// The nodes that lie on a path from a leaf to an output, inputs before consumers.
-fn walk(outputs: &[Array], leaves: &HashSet<usize>) -> Vec<Step> {
+pub(crate) fn walk(outputs: &[Array], leaves: &HashSet<usize>) -> Vec<Step> {
     let mut order: Vec<Step> = Vec::new();
     let mut visited: HashSet<usize> = HashSet::new();
     let mut depends: HashSet<usize> = leaves.clone();
@@ -391,113 +391,4 @@ pub fn custom(
             )
         })
         .collect()
-}
-
-/// Where a replayed value comes from.
-#[derive(Clone)]
-enum Ref {
-    Input(usize),
-    Step(usize),
-    Const(Array),
-}
-
-struct TapeStep {
-    prim: Primitive,
-    inputs: Vec<Ref>,
-    shape: Vec<usize>,
-    dtype: crate::Dtype,
-}
-
-/// A recorded graph from inputs to outputs (`compile`'s trace): replaying it builds the
-/// same graph over new inputs of the same shapes and dtypes without running Python.
-/// Arrays that did not depend on the inputs are kept as constants.
-pub struct Tape {
-    n_inputs: usize,
-    steps: Vec<TapeStep>,
-    outputs: Vec<Ref>,
-}
-
-impl Tape {
-    /// Record the graph between `leaves` and `outputs`.
-    pub fn capture(leaves: &[Array], outputs: &[Array]) -> Tape {
-        let leaf_pos: HashMap<usize, usize> = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.id(), i))
-            .collect();
-        let order = walk(outputs, &leaf_pos.keys().copied().collect());
-        let mut step_pos: HashMap<usize, usize> = HashMap::new();
-        let resolve = |a: &Array, step_pos: &HashMap<usize, usize>| -> Ref {
-            if let Some(&i) = leaf_pos.get(&a.id()) {
-                Ref::Input(i)
-            } else if let Some(&j) = step_pos.get(&a.id()) {
-                Ref::Step(j)
-            } else {
-                Ref::Const(a.clone())
-            }
-        };
-        let mut steps = Vec::with_capacity(order.len());
-        for s in &order {
-            let inputs = s.inputs.iter().map(|i| resolve(i, &step_pos)).collect();
-            step_pos.insert(s.node.id(), steps.len());
-            steps.push(TapeStep {
-                prim: s.prim.clone(),
-                inputs,
-                shape: s.node.shape().to_vec(),
-                dtype: s.node.dtype(),
-            });
-        }
-        let outputs = outputs.iter().map(|o| resolve(o, &step_pos)).collect();
-        Tape {
-            n_inputs: leaves.len(),
-            steps,
-            outputs,
-        }
-    }
-
-    /// The outputs for new `inputs` (same shapes and dtypes as when captured).
-    pub fn replay(&self, inputs: &[Array]) -> Result<Vec<Array>> {
-        if inputs.len() != self.n_inputs {
-            return Err(Error::value(
-                "compile",
-                format!(
-                    "Expected {} inputs but got {}.",
-                    self.n_inputs,
-                    inputs.len()
-                ),
-            ));
-        }
-        let mut vals: Vec<Array> = Vec::with_capacity(self.steps.len());
-        let get = |r: &Ref, vals: &[Array]| -> Result<Array> {
-            match r {
-                Ref::Input(i) => inputs.get(*i).cloned(),
-                Ref::Step(j) => vals.get(*j).cloned(),
-                Ref::Const(a) => Some(a.clone()),
-            }
-            .ok_or_else(|| Error::runtime("compile", "Broken tape reference."))
-        };
-        for s in &self.steps {
-            let ins = s
-                .inputs
-                .iter()
-                .map(|r| get(r, &vals))
-                .collect::<Result<Vec<_>>>()?;
-            vals.push(Array::pending(
-                s.shape.clone(),
-                s.dtype,
-                s.prim.clone(),
-                ins,
-            ));
-        }
-        self.outputs.iter().map(|r| get(r, &vals)).collect()
-    }
-
-    /// Number of recorded primitives.
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
 }

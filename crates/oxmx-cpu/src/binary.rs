@@ -2,8 +2,9 @@
 //! one dtype by the op layer. Integer division by zero gives 0, `MIN // -1` wraps to
 //! `MIN`, shifts by the bit width or more give 0 (or -1 for negative right shifts).
 
+use crate::elem::TypedMut;
 use crate::inplace::{map2_inplace, Other};
-use crate::strided::{map2, map2_runs, View};
+use crate::strided::{map2, map2_runs, Src, View};
 use half::{bf16, f16};
 use num_complex::Complex32;
 use oxmx_core::backend::Input;
@@ -88,7 +89,7 @@ pub(crate) fn c_logaddexp(x: Complex32, y: Complex32) -> Complex32 {
     hi + c_log1p((lo - hi).exp())
 }
 
-fn compare<T: Cmp + Sync + bytemuck::Pod>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) {
+fn compare<T: Cmp + Sync + bytemuck::Pod>(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) {
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
     let o = out.typed_mut::<u8>();
     let s = &a.shape;
@@ -145,9 +146,9 @@ macro_rules! float_binary {
 }
 
 /// A float op with a `vmath` kernel, run over contiguous runs of both inputs.
-fn vector_binary<T: crate::elem::Elem>(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) {
+fn vector_binary<T: crate::elem::Elem>(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) {
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
-    map2_runs(&a.shape, va, vb, out.typed_mut::<T>(), |x, y, o| {
+    map2_runs(a.shape, va, vb, out.typed_mut::<T>(), |x, y, o| {
         crate::vmath::binary_run(op, x, y, o)
     });
 }
@@ -298,9 +299,9 @@ int_arith!(i64, true);
 
 fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(
     op: BinaryOp,
-    a: &Input,
-    b: &Input,
-    out: &mut Buffer,
+    a: &Src,
+    b: &Src,
+    out: &mut [u8],
 ) -> Result<()> {
     use BinaryOp::*;
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
@@ -330,7 +331,7 @@ fn int_binary<T: IntArith + Sync + Send + bytemuck::Pod>(
     Ok(())
 }
 
-fn bool_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+fn bool_binary(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) -> Result<()> {
     use BinaryOp::*;
     let (va, vb) = (View::<u8>::of(a), View::<u8>::of(b));
     let o = out.typed_mut::<u8>();
@@ -348,7 +349,7 @@ fn bool_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<(
     Ok(())
 }
 
-fn complex_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+fn complex_binary(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) -> Result<()> {
     use BinaryOp::*;
     let (va, vb) = (View::<Complex32>::of(a), View::<Complex32>::of(b));
     let o = out.typed_mut::<Complex32>();
@@ -374,7 +375,7 @@ fn complex_binary(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Resul
     Ok(())
 }
 
-pub fn run(op: BinaryOp, a: &Input, b: &Input, out: &mut Buffer) -> Result<()> {
+pub fn run(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) -> Result<()> {
     let d = a.dtype;
     if op.is_comparison() {
         crate::with_dtype!(d, T, compare::<T>(op, a, b, out));

@@ -1,8 +1,8 @@
 //! Data movement: copy to contiguous, dtype casts, arange, select, concatenate and
 //! slice_update.
 
-use crate::elem::Elem;
-use crate::strided::{map1, map3, View};
+use crate::elem::{Elem, TypedMut};
+use crate::strided::{map1, map3, Src, View};
 use oxmx_core::backend::Input;
 use oxmx_core::memory::Buffer;
 use oxmx_core::shape::{contiguous_strides, size_of};
@@ -16,7 +16,7 @@ pub fn copy(x: &Input, out: &mut Buffer) {
     })
 }
 
-fn cast_to<S: Elem + Sync, D: Elem + Send>(x: &Input, out: &mut Buffer, out_dtype: Dtype) {
+fn cast_to<S: Elem + Sync, D: Elem + Send>(x: &Src, out: &mut [u8], out_dtype: Dtype) {
     let v = View::<S>::of(x);
     let o = out.typed_mut::<D>();
     let s = &x.shape;
@@ -37,7 +37,7 @@ fn cast_to<S: Elem + Sync, D: Elem + Send>(x: &Input, out: &mut Buffer, out_dtyp
     }
 }
 
-pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
+pub fn astype(x: &Src, out_dtype: Dtype, out: &mut [u8]) {
     // Half types to float32 (every half model's first step): whole runs through half's
     // slice conversion (F16C where the CPU has it) instead of a float64 round trip per
     // element. The same values: widening is exact, and a NaN keeps its sign and payload
@@ -46,14 +46,14 @@ pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
         (Dtype::Float16, Dtype::Float32) => {
             use half::slice::HalfFloatSliceExt;
             let o = out.typed_mut::<f32>();
-            return crate::strided::map1_runs(&x.shape, View::<half::f16>::of(x), o, |a, o| {
+            return crate::strided::map1_runs(x.shape, View::<half::f16>::of(x), o, |a, o| {
                 let n = a.len().min(o.len());
                 a[..n].convert_to_f32_slice(&mut o[..n])
             });
         }
         (Dtype::Bfloat16, Dtype::Float32) => {
             let o = out.typed_mut::<f32>();
-            return crate::strided::map1_runs(&x.shape, View::<half::bf16>::of(x), o, |a, o| {
+            return crate::strided::map1_runs(x.shape, View::<half::bf16>::of(x), o, |a, o| {
                 for (d, s) in o.iter_mut().zip(a) {
                     let v = f32::from_bits((s.to_bits() as u32) << 16);
                     *d = if v.is_nan() {
@@ -71,14 +71,14 @@ pub fn astype(x: &Input, out_dtype: Dtype, out: &mut Buffer) {
         (Dtype::Float32, Dtype::Float16) => {
             use half::slice::HalfFloatSliceExt;
             let o = out.typed_mut::<half::f16>();
-            return crate::strided::map1_runs(&x.shape, View::<f32>::of(x), o, |a, o| {
+            return crate::strided::map1_runs(x.shape, View::<f32>::of(x), o, |a, o| {
                 let n = a.len().min(o.len());
                 o[..n].convert_from_f32_slice(&a[..n])
             });
         }
         (Dtype::Float32, Dtype::Bfloat16) => {
             let o = out.typed_mut::<half::bf16>();
-            return crate::strided::map1_runs(&x.shape, View::<f32>::of(x), o, |a, o| {
+            return crate::strided::map1_runs(x.shape, View::<f32>::of(x), o, |a, o| {
                 for (d, s) in o.iter_mut().zip(a) {
                     *d = crate::elem::bf16_of(*s);
                 }
@@ -109,10 +109,10 @@ pub fn arange(start: f64, step: f64, dtype: Dtype, out: &mut Buffer) {
     })
 }
 
-pub fn select(c: &Input, x: &Input, y: &Input, out: &mut Buffer) {
+pub fn select(c: &Src, x: &Src, y: &Src, out: &mut [u8]) {
     crate::with_size!(x.dtype.size(), T, {
         map3(
-            &x.shape,
+            x.shape,
             View::<u8>::of(c),
             View::<T>::of(x),
             View::<T>::of(y),

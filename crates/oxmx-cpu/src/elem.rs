@@ -229,3 +229,18 @@ macro_rules! with_size {
         }
     }};
 }
+
+/// Typed access to an output given as bytes (a whole buffer, or a fused node's block of
+/// the output), as `Buffer::typed_mut` gives it: whole elements only, and nothing when
+/// the bytes are not aligned for `T` (callers hand over aligned outputs).
+pub trait TypedMut {
+    fn typed_mut<T: bytemuck::Pod>(&mut self) -> &mut [T];
+}
+
+impl TypedMut for [u8] {
+    fn typed_mut<T: bytemuck::Pod>(&mut self) -> &mut [T] {
+        let size = std::mem::size_of::<T>().max(1);
+        let whole = self.len() / size * size;
+        bytemuck::try_cast_slice_mut(&mut self[..whole]).unwrap_or_default()
+    }
+}

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod elem;
 pub mod fast;
 pub mod fft;
+pub mod fused;
 pub mod gather;
 pub mod inplace;
 pub mod linalg;
@@ -52,6 +53,39 @@ fn input(ins: &[Input], i: usize, op: &str) -> Result<usize> {
     }
 }
 
+/// The elementwise primitives (what a fused node's steps are), into `out`.
+pub(crate) fn elementwise(
+    prim: &Primitive,
+    ins: &[Input],
+    out_dtype: Dtype,
+    out: &mut [u8],
+) -> Result<()> {
+    let srcs: Vec<strided::Src> = ins.iter().map(strided::Src::of).collect();
+    elementwise_src(prim, &srcs, out_dtype, out)
+}
+
+/// `elementwise` over borrowed operands.
+pub(crate) fn elementwise_src(
+    prim: &Primitive,
+    ins: &[strided::Src],
+    out_dtype: Dtype,
+    out: &mut [u8],
+) -> Result<()> {
+    let op = prim.name();
+    let arg = |i: usize| {
+        ins.get(i)
+            .ok_or_else(|| Error::runtime(op, "missing input"))
+    };
+    match prim {
+        Primitive::Unary(u) => unary::run(*u, arg(0)?, out_dtype, out)?,
+        Primitive::Binary(b) => binary::run(*b, arg(0)?, arg(1)?, out)?,
+        Primitive::Select => copy::select(arg(0)?, arg(1)?, arg(2)?, out),
+        Primitive::AsType(d) => copy::astype(arg(0)?, *d, out),
+        _ => return Err(Error::runtime(op, "not an elementwise primitive")),
+    }
+    Ok(())
+}
+
 impl Backend for CpuBackend {
     fn device_type(&self) -> DeviceType {
         DeviceType::Cpu
@@ -84,16 +118,11 @@ impl Backend for CpuBackend {
         }
         let mut out = output(op, out_shape, out_dtype)?;
         match prim {
-            Primitive::Unary(u) => unary::run(*u, &ins[input(&ins, 0, op)?], out_dtype, &mut out)?,
-            Primitive::Binary(b) => {
-                input(&ins, 1, op)?;
-                binary::run(*b, &ins[0], &ins[1], &mut out)?
-            }
-            Primitive::Select => {
-                input(&ins, 2, op)?;
-                copy::select(&ins[0], &ins[1], &ins[2], &mut out)
-            }
-            Primitive::AsType(d) => copy::astype(&ins[input(&ins, 0, op)?], *d, &mut out),
+            Primitive::Unary(_)
+            | Primitive::Binary(_)
+            | Primitive::Select
+            | Primitive::AsType(_) => elementwise(prim, &ins, out_dtype, out.bytes_mut())?,
+            Primitive::Fused(k) => fused::run(&k.0, &ins, out_shape, out_dtype, &mut out)?,
             Primitive::Copy => copy::copy(&ins[input(&ins, 0, op)?], &mut out),
             Primitive::Arange { start, step } => copy::arange(*start, *step, out_dtype, &mut out),
             Primitive::Concatenate { axis } => copy::concatenate(&ins, *axis, out_shape, &mut out)?,

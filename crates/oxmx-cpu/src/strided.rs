@@ -19,12 +19,71 @@ pub struct View<'a, T> {
 }
 
 impl<'a, T: bytemuck::Pod> View<'a, T> {
-    pub fn of(x: &'a Input) -> View<'a, T> {
+    pub fn of(x: &'a impl ViewSource) -> View<'a, T> {
+        let bytes = x.bytes();
+        let size = std::mem::size_of::<T>().max(1);
+        let whole = &bytes[..bytes.len() / size * size];
         View {
-            data: x.data.buffer.typed::<T>(),
+            data: bytemuck::try_cast_slice(whole).unwrap_or_default(),
+            offset: x.offset(),
+            strides: x.strides(),
+        }
+    }
+}
+
+/// Where a strided operand's elements are: an evaluated input, or a `Src` over any
+/// aligned bytes (a fused node's registers and blocks).
+pub trait ViewSource {
+    fn bytes(&self) -> &[u8];
+    fn offset(&self) -> usize;
+    fn strides(&self) -> &[isize];
+}
+
+impl ViewSource for Input {
+    fn bytes(&self) -> &[u8] {
+        self.data.buffer.bytes()
+    }
+    fn offset(&self) -> usize {
+        self.data.offset
+    }
+    fn strides(&self) -> &[isize] {
+        &self.data.strides
+    }
+}
+
+/// A borrowed strided operand of the elementwise kernels: `shape`, `dtype`, and the
+/// elements at `offset + sum(index * strides)` of `bytes` (aligned for the dtype, every
+/// reachable element inside).
+#[derive(Clone, Copy)]
+pub struct Src<'a> {
+    pub shape: &'a [usize],
+    pub dtype: oxmx_core::Dtype,
+    pub bytes: &'a [u8],
+    pub offset: usize,
+    pub strides: &'a [isize],
+}
+
+impl<'a> Src<'a> {
+    pub fn of(x: &'a Input) -> Src<'a> {
+        Src {
+            shape: &x.shape,
+            dtype: x.dtype,
+            bytes: x.data.buffer.bytes(),
             offset: x.data.offset,
             strides: &x.data.strides,
         }
+    }
+}
+
+impl ViewSource for Src<'_> {
+    fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+    fn offset(&self) -> usize {
+        self.offset
+    }
+    fn strides(&self) -> &[isize] {
+        self.strides
     }
 }
 
@@ -228,6 +287,29 @@ pub fn map2<A: Copy + Sync, B: Copy + Sync, O: Send>(
         }
         return;
     }
+    // A small block of one contiguous operand and one broadcast value (a fused node's
+    // `x * 2`): no layout to collapse.
+    if n < PAR_THRESHOLD && shape.len() == 1 {
+        let (sa, sb) = (a.strides[0], b.strides[0]);
+        let m = n.min(out.len());
+        let out = &mut out[..m];
+        if sa == 1 && sb == 0 {
+            let (xa, y) = (
+                &a.data[a.offset..a.offset + n],
+                at(b.data, b.offset as isize),
+            );
+            out.iter_mut().zip(xa).for_each(|(o, &x)| *o = f(x, y));
+            return;
+        }
+        if sa == 0 && sb == 1 {
+            let (x, xb) = (
+                at(a.data, a.offset as isize),
+                &b.data[b.offset..b.offset + n],
+            );
+            out.iter_mut().zip(xb).for_each(|(o, &y)| *o = f(x, y));
+            return;
+        }
+    }
     let l = layout(shape, &[a.strides, b.strides]);
     let (inner, sa, sb) = (l.inner, l.inner_strides[0], l.inner_strides[1]);
     for_row_chunks(out, inner, n, |first, chunk| {
@@ -409,6 +491,14 @@ pub fn map1_runs<A: Copy + Sync, O: Send>(
 ) {
     let n = size_of(shape);
     if n == 0 {
+        return;
+    }
+    // A small contiguous operand (a fused node's block): runs straight off the slice.
+    if n < PAR_THRESHOLD && oxmx_core::shape::is_row_contiguous(shape, a.strides) {
+        let src = &a.data[a.offset..a.offset + n];
+        for (s, o) in src.chunks(RUN).zip(out.chunks_mut(RUN)) {
+            run(s, o);
+        }
         return;
     }
     let l = layout(shape, &[a.strides]);

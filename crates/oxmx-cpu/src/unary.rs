@@ -1,12 +1,11 @@
 //! Unary elementwise kernels for every dtype.
 
-use crate::elem::Elem;
+use crate::elem::{Elem, TypedMut};
 use crate::inplace::map1_inplace;
 use crate::special::{erfinv_f32, erfinv_f64};
-use crate::strided::{map1, map1_runs, View};
+use crate::strided::{map1, map1_runs, Src, View};
 use half::{bf16, f16};
 use num_complex::Complex32;
-use oxmx_core::backend::Input;
 use oxmx_core::primitive::UnaryOp;
 use oxmx_core::{Dtype, Error, Result};
 
@@ -94,12 +93,7 @@ fn unsupported(op: UnaryOp, d: Dtype) -> Error {
     Error::value("unary", format!("{op:?} is not supported for {d}."))
 }
 
-pub fn run(
-    op: UnaryOp,
-    x: &Input,
-    out_dtype: Dtype,
-    out: &mut oxmx_core::memory::Buffer,
-) -> Result<()> {
+pub fn run(op: UnaryOp, x: &Src, out_dtype: Dtype, out: &mut [u8]) -> Result<()> {
     let shape = &x.shape;
     let d = x.dtype;
     // predicates → bool
@@ -190,8 +184,8 @@ pub fn run(
 }
 
 /// A float op with a `vmath` kernel, run over contiguous runs of the input.
-fn vector_unary<T: Elem>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buffer) {
-    map1_runs(&x.shape, View::<T>::of(x), out.typed_mut::<T>(), |s, o| {
+fn vector_unary<T: Elem>(op: UnaryOp, x: &Src, out: &mut [u8]) {
+    map1_runs(x.shape, View::<T>::of(x), out.typed_mut::<T>(), |s, o| {
         crate::vmath::unary_run(op, s, o)
     });
 }
@@ -242,7 +236,7 @@ macro_rules! int_ops_none {
 }
 int_ops_none!(f16, bf16, f32, f64, Complex32);
 
-fn int_unary<T: IntOps>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buffer) -> Result<()> {
+fn int_unary<T: IntOps>(op: UnaryOp, x: &Src, out: &mut [u8]) -> Result<()> {
     use UnaryOp::*;
     let v = View::<T>::of(x);
     let o = out.typed_mut::<T>();
@@ -259,12 +253,7 @@ fn int_unary<T: IntOps>(op: UnaryOp, x: &Input, out: &mut oxmx_core::memory::Buf
     Ok(())
 }
 
-fn complex(
-    op: UnaryOp,
-    x: &Input,
-    out_dtype: Dtype,
-    out: &mut oxmx_core::memory::Buffer,
-) -> Result<()> {
+fn complex(op: UnaryOp, x: &Src, out_dtype: Dtype, out: &mut [u8]) -> Result<()> {
     use UnaryOp::*;
     let v = View::<Complex32>::of(x);
     let shape = &x.shape;

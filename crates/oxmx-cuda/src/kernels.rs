@@ -163,6 +163,11 @@ fn prelude(dtypes: &[Dtype]) -> String {
     }
 }
 
+/// `prelude` for other modules' generated kernels.
+pub(crate) fn prelude_for(dtypes: &[Dtype]) -> String {
+    prelude(dtypes)
+}
+
 /// Unary ops on complex64 (the CPU backend's set; others fail there).
 fn complex_unary(op: UnaryOp) -> Option<String> {
     use UnaryOp::*;

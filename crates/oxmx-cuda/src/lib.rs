@@ -24,6 +24,7 @@ mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod fft;
+mod fused;
 mod gather;
 pub mod kernels;
 mod linalg;
@@ -579,6 +580,10 @@ impl Backend for CudaBackend {
         }
     }
 
+    fn kernel_launches(&self) -> Option<u64> {
+        Some(ffi::LAUNCHES.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn memory_size(&self) -> Option<usize> {
         Some(self.total_memory())
     }
@@ -855,6 +860,7 @@ impl CudaBackend {
             Primitive::Unary(oxmx_core::primitive::UnaryOp::ErfInv) => {
                 Err(unsupported(op, "erfinv (bit-identical to the CPU)"))
             }
+            Primitive::Fused(k) => self.fused(&k.0, ins, out_shape, out_dtype),
             Primitive::Unary(u) => {
                 let expr = kernels::unary_expr(*u, in_dtype)
                     .ok_or_else(|| unsupported(op, format!("{u:?} on {in_dtype}")))?;

@@ -211,8 +211,26 @@ fn device_info<'py>(
     Ok(info)
 }
 
+/// Kernels the device's backend has launched (None where it does not count them):
+/// tests use it to show that a fused group is one launch.
+#[pyfunction]
+#[pyo3(signature = (device))]
+fn _kernel_launches(device: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+    Ok(oxmx::backend::get(device_of(device)?)
+        .py()?
+        .kernel_launches())
+}
+
+/// Nodes any backend has run (views excluded).
+#[pyfunction]
+fn _nodes_run() -> u64 {
+    oxmx::eval::nodes_run()
+}
+
 #[allow(clippy::unsafe_removed_from_name)]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_kernel_launches, m)?)?;
+    m.add_function(wrap_pyfunction!(_nodes_run, m)?)?;
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;
     m.add_class::<PyStream>()?;

@@ -231,7 +231,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
 /// A captured graph (`compile`).
 #[pyclass(module = "oxmx.core", name = "_Tape")]
 pub struct Tape {
-    inner: transforms::Tape,
+    inner: oxmx::compile::Tape,
 }
 
 #[pymethods]
@@ -242,12 +242,21 @@ impl Tape {
     fn __len__(&self) -> usize {
         self.inner.len()
     }
+    /// Nodes a replay builds outside transforms (a fused group counts once).
+    fn fused_len(&self) -> usize {
+        self.inner.fused_len()
+    }
+    /// One line per fused group.
+    fn groups(&self) -> Vec<String> {
+        self.inner.groups().to_vec()
+    }
 }
 
 #[pyfunction]
-fn capture(leaves: Vec<PyRef<'_, PyArray>>, outputs: Vec<PyRef<'_, PyArray>>) -> Tape {
+#[pyo3(signature = (leaves, outputs, fuse = true))]
+fn capture(leaves: Vec<PyRef<'_, PyArray>>, outputs: Vec<PyRef<'_, PyArray>>, fuse: bool) -> Tape {
     Tape {
-        inner: transforms::Tape::capture(&arrays(leaves), &arrays(outputs)),
+        inner: oxmx::compile::Tape::capture_with(&arrays(leaves), &arrays(outputs), fuse),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod custom;
 mod elementwise;
+mod fused;
 mod indexing;
 mod linalg;
 mod quantized;
@@ -113,6 +114,7 @@ pub fn vjp(
         Dequantize(s) => quantized::vjp_dequantize(s, inputs, cot),
         QuantizedMatmul { spec, transpose } => quantized::vjp_qmm(spec, *transpose, inputs, cot),
         GatherQmm { spec, transpose } => quantized_gather::vjp(spec, *transpose, inputs, cot),
+        Fused(k) => fused::vjp_fused(&k.0, inputs, out, cot),
     }
 }
 
@@ -178,6 +180,7 @@ pub fn jvp(
         GatherQmm { spec, transpose } => {
             quantized_gather::jvp(spec, *transpose, inputs, out, tangents)
         }
+        Fused(k) => fused::jvp_fused(&k.0, inputs, out, tangents),
         Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);
@@ -198,6 +201,7 @@ pub fn vmap(
 ) -> Result<(Array, Option<usize>)> {
     match prim {
         Primitive::Custom(c) => custom::vmap(c, inputs, axes),
+        Primitive::Fused(k) => fused::vmap_fused(&k.0, inputs, axes, batch, out),
         _ if axes.iter().all(Option::is_none) => structure::vmap(prim, inputs, axes, batch, out),
         Primitive::Dequantize(s) => quantized::vmap_dequantize(s, inputs, axes, batch, out),
         Primitive::QuantizedMatmul { spec, transpose } => {

@@ -344,6 +344,12 @@ pub fn vmap(
                 "quantized nodes are batched by rules/quantized.rs.",
             ))
         }
+        Fused(_) => {
+            return Err(Error::runtime(
+                "vmap",
+                "fused nodes are batched by rules/fused.rs.",
+            ))
+        }
         Gather { .. }
         | Scatter { .. }
         | AsStrided { .. }

@@ -1,0 +1,265 @@
+//! Fused elementwise nodes (`Primitive::Fused`) on the GPU: one NVRTC kernel per
+//! program (cached in memory and on disk like every generated kernel). Each step is the
+//! unfused kernel's expression (`kernels::unary_expr`/`binary_expr`) in its own compute
+//! type, and its value is rounded to the step's dtype exactly as storing it would; float
+//! values pass through an empty `asm` so that NVRTC cannot contract a multiply of one
+//! step with an add of the next into an FMA. Results are the unfused kernels' bits.
+
+use crate::ffi::{self, FusedMeta, MAX_DIMS};
+use crate::kernels::{self, binary_expr, compute_type, ctype, unary_expr};
+use crate::{on_device, unsupported, CudaBackend};
+use oxmx_core::backend::Input;
+use oxmx_core::ops::fused::{FusedArg, FusedProgram, MAX_INPUTS};
+use oxmx_core::primitive::Primitive;
+use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
+use oxmx_core::{ArrayData, Dtype, Error, Result};
+
+const OP: &str = "fused";
+
+/// How the kernel finds each input's element.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Up to `MAX_DIMS` collapsed dimensions, any strides.
+    Strided,
+    /// One collapsed dimension: element i of input k is `offset[k] + i * stride[k]`.
+    Linear,
+    /// `Linear` with four outputs per thread; inputs of stride 1 (offsets divisible by
+    /// 4) are read with one aligned vector load each.
+    Vector4,
+}
+
+/// The C source of a step's function `s{k}::f` and how its operands are loaded.
+struct StepCode {
+    /// The namespace holding `CT` and `f`.
+    def: String,
+    /// The local type each operand is loaded as.
+    operand_types: Vec<&'static str>,
+}
+
+fn step_code(k: usize, prim: &Primitive, arg_dtypes: &[Dtype]) -> Option<StepCode> {
+    let d0 = *arg_dtypes.first()?;
+    let (ct, expr, arity) = match prim {
+        Primitive::Unary(u) => (compute_type(d0)?, unary_expr(*u, d0)?, 1),
+        Primitive::Binary(b) => (compute_type(d0)?, binary_expr(*b, d0)?, 2),
+        Primitive::Select => (
+            compute_type(*arg_dtypes.get(1)?)?,
+            "x ? y : z".to_string(),
+            3,
+        ),
+        Primitive::AsType(_) => (compute_type(d0)?, "x".to_string(), 1),
+        _ => return None,
+    };
+    let names = ["x", "y", "z"];
+    let mut params = Vec::with_capacity(arity);
+    let mut operand_types = Vec::with_capacity(arity);
+    for (i, nm) in names.iter().take(arity).enumerate() {
+        let t: &'static str = if arity == 3 && i == 0 { "bool" } else { ct };
+        params.push(format!("{t} {nm}"));
+        operand_types.push(t);
+    }
+    let def = format!(
+        "namespace s{k} {{ typedef {ct} CT; __device__ __forceinline__ auto f({}) {{ return ({expr}); }} }}\n",
+        params.join(", ")
+    );
+    Some(StepCode { def, operand_types })
+}
+
+/// `v` (of C storage type for `d`) read back as a value of local type `lt`, as a kernel
+/// reading it from memory would.
+fn load_as(v: &str, d: Dtype, lt: &str) -> String {
+    let inner = match d {
+        Dtype::Bool => format!("({v} != 0)"),
+        Dtype::Float16 | Dtype::Bfloat16 => format!("ld({v})"),
+        _ => v.to_string(),
+    };
+    format!("(({lt})({inner}))")
+}
+
+/// The value `r` stored as dtype `d` (the unfused kernels' store).
+fn store_as(r: &str, d: Dtype) -> Option<String> {
+    Some(match d {
+        Dtype::Bool => format!("(unsigned char)(({r}) ? 1 : 0)"),
+        Dtype::Float16 => format!("st_half((float)({r}))"),
+        Dtype::Bfloat16 => format!("st_bf16((float)({r}))"),
+        _ => format!("({})({r})", ctype(d)?),
+    })
+}
+
+/// The kernel source of `p` for the given walk.
+fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<String> {
+    let mut defs = String::new();
+    let mut body = String::new();
+    for (k, s) in p.steps.iter().enumerate() {
+        let arg_dtypes: Vec<Dtype> = s
+            .args
+            .iter()
+            .map(|a| match *a {
+                FusedArg::Input(i) => p.inputs.get(i).copied(),
+                FusedArg::Step(j) => p.steps.get(j).map(|t| t.dtype),
+            })
+            .collect::<Option<_>>()?;
+        let code = step_code(k, &s.prim, &arg_dtypes)?;
+        defs.push_str(&code.def);
+        let operands: Vec<String> = s
+            .args
+            .iter()
+            .zip(&arg_dtypes)
+            .zip(&code.operand_types)
+            .map(|((a, d), lt)| {
+                let v = match *a {
+                    FusedArg::Input(i) => format!("a{i}"),
+                    FusedArg::Step(j) => format!("v{j}"),
+                };
+                load_as(&v, *d, lt)
+            })
+            .collect();
+        let st = ctype(s.dtype)?;
+        let stored = store_as(&format!("s{k}::f({})", operands.join(", ")), s.dtype)?;
+        body.push_str(&format!("    {st} v{k} = {stored};\n"));
+        match s.dtype {
+            Dtype::Float32 => body.push_str(&format!("    asm volatile(\"\" : \"+f\"(v{k}));\n")),
+            Dtype::Float64 => body.push_str(&format!("    asm volatile(\"\" : \"+d\"(v{k}));\n")),
+            _ => {}
+        }
+    }
+    let last = p.steps.len().checked_sub(1)?;
+    let ot = ctype(p.steps.get(last)?.dtype)?;
+    let mut params = String::new();
+    for (i, d) in p.inputs.iter().enumerate() {
+        params.push_str(&format!("const {}* __restrict__ in{i}, ", ctype(*d)?));
+    }
+    let n_in = p.inputs.len();
+    let loads = |elem: &dyn Fn(usize) -> String| -> Option<String> {
+        let mut s = String::new();
+        for (i, d) in p.inputs.iter().enumerate() {
+            s.push_str(&format!("    {} a{i} = {};\n", ctype(*d)?, elem(i)));
+        }
+        Some(s)
+    };
+    let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
+    let kernel_body = match walk {
+        Walk::Strided => {
+            let l = loads(&|i| format!("in{i}[idx[{i}]]"))?;
+            format!(
+                "  for (long long i = tid; i < m.n; i += stride) {{\n    long long idx[{cap}];\n    for (int k = 0; k < {n_in}; ++k) idx[k] = m.offset[k];\n    long long r = i;\n    for (int d = (int)m.ndim - 1; d >= 0; --d) {{ long long c = r % m.shape[d]; r /= m.shape[d]; for (int k = 0; k < {n_in}; ++k) idx[k] += c * m.strides[k][d]; }}\n{l}{body}    out[i] = v{last};\n  }}\n",
+                cap = n_in.max(1)
+            )
+        }
+        Walk::Linear => {
+            let l = loads(&|i| format!("in{i}[m.offset[{i}] + i * m.strides[{i}][0]]"))?;
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{l}{body}    out[i] = v{last};\n  }}\n")
+        }
+        Walk::Vector4 => {
+            let mut vec_loads = String::new();
+            for (i, d) in p.inputs.iter().enumerate() {
+                if unit_stride.get(i).copied().unwrap_or(false) {
+                    vec_loads.push_str(&format!(
+                        "    V4<{t}> q{i} = reinterpret_cast<const V4<{t}>*>(in{i} + m.offset[{i}])[v];\n",
+                        t = ctype(*d)?
+                    ));
+                }
+            }
+            let lv = loads(&|i| {
+                if unit_stride.get(i).copied().unwrap_or(false) {
+                    format!("q{i}.v[e]")
+                } else {
+                    format!("in{i}[m.offset[{i}] + (v * 4 + e) * m.strides[{i}][0]]")
+                }
+            })?;
+            let ls = loads(&|i| format!("in{i}[m.offset[{i}] + i * m.strides[{i}][0]]"))?;
+            format!(
+                "  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}{body}    out[i] = v{last};\n  }}\n"
+            )
+        }
+    };
+    let mut dtypes = p.inputs.clone();
+    dtypes.extend(p.steps.iter().map(|s| s.dtype));
+    let pre = kernels::prelude_for(&dtypes);
+    Some(format!(
+        "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\nstruct FusedMeta {{ long long ndim; long long n; long long shape[{MAX_DIMS}]; long long strides[{MAX_INPUTS}][{MAX_DIMS}]; long long offset[{MAX_INPUTS}]; }};\n{defs}extern \"C\" __global__ void k({params}{ot}* __restrict__ out, FusedMeta m) {{\n  {grid}\n{kernel_body}}}\n"
+    ))
+}
+
+impl CudaBackend {
+    /// A fused node: one launch over the output.
+    pub(crate) fn fused(
+        &self,
+        p: &FusedProgram,
+        ins: Vec<Input>,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
+        p.validate(&dtypes, out_dtype)?;
+        if ins.iter().any(|x| x.shape.as_slice() != shape) {
+            return Err(Error::runtime(
+                OP,
+                "An input does not have the output's shape.",
+            ));
+        }
+        let (mut out, nbytes) = self.new_output(OP, shape, out_dtype)?;
+        let n = size_of(shape);
+        if n > 0 {
+            let out_strides = contiguous_strides(shape);
+            let mut all: Vec<&[isize]> = vec![&out_strides];
+            all.extend(ins.iter().map(|x| x.data.strides.as_slice()));
+            let (cshape, cstrides) = collapse_dims(shape, &all);
+            if cshape.len() > MAX_DIMS || ins.len() > MAX_INPUTS {
+                return Err(unsupported(
+                    OP,
+                    "An operand with more than 8 non-contiguous dimensions",
+                ));
+            }
+            let mut m = FusedMeta {
+                ndim: cshape.len() as i64,
+                n: n as i64,
+                ..Default::default()
+            };
+            for (d, &v) in cshape.iter().enumerate() {
+                m.shape[d] = v as i64;
+            }
+            for (k, x) in ins.iter().enumerate() {
+                m.offset[k] = x.data.offset as i64;
+                for (d, &v) in cstrides[k + 1].iter().enumerate() {
+                    m.strides[k][d] = v as i64;
+                }
+            }
+            let linear = cshape.len() <= 1;
+            let unit: Vec<bool> = (0..ins.len())
+                .map(|k| linear && m.strides[k][0] == 1)
+                .collect();
+            let aligned = ins
+                .iter()
+                .zip(&unit)
+                .all(|(x, &u)| !u || x.data.offset % 4 == 0);
+            let walk = if !linear {
+                Walk::Strided
+            } else if aligned && n >= 4 && unit.iter().any(|&u| u) {
+                Walk::Vector4
+            } else {
+                Walk::Linear
+            };
+            let src = fused_src(p, walk, &unit)
+                .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
+            let f = self.compiler.get(OP, src)?;
+            let slices = ins
+                .iter()
+                .map(|x| self.device_of(OP, x))
+                .collect::<Result<Vec<_>>>()?;
+            let threads = if walk == Walk::Vector4 {
+                n.div_ceil(4)
+            } else {
+                n
+            };
+            let dst = out.slice_mut()?;
+            ffi::launch(OP, &self.alloc.stream, &f, self.grid(threads), |b| {
+                for s in &slices {
+                    ffi::arg(b, *s);
+                }
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &m);
+            })?;
+        }
+        Ok(on_device(out, nbytes, shape))
+    }
+}
