@@ -1,9 +1,11 @@
 //! Fused elementwise nodes (`Primitive::Fused`) on the GPU: one NVRTC kernel per
 //! program (cached in memory and on disk like every generated kernel). Each step is the
 //! unfused kernel's expression (`kernels::unary_expr`/`binary_expr`) in its own compute
-//! type, and its value is rounded to the step's dtype exactly as storing it would; float
-//! values pass through an empty `asm` so that NVRTC cannot contract a multiply of one
-//! step with an add of the next into an FMA. Results are the unfused kernels' bits.
+//! type, and its value is rounded to the step's dtype exactly as storing it would. Fused
+//! and eager elementwise kernels are compiled with `--fmad=false`, so a multiply of one
+//! step and an add of the next are never contracted into an FMA (an empty `asm` is not
+//! enough: ptxas contracts `mul.f32`/`add.f32` across it). Results are the unfused
+//! kernels' bits.
 
 use crate::ffi::{self, FusedMeta, MAX_DIMS};
 use crate::kernels::{self, binary_expr, compute_type, ctype, unary_expr};
@@ -26,6 +28,15 @@ enum Walk {
     /// `Linear` with four outputs per thread; inputs of stride 1 (offsets divisible by
     /// 4) are read with one aligned vector load each.
     Vector4,
+}
+
+/// How a `Linear`/`Vector4` kernel reads an input: the stride of its one dimension is
+/// baked into the source when it is 1 or 0 (a scalar, loaded once per thread).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stride {
+    Unit,
+    Scalar,
+    Any,
 }
 
 /// The C source of a step's function `s{k}::f` and how its operands are loaded.
@@ -86,7 +97,7 @@ fn store_as(r: &str, d: Dtype) -> Option<String> {
 }
 
 /// The kernel source of `p` for the given walk.
-fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<String> {
+fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     let mut defs = String::new();
     let mut body = String::new();
     for (k, s) in p.steps.iter().enumerate() {
@@ -116,11 +127,6 @@ fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<Strin
         let st = ctype(s.dtype)?;
         let stored = store_as(&format!("s{k}::f({})", operands.join(", ")), s.dtype)?;
         body.push_str(&format!("    {st} v{k} = {stored};\n"));
-        match s.dtype {
-            Dtype::Float32 => body.push_str(&format!("    asm volatile(\"\" : \"+f\"(v{k}));\n")),
-            Dtype::Float64 => body.push_str(&format!("    asm volatile(\"\" : \"+d\"(v{k}));\n")),
-            _ => {}
-        }
     }
     let last = p.steps.len().checked_sub(1)?;
     let ot = ctype(p.steps.get(last)?.dtype)?;
@@ -137,6 +143,19 @@ fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<Strin
         Some(s)
     };
     let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
+    let kind = |i: usize| kinds.get(i).copied().unwrap_or(Stride::Any);
+    // element `at` of input i in a one-dimensional walk
+    let linear_elem = |i: usize, at: &str| match kind(i) {
+        Stride::Unit => format!("in{i}[m.offset[{i}] + {at}]"),
+        Stride::Scalar => format!("h{i}"),
+        Stride::Any => format!("in{i}[m.offset[{i}] + {at} * m.strides[{i}][0]]"),
+    };
+    let mut hoisted = String::new();
+    for (i, d) in p.inputs.iter().enumerate() {
+        if walk != Walk::Strided && kind(i) == Stride::Scalar {
+            hoisted.push_str(&format!("  const {} h{i} = in{i}[m.offset[{i}]];\n", ctype(*d)?));
+        }
+    }
     let kernel_body = match walk {
         Walk::Strided => {
             let l = loads(&|i| format!("in{i}[idx[{i}]]"))?;
@@ -146,13 +165,13 @@ fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<Strin
             )
         }
         Walk::Linear => {
-            let l = loads(&|i| format!("in{i}[m.offset[{i}] + i * m.strides[{i}][0]]"))?;
-            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{l}{body}    out[i] = v{last};\n  }}\n")
+            let l = loads(&|i| linear_elem(i, "i"))?;
+            format!("{hoisted}  for (long long i = tid; i < m.n; i += stride) {{\n{l}{body}    out[i] = v{last};\n  }}\n")
         }
         Walk::Vector4 => {
             let mut vec_loads = String::new();
             for (i, d) in p.inputs.iter().enumerate() {
-                if unit_stride.get(i).copied().unwrap_or(false) {
+                if kind(i) == Stride::Unit {
                     vec_loads.push_str(&format!(
                         "    V4<{t}> q{i} = reinterpret_cast<const V4<{t}>*>(in{i} + m.offset[{i}])[v];\n",
                         t = ctype(*d)?
@@ -160,15 +179,15 @@ fn fused_src(p: &FusedProgram, walk: Walk, unit_stride: &[bool]) -> Option<Strin
                 }
             }
             let lv = loads(&|i| {
-                if unit_stride.get(i).copied().unwrap_or(false) {
+                if kind(i) == Stride::Unit {
                     format!("q{i}.v[e]")
                 } else {
-                    format!("in{i}[m.offset[{i}] + (v * 4 + e) * m.strides[{i}][0]]")
+                    linear_elem(i, "(v * 4 + e)")
                 }
             })?;
-            let ls = loads(&|i| format!("in{i}[m.offset[{i}] + i * m.strides[{i}][0]]"))?;
+            let ls = loads(&|i| linear_elem(i, "i"))?;
             format!(
-                "  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}{body}    out[i] = v{last};\n  }}\n"
+                "{hoisted}  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}{body}    out[i] = v{last};\n  }}\n"
             )
         }
     };
@@ -225,23 +244,28 @@ impl CudaBackend {
                 }
             }
             let linear = cshape.len() <= 1;
-            let unit: Vec<bool> = (0..ins.len())
-                .map(|k| linear && m.strides[k][0] == 1)
+            let kinds: Vec<Stride> = (0..ins.len())
+                .map(|k| match m.strides[k][0] {
+                    _ if !linear => Stride::Any,
+                    1 => Stride::Unit,
+                    0 => Stride::Scalar,
+                    _ => Stride::Any,
+                })
                 .collect();
             let aligned = ins
                 .iter()
-                .zip(&unit)
-                .all(|(x, &u)| !u || x.data.offset % 4 == 0);
+                .zip(&kinds)
+                .all(|(x, &k)| k != Stride::Unit || x.data.offset % 4 == 0);
             let walk = if !linear {
                 Walk::Strided
-            } else if aligned && n >= 4 && unit.iter().any(|&u| u) {
+            } else if aligned && n >= 4 && kinds.contains(&Stride::Unit) {
                 Walk::Vector4
             } else {
                 Walk::Linear
             };
-            let src = fused_src(p, walk, &unit)
+            let src = fused_src(p, walk, &kinds)
                 .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
-            let f = self.compiler.get(OP, src)?;
+            let f = self.compiler.get_exact(OP, src)?;
             let slices = ins
                 .iter()
                 .map(|x| self.device_of(OP, x))

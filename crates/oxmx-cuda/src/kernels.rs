@@ -386,6 +386,9 @@ pub enum Walk {
     /// Contiguous with offsets divisible by 4: four elements per thread through one
     /// aligned vector load per operand (16 bytes for 4-byte types).
     Vector4,
+    /// One collapsed dimension with any strides (a contiguous operand and a broadcast
+    /// scalar, `x * 2`): element i of operand k at `offset[k] + i * strides[k][0]`.
+    Linear,
 }
 
 pub fn elementwise_src(
@@ -434,6 +437,10 @@ pub fn elementwise_src(
         Walk::Strided => {
             let l = loads(&|k| format!("in{k}[idx[{k}]]"));
             format!("  for (long long i = tid; i < m.n; i += stride) {{\n      long long idx[3]; locate(m, i, idx, {n});\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n", n = ins.len())
+        }
+        Walk::Linear => {
+            let l = loads(&|k| format!("in{k}[m.offset[{k}] + i * m.strides[{k}][0]]"));
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n")
         }
         Walk::Contiguous => {
             let l = loads(&|k| format!("in{k}[m.offset[{k}] + i]"));
@@ -661,12 +668,31 @@ impl Compiler {
     }
 
     pub fn get(&self, op: &str, src: String) -> Result<CudaFunction> {
+        self.get_with(op, src, false)
+    }
+
+    /// `get` with NVRTC's `--fmad=false`: a multiply and an add stay two roundings, as
+    /// the CPU computes them. The elementwise kernels (eager and fused) use it, so that
+    /// a fused `x * y + z` rounds as the two eager kernels do.
+    pub fn get_exact(&self, op: &str, src: String) -> Result<CudaFunction> {
+        self.get_with(op, src, true)
+    }
+
+    fn get_with(&self, op: &str, src: String, exact: bool) -> Result<CudaFunction> {
+        let src = if exact {
+            format!("// fmad=false\n{src}")
+        } else {
+            src
+        };
         if let Ok(c) = self.cache.lock() {
             if let Some(f) = c.get(&src) {
                 return Ok(f.clone());
             }
         }
-        let options = vec![self.arch.clone(), "--std=c++17".into()];
+        let mut options = vec![self.arch.clone(), "--std=c++17".into()];
+        if exact {
+            options.push("--fmad=false".into());
+        }
         let key = format!("{}\n{src}", options.join(" "));
         let load = |ptx: Ptx| -> Result<CudaFunction> {
             let module = self

@@ -271,7 +271,9 @@ impl CudaBackend {
                     .iter()
                     .skip(1)
                     .all(|s| s.first().is_none_or(|&v| v == 1));
-            let walk = if !contiguous {
+            let walk = if !contiguous && cshape.len() <= 1 {
+                kernels::Walk::Linear
+            } else if !contiguous {
                 kernels::Walk::Strided
             } else if ins.iter().all(|x| x.data.offset % 4 == 0) && n >= 4 {
                 kernels::Walk::Vector4
@@ -295,7 +297,7 @@ impl CudaBackend {
             let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
             let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, walk)
                 .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
-            let f = self.compiler.get(op, src)?;
+            let f = self.compiler.get_exact(op, src)?;
             let slices: Vec<&CudaSlice<u8>> = ins
                 .iter()
                 .map(|x| self.device_of(op, x))
