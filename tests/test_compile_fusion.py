@@ -353,3 +353,25 @@ def test_gpu_chain_of_n_ops_is_one_launch(n_ops):
         mx.eval(got)
         assert _oxmx._kernel_launches(mx.gpu) - before == 1
         same(got, f(x, y))
+
+
+# ------------------------------------------------------------------ export_to_dot
+def test_export_to_dot_draws_the_graph(tmp_path):
+    x, y = mx.array([1.0, 2.0]), mx.array([3.0, 4.0])
+    z = mx.exp(x) * y + 1
+    path = tmp_path / "graph.dot"
+    mx.export_to_dot(str(path), z, x=x, y=y)
+    text = path.read_text()
+    assert text.startswith("digraph {") and text.rstrip().endswith("}")
+    assert "exp" in text and "multiply" in text and "add" in text
+    assert '"x\\n[2] float32"' in text or "x\\n" in text  # named leaves are labelled
+    assert text.count("->") >= 5  # x->exp, exp->mul, y->mul, mul->add, const->add
+    f = mx.compile(lambda a, b: mx.exp(a) * b + 1)
+    w = f(x, y)
+    import io
+
+    buf = io.StringIO()
+    mx.export_to_dot(buf, w)
+    assert "fused: s0 = exp(x0)" in buf.getvalue()
+    with pytest.raises(TypeError, match=r"\[export_to_dot\]"):
+        mx.export_to_dot(str(path), [z])

@@ -153,7 +153,10 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     let mut hoisted = String::new();
     for (i, d) in p.inputs.iter().enumerate() {
         if walk != Walk::Strided && kind(i) == Stride::Scalar {
-            hoisted.push_str(&format!("  const {} h{i} = in{i}[m.offset[{i}]];\n", ctype(*d)?));
+            hoisted.push_str(&format!(
+                "  const {} h{i} = in{i}[m.offset[{i}]];\n",
+                ctype(*d)?
+            ));
         }
     }
     let kernel_body = match walk {

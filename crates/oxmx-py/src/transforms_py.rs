@@ -260,8 +260,19 @@ fn capture(leaves: Vec<PyRef<'_, PyArray>>, outputs: Vec<PyRef<'_, PyArray>>, fu
     }
 }
 
+/// The graph behind `outputs` as Graphviz DOT text (`export_to_dot`).
+#[pyfunction]
+fn dot(outputs: Vec<PyRef<'_, PyArray>>, names: Vec<(String, PyRef<'_, PyArray>)>) -> String {
+    let names: Vec<(String, Array)> = names
+        .into_iter()
+        .map(|(n, a)| (n, a.inner.clone()))
+        .collect();
+    oxmx::compile::dot(&arrays(outputs), &names)
+}
+
 pub fn register_tape(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tape>()?;
+    m.add_function(wrap_pyfunction!(dot, m)?)?;
     m.add_function(wrap_pyfunction!(capture, m)?)?;
     Ok(())
 }

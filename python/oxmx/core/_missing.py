@@ -15,7 +15,7 @@ def _not_yet(name, issue):
 
 _PLANNED = {
     # export (issue #14)
-    "export_function": 14, "import_function": 14, "exporter": 14, "export_to_dot": 14,
+    "export_function": 14, "import_function": 14, "exporter": 14,
 }
 
 for _name, _issue in _PLANNED.items():

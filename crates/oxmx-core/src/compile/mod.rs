@@ -185,3 +185,61 @@ fn record(leaves: &[Array], outputs: &[Array]) -> Program {
     let outputs = outputs.iter().map(|o| resolve(o, &step_pos)).collect();
     Program { steps, outputs }
 }
+
+/// The graph behind `outputs` in Graphviz DOT (`export_to_dot`): every unevaluated node
+/// reachable from them, with evaluated arrays as its leaves. `names` label arrays.
+pub fn dot(outputs: &[Array], names: &[(String, Array)]) -> String {
+    let name_of: HashMap<usize, &str> = names.iter().map(|(n, a)| (a.id(), n.as_str())).collect();
+    let mut ids: HashMap<usize, usize> = HashMap::new();
+    let mut nodes = String::new();
+    // (input array id, consumer node): inputs get their numbers when visited
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    let mut stack: Vec<Array> = outputs.iter().rev().cloned().collect();
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    while let Some(a) = stack.pop() {
+        if ids.contains_key(&a.id()) {
+            continue;
+        }
+        let k = ids.len();
+        ids.insert(a.id(), k);
+        let info = format!("{:?} {}", a.shape(), a.dtype());
+        let named = name_of
+            .get(&a.id())
+            .map(|n| format!("{n}\\n"))
+            .unwrap_or_default();
+        match a.history() {
+            Some((prim, inputs)) => {
+                let what = match &prim {
+                    Primitive::Fused(f) => format!("fused: {}", f.0.describe()),
+                    Primitive::Unary(u) => format!("{u:?}").to_lowercase(),
+                    p => p.name().to_string(),
+                };
+                nodes.push_str(&format!(
+                    "  n{k} [shape=ellipse, label=\"{named}{}\\n{info}\"];\n",
+                    quote(&what)
+                ));
+                for i in &inputs {
+                    edges.push((i.id(), k));
+                    stack.push(i.clone());
+                }
+            }
+            None => nodes.push_str(&format!(
+                "  n{k} [shape=box, label=\"{}{info}\"];\n",
+                if named.is_empty() {
+                    "array\\n".to_string()
+                } else {
+                    named
+                }
+            )),
+        }
+    }
+    let mut out = String::from("digraph {\n  rankdir=TB;\n");
+    out.push_str(&nodes);
+    for (from, to) in edges {
+        if let Some(f) = ids.get(&from) {
+            out.push_str(&format!("  n{f} -> n{to};\n"));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
