@@ -25,7 +25,7 @@ STATE_COVERED = {
     "eval", "async_eval", "set_printoptions", "get_printoptions", "printoptions",
     # transforms (values compared in test_diff_grads.py)
     "grad", "value_and_grad", "vjp", "jvp", "vmap", "checkpoint", "compile", "disable_compile",
-    "enable_compile",
+    "enable_compile", "export_to_dot",
     # files
     "load", "save", "savez", "savez_compressed", "save_safetensors", "save_gguf",
     "from_dlpack",
@@ -169,6 +169,20 @@ def test_compile_matches_eager():
         return np.round(r1, 5).tolist(), np.round(r2, 5).tolist()
 
     both(scenario)
+
+
+@pytest.mark.parametrize("m", FW)
+def test_export_to_dot_writes_a_graph(m, tmp_path):
+    # the drawings differ in layout; both name the inputs and draw every op of the graph
+    x, y = m.array([1.0, 2.0]), m.array([3.0, 4.0])
+    path = tmp_path / "g.dot"
+    m.export_to_dot(str(path), m.exp(x) * y + 1, x=x, y=y)
+    text = path.read_text()
+    assert text.startswith("digraph {") and text.rstrip().endswith("}")
+    low = text.lower()
+    for op in ("exp", "multiply", "add"):
+        assert op in low
+    assert '"x"' in text or "x\\n" in text
 
 
 def test_checkpoint_gradient():
