@@ -23,27 +23,17 @@ bandwidth; a*b+c >= 1.4x torch eager; GELU against torch.compile.
 
 import json
 import math
-import statistics
+import os
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_gpu import timeit  # noqa: E402
 
 N = 1 << 28
 C = math.sqrt(2 / math.pi)
 CASES = ["copy", "10-op chain", "transcendental chain", "a*b+c", "GELU"]
 BYTES = {"copy": 8 * N, "10-op chain": 8 * N, "transcendental chain": 8 * N, "a*b+c": 16 * N, "GELU": 8 * N}
-
-
-def timeit(fn, sync, reps=20):
-    fn()
-    sync()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def chain(m, x):

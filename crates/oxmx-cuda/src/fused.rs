@@ -237,15 +237,14 @@ impl CudaBackend {
                 n: n as i64,
                 ..Default::default()
             };
-            for (d, &v) in cshape.iter().enumerate() {
-                m.shape[d] = v as i64;
-            }
-            for (k, x) in ins.iter().enumerate() {
-                m.offset[k] = x.data.offset as i64;
-                for (d, &v) in cstrides[k + 1].iter().enumerate() {
-                    m.strides[k][d] = v as i64;
-                }
-            }
+            crate::fill_layout(
+                &cshape,
+                &cstrides,
+                &ins,
+                &mut m.shape,
+                &mut m.strides,
+                &mut m.offset,
+            );
             let linear = cshape.len() <= 1;
             let kinds: Vec<Stride> = (0..ins.len())
                 .map(|k| match m.strides[k][0] {

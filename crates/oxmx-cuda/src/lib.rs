@@ -132,6 +132,31 @@ fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
 }
 
 /// An array over a fresh device output buffer of `nbytes`.
+/// The collapsed `cshape` and each input's strides (`cstrides[k + 1]`; entry 0 is the
+/// output's) and offset, written into a kernel meta's arrays.
+pub(crate) fn fill_layout(
+    cshape: &[usize],
+    cstrides: &[Vec<isize>],
+    ins: &[Input],
+    shape: &mut [i64],
+    strides: &mut [[i64; MAX_DIMS]],
+    offset: &mut [i64],
+) {
+    for (d, &v) in shape.iter_mut().zip(cshape) {
+        *d = v as i64;
+    }
+    for (k, x) in ins.iter().enumerate() {
+        if let (Some(o), Some(st), Some(cs)) =
+            (offset.get_mut(k), strides.get_mut(k), cstrides.get(k + 1))
+        {
+            *o = x.data.offset as i64;
+            for (d, &v) in st.iter_mut().zip(cs) {
+                *d = v as i64;
+            }
+        }
+    }
+}
+
 fn on_device(out: device::CudaMem, nbytes: usize, shape: &[usize]) -> ArrayData {
     ArrayData::contiguous(Buffer::from_device(Box::new(out), nbytes), shape)
 }
@@ -285,15 +310,14 @@ impl CudaBackend {
                 n: n as i64,
                 ..Default::default()
             };
-            for (d, &v) in cshape.iter().enumerate() {
-                m.shape[d] = v as i64;
-            }
-            for (k, x) in ins.iter().enumerate() {
-                m.offset[k] = x.data.offset as i64;
-                for (d, &v) in cstrides[k + 1].iter().enumerate() {
-                    m.strides[k][d] = v as i64;
-                }
-            }
+            fill_layout(
+                &cshape,
+                &cstrides,
+                ins,
+                &mut m.shape,
+                &mut m.strides,
+                &mut m.offset,
+            );
             let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
             let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, walk)
                 .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
