@@ -142,14 +142,7 @@ pub fn run(
     out_dtype: Dtype,
     out: &mut Buffer,
 ) -> Result<()> {
-    let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
-    p.validate(&dtypes, out_dtype)?;
-    if ins.iter().any(|x| x.shape.as_slice() != out_shape) {
-        return Err(Error::runtime(
-            OP,
-            "An input does not have the output's shape.",
-        ));
-    }
+    p.check_inputs(ins, out_shape, out_dtype)?;
     let total = size_of(out_shape);
     if total == 0 {
         return Ok(());

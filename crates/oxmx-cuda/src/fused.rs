@@ -14,7 +14,7 @@ use oxmx_core::backend::Input;
 use oxmx_core::ops::fused::{FusedArg, FusedProgram, MAX_INPUTS};
 use oxmx_core::primitive::Primitive;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
-use oxmx_core::{ArrayData, Dtype, Error, Result};
+use oxmx_core::{ArrayData, Dtype, Result};
 
 const OP: &str = "fused";
 
@@ -211,14 +211,7 @@ impl CudaBackend {
         shape: &[usize],
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
-        let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
-        p.validate(&dtypes, out_dtype)?;
-        if ins.iter().any(|x| x.shape.as_slice() != shape) {
-            return Err(Error::runtime(
-                OP,
-                "An input does not have the output's shape.",
-            ));
-        }
+        p.check_inputs(&ins, shape, out_dtype)?;
         let (mut out, nbytes) = self.new_output(OP, shape, out_dtype)?;
         let n = size_of(shape);
         if n > 0 {

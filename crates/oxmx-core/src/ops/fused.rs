@@ -98,6 +98,25 @@ impl FusedProgram {
         Ok(())
     }
 
+    /// `validate` for a backend's evaluated inputs, which must also all have the output's
+    /// shape (a fused node's inputs are broadcast before it).
+    pub fn check_inputs(
+        &self,
+        ins: &[crate::backend::Input],
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<()> {
+        let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
+        self.validate(&dtypes, out_dtype)?;
+        if ins.iter().any(|x| x.shape.as_slice() != shape) {
+            return Err(Error::runtime(
+                "fused",
+                "An input does not have the output's shape.",
+            ));
+        }
+        Ok(())
+    }
+
     /// The steps in a line, as `OXMX_COMPILE_DEBUG` prints them: `sin(x0) -> exp -> ...`.
     pub fn describe(&self) -> String {
         let name = |a: &FusedArg| match a {
