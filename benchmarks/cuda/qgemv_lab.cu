@@ -28,6 +28,23 @@
 // stages (102 registers, 64-bit ring arithmetic, a divergent prefetch branch): more
 // bytes in flight does not help while each warp's instruction stream is this long.
 //   /tmp/qgemv_lab v4       version 4 next to version 2
+// Version 5 (2026-12-03, written without a GPU: not yet compiled or timed; its indexing
+// was checked against an exact reference by a CPU emulation of the kernel, threads, warp
+// collectives and mma fragments included) cuts what the loop issues per weight. Each block
+// converts x once into shared memory: times 2^S (max |x| 2^S in [2^14, 2^15), so bfloat16
+// x is exact in float16 too), rounded to float16, laid out as the B registers of the lanes
+// that take x (8 of 32 per mma; the others read a zero block), odd positions also divided
+// by 16, so that (1024 + 16 q) x / 16 and (1024 + q) x share a column; per group it keeps
+// X = sum x and Y = 1024 (sum of even x + sum of odd x / 16). The loop is then loads, one
+// shift and four lop3 per word (8 weights, both dtypes; version 2 with 2 tiles: 7 ALU for
+// float16 and 9 for bfloat16, x's masks and byte permutes included), and two mma per two
+// words (rows g and g + 8). The 8 columns are groups of 2 (group 32) or 4 chunks, so lane
+// t adds s (D - Y) + b X for its groups gb + 2t, gb + 2t + 1 (gb + t for group 128) once
+// per group and row, scales loaded one flush ahead. Warps: WR row sets x WK contiguous K ranges, 32-bit offsets, 16 bytes
+// per lane and row PF chunks ahead (ld.global.nc.L1::no_allocate.L2::256B), the first
+// ones and the first scales requested before x is prepared. Accuracy as version 2 (f32
+// sums of 1024 X + sum q x, 1024 X taken off per group); "unscaled" skips the max pass.
+//   /tmp/qgemv_lab v5       version 5 configurations next to version 2, groups 64/32/128
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdio>
@@ -616,6 +633,262 @@ __global__ void __launch_bounds__(KW * 32, MINB) gemva(const __nv_bfloat16* __re
   }
 }
 
+// Version 5 (batch 1): version 2's undecoded levels with everything but the decode moved
+// out of the streaming loop (see the header). Block: WR x WK warps; warp (wr, wk) owns
+// rows n0 + 16 (TILES wr + tt) + g + 8 r and the contiguous chunks wk CW .. (wk + 1) CW - 1
+// (a chunk: 128 values of K, 16 bytes of each row per lane t, slot t of the chunk).
+// The mma's 8 columns are groups: column col(p, h) takes group h of the p-th chunk of a
+// flush (CPF chunks), so lane (g, t) takes x in a chunk of phase p only when g == col(p, h)
+// (pa below); the other lanes read a zero block. After a flush lane t holds, for rows g
+// and g + 8, the groups gb + 2t and gb + 2t + 1 (gb + t for group 128) in c[2r], c[2r+1].
+
+// f32 pair -> f16x2, lo in the low half (cvt puts its first source in the high half)
+__device__ __forceinline__ unsigned pack_h2(float lo, float hi) {
+  unsigned d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+// (v & MASK) | 0x64006400 in one lop3 (0xEA = (a & b) | c): the f16 pairs 1024 + level
+// (MASK 0x000F000F: levels 0 and 4 of v) or 1024 + 16 level (0x00F000F0: levels 1 and 5)
+template <unsigned MASK>
+__device__ __forceinline__ unsigned lvl(unsigned v) {
+  unsigned d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(v), "n"(MASK), "n"(0x64006400u));
+  return d;
+}
+// 16 bytes of W; NC: past L1, and L2 fetches the whole 256-byte block (the next 3 chunks)
+template <bool NC>
+__device__ __forceinline__ uint4 ldw(const uint4* p) {
+  if constexpr (NC) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+  } else {
+    return *p;
+  }
+}
+
+// A flush's scales and biases: for each row, group gb + so (NGL = 2: that group and the
+// next, one 32-bit load, so is even)
+template <int NGL, int TILES>
+__device__ __forceinline__ void v5_scales(unsigned (&sc)[TILES][2], unsigned (&bc)[TILES][2], const int (&so)[TILES][2], int gb,
+    const unsigned short* __restrict__ sg, const unsigned short* __restrict__ bg) {
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = so[tt][r] + gb;
+      if constexpr (NGL == 2) {
+        sc[tt][r] = *reinterpret_cast<const unsigned*>(sg + i);
+        bc[tt][r] = *reinterpret_cast<const unsigned*>(bg + i);
+      } else {
+        sc[tt][r] = sg[i];
+        bc[tt][r] = bg[i];
+      }
+    }
+}
+
+// SCALE: x scaled by 2^S first (false: S = 0, wrong for |x| past the float16 range or
+// mostly below 2^-10; only to time the max pass). Host checks: M = 1, K % (512 WK) == 0,
+// N K / 8 < 2^31 (32-bit offsets within a matrix).
+template <bool F16, int GS, int WR, int WK, int TILES, int PF, int MINB = 1, bool SCALE = true, bool NC = true>
+__global__ void __launch_bounds__(WR * WK * 32, MINB) gemv5(const unsigned short* __restrict__ x, const unsigned* __restrict__ w,
+    const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned short* __restrict__ out,
+    long long N_, long long K_) {
+  static_assert(GS == 32 || GS == 64 || GS == 128, "group size 32, 64 or 128");
+  static_assert(PF == 1 || PF == 2 || PF == 4, "PF divides the 4 chunks of an iteration");
+  constexpr int NT = WR * WK * 32, R = 16 * TILES * WR, U = 4;  // U: chunks per loop iteration
+  constexpr int G = 128 / GS;             // groups per chunk
+  constexpr int CPF = GS == 32 ? 2 : 4;   // chunks per flush (8 columns: G CPF groups, 4 for group 128)
+  constexpr int NFI = U / CPF;            // flushes per iteration
+  constexpr int NGL = GS == 128 ? 1 : 2;  // groups per lane per flush
+  extern __shared__ __align__(16) unsigned char v5sm[];
+  const int N = (int)N_, K = (int)K_;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int wr = warp % WR, wk = warp / WR;
+  const int tiles = (N + R - 1) / R;
+  const int bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  const int packed = K / 8, groups = K / GS;
+  const int CW = K / 128 / WK, cbeg = wk * CW, NIT = CW / U;
+  // shared memory (bytes): x's fragments [chunk][even 128 | odd 128] at 0, zeros at XF (ZB is
+  // bank-shifted from the fragments' 32t), (X, Y) per group at XYO, row sums [WK][R] at REDO
+  const int XF = 2 * K, ZB = XF + 16, XYO = XF + 192, REDO = XYO + 8 * groups;
+  const unsigned short* xb = x + (size_t)bi * K;
+  const unsigned* wm = w + (size_t)bi * N * packed;
+  const unsigned short* sg = s + (size_t)bi * N * groups;
+  const unsigned short* bg = b + (size_t)bi * N * groups;
+  const uint4* wp[TILES][2];
+  int so[TILES][2];  // this lane's first scale of each row, less the flush's group base
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = min(n0 + 16 * (TILES * wr + tt) + 8 * r + g, N - 1);  // past N: read N - 1, not stored
+      wp[tt][r] = reinterpret_cast<const uint4*>(wm + (size_t)row * packed) + 4 * cbeg + t;
+      so[tt][r] = row * groups + (NGL == 2 ? 2 * t : t);
+    }
+  // the first PF chunks' words and the first flush's scales are requested before x is prepared
+  uint4 buf[PF][TILES][2];
+#pragma unroll
+  for (int q = 0; q < PF; ++q)
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) buf[q][tt][r] = ldw<NC>(wp[tt][r] + 4 * q);
+  unsigned sc[TILES][2], bc[TILES][2];
+  v5_scales<NGL>(sc, bc, so, G * cbeg, sg, bg);
+
+  // x, once per block: times 2^S (max |x| 2^S in [2^14, 2^15): bfloat16 and float16 values
+  // are then exact in float16), rounded to float16, odd positions also divided by 16.
+  // Piece i = 8 values = word i % 4 of slot (i / 4) % 4 of chunk i / 16; its B registers
+  // (levels 0,4 | 2,6 and 1,5 | 3,7 of the word) go to 8 i + 128 (i / 16) and + 128.
+  int S = 0;
+  if constexpr (SCALE) {
+    unsigned mh = 0u, ml = 0u;  // largest |x| bit pattern, high and low halves
+    for (int i = threadIdx.x; i < K / 8; i += NT) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(xb) + i);
+      mh = max(mh, max(max(v.x & 0x7FFF0000u, v.y & 0x7FFF0000u), max(v.z & 0x7FFF0000u, v.w & 0x7FFF0000u)));
+      ml = max(ml, max(max(v.x << 17, v.y << 17), max(v.z << 17, v.w << 17)));
+    }
+    unsigned m = __reduce_max_sync(0xffffffffu, max(mh >> 16, ml >> 17));
+    unsigned* mx = reinterpret_cast<unsigned*>(v5sm + REDO + 4 * WK * R);
+    if (lane == 0) mx[warp] = m;
+    __syncthreads();
+#pragma unroll
+    for (int q = 0; q < NT / 32; ++q) m = max(m, mx[q]);
+    // exponent e of max |x| (subnormal: below its field's); S in [-114, 126] for any input
+    if (m != 0u) S = min(126, 14 - (F16 ? (int)(m >> 10) - 15 : (int)(m >> 7) - 127));
+  }
+  const float fe = __int_as_float((127 + S) << 23), fo = __int_as_float((123 + S) << 23);  // 2^S, 2^(S-4)
+  for (int i = threadIdx.x; i < K / 8; i += NT) {  // K / 8 and NT are multiples of 32: whole warps
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(xb) + i);
+    const float x0 = h2f<F16>(v.x & 0xFFFFu) * fe, x2 = h2f<F16>(v.y & 0xFFFFu) * fe;
+    const float x4 = h2f<F16>(v.z & 0xFFFFu) * fe, x6 = h2f<F16>(v.w & 0xFFFFu) * fe;
+    const float x1 = h2f<F16>(v.x >> 16) * fo, x3 = h2f<F16>(v.y >> 16) * fo;
+    const float x5 = h2f<F16>(v.z >> 16) * fo, x7 = h2f<F16>(v.w >> 16) * fo;
+    unsigned char* dst = v5sm + 8 * i + 128 * (i >> 4);
+    *reinterpret_cast<uint2*>(dst) = make_uint2(pack_h2(x0, x4), pack_h2(x2, x6));
+    *reinterpret_cast<uint2*>(dst + 128) = make_uint2(pack_h2(x1, x5), pack_h2(x3, x7));
+    // X: sum of (scaled) x; Y = 1024 (even + odd / 16), what the offsets add to a column
+    const float ev = (x0 + x2) + (x4 + x6), od = (x1 + x3) + (x5 + x7);
+    float X = fmaf(16.f, od, ev), Y = 1024.f * (ev + od);
+#pragma unroll
+    for (int m = 1; m < GS / 8; m <<= 1) {  // a group's GS / 8 pieces are adjacent lanes
+      X += __shfl_xor_sync(0xffffffffu, X, m);
+      Y += __shfl_xor_sync(0xffffffffu, Y, m);
+    }
+    if ((i & (GS / 8 - 1)) == 0) reinterpret_cast<float2*>(v5sm + XYO)[i / (GS / 8)] = make_float2(X, Y);
+  }
+  if (threadIdx.x < 12) reinterpret_cast<uint4*>(v5sm + XF)[threadIdx.x] = make_uint4(0u, 0u, 0u, 0u);
+  __syncthreads();
+
+  // the phase (chunk of a flush) at which column g takes this lane's x, if any
+  int pa = -1;
+#pragma unroll
+  for (int p = 0; p < CPF; ++p)
+    if (g == (GS == 32 ? 4 * p + t : GS == 64 ? 2 * p + (t >> 1) : 2 * p)) pa = p;
+  float c[TILES][4], y[TILES][2];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {
+    c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+    y[tt][0] = y[tt][1] = 0.f;
+  }
+  for (int it = 0; it < NIT; ++it) {
+    const int ib = 256 * (cbeg + U * it) + 32 * t;  // this lane's fragments in the iteration's first chunk
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      uint4 cur[TILES][2];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) { cur[tt][0] = buf[u % PF][tt][0]; cur[tt][1] = buf[u % PF][tt][1]; }
+      if (u + PF < U || it + 1 < NIT) {  // chunk U it + u + PF
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) buf[u % PF][tt][r] = ldw<NC>(wp[tt][r] + 4 * (u + PF));
+      }
+      const uint4* bq = reinterpret_cast<const uint4*>(v5sm + (pa == u % CPF ? ib + 256 * u : ZB));
+      const uint4 e0 = bq[0], e1 = bq[1], o0 = bq[8], o1 = bq[9];
+      const unsigned be[8] = {e0.x, e0.y, e0.z, e0.w, e1.x, e1.y, e1.z, e1.w};
+      const unsigned bo[8] = {o0.x, o0.y, o0.z, o0.w, o1.x, o1.y, o1.z, o1.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {
+          const uint4& A = cur[tt][0];
+          const uint4& B = cur[tt][1];
+          const unsigned va = j == 0 ? A.x : j == 1 ? A.y : j == 2 ? A.z : A.w;  // row g, word j
+          const unsigned vb = j == 0 ? B.x : j == 1 ? B.y : j == 2 ? B.z : B.w;  // row g + 8
+          const unsigned ha = va >> 8, hb = vb >> 8;
+          // k 2t, 2t+1: levels (0, 4) then (2, 6); k 2t+8, 2t+9: (1, 5) then (3, 7), times 16
+          mma_t<true>(c[tt], lvl<0x000F000Fu>(va), lvl<0x000F000Fu>(vb), lvl<0x00F000F0u>(va), lvl<0x00F000F0u>(vb),
+                      be[2 * j], bo[2 * j]);
+          mma_t<true>(c[tt], lvl<0x000F000Fu>(ha), lvl<0x000F000Fu>(hb), lvl<0x00F000F0u>(ha), lvl<0x00F000F0u>(hb),
+                      be[2 * j + 1], bo[2 * j + 1]);
+        }
+      if ((u + 1) % CPF == 0) {  // flush: y += s (D - Y) + b X per group, then the next flush's scales
+        const int gb = G * (cbeg + CPF * (NFI * it + u / CPF));
+        if constexpr (NGL == 2) {
+          const float4 q = *reinterpret_cast<const float4*>(v5sm + XYO + 8 * (gb + 2 * t));
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              float a = y[tt][r];
+              a = fmaf(h2f<F16>(sc[tt][r] & 0xFFFFu), c[tt][2 * r] - q.y, a);
+              a = fmaf(h2f<F16>(bc[tt][r] & 0xFFFFu), q.x, a);
+              a = fmaf(h2f<F16>(sc[tt][r] >> 16), c[tt][2 * r + 1] - q.w, a);
+              a = fmaf(h2f<F16>(bc[tt][r] >> 16), q.z, a);
+              y[tt][r] = a;
+            }
+        } else {
+          const float2 q = *reinterpret_cast<const float2*>(v5sm + XYO + 8 * (gb + t));
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              float a = y[tt][r];
+              a = fmaf(h2f<F16>(sc[tt][r]), c[tt][2 * r] - q.y, a);
+              a = fmaf(h2f<F16>(bc[tt][r]), q.x, a);
+              y[tt][r] = a;
+            }
+        }
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+        if (u / CPF + 1 < NFI || it + 1 < NIT) v5_scales<NGL>(sc, bc, so, gb + CPF * G, sg, bg);
+      }
+    }
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) { wp[tt][0] += 4 * U; wp[tt][1] += 4 * U; }
+  }
+  // the quad's groups, then the WK warps of a row, through shared memory
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = y[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      y[tt][r] = a;
+    }
+  float* red = reinterpret_cast<float*>(v5sm + REDO);
+  if (t == 0) {
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) red[R * wk + 16 * (TILES * wr + tt) + 8 * r + g] = y[tt][r];
+  }
+  __syncthreads();
+  const float inv = __int_as_float((127 - S) << 23);  // 2^-S
+  for (int i = threadIdx.x; i < R; i += NT) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < WK; ++q) a += red[R * q + i];
+    if (n0 + i < N) out[(size_t)bi * N + n0 + i] = f2h_dev<F16>(a * inv);
+  }
+}
+
 static unsigned short f2bf(float f) { unsigned u; memcpy(&u, &f, 4); u += 0x7FFF + ((u >> 16) & 1); return (unsigned short)(u >> 16); }
 static float bf2f(unsigned short h) { unsigned u = (unsigned)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
@@ -651,14 +924,20 @@ static Problem make(int E, int N, int K, int M, bool f16 = false, int GS = 64) {
   return p;
 }
 
+static bool g_more_rows = false;  // set by version 5: also rows of later warps and blocks
+
 // max |got - want| / sum |x||w| over a few rows of the first and last matrix, against
 // the exact sum of x * (s * q + b)
 static double verify(Problem& p) {
   std::vector<unsigned short> out((size_t)p.E * p.M * p.N);
   CK(cudaMemcpy(out.data(), p.dout, out.size() * 2, cudaMemcpyDeviceToHost));
+  std::vector<int> rows = {0, 1, 7, 8, 15, 16, 31, p.N - 1};
+  if (g_more_rows)
+    for (int row : {32, 47, 63, 64, 77, 96, 127, 128, 200, p.N / 2 + 9, p.N - 2})
+      if (row < p.N) rows.push_back(row);
   double worst = 0;
   for (int e : {0, p.E - 1})
-    for (int row : {0, 1, 7, 8, 15, 16, 31, p.N - 1})
+    for (int row : rows)
       for (int m = 0; m < p.M; ++m) {
         double acc = 0, mag = 0;
         size_t wr = ((size_t)e * p.N + row);
@@ -837,7 +1116,56 @@ static void run_version(int E, int N, int K) {
     }
 }
 
+// Version 5 with its shared memory and the host's checks (32-bit offsets within a matrix).
+template <bool F16, int GS, int WR, int WK, int TILES, int PF, int MINB, bool SCALE = true, bool NC = true>
+static void trial5(Problem& p, const char* name) {
+  constexpr int NT = WR * WK * 32, R = 16 * TILES * WR;
+  if (p.M != 1 || p.K % (512 * WK) != 0 || (long long)p.N * p.K / 8 >= (1LL << 31)) {
+    printf("  %-28s skipped (needs M = 1, K %% %d == 0, N K / 8 < 2^31)\n", name, 512 * WK);
+    return;
+  }
+  const size_t dyn = (size_t)2 * p.K + 192 + (size_t)8 * (p.K / GS) + (size_t)4 * WK * R + (size_t)4 * (NT / 32);
+  auto k = gemv5<F16, GS, WR, WK, TILES, PF, MINB, SCALE, NC>;
+  CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
+  report(p, name, k, NT, R, dyn);
+}
+
+// version 5's shapes next to version 2 (WR x WK warps, TILES x 16 rows each, PF chunks ahead)
+template <bool F16, int GS>
+static void run_v5_for(Problem& p) {
+  trial2<F16, 4, 2, GS>(p, "v2 KW4 T2");
+  trial5<F16, GS, 4, 1, 2, 2, 4>(p, "v5 WR4 WK1 T2 PF2");
+  trial5<F16, GS, 4, 2, 2, 2, 2>(p, "v5 WR4 WK2 T2 PF2");
+  trial5<F16, GS, 4, 4, 2, 2, 1>(p, "v5 WR4 WK4 T2 PF2");
+  trial5<F16, GS, 2, 4, 2, 2, 2>(p, "v5 WR2 WK4 T2 PF2");
+  trial5<F16, GS, 4, 2, 2, 1, 2>(p, "v5 WR4 WK2 T2 PF1");
+  trial5<F16, GS, 8, 2, 1, 4, 1>(p, "v5 WR8 WK2 T1 PF4");
+  trial5<F16, GS, 4, 2, 2, 2, 2, true, false>(p, "v5 WR4 WK2 T2 PF2 plain ld");
+  trial5<F16, GS, 4, 2, 2, 2, 2, false>(p, "v5 WR4 WK2 T2 PF2 unscaled");
+}
+
+// Version 5 over both half types and groups 64, 32 and 128 (more rows checked).
+static void run_v5(int E, int N, int K) {
+  g_more_rows = true;
+  for (int gs : {64, 32, 128})
+    for (bool f16 : {false, true}) {
+      Problem p = make(E, N, K, 1, f16, gs);
+      printf("%d x (%d x %d), %s, group %d, %.1f MB\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
+      if (gs == 64 && !f16) ceiling(p);
+      if (gs == 32) { if (f16) run_v5_for<true, 32>(p); else run_v5_for<false, 32>(p); }
+      else if (gs == 64) { if (f16) run_v5_for<true, 64>(p); else run_v5_for<false, 64>(p); }
+      else { if (f16) run_v5_for<true, 128>(p); else run_v5_for<false, 128>(p); }
+      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+    }
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && !strcmp(argv[1], "v5")) {
+    run_v5(16, 4096, 4096);
+    run_v5(4, 14336, 4096);
+    run_v5(4, 4096, 14336);
+    return 0;
+  }
   if (argc > 1 && !strcmp(argv[1], "v4")) {
     run_version<4>(16, 4096, 4096);
     run_version<4>(4, 14336, 4096);

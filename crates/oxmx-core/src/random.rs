@@ -322,6 +322,42 @@ pub fn bits(shape: &[i64], width: i64, key: Option<&Array>) -> Result<Array> {
     ))
 }
 
+/// The random-bits node over a stack of keys (uint32, last axis 2) whose output has
+/// `shape` (the keys' batch dims, then each key's own dims) and `width` bytes per value
+/// (how an imported graph makes one: every part is checked).
+pub fn bits_node(keys: &Array, shape: &[usize], width: usize) -> Result<Array> {
+    let op = "bits";
+    let dtype = match width {
+        1 => Dtype::Uint8,
+        2 => Dtype::Uint16,
+        4 => Dtype::Uint32,
+        8 => Dtype::Uint64,
+        _ => return Err(Error::value(op, format!("Invalid bit width {width}."))),
+    };
+    let batch = keys.shape().split_last().map(|(_, b)| b);
+    let ok = keys.dtype() == Dtype::Uint32
+        && keys.shape().last() == Some(&2)
+        && batch.is_some_and(|b| shape.starts_with(b));
+    if !ok {
+        return Err(Error::value(
+            op,
+            format!(
+                "Keys of shape {} ({}) cannot give random bits of shape {}.",
+                fmt_shape(keys.shape()),
+                keys.dtype(),
+                fmt_shape(shape)
+            ),
+        ));
+    }
+    crate::shape::checked_size(op, shape)?;
+    Ok(Array::pending(
+        shape.to_vec(),
+        dtype,
+        Primitive::RandomBits { width },
+        vec![keys.clone()],
+    ))
+}
+
 /// `num` sub keys of `key`, shape `(num, 2)`.
 pub fn split(key: &Array, num: i64) -> Result<Array> {
     bits(&[num, 2], 4, Some(key))

@@ -1,5 +1,6 @@
 //! oxmx-io: the model-file formats of oxmx — `.npy`, `.npz`, `.safetensors` (with sharded
-//! `*.index.json` checkpoints) and GGUF — plus atomic saves and Ed25519 signatures.
+//! `*.index.json` checkpoints) and GGUF, exported functions (`function`) — plus atomic
+//! saves and Ed25519 signatures.
 //!
 //! Every parser here reads **untrusted bytes**. The rules they follow:
 //! - Input comes through a [`Source`] that knows its real length; every count, length,
@@ -23,6 +24,7 @@ pub mod atomic;
 pub mod crc32;
 pub mod dtype;
 pub mod error;
+pub mod function;
 pub mod gguf;
 pub mod gguf_dequant;
 pub mod json;

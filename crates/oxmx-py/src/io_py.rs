@@ -23,7 +23,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::path::{Path, PathBuf};
 
 /// An error on the way, turned into a Python exception under the GIL.
-enum E {
+pub(crate) enum E {
     Io(oxmx_io::Error),
     Core(oxmx::Error),
 }
@@ -39,7 +39,7 @@ impl From<oxmx::Error> for E {
     }
 }
 
-type R<T> = std::result::Result<T, E>;
+pub(crate) type R<T> = std::result::Result<T, E>;
 
 fn fmt(msg: impl Into<String>) -> E {
     E::Io(oxmx_io::Error::Format(msg.into()))
@@ -55,7 +55,7 @@ fn py_class_err(py: Python<'_>, name: &str, msg: String) -> PyErr {
     }
 }
 
-fn to_py(py: Python<'_>, op: &str, file: &str, e: E) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, op: &str, file: &str, e: E) -> PyErr {
     match e {
         E::Core(e) => errors::to_py(e),
         E::Io(oxmx_io::Error::Format(m)) => {
@@ -77,7 +77,7 @@ fn to_py(py: Python<'_>, op: &str, file: &str, e: E) -> PyErr {
     }
 }
 
-fn to_oxmx_dtype(d: DType) -> Dtype {
+pub(crate) fn to_oxmx_dtype(d: DType) -> Dtype {
     match d {
         DType::Bool => Dtype::Bool,
         DType::U8 => Dtype::Uint8,
@@ -96,7 +96,7 @@ fn to_oxmx_dtype(d: DType) -> Dtype {
     }
 }
 
-fn to_io_dtype(d: Dtype) -> DType {
+pub(crate) fn to_io_dtype(d: Dtype) -> DType {
     match d {
         Dtype::Bool => DType::Bool,
         Dtype::Uint8 => DType::U8,
@@ -116,7 +116,11 @@ fn to_io_dtype(d: Dtype) -> DType {
 }
 
 /// A new evaluated array whose bytes `fill` writes (straight into the pool buffer).
-fn new_array(shape: Vec<usize>, dtype: DType, fill: impl FnOnce(&mut [u8]) -> R<()>) -> R<Array> {
+pub(crate) fn new_array(
+    shape: Vec<usize>,
+    dtype: DType,
+    fill: impl FnOnce(&mut [u8]) -> R<()>,
+) -> R<Array> {
     let n = oxmx::shape::checked_size("load", &shape)?;
     let nbytes = n
         .checked_mul(dtype.size())
@@ -509,14 +513,14 @@ fn _io_load(
 }
 
 /// An evaluated, contiguous view of an array's bytes, kept alive for writing.
-struct Bytes {
+pub(crate) struct Bytes {
     data: ArrayData,
     start: usize,
     len: usize,
 }
 
 impl Bytes {
-    fn of(a: &Array) -> R<Bytes> {
+    pub(crate) fn of(a: &Array) -> R<Bytes> {
         let c = if a.ready_data().is_some_and(|d| d.is_contiguous(a.shape())) {
             a.clone()
         } else {
@@ -540,7 +544,7 @@ impl Bytes {
         }
         Ok(Bytes { data, start, len })
     }
-    fn slice(&self) -> &[u8] {
+    pub(crate) fn slice(&self) -> &[u8] {
         self.data
             .buffer
             .bytes()

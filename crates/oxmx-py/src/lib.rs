@@ -9,6 +9,7 @@ mod convert;
 mod device_py;
 mod dtype_py;
 mod errors;
+mod export_py;
 mod fast_py;
 mod fft_py;
 mod indexing;

@@ -250,6 +250,19 @@ impl Tape {
     fn groups(&self) -> Vec<String> {
         self.inner.groups().to_vec()
     }
+    /// The trace as data (`keep_custom`: custom-function nodes stay, with their rules,
+    /// for a shapeless compile; an export replaces them by what they forward).
+    fn graph(&self, keep_custom: bool) -> PyResult<crate::export_py::PyGraph> {
+        Ok(crate::export_py::PyGraph {
+            inner: self.inner.graph(keep_custom).py()?,
+        })
+    }
+}
+
+impl Tape {
+    pub(crate) fn wrap(inner: oxmx::compile::Tape) -> Tape {
+        Tape { inner }
+    }
 }
 
 #[pyfunction]
@@ -272,6 +285,7 @@ fn dot(outputs: Vec<PyRef<'_, PyArray>>, names: Vec<(String, PyRef<'_, PyArray>)
 
 pub fn register_tape(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tape>()?;
+    crate::export_py::register(m)?;
     m.add_function(wrap_pyfunction!(dot, m)?)?;
     m.add_function(wrap_pyfunction!(capture, m)?)?;
     Ok(())

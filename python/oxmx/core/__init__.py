@@ -13,7 +13,7 @@ from ._printing import PrintOptions, set_printoptions, get_printoptions, printop
 from ._creation import meshgrid, bartlett, blackman, hamming, hanning, from_dlpack  # noqa: F401
 from ._device import stream, StreamContext  # noqa: F401
 from ._missing import *  # noqa: F401,F403
-from ._export import export_to_dot  # noqa: F401
+from ._export import FunctionExporter, export_function, export_to_dot, exporter, import_function  # noqa: F401
 from ._conv import conv1d, conv2d, conv3d, conv_general, conv_transpose1d, conv_transpose2d, conv_transpose3d, convolve  # noqa: F401
 from ._einsum import einsum, einsum_path  # noqa: F401
 from ._quantize import quantize, dequantize, quantized_matmul, gather_qmm, qqmm, gather_qqmm, to_fp8, from_fp8  # noqa: F401

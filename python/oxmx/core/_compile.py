@@ -82,14 +82,15 @@ def _state_slots(tree):
     return slots
 
 
-def _signature(tree, arrays):
-    """A hashable description of the argument tree: structure, array shapes and dtypes,
-    and the values of non-array leaves (constants). Appends the arrays in order."""
+def _signature(tree, arrays, shapeless=False):
+    """A hashable description of the argument tree: structure, array shapes (only ranks
+    when ``shapeless``) and dtypes, and the values of non-array leaves (constants).
+    Appends the arrays in order."""
 
     def walk(node):
         if isinstance(node, array):
             arrays.append(node)
-            return ("A", tuple(node.shape), str(node.dtype))
+            return ("A", node.ndim if shapeless else tuple(node.shape), str(node.dtype))
         if isinstance(node, (list, tuple)):
             return (type(node).__name__, tuple(walk(c) for c in node))
         if isinstance(node, dict):
@@ -99,10 +100,32 @@ def _signature(tree, arrays):
     return walk(tree)
 
 
+class _Shapeless:
+    """The tapes of one shapeless trace: the traced one, and one per further input
+    shapes, each rebuilt from the traced graph without running the function again."""
+
+    def __init__(self, tape, shapes):
+        self.tapes = {shapes: tape}
+        self.graph = None
+
+    def tape_for(self, values):
+        shapes = tuple(tuple(a.shape) for a in values)
+        tape = self.tapes.get(shapes)
+        if tape is None:
+            if self.graph is None:
+                self.graph = next(iter(self.tapes.values())).graph(True)
+            tape = self.graph.tape(values, False)
+            self.tapes[shapes] = tape
+        return tape
+
+
 def compile(fun, inputs=None, outputs=None, shapeless=False):
     """A compiled version of ``fun`` (same results; traced once per input shapes,
     dtypes and constant arguments). ``inputs``/``outputs`` name state the function reads
-    or updates besides its arguments. ``shapeless`` is accepted; a new shape retraces."""
+    or updates besides its arguments. With ``shapeless``, inputs of new sizes (same
+    ranks and dtypes) reuse the trace: its graph is rebuilt for the new shapes without
+    calling ``fun``; a graph whose steps depend on the traced shapes (a reshape that
+    merges axes, a slice, ...) raises ``ValueError`` for new shapes."""
     cache = {}
 
     @functools.wraps(fun)
@@ -110,10 +133,10 @@ def compile(fun, inputs=None, outputs=None, shapeless=False):
         if not _enabled:
             return fun(*args, **kwargs)
         arrays = []
-        sig = _signature((args, kwargs), arrays)
+        sig = _signature((args, kwargs), arrays, shapeless)
         in_slots = _state_slots(inputs) if inputs is not None else []
         state_in = [s.get() for s in in_slots]
-        state_sig = tuple((tuple(a.shape), str(a.dtype)) for a in state_in)
+        state_sig = tuple((a.ndim if shapeless else tuple(a.shape), str(a.dtype)) for a in state_in)
         key = (sig, state_sig)
         try:
             entry = cache.get(key)
@@ -121,6 +144,8 @@ def compile(fun, inputs=None, outputs=None, shapeless=False):
             key, entry = None, None
         if entry is not None:
             tape, n_out, out_tree, out_slot_count = entry
+            if shapeless:
+                tape = tape.tape_for(arrays + state_in)
             res = tape.replay(arrays + state_in)
             out_slots = _state_slots(outputs) if outputs is not None else []
             if len(out_slots) != out_slot_count:
@@ -158,6 +183,8 @@ def compile(fun, inputs=None, outputs=None, shapeless=False):
             if (id(s.container), s.key) not in out_ids:
                 s.set(a)
         if key is not None:
+            if shapeless:
+                tape = _Shapeless(tape, tuple(tuple(a.shape) for a in arrays + state_in))
             cache[key] = (tape, len(outs), out_tree, len(out_slots))
         return _rebuild(out_tree, res[: len(outs)])
 

@@ -13,10 +13,7 @@ def _not_yet(name, issue):
     return f
 
 
-_PLANNED = {
-    # export (issue #14)
-    "export_function": 14, "import_function": 14, "exporter": 14,
-}
+_PLANNED = {}
 
 for _name, _issue in _PLANNED.items():
     globals()[_name] = _not_yet(_name, _issue if _issue else "TBD")

@@ -5,7 +5,10 @@
 //! of the same shapes and dtypes without running Python; the fused form is used unless
 //! an input belongs to an active transform (whose rules then see the plain nodes).
 
+mod export;
 mod passes;
+
+pub use export::{build, decode, dtype_code, encode, rebuild, Graph, GraphRef, GraphStep};
 
 use crate::array::Array;
 use crate::error::{Error, Result};
@@ -39,7 +42,8 @@ pub(crate) struct Program {
 /// A recorded graph from inputs to outputs (`compile`'s trace). Arrays that did not
 /// depend on the inputs are kept as constants (computed once, on first use).
 pub struct Tape {
-    n_inputs: usize,
+    /// Shape and dtype of each input when captured.
+    inputs: Vec<(Vec<usize>, crate::Dtype)>,
     plain: Program,
     /// The plain program with its elementwise groups fused, when there are any.
     fused: Option<Program>,
@@ -64,7 +68,10 @@ impl Tape {
             (None, Vec::new())
         };
         let tape = Tape {
-            n_inputs: leaves.len(),
+            inputs: leaves
+                .iter()
+                .map(|l| (l.shape().to_vec(), l.dtype()))
+                .collect(),
             plain,
             fused,
             groups,
@@ -77,12 +84,12 @@ impl Tape {
 
     /// The outputs for new `inputs` (same shapes and dtypes as when captured).
     pub fn replay(&self, inputs: &[Array]) -> Result<Vec<Array>> {
-        if inputs.len() != self.n_inputs {
+        if inputs.len() != self.inputs.len() {
             return Err(Error::value(
                 "compile",
                 format!(
                     "Expected {} inputs but got {}.",
-                    self.n_inputs,
+                    self.inputs.len(),
                     inputs.len()
                 ),
             ));
@@ -114,6 +121,19 @@ impl Tape {
             ));
         }
         program.outputs.iter().map(|r| get(r, &vals)).collect()
+    }
+
+    /// The trace as plain data (`export_function`, shapeless retraces); see
+    /// [`export::graph_of`] for what `keep_custom` does.
+    pub fn graph(&self, keep_custom: bool) -> Result<Graph> {
+        export::graph_of(&self.plain, self.inputs.clone(), keep_custom)
+    }
+
+    /// A tape over `inputs` made from `graph` rebuilt through the op layer
+    /// ([`export::build`]: exactly the recorded shapes unless `exact` is false).
+    pub fn from_graph(graph: &Graph, inputs: &[Array], exact: bool) -> Result<Tape> {
+        let outputs = build(graph, inputs, exact)?;
+        Ok(Self::capture(inputs, &outputs))
     }
 
     /// Number of recorded primitives (after merging common subexpressions).

@@ -85,7 +85,19 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype: Dtype) -> Result<Array> {
     if len > crate::shape::MAX_SIZE as f64 {
         return Err(Error::overflow(op));
     }
-    let n = len as usize;
+    arange_node(start, step, len as usize, dtype)
+}
+
+/// The arange node of `n` values `start + i * step` (also how an imported graph makes
+/// one: the parameters are checked as `arange` checks them).
+pub fn arange_node(start: f64, step: f64, n: usize, dtype: Dtype) -> Result<Array> {
+    let op = "arange";
+    if !(start.is_finite() && step.is_finite()) || dtype == Dtype::Bool || dtype.is_complex() {
+        return Err(Error::value(
+            op,
+            format!("Invalid arange: start {start}, step {step}, dtype {dtype}."),
+        ));
+    }
     checked_size(op, &[n])?;
     Ok(Array::pending(
         vec![n],

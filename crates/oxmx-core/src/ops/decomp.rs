@@ -80,6 +80,28 @@ fn check_dtype(op: &str, k: LinalgKernel, d: Dtype) -> Result<()> {
 /// The outputs of `k` over `inputs` (one matrix stack; two for the solves, with equal
 /// batch dims), each a view into the node's packed value.
 pub fn linalg(k: LinalgKernel, inputs: &[Array]) -> Result<Vec<Array>> {
+    let (packed, batch, parts, spans) = packed_node(k, inputs)?;
+    parts
+        .iter()
+        .zip(spans)
+        .map(|(p, (start, len))| {
+            let end = start + len;
+            let part = slice(&packed, &[start as i64], &[end as i64], None)?;
+            let shape: Vec<i64> = batch.iter().chain(p).map(|&d| d as i64).collect();
+            reshape(&part, &shape)
+        })
+        .collect()
+}
+
+/// The node holding every output of `k` packed (what an imported graph records).
+pub fn linalg_node(k: LinalgKernel, inputs: &[Array]) -> Result<Array> {
+    Ok(packed_node(k, inputs)?.0)
+}
+
+type Packed = (Array, Vec<usize>, Vec<Vec<usize>>, Vec<(usize, usize)>);
+
+/// The checked packed node, the batch dims, each output's matrix dims and its span.
+fn packed_node(k: LinalgKernel, inputs: &[Array]) -> Result<Packed> {
     let op = k.name();
     let two = matches!(
         k,
@@ -149,14 +171,5 @@ pub fn linalg(k: LinalgKernel, inputs: &[Array]) -> Result<Vec<Array>> {
         Primitive::Linalg(k),
         inputs.to_vec(),
     );
-    parts
-        .iter()
-        .zip(spans)
-        .map(|(p, (start, len))| {
-            let end = start + len;
-            let part = slice(&packed, &[start as i64], &[end as i64], None)?;
-            let shape: Vec<i64> = batch.iter().chain(p).map(|&d| d as i64).collect();
-            reshape(&part, &shape)
-        })
-        .collect()
+    Ok((packed, batch.to_vec(), parts, spans))
 }
