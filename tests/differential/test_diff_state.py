@@ -25,7 +25,7 @@ STATE_COVERED = {
     "eval", "async_eval", "set_printoptions", "get_printoptions", "printoptions",
     # transforms (values compared in test_diff_grads.py)
     "grad", "value_and_grad", "vjp", "jvp", "vmap", "checkpoint", "compile", "disable_compile",
-    "enable_compile", "export_to_dot",
+    "enable_compile", "export_to_dot", "export_function", "import_function", "exporter", "FunctionExporter",
     # files
     "load", "save", "savez", "savez_compressed", "save_safetensors", "save_gguf",
     "from_dlpack",
@@ -225,3 +225,32 @@ def test_files_cross_load(tmp_path, fmt):
 
 def test_from_dlpack():
     both(lambda m: m.from_dlpack(np.arange(4, dtype=np.float32)).tolist())
+
+
+@pytest.mark.parametrize("m", FW)
+def test_export_import_round_trip(m, tmp_path):
+    # the file formats differ (each framework reads its own); the behaviour is MLX's
+    p = str(tmp_path / "f.mlxfn")
+
+    def f(x, *, y):
+        return m.exp(x) * y + 1, m.sum(x, axis=0)
+
+    x, y = m.array([[1.0, 2.0], [3.0, 4.0]]), m.array([0.5, 2.0])
+    m.export_function(p, f, x, y=y, metadata="cfg")
+    g, meta = m.import_function(p, return_metadata=True)
+    out = g(x, y=y)
+    assert isinstance(out, tuple) and len(out) == 2 and meta == "cfg"
+    np.testing.assert_allclose(np.array(out[0]), np.exp([[1, 2], [3, 4]]) * [0.5, 2.0] + 1, rtol=1e-6)
+    np.testing.assert_allclose(np.array(g((x,), {"y": y})[1]), [4.0, 6.0])
+    with pytest.raises(ValueError):
+        g(m.array([1.0]), y=y)
+    with pytest.raises(ValueError):
+        m.export_function(p, f, x, 2.0)
+    with m.exporter(p, lambda *a: sum(a)) as ex:
+        ex(m.array(1))
+        ex(m.array(1), m.array(2))
+    h = m.import_function(p)
+    assert h(m.array(3), m.array(4))[0].item() == 7 and h(m.array(3))[0].item() == 3
+    # shapeless: an elementwise graph serves other sizes of the same rank
+    m.export_function(p, lambda x: m.exp(x) * 2, m.zeros((2, 3)), shapeless=True)
+    assert m.import_function(p)(m.ones((4, 5)))[0].shape == (4, 5)
