@@ -647,7 +647,7 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
             }
         }
         "slice_update" => {
-            if n % 3 != 0 {
+            if !n.is_multiple_of(3) {
                 return Err(p.err("expected start, count and stride per axis"));
             }
             p.counts(n, 0)?;
@@ -711,7 +711,7 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
             }
         }
         "slice" => {
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(p.err("expected a start and a step per axis"));
             }
             p.counts(n, 0)?;
@@ -804,7 +804,7 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
             }
         }
         "conv" => {
-            if n < 2 || (n - 2) % 3 != 0 {
+            if n < 2 || !(n - 2).is_multiple_of(3) {
                 return Err(p.err(
                     "expected kind, groups and strides, dilations, paddings per spatial axis",
                 ));
