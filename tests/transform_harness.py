@@ -300,7 +300,7 @@ NOT_DIFFERENTIABLE = set("""
 array zeros ones full zeros_like ones_like arange linspace eye identity tri tril triu meshgrid
 bartlett blackman hamming hanning from_dlpack eval async_eval synchronize new_stream default_stream
 default_device set_default_device stream device_info is_available grad value_and_grad vjp jvp vmap
-compile disable_compile enable_compile export_to_dot checkpoint custom_function finfo iinfo result_type can_cast
+compile disable_compile enable_compile export_to_dot export_function import_function exporter checkpoint custom_function finfo iinfo result_type can_cast
 issubdtype isdtype set_printoptions get_printoptions printoptions argmax argmin argsort argpartition
 all any count_nonzero equal not_equal less less_equal greater greater_equal logical_and logical_or
 logical_not logical_xor bitwise_and bitwise_or bitwise_xor bitwise_invert left_shift right_shift
