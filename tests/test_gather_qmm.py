@@ -98,10 +98,12 @@ def test_sorted_runs_and_scattered_rows(m, transpose):
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
-def test_half_inputs_match_quantized_matmul_of_the_picked_expert(dtype):
-    """Half x and scales (the tensor-core GEMV on a GPU): each product equals
-    quantized_matmul of its own expert, the same kernels without the gather."""
-    e, rows, cols = 4, 64, 256
+@pytest.mark.parametrize("cols", [256, 2048])
+def test_half_inputs_match_quantized_matmul_of_the_picked_expert(dtype, cols):
+    """Half x and scales (the tensor-core GEMV on a GPU; at 2048 columns its version-5
+    form): each product equals quantized_matmul of its own expert, the same kernels
+    without the gather."""
+    e, rows = 4, 64
     w = mx.array(rand((e, rows, cols), 9)).astype(dtype)
     wq, s, b = mx.quantize(w, group_size=64, bits=4)
     x = mx.array(rand((6, 1, cols), 10)).astype(dtype)

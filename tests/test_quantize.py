@@ -613,3 +613,25 @@ def test_fp_modes_with_ties_match_mlx(mode, gs, bits, dtype):
         rq, rs = ref.quantize_nvfp4(w) if mode == "nvfp4" else ref.quantize_mx(w, bits)
         np.testing.assert_array_equal(np.array(theirs[0]), rq)
         np.testing.assert_array_equal(np.array(theirs[1]), rs)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("gs", [32, 64, 128])
+@pytest.mark.parametrize(
+    "e,n,k,scale",
+    [(2, 70, 1536, 1.0), (3, 70, 2048, 1.0), (1, 300, 4096, 1e-3), (2, 70, 32768, 1.0), (1, 17000, 1024, 4.0)],
+)
+def test_quantized_matmul_half_gemv_one_row(dtype, gs, e, n, k, scale):
+    # one row of x per product with K a multiple of 512: on the GPU the version-5 GEMV
+    # (both block shapes, partial 128-row blocks, > 48 KiB of shared memory at K = 32768,
+    # x far from 1 but results within float16's range); bounded by the rounding of a
+    # half-precision dot product
+    wq, s, b = mx.quantize(mx.array(rand((e, n, k), 21)).astype(dtype), group_size=gs, bits=4)
+    x = mx.array(rand((e, 1, k), 22) * scale).astype(dtype)
+    y = mx.quantized_matmul(x, wq, s, b, group_size=gs, bits=4)
+    wd = half_round(dtype)(ref.dequantize_affine(np.array(wq), np_of(s), np_of(b), gs, 4)).astype(np.float64)
+    xd = np_of(x).astype(np.float64)
+    want = xd @ np.swapaxes(wd, -1, -2)
+    eps = 2.0**-8 if dtype == mx.bfloat16 else 2.0**-11
+    bound = eps * (np.abs(want) + np.abs(xd) @ np.swapaxes(np.abs(wd), -1, -2))
+    assert np.all(np.abs(np_of(y) - want) <= bound)
