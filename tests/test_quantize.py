@@ -619,13 +619,23 @@ def test_fp_modes_with_ties_match_mlx(mode, gs, bits, dtype):
 @pytest.mark.parametrize("gs", [32, 64, 128])
 @pytest.mark.parametrize(
     "e,n,k,scale",
-    [(2, 70, 1536, 1.0), (3, 70, 2048, 1.0), (1, 300, 4096, 1e-3), (2, 70, 32768, 1.0), (1, 17000, 1024, 4.0)],
+    [(2, 70, 1536, 1.0), (3, 70, 2048, 1.0), (1, 300, 4096, 1e-3), (2, 70, 32768, 1.0), (1, 4500, 1024, 4.0)],
 )
 def test_quantized_matmul_half_gemv_one_row(dtype, gs, e, n, k, scale):
-    # one row of x per product with K a multiple of 512: on the GPU the version-5 GEMV
-    # (both block shapes, partial 128-row blocks, > 48 KiB of shared memory at K = 32768,
-    # x far from 1 but results within float16's range); bounded by the rounding of a
-    # half-precision dot product
+    # one row of x per product with K a multiple of 512 (partial 128-row blocks, > 48 KiB
+    # of shared memory at K = 32768, x far from 1 but results within float16's range);
+    # bounded by the rounding of a half-precision dot product
+    _check_one_row_gemv(dtype, gs, e, n, k, scale)
+
+
+@pytest.mark.parametrize("gs,e,n,k", [(64, 12, 4096, 512), (32, 3, 8192, 1024)])
+def test_quantized_matmul_half_gemv_batches_fill_the_gpu(gs, e, n, k):
+    # batches whose grid fills an H200 (a block and 8 warps per multiprocessor): there
+    # the GPU takes the version-5 GEMV, in its two block shapes
+    _check_one_row_gemv(mx.bfloat16, gs, e, n, k, 1.0)
+
+
+def _check_one_row_gemv(dtype, gs, e, n, k, scale):
     wq, s, b = mx.quantize(mx.array(rand((e, n, k), 21)).astype(dtype), group_size=gs, bits=4)
     x = mx.array(rand((e, 1, k), 22) * scale).astype(dtype)
     y = mx.quantized_matmul(x, wq, s, b, group_size=gs, bits=4)

@@ -7,8 +7,11 @@
 //!   products for every row of x, then reduce across the warp. This is the decode path
 //!   of a language model, bound by reading the packed matrix once.
 //! - With 4-bit affine weights and x in float16/bfloat16 the same products run on the
-//!   tensor cores instead (`gemv_mma_src`): decoding is then the whole cost, and a pair
-//!   of levels costs one bit operation and two paired FMAs.
+//!   tensor cores instead: one row of x per product (the decode step) through
+//!   `gemv_v5_src` (x pre-scaled to float16 in shared memory, levels into the mma
+//!   undecoded, scale and bias applied once per group), other products, and shapes
+//!   version 5 cannot take, through `gemv_mma_src` (a pair of levels dequantized with one
+//!   bit operation and two paired FMAs). Decoding is the whole cost of both.
 //! - Other products expand W to x's dtype (one kernel) and multiply with cuBLASLt.
 //!
 //! Every extent was checked by the op (`oxmx-core/src/ops/quantized.rs`); the buffers'
@@ -16,6 +19,7 @@
 
 use crate::kernels::{ctype, PRELUDE};
 use crate::{ffi, on_device, unsupported, CudaBackend};
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
 use cudarc::driver::LaunchConfig;
 use oxmx_core::backend::Input;
 use oxmx_core::primitive::{QuantMode, QuantSpec};
@@ -360,7 +364,10 @@ const GROUP_MIN: usize = 16;
 /// weight rounded once to x's dtype, as the dequantize-then-matmul path of longer
 /// products); the mma accumulates in float32. The order of K inside an mma step is free
 /// as long as x follows it: a lane's pair (level i, level i+4) of a word meets x's values
-/// i and i+4, regrouped with byte permutes.
+/// i and i+4, regrouped with byte permutes. Products with one row of x run
+/// `gemv_v5_src` instead where `v5_plan` allows; this kernel takes 2 to 8 rows, the
+/// grouped batches (`GROUPED`) and the shapes version 5 declines. (It is the lab's
+/// "oxmx" kernel, `gemv` `KW4 UNR1 T2 pipe`, not the lab's version 2.)
 fn gemv_mma_src(ot: &str, gs: usize, m: usize, grouped: bool) -> String {
     let grouped = u8::from(grouped);
     let bf16 = ot.contains("bfloat16");
@@ -522,6 +529,473 @@ extern "C" __global__ void __launch_bounds__(KW * 32) k(const OT* __restrict__ x
 "#
     )
 }
+
+/// A launch shape of the version 5 tensor-core GEMV (`gemv_v5_src`): `wr` x `wk` warps
+/// per block (`wr` row sets of `tiles` 16-row mma tiles, `wk` contiguous ranges of K),
+/// words requested `pf` chunks (128 values) ahead, `minb` blocks per SM for the register
+/// budget (`__launch_bounds__`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct V5Shape {
+    wr: usize,
+    wk: usize,
+    tiles: usize,
+    pf: usize,
+    minb: usize,
+}
+
+impl V5Shape {
+    fn threads(self) -> usize {
+        self.wr * self.wk * 32
+    }
+    /// Rows of W per block.
+    fn rows(self) -> usize {
+        16 * self.tiles * self.wr
+    }
+    /// K is a whole number of these: each of the `wk` warps of a row set streams whole
+    /// loop iterations of 4 chunks.
+    fn k_step(self) -> usize {
+        512 * self.wk
+    }
+    /// Dynamic shared memory of a block, in bytes (the lab's `trial5`): x's fragments
+    /// (2 K), a zero block (192), (X, Y) per group (8 K / GS), the warps' row sums
+    /// (4 WK R) and their largest |x| (4 per warp).
+    fn shared_bytes(self, k: usize, gs: usize) -> Option<usize> {
+        k.checked_mul(2)?
+            .checked_add(192)?
+            .checked_add((k / gs).checked_mul(8)?)?
+            .checked_add(4 * self.wk * self.rows())?
+            .checked_add(4 * (self.threads() / 32))
+    }
+}
+
+/// `WR4 WK1 T2 PF2` (4 blocks of 4 warps per SM): the best of version 5 where the grid
+/// fills the GPU and each row is long enough per warp.
+const V5_ROWS: V5Shape = V5Shape {
+    wr: 4,
+    wk: 1,
+    tiles: 2,
+    pf: 2,
+    minb: 4,
+};
+/// `WR8 WK2 T1 PF4` (one block of 16 warps per SM): the best where K is long against N,
+/// where the grid is about one block per SM, and for group 32.
+const V5_SPLIT_K: V5Shape = V5Shape {
+    wr: 8,
+    wk: 2,
+    tiles: 1,
+    pf: 4,
+    minb: 1,
+};
+
+/// Dynamic shared memory every kernel may use without opting in.
+const DEFAULT_SHARED: usize = 48 * 1024;
+
+/// How version 5 runs one launch: its shape, dynamic shared memory and blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct V5Plan {
+    shape: V5Shape,
+    shared: usize,
+    blocks: usize,
+}
+
+/// The version 5 launch of `batch` one-row products against N x K matrices (group
+/// `gs`) on a GPU of `sms` multiprocessors whose blocks may opt into `max_shared` bytes
+/// of shared memory; None where version 5 cannot run them (the caller then uses
+/// `gemv_mma_src`).
+///
+/// The shape (H200, benchmarks/cuda/results/qgemv_v5_h200_2026-12-03.log; TB/s of packed
+/// words + scales + biases, both half types; the lab's version 2, as fast as
+/// `gemv_mma_src` there, ran 2.2-2.6):
+/// - 4096x4096 (16 matrices, 512 blocks): `WR4 WK1 T2 PF2` 3.45-3.50 (group 64),
+///   3.43-3.54 (group 128); group 32: `WR8 WK2 T1 PF4` 3.16-3.22 (`WR4 WK1` 2.70-3.21).
+/// - 14336x4096 (N x K, 4 matrices, 448 blocks): `WR4 WK1 T2 PF2` 3.36-3.46 (group 64),
+///   3.26-3.27 (group 128), 2.90-3.14 (group 32; `WR8 WK2 T1 PF4` 2.93-2.97).
+/// - 4096x14336 (4 matrices, 128 blocks): `WR8 WK2 T1 PF4` 3.41 (group 64), 3.65-3.77
+///   (group 32), 3.34 (group 128), where `WR4 WK1` ran 2.0-2.5.
+///
+/// So `WR8 WK2 T1 PF4` for group 32, for K >= 2 N, and where `WR4 WK1`'s grid would have
+/// at most one block per SM (its 4 warps per SM starve then; at the same block count
+/// `WR8 WK2` has 16), else `WR4 WK1 T2 PF2`; whichever K does not divide (K a multiple
+/// of 512, not of 1024) gives way to the other. Neither was timed with one block per SM
+/// or fewer against `gemv_mma_src`, which spreads the same rows over 4x the blocks
+/// (32 rows each).
+fn v5_plan(
+    n: usize,
+    k: usize,
+    gs: usize,
+    batch: usize,
+    sms: usize,
+    max_shared: usize,
+) -> Option<V5Plan> {
+    if !matches!(gs, 32 | 64 | 128) || n == 0 || k == 0 {
+        return None;
+    }
+    let blocks_of = |v: V5Shape| batch.checked_mul(n.div_ceil(v.rows()));
+    let split_k = gs == 32 || k / 2 >= n || blocks_of(V5_ROWS)? <= sms;
+    let (first, second) = if split_k {
+        (V5_SPLIT_K, V5_ROWS)
+    } else {
+        (V5_ROWS, V5_SPLIT_K)
+    };
+    let shape = [first, second]
+        .into_iter()
+        .find(|v| k.is_multiple_of(v.k_step()))?;
+    // 32-bit offsets within one matrix: the kernel indexes words and scales of a matrix,
+    // and its rows and blocks, with int
+    let words = n.checked_mul(k / 8)?;
+    let blocks = blocks_of(shape)?;
+    if words >= 1 << 31 || k >= 1 << 31 || blocks >= 1 << 31 {
+        return None;
+    }
+    // Version 5 gives each block 64-128 rows, so one matrix makes a small grid: a single
+    // 4096x4096, 14336x4096 or 4096x14336 product ran 15-25% slower per call than the
+    // previous kernel (34.2 / 38.7 / 50.4 us against 28.4 / 35.8 / 40.9, run_quant.py on
+    // the H200), whose 32-row blocks make a grid 4x larger. It is used only when its grid
+    // has a block and 8 warps per multiprocessor, as the lab's batches had.
+    let warps = blocks.checked_mul(shape.threads() / 32)?;
+    if blocks < sms || warps < sms.checked_mul(8)? {
+        return None;
+    }
+    let shared = shape.shared_bytes(k, gs)?;
+    if shared > DEFAULT_SHARED.max(max_shared) {
+        return None;
+    }
+    Some(V5Plan {
+        shape,
+        shared,
+        blocks,
+    })
+}
+
+/// Version 5 of the tensor-core GEMV (benchmarks/cuda/qgemv_lab.cu, `gemv5`, ported
+/// with its launch shape as compile-time constants): `x @ W^T` for one row of x per
+/// product, 4-bit affine weights, x, scales and biases all float16 or all bfloat16, K a
+/// multiple of 512 WK (host checks in `v5_plan`). It cuts what the streaming loop issues
+/// per weight:
+/// - Each block first converts its x row once into shared memory: times 2^S (S from the
+///   largest |x|, so that it lies in [2^14, 2^15): bfloat16 and float16 values are then
+///   exact in float16, down to 2^-24 of the largest), rounded to float16, odd positions
+///   also divided by 16, laid out as the mma B registers of the lanes that take x (8 of
+///   32 per mma; the others read a zero block). Per group it keeps X = sum x and
+///   Y = 1024 (sum of even x + sum of odd x / 16).
+/// - The loop is then loads, one shift and four `lop3` per word (8 weights; both
+///   dtypes: the weights enter the float16 mma as 1024 + q, or 1024 + 16 q against x / 16,
+///   exact), and two mma per two words (rows g and g + 8). The mma's 8 columns are
+///   groups, so after 2 (group 32) or 4 chunks lane t adds s (D - Y) + b X for its
+///   groups, D = sum (1024 + q) x, scales loaded one flush ahead.
+/// - Warps: `wr` row sets x `wk` contiguous ranges of K, 32-bit offsets within a matrix,
+///   16 bytes per lane and row `pf` chunks ahead (`ld.global.nc.L1::no_allocate.L2::256B`),
+///   the first ones and the first scales requested before x is prepared; the `wk` warps
+///   of a row add up through shared memory.
+///
+/// Precision: the result is the sum over groups of s (sum q x) + b (sum x) in float32
+/// (no weight is rounded to the half type, unlike `gemv_mma_src`: as the CPU computes
+/// it), times 2^-S, rounded once to x's dtype. x is exact in float16 down to about
+/// 2^-24 of its largest |x| (smaller values keep fewer bits or vanish); the mma's
+/// products are exact and it sums them in float32, but its sums carry the 1024 X that
+/// D - Y takes off again, so each of their roundings costs up to 2^-24 * 1039 ~ 2^-14 of
+/// the group's sum |x| (the weights' own rounding to a half type would cost 2^-11 or
+/// 2^-8 of sum |x w|). The lab measured max |error| / sum |x w| of 0.55-1.7e-5 (float16)
+/// and 0.5-1.8e-4 (bfloat16, mostly the output's rounding), the same as its version 2;
+/// tests/test_quantize.py allows an ulp of the output and of each weight. Edge cases
+/// that differ from `gemv_mma_src`: an infinite x gives NaN (inf - inf in D - Y) where
+/// that kernel may give an infinity, and a result that fits float32 but not once
+/// multiplied by 2^S (S up to 126, for tiny bfloat16 x) overflows.
+///
+/// The lab's `__reduce_max_sync` is a shuffle butterfly here (plain NVRTC builtins), and
+/// the kernel takes the GEMV kernels' parameters, `picks` included (one product per
+/// block, as `gemv_mma_src` without `GROUPED`).
+fn gemv_v5_src(ot: &str, gs: usize, v: V5Shape) -> String {
+    let f16 = u8::from(!ot.contains("bfloat16"));
+    let V5Shape {
+        wr,
+        wk,
+        tiles,
+        pf,
+        minb,
+    } = v;
+    format!(
+        r#"{PRELUDE}{PICK}
+#define V5_F16 {f16}
+#define V5_GS {gs}
+#define V5_WR {wr}
+#define V5_WK {wk}
+#define V5_TILES {tiles}
+#define V5_PF {pf}
+#define V5_MINB {minb}
+typedef {ot} OT;
+__device__ __forceinline__ void sto(__half* p, float v) {{ *p = st_half(v); }}
+__device__ __forceinline__ void sto(__nv_bfloat16* p, float v) {{ *p = st_bf16(v); }}
+{GEMV_V5}"#
+    )
+}
+
+/// The kernel of `gemv_v5_src` after its constants (`V5_*`, `OT`, `sto`).
+const GEMV_V5: &str = r#"
+// ---- version 5 (benchmarks/cuda/qgemv_lab.cu, gemv5 with SCALE and NC; see gemv_v5_src)
+__device__ __forceinline__ float h2f(unsigned h) {
+  if (V5_F16) return __half2float(__ushort_as_half((unsigned short)h));
+  return __uint_as_float(h << 16);
+}
+__device__ __forceinline__ void mma_f16(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+// f32 pair -> f16x2, lo in the low half (cvt puts its first source in the high half)
+__device__ __forceinline__ unsigned pack_h2(float lo, float hi) {
+  unsigned d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+// (v & MASK) | 0x64006400 in one lop3 (0xEA = (a & b) | c): the f16 pairs 1024 + level
+// (MASK 0x000F000F: levels 0 and 4 of v) or 1024 + 16 level (0x00F000F0: levels 1 and 5)
+template <unsigned MASK>
+__device__ __forceinline__ unsigned lvl(unsigned v) {
+  unsigned d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(v), "n"(MASK), "n"(0x64006400u));
+  return d;
+}
+// 16 bytes of W, past L1; L2 fetches the whole 256-byte block (the next 3 chunks)
+__device__ __forceinline__ uint4 ldw(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+// A flush's scales and biases: for each row, group gb + so (NGL = 2: that group and the
+// next, one 32-bit load, so is even)
+template <int NGL, int TILES>
+__device__ __forceinline__ void v5_scales(unsigned (&sc)[TILES][2], unsigned (&bc)[TILES][2], const int (&so)[TILES][2], int gb,
+    const unsigned short* __restrict__ sg, const unsigned short* __restrict__ bg) {
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = so[tt][r] + gb;
+      if constexpr (NGL == 2) {
+        sc[tt][r] = *reinterpret_cast<const unsigned*>(sg + i);
+        bc[tt][r] = *reinterpret_cast<const unsigned*>(bg + i);
+      } else {
+        sc[tt][r] = sg[i];
+        bc[tt][r] = bg[i];
+      }
+    }
+}
+
+// Block: WR x WK warps; warp (wr, wk) owns rows n0 + 16 (TILES wr + tt) + g + 8 r and the
+// contiguous chunks wk CW .. (wk + 1) CW - 1 (a chunk: 128 values of K, 16 bytes of each
+// row per lane t, slot t of the chunk). The mma's 8 columns are groups: column col(p, h)
+// takes group h of the p-th chunk of a flush (CPF chunks), so lane (g, t) takes x in a
+// chunk of phase p only when g == col(p, h) (pa below); the other lanes read a zero
+// block. After a flush lane t holds, for rows g and g + 8, the groups gb + 2t and
+// gb + 2t + 1 (gb + t for group 128) in c[2r], c[2r+1].
+// The host checks: one row of x per product, K % (512 WK) == 0, N K / 8 < 2^31 (32-bit
+// offsets within a matrix), the shared memory size.
+extern "C" __global__ void __launch_bounds__(V5_WR * V5_WK * 32, V5_MINB) k(const unsigned short* __restrict__ x,
+    const unsigned* __restrict__ w, const unsigned short* __restrict__ s, const unsigned short* __restrict__ b,
+    OT* __restrict__ out, long long batch, long long N_, long long K_, long long packed_, PICK_PARAMS) {
+  constexpr bool F16 = V5_F16 != 0;
+  constexpr int GS = V5_GS, WR = V5_WR, WK = V5_WK, TILES = V5_TILES, PF = V5_PF;
+  static_assert(GS == 32 || GS == 64 || GS == 128, "group size 32, 64 or 128");
+  static_assert(PF == 1 || PF == 2 || PF == 4, "PF divides the 4 chunks of an iteration");
+  constexpr int NT = WR * WK * 32, R = 16 * TILES * WR, U = 4;  // U: chunks per loop iteration
+  constexpr int G = 128 / GS;             // groups per chunk
+  constexpr int CPF = GS == 32 ? 2 : 4;   // chunks per flush (8 columns: G CPF groups, 4 for group 128)
+  constexpr int NFI = U / CPF;            // flushes per iteration
+  constexpr int NGL = GS == 128 ? 1 : 2;  // groups per lane per flush
+  extern __shared__ __align__(16) unsigned char v5sm[];
+  const int N = (int)N_, K = (int)K_;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int wr = warp % WR, wk = warp / WR;
+  const int tiles = (N + R - 1) / R;
+  const int bi = blockIdx.x / tiles, n0 = (blockIdx.x % tiles) * R;
+  long long xi = bi, wi = bi;
+  // the whole block returns together (one bi per block), before its first barrier
+  if (bi >= batch || !pick(PICK_ARGS, bi, &xi, &wi)) return;
+  const int packed = K / 8, groups = K / GS;
+  const int CW = K / 128 / WK, cbeg = wk * CW, NIT = CW / U;
+  // shared memory (bytes): x's fragments [chunk][even 128 | odd 128] at 0, zeros at XF (ZB is
+  // bank-shifted from the fragments' 32t), (X, Y) per group at XYO, row sums [WK][R] at REDO,
+  // then the warps' largest |x|
+  const int XF = 2 * K, ZB = XF + 16, XYO = XF + 192, REDO = XYO + 8 * groups;
+  const unsigned short* xb = x + xi * K;
+  const unsigned* wm = w + wi * N * packed;
+  const unsigned short* sg = s + wi * N * groups;
+  const unsigned short* bg = b + wi * N * groups;
+  const uint4* wp[TILES][2];
+  int so[TILES][2];  // this lane's first scale of each row, less the flush's group base
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = min(n0 + 16 * (TILES * wr + tt) + 8 * r + g, N - 1);  // past N: read N - 1, not stored
+      wp[tt][r] = reinterpret_cast<const uint4*>(wm + (long long)row * packed) + 4 * cbeg + t;
+      so[tt][r] = row * groups + (NGL == 2 ? 2 * t : t);
+    }
+  // the first PF chunks' words and the first flush's scales are requested before x is prepared
+  uint4 buf[PF][TILES][2];
+#pragma unroll
+  for (int q = 0; q < PF; ++q)
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) buf[q][tt][r] = ldw(wp[tt][r] + 4 * q);
+  unsigned sc[TILES][2], bc[TILES][2];
+  v5_scales<NGL>(sc, bc, so, G * cbeg, sg, bg);
+
+  // x, once per block: times 2^S (max |x| 2^S in [2^14, 2^15): bfloat16 and float16 values
+  // are then exact in float16), rounded to float16, odd positions also divided by 16.
+  // Piece i = 8 values = word i % 4 of slot (i / 4) % 4 of chunk i / 16; its B registers
+  // (levels 0,4 | 2,6 and 1,5 | 3,7 of the word) go to 8 i + 128 (i / 16) and + 128.
+  int S = 0;
+  {
+    unsigned mh = 0u, ml = 0u;  // largest |x| bit pattern, high and low halves
+    for (int i = threadIdx.x; i < K / 8; i += NT) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(xb) + i);
+      mh = max(mh, max(max(v.x & 0x7FFF0000u, v.y & 0x7FFF0000u), max(v.z & 0x7FFF0000u, v.w & 0x7FFF0000u)));
+      ml = max(ml, max(max(v.x << 17, v.y << 17), max(v.z << 17, v.w << 17)));
+    }
+    unsigned m = max(mh >> 16, ml >> 17);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    unsigned* mx = reinterpret_cast<unsigned*>(v5sm + REDO + 4 * WK * R);
+    if (lane == 0) mx[warp] = m;
+    __syncthreads();
+#pragma unroll
+    for (int q = 0; q < NT / 32; ++q) m = max(m, mx[q]);
+    // exponent e of max |x| (subnormal: below its field's); S in [-114, 126] for any input
+    if (m != 0u) S = min(126, 14 - (F16 ? (int)(m >> 10) - 15 : (int)(m >> 7) - 127));
+  }
+  const float fe = __int_as_float((127 + S) << 23), fo = __int_as_float((123 + S) << 23);  // 2^S, 2^(S-4)
+  for (int i = threadIdx.x; i < K / 8; i += NT) {  // K / 8 and NT are multiples of 32: whole warps
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(xb) + i);
+    const float x0 = h2f(v.x & 0xFFFFu) * fe, x2 = h2f(v.y & 0xFFFFu) * fe;
+    const float x4 = h2f(v.z & 0xFFFFu) * fe, x6 = h2f(v.w & 0xFFFFu) * fe;
+    const float x1 = h2f(v.x >> 16) * fo, x3 = h2f(v.y >> 16) * fo;
+    const float x5 = h2f(v.z >> 16) * fo, x7 = h2f(v.w >> 16) * fo;
+    unsigned char* dst = v5sm + 8 * i + 128 * (i >> 4);
+    *reinterpret_cast<uint2*>(dst) = make_uint2(pack_h2(x0, x4), pack_h2(x2, x6));
+    *reinterpret_cast<uint2*>(dst + 128) = make_uint2(pack_h2(x1, x5), pack_h2(x3, x7));
+    // X: sum of (scaled) x; Y = 1024 (even + odd / 16), what the offsets add to a column
+    const float ev = (x0 + x2) + (x4 + x6), od = (x1 + x3) + (x5 + x7);
+    float X = fmaf(16.f, od, ev), Y = 1024.f * (ev + od);
+#pragma unroll
+    for (int m = 1; m < GS / 8; m <<= 1) {  // a group's GS / 8 pieces are adjacent lanes
+      X += __shfl_xor_sync(0xffffffffu, X, m);
+      Y += __shfl_xor_sync(0xffffffffu, Y, m);
+    }
+    if ((i & (GS / 8 - 1)) == 0) reinterpret_cast<float2*>(v5sm + XYO)[i / (GS / 8)] = make_float2(X, Y);
+  }
+  if (threadIdx.x < 12) reinterpret_cast<uint4*>(v5sm + XF)[threadIdx.x] = make_uint4(0u, 0u, 0u, 0u);
+  __syncthreads();
+
+  // the phase (chunk of a flush) at which column g takes this lane's x, if any
+  int pa = -1;
+#pragma unroll
+  for (int p = 0; p < CPF; ++p)
+    if (g == (GS == 32 ? 4 * p + t : GS == 64 ? 2 * p + (t >> 1) : 2 * p)) pa = p;
+  float c[TILES][4], y[TILES][2];
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt) {
+    c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+    y[tt][0] = y[tt][1] = 0.f;
+  }
+  for (int it = 0; it < NIT; ++it) {
+    const int ib = 256 * (cbeg + U * it) + 32 * t;  // this lane's fragments in the iteration's first chunk
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      uint4 cur[TILES][2];
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) { cur[tt][0] = buf[u % PF][tt][0]; cur[tt][1] = buf[u % PF][tt][1]; }
+      if (u + PF < U || it + 1 < NIT) {  // chunk U it + u + PF
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) buf[u % PF][tt][r] = ldw(wp[tt][r] + 4 * (u + PF));
+      }
+      const uint4* bq = reinterpret_cast<const uint4*>(v5sm + (pa == u % CPF ? ib + 256 * u : ZB));
+      const uint4 e0 = bq[0], e1 = bq[1], o0 = bq[8], o1 = bq[9];
+      const unsigned be[8] = {e0.x, e0.y, e0.z, e0.w, e1.x, e1.y, e1.z, e1.w};
+      const unsigned bo[8] = {o0.x, o0.y, o0.z, o0.w, o1.x, o1.y, o1.z, o1.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) {
+          const uint4& A = cur[tt][0];
+          const uint4& B = cur[tt][1];
+          const unsigned va = j == 0 ? A.x : j == 1 ? A.y : j == 2 ? A.z : A.w;  // row g, word j
+          const unsigned vb = j == 0 ? B.x : j == 1 ? B.y : j == 2 ? B.z : B.w;  // row g + 8
+          const unsigned ha = va >> 8, hb = vb >> 8;
+          // k 2t, 2t+1: levels (0, 4) then (2, 6); k 2t+8, 2t+9: (1, 5) then (3, 7), times 16
+          mma_f16(c[tt], lvl<0x000F000Fu>(va), lvl<0x000F000Fu>(vb), lvl<0x00F000F0u>(va), lvl<0x00F000F0u>(vb),
+                  be[2 * j], bo[2 * j]);
+          mma_f16(c[tt], lvl<0x000F000Fu>(ha), lvl<0x000F000Fu>(hb), lvl<0x00F000F0u>(ha), lvl<0x00F000F0u>(hb),
+                  be[2 * j + 1], bo[2 * j + 1]);
+        }
+      if ((u + 1) % CPF == 0) {  // flush: y += s (D - Y) + b X per group, then the next flush's scales
+        const int gb = G * (cbeg + CPF * (NFI * it + u / CPF));
+        if constexpr (NGL == 2) {
+          const float4 q = *reinterpret_cast<const float4*>(v5sm + XYO + 8 * (gb + 2 * t));
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              float a = y[tt][r];
+              a = fmaf(h2f(sc[tt][r] & 0xFFFFu), c[tt][2 * r] - q.y, a);
+              a = fmaf(h2f(bc[tt][r] & 0xFFFFu), q.x, a);
+              a = fmaf(h2f(sc[tt][r] >> 16), c[tt][2 * r + 1] - q.w, a);
+              a = fmaf(h2f(bc[tt][r] >> 16), q.z, a);
+              y[tt][r] = a;
+            }
+        } else {
+          const float2 q = *reinterpret_cast<const float2*>(v5sm + XYO + 8 * (gb + t));
+#pragma unroll
+          for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              float a = y[tt][r];
+              a = fmaf(h2f(sc[tt][r]), c[tt][2 * r] - q.y, a);
+              a = fmaf(h2f(bc[tt][r]), q.x, a);
+              y[tt][r] = a;
+            }
+        }
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) c[tt][0] = c[tt][1] = c[tt][2] = c[tt][3] = 0.f;
+        if (u / CPF + 1 < NFI || it + 1 < NIT) v5_scales<NGL>(sc, bc, so, gb + CPF * G, sg, bg);
+      }
+    }
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt) { wp[tt][0] += 4 * U; wp[tt][1] += 4 * U; }
+  }
+  // the quad's groups, then the WK warps of a row, through shared memory
+#pragma unroll
+  for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float a = y[tt][r];
+      a += __shfl_xor_sync(0xffffffffu, a, 1);
+      a += __shfl_xor_sync(0xffffffffu, a, 2);
+      y[tt][r] = a;
+    }
+  float* red = reinterpret_cast<float*>(v5sm + REDO);
+  if (t == 0) {
+#pragma unroll
+    for (int tt = 0; tt < TILES; ++tt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) red[R * wk + 16 * (TILES * wr + tt) + 8 * r + g] = y[tt][r];
+  }
+  __syncthreads();
+  const float inv = __int_as_float((127 - S) << 23);  // 2^-S
+  for (int i = threadIdx.x; i < R; i += NT) {
+    float a = 0.f;
+#pragma unroll
+    for (int q = 0; q < WK; ++q) a += red[R * q + i];
+    if (n0 + i < N) sto(out + (long long)bi * N + n0 + i, a * inv);
+  }
+}
+"#;
 
 fn gemv_src(s: &QuantSpec, st: &str, ot: &str, m: usize) -> String {
     let sub = s.group_size.min(32);
@@ -821,14 +1295,57 @@ impl CudaBackend {
         // each matrix among them read once for all its products (a sorted batch shares
         // experts); few products keep one block per product, for parallelism.
         let grouped = mma && m == 1 && batch >= GROUP_MIN && picks.is_some();
-        let src = if mma {
-            gemv_mma_src(ot, s.group_size, m, grouped)
-        } else if vector {
-            gemv_vec_src(s, st, ot, m)
+        // One row of x per product (not grouped): version 5 where its shape allows.
+        let mut v5 = if mma && m == 1 && !grouped && params.get(2).is_some() {
+            let attr = |a| {
+                self.ctx
+                    .attribute(a)
+                    .ok()
+                    .and_then(|v| usize::try_from(v).ok())
+                    .unwrap_or(0)
+            };
+            let sms = attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+            let max_shared =
+                attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+            v5_plan(n, k, s.group_size, batch, sms, max_shared).map(|p| (p, max_shared))
         } else {
-            gemv_src(s, st, ot, m)
+            None
         };
-        let f = self.compiler.get(op, src)?;
+        let mut f = None;
+        if let Some((p, max_shared)) = v5 {
+            let g = self
+                .compiler
+                .get(op, gemv_v5_src(ot, s.group_size, p.shape))?;
+            // Past 48 KiB a kernel must opt in: to the device's limit, the same for every
+            // launch (v5_plan checked p.shared against it); if the driver refuses,
+            // `gemv_mma_src` runs instead.
+            let allowed = p.shared <= DEFAULT_SHARED
+                || i32::try_from(max_shared).is_ok_and(|v| {
+                    g.set_attribute(
+                        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        v,
+                    )
+                    .is_ok()
+                });
+            if allowed {
+                f = Some(g);
+            } else {
+                v5 = None;
+            }
+        }
+        let f = match f {
+            Some(f) => f,
+            None => {
+                let src = if mma {
+                    gemv_mma_src(ot, s.group_size, m, grouped)
+                } else if vector {
+                    gemv_vec_src(s, st, ot, m)
+                } else {
+                    gemv_src(s, st, ot, m)
+                };
+                self.compiler.get(op, src)?
+            }
+        };
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         if batch * m * n == 0 {
             return Ok(on_device(out, nbytes, shape));
@@ -843,16 +1360,18 @@ impl CudaBackend {
             None => sd,
         };
         let dst = out.slice_mut()?;
-        let (blocks, threads) = if mma {
+        let (blocks, threads, shared) = if let Some((p, _)) = v5 {
+            (p.blocks, p.shape.threads() as u32, p.shared)
+        } else if mma {
             let units = if grouped { batch.div_ceil(8) } else { batch };
-            (units * n.div_ceil(MMA_ROWS), (MMA_WARPS * 32) as u32)
+            (units * n.div_ceil(MMA_ROWS), (MMA_WARPS * 32) as u32, 0)
         } else {
             let warps = if vector {
                 batch * n.div_ceil(WARP_ROWS)
             } else {
                 batch * n
             };
-            ((warps * 32).div_ceil(128), 128u32)
+            ((warps * 32).div_ceil(128), 128u32, 0)
         };
         let cfg = LaunchConfig {
             grid_dim: (
@@ -861,7 +1380,7 @@ impl CudaBackend {
                 1,
             ),
             block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
+            shared_mem_bytes: u32::try_from(shared).map_err(|_| Error::overflow(op))?,
         };
         let a = [batch, n, k, packed, x_mats, w_mats]
             .into_iter()
@@ -943,5 +1462,99 @@ impl CudaBackend {
             donatable: false,
         };
         self.matmul(op, vec![x, wi], shape, out_dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H200: (usize, usize) = (132, 232_448);
+
+    fn plan(n: usize, k: usize, gs: usize, batch: usize) -> Option<V5Plan> {
+        v5_plan(n, k, gs, batch, H200.0, H200.1)
+    }
+
+    #[test]
+    fn v5_shape_follows_the_lab() {
+        // the lab's batches: 16 x 4096x4096, 4 x 14336x4096, 4 x 4096x14336 (the last one
+        // has 128 blocks, fewer than the 132 SMs: 8 matrices here)
+        let shape = |n, k, gs, batch| plan(n, k, gs, batch).map(|p| p.shape);
+        for gs in [64, 128] {
+            assert_eq!(shape(4096, 4096, gs, 16), Some(V5_ROWS));
+            assert_eq!(shape(14336, 4096, gs, 4), Some(V5_ROWS));
+            assert_eq!(shape(4096, 14336, gs, 8), Some(V5_SPLIT_K));
+        }
+        assert_eq!(shape(4096, 4096, 32, 16), Some(V5_SPLIT_K));
+        assert_eq!(shape(14336, 4096, 32, 4), Some(V5_SPLIT_K));
+        // a single matrix makes too small a grid on an H200: the previous kernel
+        for (n, k) in [(4096, 4096), (14336, 4096), (4096, 14336)] {
+            assert_eq!(shape(n, k, 64, 1), None);
+        }
+        // one block per SM exactly (here a GPU of 8): the 16-warp blocks
+        let small = |n, k, batch| v5_plan(n, k, 64, batch, 8, H200.1).map(|p| p.shape);
+        assert_eq!(small(1024, 4096, 1), Some(V5_SPLIT_K));
+        assert_eq!(small(4096, 4096, 1), Some(V5_ROWS));
+        // K a multiple of 512 but not of 1024: the shape that divides it
+        assert_eq!(shape(4096, 1536, 32, 16), Some(V5_ROWS));
+        assert_eq!(small(2048, 1536, 1), Some(V5_ROWS));
+    }
+
+    #[test]
+    fn v5_declines_what_it_cannot_run() {
+        for k in [0, 128, 256, 384, 4352, 8224, 8256, 8320] {
+            assert_eq!(plan(70, k, 64, 2), None, "k = {k}");
+        }
+        assert_eq!(plan(0, 4096, 64, 1), None);
+        assert_eq!(plan(4096, 4096, 16, 1), None);
+        // 32-bit offsets within a matrix: N K / 8 < 2^31
+        assert!(plan((1 << 20) - 1, 1 << 14, 64, 1).is_some());
+        assert_eq!(plan(1 << 20, 1 << 14, 64, 1), None);
+        assert_eq!(plan(usize::MAX, 4096, 64, 1), None);
+        assert_eq!(plan(4096, 4096, 64, usize::MAX), None);
+        // shared memory past 48 KiB only where the device lets a block opt into it
+        let big = plan(4096, 65536, 32, 16).map(|p| p.shared);
+        assert!(big.is_some_and(|s| s > DEFAULT_SHARED && s <= H200.1));
+        assert_eq!(v5_plan(4096, 65536, 32, 16, 132, 0), None);
+        assert_eq!(plan(4096, 1 << 20, 32, 1), None);
+    }
+
+    #[test]
+    fn v5_launch_sizes() {
+        // K = 4096, group 64, WR4 WK1 T2 PF2: 8 KiB of x, 192, 64 groups x 8, 128 row
+        // sums, 4 warps
+        let p = plan(4096, 4096, 64, 16);
+        assert_eq!(
+            p,
+            Some(V5Plan {
+                shape: V5_ROWS,
+                shared: 8192 + 192 + 512 + 512 + 16,
+                blocks: 16 * 32,
+            })
+        );
+        assert_eq!((V5_ROWS.threads(), V5_ROWS.rows()), (128, 128));
+        assert_eq!((V5_SPLIT_K.threads(), V5_SPLIT_K.rows()), (512, 128));
+        // 70 rows: one partial block per matrix (on a GPU small enough to take it)
+        let p = v5_plan(70, 14336, 32, 2, 1, H200.1);
+        assert_eq!(p.map(|p| p.blocks), Some(2));
+    }
+
+    #[test]
+    fn v5_source_has_its_constants() {
+        let src = gemv_v5_src("__nv_bfloat16", 32, V5_SPLIT_K);
+        for want in [
+            "#define V5_F16 0",
+            "#define V5_GS 32",
+            "#define V5_WR 8",
+            "#define V5_WK 2",
+            "#define V5_TILES 1",
+            "#define V5_PF 4",
+            "#define V5_MINB 1",
+            "typedef __nv_bfloat16 OT;",
+            "extern \"C\" __global__ void __launch_bounds__(V5_WR * V5_WK * 32, V5_MINB) k(",
+        ] {
+            assert!(src.contains(want), "{want}");
+        }
+        assert!(gemv_v5_src("__half", 64, V5_ROWS).contains("#define V5_F16 1"));
     }
 }

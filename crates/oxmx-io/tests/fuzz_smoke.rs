@@ -235,10 +235,18 @@ fn fuzz_signature_files() {
 fn function_files() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/function");
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect()
+        })
         .unwrap_or_default();
     seeds.sort();
-    assert!(seeds.len() >= 2, "function seeds missing in {}", dir.display());
+    assert!(
+        seeds.len() >= 2,
+        "function seeds missing in {}",
+        dir.display()
+    );
     for s in &seeds {
         assert!(oxmx_io::function::from_bytes(s).is_ok());
     }
