@@ -127,11 +127,17 @@ fn resolve(
             if let Some(&k) = const_pos.get(&a.id()) {
                 return Ok(k);
             }
-            let k = match broadcast_source(a)? {
-                Some(src) => {
+            let view = match broadcast_source(a)? {
+                Some(src) => Some((src, Primitive::Broadcast)),
+                None => {
+                    transpose_source(a)?.map(|(src, perm)| (src, Primitive::Transpose { perm }))
+                }
+            };
+            let k = match view {
+                Some((src, prim)) => {
                     let inner = const_ref(&src, g, const_pos);
                     g.steps.push(GraphStep {
-                        prim: Primitive::Broadcast,
+                        prim,
                         inputs: vec![inner],
                         shape: a.shape().to_vec(),
                         dtype: a.dtype(),
@@ -167,6 +173,39 @@ fn broadcast_source(a: &Array) -> Result<Option<Array>> {
         .map(|(&st, &n)| if st == 0 { n.min(1) as i64 } else { n as i64 })
         .collect();
     Ok(Some(ops::slice(a, &vec![0; stop.len()], &stop, None)?))
+}
+
+/// The array `a` is a transpose of, and the permutation, if it is one: an unevaluated
+/// transpose node's input, or an evaluated view whose strides are a permutation of
+/// row-major ones (`w.T` of a constant). Kept as a transpose step so that the imported
+/// graph hands kernels the same layout (a matmul's summation order follows it).
+fn transpose_source(a: &Array) -> Result<Option<(Array, Vec<usize>)>> {
+    if let Some((Primitive::Transpose { perm }, ins)) = a.history() {
+        return Ok(ins.into_iter().next().map(|i| (i, perm)));
+    }
+    let Some(d) = a.ready_data() else {
+        return Ok(None);
+    };
+    let (shape, st) = (a.shape(), &d.strides);
+    if shape.len() < 2 || st.len() != shape.len() || st.iter().any(|&s| s <= 0) {
+        return Ok(None);
+    }
+    if crate::shape::is_row_contiguous(shape, st) {
+        return Ok(None);
+    }
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(st[i]));
+    let pshape: Vec<usize> = order.iter().map(|&i| shape[i]).collect();
+    let pst: Vec<isize> = order.iter().map(|&i| st[i]).collect();
+    if !crate::shape::is_row_contiguous(&pshape, &pst) {
+        return Ok(None);
+    }
+    let inner = ops::transpose(a, Some(&i64s(&order)))?;
+    let mut perm = vec![0; order.len()];
+    for (j, &i) in order.iter().enumerate() {
+        perm[i] = j;
+    }
+    Ok(Some((inner, perm)))
 }
 
 fn const_ref(a: &Array, g: &mut Graph, const_pos: &mut HashMap<usize, GraphRef>) -> GraphRef {
