@@ -5,10 +5,14 @@
 //! of the same shapes and dtypes without running Python; the fused form is used unless
 //! an input belongs to an active transform (whose rules then see the plain nodes).
 
+mod codec;
 mod export;
 mod passes;
+mod rebuild;
 
-pub use export::{build, decode, dtype_code, encode, rebuild, Graph, GraphRef, GraphStep};
+pub use codec::{decode, dtype_code, encode};
+pub use export::{Graph, GraphRef, GraphStep};
+pub use rebuild::{build, rebuild};
 
 use crate::array::Array;
 use crate::error::{Error, Result};
