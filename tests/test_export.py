@@ -260,9 +260,9 @@ def test_shapeless_import_serves_new_sizes(tmp_path):
     [
         lambda x: x.reshape(-1),  # merges axes
         lambda x: x[:, 1:],  # a slice of the traced length
-        lambda x: mx.mean(x, axis=0),  # divides by the traced count
+        lambda x: mx.sum(x, axis=0) / 2,  # a sum scaled by a constant (as a traced count)
     ],
-    ids=["reshape", "slice", "mean"],
+    ids=["reshape", "slice", "sum_over_constant"],
 )
 def test_shapeless_refuses_shape_dependent_steps(f, tmp_path):
     p = str(tmp_path / "r.mlxfn")
@@ -275,6 +275,57 @@ def test_shapeless_refuses_shape_dependent_steps(f, tmp_path):
     tree_same(cf(mx.ones((2, 3))), f(mx.ones((2, 3))))
     with pytest.raises(ValueError, match="shapeless"):
         cf(mx.ones((4, 5)))
+
+
+SHAPELESS_MEANS = {
+    "mean_all": lambda x: mx.mean(x),
+    "mean_rows": lambda x: mx.mean(x, axis=1),
+    "mean_keepdims": lambda x: x - mx.mean(x, axis=-1, keepdims=True),
+    "var": lambda x: mx.var(x, axis=0),
+    "var_ddof": lambda x: mx.var(x, axis=(0, 1), ddof=1),
+    "std": lambda x: mx.std(x, axis=-1, keepdims=True),
+    "layer_norm": lambda x: (x - x.mean(-1, keepdims=True)) * mx.rsqrt(x.var(-1, keepdims=True) + 1e-5),
+    "mse": lambda x: ((x - 1) ** 2).mean(),
+    # a traced axis of size 2 that becomes 1: the scalar's broadcast must not restore it
+    "keepdims_sum_plus_scalar": lambda x: mx.sum(x, axis=-1, keepdims=True) + 1.0,
+}
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16])
+@pytest.mark.parametrize("name", sorted(SHAPELESS_MEANS))
+def test_shapeless_mean_and_var_follow_new_sizes(name, dtype, tmp_path):
+    # mean and var divide by a count node over their input (as MLX's shapeless traces
+    # do), so new sizes get their own count: the same bits as eager
+    f = SHAPELESS_MEANS[name]
+    p = str(tmp_path / "m.mlxfn")
+    mx.export_function(p, f, mx.zeros((2, 3), dtype), shapeless=True)
+    g = mx.import_function(p)
+    cf = mx.compile(f, shapeless=True)
+    for shape in [(2, 3), (5, 7), (1, 4), (9, 1)]:
+        x = mx.random.normal(shape).astype(dtype)
+        tree_same(list(g(x)), [f(x)])
+        tree_same(cf(x), f(x))
+
+
+def test_shapeless_mean_gradient_and_empty_axes(tmp_path):
+    f = lambda x: mx.mean(mx.sin(x), axis=0)
+    cf = mx.compile(f, shapeless=True)
+    for n in (3, 6):
+        x = mx.random.normal((n, 4))
+        tree_same(cf(x), f(x))
+        tree_close(mx.grad(lambda x: cf(x).sum())(x), mx.cos(x) / n, 1e-6)
+    # a count of zero divides to NaN as eager does
+    v = mx.compile(lambda x: mx.var(x, axis=0, ddof=1), shapeless=True)
+    v(mx.ones((3, 2)))
+    got, want = v(mx.ones((1, 2))), mx.var(mx.ones((1, 2)), axis=0, ddof=1)
+    assert np.array_equal(np.isnan(np.array(got)), np.isnan(np.array(want)))
+    # the count is a node only in shapeless traces: a fixed-shape export keeps a constant
+    seen = []
+    mx.export_function(seen.append, lambda x: mx.mean(x, axis=0), mx.ones((2, 3)))
+    assert "number_of_elements" not in [d.get("name") for d in seen]
+    seen = []
+    mx.export_function(seen.append, lambda x: mx.mean(x, axis=0), mx.ones((2, 3)), shapeless=True)
+    assert "number_of_elements" in [d.get("name") for d in seen]
 
 
 def test_shapeless_compile_does_not_retrace():
@@ -426,6 +477,15 @@ def _hostile_cases():
     def reduce_bad_axis(w):
         return [w.step("reduce", [w.input((2, 3))], (2, 1), ints=(0, 9))]
 
+    def count_bad_axis(w):
+        return [w.step("number_of_elements", [w.input((2, 3))], (), ints=(0, 0, 5))]
+
+    def count_unsorted_axes(w):
+        return [w.step("number_of_elements", [w.input((2, 3))], (), ints=(0, 0, 1, 0))]
+
+    def count_integer_dtype(w):
+        return [w.step("number_of_elements", [w.input((2, 3))], (), code=I32, ints=(0, 0, 1))]
+
     def wrong_arity(w):
         return [w.step("binary.add", [w.input((2,))], (2,))]
 
@@ -477,6 +537,9 @@ def _hostile_cases():
         ("broadcast_incompatible", broadcast_incompatible, "broadcast"),
         ("transpose_bad_perm", transpose_bad_perm, ""),
         ("reduce_bad_axis", reduce_bad_axis, ""),
+        ("count_bad_axis", count_bad_axis, ""),
+        ("count_unsorted_axes", count_unsorted_axes, "number_of_elements"),
+        ("count_integer_dtype", count_integer_dtype, "number_of_elements"),
         ("wrong_arity", wrong_arity, "cannot take 1 inputs"),
         ("matmul_mismatch", matmul_mismatch, ""),
         ("gather_axis_out_of_range", gather_axis_out_of_range, ""),

@@ -99,6 +99,9 @@ pub struct Trace {
     /// Evaluating arrays of this trace is an error (vmap and compile trace with
     /// placeholder values, as in MLX).
     pub no_eval: bool,
+    /// A shapeless compile or export traces: ops whose result depends on an input's
+    /// sizes (mean, var) record that dependence as a node instead of a constant.
+    pub shapeless: bool,
 }
 
 impl Trace {
@@ -109,6 +112,15 @@ impl Trace {
         Arc::new(Trace {
             active: std::sync::atomic::AtomicBool::new(true),
             no_eval: !allowed,
+            shapeless: false,
+        })
+    }
+    /// A trace that forbids evaluation and records shape-dependent values as nodes.
+    pub fn shapeless() -> Arc<Trace> {
+        Arc::new(Trace {
+            active: std::sync::atomic::AtomicBool::new(true),
+            no_eval: true,
+            shapeless: true,
         })
     }
     pub fn is_active(&self) -> bool {
@@ -190,6 +202,11 @@ impl Array {
             .filter(|t| t.is_active())
             .cloned()
             .collect()
+    }
+
+    /// Whether an active shapeless trace depends on this array.
+    pub fn in_shapeless_trace(&self) -> bool {
+        self.0.traces.iter().any(|t| t.shapeless && t.is_active())
     }
 
     /// Whether an active transform that forbids evaluation depends on this array.

@@ -199,6 +199,14 @@ pub enum Primitive {
         start: f64,
         step: f64,
     },
+    /// The input's number of elements over `axes` (sorted), less `ddof` and at least 0,
+    /// or its reciprocal if `inverted`, as a 0-d array: how mean and var divide in a
+    /// shapeless trace, where the count must follow new input sizes.
+    NumberOfElements {
+        axes: Vec<usize>,
+        inverted: bool,
+        ddof: i64,
+    },
     /// Reduce over `axes` (sorted); the output keeps those dims with size 1.
     Reduce {
         op: ReduceOp,
@@ -542,6 +550,21 @@ impl std::fmt::Debug for Custom {
     }
 }
 
+/// The value of `Primitive::NumberOfElements` for an input of `shape` (axes already
+/// checked against it by the op layer; an axis past the end counts as 1).
+pub fn number_of_elements_value(shape: &[usize], axes: &[usize], inverted: bool, ddof: i64) -> f64 {
+    let n: f64 = axes
+        .iter()
+        .map(|&a| shape.get(a).copied().unwrap_or(1) as f64)
+        .product();
+    let n = (n - ddof as f64).max(0.0);
+    if inverted {
+        1.0 / n
+    } else {
+        n
+    }
+}
+
 impl Primitive {
     pub fn name(&self) -> &'static str {
         use Primitive::*;
@@ -552,6 +575,7 @@ impl Primitive {
             AsType(_) => "astype",
             Copy => "copy",
             Arange { .. } => "arange",
+            NumberOfElements { .. } => "number_of_elements",
             Reduce { .. } => "reduce",
             ArgReduce { .. } => "arg_reduce",
             Softmax { .. } => "softmax",

@@ -125,6 +125,17 @@ impl Backend for CpuBackend {
             Primitive::Fused(k) => fused::run(&k.0, &ins, out_shape, out_dtype, &mut out)?,
             Primitive::Copy => copy::copy(&ins[input(&ins, 0, op)?], &mut out),
             Primitive::Arange { start, step } => copy::arange(*start, *step, out_dtype, &mut out),
+            Primitive::NumberOfElements {
+                axes,
+                inverted,
+                ddof,
+            } => {
+                let x = &ins[input(&ins, 0, op)?];
+                let v = oxmx_core::primitive::number_of_elements_value(
+                    &x.shape, axes, *inverted, *ddof,
+                );
+                copy::arange(v, 0.0, out_dtype, &mut out)
+            }
             Primitive::Concatenate { axis } => copy::concatenate(&ins, *axis, out_shape, &mut out)?,
             Primitive::SliceUpdate { start, strides, .. } => {
                 input(&ins, 1, op)?;

@@ -917,6 +917,23 @@ impl CudaBackend {
                 };
                 self.elementwise(op, &ins, out_shape, out_dtype, ct_of(in_dtype)?, expr)
             }
+            Primitive::NumberOfElements {
+                axes,
+                inverted,
+                ddof,
+            } => {
+                let x = ins
+                    .first()
+                    .ok_or_else(|| Error::runtime(op, "missing input"))?;
+                let v = oxmx_core::primitive::number_of_elements_value(
+                    &x.shape, axes, *inverted, *ddof,
+                );
+                let arange = Primitive::Arange {
+                    start: v,
+                    step: 0.0,
+                };
+                self.run_native(&arange, vec![], out_shape, out_dtype)
+            }
             Primitive::Arange { start, step } => {
                 let n = size_of(out_shape);
                 let (mut out, nbytes) = self.new_output(op, out_shape, out_dtype)?;

@@ -29,11 +29,17 @@ pub struct Trace {
 
 #[pymethods]
 impl Trace {
+    /// `shapeless` (which implies no evaluation): a shapeless compile or export, whose
+    /// mean and var divide by a count node that follows new input sizes.
     #[new]
-    #[pyo3(signature = (allow_eval = true))]
-    fn new(allow_eval: bool) -> Self {
+    #[pyo3(signature = (allow_eval = true, shapeless = false))]
+    fn new(allow_eval: bool, shapeless: bool) -> Self {
         Trace {
-            inner: CoreTrace::with_eval(allow_eval),
+            inner: if shapeless {
+                CoreTrace::shapeless()
+            } else {
+                CoreTrace::with_eval(allow_eval)
+            },
         }
     }
     /// An identity node over `x` that belongs to this trace.

@@ -154,7 +154,7 @@ def compile(fun, inputs=None, outputs=None, shapeless=False):
                 for s, v in zip(out_slots, res[n_out:]):
                     s.set(v)
                 return _rebuild(out_tree, res[:n_out])
-        with _T._Trace(False) as trace:
+        with _T._Trace(False, shapeless) as trace:
             leaves = [trace.leaf(a) for a in arrays]
             state_leaves = [trace.leaf(a) for a in state_in]
             for s, l in zip(in_slots, state_leaves):

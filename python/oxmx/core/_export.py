@@ -63,12 +63,13 @@ def _inputs(op, args, kwargs):
     return list(args), dict(kwargs)
 
 
-def _trace(fun, args, kwargs):
+def _trace(fun, args, kwargs, shapeless=False):
     """The graph of ``fun`` over placeholders of ``args``/``kwargs`` (keywords sorted by
-    name), and the keyword names."""
+    name), and the keyword names. A shapeless trace records mean's and var's element
+    counts as nodes over their input, so they follow new sizes."""
     keys = sorted(kwargs)
     values = args + [kwargs[k] for k in keys]
-    with _T._Trace(False) as trace:
+    with _T._Trace(False, shapeless) as trace:
         leaves = [trace.leaf(a) for a in values]
         out = fun(*leaves[: len(args)], **dict(zip(keys, leaves[len(args) :])))
         if isinstance(out, array):
@@ -107,7 +108,7 @@ def export_function(file_or_callback, fun, *args, shapeless=False, metadata=None
     and/or one dict; their shapes and dtypes are what the imported function accepts
     (with ``shapeless``, other sizes of the same ranks where the graph allows)."""
     args, kwargs = _inputs("export_function", args, kwargs)
-    graph, keys = _trace(fun, args, kwargs)
+    graph, keys = _trace(fun, args, kwargs, shapeless)
     if callable(file_or_callback) and not isinstance(file_or_callback, (str, os.PathLike)):
         if metadata is not None:
             raise ValueError("[export_function] metadata is only supported when exporting to a file.")
@@ -189,7 +190,7 @@ class FunctionExporter:
         if self._closed:
             raise RuntimeError("[exporter] The exporter is closed.")
         args, kwargs = _inputs("exporter", args, kwargs)
-        self._traces.append(_trace(self._fun, args, kwargs))
+        self._traces.append(_trace(self._fun, args, kwargs, self._shapeless))
         _native.transforms._write_function_file(self._path, _writer(), self._meta, self._shapeless, self._traces)
 
     def close(self):

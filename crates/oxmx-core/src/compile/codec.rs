@@ -151,6 +151,15 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
         AsType(d) => ("astype".into(), vec![dtype_code(*d)], vec![]),
         Copy => ("copy".into(), vec![], vec![]),
         Arange { start, step } => ("arange".into(), vec![], vec![*start, *step]),
+        NumberOfElements {
+            axes,
+            inverted,
+            ddof,
+        } => {
+            let mut v = vec![flag(*inverted), *ddof];
+            v.extend(u(axes));
+            ("number_of_elements".into(), v, vec![])
+        }
         Reduce { op, axes } => {
             let mut v = vec![code_of(&REDUCE, op)];
             v.extend(u(axes));
@@ -402,6 +411,14 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
             Primitive::Arange {
                 start: p.float(0)?,
                 step: p.float(1)?,
+            }
+        }
+        "number_of_elements" => {
+            p.counts(n.max(2), 0)?;
+            Primitive::NumberOfElements {
+                inverted: p.flag(0)?,
+                ddof: p.int(1)?,
+                axes: p.indices(2, n - 2)?,
             }
         }
         "reduce" => {

@@ -99,6 +99,14 @@ pub fn rebuild(prim: &Primitive, inputs: &[Array], shape: &[usize], dtype: Dtype
             };
             ops::arange_node(*start, *step, *len, dtype)
         }
+        NumberOfElements {
+            axes,
+            inverted,
+            ddof,
+        } => {
+            one(true)?;
+            ops::number_of_elements(&x()?, axes, *inverted, *ddof, dtype)
+        }
         Reduce { op, axes } => {
             one(true)?;
             ops::reduce(*op, &x()?, Some(&i64s(axes)), true)
@@ -485,7 +493,20 @@ pub fn build(graph: &Graph, inputs: &[Array], exact: bool) -> Result<Vec<Array>>
             .iter()
             .any(|r| matches!(r, GraphRef::Step(k) if elide.get(*k) == Some(&true)));
         if fed_by_elided {
-            out = restore_broadcast_axes(out, &s.shape)?;
+            // the recorded shapes of what was fed: an elided broadcast's own input
+            let fed: Vec<&[usize]> = s
+                .inputs
+                .iter()
+                .filter_map(|r| match r {
+                    GraphRef::Step(k) if elide.get(*k) == Some(&true) => graph
+                        .steps
+                        .get(*k)
+                        .and_then(|b| b.inputs.first())
+                        .and_then(|r| recorded_shape(graph, r)),
+                    _ => recorded_shape(graph, r),
+                })
+                .collect();
+            out = restore_broadcast_axes(out, &s.shape, &fed)?;
         }
         let shape_ok = !exact || out.shape() == s.shape.as_slice();
         if out.dtype() != s.dtype || !shape_ok {
@@ -607,9 +628,10 @@ fn elidable_broadcasts(g: &Graph) -> Vec<bool> {
 }
 
 /// An elementwise result some of whose operands were left unbroadcast: axes that only
-/// the recorded broadcast gave (missing, or 1 where the record is larger) get their
-/// recorded size back.
-fn restore_broadcast_axes(out: Array, recorded: &[usize]) -> Result<Array> {
+/// the recorded broadcast gave (missing, or 1 where the record is larger, and no operand
+/// as fed had that size there when recorded) get their recorded size back. An axis an
+/// operand had at the recorded size follows that operand's new size (1 included).
+fn restore_broadcast_axes(out: Array, recorded: &[usize], fed: &[&[usize]]) -> Result<Array> {
     let nd = recorded.len().max(out.ndim());
     let mut target = Vec::with_capacity(nd);
     for i in 0..nd {
@@ -620,7 +642,8 @@ fn restore_broadcast_axes(out: Array, recorded: &[usize]) -> Result<Array> {
                 .unwrap_or(1)
         };
         let (got, rec) = (from_end(out.shape()), from_end(recorded));
-        target.push(if got == 1 { rec } else { got });
+        let followed = fed.iter().any(|s| from_end(s) == rec);
+        target.push(if got == 1 && !followed { rec } else { got });
     }
     if target.as_slice() == out.shape() {
         Ok(out)

@@ -120,21 +120,67 @@ fn reduced_count(a: &Array, ax: &[usize]) -> usize {
     ax.iter().map(|&i| a.shape()[i]).product()
 }
 
+/// The number of elements of `a` over `axes` (sorted, in range), less `ddof` and at
+/// least 0 (its reciprocal if `inverted`), as a 0-d array of the real floating dtype
+/// `dtype`: a node over `a` (so a shapeless trace recomputes it for new sizes).
+pub fn number_of_elements(
+    a: &Array,
+    axes: &[usize],
+    inverted: bool,
+    ddof: i64,
+    dtype: Dtype,
+) -> Result<Array> {
+    let op = "number_of_elements";
+    if !axes.windows(2).all(|w| w[0] < w[1]) || axes.iter().any(|&x| x >= a.ndim()) {
+        return Err(Error::value(
+            op,
+            format!(
+                "Axes {axes:?} must be sorted, distinct and within the {} dimensions of the input.",
+                a.ndim()
+            ),
+        ));
+    }
+    if !dtype.is_inexact() || dtype.is_complex() {
+        return Err(Error::value(
+            op,
+            format!("The count's dtype must be a real floating type, not {dtype}."),
+        ));
+    }
+    Ok(Array::pending(
+        vec![],
+        dtype,
+        Primitive::NumberOfElements {
+            axes: axes.to_vec(),
+            inverted,
+            ddof,
+        },
+        vec![a.clone()],
+    ))
+}
+
+/// The divisor of a mean or variance over `ax` of `a` (n - ddof, at least 0) in `d`:
+/// a constant, or within a shapeless trace a node that follows `a`'s sizes (as MLX).
+fn reduced_count_divisor(a: &Array, ax: &[usize], ddof: i64, d: Dtype) -> Result<Array> {
+    if a.in_shapeless_trace() && !d.is_complex() {
+        return number_of_elements(a, ax, false, ddof, d);
+    }
+    let n = reduced_count(a, ax) as f64;
+    scalar(Scalar::Float((n - ddof as f64).max(0.0)), d)
+}
+
 pub fn mean(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> {
     let op = "mean";
     let ax = resolve_axes(op, a, axes)?;
     let d = a.dtype().to_inexact();
-    let n = reduced_count(a, &ax);
     let axes_i: Vec<i64> = ax.iter().map(|&x| x as i64).collect();
     let s = sum(&astype(a, d)?, Some(&axes_i), keepdims)?;
-    divide(&s, &scalar(Scalar::Float(n as f64), d)?)
+    divide(&s, &reduced_count_divisor(a, &ax, 0, d)?)
 }
 
 pub fn var(a: &Array, axes: Option<&[i64]>, keepdims: bool, ddof: i64) -> Result<Array> {
     let op = "var";
     let ax = resolve_axes(op, a, axes)?;
     let d = a.dtype().to_inexact();
-    let n = reduced_count(a, &ax) as f64;
     let axes_i: Vec<i64> = ax.iter().map(|&x| x as i64).collect();
     let x = astype(a, d)?;
     let m = mean(&x, Some(&axes_i), true)?;
@@ -145,10 +191,8 @@ pub fn var(a: &Array, axes: Option<&[i64]>, keepdims: bool, ddof: i64) -> Result
         square(&c)?
     };
     let s = sum(&sq, Some(&axes_i), keepdims)?;
-    let denom = (n - ddof as f64).max(0.0);
-    let rd = sq.dtype();
     // n - ddof <= 0 gives inf/nan like NumPy
-    divide(&s, &scalar(Scalar::Float(denom), rd)?)
+    divide(&s, &reduced_count_divisor(a, &ax, ddof, sq.dtype())?)
 }
 
 pub fn std(a: &Array, axes: Option<&[i64]>, keepdims: bool, ddof: i64) -> Result<Array> {

@@ -72,7 +72,9 @@ pub fn vjp(
             Copy => Ok(vec![Some(cot.clone())]),
             _ => Ok(vec![None]),
         },
-        Arange { .. } | RandomBits { .. } | ArgReduce { .. } => Ok(vec![None; inputs.len()]),
+        Arange { .. } | RandomBits { .. } | ArgReduce { .. } | NumberOfElements { .. } => {
+            Ok(vec![None; inputs.len()])
+        }
         Reduce { op, axes } => reduce::vjp_reduce(*op, axes, inputs, out, cot),
         Softmax { .. } => reduce::vjp_softmax(out, cot),
         Matmul => linalg::vjp_matmul(inputs, cot),
@@ -139,7 +141,11 @@ pub fn jvp(
             _ => None,
         }),
         Copy => Ok(first(tangents).cloned()),
-        StopGradient | Arange { .. } | RandomBits { .. } | ArgReduce { .. } => Ok(None),
+        StopGradient
+        | Arange { .. }
+        | RandomBits { .. }
+        | ArgReduce { .. }
+        | NumberOfElements { .. } => Ok(None),
         Reduce { op, axes } => reduce::jvp_reduce(*op, axes, inputs, out, tangents),
         Softmax { .. } => reduce::jvp_softmax(out, tangents),
         Matmul => linalg::jvp_matmul(inputs, tangents),

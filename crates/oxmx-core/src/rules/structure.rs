@@ -233,6 +233,20 @@ pub fn vmap(
         | Binary(_)
         | Select => same_prim_batched(prim, out, batch, all_front()?),
         Arange { .. } => return Err(Error::runtime("vmap", "arange has no inputs to batch.")),
+        // the count over the same axes of one batch element: not batched
+        NumberOfElements {
+            axes: red,
+            inverted,
+            ddof,
+        } => {
+            let x = front(&inputs[0], axes[0], batch)?;
+            let prim = NumberOfElements {
+                axes: red.iter().map(|&a| a + 1).collect(),
+                inverted: *inverted,
+                ddof: *ddof,
+            };
+            return Ok((Array::pending(vec![], out.dtype(), prim, vec![x]), None));
+        }
         Reduce { op, axes: red } => {
             let x = front(&inputs[0], axes[0], batch)?;
             let r: Vec<usize> = red.iter().map(|&a| a + 1).collect();
