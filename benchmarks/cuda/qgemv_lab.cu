@@ -45,6 +45,8 @@
 // ones and the first scales requested before x is prepared. Accuracy as version 2 (f32
 // sums of 1024 X + sum q x, 1024 X taken off per group); "unscaled" skips the max pass.
 //   /tmp/qgemv_lab v5       version 5 configurations next to version 2, groups 64/32/128
+//   /tmp/qgemv_lab single   one matrix per launch, launches back to back (decode as a model
+//                           runs it): version 5 with row blocks small enough to fill the GPU
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdio>
@@ -1159,7 +1161,82 @@ static void run_v5(int E, int N, int K) {
     }
 }
 
+// Decode as a model runs it: E one-matrix launches back to back, each over its own
+// matrix (so each launch's grid is one matrix's, and its bytes come from HBM), timed
+// together with CUDA events; per-launch time = total / E (launch gaps included).
+template <class T>
+static void report_seq(Problem& p, const char* name,
+                       void (*kernel)(const T*, const unsigned*, const unsigned short*, const unsigned short*, T*, long long, long long),
+                       int threads, long long rows_per_block, size_t dyn = 0) {
+  cudaFuncAttributes at; CK(cudaFuncGetAttributes(&at, kernel));
+  int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, dyn));
+  CK(cudaMemset(p.dout, 0, (size_t)p.E * p.M * p.N * 2));
+  const size_t words = (size_t)p.N * p.K / 8, groups = (size_t)p.N * p.K / p.GS;
+  dim3 grid((unsigned)((p.N + rows_per_block - 1) / rows_per_block)), block(threads);
+  float best = best_ms([&] {
+    for (int e = 0; e < p.E; ++e)
+      kernel<<<grid, block, dyn>>>((const T*)(p.dx + (size_t)e * p.M * p.K), p.dw + e * words, p.ds + e * groups,
+                                   p.db + e * groups, (T*)(p.dout + (size_t)e * p.M * p.N), p.N, p.K);
+  });
+  double err = verify(p);
+  printf("  %-28s regs %3d blocks/SM %2d grid %4u  %7.2f us/launch  %5.2f TB/s  err %.1e%s\n", name, at.numRegs, occ,
+         grid.x, best * 1e3 / p.E, p.bytes / (best * 1e-3) / 1e12, err, err > 5e-3 ? "  (wrong)" : "");
+}
+
+template <bool F16, int GS, int WR, int WK, int TILES, int PF, int MINB>
+static void trial5s(Problem& p, const char* name) {
+  constexpr int NT = WR * WK * 32, R = 16 * TILES * WR;
+  if (p.M != 1 || p.K % (512 * WK) != 0) {
+    printf("  %-28s skipped (K %% %d != 0)\n", name, 512 * WK);
+    return;
+  }
+  const size_t dyn = (size_t)2 * p.K + 192 + (size_t)8 * (p.K / GS) + (size_t)4 * WK * R + (size_t)4 * (NT / 32);
+  auto k = gemv5<F16, GS, WR, WK, TILES, PF, MINB>;
+  CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
+  report_seq(p, name, k, NT, R, dyn);
+}
+
+// one-matrix launches: version 5 with small row blocks (a grid that fills the GPU from
+// one matrix) next to the kernel oxmx uses for single products (gemv_mma_src)
+template <bool F16, int GS>
+static void run_single_for(Problem& p) {
+  if (!F16 && GS == 64) report_seq(p, "oxmx KW4 UNR1 T2 pipe", gemv<1, 4, 1, 2, true, 64>, 128, 32);
+  report_seq(p, "v2 KW4 T2", gemv3<F16, 4, 2, GS, 1, 1>, 128, 32, (size_t)p.K / 32 * 2 * sizeof(float));
+  trial5s<F16, GS, 4, 1, 2, 2, 4>(p, "v5 WR4 WK1 T2 PF2 (batches)");
+  trial5s<F16, GS, 8, 2, 1, 4, 1>(p, "v5 WR8 WK2 T1 PF4 (batches)");
+  trial5s<F16, GS, 1, 4, 1, 4, 4>(p, "v5 WR1 WK4 T1 PF4");
+  trial5s<F16, GS, 1, 4, 1, 2, 4>(p, "v5 WR1 WK4 T1 PF2");
+  trial5s<F16, GS, 1, 2, 1, 4, 8>(p, "v5 WR1 WK2 T1 PF4");
+  trial5s<F16, GS, 1, 8, 1, 2, 2>(p, "v5 WR1 WK8 T1 PF2");
+  trial5s<F16, GS, 2, 4, 1, 4, 2>(p, "v5 WR2 WK4 T1 PF4");
+  trial5s<F16, GS, 2, 2, 1, 4, 4>(p, "v5 WR2 WK2 T1 PF4");
+  trial5s<F16, GS, 1, 4, 2, 2, 4>(p, "v5 WR1 WK4 T2 PF2");
+  trial5s<F16, GS, 2, 4, 2, 2, 2>(p, "v5 WR2 WK4 T2 PF2");
+  trial5s<F16, GS, 4, 2, 1, 4, 2>(p, "v5 WR4 WK2 T1 PF4");
+}
+
+static void run_single(int E, int N, int K) {
+  g_more_rows = true;
+  for (int gs : {64, 32, 128})
+    for (bool f16 : {false, true}) {
+      if (gs != 64 && !f16) continue;
+      Problem p = make(E, N, K, 1, f16, gs);
+      printf("%d launches of one (%d x %d), %s, group %d, %.1f MB in all\n", E, N, K, f16 ? "float16" : "bfloat16", gs, p.bytes / 1e6);
+      if (gs == 32) run_single_for<true, 32>(p);
+      else if (gs == 128) run_single_for<true, 128>(p);
+      else if (f16) run_single_for<true, 64>(p);
+      else run_single_for<false, 64>(p);
+      cudaFree(p.dw); cudaFree(p.ds); cudaFree(p.db); cudaFree(p.dx); cudaFree(p.dout);
+    }
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && !strcmp(argv[1], "single")) {
+    run_single(16, 4096, 4096);
+    run_single(4, 14336, 4096);
+    run_single(4, 4096, 14336);
+    return 0;
+  }
   if (argc > 1 && !strcmp(argv[1], "v5")) {
     run_v5(16, 4096, 4096);
     run_v5(4, 14336, 4096);

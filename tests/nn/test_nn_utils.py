@@ -162,19 +162,19 @@ class FakeGroup:
         return 0
 
 
-ISSUE16 = r"a group of 2 processes needs mx\.distributed, which lands with issue #16"
-
-
-def test_multi_process_groups_name_the_issue():
-    with pytest.raises(NotImplementedError, match=r"\[average_gradients\] " + ISSUE16):
-        nn.average_gradients({"a": mx.ones(1)}, group=FakeGroup(2))
-    with pytest.raises(NotImplementedError, match=r"\[AllToShardedLinear\] " + ISSUE16):
-        nn.AllToShardedLinear(4, 2, group=FakeGroup(2))
-    with pytest.raises(NotImplementedError, match=r"\[fully_shard\] " + ISSUE16):
-        nn.fully_shard(nn.Linear(2, 2), group=FakeGroup(2))
-    with pytest.raises(NotImplementedError, match=r"\[shard_inplace\] " + ISSUE16):
-        shard_inplace(nn.Linear(2, 2), "all-to-sharded", group=FakeGroup(2))
-    assert isinstance(nn.ShardedToAllLinear(4, 2, group=FakeGroup(1)), nn.ShardedToAllLinear)
+def test_multi_process_groups_shard_the_parameters():
+    # a group of two seen from rank 0 (the collectives themselves run in
+    # tests/distributed over MPI)
+    g = FakeGroup(2)
+    assert nn.AllToShardedLinear(4, 2, group=g).weight.shape == (1, 4)
+    assert nn.ShardedToAllLinear(4, 2, group=g).weight.shape == (2, 2)
+    with pytest.raises(ValueError, match=r"\[AllToShardedLinear\] output_dims \(3\) must be divisible"):
+        nn.AllToShardedLinear(4, 3, group=g)
+    lin = nn.Linear(2, 4)
+    shard_inplace(lin, "all-to-sharded", group=g)
+    assert lin.weight.shape == (2, 2) and lin.bias.shape == (2,)
+    with pytest.raises(NotImplementedError, match=r"\[fully_shard\] fully sharded modules over 2 processes"):
+        nn.fully_shard(nn.Linear(2, 2), group=g)
 
 
 @pytest.mark.parametrize("kind", [nn.AllToShardedLinear, nn.ShardedToAllLinear])

@@ -7,6 +7,7 @@ pub mod array;
 pub mod backend;
 pub mod compile;
 pub mod device;
+pub mod distributed;
 pub mod dtype;
 pub mod error;
 pub mod eval;

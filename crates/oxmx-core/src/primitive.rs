@@ -313,6 +313,12 @@ pub enum Primitive {
     },
     /// A user's CUDA kernel (`ops/user_kernel.rs`); runs only on the GPU.
     UserKernel(UserKernelRef),
+    /// A collective over a process group (`distributed.rs`); the CPU backend calls the
+    /// group's engine. inputs: x (none for `Recv`).
+    Collective {
+        op: crate::distributed::CollectiveOp,
+        group: crate::distributed::Group,
+    },
     /// A packed quantized matrix expanded to floats (`ops/quantized.rs`). inputs: w
     /// (uint32, (.., R, C*bits/32)), scales (.., R, C/group) [, biases, affine only];
     /// output (.., R, C).
@@ -609,6 +615,7 @@ impl Primitive {
             } => "conv_weight_grad",
             Conv { .. } => "conv_input_grad",
             UserKernel(_) => "cuda_kernel",
+            Collective { op, .. } => op.name(),
             Dequantize(_) => "dequantize",
             QuantizedMatmul { .. } => "quantized_matmul",
             GatherQmm { .. } => "gather_qmm",

@@ -5,6 +5,7 @@
 
 pub mod arg_reduce;
 pub mod binary;
+pub mod collective;
 pub mod conv;
 pub mod copy;
 pub mod elem;
@@ -38,7 +39,7 @@ use oxmx_core::{ArrayData, Dtype, Error, Result};
 pub struct CpuBackend;
 
 /// A fresh output buffer for `shape`/`dtype`.
-fn output(op: &str, shape: &[usize], dtype: Dtype) -> Result<Buffer> {
+pub(crate) fn output(op: &str, shape: &[usize], dtype: Dtype) -> Result<Buffer> {
     let nbytes = size_of(shape)
         .checked_mul(dtype.size())
         .ok_or_else(|| Error::overflow(op))?;
@@ -125,6 +126,9 @@ impl Backend for CpuBackend {
             Primitive::Fused(k) => fused::run(&k.0, &ins, out_shape, out_dtype, &mut out)?,
             Primitive::Copy => copy::copy(&ins[input(&ins, 0, op)?], &mut out),
             Primitive::Arange { start, step } => copy::arange(*start, *step, out_dtype, &mut out),
+            Primitive::Collective { op: c, group } => {
+                collective::run(*c, group, &ins, &mut out, out_dtype)?
+            }
             Primitive::NumberOfElements {
                 axes,
                 inverted,

@@ -597,6 +597,11 @@ impl Backend for CudaBackend {
         // host copies; their results move to the GPU when a GPU kernel reads them.
         // OXMX_CUDA_STRICT=1 turns the fallback into an error (tests use it to prove that
         // an op has a GPU kernel).
+        // Collectives over MPI move host buffers by design (the engine is the CPU's):
+        // not a fallback, so strict mode allows them.
+        if let Primitive::Collective { .. } = prim {
+            return self.host_fallback(prim, ins, out_shape, out_dtype);
+        }
         let keep = ins.clone();
         match self.run_native(prim, ins, out_shape, out_dtype) {
             Err(Error::Unsupported { .. }) if !self.strict => {
@@ -1020,6 +1025,7 @@ impl CudaBackend {
             } => self.fft(*inverse, *real, *scale, ins, out_shape, out_dtype),
             Primitive::Conv { spec, kind } => self.conv(spec, *kind, ins, out_shape, out_dtype),
             Primitive::UserKernel(k) => self.user_kernel(&k.0, ins, out_shape),
+            Primitive::Collective { .. } => Err(unsupported(op, "A collective")),
             Primitive::Dequantize(s) => self.dequantize(s, ins, out_shape, out_dtype, true),
             Primitive::QuantizedMatmul { spec, transpose } => {
                 self.quantized_matmul(spec, *transpose, ins, out_shape, out_dtype)

@@ -587,6 +587,29 @@ const V5_SPLIT_K: V5Shape = V5Shape {
     minb: 1,
 };
 
+/// One-row products whose grid would not fill the GPU with the shapes above (a single
+/// matrix: decode): 16-row blocks, K split over the warps. One 4096x4096 product per
+/// launch, launches back to back (lab `single`, H200, log
+/// benchmarks/cuda/results/qgemv_single_h200_2026-12-03.log): `WR1 WK4 T1 PF2` 7.1 us
+/// per launch where `gemv_mma_src` takes 11.3 (14336x4096: 14.1 against 17.7); `WR1 WK2
+/// T1 PF4` (7.9 / 14.0) where K is a multiple of 1024 but not of 2048.
+const V5_SMALL: [V5Shape; 2] = [
+    V5Shape {
+        wr: 1,
+        wk: 4,
+        tiles: 1,
+        pf: 2,
+        minb: 4,
+    },
+    V5Shape {
+        wr: 1,
+        wk: 2,
+        tiles: 1,
+        pf: 4,
+        minb: 8,
+    },
+];
+
 /// Dynamic shared memory every kernel may use without opting in.
 const DEFAULT_SHARED: usize = 48 * 1024;
 
@@ -647,17 +670,39 @@ fn v5_plan(
     if words >= 1 << 31 || k >= 1 << 31 || blocks >= 1 << 31 {
         return None;
     }
-    // Version 5 gives each block 64-128 rows, so one matrix makes a small grid: a single
-    // 4096x4096, 14336x4096 or 4096x14336 product ran 15-25% slower per call than the
-    // previous kernel (34.2 / 38.7 / 50.4 us against 28.4 / 35.8 / 40.9, run_quant.py on
-    // the H200), whose 32-row blocks make a grid 4x larger. It is used only when its grid
-    // has a block and 8 warps per multiprocessor, as the lab's batches had.
+    // Those shapes give each block 128 rows, so one matrix makes a small grid (32 blocks
+    // for 4096 rows): below a block and 8 warps per multiprocessor, the 16-row blocks of
+    // `V5_SMALL` instead.
     let warps = blocks.checked_mul(shape.threads() / 32)?;
     if blocks < sms || warps < sms.checked_mul(8)? {
-        return None;
+        return v5_small_plan(n, k, gs, batch, max_shared);
     }
     let shared = shape.shared_bytes(k, gs)?;
     if shared > DEFAULT_SHARED.max(max_shared) {
+        return None;
+    }
+    Some(V5Plan {
+        shape,
+        shared,
+        blocks,
+    })
+}
+
+/// The `V5_SMALL` launch of products whose grid is small for the batch shapes; None if
+/// K divides by neither shape's step (then `gemv_mma_src`).
+fn v5_small_plan(n: usize, k: usize, gs: usize, batch: usize, max_shared: usize) -> Option<V5Plan> {
+    let shape = V5_SMALL
+        .into_iter()
+        .find(|v| k.is_multiple_of(v.k_step()))?;
+    let blocks = batch.checked_mul(n.div_ceil(shape.rows()))?;
+    let shared = shape.shared_bytes(k, gs)?;
+    // 32-bit offsets within one matrix, as in `v5_plan`
+    let words = n.checked_mul(k / 8)?;
+    if words >= 1 << 31
+        || k >= 1 << 31
+        || blocks >= 1 << 31
+        || shared > DEFAULT_SHARED.max(max_shared)
+    {
         return None;
     }
     Some(V5Plan {
@@ -1487,10 +1532,12 @@ mod tests {
         }
         assert_eq!(shape(4096, 4096, 32, 16), Some(V5_SPLIT_K));
         assert_eq!(shape(14336, 4096, 32, 4), Some(V5_SPLIT_K));
-        // a single matrix makes too small a grid on an H200: the previous kernel
+        // a single matrix makes too small a grid on an H200 for those: 16-row blocks
         for (n, k) in [(4096, 4096), (14336, 4096), (4096, 14336)] {
-            assert_eq!(shape(n, k, 64, 1), None);
+            assert_eq!(shape(n, k, 64, 1), Some(V5_SMALL[0]));
         }
+        assert_eq!(shape(4096, 3072, 64, 1), Some(V5_SMALL[1]));
+        assert_eq!(plan(4096, 4096, 64, 1).map(|p| p.blocks), Some(256));
         // one block per SM exactly (here a GPU of 8): the 16-warp blocks
         let small = |n, k, batch| v5_plan(n, k, 64, batch, 8, H200.1).map(|p| p.shape);
         assert_eq!(small(1024, 4096, 1), Some(V5_SPLIT_K));
@@ -1498,6 +1545,8 @@ mod tests {
         // K a multiple of 512 but not of 1024: the shape that divides it
         assert_eq!(shape(4096, 1536, 32, 16), Some(V5_ROWS));
         assert_eq!(small(2048, 1536, 1), Some(V5_ROWS));
+        // small grids with K a multiple of 512 only: the previous kernel
+        assert_eq!(shape(4096, 1536, 64, 1), None);
     }
 
     #[test]
@@ -1511,6 +1560,9 @@ mod tests {
         assert!(plan((1 << 20) - 1, 1 << 14, 64, 1).is_some());
         assert_eq!(plan(1 << 20, 1 << 14, 64, 1), None);
         assert_eq!(plan(usize::MAX, 4096, 64, 1), None);
+        // a single product past 32-bit offsets: the previous kernel
+        assert_eq!(plan(1 << 20, 1 << 14, 64, 1), None);
+        assert!(plan(1 << 12, 1 << 14, 64, 1).is_some());
         assert_eq!(plan(4096, 4096, 64, usize::MAX), None);
         // shared memory past 48 KiB only where the device lets a block opt into it
         let big = plan(4096, 65536, 32, 16).map(|p| p.shared);

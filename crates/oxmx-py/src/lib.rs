@@ -7,6 +7,7 @@ mod buffer;
 mod conv_py;
 mod convert;
 mod device_py;
+mod distributed_py;
 mod dtype_py;
 mod errors;
 mod export_py;
@@ -48,6 +49,7 @@ fn _oxmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     linalg_py::register(m)?;
     conv_py::register(m)?;
     fft_py::register(m)?;
+    distributed_py::register(m)?;
     m.add_function(wrap_pyfunction!(indexing::_at_update, m)?)?;
     m.add_function(wrap_pyfunction!(indexing::nonzero, m)?)?;
     m.add_function(wrap_pyfunction!(_array_from_state, m)?)?;

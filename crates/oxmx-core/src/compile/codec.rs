@@ -294,7 +294,7 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
             v.push(flag(*transpose));
             ("gather_qmm".into(), v, vec![])
         }
-        UserKernel(_) | Custom(_) | Fused(_) => {
+        UserKernel(_) | Custom(_) | Fused(_) | Collective { .. } => {
             return Err(Error::value(
                 "export_function",
                 format!("A {} node cannot be exported.", p.name()),

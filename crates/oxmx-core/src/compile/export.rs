@@ -82,6 +82,12 @@ pub(super) fn graph_of(
                     "A custom CUDA kernel (mx.fast.cuda_kernel) cannot be exported: its source is code, and exported files hold data only.",
                 ))
             }
+            Primitive::Collective { op, .. } => {
+                return Err(Error::value(
+                    "export_function",
+                    format!("A distributed {} cannot be exported: its process group exists only in this run.", op.name()),
+                ))
+            }
             Primitive::Fused(k) => {
                 return Err(Error::runtime(
                     "export_function",

@@ -61,10 +61,14 @@ fn remap(r: &Ref, to: &[usize]) -> Ref {
 }
 
 /// Whether two equal steps may share one node: every primitive that computes a
-/// function of its inputs. User kernels and custom functions stay apart (their
-/// identity carries rules or side effects the engine cannot compare).
+/// function of its inputs. User kernels, custom functions and collectives stay apart
+/// (their identity carries rules or side effects the engine cannot compare: two equal
+/// sends are two messages).
 fn mergeable(p: &Primitive) -> bool {
-    !matches!(p, Primitive::UserKernel(_) | Primitive::Custom(_))
+    !matches!(
+        p,
+        Primitive::UserKernel(_) | Primitive::Custom(_) | Primitive::Collective { .. }
+    )
 }
 
 /// Steps with the same primitive, inputs, shape and dtype become one.

@@ -273,7 +273,7 @@ pub fn rebuild(prim: &Primitive, inputs: &[Array], shape: &[usize], dtype: Dtype
                 inputs.to_vec(),
             ))
         }
-        UserKernel(_) | Fused(_) => Err(Error::value(
+        UserKernel(_) | Fused(_) | Collective { .. } => Err(Error::value(
             OP,
             format!("A {} node cannot be imported.", prim.name()),
         )),

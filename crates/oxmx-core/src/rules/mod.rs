@@ -6,6 +6,7 @@
 //! Rules build graphs from ops, so they are themselves differentiable (`grad(grad(f))`).
 
 mod custom;
+mod distributed;
 mod elementwise;
 mod fused;
 mod indexing;
@@ -113,6 +114,7 @@ pub fn vjp(
             "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
         )),
         UserKernel(_) => Err(user_kernel_rule()),
+        Collective { op, group } => distributed::vjp(*op, group, inputs, out, cot),
         Dequantize(s) => quantized::vjp_dequantize(s, inputs, cot),
         QuantizedMatmul { spec, transpose } => quantized::vjp_qmm(spec, *transpose, inputs, cot),
         GatherQmm { spec, transpose } => quantized_gather::vjp(spec, *transpose, inputs, cot),
@@ -179,6 +181,7 @@ pub fn jvp(
             "The convolution node has no derivative of its own; differentiate oxmx.core.conv_general.",
         )),
         UserKernel(_) => Err(user_kernel_rule()),
+        Collective { op, group } => distributed::jvp(*op, group, tangents),
         Dequantize(s) => quantized::jvp_dequantize(s, inputs, out, tangents),
         QuantizedMatmul { spec, transpose } => {
             quantized::jvp_qmm(spec, *transpose, inputs, tangents)

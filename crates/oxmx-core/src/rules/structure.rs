@@ -340,6 +340,9 @@ pub fn vmap(
                 ins,
             )
         }
+        Collective { op, group } => {
+            return super::distributed::vmap(*op, group, inputs, axes);
+        }
         UserKernel(_) => {
             return Err(Error::unsupported(
                 "cuda_kernel",

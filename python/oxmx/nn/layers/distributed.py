@@ -1,10 +1,11 @@
 """Tensor-parallel and fully-sharded layers (MLX's ``mlx.nn.layers.distributed``).
 
-``oxmx.core.distributed`` is a stub until issue #16, so the only group is the single
-process: sharding over one process keeps every parameter whole and every collective
-is the identity, which makes these layers behave exactly like ``Linear`` /
-``QuantizedLinear`` / the wrapped module (as MLX does for a group of size 1). A
-group with more than one process raises an error naming issue #16.
+Each process of a group keeps its shard of the weights: ``AllToShardedLinear`` a block
+of output rows (the input's gradient is summed over the group), ``ShardedToAllLinear`` a
+block of input columns (the partial products are summed with ``all_sum``). With one
+process nothing is split and every collective is the identity, so the layers behave
+exactly like ``Linear`` / ``QuantizedLinear`` (as in MLX). ``FullyShardedModule`` over
+several processes is not implemented yet (it raises).
 """
 
 import math
@@ -26,21 +27,50 @@ __all__ = [
     "fully_shard",
     "shard_linear",
     "shard_inplace",
+    "sum_gradients",
 ]
 
 _SHARDINGS = ("all-to-sharded", "sharded-to-all")
 
 
+def _resolve(group: Optional[Any]):
+    """``group``, or the global group."""
+    return mx.distributed.init() if group is None else group
+
+
 def _check_single_process(group: Optional[Any], who: str):
-    """Accept ``group`` only if it is (or defaults to) a single process."""
-    if group is None:
-        if not mx.distributed.is_available():
-            return
-        group = mx.distributed.init()
+    """Accept ``group`` only if it is (or defaults to) a single process (what
+    ``FullyShardedModule`` supports so far)."""
+    group = _resolve(group)
     if group.size() != 1:
         raise NotImplementedError(
-            f"[{who}] a group of {group.size()} processes needs mx.distributed, which lands with issue #16"
+            f"[{who}] fully sharded modules over {group.size()} processes are not implemented yet in oxmx; "
+            "use average_gradients for data parallelism or the sharded linear layers for tensor parallelism"
         )
+
+
+def sum_gradients(group: Optional[Any] = None):
+    """A function that returns its input unchanged and sums its gradient over ``group``
+    (the backward of broadcasting an input to every shard)."""
+    group = _resolve(group)
+    if group.size() == 1:
+        return lambda x: x
+
+    @mx.custom_function
+    def f(x):
+        return x
+
+    @f.vjp
+    def f_vjp(primals, cotangent, output):
+        return (mx.distributed.all_sum(cotangent, group=group),)
+
+    return f
+
+
+def _divide(n, parts, what, who):
+    if n % parts:
+        raise ValueError(f"[{who}] {what} ({n}) must be divisible by the group size ({parts}).")
+    return n // parts
 
 
 def _check_sharding(sharding, who):
@@ -51,17 +81,25 @@ def _check_sharding(sharding, who):
         )
 
 
-def _shard(x, axis, segments, who):
+def _shard(x, axis, segments, who, group=None):
     """This process's shard of ``x`` along ``axis`` when ``x`` is made of ``segments``
-    (a count or split indices) concatenated blocks: each block is split across the
-    group. With one process every block is kept whole, so only the segments are
-    checked."""
+    (a count or split indices) concatenated blocks: each block is split evenly across
+    the group and this rank keeps its part of each. With one process every block is
+    kept whole, so only the segments are checked."""
+    group = _resolve(group)
+    n, r = group.size(), group.rank()
     try:
         blocks = mx.split(x, segments, axis=axis)
     except ValueError as exc:
         raise ValueError(
             f"[{who}] cannot split shape {tuple(x.shape)} into segments={segments!r} along axis {axis}"
         ) from exc
+    if n > 1:
+        parts = []
+        for b in blocks:
+            size = _divide(b.shape[axis], n, f"a block of {b.shape[axis]} along axis {axis}", who)
+            parts.append(mx.split(b, n, axis=axis)[r] if size else b)
+        blocks = parts
     return mx.concatenate(blocks, axis=axis)
 
 
@@ -78,19 +116,21 @@ class AllToShardedLinear(Module):
 
     def __init__(self, input_dims: int, output_dims: int, bias: bool = True, group: Optional[Any] = None):
         super().__init__()
-        _check_single_process(group, "AllToShardedLinear")
-        self.group = group
+        self.group = _resolve(group)
+        n = self.group.size()
+        rows = _divide(output_dims, n, "output_dims", "AllToShardedLinear")
         scale = math.sqrt(1.0 / input_dims)
-        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims))
+        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(rows, input_dims))
         if bias:
-            self.bias = mx.random.uniform(low=-scale, high=scale, shape=(output_dims,))
+            self.bias = mx.random.uniform(low=-scale, high=scale, shape=(rows,))
 
     def _extra_repr(self):
         out, inp = self["weight"].shape
-        return f"input_dims={inp}, output_dims={out}, bias={'bias' in self}"
+        return f"input_dims={inp}, output_dims={out * self.group.size()}, bias={'bias' in self}"
 
     def __call__(self, x):
         _check_features("AllToShardedLinear", x, self["weight"].shape[1], "input_dims")
+        x = sum_gradients(self.group)(x)
         if "bias" in self:
             return mx.addmm(self["bias"], x, self["weight"].T)
         return x @ self["weight"].T
@@ -101,7 +141,7 @@ class AllToShardedLinear(Module):
         fused blocks along the output axis, e.g. 3 for a QKV projection)."""
         output_dims, input_dims = linear_layer.weight.shape
         layer = cls(input_dims, output_dims, "bias" in linear_layer, group=group)
-        layer.update(_shard_tree(linear_layer.parameters(), "all-to-sharded", segments, cls.__name__))
+        layer.update(_shard_tree(linear_layer.parameters(), "all-to-sharded", segments, cls.__name__, layer.group))
         return layer
 
 
@@ -119,20 +159,20 @@ class ShardedToAllLinear(Module):
 
     def __init__(self, input_dims: int, output_dims: int, bias: bool = True, group: Optional[Any] = None):
         super().__init__()
-        _check_single_process(group, "ShardedToAllLinear")
-        self.group = group
+        self.group = _resolve(group)
+        cols = _divide(input_dims, self.group.size(), "input_dims", "ShardedToAllLinear")
         scale = math.sqrt(1.0 / input_dims)
-        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(output_dims, input_dims))
+        self.weight = mx.random.uniform(low=-scale, high=scale, shape=(output_dims, cols))
         if bias:
             self.bias = mx.random.uniform(low=-scale, high=scale, shape=(output_dims,))
 
     def _extra_repr(self):
         out, inp = self["weight"].shape
-        return f"input_dims={inp}, output_dims={out}, bias={'bias' in self}"
+        return f"input_dims={inp * self.group.size()}, output_dims={out}, bias={'bias' in self}"
 
     def __call__(self, x):
         _check_features("ShardedToAllLinear", x, self["weight"].shape[1], "input_dims")
-        y = x @ self["weight"].T  # the sum over the group is the identity for one process
+        y = mx.distributed.all_sum(x @ self["weight"].T, group=self.group)
         if "bias" in self:
             y = y + self["bias"]
         return y
@@ -142,7 +182,7 @@ class ShardedToAllLinear(Module):
         """The sharded version of ``linear_layer`` (input axis split into ``segments``)."""
         output_dims, input_dims = linear_layer.weight.shape
         layer = cls(input_dims, output_dims, "bias" in linear_layer, group=group)
-        layer.update(_shard_tree(linear_layer.parameters(), "sharded-to-all", segments, cls.__name__))
+        layer.update(_shard_tree(linear_layer.parameters(), "sharded-to-all", segments, cls.__name__, layer.group))
         return layer
 
 
@@ -155,8 +195,12 @@ class _QuantizedSharded(Module):
     def __init__(self, input_dims, output_dims, bias, group_size, bits, mode, group):
         super().__init__()
         who = type(self).__name__
-        _check_single_process(group, who)
-        self.group = group
+        self.group = _resolve(group)
+        n = self.group.size()
+        if self._SHARDING == "all-to-sharded":
+            output_dims = _divide(output_dims, n, "output_dims", who)
+        else:
+            input_dims = _divide(input_dims, n, "input_dims", who)
         _init_quantized_linear(self, who, input_dims, output_dims, bias, group_size, bits, mode)
 
     def _extra_repr(self):
@@ -169,6 +213,8 @@ class _QuantizedSharded(Module):
         return self.freeze(recurse=False)
 
     def __call__(self, x):
+        if self._SHARDING == "all-to-sharded":
+            x = sum_gradients(self.group)(x)
         y = mx.quantized_matmul(
             x,
             self["weight"],
@@ -179,6 +225,8 @@ class _QuantizedSharded(Module):
             bits=self.bits,
             mode=self.mode,
         )
+        if self._SHARDING == "sharded-to-all":
+            y = mx.distributed.all_sum(y, group=self.group)
         if "bias" in self:
             y = y + self["bias"]
         return y
@@ -198,7 +246,7 @@ class _QuantizedSharded(Module):
             mode=source.mode,
             group=group,
         )
-        layer.update(_shard_tree(source.parameters(), cls._SHARDING, segments, cls.__name__))
+        layer.update(_shard_tree(source.parameters(), cls._SHARDING, segments, cls.__name__, layer.group))
         return layer
 
 
@@ -252,7 +300,7 @@ def _axis_for(sharding):
     return rule
 
 
-def _shard_tree(params, sharding, segments, who):
+def _shard_tree(params, sharding, segments, who, group=None):
     """Shard every array of ``params`` by ``sharding`` (a name or a callable returning
     an axis, ``(axis, segments)`` or ``None`` to leave the array whole)."""
     if isinstance(sharding, str):
@@ -266,7 +314,7 @@ def _shard_tree(params, sharding, segments, who):
         if choice is None:
             return weight
         axis, parts = choice if isinstance(choice, tuple) else (choice, segments)
-        return _shard(weight, axis, parts, who)
+        return _shard(weight, axis, parts, who, group)
 
     return tree_map_with_path(shard_one, params)
 
@@ -296,8 +344,7 @@ def shard_inplace(
     ``"all-to-sharded"``, ``"sharded-to-all"`` or a callable ``(path, weight) ->
     axis | (axis, segments) | None``. The module's code is unchanged, so it must do
     its own communication."""
-    _check_single_process(group, "shard_inplace")
-    module.update(_shard_tree(module.parameters(), sharding, segments, "shard_inplace"))
+    module.update(_shard_tree(module.parameters(), sharding, segments, "shard_inplace", _resolve(group)))
 
 
 class FullyShardedModule(Module):

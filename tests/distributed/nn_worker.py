@@ -1,0 +1,122 @@
+"""One rank of the nn-level MPI tests: average_gradients, the sharded linear layers
+against the unsharded layer, and data-parallel training against one process's
+full-batch training (every rank computes that reference itself). Prints ``OK <rank>``."""
+
+import sys
+import traceback
+
+import numpy as np
+
+import oxmx.core as mx
+import oxmx.nn as nn
+import oxmx.optimizers as optim
+from oxmx.utils import tree_flatten
+
+world = mx.distributed.init(strict=True)
+rank, size = world.rank(), world.size()
+
+
+def close(a, b, what, tol=1e-5):
+    np.testing.assert_allclose(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64), rtol=tol, atol=tol,
+                               err_msg=what)
+
+
+def grads_of(r):
+    g = np.random.default_rng(r)
+    return {
+        "w": mx.array(g.standard_normal((5, 3)).astype(np.float32)),
+        "layers": [{"b": mx.array(g.standard_normal((7,)).astype(np.float32))},
+                   {"h": mx.array(g.standard_normal((2, 2)).astype(np.float16))}],
+        "s": mx.array(g.standard_normal(()).astype(np.float32)),
+    }
+
+
+def average_gradients():
+    per_rank = [[np.array(v, dtype=np.float64) for _, v in tree_flatten(grads_of(r))] for r in range(size)]
+    want = [np.mean([p[i] for p in per_rank], axis=0) for i in range(len(per_rank[0]))]
+    for batch in (32 * 1024**2, 16, 0):
+        got = nn.average_gradients(grads_of(rank), all_reduce_size=batch)
+        flat = tree_flatten(got)
+        assert [k for k, _ in flat] == [k for k, _ in tree_flatten(grads_of(0))]
+        for (k, v), w in zip(flat, want):
+            assert v.dtype == dict(tree_flatten(grads_of(0)))[k].dtype, k
+            close(v, w, f"average_gradients {k} batch {batch}", tol=2e-3 if v.dtype == mx.float16 else 1e-6)
+    got = nn.average_gradients(grads_of(rank), communication_type=mx.bfloat16)
+    close(got["w"], want[[k for k, _ in tree_flatten(grads_of(0))].index("w")], "bfloat16 communication", tol=3e-2)
+
+
+def sharded_linear():
+    mx.random.seed(7)  # the same full layer on every rank
+    full = nn.Linear(8, 12)
+    x = mx.random.normal((3, 8))
+    y_full = full(x)
+    a2s = nn.AllToShardedLinear.from_linear(full)
+    s2a = nn.ShardedToAllLinear.from_linear(full)
+    assert a2s.weight.shape == (12 // size, 8) and s2a.weight.shape == (12, 8 // size)
+    close(mx.distributed.all_gather(a2s(x).T).T, y_full, "all-to-sharded forward")
+    xs = x[:, rank * 8 // size:(rank + 1) * 8 // size]
+    close(s2a(xs), y_full, "sharded-to-all forward")
+    # gradients with respect to the input: the sharded pair computes what the full pair does
+    full2 = nn.Linear(12, 8)
+    s2a2 = nn.ShardedToAllLinear.from_linear(full2)
+    gx_full = mx.grad(lambda x: (full2(full(x)) ** 2).sum())(x)
+    gx = mx.grad(lambda x: (s2a2(a2s(x)) ** 2).sum())(x)
+    close(gx, gx_full, "input gradient through all-to-sharded then sharded-to-all", tol=1e-4)
+    # shard_linear of a quantized layer
+    q = nn.QuantizedLinear.from_linear(nn.Linear(128 * size, 64), group_size=64, bits=4)
+    xq = mx.random.normal((2, 128 * size))
+    qs = nn.layers.distributed.shard_linear(q, "sharded-to-all")
+    close(qs(xq[:, rank * 128:(rank + 1) * 128]), q(xq), "quantized sharded-to-all", tol=1e-4)
+    qa = nn.layers.distributed.shard_linear(q, "all-to-sharded")
+    close(mx.distributed.all_gather(qa(xq).T).T, q(xq), "quantized all-to-sharded", tol=1e-4)
+    try:
+        nn.AllToShardedLinear(8, 12 * size + 1)
+        raise AssertionError("an indivisible output size was accepted")
+    except ValueError:
+        pass
+
+
+def data_parallel_training():
+    def make():
+        mx.random.seed(3)
+        return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    g = np.random.default_rng(11)
+    X = mx.array(g.standard_normal((8 * size, 6)).astype(np.float32))
+    Y = mx.array(g.standard_normal((8 * size, 1)).astype(np.float32))
+    loss = lambda m, x, y: nn.losses.mse_loss(m(x), y)
+
+    # the reference: one process, the full batch
+    ref, opt = make(), optim.SGD(learning_rate=0.1)
+    step = nn.value_and_grad(ref, loss)
+    ref_losses = []
+    for _ in range(10):
+        l, gr = step(ref, X, Y)
+        opt.update(ref, gr)
+        mx.eval(ref.parameters(), opt.state)
+        ref_losses.append(l.item())
+
+    # data parallel: each rank its slice of the batch, gradients averaged
+    model, opt = make(), optim.SGD(learning_rate=0.1)
+    step = nn.value_and_grad(model, loss)
+    xs, ys = X[rank * 8:(rank + 1) * 8], Y[rank * 8:(rank + 1) * 8]
+    losses = []
+    for _ in range(10):
+        l, gr = step(model, xs, ys)
+        gr = nn.average_gradients(gr)
+        opt.update(model, gr)
+        mx.eval(model.parameters(), opt.state)
+        losses.append(mx.distributed.all_sum(l).item() / size)
+    close(losses, ref_losses, "data-parallel loss curve", tol=1e-5)
+    assert ref_losses[-1] < ref_losses[0]
+
+
+try:
+    average_gradients()
+    sharded_linear()
+    data_parallel_training()
+except Exception:
+    traceback.print_exc()
+    sys.stdout.flush()
+    sys.exit(1)
+print(f"OK {rank}", flush=True)
