@@ -10,8 +10,10 @@ PY=${PY:-/opt/torch/.venv/bin/python}
 NCU=${NCU:-$(command -v ncu || echo /usr/local/cuda-13.0/bin/ncu)}
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 OUTDIR=${OUT:-/tmp}
-for shape in "4096 4096" "14336 4096" "4096 14336"; do
-    for dt in bfloat16 float16; do
+# SHAPES (NxK words, e.g. "4096x4096") and DTYPES narrow the run
+for shape in ${SHAPES:-4096x4096 14336x4096 4096x14336}; do
+    shape=${shape/x/ }
+    for dt in ${DTYPES:-bfloat16 float16}; do
         log="$OUTDIR/ncu_${shape// /x}_$dt.csv"
         # shellcheck disable=SC2086
         "$NCU" --metrics gpu__time_duration.sum --cache-control all --clock-control none --csv \
