@@ -27,27 +27,45 @@ pub fn run(
     let x = ins
         .first()
         .ok_or_else(|| Error::runtime(op.name(), "missing input"))?;
-    let mut send = crate::output(op.name(), &x.shape, x.dtype)?;
-    copy::copy(x, &mut send);
-    match op {
-        CollectiveOp::AllReduce(kind) => {
-            reduce(kind, group, out_dtype, send.bytes(), out.bytes_mut())
+    // a row-contiguous input is handed over as it is; others are copied first
+    let copied;
+    let send: &[u8] = match contiguous_bytes(x) {
+        Some(b) => b,
+        None => {
+            let mut c = crate::output(op.name(), &x.shape, x.dtype)?;
+            copy::copy(x, &mut c);
+            copied = c;
+            copied.bytes()
         }
-        CollectiveOp::AllGather => g.all_gather(send.bytes(), out.bytes_mut()),
+    };
+    match op {
+        CollectiveOp::AllReduce(kind) => reduce(kind, group, out_dtype, send, out.bytes_mut()),
+        CollectiveOp::AllGather => g.all_gather(send, out.bytes_mut()),
         CollectiveOp::SumScatter => with_reducible(
             out_dtype,
             ReduceKind::Sum,
-            send.bytes(),
+            send,
             out.bytes_mut(),
             |_, d, s, r| g.reduce_scatter(d, s, r),
         ),
         CollectiveOp::Send { dst } => {
-            g.send(send.bytes(), dst)?;
-            out.bytes_mut().copy_from_slice(send.bytes());
+            g.send(send, dst)?;
+            out.bytes_mut().copy_from_slice(send);
             Ok(())
         }
         CollectiveOp::Recv { .. } => Ok(()),
     }
+}
+
+/// The bytes of a row-contiguous input, in place.
+fn contiguous_bytes(x: &Input) -> Option<&[u8]> {
+    if !x.data.is_contiguous(&x.shape) {
+        return None;
+    }
+    let es = x.dtype.size();
+    let start = x.data.offset.checked_mul(es)?;
+    let len = oxmx_core::shape::size_of(&x.shape).checked_mul(es)?;
+    x.data.buffer.bytes().get(start..start.checked_add(len)?)
 }
 
 fn reduce(
