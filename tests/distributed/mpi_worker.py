@@ -1,7 +1,9 @@
-"""One rank of the MPI tests (tests/distributed/test_distributed.py starts it with
-``python -m oxmx.launch -n N``). Every check compares with the single-process result,
-computed here from every rank's inputs (each rank can build them all: they depend only on
-the rank). Prints ``OK <rank> <checks>`` at the end; any failure raises (non-zero exit)."""
+"""One rank of the MPI and NCCL tests (tests/distributed/test_distributed.py starts it
+with ``python -m oxmx.launch -n N`` or ``--backend nccl``). Every check compares with the
+single-process result, computed here from every rank's inputs (each rank can build them
+all: they depend only on the rank). Prints ``OK <rank> <checks> <backend>`` at the end;
+any failure raises (non-zero exit). A group of one (NCCL on one GPU) skips what needs a
+peer."""
 
 import sys
 import traceback
@@ -15,7 +17,10 @@ world = dist.init(strict=True)
 rank, size = world.rank(), world.size()
 checks = 0
 
-DTYPES = ["float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "int8", "bool", "complex64"]
+DTYPES = [
+    "float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "int8", "int16", "uint16", "uint32",
+    "bool", "complex64",
+]
 SHAPES = [(), (0,), (5,), (3, 4), (2, 3, 5)]
 
 
@@ -77,7 +82,10 @@ def collectives():
                     mx_, mn_ = np.max(xs, axis=0), np.min(xs, axis=0)
                 same(dist.all_max(x), mx_, name, f"all_max {shape}")
                 same(dist.all_min(x), mn_, name, f"all_min {shape}")
-            want = np.stack(xs) if shape == () else np.concatenate(xs, axis=0)
+            if shape == ():  # 0-d arrays gather into a vector (a group of one: itself)
+                want = np.stack(xs) if size > 1 else xs[0]
+            else:
+                want = np.concatenate(xs, axis=0)
             same(dist.all_gather(x), want, name, f"all_gather {shape}")
             if shape and shape[0] % size == 0 or shape == (0,):
                 full = reference_sum(xs, name)
@@ -92,6 +100,20 @@ def collectives():
     same(dist.all_sum(v), np.sum([a.T[::2] for a in xs], 0), "float32", "all_sum of a strided view")
     big = [np.full(1 << 20, r + 1, np.float32) for r in range(size)]
     same(dist.all_sum(mx.array(big[rank])), np.sum(big, 0), "float32", "all_sum 1M")
+    # small integer sums wrap as NumPy's do
+    xs = [np.full(6, 100 + r, np.int8) for r in range(size)]
+    same(dist.all_sum(mx.array(xs[rank])), np.sum(xs, 0).astype(np.int8), "int8", "int8 sum wraps")
+    xs = [np.full(6, 30000 + r, np.int16) for r in range(size)]
+    same(dist.all_sum(mx.array(xs[rank])), np.sum(xs, 0).astype(np.int16), "int16", "int16 sum wraps")
+
+
+def host_arrays():
+    # arrays in host memory over any engine (NCCL moves them through the GPU)
+    for name in ("float32", "int16", "bool", "complex64"):
+        xs = [data(r, (3, 4), name) for r in range(size)]
+        x = mx.array(xs[rank])
+        same(dist.all_sum(x, stream=mx.cpu), reference_sum(xs, name), name, "all_sum on the cpu")
+        same(dist.all_gather(x, stream=mx.cpu), np.concatenate(xs), name, "all_gather on the cpu")
 
 
 def point_to_point():
@@ -166,12 +188,14 @@ def transforms():
 
 try:
     collectives()
-    point_to_point()
-    disagreement()
+    host_arrays()
+    if size > 1:
+        point_to_point()
+        disagreement()
     groups()
     transforms()
 except Exception:
     traceback.print_exc()
     sys.stdout.flush()
     sys.exit(1)
-print(f"OK {rank} {checks}", flush=True)
+print(f"OK {rank} {checks} {world.backend}", flush=True)

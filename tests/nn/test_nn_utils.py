@@ -173,8 +173,15 @@ def test_multi_process_groups_shard_the_parameters():
     lin = nn.Linear(2, 4)
     shard_inplace(lin, "all-to-sharded", group=g)
     assert lin.weight.shape == (2, 2) and lin.bias.shape == (2,)
-    with pytest.raises(NotImplementedError, match=r"\[fully_shard\] fully sharded modules over 2 processes"):
-        nn.fully_shard(nn.Linear(2, 2), group=g)
+    # fully sharded: rank 0 keeps the first half of axis 0 of every parameter
+    lin = nn.Linear(2, 4)
+    w, b = np.array(lin.weight), np.array(lin.bias)
+    fs = nn.fully_shard(lin, group=g)
+    assert isinstance(fs, nn.FullyShardedModule) and fs.module is lin
+    np.testing.assert_array_equal(np.array(lin.weight), w[:2])
+    np.testing.assert_array_equal(np.array(lin.bias), b[:2])
+    with pytest.raises(ValueError, match=r"\[FullyShardedModule\] The parameter weight of shape \(3, 2\)"):
+        nn.FullyShardedModule(nn.Linear(2, 3), group=g)
 
 
 @pytest.mark.parametrize("kind", [nn.AllToShardedLinear, nn.ShardedToAllLinear])

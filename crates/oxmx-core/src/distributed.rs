@@ -1,10 +1,11 @@
 //! Collective communication as lazy graph nodes (`oxmx.core.distributed`).
 //!
-//! A [`Communicator`] is a group of processes reachable through an engine (MPI, loaded
-//! at run time by the `oxmx-dist` crate; NCCL later). The ops here build
-//! `Primitive::Collective` nodes that the CPU backend runs by calling the group's
-//! engine (GPU arrays reach it through host copies). A group of one needs no engine:
-//! every op is then the identity, as in MLX.
+//! A [`Communicator`] is a group of processes reachable through an engine: MPI (loaded
+//! at run time by the `oxmx-dist` crate) or NCCL (loaded by the CUDA backend). The ops
+//! here build `Primitive::Collective` nodes. The CPU backend runs them through the
+//! group's host-memory methods; the CUDA backend runs NCCL groups on device memory and
+//! hands other groups to the CPU backend. A group of one without an engine
+//! ([`Singleton`]) needs nothing: every op is then the identity, as in MLX.
 //!
 //! Every process must evaluate the same collectives in the same order. Evaluation walks
 //! the graph in a deterministic order, so the same program on every rank agrees; compile
@@ -33,6 +34,14 @@ pub trait Communicator: Send + Sync + fmt::Debug {
     fn size(&self) -> usize;
     /// The engine's name ("mpi", "nccl").
     fn backend(&self) -> &str;
+    /// For backends that run a group's collectives their own way (the CUDA backend
+    /// looks for its NCCL communicator here).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// A group of one with no engine behind it: collectives are the identity and build
+    /// no nodes. (A one-process MPI or NCCL group still runs through its engine.)
+    fn is_singleton(&self) -> bool {
+        false
+    }
     /// `recv` = the elementwise reduction of every rank's `send` (same length).
     fn all_reduce(&self, op: ReduceKind, dtype: Dtype, send: &[u8], recv: &mut [u8]) -> Result<()>;
     /// `recv` = every rank's `send`, in rank order (`recv` is `size` times longer).
@@ -113,6 +122,12 @@ impl Communicator for Singleton {
     fn backend(&self) -> &str {
         "singleton"
     }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn is_singleton(&self) -> bool {
+        true
+    }
     fn all_reduce(&self, _: ReduceKind, _: Dtype, send: &[u8], recv: &mut [u8]) -> Result<()> {
         copy_same("all_reduce", send, recv)
     }
@@ -135,6 +150,55 @@ impl Communicator for Singleton {
         ))
     }
 }
+
+/// The tag every rank compares at `init`: ranks must run the same oxmx (same wire
+/// format and semantics).
+pub fn version_tag() -> u64 {
+    // FNV-1a of the version string
+    concat!("oxmx ", env!("CARGO_PKG_VERSION"))
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// `init`'s check of the (largest, smallest) version tag over the group.
+pub fn check_versions(hi_lo: (u64, u64)) -> Result<()> {
+    let t = version_tag();
+    if hi_lo != (t, t) {
+        return Err(Error::runtime(
+            "init",
+            "The ranks run different oxmx versions; every rank must run the same build.",
+        ));
+    }
+    Ok(())
+}
+
+/// A collective's check of the (largest, smallest) byte length over the group: every
+/// rank fails alike unless all passed `len`.
+pub fn check_lengths(op: &str, (hi, lo): (u64, u64), len: usize) -> Result<()> {
+    if hi != lo {
+        return Err(Error::value(
+            op,
+            format!(
+                "The ranks passed arrays of different sizes ({lo} to {hi} bytes; this rank {len})."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `recv`'s error for a message whose announced length is not the array's.
+pub fn recv_length_error(src: usize, announced: u64, len: usize) -> Error {
+    Error::value(
+        "recv",
+        format!("Rank {src} sent {announced} bytes, but the receiving array holds {len}."),
+    )
+}
+
+/// The byte count of the pieces `send` and `recv` split long messages into (a mismatched
+/// message is drained through a buffer of this size).
+pub const MESSAGE_CHUNK: usize = 64 << 20;
 
 fn copy_same(op: &str, send: &[u8], recv: &mut [u8]) -> Result<()> {
     if send.len() != recv.len() {
@@ -171,7 +235,7 @@ pub fn all_reduce(x: &Array, kind: ReduceKind, group: &Group) -> Result<Array> {
             "complex64 arrays have no order to reduce by.",
         ));
     }
-    if group.0.size() == 1 {
+    if group.0.is_singleton() {
         return Ok(x.clone());
     }
     Ok(node(
@@ -186,7 +250,7 @@ pub fn all_reduce(x: &Array, kind: ReduceKind, group: &Group) -> Result<Array> {
 /// `x` of every rank concatenated along the first axis (a 0-d `x` gives a vector).
 pub fn all_gather(x: &Array, group: &Group) -> Result<Array> {
     let n = group.0.size();
-    if n == 1 {
+    if group.0.is_singleton() {
         return Ok(x.clone());
     }
     let mut shape = x.shape().to_vec();
@@ -196,7 +260,9 @@ pub fn all_gather(x: &Array, group: &Group) -> Result<Array> {
                 .checked_mul(n)
                 .ok_or_else(|| Error::value("all_gather", "The gathered array's size overflows."))?
         }
-        None => shape.push(n),
+        // a group of one gathers a 0-d array into itself, as MLX's identity does
+        None if n > 1 => shape.push(n),
+        None => {}
     }
     crate::shape::checked_size("all_gather", &shape)?;
     Ok(node(
@@ -224,7 +290,7 @@ pub fn sum_scatter(x: &Array, group: &Group) -> Result<Array> {
             format!("The first axis ({first}) must be divisible by the group size ({n})."),
         ));
     }
-    if n == 1 {
+    if group.0.is_singleton() {
         return Ok(x.clone());
     }
     let mut shape = x.shape().to_vec();

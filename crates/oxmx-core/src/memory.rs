@@ -53,6 +53,18 @@ pub fn pool() -> &'static Pool {
     })
 }
 
+/// Buffers from this size on are offered to the fresh-buffer hook.
+const LARGE_BUFFER: usize = 4 << 20;
+static FRESH_LARGE_BUFFER: OnceLock<fn(usize, usize)> = OnceLock::new();
+
+/// Registers `f(address, bytes)`, called on every freshly reserved buffer of at least
+/// 4 MiB before its pages are first written (the CPU backend asks the kernel for
+/// transparent huge pages there, as NumPy does: fewer TLB misses when streaming large
+/// arrays). The first registration wins.
+pub fn set_fresh_large_buffer_hook(f: fn(usize, usize)) {
+    let _ = FRESH_LARGE_BUFFER.set(f);
+}
+
 /// Round a word count up to its cache bucket.
 fn bucket_words(words: usize) -> usize {
     if words <= 4096 {
@@ -177,6 +189,11 @@ impl Pool {
                     op,
                     format!("Unable to allocate {nbytes} bytes."),
                 ));
+            }
+        }
+        if bytes >= LARGE_BUFFER {
+            if let Some(advise) = FRESH_LARGE_BUFFER.get() {
+                advise(v.as_ptr() as usize, bytes);
             }
         }
         v.resize(bucket, 0);

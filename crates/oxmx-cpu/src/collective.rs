@@ -98,12 +98,8 @@ fn with_reducible(
         Dtype::Uint8 if kind == ReduceKind::Sum => {
             widened::<u8, i32>(kind, send, recv, i32::from, |v| v as u8, f)
         }
-        Dtype::Int16 if kind == ReduceKind::Sum => {
-            widened::<i16, i32>(kind, send, recv, i32::from, |v| v as i16, f)
-        }
-        Dtype::Uint16 if kind == ReduceKind::Sum => {
-            widened::<u16, i32>(kind, send, recv, i32::from, |v| v as u16, f)
-        }
+        Dtype::Int16 => widened::<i16, i32>(kind, send, recv, i32::from, |v| v as i16, f),
+        Dtype::Uint16 => widened::<u16, i32>(kind, send, recv, i32::from, |v| v as u16, f),
         Dtype::Bool => {
             let k = if kind == ReduceKind::Sum {
                 ReduceKind::Max

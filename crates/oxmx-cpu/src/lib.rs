@@ -13,6 +13,8 @@ pub mod fast;
 pub mod fft;
 pub mod fused;
 pub mod gather;
+#[allow(unsafe_code)]
+mod hugepages;
 pub mod inplace;
 pub mod linalg;
 pub mod matmul;

@@ -8,6 +8,7 @@
 
 #[allow(unsafe_code)]
 pub mod blaslt;
+mod collective;
 mod conv;
 mod copy;
 #[allow(unsafe_code)]
@@ -28,6 +29,8 @@ mod fused;
 mod gather;
 pub mod kernels;
 mod linalg;
+#[allow(unsafe_code)]
+pub mod nccl;
 mod quantized;
 mod quantized_gather;
 mod user_kernel;
@@ -202,6 +205,18 @@ impl CudaBackend {
                 name,
             }))
         })
+    }
+
+    /// Joins an NCCL group as `rank` of `size` (`id`: the 128-byte unique id rank 0
+    /// made with `nccl::unique_id`), on this GPU and its stream.
+    pub fn nccl_group(
+        &self,
+        rank: usize,
+        size: usize,
+        id: &[u8],
+    ) -> Result<Arc<dyn oxmx_core::distributed::Communicator>> {
+        let c = nccl::NcclComm::init(&self.ctx, &self.alloc, rank, size, id)?;
+        Ok(Arc::new(c))
     }
 
     pub fn total_memory(&self) -> usize {
@@ -597,10 +612,10 @@ impl Backend for CudaBackend {
         // host copies; their results move to the GPU when a GPU kernel reads them.
         // OXMX_CUDA_STRICT=1 turns the fallback into an error (tests use it to prove that
         // an op has a GPU kernel).
-        // Collectives over MPI move host buffers by design (the engine is the CPU's):
-        // not a fallback, so strict mode allows them.
-        if let Primitive::Collective { .. } = prim {
-            return self.host_fallback(prim, ins, out_shape, out_dtype);
+        // Collectives over NCCL run here; over MPI they move host buffers by design
+        // (the engine is the CPU's): not a fallback, so strict mode allows them.
+        if let Primitive::Collective { op, group } = prim {
+            return self.collective(prim, *op, group, ins, out_shape, out_dtype);
         }
         let keep = ins.clone();
         match self.run_native(prim, ins, out_shape, out_dtype) {

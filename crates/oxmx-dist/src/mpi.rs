@@ -16,7 +16,10 @@
 //! (`MPI_THREAD_SERIALIZED`).
 
 use libloading::os::unix::{Library, Symbol, RTLD_GLOBAL, RTLD_NOW};
-use oxmx_core::distributed::{Communicator, ReduceKind};
+use oxmx_core::distributed::{
+    check_lengths, check_versions, recv_length_error, version_tag, Communicator, ReduceKind,
+    MESSAGE_CHUNK,
+};
 use oxmx_core::{Dtype, Error, Result};
 use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -26,8 +29,8 @@ const MPI_THREAD_SERIALIZED: c_int = 2;
 /// Point-to-point tags: the length header, then the payload's chunks.
 const TAG_HEADER: c_int = 0x6f78;
 const TAG_PAYLOAD: c_int = 0x6f79;
-/// Bytes per point-to-point chunk, and elements per all-reduce call (MPI counts are int).
-const CHUNK_BYTES: usize = 1 << 26;
+/// Elements per all-reduce call (MPI counts are int); point-to-point messages go in
+/// pieces of `MESSAGE_CHUNK` bytes.
 const CHUNK_ELEMS: usize = 1 << 28;
 
 /// An MPI handle: a pointer (OpenMPI) or an int (MPICH).
@@ -51,7 +54,9 @@ struct Api<H: Handle> {
     reduce_scatter_block: unsafe extern "C" fn(*const c_void, *mut c_void, c_int, H, H, H) -> c_int,
     send: unsafe extern "C" fn(*const c_void, c_int, H, c_int, c_int, H) -> c_int,
     recv: unsafe extern "C" fn(*mut c_void, c_int, H, c_int, c_int, H, *mut Status) -> c_int,
+    comm_set_errhandler: unsafe extern "C" fn(H, H) -> c_int,
     world: H,
+    errors_return: H,
     /// MPI_SUM, MPI_MAX, MPI_MIN
     ops: [H; 3],
     byte: H,
@@ -61,6 +66,7 @@ struct Api<H: Handle> {
 /// Predefined handles of one ABI.
 struct Consts<H> {
     world: H,
+    errors_return: H,
     ops: [H; 3],
     byte: H,
     types: Vec<(Dtype, H)>,
@@ -90,7 +96,9 @@ fn load_api<H: Handle>(lib: &'static Library, c: Consts<H>) -> Result<Api<H>> {
         reduce_scatter_block: fnptr(lib, "MPI_Reduce_scatter_block")?,
         send: fnptr(lib, "MPI_Send")?,
         recv: fnptr(lib, "MPI_Recv")?,
+        comm_set_errhandler: fnptr(lib, "MPI_Comm_set_errhandler")?,
         world: c.world,
+        errors_return: c.errors_return,
         ops: c.ops,
         byte: c.byte,
         types: c.types,
@@ -111,6 +119,7 @@ fn openmpi_consts(lib: &'static Library) -> Result<Consts<usize>> {
     let t = |d: Dtype, name: &str| addr(name).map(|h| (d, h));
     Ok(Consts {
         world: addr("ompi_mpi_comm_world")?,
+        errors_return: addr("ompi_mpi_errors_return")?,
         ops: [
             addr("ompi_mpi_op_sum")?,
             addr("ompi_mpi_op_max")?,
@@ -139,6 +148,7 @@ fn mpich_consts() -> Consts<i32> {
     let h = |v: u32| v as i32;
     Consts {
         world: h(0x4400_0000),
+        errors_return: h(0x5400_0001),
         ops: [h(0x5800_0003), h(0x5800_0001), h(0x5800_0002)],
         byte: h(0x4c00_010d),
         types: vec![
@@ -318,14 +328,7 @@ fn world<H: Handle>(api: &'static Api<H>, name: &'static str) -> Result<Arc<dyn 
     }
     let comm = MpiComm::new(api, api.world, name)?;
     // every rank must run the same oxmx (same wire format and semantics)
-    let tag = fnv1a(concat!("oxmx ", env!("CARGO_PKG_VERSION")).as_bytes());
-    let (hi, lo) = comm.max_min_u64("init", tag)?;
-    if hi != tag || lo != tag {
-        return Err(Error::runtime(
-            "init",
-            "The ranks run different oxmx versions; every rank must run the same build.",
-        ));
-    }
+    check_versions(comm.max_min_u64("init", version_tag())?)?;
     Ok(Arc::new(comm))
 }
 
@@ -351,12 +354,6 @@ pub fn finalize() {
         Loaded::OpenMpi(a) => run(a.finalized, a.finalize),
         Loaded::Mpich(a) => run(a.finalized, a.finalize),
     }
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// A communicator of one MPI library.
@@ -387,8 +384,12 @@ impl<H: Handle> MpiComm<H> {
     fn new(api: &'static Api<H>, comm: H, name: &'static str) -> Result<Self> {
         let _g = lock();
         let (mut r, mut s): (c_int, c_int) = (0, 0);
-        // SAFETY: `comm` is a valid communicator handle; each call writes one int.
+        // SAFETY: `comm` is a valid communicator handle; each call writes one int, and
+        // MPI_ERRORS_RETURN is a predefined handler of this ABI. With it, errors inside
+        // MPI (a peer gone, a network fault) come back as codes (raised as exceptions)
+        // instead of aborting the job.
         unsafe {
+            check("init", (api.comm_set_errhandler)(comm, api.errors_return))?;
             check("init", (api.comm_rank)(comm, &mut r))?;
             check("init", (api.comm_size)(comm, &mut s))?;
         }
@@ -440,14 +441,7 @@ impl<H: Handle> MpiComm<H> {
 
     /// Fails on every rank alike unless all ranks pass the same length.
     fn agree(&self, op: &str, len: usize) -> Result<()> {
-        let (hi, lo) = self.max_min_u64(op, len as u64)?;
-        if hi != lo {
-            return Err(Error::value(
-                op,
-                format!("The ranks passed arrays of different sizes ({lo} to {hi} bytes; this rank {len})."),
-            ));
-        }
-        Ok(())
+        check_lengths(op, self.max_min_u64(op, len as u64)?, len)
     }
 
     fn send_bytes(&self, op: &str, buf: &[u8], peer: c_int, tag: c_int) -> Result<()> {
@@ -506,6 +500,9 @@ impl<H: Handle> Communicator for MpiComm<H> {
     }
     fn backend(&self) -> &str {
         self.name
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn all_reduce(&self, op: ReduceKind, dtype: Dtype, send: &[u8], recv: &mut [u8]) -> Result<()> {
@@ -586,7 +583,7 @@ impl<H: Handle> Communicator for MpiComm<H> {
     fn send(&self, buf: &[u8], dst: usize) -> Result<()> {
         let peer = self.peer("send", dst)?;
         self.send_bytes("send", &(buf.len() as u64).to_le_bytes(), peer, TAG_HEADER)?;
-        for c in buf.chunks(CHUNK_BYTES) {
+        for c in buf.chunks(MESSAGE_CHUNK) {
             self.send_bytes("send", c, peer, TAG_PAYLOAD)?;
         }
         Ok(())
@@ -601,23 +598,17 @@ impl<H: Handle> Communicator for MpiComm<H> {
             // drain the payload in bounded chunks so later messages stay in step
             let mut left = announced;
             let mut scratch =
-                vec![0u8; CHUNK_BYTES.min(usize::try_from(announced).unwrap_or(CHUNK_BYTES))];
+                vec![0u8; MESSAGE_CHUNK.min(usize::try_from(announced).unwrap_or(MESSAGE_CHUNK))];
             while left > 0 {
                 let n = usize::try_from(left)
-                    .unwrap_or(CHUNK_BYTES)
-                    .min(CHUNK_BYTES);
+                    .unwrap_or(MESSAGE_CHUNK)
+                    .min(MESSAGE_CHUNK);
                 self.recv_bytes("recv", &mut scratch[..n], peer, TAG_PAYLOAD)?;
                 left -= n as u64;
             }
-            return Err(Error::value(
-                "recv",
-                format!(
-                    "Rank {src} sent {announced} bytes, but the receiving array holds {}.",
-                    buf.len()
-                ),
-            ));
+            return Err(recv_length_error(src, announced, buf.len()));
         }
-        for c in buf.chunks_mut(CHUNK_BYTES) {
+        for c in buf.chunks_mut(MESSAGE_CHUNK) {
             self.recv_bytes("recv", c, peer, TAG_PAYLOAD)?;
         }
         Ok(())

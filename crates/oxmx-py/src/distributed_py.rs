@@ -36,7 +36,7 @@ impl PyGroup {
             inner: Group(inner),
         })
     }
-    /// The engine behind the group ("mpi", or "singleton" for a group of one).
+    /// The engine behind the group ("mpi", "nccl", or "singleton" for a group of one).
     #[getter]
     fn backend(&self) -> String {
         self.inner.0.backend().to_string()
@@ -74,6 +74,34 @@ fn _dist_init_mpi(py: Python<'_>, lib_dirs: Vec<String>) -> PyResult<PyGroup> {
 #[pyfunction]
 fn _dist_mpi_library(lib_dirs: Vec<String>) -> PyResult<(String, String)> {
     oxmx_dist::mpi_library(&dirs(lib_dirs)).py()
+}
+
+/// Whether libnccl loads and a GPU is present.
+#[pyfunction]
+fn _dist_nccl_available() -> bool {
+    oxmx::oxmx_cuda::nccl::available() && oxmx::cuda_backend().is_some()
+}
+
+/// NCCL's version ("2.28.3").
+#[pyfunction]
+fn _dist_nccl_version() -> PyResult<String> {
+    oxmx::oxmx_cuda::nccl::version().py()
+}
+
+/// A fresh NCCL unique id (rank 0 makes it and hands it to the others).
+#[pyfunction]
+fn _dist_nccl_unique_id(py: Python<'_>) -> PyResult<Vec<u8>> {
+    py.allow_threads(oxmx::oxmx_cuda::nccl::unique_id).py()
+}
+
+/// Joins the NCCL group `id` names as `rank` of `size` (blocks until all have joined).
+#[pyfunction]
+fn _dist_init_nccl(py: Python<'_>, rank: usize, size: usize, id: Vec<u8>) -> PyResult<PyGroup> {
+    let gpu = oxmx::cuda_backend().ok_or_else(|| {
+        pyo3::exceptions::PyRuntimeError::new_err("[init] NCCL needs a GPU, and none was found.")
+    })?;
+    let g = py.allow_threads(|| gpu.nccl_group(rank, size, &id)).py()?;
+    Ok(PyGroup { inner: Group(g) })
 }
 
 #[pyfunction]
@@ -132,6 +160,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_dist_init_mpi, m)?)?;
     m.add_function(wrap_pyfunction!(_dist_mpi_library, m)?)?;
     m.add_function(wrap_pyfunction!(_dist_finalize, m)?)?;
+    m.add_function(wrap_pyfunction!(_dist_nccl_available, m)?)?;
+    m.add_function(wrap_pyfunction!(_dist_nccl_version, m)?)?;
+    m.add_function(wrap_pyfunction!(_dist_nccl_unique_id, m)?)?;
+    m.add_function(wrap_pyfunction!(_dist_init_nccl, m)?)?;
     m.add_function(wrap_pyfunction!(_dist_all_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(_dist_all_gather, m)?)?;
     m.add_function(wrap_pyfunction!(_dist_sum_scatter, m)?)?;

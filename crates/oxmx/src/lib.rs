@@ -24,9 +24,23 @@ pub fn init() {
         backend::register(Arc::new(oxmx_cpu::CpuBackend));
         #[cfg(feature = "cuda")]
         if let Some(gpu) = oxmx_cuda::CudaBackend::detect() {
+            let _ = CUDA.set(Arc::clone(&gpu));
             backend::register(gpu);
         }
     });
+}
+
+#[cfg(feature = "cuda")]
+pub use oxmx_cuda;
+
+#[cfg(feature = "cuda")]
+static CUDA: std::sync::OnceLock<Arc<oxmx_cuda::CudaBackend>> = std::sync::OnceLock::new();
+
+/// The CUDA backend, when a GPU was found (for what needs it by type: NCCL groups).
+#[cfg(feature = "cuda")]
+pub fn cuda_backend() -> Option<Arc<oxmx_cuda::CudaBackend>> {
+    init();
+    CUDA.get().cloned()
 }
 
 /// Evaluate `a` and copy its elements out in row-major order.

@@ -1,19 +1,28 @@
 """oxmx.core.distributed: communication between processes, with MLX's API.
 
-The engine is MPI (OpenMPI or MPICH), loaded at run time: start the processes with
-``python -m oxmx.launch -n 4 script.py`` (or ``mpirun``). Without an engine, or in a
-process started alone, :func:`init` gives a group of one process, in which every
-collective returns its input (as in MLX).
+Two engines, both loaded at run time:
+
+- **MPI** (OpenMPI or MPICH) for arrays in host memory: start the processes with
+  ``python -m oxmx.launch -n 4 script.py`` (or ``mpirun``).
+- **NCCL** for arrays on the GPU (no host copies): ``python -m oxmx.launch
+  --backend nccl -n 4 script.py`` starts one process per GPU, and ``init()`` (or
+  ``init(backend="nccl")``) joins them. Under ``mpirun``, ``init(backend="nccl")``
+  hands NCCL's unique id over MPI.
+
+Without an engine, or in a process started alone, :func:`init` gives a group of one
+process, in which every collective returns its input (as in MLX).
 
 The collectives are lazy graph nodes: they run when their result is evaluated, and
 every process must evaluate the same collectives in the same order. They compose with
 ``grad`` (the gradient of ``all_sum`` is the cotangent, of ``all_gather`` this rank's
-block of it), ``vmap`` and ``compile``. Arrays on the GPU are moved through host memory.
+block of it), ``vmap`` and ``compile``. Over MPI, arrays on the GPU are moved through
+host memory; over NCCL, arrays in host memory are moved through the GPU.
 """
 
 import atexit as _atexit
 import os as _os
 import sys as _sys
+import time as _time
 
 from oxmx import _oxmx as _n
 
@@ -23,6 +32,7 @@ Group = _n._Group
 
 _BACKENDS = ("any", "mpi", "nccl", "jaccl", "ring")
 _world = None
+_mpi_world = None
 
 
 def _lib_dirs():
@@ -49,13 +59,7 @@ def _check_backend(backend):
         )
 
 
-def is_available(backend="any"):
-    """Whether oxmx can start the ``backend`` engine here ("any": any engine). This says
-    that the engine's library loads, not that a group can be formed (use
-    ``init(strict=True)`` for that)."""
-    _check_backend(backend)
-    if backend not in ("any", "mpi"):
-        return False
+def _mpi_available():
     try:
         _n._dist_mpi_library(_lib_dirs())
         return True
@@ -63,30 +67,158 @@ def is_available(backend="any"):
         return False
 
 
+def is_available(backend="any"):
+    """Whether oxmx can start the ``backend`` engine here ("any": any engine). This says
+    that the engine's library loads (and, for NCCL, that there is a GPU), not that a
+    group can be formed (use ``init(strict=True)`` for that)."""
+    _check_backend(backend)
+    if backend == "mpi":
+        return _mpi_available()
+    if backend == "nccl":
+        return _n._dist_nccl_available()
+    if backend == "any":
+        return _mpi_available() or _n._dist_nccl_available()
+    return False
+
+
+def _env_int(*names):
+    for v in names:
+        if v in _os.environ:
+            try:
+                return int(_os.environ[v])
+            except ValueError:
+                raise RuntimeError(f"{v}={_os.environ[v]!r} is not an integer.") from None
+    return None
+
+
+def _rank_and_size():
+    """This process's rank and the number of processes, from ``python -m oxmx.launch``
+    (OXMX_RANK, OXMX_WORLD_SIZE) or an MPI launcher; (0, 1) when started alone."""
+    rank = _env_int("OXMX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+    size = _env_int("OXMX_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+    if rank is None or size is None:
+        return 0, 1
+    if size < 1 or not 0 <= rank < size:
+        raise RuntimeError(f"invalid rank {rank} for a world of size {size}.")
+    return rank, size
+
+
+def _nccl_id_through_file(path, rank, timeout, make_id=None):
+    """Rank 0 writes a fresh NCCL unique id to ``path`` (created, never overwritten,
+    readable by this user only); the others wait for it."""
+    if rank == 0:
+        uid = bytes((make_id or _n._dist_nccl_unique_id)())
+        tmp = f"{path}.{_os.getpid()}.tmp"
+        fd = _os.open(tmp, _os.O_WRONLY | _os.O_CREAT | _os.O_EXCL, 0o600)
+        with _os.fdopen(fd, "wb") as f:
+            f.write(uid)
+        try:
+            _os.link(tmp, path)  # fails if the file exists: ids are never reused
+        except FileExistsError:
+            raise RuntimeError(
+                f"{path} already exists: another job used it. Start every job with its own "
+                "OXMX_NCCL_ID_FILE (python -m oxmx.launch does)."
+            ) from None
+        finally:
+            _os.unlink(tmp)
+        return uid
+    deadline = _time.monotonic() + timeout
+    while True:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(129)
+        except FileNotFoundError:
+            data = b""
+        if len(data) == 128:
+            return data
+        if len(data) > 128:
+            raise RuntimeError(f"{path} is not an NCCL unique id (more than 128 bytes).")
+        if _time.monotonic() > deadline:
+            raise RuntimeError(f"rank 0 did not publish the NCCL unique id in {path} within {timeout:g} s.")
+        _time.sleep(0.01)
+
+
+def _nccl_id_through_mpi(rank):
+    """Rank 0's NCCL unique id, handed to every rank over MPI (processes started by
+    an MPI launcher)."""
+    import numpy as np
+
+    from . import array, cpu, uint8
+
+    g = _init_mpi()
+    uid = bytes(_n._dist_nccl_unique_id()) if rank == 0 else bytes(128)
+    got = all_gather(array(np.frombuffer(uid, dtype=np.uint8), dtype=uint8), group=g, stream=cpu)
+    return np.array(got)[:128].tobytes()
+
+
+def _init_mpi():
+    global _mpi_world
+    if _mpi_world is None:
+        _mpi_world = _n._dist_init_mpi(_lib_dirs())
+        _atexit.register(_n._dist_finalize)
+    return _mpi_world
+
+
+def _init_nccl():
+    if not _n._dist_nccl_available():
+        raise RuntimeError("NCCL needs a GPU and libnccl (libnccl.so.2); this process lacks one of them.")
+    rank, size = _rank_and_size()
+    timeout = float(_os.environ.get("OXMX_NCCL_INIT_TIMEOUT", "120"))
+    id_file = _os.environ.get("OXMX_NCCL_ID_FILE")
+    if size == 1:
+        uid = bytes(_n._dist_nccl_unique_id())
+    elif id_file:
+        uid = _nccl_id_through_file(id_file, rank, timeout)
+    elif _launched_by_mpi():
+        uid = _nccl_id_through_mpi(rank)
+    else:
+        raise RuntimeError(
+            "the processes were not started by `python -m oxmx.launch --backend nccl` or mpirun, "
+            "so they cannot exchange NCCL's unique id."
+        )
+    return _n._dist_init_nccl(rank, size, list(uid))
+
+
+def _engines(backend, strict):
+    """The engines ``init`` tries, in order."""
+    if backend == "nccl":
+        return ["nccl"]
+    if backend == "mpi":
+        return ["mpi"] if (_launched_by_mpi() or strict) else []
+    if backend != "any":
+        return []
+    if _os.environ.get("OXMX_DIST_BACKEND") == "nccl":
+        # started for NCCL: its peers wait for it there, so no other engine will do
+        return ["nccl"]
+    return ["mpi"] if (_launched_by_mpi() or strict) else []
+
+
 def init(strict=False, backend="any"):
     """Start the communication engine and return the global group.
 
-    With ``backend`` "mpi" or "any", MPI is initialized when the process was started by
-    an MPI launcher, or when ``strict`` asks for an engine. Otherwise the result is a
-    group of one process; with ``strict``, failing to start an engine raises
+    ``backend="nccl"`` joins the GPUs of the processes started by ``python -m
+    oxmx.launch --backend nccl`` (or by mpirun; a process started alone forms a group
+    of its one GPU). ``"mpi"`` initializes MPI when the process was started by an MPI
+    launcher, or when ``strict`` asks for an engine. ``"any"`` takes NCCL in processes
+    the launcher started for NCCL, else MPI as above. Otherwise the result is a group
+    of one process; with ``strict``, failing to start an engine raises
     ``RuntimeError`` instead."""
     global _world
     _check_backend(backend)
     if _world is not None and not (strict and _world.backend == "singleton"):
         return _world
-    err = None
-    if backend in ("any", "mpi") and (_launched_by_mpi() or strict):
+    errors = []
+    for engine in _engines(backend, strict):
         try:
-            g = _n._dist_init_mpi(_lib_dirs())
+            g = _init_nccl() if engine == "nccl" else _init_mpi()
         except RuntimeError as e:
-            err = e
-        else:
-            _atexit.register(_n._dist_finalize)
-            _world = g
-            return g
+            errors.append(f"{engine}: {e}")
+            continue
+        _world = g
+        return g
     if strict:
         which = "any backend" if backend == "any" else f"the {backend} backend"
-        raise RuntimeError(f"[distributed] Couldn't initialize {which}" + (f": {err}" if err else "."))
+        raise RuntimeError(f"[distributed] Couldn't initialize {which}" + (": " + "; ".join(errors) if errors else "."))
     _world = _n._dist_singleton()
     return _world
 

@@ -86,6 +86,10 @@ pub fn vmap(
     match op {
         CollectiveOp::AllReduce(kind) => Ok((dist::all_reduce(x, kind, group)?, Some(ax))),
         CollectiveOp::Send { dst } => Ok((dist::send(x, dst as i64, group)?, Some(ax))),
+        CollectiveOp::AllGather if x.ndim() == 1 && group.0.size() == 1 => {
+            // 0-d elements gathered by a group of one stay 0-d
+            Ok((dist::all_gather(x, group)?, Some(ax)))
+        }
         CollectiveOp::AllGather | CollectiveOp::SumScatter => {
             let xb = if x.ndim() == 1 {
                 // 0-d elements: (B,) -> (1, B)

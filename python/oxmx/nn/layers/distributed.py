@@ -4,15 +4,16 @@ Each process of a group keeps its shard of the weights: ``AllToShardedLinear`` a
 of output rows (the input's gradient is summed over the group), ``ShardedToAllLinear`` a
 block of input columns (the partial products are summed with ``all_sum``). With one
 process nothing is split and every collective is the identity, so the layers behave
-exactly like ``Linear`` / ``QuantizedLinear`` (as in MLX). ``FullyShardedModule`` over
-several processes is not implemented yet (it raises).
+exactly like ``Linear`` / ``QuantizedLinear`` (as in MLX). ``FullyShardedModule`` keeps
+a block of axis 0 of every parameter, gathers the whole parameters for each call and
+reduce-scatters their gradients.
 """
 
 import math
 from typing import Any, Callable, Optional, Union
 
 import oxmx.core as mx
-from oxmx.utils import tree_flatten, tree_map_with_path
+from oxmx.utils import tree_flatten, tree_map, tree_map_with_path
 
 from .base import Module
 from .linear import Linear, _check_features
@@ -36,17 +37,6 @@ _SHARDINGS = ("all-to-sharded", "sharded-to-all")
 def _resolve(group: Optional[Any]):
     """``group``, or the global group."""
     return mx.distributed.init() if group is None else group
-
-
-def _check_single_process(group: Optional[Any], who: str):
-    """Accept ``group`` only if it is (or defaults to) a single process (what
-    ``FullyShardedModule`` supports so far)."""
-    group = _resolve(group)
-    if group.size() != 1:
-        raise NotImplementedError(
-            f"[{who}] fully sharded modules over {group.size()} processes are not implemented yet in oxmx; "
-            "use average_gradients for data parallelism or the sharded linear layers for tensor parallelism"
-        )
 
 
 def sum_gradients(group: Optional[Any] = None):
@@ -349,8 +339,13 @@ def shard_inplace(
 
 class FullyShardedModule(Module):
     """Wrap ``module`` so each process of ``group`` stores only a shard (along axis 0)
-    of every parameter; the whole parameters are gathered for the forward pass (cast to
-    ``compute_dtype`` if given) and gradients are reduce-scattered.
+    of every parameter; the whole parameters are gathered (``all_gather``) for each
+    call, cast to ``compute_dtype`` if given, and the gradients of the gathered
+    parameters are reduce-scattered back to the shards (``sum_scatter`` divided by
+    the group size: each process's shard gets the mean over the group, the update
+    ``average_gradients`` gives data-parallel training). Every parameter's axis 0 must
+    be divisible by the group size. An optimizer then updates only this process's
+    shards.
 
     With a single process nothing is sharded or gathered: the wrapper calls ``module``
     as it is, as MLX does for a group of size 1 (``compute_dtype`` is then unused).
@@ -358,25 +353,69 @@ class FullyShardedModule(Module):
 
     def __init__(self, module: Module, group: Optional[Any] = None, compute_dtype: Optional[mx.Dtype] = None):
         super().__init__()
-        _check_single_process(group, "FullyShardedModule")
+        group = _resolve(group)
         self.group = group
         self.compute_dtype = compute_dtype
+        n, r = group.size(), group.rank()
+        if n > 1:
+
+            def shard(path, p):
+                if p.ndim == 0 or p.shape[0] % n:
+                    raise ValueError(
+                        f"[FullyShardedModule] The parameter {path} of shape {tuple(p.shape)} cannot be "
+                        f"sharded: its axis 0 must be divisible by the group size ({n})."
+                    )
+                k = p.shape[0] // n
+                return mx.contiguous(p[r * k:(r + 1) * k])
+
+            module.update(tree_map_with_path(shard, module.parameters()))
         self.module = module
+        self._gather = _gather_function(group, compute_dtype) if n > 1 else None
 
     def _extra_repr(self):
         return f"num_sharded_params={len(tree_flatten(self['module'].parameters()))}"
 
+    def _with_whole_parameters(self, call):
+        inner = self["module"]
+        if self._gather is None:
+            return call(inner)
+        shards = inner.parameters()
+        inner.update(tree_map(self._gather, shards))
+        try:
+            return call(inner)
+        finally:
+            inner.update(shards)
+
     def __call__(self, *args, **kwargs):
-        return self["module"](*args, **kwargs)
+        return self._with_whole_parameters(lambda m: m(*args, **kwargs))
 
     def as_linear(self, *args, **kwargs):
         """The wrapped module's ``as_linear`` (e.g. a tied ``Embedding`` projection)."""
-        return self["module"].as_linear(*args, **kwargs)
+        return self._with_whole_parameters(lambda m: m.as_linear(*args, **kwargs))
+
+
+def _gather_function(group, compute_dtype):
+    """all_gather along axis 0 (cast to ``compute_dtype``) whose gradient is the mean
+    over the group of this process's block."""
+    n = group.size()
+
+    @mx.custom_function
+    def gather(x):
+        y = mx.distributed.all_gather(x, group=group)
+        return y if compute_dtype is None else y.astype(compute_dtype)
+
+    @gather.vjp
+    def gather_vjp(primals, cotangent, output):
+        (x,) = primals
+        g = mx.distributed.sum_scatter(cotangent.astype(x.dtype), group=group)
+        return ((g / n).astype(x.dtype),)
+
+    return gather
 
 
 def fully_shard(module: Module, *, group: Optional[Any] = None, compute_dtype: Optional[mx.Dtype] = None) -> Module:
-    """Wrap ``module`` in a :class:`FullyShardedModule`; with a single process (the
-    only case until issue #16) there is nothing to shard and ``module`` is returned
-    unchanged, as in MLX."""
-    _check_single_process(group, "fully_shard")
-    return module
+    """Wrap ``module`` in a :class:`FullyShardedModule`; with a single process there is
+    nothing to shard and ``module`` is returned unchanged, as in MLX."""
+    if _resolve(group).size() == 1:
+        return module
+    return FullyShardedModule(module, group=group, compute_dtype=compute_dtype)
