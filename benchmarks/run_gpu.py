@@ -22,8 +22,11 @@ MATMULS = [("f32", 4096), ("f32", 8192), ("bf16", 4096), ("bf16", 8192)]
 CASES = (
     ["a + b f32 2^28", "a * b + c f32 2^28", "sum f32 2^28"]
     + [f"matmul {d} {n}" for d, n in MATMULS]
-    + ["softmax f32 8192^2", "small add overhead"]
+    + ["softmax f32 8192^2", "small add overhead", "tiny ops in a step"]
 )
+# issue #15: a step of many small ops evaluated once (64x64 float32: sin, or * and +)
+TINY_STEPS = 2000
+TINY_OPS = TINY_STEPS // 2 + TINY_STEPS  # half are one op (sin), half two (* then +)
 
 
 def timeit(fn, sync, reps=20):
@@ -69,6 +72,16 @@ def run_oxmx():
             mx.eval(y)
 
     out["small add overhead"] = (timeit(small, sync, reps=10) / 100, 1, "ops/s")
+    t = mx.ones((64, 64))
+    mx.eval(t)
+
+    def tiny():
+        y = t
+        for i in range(TINY_STEPS):
+            y = y * 1.0001 + 0.5 if i % 2 else mx.sin(y)
+        mx.eval(y)
+
+    out["tiny ops in a step"] = (timeit(tiny, sync, reps=5) / TINY_OPS, 1, "ops/s")
     return out
 
 
@@ -100,6 +113,15 @@ def run_torch():
             torch.cuda.synchronize()
 
     out["small add overhead"] = (timeit(small, sync, reps=10) / 100, 1, "ops/s")
+    t = torch.ones((64, 64), device=dev)
+
+    def tiny():
+        y = t
+        for i in range(TINY_STEPS):
+            y = y * 1.0001 + 0.5 if i % 2 else torch.sin(y)
+        return y
+
+    out["tiny ops in a step"] = (timeit(tiny, sync, reps=5) / TINY_OPS, 1, "ops/s")
     return out
 
 

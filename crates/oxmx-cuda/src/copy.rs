@@ -98,6 +98,7 @@ impl CudaBackend {
         let nbytes = size_of(shape)
             .checked_mul(dtype.size())
             .ok_or_else(|| Error::overflow(op))?;
+        let _span = crate::prof::span(crate::prof::Phase::Alloc);
         Ok((self.alloc.alloc(op, nbytes)?, nbytes))
     }
 

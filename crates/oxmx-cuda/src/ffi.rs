@@ -111,6 +111,7 @@ pub fn launch<'a>(
     cfg: LaunchConfig,
     push: impl FnOnce(&mut cudarc::driver::LaunchArgs<'a>),
 ) -> Result<()> {
+    let _span = crate::prof::span(crate::prof::Phase::Launch);
     let mut b = stream.launch_builder(func);
     push(&mut b);
     LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

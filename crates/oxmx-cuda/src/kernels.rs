@@ -377,7 +377,7 @@ pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
 
 /// Elementwise kernel `k`: `out[i] = EXPR` over `nin` strided inputs.
 /// How an elementwise kernel walks its operands.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Walk {
     /// Any strides (up to 8 collapsed dims).
     Strided,
@@ -393,6 +393,7 @@ pub enum Walk {
 
 pub fn elementwise_src(
     ins: &[Dtype],
+    scalars: &[bool],
     out: Dtype,
     ct: &str,
     expr: &str,
@@ -405,16 +406,26 @@ pub fn elementwise_src(
     let mut decls = Vec::new();
     for (k, d) in ins.iter().enumerate() {
         let t = ctype(*d)?;
-        params.push_str(&format!("const {t}* __restrict__ in{k}, "));
+        if scalars.get(k).copied().unwrap_or(false) {
+            // a single host value passed by value: its bytes in a 64-bit parameter
+            params.push_str(&format!("unsigned long long in{k}, "));
+        } else {
+            params.push_str(&format!("const {t}* __restrict__ in{k}, "));
+        }
         let lt = if k == 0 && ins.len() == 3 { "bool" } else { ct };
         decls.push((t, lt, *d == Dtype::Bool, *names.get(k)?));
     }
+    let is_scalar = |k: usize| scalars.get(k).copied().unwrap_or(false);
     let loads = |elem: &dyn Fn(usize) -> String| -> String {
         decls
             .iter()
             .enumerate()
             .map(|(k, (t, lt, is_bool, nm))| {
-                let e = elem(k);
+                let e = if is_scalar(k) {
+                    format!("(*reinterpret_cast<const {t}*>(&in{k}))")
+                } else {
+                    elem(k)
+                };
                 let v = if *is_bool {
                     format!("({e} != 0)")
                 } else if matches!(*t, "__half" | "__nv_bfloat16") {
@@ -450,6 +461,7 @@ pub fn elementwise_src(
             let vec_loads: String = decls
                 .iter()
                 .enumerate()
+                .filter(|(k, _)| !is_scalar(*k))
                 .map(|(k, (t, _, _, _))| format!("    V4<{t}> a{k} = reinterpret_cast<const V4<{t}>*>(in{k} + m.offset[{k}])[v];\n"))
                 .collect();
             let lv = loads(&|k| format!("a{k}.v[e]"));
@@ -636,6 +648,9 @@ pub struct Compiler {
     ctx: Arc<CudaContext>,
     arch: String,
     cache: Mutex<HashMap<String, CudaFunction>>,
+    /// Functions by a short description of what generates their source (the hot
+    /// elementwise path): finding one then neither builds nor hashes the source.
+    memo: Mutex<HashMap<String, CudaFunction>>,
 }
 
 fn include_paths() -> Vec<String> {
@@ -664,7 +679,24 @@ impl Compiler {
             ctx,
             arch,
             cache: Mutex::new(HashMap::new()),
+            memo: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The function memoized under `key`, or `make()`'s (then memoized).
+    pub fn memo(
+        &self,
+        key: String,
+        make: impl FnOnce() -> Result<CudaFunction>,
+    ) -> Result<CudaFunction> {
+        if let Some(f) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(f);
+        }
+        let f = make()?;
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(key, f.clone());
+        }
+        Ok(f)
     }
 
     pub fn get(&self, op: &str, src: String) -> Result<CudaFunction> {

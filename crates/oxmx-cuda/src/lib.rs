@@ -31,6 +31,7 @@ pub mod kernels;
 mod linalg;
 #[allow(unsafe_code)]
 pub mod nccl;
+pub mod prof;
 mod quantized;
 mod quantized_gather;
 mod user_kernel;
@@ -160,6 +161,29 @@ pub(crate) fn fill_layout(
     }
 }
 
+/// The bytes (zero-extended to 64 bits) of an input that is one value held on the host
+/// and seen at every position (a 0-d or broadcast scalar), if it is one.
+fn host_scalar(x: &Input) -> Option<u64> {
+    let buf = &x.data.buffer;
+    let es = x.dtype.size();
+    if buf.device().is_some() || es > 8 {
+        return None;
+    }
+    let single = x
+        .shape
+        .iter()
+        .zip(&x.data.strides)
+        .all(|(&len, &st)| len <= 1 || st == 0);
+    if !single {
+        return None;
+    }
+    let start = x.data.offset.checked_mul(es)?;
+    let bytes = buf.bytes().get(start..start.checked_add(es)?)?;
+    let mut v = [0u8; 8];
+    v[..es].copy_from_slice(bytes);
+    Some(u64::from_le_bytes(v))
+}
+
 fn on_device(out: device::CudaMem, nbytes: usize, shape: &[usize]) -> ArrayData {
     ArrayData::contiguous(Buffer::from_device(Box::new(out), nbytes), shape)
 }
@@ -227,6 +251,7 @@ impl CudaBackend {
     fn device_of<'a>(&self, op: &str, x: &'a Input) -> Result<&'a CudaSlice<u8>> {
         let buf = &x.data.buffer;
         if buf.device().is_none() {
+            let _span = prof::span(prof::Phase::Upload);
             buf.ensure_host(op)?;
             let mut mem = self.alloc.alloc(op, buf.nbytes())?;
             let bytes = buf.bytes();
@@ -294,6 +319,9 @@ impl CudaBackend {
             return Err(Error::runtime(op, "output buffer too small"));
         }
         if n > 0 {
+            // a single host value (a Python scalar) is passed by value, never uploaded
+            let values: Vec<Option<u64>> = ins.iter().map(host_scalar).collect();
+            let scalars: Vec<bool> = values.iter().map(Option::is_some).collect();
             let out_strides = contiguous_strides(shape);
             let mut all: Vec<&[isize]> = vec![&out_strides];
             for x in ins {
@@ -310,12 +338,18 @@ impl CudaBackend {
                 && cstrides
                     .iter()
                     .skip(1)
-                    .all(|s| s.first().is_none_or(|&v| v == 1));
+                    .zip(&scalars)
+                    .all(|(s, &sc)| sc || s.first().is_none_or(|&v| v == 1));
             let walk = if !contiguous && cshape.len() <= 1 {
                 kernels::Walk::Linear
             } else if !contiguous {
                 kernels::Walk::Strided
-            } else if ins.iter().all(|x| x.data.offset % 4 == 0) && n >= 4 {
+            } else if ins
+                .iter()
+                .zip(&scalars)
+                .all(|(x, &sc)| sc || x.data.offset % 4 == 0)
+                && n >= 4
+            {
                 kernels::Walk::Vector4
             } else {
                 kernels::Walk::Contiguous
@@ -334,12 +368,26 @@ impl CudaBackend {
                 &mut m.offset,
             );
             let dtypes: Vec<Dtype> = ins.iter().map(|x| x.dtype).collect();
-            let src = kernels::elementwise_src(&dtypes, out_dtype, ct, expr, walk)
-                .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
-            let f = self.compiler.get_exact(op, src)?;
-            let slices: Vec<&CudaSlice<u8>> = ins
+            let f = {
+                let _span = prof::span(prof::Phase::Lookup);
+                let key = format!("ew {dtypes:?} {scalars:?} {out_dtype:?} {ct} {walk:?} {expr}");
+                self.compiler.memo(key, || {
+                    let src =
+                        kernels::elementwise_src(&dtypes, &scalars, out_dtype, ct, expr, walk)
+                            .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
+                    self.compiler.get_exact(op, src)
+                })?
+            };
+            let slices: Vec<Option<&CudaSlice<u8>>> = ins
                 .iter()
-                .map(|x| self.device_of(op, x))
+                .zip(&scalars)
+                .map(|(x, &sc)| {
+                    if sc {
+                        Ok(None)
+                    } else {
+                        self.device_of(op, x).map(Some)
+                    }
+                })
                 .collect::<Result<_>>()?;
             let threads = if walk == kernels::Walk::Vector4 {
                 n.div_ceil(4)
@@ -347,8 +395,12 @@ impl CudaBackend {
                 n
             };
             ffi::launch(op, &self.alloc.stream, &f, self.grid(threads), |b| {
-                for s in &slices {
-                    ffi::arg(b, *s);
+                for (s, v) in slices.iter().zip(&values) {
+                    match (s, v) {
+                        (Some(s), _) => ffi::arg(b, *s),
+                        (None, Some(v)) => ffi::arg(b, v),
+                        (None, None) => {}
+                    }
                 }
                 ffi::arg(b, &*dst);
                 ffi::arg(b, &m);
@@ -614,6 +666,7 @@ impl Backend for CudaBackend {
         // an op has a GPU kernel).
         // Collectives over NCCL run here; over MPI they move host buffers by design
         // (the engine is the CPU's): not a fallback, so strict mode allows them.
+        let _span = prof::span(prof::Phase::Run);
         if let Primitive::Collective { op, group } = prim {
             return self.collective(prim, *op, group, ins, out_shape, out_dtype);
         }

@@ -221,6 +221,14 @@ fn _kernel_launches(device: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
         .kernel_launches())
 }
 
+/// The CUDA backend's host time by phase, as (phase, nanoseconds, count), when
+/// OXMX_CUDA_PROFILE=1 (zeros otherwise); `reset` starts the counts over.
+#[pyfunction]
+#[pyo3(signature = (reset = false))]
+fn _cuda_profile(reset: bool) -> Vec<(&'static str, u64, u64)> {
+    oxmx::oxmx_cuda::prof::report(reset)
+}
+
 /// Nodes any backend has run (views excluded).
 #[pyfunction]
 fn _nodes_run() -> u64 {
@@ -230,6 +238,7 @@ fn _nodes_run() -> u64 {
 #[allow(clippy::unsafe_removed_from_name)]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_kernel_launches, m)?)?;
+    m.add_function(wrap_pyfunction!(_cuda_profile, m)?)?;
     m.add_function(wrap_pyfunction!(_nodes_run, m)?)?;
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;
