@@ -541,3 +541,55 @@ def test_host_fallbacks_still_work():
     np.testing.assert_allclose(np.array(on(mx.gpu, lambda z: z @ z.T, z)), np.array(on(mx.cpu, lambda z: z @ z.T, z)), rtol=1e-5, atol=1e-5)
     with pytest.raises(IndexError):
         on(mx.gpu, lambda x: x[mx.array([9])], x)
+
+
+def _erfinv_inputs():
+    rng = np.random.default_rng(7)
+    uniform = rng.uniform(-1, 1, 1 << 21).astype(np.float32)
+    # every magnitude: random bit patterns below 1.0, both signs
+    bits = rng.integers(1, 0x3F800000, 1 << 20, dtype=np.uint32).view(np.float32)
+    bits = bits * np.where(rng.random(bits.size) < 0.5, -1, 1).astype(np.float32)
+    # inputs near +-1, where 1 - x^2 is tiny and the tail polynomial is taken
+    near_one = (1 - rng.random(1 << 18) * 1e-3).astype(np.float32)
+    edges = np.array([0.0, -0.0, 1.0, -1.0, np.nan, 1.5, -2.0, np.inf, -np.inf, 1e-30, 1e-45,
+                      np.nextafter(np.float32(1), np.float32(0)), 0.5, -0.25], np.float32)
+    return np.concatenate([uniform, bits, near_one, -near_one, edges])
+
+
+@gpu_only
+def test_erfinv_gives_the_cpus_bits():
+    # the CPU's erfinv is MLX's; the GPU repeats it, the C library's logf included
+    x = mx.array(_erfinv_inputs())
+    got = np.array(on(mx.gpu, mx.erfinv, x))
+    want = np.array(on(mx.cpu, mx.erfinv, x))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), np.flatnonzero(
+        got.view(np.uint32) != want.view(np.uint32)
+    )[:10]
+    for dt in (mx.float16, mx.bfloat16):
+        xh = x.astype(dt)
+        g = np.array(on(mx.gpu, mx.erfinv, xh).view(mx.uint16))
+        w = np.array(on(mx.cpu, mx.erfinv, xh).view(mx.uint16))
+        nan = np.isnan(np.array(on(mx.cpu, mx.erfinv, xh).astype(mx.float32)))
+        assert np.array_equal(g[~nan], w[~nan]), dt
+        assert np.all(np.isnan(np.array(on(mx.gpu, mx.erfinv, xh).astype(mx.float32))[nan])), dt
+
+
+@gpu_only
+def test_random_normal_runs_on_the_gpu_with_the_cpus_bits():
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np, oxmx.core as mx
+k = mx.random.key(3)
+g = mx.random.normal((1000, 257), key=k)
+c = mx.random.normal((1000, 257), key=k, stream=mx.cpu)
+t = mx.random.truncated_normal(-1.0, 2.0, (4096,), key=k)
+mx.eval(g, c, t)
+assert np.array_equal(np.array(g).view(np.uint32), np.array(c).view(np.uint32))
+print("normal ok", float(g.std()))
+"""
+    env = dict(os.environ, OXMX_CUDA_STRICT="1")
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "normal ok" in r.stdout, r.stderr[-3000:]

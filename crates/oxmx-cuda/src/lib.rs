@@ -21,6 +21,7 @@ mod cufft;
 mod cusolver;
 pub mod device;
 mod disk_cache;
+mod erfinv;
 mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
@@ -58,6 +59,9 @@ pub struct CudaBackend {
     cusolver: std::sync::OnceLock<Option<std::sync::Mutex<cusolver::Solver>>>,
     /// cuDNN, loaded on the first convolution (None: the library is missing).
     cudnn: std::sync::OnceLock<Option<std::sync::Mutex<cudnn::Cudnn>>>,
+    /// Where the C library's `logf` differs from `log` rounded to float (erfinv.rs),
+    /// built on the first erfinv.
+    logf_table: std::sync::OnceLock<std::result::Result<erfinv::LogfTable, String>>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -224,6 +228,7 @@ impl CudaBackend {
                 cufft: std::sync::OnceLock::new(),
                 cusolver: std::sync::OnceLock::new(),
                 cudnn: std::sync::OnceLock::new(),
+                logf_table: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -955,9 +960,9 @@ impl CudaBackend {
         };
         match prim {
             // MLX's float32 erfinv (what `random.normal` uses) is reproduced bit for bit
-            // by the CPU kernel; the GPU's own erfinv differs in the last bit.
+            // by the CPU kernel; erfinv.rs repeats it, C library logarithm included.
             Primitive::Unary(oxmx_core::primitive::UnaryOp::ErfInv) => {
-                Err(unsupported(op, "erfinv (bit-identical to the CPU)"))
+                self.erfinv(op, ins, out_shape, out_dtype)
             }
             Primitive::Fused(k) => self.fused(&k.0, ins, out_shape, out_dtype),
             Primitive::Unary(u) => {
