@@ -345,6 +345,38 @@ def test_shapeless_compile_does_not_retrace():
     assert len(calls) == 6
 
 
+def test_shapeless_tapes_are_bounded(monkeypatch, tmp_path):
+    # inputs of ever new sizes keep at most SHAPE_CACHE_SIZE rebuilt tapes, least
+    # recently used dropped first, and a dropped size is rebuilt (not retraced)
+    from oxmx.core import _compile
+
+    monkeypatch.setattr(_compile, "SHAPE_CACHE_SIZE", 3)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return mx.exp(x) * 2 - x
+
+    cf = mx.compile(f, shapeless=True)
+    for n in (1, 2, 3, 4, 5, 2, 1, 6):
+        x = mx.arange(n, dtype=mx.float32)
+        np.testing.assert_allclose(np.array(cf(x)), np.exp(np.arange(n)) * 2 - np.arange(n), rtol=1e-6)
+    assert len(calls) == 1
+    lru = _compile.LruTapes(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # "b" is now the least recently used
+    lru.put("c", 3)
+    assert (lru.get("b"), lru.get("a"), lru.get("c"), len(lru)) == (None, 1, 3, 2)
+    # an imported shapeless function keeps a bounded cache too
+    path = str(tmp_path / "f.mlxfn")
+    mx.export_function(path, lambda x: x * 2 + 1, mx.ones((2,)), shapeless=True)
+    g = mx.import_function(path)
+    for n in range(1, 8):
+        np.testing.assert_array_equal(np.array(g(mx.ones((n,)))[0]), np.full(n, 3.0))
+    assert len(g._tapes) == 3
+
+
 def test_shapeless_compile_keeps_custom_rules_under_grad():
     import oxmx.nn as nn
 

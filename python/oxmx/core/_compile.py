@@ -10,6 +10,7 @@ ops into one kernel each (``OXMX_COMPILE_DEBUG=1`` prints the fused groups); fus
 results equal uncompiled results bit for bit.
 """
 
+import collections
 import functools
 import os
 
@@ -100,12 +101,44 @@ def _signature(tree, arrays, shapeless=False):
     return walk(tree)
 
 
+# Tapes rebuilt for new input shapes that a shapeless function (or an imported shapeless
+# trace) keeps; beyond this the least recently used one is dropped (and rebuilt if its
+# shapes come back), so inputs of ever new sizes do not grow memory without bound.
+SHAPE_CACHE_SIZE = 64
+
+
+class LruTapes:
+    """A bounded map from input shapes to tapes, least recently used dropped first."""
+
+    def __init__(self, size=None):
+        self.size = SHAPE_CACHE_SIZE if size is None else size
+        self._d = collections.OrderedDict()
+
+    def get(self, key):
+        tape = self._d.get(key)
+        if tape is not None:
+            self._d.move_to_end(key)
+        return tape
+
+    def put(self, key, tape):
+        self._d[key] = tape
+        self._d.move_to_end(key)
+        while len(self._d) > max(1, self.size):
+            self._d.popitem(last=False)
+
+    def __len__(self):
+        return len(self._d)
+
+
 class _Shapeless:
     """The tapes of one shapeless trace: the traced one, and one per further input
-    shapes, each rebuilt from the traced graph without running the function again."""
+    shapes (the most recent `SHAPE_CACHE_SIZE`), each rebuilt from the traced graph
+    without running the function again."""
 
     def __init__(self, tape, shapes):
-        self.tapes = {shapes: tape}
+        self.traced = tape  # kept apart: the graph of new shapes is taken from it
+        self.tapes = LruTapes()
+        self.tapes.put(shapes, tape)
         self.graph = None
 
     def tape_for(self, values):
@@ -113,9 +146,9 @@ class _Shapeless:
         tape = self.tapes.get(shapes)
         if tape is None:
             if self.graph is None:
-                self.graph = next(iter(self.tapes.values())).graph(True)
+                self.graph = self.traced.graph(True)
             tape = self.graph.tape(values, False)
-            self.tapes[shapes] = tape
+            self.tapes.put(shapes, tape)
         return tape
 
 

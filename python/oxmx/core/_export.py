@@ -15,6 +15,7 @@ import os
 from oxmx import _oxmx as _native
 from oxmx._oxmx import array
 
+from ._compile import LruTapes as _LruTapes
 from ._transforms import _replace_arrays
 
 __all__ = ["export_to_dot", "export_function", "import_function", "exporter", "FunctionExporter"]
@@ -223,7 +224,7 @@ class _ImportedFunction:
         self._shapeless = shapeless
         # (graph, keyword names, input specs)
         self._traces = [(g, list(k), g.input_specs()) for g, k in traces]
-        self._tapes = {}
+        self._tapes = _LruTapes()
 
     def _matches(self, specs, n_pos, keys, pos, kw):
         if len(pos) != n_pos or sorted(kw) != keys:
@@ -267,7 +268,7 @@ class _ImportedFunction:
             if tape is None:
                 exact = all(tuple(a.shape) == tuple(s) for a, (s, _d) in zip(values, specs))
                 tape = graph.tape(values, exact)
-                self._tapes[key] = tape
+                self._tapes.put(key, tape)
             return tuple(tape.replay(values))
         raise self._no_match(pos, kw)
 
