@@ -258,11 +258,11 @@ def test_shapeless_import_serves_new_sizes(tmp_path):
 @pytest.mark.parametrize(
     "f",
     [
-        lambda x: x.reshape(-1),  # merges axes
+        lambda x: x.reshape(3, 2),  # splits an axis
         lambda x: x[:, 1:],  # a slice of the traced length
         lambda x: mx.sum(x, axis=0) / 2,  # a sum scaled by a constant (as a traced count)
     ],
-    ids=["reshape", "slice", "sum_over_constant"],
+    ids=["reshape_split", "slice", "sum_over_constant"],
 )
 def test_shapeless_refuses_shape_dependent_steps(f, tmp_path):
     p = str(tmp_path / "r.mlxfn")
@@ -275,6 +275,38 @@ def test_shapeless_refuses_shape_dependent_steps(f, tmp_path):
     tree_same(cf(mx.ones((2, 3))), f(mx.ones((2, 3))))
     with pytest.raises(ValueError, match="shapeless"):
         cf(mx.ones((4, 5)))
+
+
+SHAPELESS_MERGES = {
+    "flatten_all": (lambda x: x.reshape(-1) * 2, (2, 3, 4), (3, 5, 6)),
+    "flatten_leading": (lambda x: x.reshape(-1, x.shape[-1]) + 1, (2, 3, 4), (5, 7, 4)),
+    "flatten_trailing": (lambda x: mx.flatten(x, 1, 2) - 1, (2, 3, 4), (3, 5, 6)),
+    "flatten_middle": (lambda x: mx.tanh(mx.flatten(x, 1, 2)), (2, 3, 4, 5), (4, 2, 6, 3)),
+    "unit_axis_kept": (lambda x: x.reshape(x.shape[0], -1) * 3, (2, 1, 4), (6, 1, 5)),
+    "merge_then_sum": (lambda x: mx.sum(x.reshape(-1, x.shape[-1]), axis=0), (2, 3, 4), (4, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPELESS_MERGES))
+def test_shapeless_reshapes_that_merge_axes_follow_new_sizes(name, tmp_path):
+    # a reshape that merges neighbouring axes applies the same grouping to new sizes
+    # (MLX recomputes -1 and flatten alike; oxmx also follows merges written with sizes)
+    f, traced, new = SHAPELESS_MERGES[name]
+    rng = np.random.default_rng(5)
+    a = mx.array(rng.standard_normal(traced).astype(np.float32))
+    b = mx.array(rng.standard_normal(new).astype(np.float32))
+    cf = mx.compile(f, shapeless=True)
+    tree_same(cf(a), f(a))
+    tree_same(cf(b), f(b))
+    p = str(tmp_path / "m.mlxfn")
+    mx.export_function(p, f, a, shapeless=True)
+    g = mx.import_function(p)
+    tree_same(list(g(b)), [f(b)])
+    # an axis traced with size 1 that changes, or a split, is still refused
+    cf2 = mx.compile(lambda x: x.reshape(-1) + 0, shapeless=True)
+    cf2(mx.ones((1, 3)))
+    with pytest.raises(ValueError, match="shapeless"):
+        cf2(mx.ones((2, 3)))
 
 
 SHAPELESS_MEANS = {

@@ -117,12 +117,20 @@ def host_arrays():
 
 
 def point_to_point():
+    # a ring, in an order where every send meets a posted receive (NCCL's sends wait for
+    # theirs; even ranks send first, odd ranks receive first)
     right, left = (rank + 1) % size, (rank - 1) % size
     x = mx.array(data(rank, (4, 3), "float32"))
-    s = dist.send(x, right)
-    same(s, np.array(x), "float32", "send returns its input")
-    got = dist.recv_like(x, left)
-    same(got, data(left, (4, 3), "float32"), "float32", "recv_like from the left")
+
+    def send_right():
+        same(dist.send(x, right), np.array(x), "float32", "send returns its input")
+
+    def recv_left():
+        got = dist.recv_like(x, left)
+        same(got, data(left, (4, 3), "float32"), "float32", "recv_like from the left")
+
+    for step in (send_right, recv_left) if rank % 2 == 0 else (recv_left, send_right):
+        step()
     # a receiver expecting the wrong size gets a clear error, and the channel stays in step
     if rank == 0:
         mx.eval(dist.send(mx.arange(10, dtype=mx.int32), 1))

@@ -545,10 +545,9 @@ impl NcclComm {
             self.send_raw(op, p + (buf.offset + at) as u64, n, peer)?;
             at += n;
         }
-        // the header buffer returns to the cache only after NCCL has read it
-        stream
-            .synchronize()
-            .map_err(|e| Error::runtime(op, format!("{e:?}")))
+        // No wait here: the header buffer may go back to the allocator at once, since
+        // whatever reuses it is queued on this stream after the send.
+        Ok(())
     }
 
     /// Receives a message of exactly `len` bytes into `buf`. A message of another

@@ -266,7 +266,9 @@ def sum_scatter(x, *, group=None, stream=None):
 
 def send(x, dst, *, group=None, stream=None):
     """An array equal to ``x`` whose evaluation sends ``x`` to the process of rank
-    ``dst``."""
+    ``dst``. Over NCCL a send completes only when ``dst`` receives it, so order sends
+    and receives so that they pair up (in a ring, let even ranks send first and odd
+    ranks receive first: if every rank sends first, every one waits)."""
     return _on(stream, _n._dist_send, x, int(dst), _group(group))
 
 

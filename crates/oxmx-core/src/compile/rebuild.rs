@@ -464,7 +464,10 @@ pub fn build(graph: &Graph, inputs: &[Array], exact: bool) -> Result<Vec<Array>>
             // a reshape that only drops or inserts axes of size 1 (squeeze, expand_dims,
             // a reduction's keepdims=False) follows its input's new sizes
             let (rin, new_in) = (recorded_shape(graph, &s.inputs[0]), ins[0].shape());
-            if let Some(target) = rin.and_then(|r| unit_axes_map(r, &s.shape, new_in)) {
+            let target = rin.and_then(|r| {
+                unit_axes_map(r, &s.shape, new_in).or_else(|| merged_axes_map(r, &s.shape, new_in))
+            });
+            if let Some(target) = target {
                 vals.push(ops::reshape(&ins[0], &i64s(&target))?);
                 continue;
             }
@@ -547,6 +550,40 @@ fn unit_axes_map(rin: &[usize], rout: &[usize], now: &[usize]) -> Option<Vec<usi
     rout.iter()
         .map(|&d| if d == 1 { Some(1) } else { it.next() })
         .collect()
+}
+
+/// For a reshape that merges runs of neighbouring axes (`flatten`, `reshape(-1)`,
+/// `reshape(-1, C)`): the recorded input `rin` split into consecutive groups whose
+/// sizes multiply to the recorded output dims, applied to the new input `now`. `None`
+/// when the reshape also splits an axis, involves an empty axis, or moves an axis that
+/// was traced with size 1 (whose group would be ambiguous).
+fn merged_axes_map(rin: &[usize], rout: &[usize], now: &[usize]) -> Option<Vec<usize>> {
+    if rin.len() != now.len() || rin.contains(&0) || rout.contains(&0) {
+        return None;
+    }
+    if rin.iter().zip(now).any(|(&r, &n)| r == 1 && n != 1) {
+        return None;
+    }
+    let mut target = Vec::with_capacity(rout.len());
+    let mut i = 0;
+    for &d in rout {
+        let (mut traced, mut size) = (1usize, 1usize);
+        while traced < d {
+            let (&r, &n) = (rin.get(i)?, now.get(i)?);
+            traced = traced.checked_mul(r)?;
+            size = size.checked_mul(n)?;
+            i += 1;
+        }
+        if traced != d {
+            return None;
+        }
+        // axes of size 1 (unchanged, checked above) go with the group before them
+        while rin.get(i) == Some(&1) {
+            i += 1;
+        }
+        target.push(size);
+    }
+    (i == rin.len()).then_some(target)
 }
 
 /// A multiply or divide of a sum reduction by a constant: how `mean`, `var` and
