@@ -178,6 +178,23 @@ def test_nccl_without_a_gpu_is_a_clear_error(tmp_path):
     assert "STRICT [distributed] Couldn't initialize the nccl backend: nccl: NCCL needs a GPU" in r.stdout
 
 
+@pytest.mark.skipif(dist.is_available("nccl"), reason="this machine has NCCL and a GPU")
+def test_a_rank_started_for_nccl_never_goes_on_alone(tmp_path):
+    # its peers wait for it inside NCCL: a failed init raises even without strict
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import oxmx.core as mx\n"
+        "try:\n"
+        "    mx.distributed.init()\n"
+        "except RuntimeError as e:\n"
+        "    print('RAISED', e)\n"
+    )
+    env = dict(os.environ, OXMX_DIST_BACKEND="nccl", OXMX_RANK="1", OXMX_WORLD_SIZE="2",
+               OXMX_NCCL_ID_FILE=str(tmp_path / "id"))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert "RAISED [distributed] Couldn't initialize any backend: nccl:" in r.stdout, r.stdout + r.stderr
+
+
 # ------------------------------------------------------------------ over NCCL
 def _gpu_count():
     try:

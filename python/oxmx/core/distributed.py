@@ -216,7 +216,10 @@ def init(strict=False, backend="any"):
             continue
         _world = g
         return g
-    if strict:
+    # a process the launcher started for NCCL next to others that wait for it in NCCL:
+    # going on alone would leave them waiting forever
+    started_for_nccl = _os.environ.get("OXMX_DIST_BACKEND") == "nccl" and _rank_and_size()[1] > 1
+    if strict or (errors and started_for_nccl):
         which = "any backend" if backend == "any" else f"the {backend} backend"
         raise RuntimeError(f"[distributed] Couldn't initialize {which}" + (": " + "; ".join(errors) if errors else "."))
     _world = _n._dist_singleton()
