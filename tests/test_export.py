@@ -43,6 +43,8 @@ def test_every_harness_function_round_trips(op, tmp_path):
             try:
                 want = f(*xs)
                 flat = list(want) if isinstance(want, (list, tuple)) else [want]
+                # the graph before evaluation (an evaluated array keeps no inputs)
+                graph = _oxmx.transforms.dot(flat, []).lower() if GPU else ""
                 mx.eval(flat)
             except Exception:  # e.g. a kernel the GPU lacks under OXMX_CUDA_STRICT
                 continue
@@ -50,8 +52,9 @@ def test_every_harness_function_round_trips(op, tmp_path):
             mx.export_function(path, f, *xs)
             got = mx.import_function(path)(*xs)
             assert isinstance(got, tuple) and len(got) == len(flat)
-            # a GPU scatter-add sums in the order its atomics land
-            if GPU and "scatter" in _oxmx.transforms.dot(flat, []):
+            # a GPU scatter-add sums in the order its atomics land, and cuDNN's fastest
+            # convolution gradients may too (non-deterministic algorithms)
+            if "scatter" in graph or "conv" in graph:
                 tree_close(list(got), flat, 1e-12 if dtype == np.float64 else 1e-5)
             else:
                 tree_same(list(got), flat)

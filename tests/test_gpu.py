@@ -260,7 +260,8 @@ def _set(x, i):
 
 
 @gpu_only
-@pytest.mark.parametrize("dtype", [mx.float32, mx.float64, mx.int32, mx.int64, mx.uint32, mx.float16, mx.bfloat16, mx.uint8, mx.complex64])
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float64, mx.int32, mx.int64, mx.uint32, mx.float16, mx.bfloat16, mx.uint8, mx.complex64,
+                                   mx.int8, mx.int16, mx.uint16, mx.uint64, mx.bool_])
 @pytest.mark.parametrize("mode", ["set", "add", "multiply", "maximum", "minimum"])
 def test_scatters_with_duplicates(dtype, mode):
     x = (mx.arange(15).reshape(5, 3) % 4 + 1).astype(dtype)
@@ -339,16 +340,85 @@ def test_concatenate_and_slice_update(dtype):
 def test_scans_same_bits_as_cpu(dtype, op):
     if op == "logcumsumexp" and not mx.issubdtype(dtype, mx.floating):
         return
-    for shape, axis in (((600, 37), 1), ((37, 600), 0), ((3, 5000), 1), ((4, 0), 1)):
-        x = rand(shape, mx.float32, -1.5, 1.5, seed=shape[0]).astype(dtype)
+    # (3, 5000) and (2, 70001): a few long rows, scanned in 2048-element tiles; the
+    # others one thread per row in the CPU's order
+    for shape, axis in (((600, 37), 1), ((37, 600), 0), ((3, 5000), 1), ((2, 70001), 1), ((4, 0), 1), ((1, 2049), 1)):
+        lo, hi = (0.999, 1.001) if op == "cumprod" else (-1.5, 1.5)
+        x = rand(shape, mx.float32, lo, hi, seed=shape[0]).astype(dtype)
+        tiled = shape[1] > 2048
         for reverse in (False, True):
             for inclusive in (True, False):
                 f = lambda x: getattr(mx, op)(x, axis=axis, reverse=reverse, inclusive=inclusive)
-                if op == "logcumsumexp":
+                got, want = on(mx.gpu, f, x), on(mx.cpu, f, x)
+                if tiled and op in ("cumsum", "cumprod", "logcumsumexp") and mx.issubdtype(dtype, mx.floating):
+                    # tiles combine floats in another order than the CPU's running value
+                    # (which rounds at every step: its float16 sums drift by whole units
+                    # over 70001 elements), so both are held to the exact scan instead
+                    ref = _np_scan(np.array(x.astype(mx.float64)), op, reverse, inclusive)
+                    eps = {mx.float32: 2.0**-23, mx.float16: 2.0**-10, mx.bfloat16: 2.0**-7, mx.float64: 2.0**-52}[dtype]
+                    scale = max(1.0, float(np.abs(ref[np.isfinite(ref)]).max(initial=0)))
+                    np.testing.assert_allclose(np.array(got.astype(mx.float64)), ref, rtol=0, atol=32 * eps * scale)
+                elif op == "logcumsumexp":
                     # exp/log1p of CUDA's libdevice and glibc can differ in the last bit
-                    close(on(mx.gpu, f, x), on(mx.cpu, f, x), dtype)
+                    close(got, want, dtype)
                 else:
+                    same(got, want)
+
+
+def _np_scan(a, op, reverse, inclusive):
+    """Scan of float64 rows (axis 1) in NumPy: the exact reference of a float scan."""
+    a = a[:, ::-1] if reverse else a
+    f = {"cumsum": np.cumsum, "cumprod": np.cumprod, "logcumsumexp": np.logaddexp.accumulate}[op]
+    r = f(a, axis=1)
+    if not inclusive:
+        first = np.full((a.shape[0], 1), {"cumsum": 0.0, "cumprod": 1.0, "logcumsumexp": -np.inf}[op])
+        r = np.concatenate([first, r[:, :-1]], axis=1)
+    return r[:, ::-1] if reverse else r
+
+
+@gpu_only
+@pytest.mark.parametrize("op", ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"])
+def test_complex_scans(op):
+    # complex64 scans on the GPU, one thread per row and tiled; max/min are lexicographic
+    # with NaN winning, and exact
+    for shape in ((40, 9), (2, 6000)):
+        z = np.random.default_rng(3).integers(-3, 4, shape) + 1j * np.random.default_rng(4).integers(-3, 4, shape)
+        if op == "cumprod":
+            z = np.exp(1j * np.random.default_rng(5).uniform(-1, 1, shape))
+        elif op == "logcumsumexp":
+            z = z / 4
+        z = z.astype(np.complex64)
+        z[1, 5] = complex("nan+1j")
+        x = mx.array(z)
+        for reverse in (False, True):
+            for inclusive in (True, False):
+                f = lambda x: getattr(mx, op)(x, axis=1, reverse=reverse, inclusive=inclusive)
+                got, want = on(mx.gpu, f, x), on(mx.cpu, f, x)
+                if op in ("cummax", "cummin"):
+                    same(got, want)
+                else:
+                    g, w = np.array(got), np.array(want)
+                    np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+                    ok = ~np.isnan(w)
+                    np.testing.assert_allclose(g[ok], w[ok], rtol=2e-4, atol=2e-3)
+
+
+@gpu_only
+def test_long_scan_edges():
+    # the tiled scan's seams: rows of one tile plus one element, exact tile multiples,
+    # a row of 2^20 + 3 (many tiles, several chunks in the carry pass); integers exact
+    for n in (2049, 4096, 6144, (1 << 20) + 3):
+        x = mx.array(np.random.default_rng(n).integers(-50, 50, (2, n)).astype(np.int32))
+        for reverse in (False, True):
+            for inclusive in (True, False):
+                for op in ("cumsum", "cummax"):
+                    f = lambda x: getattr(mx, op)(x, axis=1, reverse=reverse, inclusive=inclusive)
                     same(on(mx.gpu, f, x), on(mx.cpu, f, x))
+    # -0.0 stays -0.0 in an inclusive sum, and becomes +0.0 after the exclusive scan's 0
+    z = mx.array(np.full((1, 5000), -0.0, np.float32))
+    for inclusive in (True, False):
+        f = lambda z: mx.cumsum(z, axis=1, inclusive=inclusive)
+        same(on(mx.gpu, f, z), on(mx.cpu, f, z))
 
 
 COMPLEX_UNARY = ["abs", "negative", "sign", "square", "sqrt", "rsqrt", "reciprocal", "exp", "expm1", "log", "log2", "log10", "log1p",
@@ -377,11 +447,58 @@ def test_complex_unary(name):
 
 
 @gpu_only
-@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "equal", "not_equal"])
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "equal", "not_equal", "logaddexp"])
 def test_complex_binary_broadcast(name):
     a, b = _complex((4, 1, 6), 21), _complex((3, 6), 22)
+    if name != "power":  # (powers of infinities follow num_complex's formulas on the CPU only)
+        # NaN in either operand (a NaN first operand wins maximum/minimum), infinities
+        a[0, 0, :4] = mx.array([complex("nan+1j"), complex("-inf+0j"), complex("inf+0j"), 1j]).astype(mx.complex64)
+        b[1, :4] = mx.array([1 + 1j, complex("nan+0j"), 2j, complex("-inf+0j")]).astype(mx.complex64)
     f = getattr(mx, name)
-    close_c(on(mx.gpu, f, a, b), on(mx.cpu, f, a, b), 1e-4)
+    got, want = on(mx.gpu, f, a, b), on(mx.cpu, f, a, b)
+    if name in ("maximum", "minimum"):
+        same(got, want)
+    else:
+        g, w = np.array(got), np.array(want)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        np.testing.assert_allclose(g[~np.isnan(w)], w[~np.isnan(w)], rtol=1e-4, atol=1e-4)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.complex64, mx.float32, mx.float16])
+def test_max_min_argmax_with_nans_and_ties(dtype):
+    # lexicographic complex order; a NaN wins max/min; argmax/argmin give the first NaN
+    # or the first of equal values, however the block's tree meets them
+    r = np.random.default_rng(12)
+    a = r.integers(-3, 4, (6, 3000)).astype(np.float32)
+    if dtype == mx.complex64:
+        a = a + 1j * r.integers(-2, 3, (6, 3000)).astype(np.float32)
+    a[1, 2500], a[1, 7], a[2, 300] = np.nan, np.nan, np.nan
+    a[3, :] = 0.0
+    x = mx.array(a).astype(dtype)
+    for f in (lambda x: x.max(axis=1), lambda x: x.min(axis=1), lambda x: mx.argmax(x, axis=1), lambda x: mx.argmin(x, axis=1),
+              lambda x: x.max(axis=0), lambda x: mx.argmax(x, axis=0), lambda x: x[:, 5:9].max(axis=1)):
+        got, want = on(mx.gpu, f, x), on(mx.cpu, f, x)
+        if got.dtype == mx.uint32:
+            same(got, want)
+        else:
+            g, w = np.array(got), np.array(want)
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+            np.testing.assert_array_equal(g[~np.isnan(w)], w[~np.isnan(w)])
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.int8, mx.uint8, mx.int16, mx.uint16, mx.int32, mx.uint32, mx.int64, mx.uint64])
+def test_integer_power_same_as_cpu(dtype):
+    # wrapping powers, negative exponents (only 1 and -1 survive), large exponents
+    r = np.random.default_rng(9)
+    signed = not mx.issubdtype(dtype, mx.unsignedinteger)
+    base = r.integers(-5 if signed else 0, 6, (40, 13))
+    exp = r.integers(-3 if signed else 0, 70, (40, 13))
+    exp[0, :3] = [0, 1, 200]
+    x, e = mx.array(base).astype(dtype), mx.array(exp).astype(dtype)
+    for f in (lambda x, e: x**e, lambda x, e: mx.power(x, e[:1]), lambda x, e: x ** 3, lambda x, e: 2 ** e[:, ::-2]):
+        same(on(mx.gpu, f, x, e), on(mx.cpu, f, x, e))
 
 
 @gpu_only
@@ -401,9 +518,10 @@ def test_complex_casts_reductions_where():
 
 @gpu_only
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int32, mx.uint8, mx.int64, mx.uint64, mx.bool_, mx.complex64])
-@pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 2048, 3000])
+@pytest.mark.parametrize("n", [1, 2, 5, 64, 1000, 2048, 3000, 4096, 20001])
 def test_sort_argsort_same_as_cpu(dtype, n):
-    # many ties (stability decides argsort), NaN, -0.0 and 0.0; 3000 runs on the host
+    # many ties (stability decides argsort), NaN, -0.0 and 0.0; rows longer than 2048
+    # are sorted in tiles, then merged
     r = np.random.default_rng(n)
     a = r.integers(-4, 5, (3, n)).astype(np.float32)
     a[0, : n // 3] = 0.0
@@ -530,12 +648,12 @@ def test_half_nan_and_inf_bits_match_cpu(dtype):
 
 
 @gpu_only
-def test_host_fallbacks_still_work():
-    # rows longer than 2048 (sort), a few long rows (scans) and complex max run on the
-    # CPU backend over host copies, with the CPU's results
+def test_former_host_fallbacks():
+    # rows longer than 2048 (sort), a few long rows (scans) and complex max once ran on
+    # the CPU backend; now on the GPU, with the CPU's results
     x = rand((2, 3000), mx.float32, seed=10)
     z = _complex((3, 4), 26)
-    for f, a in ((lambda x: mx.sort(x, axis=-1), x), (lambda x: mx.cumsum(x, axis=-1), x), (lambda z: z.max(axis=1), z)):
+    for f, a in ((lambda x: mx.sort(x, axis=-1), x), (lambda x: mx.cummax(x, axis=-1), x), (lambda z: z.max(axis=1), z)):
         same(on(mx.gpu, f, a), on(mx.cpu, f, a))
     # complex matmul is cuBLASLt's own (its sums round differently from the CPU's)
     np.testing.assert_allclose(np.array(on(mx.gpu, lambda z: z @ z.T, z)), np.array(on(mx.cpu, lambda z: z @ z.T, z)), rtol=1e-5, atol=1e-5)

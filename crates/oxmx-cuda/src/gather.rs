@@ -6,7 +6,7 @@
 //! destination for its highest update position, a second writes the winners.
 
 use crate::ffi::{self, IdxMeta, IDX_OPS, MAX_DIMS, MAX_INDEX_ARRAYS};
-use crate::kernels::{ctype, PRELUDE};
+use crate::kernels::{ctype, prelude_for, PRELUDE};
 use crate::{on_device, unsupported, CudaBackend};
 use cudarc::driver::CudaSlice;
 use oxmx_core::backend::Input;
@@ -88,14 +88,15 @@ fn gather_src(elem: usize, idx: &[Dtype]) -> Option<String> {
     ))
 }
 
-/// How a scatter combines into one destination element atomically, or None when the
-/// dtype has no suitable atomic (those scatters run on the CPU backend).
+/// How a scatter combines into one destination element atomically: a native atomic
+/// where CUDA has one, otherwise a compare-and-swap loop on the element's bits (for 1- and
+/// 2-byte dtypes, on the aligned 32-bit word that holds it). The combining rules are the
+/// CPU backend's (`Combine` in oxmx-cpu's gather.rs): integers wrap, float16/bfloat16
+/// compute in float and round once, a NaN already in place wins max/min, complex64
+/// compares lexicographically, bool adds and maximums are `or`, products and minimums `and`.
 fn atomic_apply(d: Dtype, mode: ScatterMode) -> Option<String> {
-    if d.is_complex() {
-        return None;
-    }
     let t = ctype(d)?;
-    if mode == ScatterMode::Add {
+    if mode == ScatterMode::Add && d != Dtype::Bool {
         let call = match d {
             Dtype::Float32
             | Dtype::Float64
@@ -103,37 +104,73 @@ fn atomic_apply(d: Dtype, mode: ScatterMode) -> Option<String> {
             | Dtype::Uint32
             | Dtype::Uint64
             | Dtype::Float16
-            | Dtype::Bfloat16 => "atomicAdd(p, v);",
-            Dtype::Int64 => "atomicAdd((unsigned long long*)p, (unsigned long long)v);",
-            _ => return None,
+            | Dtype::Bfloat16 => Some("atomicAdd(p, v);"),
+            Dtype::Int64 => Some("atomicAdd((unsigned long long*)p, (unsigned long long)v);"),
+            Dtype::Complex64 => Some("atomicAdd(&p->re, v.re); atomicAdd(&p->im, v.im);"),
+            _ => None,
         };
-        return Some(format!(
-            "__device__ __forceinline__ void apply({t}* p, {t} v) {{ {call} }}\n"
-        ));
+        if let Some(call) = call {
+            return Some(format!(
+                "__device__ __forceinline__ void apply({t}* p, {t} v) {{ {call} }}\n"
+            ));
+        }
     }
-    let u = match d.size() {
-        4 => "unsigned int",
-        8 => "unsigned long long",
-        _ => return None,
+    // `cur` and `v` are the stored values; c and x the same in the compute type.
+    let (ld, st) = match d {
+        Dtype::Float16 => ("ld", "st_half"),
+        Dtype::Bfloat16 => ("ld", "st_bf16"),
+        _ => ("", ""),
     };
     let float = d.is_float();
-    let comb = match (mode, float) {
-        (ScatterMode::Multiply, true) => "cur * v".to_string(),
-        // Integer products wrap, as on the CPU (signed overflow is undefined in C).
-        (ScatterMode::Multiply, false) => format!("({t})(({u})cur * ({u})v)"),
-        (ScatterMode::Maximum, true) => "((isnan(cur) || cur > v) ? cur : v)".into(),
-        (ScatterMode::Minimum, true) => "((isnan(cur) || cur < v) ? cur : v)".into(),
-        (ScatterMode::Maximum, false) => "(v > cur ? v : cur)".into(),
-        (ScatterMode::Minimum, false) => "(v < cur ? v : cur)".into(),
+    let wide = if d.size() <= 4 {
+        "unsigned int"
+    } else {
+        "unsigned long long"
+    };
+    let comb = match (mode, d) {
+        (ScatterMode::Add | ScatterMode::Maximum, Dtype::Bool) => "(unsigned char)(cur | v)".into(),
+        (ScatterMode::Multiply | ScatterMode::Minimum, Dtype::Bool) => {
+            "(unsigned char)(cur & v)".into()
+        }
+        (ScatterMode::Add, _) => format!("({t})(({wide})cur + ({wide})v)"),
+        (ScatterMode::Multiply, Dtype::Complex64) => "cur * v".into(),
+        (ScatterMode::Multiply, _) if float => format!("{st}({ld}(cur) * {ld}(v))"),
+        (ScatterMode::Multiply, _) => format!("({t})(({wide})cur * ({wide})v)"),
+        (ScatterMode::Maximum, Dtype::Complex64) => "(v < cur ? cur : v)".into(),
+        (ScatterMode::Minimum, Dtype::Complex64) => "(cur < v ? cur : v)".into(),
+        (ScatterMode::Maximum, _) if float => {
+            format!("((isnan({ld}(cur)) || {ld}(cur) > {ld}(v)) ? cur : v)")
+        }
+        (ScatterMode::Minimum, _) if float => {
+            format!("((isnan({ld}(cur)) || {ld}(cur) < {ld}(v)) ? cur : v)")
+        }
+        (ScatterMode::Maximum, _) => "(v > cur ? v : cur)".into(),
+        (ScatterMode::Minimum, _) => "(v < cur ? v : cur)".into(),
+        (ScatterMode::Set, _) => return None,
+    };
+    let body = match d.size() {
+        // the 32-bit word holding the element; its other bytes are written back unchanged
+        1 | 2 => {
+            let (s, mask) = if d.size() == 1 {
+                ("unsigned char", "0xffu")
+            } else {
+                ("unsigned short", "0xffffu")
+            };
+            format!(
+                "  unsigned* a = (unsigned*)((unsigned long long)p & ~3ull); unsigned sh = (unsigned)((unsigned long long)p & 3ull) * 8u;\n\
+  unsigned old = *a, seen;\n\
+  do {{ seen = old; {s} cb = ({s})(seen >> sh); {t} cur; memcpy(&cur, &cb, sizeof(cur)); {t} nv = {comb}; {s} nb; memcpy(&nb, &nv, sizeof(nb));\n\
+    old = atomicCAS(a, seen, (seen & ~({mask} << sh)) | ((unsigned)nb << sh)); }} while (seen != old);\n"
+            )
+        }
+        4 | 8 => format!(
+            "  {wide}* a = ({wide}*)p; {wide} old = *a, seen;\n\
+  do {{ seen = old; {t} cur; memcpy(&cur, &seen, sizeof(cur)); {t} nv = {comb}; {wide} bits; memcpy(&bits, &nv, sizeof(bits)); old = atomicCAS(a, seen, bits); }} while (seen != old);\n"
+        ),
         _ => return None,
     };
-    if d == Dtype::Bool {
-        return None;
-    }
     Some(format!(
-        "__device__ __forceinline__ void apply({t}* p, {t} v) {{\n\
-  {u}* a = ({u}*)p; {u} old = *a, seen;\n\
-  do {{ seen = old; {t} cur; memcpy(&cur, &seen, sizeof(cur)); {t} nv = {comb}; {u} bits; memcpy(&bits, &nv, sizeof(bits)); old = atomicCAS(a, seen, bits); }} while (seen != old);\n}}\n"
+        "__device__ __forceinline__ void apply({t}* p, {t} v) {{\n{body}}}\n"
     ))
 }
 
@@ -163,7 +200,7 @@ fn scatter_src(d: Dtype, mode: ScatterMode, idx: &[Dtype], pass: u8) -> Option<S
             atomic_apply(d, mode)?
         ),
     };
-    Some(format!("{PRELUDE}{IDX_PRELUDE}\n{body}"))
+    Some(format!("{}{IDX_PRELUDE}\n{body}", prelude_for(&[d])))
 }
 
 /// The walk's metadata over `shape`, with every operand's strides collapsed jointly.

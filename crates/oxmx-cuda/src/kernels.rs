@@ -74,6 +74,15 @@ __device__ __forceinline__ __nv_bfloat16 st_bf16(float v) {
   return __float2bfloat16_rn(v);
 }
 template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }
+// Integer powers as the CPU: wrapping, the exponent clamped to 2^32 - 1; a negative
+// exponent leaves only 1 and -1 (whose sign follows the exponent's parity) nonzero.
+template <typename T> __device__ __forceinline__ T ipow(T x, T y) {
+  if (y < (T)0) return x == (T)1 ? (T)1 : (x == (T)-1 ? (((long long)y % 2 == 0) ? (T)1 : x) : (T)0);
+  unsigned long long b = (unsigned long long)x, r = 1, e = (unsigned long long)y;
+  if (e > 0xffffffffull) e = 0xffffffffull;
+  while (e) { if (e & 1ull) r *= b; b *= b; e >>= 1; }
+  return (T)r;
+}
 template <typename T> __device__ __forceinline__ T py_fmod(T x, T y) { T r = fmod(x, y); return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r; }
 template <typename T> __device__ __forceinline__ T py_irem(T x, T y) { if (y == 0 || y == (T)-1) return (T)0; T r = x % y; return (r != 0 && ((r < 0) != (y < 0))) ? (T)(r + y) : r; }
 // log(e^x + e^y). Near a zero result (the larger input in (-1, 0)) the two terms of
@@ -152,6 +161,16 @@ __device__ __forceinline__ cplx atanh(cplx z) {
   return (log(cplx(1.f) + z) - log(cplx(1.f) - z)) / cplx(2.f);
 }
 __device__ __forceinline__ cplx cpow(cplx x, cplx y) { if (y.re == 0.f && y.im == 0.f) return cplx(1.f); return exp(log(x) * y); }
+// max/min as the CPU: lexicographic, a NaN (in either part) first operand wins
+__device__ __forceinline__ bool cnan(cplx z) { return isnan(z.re) || isnan(z.im); }
+__device__ __forceinline__ cplx cmaximum(cplx x, cplx y) { return (cnan(x) || y < x) ? x : y; }
+__device__ __forceinline__ cplx cminimum(cplx x, cplx y) { return (cnan(x) || x < y) ? x : y; }
+// log(e^x + e^y) = max + log1p(e^(min - max)); -inf and +inf (zero imaginary part) short-circuit
+__device__ __forceinline__ cplx clae(cplx x, cplx y) {
+  cplx hi = cmaximum(x, y), lo = cminimum(x, y);
+  if (lo == cplx(-OX_INF, 0.f) || hi == cplx(OX_INF, 0.f)) return hi;
+  return hi + clog1p(exp(lo - hi));
+}
 "#;
 
 /// The kernel prelude, with the complex type when a dtype involved is complex64.
@@ -220,8 +239,9 @@ fn complex_binary(op: BinaryOp) -> Option<String> {
         Multiply => "x * y",
         Divide => "x / y",
         Power => "cpow(x, y)",
-        Maximum => "(y < x ? x : y)",
-        Minimum => "(x < y ? x : y)",
+        Maximum => "cmaximum(x, y)",
+        Minimum => "cminimum(x, y)",
+        LogAddExp => "clae(x, y)",
         Equal => "x == y",
         NotEqual => "x != y",
         Less => "x < y",
@@ -350,6 +370,7 @@ pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
             format!("(float){name}((double)x, (double)y)")
         }
         Power if f => "pow(x, y)".to_string(),
+        Power if d != Dtype::Bool => "ipow(x, y)".to_string(),
         Maximum if f => "((isnan(x) || x > y) ? x : y)".to_string(),
         Minimum if f => "((isnan(x) || x < y) ? x : y)".to_string(),
         Maximum => "(x > y ? x : y)".to_string(),
@@ -571,7 +592,8 @@ pub fn partial_dtype(op: ReduceOp, out: Dtype) -> Dtype {
 /// elements, then a shared-memory tree combines them.
 pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<String> {
     let complex = inp == Dtype::Complex64 || out == Dtype::Complex64;
-    if complex && !(matches!(op, ReduceOp::Sum | ReduceOp::Prod) && inp == out) {
+    let ordered = matches!(op, ReduceOp::Max | ReduceOp::Min);
+    if complex && !((ordered || matches!(op, ReduceOp::Sum | ReduceOp::Prod)) && inp == out) {
         return None;
     }
     let it = ctype(inp)?;
@@ -585,8 +607,18 @@ pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<Str
         _ if inp == Dtype::Bool => format!("(({acc})(in[j] != 0))"),
         _ => format!("(({acc})(in[j]))"),
     };
-    let init = red_init(op, acc, out);
-    let comb = red_combine(op, float);
+    let (init, comb) = match op {
+        // the CPU's complex max/min: lexicographic, and a NaN (in either part) sticks
+        ReduceOp::Max if complex => (
+            "cplx(-OX_INF, -OX_INF)".to_string(),
+            "(cnan(a) ? a : ((cnan(b) || a < b) ? b : a))",
+        ),
+        ReduceOp::Min if complex => (
+            "cplx(OX_INF, OX_INF)".to_string(),
+            "(cnan(a) ? a : ((cnan(b) || b < a) ? b : a))",
+        ),
+        _ => (red_init(op, acc, out), red_combine(op, float)),
+    };
     // Contiguous inner elements with 4-aligned starts: 4-wide loads and four
     // independent accumulators; otherwise a strided walk.
     let body = if vec {
@@ -847,23 +879,22 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, {t}* __restrict__ out
 
 /// Index (uint32) of the max/min along one axis; ties and NaNs go to the first index.
 pub fn arg_reduce_src(max: bool, d: Dtype) -> Option<String> {
-    if d.is_complex() {
-        return None;
-    }
     let t = ctype(d)?;
     let acc = compute_type(d)?;
-    let (better, nan) = if max {
-        ("b > a", d.is_float())
-    } else {
-        ("b < a", d.is_float())
-    };
-    let nan_check = if nan {
-        "if (isnan(a)) return false; if (isnan(b)) return true;"
-    } else {
-        ""
+    let better = if max { "b > a" } else { "b < a" };
+    // NaN beats every number; among NaNs (as among equal values) the first position wins,
+    // whichever order the tree meets them in
+    let nan_check = match d {
+        Dtype::Complex64 => {
+            "bool an = cnan(a), bn = cnan(b); if (an || bn) return (an && bn) ? ib < ia : bn;"
+        }
+        _ if d.is_float() => {
+            "bool an = isnan(a), bn = isnan(b); if (an || bn) return (an && bn) ? ib < ia : bn;"
+        }
+        _ => "",
     };
     Some(format!(
-        "{PRELUDE}\ntypedef {acc} ACC;\n\
+        "{pre}\ntypedef {acc} ACC;\n\
 __device__ __forceinline__ bool better(ACC a, long long ia, ACC b, long long ib) {{ if (ib < 0) return false; if (ia < 0) return true; {nan_check} if ({better}) return true; if (b == a) return ib < ia; return false; }}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, unsigned int* __restrict__ outp, RedMeta m) {{\n\
   __shared__ ACC sv[256]; __shared__ long long si[256];\n\
@@ -877,7 +908,8 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, unsigned int* __restr
   sv[threadIdx.x] = a; si[threadIdx.x] = ia; __syncthreads();\n\
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {{ if (threadIdx.x < s) {{ if (better(sv[threadIdx.x], si[threadIdx.x], sv[threadIdx.x + s], si[threadIdx.x + s])) {{ sv[threadIdx.x] = sv[threadIdx.x + s]; si[threadIdx.x] = si[threadIdx.x + s]; }} }} __syncthreads(); }}\n\
   if (threadIdx.x == 0) outp[o] = (unsigned int)(si[0] < 0 ? 0 : si[0]);\n\
-}}\n"
+}}\n",
+        pre = prelude(&[d]),
     ))
 }
 
@@ -973,146 +1005,4 @@ extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned c
   }}\n\
 {store}  }}\n}}\n"
     )
-}
-
-/// Scan along contiguous rows, one thread per row, in the CPU backend's order and
-/// arithmetic (floats accumulate in double and round to the dtype at every step), so the
-/// results are the same bits (logaddexp up to the last bit of exp/log1p). None for combinations the CPU rejects (they fail there)
-/// or complex64 (host fallback).
-pub fn scan_src(
-    op: oxmx_core::primitive::ScanOp,
-    d: Dtype,
-    reverse: bool,
-    inclusive: bool,
-) -> Option<String> {
-    use oxmx_core::primitive::ScanOp::*;
-    if d.is_complex() {
-        return None;
-    }
-    let t = ctype(d)?;
-    let (acc, init, comb): (&str, String, String) = if d == Dtype::Bool {
-        match op {
-            Max | Sum => ("int", "0".into(), "(a | b)".into()),
-            Min | Prod => ("int", "1".into(), "(a & b)".into()),
-            LogAddExp => return None,
-        }
-    } else if d.is_float() {
-        let round = format!("(double)({t})");
-        let c = match op {
-            Sum => format!("{round}(a + b)"),
-            Prod => format!("{round}(a * b)"),
-            Max => "((isnan(a) || a >= b) ? a : b)".into(),
-            Min => "((isnan(a) || a <= b) ? a : b)".into(),
-            LogAddExp => format!("{round}((isnan(a) || isnan(b)) ? a + b : (isinf(fmax(a, b)) ? fmax(a, b) : fmax(a, b) + log1p(exp(-fabs(a - b)))))"),
-        };
-        let init = match op {
-            Sum => "0.0",
-            Prod => "1.0",
-            Max | LogAddExp => "-(double)OX_INF",
-            Min => "(double)OX_INF",
-        };
-        ("double", init.into(), c)
-    } else {
-        // Integers wrap (computed unsigned: signed overflow is undefined in C).
-        let (lo, hi) = match d {
-            Dtype::Int8 => ("-128", "127"),
-            Dtype::Int16 => ("-32768", "32767"),
-            Dtype::Int32 => ("(-2147483647-1)", "2147483647"),
-            Dtype::Int64 => ("(-9223372036854775807LL-1)", "9223372036854775807LL"),
-            _ => ("0", "(T)~0ull"),
-        };
-        match op {
-            Sum => (
-                t,
-                "0".into(),
-                "(T)((unsigned long long)a + (unsigned long long)b)".into(),
-            ),
-            Prod => (
-                t,
-                "1".into(),
-                "(T)((unsigned long long)a * (unsigned long long)b)".into(),
-            ),
-            Max => (t, lo.into(), "(a >= b ? a : b)".into()),
-            Min => (t, hi.into(), "(a <= b ? a : b)".into()),
-            LogAddExp => return None,
-        }
-    };
-    let load = if d == Dtype::Bool {
-        "(ACC)(x[i] != 0)"
-    } else {
-        "(ACC)x[i]"
-    };
-    let store = if d == Dtype::Bool {
-        "(unsigned char)(acc != 0)"
-    } else {
-        "(T)acc"
-    };
-    let idx = if reverse { "len - 1 - j" } else { "j" };
-    let step = if inclusive {
-        format!("acc = j == 0 ? v : comb(acc, v); y[i] = {store};")
-    } else {
-        format!("y[i] = {store}; acc = comb(acc, v);")
-    };
-    Some(format!(
-        "{PRELUDE}\ntypedef {t} T;\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
-extern \"C\" __global__ void k(const T* __restrict__ in, T* __restrict__ out, long long rows, long long len) {{\n\
-  for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += (long long)gridDim.x * blockDim.x) {{\n\
-    const T* x = in + r * len; T* y = out + r * len; ACC acc = (ACC)({init});\n\
-    for (long long j = 0; j < len; ++j) {{ long long i = {idx}; ACC v = {load}; {step} }}\n\
-  }}\n}}\n"
-    ))
-}
-
-/// Longest row the shared-memory sort takes (longer rows are sorted by the CPU backend).
-pub const SORT_MAX_ROW: usize = 2048;
-
-/// Sort (or argsort) of contiguous rows: one block per row, a bitonic network in shared
-/// memory over (key, position) pairs. Ties are broken by position, so the result is the
-/// CPU's stable sort exactly; NaN sorts last (complex: by real, then imaginary part).
-pub fn sort_src(d: Dtype) -> Option<String> {
-    let t = ctype(d)?;
-    let less = if d == Dtype::Complex64 {
-        "fless(a.re, b.re) || (!fless(b.re, a.re) && fless(a.im, b.im))"
-    } else if d.is_float() {
-        "fless((float_t)a, (float_t)b)"
-    } else {
-        "a < b"
-    };
-    let ft = if d == Dtype::Float64 {
-        "double"
-    } else {
-        "float"
-    };
-    Some(format!(
-        "{pre}\ntypedef {t} T;\ntypedef {ft} float_t;\n\
-__device__ __forceinline__ bool fless(float_t x, float_t y) {{ if (isnan(x)) return false; if (isnan(y)) return true; return x < y; }}\n\
-__device__ __forceinline__ bool less_key(T a, T b) {{ return {less}; }}\n\
-#define PAD 0xffffffffu\n\
-__device__ __forceinline__ bool before(T a, unsigned ia, T b, unsigned ib) {{\n\
-  if (ia == PAD) return false; if (ib == PAD) return true;\n\
-  if (less_key(a, b)) return true; if (less_key(b, a)) return false; return ia < ib; }}\n\
-extern \"C\" __global__ void k(const T* __restrict__ in, T* __restrict__ outv, unsigned* __restrict__ outi, long long len, int p, int arg) {{\n\
-  __shared__ T sk[{max}]; __shared__ unsigned si[{max}];\n\
-  const T* x = in + (long long)blockIdx.x * len;\n\
-  for (int i = threadIdx.x; i < p; i += blockDim.x) {{ if (i < len) {{ sk[i] = x[i]; si[i] = (unsigned)i; }} else si[i] = PAD; }}\n\
-  __syncthreads();\n\
-  for (int kk = 2; kk <= p; kk <<= 1)\n\
-    for (int j = kk >> 1; j > 0; j >>= 1) {{\n\
-      for (int i = threadIdx.x; i < p; i += blockDim.x) {{\n\
-        int l = i ^ j;\n\
-        if (l > i) {{\n\
-          bool up = (i & kk) == 0;\n\
-          if (before(sk[l], si[l], sk[i], si[i]) == up) {{ T tk = sk[i]; sk[i] = sk[l]; sk[l] = tk; unsigned ti = si[i]; si[i] = si[l]; si[l] = ti; }}\n\
-        }}\n\
-      }}\n\
-      __syncthreads();\n\
-    }}\n\
-  for (int i = threadIdx.x; i < len; i += blockDim.x) {{\n\
-    long long o = (long long)blockIdx.x * len + i;\n\
-    if (arg) outi[o] = si[i]; else outv[o] = sk[i];\n\
-  }}\n\
-}}\n",
-        pre = prelude(&[d]),
-        max = SORT_MAX_ROW
-    ))
 }

@@ -35,6 +35,7 @@ pub mod nccl;
 pub mod prof;
 mod quantized;
 mod quantized_gather;
+mod scan_sort;
 mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
@@ -804,90 +805,6 @@ impl CudaBackend {
             })?;
         } else if n_out > 0 {
             return Err(unsupported(op, "An arg-reduction over an empty axis"));
-        }
-        Ok(on_device(out, nbytes, shape))
-    }
-
-    /// Scans run one thread per row; a few long rows are left to the CPU backend (the
-    /// same bits, with the parallelism this kernel lacks).
-    fn scan(
-        &self,
-        op: &str,
-        x: Input,
-        (sop, reverse, inclusive): (oxmx_core::primitive::ScanOp, bool, bool),
-        shape: &[usize],
-        dtype: Dtype,
-    ) -> Result<ArrayData> {
-        let len = shape.last().copied().unwrap_or(1);
-        let n = size_of(shape);
-        let rows = n.checked_div(len).unwrap_or(0);
-        if x.dtype != dtype || (rows < 512 && len > 2048) {
-            return Err(unsupported(op, "A scan over a few long rows"));
-        }
-        let src = kernels::scan_src(sop, dtype, reverse, inclusive)
-            .ok_or_else(|| unsupported(op, format!("This scan on {dtype}")))?;
-        let x = self.contiguous_input(op, x)?;
-        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
-        if n > 0 {
-            let f = self.compiler.get(op, src)?;
-            let input = self.device_of(op, &x)?;
-            let dst = out.slice_mut()?;
-            let (r, l) = (rows as i64, len as i64);
-            let cfg = LaunchConfig {
-                grid_dim: (rows.div_ceil(128).clamp(1, 65_535) as u32, 1, 1),
-                block_dim: (128, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
-                ffi::arg(b, input);
-                ffi::arg(b, &*dst);
-                ffi::arg(b, &r);
-                ffi::arg(b, &l);
-            })?;
-        }
-        Ok(on_device(out, nbytes, shape))
-    }
-
-    fn sort(
-        &self,
-        op: &str,
-        x: Input,
-        arg: bool,
-        shape: &[usize],
-        dtype: Dtype,
-    ) -> Result<ArrayData> {
-        let len = shape.last().copied().unwrap_or(1);
-        if len > kernels::SORT_MAX_ROW {
-            return Err(unsupported(op, "Sorting rows longer than 2048"));
-        }
-        let src = kernels::sort_src(x.dtype)
-            .ok_or_else(|| unsupported(op, format!("Sorting {}", x.dtype)))?;
-        let x = self.contiguous_input(op, x)?;
-        let n = size_of(shape);
-        let (mut out, nbytes) = self.new_output(op, shape, dtype)?;
-        let rows = n.checked_div(len).unwrap_or(0);
-        if n > 0 {
-            let rows32 = u32::try_from(rows).map_err(|_| unsupported(op, "More than 2^32 rows"))?;
-            let f = self.compiler.get(op, src)?;
-            let input = self.device_of(op, &x)?;
-            // The output doubles as both the values and the indices buffer: the kernel
-            // writes only the one `arg` selects.
-            let dst = out.slice_mut()?;
-            let p = len.next_power_of_two().max(2);
-            let (l, p32, a) = (len as i64, p as i32, i32::from(arg));
-            let cfg = LaunchConfig {
-                grid_dim: (rows32, 1, 1),
-                block_dim: ((p / 2).clamp(32, 1024) as u32, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
-                ffi::arg(b, input);
-                ffi::arg(b, &*dst);
-                ffi::arg(b, &*dst);
-                ffi::arg(b, &l);
-                ffi::arg(b, &p32);
-                ffi::arg(b, &a);
-            })?;
         }
         Ok(on_device(out, nbytes, shape))
     }
