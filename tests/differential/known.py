@@ -111,6 +111,10 @@ KNOWN = [
           "(x[None, 0] for x of shape (0,)) raises an internal squeeze error (ValueError) in MLX; oxmx raises "
           "NumPy's IndexError (index 0 out of bounds for an axis of size 0).",
           names=["__getitem__"], pattern=r"Cannot squeeze axis \d+ with size 0.*oxmx raised IndexError"),
+    Known("vmap-getitem-nones", "mlx-bug", "Under vmap, indexing with two or more Nones before an index "
+          "array (x[:, None, None, idx]) puts MLX's batch axis among the output's axes instead of at "
+          "out_axes=0, so vmap(f)(x) differs from stack([f(a) for a in x]); oxmx returns the stacked result.",
+          names=["vmap:__getitem__"], pattern=r"\[vmap\]: : shape MLX \("),
     Known("concat-one-axis", "mlx-bug", "concatenate/concat of a single array returns it without checking "
           "the axis in MLX; oxmx raises the same AxisError it raises for several arrays.",
           names=["concatenate", "concat"], pattern=r"MLX returned a result, oxmx raised AxisError"),

@@ -660,21 +660,25 @@ def _as_strided(d, name):
 
 
 def _getitem_key(d, shape):
-    key = []
-    for s in shape:
+    # One entry per axis; a None adds an axis without using one, so the next entry is
+    # drawn for the same axis (at most two Nones, so the loop ends).
+    key, axis, nones = [], 0, 0
+    while axis < len(shape):
+        s = shape[axis]
         k = d.int(0, 5)
-        if k == 0:
-            key.append(slice(None))
-        elif k == 1 and s:
+        if k == 4 and nones < 2:
+            key.append(None)
+            nones += 1
+            continue
+        if k == 1 and s:
             key.append(d.int(-s, s - 1))
         elif k == 2:
             key.append(slice(d.one([None, 0, 1, -1]), d.one([None, 2, -1]), d.one([None, 1, 2, -1])))
         elif k == 3 and s:
             key.append(A(d.rng.integers(-s, s, d.int(0, 3)), "int32"))
-        elif k == 4:
-            key.append(None)
         else:
             key.append(slice(None))
+        axis += 1
         if d.flag(0.1):
             key.append(Ellipsis)
             break
