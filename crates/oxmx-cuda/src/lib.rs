@@ -26,6 +26,7 @@ mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod fft;
+mod flash;
 mod fused;
 mod gather;
 pub mod kernels;
