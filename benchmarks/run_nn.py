@@ -10,6 +10,12 @@ Each case is one full training step (forward, backward, optimizer update):
   (2 blocks, 128 dims, 4 heads, RoPE, causal fused attention, tied output projection;
   batch 32 x 96 characters, vocabulary of 96) with its step: cross-entropy, gradient
   clipping to norm 1, AdamW with the warmup + cosine schedule.
+* ``gpt2``    - GPT-2 small (issue #15): 124M parameters (12 blocks, 768 dims, 12 heads,
+  vocabulary 50257, learned positions, tied output projection, tanh GELU), batch 8 x 1024
+  tokens, weights and activations in bfloat16 (the loss in float32), AdamW (weight decay
+  0.1, bias-corrected moments as torch's). GPU only by size (``--cases gpt2``); its losses
+  are compared over 20 steps. ``BENCH_GPT2_TINY=1`` shrinks it for a CPU smoke test.
+  torch runs it eager and under ``torch.compile``.
 
 oxmx and MLX run the same code (``import oxmx.*`` / ``import mlx.*``), once eager and once
 as the step a user compiles: ``mx.compile(step, inputs=[model.state, optimizer.state],
@@ -65,15 +71,28 @@ ENC_B, ENC_L, ENC_D, ENC_HEADS = 16, 128, 256, 4
 DEMO = dict(vocab=96, seq_len=96, batch_size=32, dims=128, layers=2, heads=4, lr=3e-3, warmup=30,
             seed=0, schedule_epochs=3, steps_per_epoch=100)
 
+GPT2 = dict(vocab=50257, ctx=1024, batch=8, dims=768, layers=12, heads=12, lr=6e-4, weight_decay=0.1)
+if os.environ.get("BENCH_GPT2_TINY"):
+    GPT2.update(vocab=512, ctx=64, batch=2, dims=64, layers=2, heads=2)
+
 CASES = {
     "mlp": f"MLP {MLP_IN}-{MLP_H}-{MLP_H}-{MLP_OUT}, batch {MLP_B}, cross-entropy, Adam",
     "encoder": f"TransformerEncoderLayer({ENC_D}, {ENC_HEADS}), batch {ENC_B} x {ENC_L}, MSE, Adam",
     "demo": (f"train_lm.py model ({DEMO['layers']} blocks, {DEMO['dims']} dims), batch {DEMO['batch_size']} x "
              f"{DEMO['seq_len']}, AdamW + clip"),
+    "gpt2": (f"GPT-2 ({GPT2['layers']} blocks, {GPT2['dims']} dims), batch {GPT2['batch']} x {GPT2['ctx']}, "
+             "bf16, AdamW"),
 }
 CHECK_STEPS = 3  # steps on the first batch whose losses are compared across frameworks (and warm up)
 N_BATCHES = 8
 LOSS_RTOL = 2e-3
+# GPT-2 in bfloat16: 20 steps compared (issue #15), at bfloat16's tolerance
+CASE_CHECK_STEPS = {"gpt2": 20}
+CASE_LOSS_RTOL = {"gpt2": 2e-2}
+
+
+def check_steps(case):
+    return CASE_CHECK_STEPS.get(case, CHECK_STEPS)
 
 
 # --------------------------------------------------------------------------------------
@@ -107,6 +126,19 @@ def param_spec(case):
         spec.update(_norm("ln2", d))
         spec.update(_linear("linear1", d, 4 * d))
         spec.update(_linear("linear2", 4 * d, d))
+        return spec
+    if case == "gpt2":
+        d = GPT2["dims"]
+        spec = {"wte.weight": (GPT2["vocab"], d), "wpe.weight": (GPT2["ctx"], d)}
+        for i in range(GPT2["layers"]):
+            b = f"blocks.{i}"
+            spec.update(_norm(f"{b}.ln1", d))
+            spec.update(_linear(f"{b}.attn.qkv", d, 3 * d))
+            spec.update(_linear(f"{b}.attn.proj", d, d))
+            spec.update(_norm(f"{b}.ln2", d))
+            spec.update(_linear(f"{b}.mlp.fc", d, 4 * d))
+            spec.update(_linear(f"{b}.mlp.proj", 4 * d, d))
+        spec.update(_norm("ln_f", d))
         return spec
     d = DEMO["dims"]
     spec = {"embedding.weight": (DEMO["vocab"], d)}
@@ -150,6 +182,9 @@ def batches(case):
         elif case == "encoder":
             out.append((rng.standard_normal((ENC_B, ENC_L, ENC_D)).astype(np.float32),
                         rng.standard_normal((ENC_B, ENC_L, ENC_D)).astype(np.float32)))
+        elif case == "gpt2":
+            tokens = rng.integers(0, GPT2["vocab"], (GPT2["batch"], GPT2["ctx"] + 1)).astype(np.int32)
+            out.append((tokens[:, :-1], tokens[:, 1:]))
         else:
             tokens = rng.integers(0, DEMO["vocab"], (DEMO["batch_size"], DEMO["seq_len"] + 1)).astype(np.int32)
             out.append((tokens[:, :-1], tokens[:, 1:]))
@@ -198,16 +233,71 @@ class MLXLike:
 
             optimizer = self.optim.Adam(learning_rate=1e-4, bias_correction=True)
             return nn.TransformerEncoderLayer(ENC_D, ENC_HEADS), loss_fn, optimizer, None
+        if case == "gpt2":
+            return self._gpt2()
         if self.name != "oxmx":
             raise NotImplementedError("the demo model is examples/train_lm.py's, written with oxmx")
         lm = _load_train_lm()
         model, optimizer = lm.build(dict(DEMO), DEMO["vocab"], DEMO["steps_per_epoch"])
         return model, lm.loss_fn, optimizer, 1.0
 
+    def _gpt2(self):
+        mx, nn = self.mx, self.nn
+        d, heads = GPT2["dims"], GPT2["heads"]
+
+        class Attention(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+            def __call__(self, x):
+                B, L, _ = x.shape
+                q, k, v = (t.reshape(B, L, heads, -1).transpose(0, 2, 1, 3) for t in mx.split(self.qkv(x), 3, axis=-1))
+                o = mx.fast.scaled_dot_product_attention(q, k, v, scale=(d // heads) ** -0.5, mask="causal")
+                return self.proj(o.transpose(0, 2, 1, 3).reshape(B, L, d))
+
+        class MLP(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+            def __call__(self, x):
+                return self.proj(nn.gelu_approx(self.fc(x)))
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln1, self.attn, self.ln2, self.mlp = nn.LayerNorm(d), Attention(), nn.LayerNorm(d), MLP()
+
+            def __call__(self, x):
+                x = x + self.attn(self.ln1(x))
+                return x + self.mlp(self.ln2(x))
+
+        class GPT2Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = nn.Embedding(GPT2["vocab"], d), nn.Embedding(GPT2["ctx"], d)
+                self.blocks = [Block() for _ in range(GPT2["layers"])]
+                self.ln_f = nn.LayerNorm(d)
+
+            def __call__(self, tokens):
+                x = self.wte(tokens) + self.wpe(mx.arange(tokens.shape[1]))
+                for block in self.blocks:
+                    x = block(x)
+                return self.wte.as_linear(self.ln_f(x))
+
+        def loss_fn(model, x, y):
+            return nn.losses.cross_entropy(model(x).astype(mx.float32), y, reduction="mean")
+
+        optimizer = self.optim.AdamW(learning_rate=GPT2["lr"], weight_decay=GPT2["weight_decay"], bias_correction=True)
+        return GPT2Model(), loss_fn, optimizer, None
+
     def _setup(self, case):
         mx = self.mx
         model, loss_fn, optimizer, clip = self._model(case)
         model.load_weights([(k, mx.array(v)) for k, v in init_weights(case).items()], strict=True)
+        if case == "gpt2":
+            model.set_dtype(mx.bfloat16)
         optimizer.init(model.trainable_parameters())
         data = [tuple(mx.array(a) for a in xy) for xy in batches(case)]
         mx.eval(model.parameters(), optimizer.state, data)
@@ -358,6 +448,9 @@ class Torch:
 
             return EncoderLayer(ENC_D, ENC_HEADS), F.mse_loss, "adam", 1e-4, None
 
+        if case == "gpt2":
+            return self._gpt2()
+
         class CausalSelfAttention(nn.Module):
             def __init__(self, d, heads):
                 super().__init__()
@@ -421,13 +514,74 @@ class Torch:
 
         return CharTransformer(), ce, "adamw", DEMO["lr"], 1.0
 
+    def _gpt2(self):
+        torch = self.torch
+        nn, F = torch.nn, torch.nn.functional
+        d, heads = GPT2["dims"], GPT2["heads"]
+
+        class Attention(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+            def forward(self, x):
+                B, L, _ = x.shape
+                q, k, v = (t.reshape(B, L, heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                return self.proj(o.transpose(1, 2).reshape(B, L, d))
+
+        class MLP(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+            def forward(self, x):
+                return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln1, self.attn, self.ln2, self.mlp = nn.LayerNorm(d), Attention(), nn.LayerNorm(d), MLP()
+
+            def forward(self, x):
+                x = x + self.attn(self.ln1(x))
+                return x + self.mlp(self.ln2(x))
+
+        class GPT2Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = nn.Embedding(GPT2["vocab"], d), nn.Embedding(GPT2["ctx"], d)
+                self.blocks = nn.ModuleList(Block() for _ in range(GPT2["layers"]))
+                self.ln_f = nn.LayerNorm(d)
+
+            def forward(self, tokens):
+                pos = torch.arange(tokens.shape[1], device=tokens.device)
+                x = self.wte(tokens.long()) + self.wpe(pos)
+                for block in self.blocks:
+                    x = block(x)
+                return self.ln_f(x) @ self.wte.weight.T
+
+        def ce(logits, y):
+            return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1).long())
+
+        return GPT2Model(), ce, "adamw-gpt2", GPT2["lr"], None
+
+    def modes_for(self, case):
+        """torch.compile too for GPT-2 on the GPU (issue #15 compares with both)."""
+        return ("eager", "compiled") if case == "gpt2" and self.dev.type == "cuda" else self.modes
+
     def _setup(self, case):
         torch = self.torch
         model, loss_fn, opt_name, lr, clip = self._model(case)
         model.load_state_dict({k: torch.from_numpy(v) for k, v in init_weights(case).items()}, strict=True)
         model.to(self.dev)
+        if case == "gpt2":
+            model.to(torch.bfloat16)
         data = [tuple(torch.from_numpy(a).to(self.dev) for a in xy) for xy in batches(case)]
-        if opt_name == "adam":
+        if opt_name == "adamw-gpt2":
+            optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=GPT2["weight_decay"])
+            scheduler = None
+        elif opt_name == "adam":
             optimizer, scheduler = torch.optim.Adam(model.parameters(), lr=lr), None
         else:
             # train_lm.py's schedule: linear warmup from 0 to lr, then cosine decay to lr / 20.
@@ -449,9 +603,11 @@ class Torch:
             self.torch.cuda.synchronize()
 
     def build(self, case, compiled):
-        """As MLXLike.build; torch runs eager only (``compiled`` is ignored)."""
+        """As MLXLike.build; ``compiled`` wraps the model in torch.compile."""
         torch = self.torch
         model, loss_fn, optimizer, scheduler, clip, data = self._setup(case)
+        if compiled:
+            model = torch.compile(model)
 
         def run(i):
             x, y = data[i % N_BATCHES]
@@ -529,10 +685,11 @@ def run_cases(fws, cases, gpu, quick, log):
             if fw.name == "mlx" and case == "demo":
                 continue  # train_lm.py's model is oxmx code
             out[fw.name][case] = {}
-            for mode in fw.modes:
+            modes = fw.modes_for(case) if hasattr(fw, "modes_for") else fw.modes
+            for mode in modes:
                 try:
                     run, value = fw.build(case, compiled=(mode == "compiled"))
-                    losses = [value(run(0)) for _ in range(CHECK_STEPS)]
+                    losses = [value(run(0)) for _ in range(check_steps(case))]
                     runners.append((fw.name, mode, run, value, losses))
                 except Exception as e:  # noqa: BLE001 - a failing step is reported, not fatal
                     out[fw.name][case][mode] = dict(error=run_cpu._short_err(e))
@@ -628,7 +785,8 @@ def check_losses(results, cases):
                 # torch's AdamW always corrects its moments' bias, the demo's (MLX's default) does
                 # not: from the same weights only the first loss must agree.
                 n = 1 if (fw, case) == ("torch", "demo") else len(losses)
-                if ref is not None and not np.allclose(losses[:n], ref[:n], rtol=LOSS_RTOL, atol=1e-6):
+                rtol = CASE_LOSS_RTOL.get(case, LOSS_RTOL)
+                if ref is not None and not np.allclose(losses[:n], ref[:n], rtol=rtol, atol=1e-6):
                     r["error"] = f"losses {[round(v, 5) for v in losses]} differ from oxmx's {[round(v, 5) for v in ref]}"
 
 
@@ -792,12 +950,14 @@ def gpu_driver_main(args):
             bd[name] = got["breakdown"]
     check_losses(results, args.cases)
     bd = {k: bd[k] for k in ("oxmx", "torch") if k in bd}
-    table, verdicts = make_table(results, args.cases, [("torch", ("eager",))])
+    torch_modes = ("eager", "compiled") if "gpt2" in args.cases else ("eager",)
+    table, verdicts = make_table(results, args.cases, [("torch", torch_modes)])
     block = "\n".join([
         "### GPU training steps (oxmx and torch each in its own process, same machine, one call)",
         "",
         *gpu_processes.machine_lines(gpu_processes.machine_info(), versions, devices),
-        "- float32 everywhere, torch TF32 off (oxmx's default is full float32 too); torch eager (no torch.compile)",
+        "- float32 everywhere (gpt2: bfloat16 weights and activations, float32 loss), torch TF32 off (oxmx's "
+        "default is full float32 too); torch eager, and for gpt2 also torch.compile",
         "",
         table,
         "",
@@ -823,7 +983,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", action="store_true", help="run on the GPU: oxmx and torch in separate processes")
     ap.add_argument("--framework", choices=("oxmx", "mlx", "torch"), help="run one framework only, print JSON")
-    ap.add_argument("--cases", default=None, help="comma-separated subset of mlp,encoder,demo")
+    ap.add_argument("--cases", default=None, help="comma-separated subset of mlp,encoder,demo,gpt2 "
+                    "(default: the first three)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for every framework")
     ap.add_argument("--quick", action="store_true", help="few repeats (smoke test); implies --no-write")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
