@@ -102,7 +102,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
   ACC inv = (ACC)1 / sqrt(block_sum(q2, sh) / (ACC)n + (ACC)eps);\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{ V4<{t}> r, w4, b4;\n\
+    if (j < nv) {{ V4<{t}> r, w4 = {{}}, b4 = {{}};\n\
       if (HAS_W) w4 = reinterpret_cast<const V4<{t}>*>(wt)[j];\n\
       if (HAS_B) b4 = reinterpret_cast<const V4<{t}>*>(bs)[j];\n\
       #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ ACC c = (v[i * 4 + e] - mean) * inv;\n\
@@ -489,7 +489,8 @@ impl CudaBackend {
                 let (hkv, lk, dv) = (ki.shape[1], ki.shape[2], vi.shape[3]);
                 // float16/bfloat16 with head size 64/128, no mask or causal: tensor cores
                 // (OXMX_CUDA_NO_FLASH=1 keeps the generic kernel, for comparisons)
-                if crate::flash::eligible(dtype, dk, dv, mask)
+                let cc = self.ctx.compute_capability().map_or(0, |c| c.0);
+                if crate::flash::eligible(cc, dtype, dk, dv, mask)
                     && std::env::var_os("OXMX_CUDA_NO_FLASH").is_none()
                 {
                     let args = crate::flash::FlashArgs {

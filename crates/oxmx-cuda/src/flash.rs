@@ -24,14 +24,16 @@ use oxmx_core::{Dtype, Error, Result};
 /// Query rows and keys per tile.
 const BR: usize = 64;
 const BC: usize = 64;
-/// Splits are used when fewer blocks than this would run (8 per multiprocessor of an
-/// H100/H200).
-const FEW_BLOCKS: usize = 1056;
+/// Blocks of this kernel resident per multiprocessor (about 165 registers x 128 threads):
+/// keys are split when fewer than that many blocks per multiprocessor would run.
+const BLOCKS_PER_SM: usize = 3;
 const MAX_SPLITS: usize = 64;
 
-/// Whether the tensor-core kernel takes this attention.
-pub(crate) fn eligible(d: Dtype, dk: usize, dv: usize, mask: SdpaMask) -> bool {
-    matches!(d, Dtype::Float16 | Dtype::Bfloat16)
+/// Whether the tensor-core kernel takes this attention (`cc_major`: the GPU's compute
+/// capability; float16/bfloat16 `mma.m16n8k16` needs sm_80 or newer).
+pub(crate) fn eligible(cc_major: i32, d: Dtype, dk: usize, dv: usize, mask: SdpaMask) -> bool {
+    cc_major >= 8
+        && matches!(d, Dtype::Float16 | Dtype::Bfloat16)
         && dk == dv
         && matches!(dk, 64 | 128)
         && matches!(mask, SdpaMask::None | SdpaMask::Causal)
@@ -107,13 +109,21 @@ extern \"C\" __global__ void __launch_bounds__(128) k(const unsigned short* __re
   const unsigned short* vbase = v + kvh * Lk * D;\n\
   for (long long t0 = kb; t0 < ke; t0 += BC) {{\n\
     __syncthreads();\n\
-    for (int e = threadIdx.x; e < BC * D / 2; e += blockDim.x) {{\n\
-      int j = e / (D / 2), c = (e % (D / 2)) * 2; long long key = t0 + j;\n\
-      // keys outside [kb, ke) load as zeros: their weight is 0, and 0 * a NaN would not be\n\
-      unsigned kv = key < ke ? *reinterpret_cast<const unsigned*>(kbase + key * D + c) : 0u;\n\
-      unsigned vv = key < ke ? *reinterpret_cast<const unsigned*>(vbase + key * D + c) : 0u;\n\
-      *reinterpret_cast<unsigned*>(Ks + j * KS + c) = kv;\n\
-      Vt[c * VS + j] = (unsigned short)(vv & 0xffffu); Vt[(c + 1) * VS + j] = (unsigned short)(vv >> 16);\n\
+    // 16-byte loads (rows of D elements stay 16-byte aligned). Keys outside [kb, ke) load\n\
+    // as zeros: their weight is 0, and 0 * a NaN would not be.\n\
+    for (int e = threadIdx.x; e < BC * D / 8; e += blockDim.x) {{\n\
+      int j = e / (D / 8), c = (e % (D / 8)) * 8; long long key = t0 + j;\n\
+      uint4 kv = key < ke ? *reinterpret_cast<const uint4*>(kbase + key * D + c) : make_uint4(0u, 0u, 0u, 0u);\n\
+      *reinterpret_cast<uint4*>(Ks + j * KS + c) = kv;\n\
+    }}\n\
+    // V transposed: consecutive lanes take consecutive keys, so the 16-bit stores of a\n\
+    // warp fall in distinct banks\n\
+    for (int e = threadIdx.x; e < BC * D / 8; e += blockDim.x) {{\n\
+      int j = e % BC, c = (e / BC) * 8; long long key = t0 + j;\n\
+      uint4 vv = key < ke ? *reinterpret_cast<const uint4*>(vbase + key * D + c) : make_uint4(0u, 0u, 0u, 0u);\n\
+      unsigned w[4] = {{ vv.x, vv.y, vv.z, vv.w }};\n\
+      #pragma unroll\n\
+      for (int i = 0; i < 4; ++i) {{ Vt[(c + 2 * i) * VS + j] = (unsigned short)(w[i] & 0xffffu); Vt[(c + 2 * i + 1) * VS + j] = (unsigned short)(w[i] >> 16); }}\n\
     }}\n\
     __syncthreads();\n\
     float s[BC / 8][4];\n\
@@ -215,13 +225,15 @@ fn combine_src(d: Dtype, dh: usize) -> Option<String> {
     ))
 }
 
-/// How many key splits: enough blocks to fill the GPU, each with at least one tile.
-fn splits_for(blocks: usize, lk: usize) -> (usize, usize) {
+/// How many key splits, and the keys per split: enough blocks to fill `sms`
+/// multiprocessors, each split at least one tile.
+fn splits_for(blocks: usize, lk: usize, sms: usize) -> (usize, usize) {
     let tiles = lk.div_ceil(BC).max(1);
-    let want = if blocks >= FEW_BLOCKS {
+    let fill = sms.max(1) * BLOCKS_PER_SM;
+    let want = if blocks >= fill {
         1
     } else {
-        FEW_BLOCKS.div_ceil(blocks.max(1))
+        fill.div_ceil(blocks.max(1))
     };
     let splits = want.clamp(1, MAX_SPLITS).min(tiles);
     let chunk = tiles.div_ceil(splits) * BC;
@@ -250,12 +262,26 @@ impl CudaBackend {
         let (hkv, lk) = (a.k.shape[1], a.k.shape[2]);
         let rejected = || unsupported(op, format!("Tensor-core attention in {d}"));
         let bhs = bsz.checked_mul(hq).ok_or_else(|| Error::overflow(op))?;
-        if bhs > 65_535 || hkv == 0 || hq % hkv != 0 {
+        if bhs > 65_535 {
             return Err(unsupported(op, "More than 65535 batch x heads"));
+        }
+        if hkv == 0 || hq % hkv != 0 {
+            return Err(Error::value(
+                op,
+                format!("{hq} query heads are not a multiple of {hkv} key/value heads."),
+            ));
         }
         let qtiles = lq.div_ceil(BR);
         let blocks = qtiles.checked_mul(bhs).ok_or_else(|| Error::overflow(op))?;
-        let (splits, chunk) = splits_for(blocks, lk);
+        let sms = self
+            .ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .ok()
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(132);
+        let (splits, chunk) = splits_for(blocks, lk, sms);
         let f = self.compiler.get(
             op,
             attention_src(d, dh, a.causal, a.sinks.is_some()).ok_or_else(rejected)?,
@@ -345,13 +371,13 @@ mod tests {
     #[test]
     fn splits_fill_the_gpu_and_cover_every_key() {
         // training shapes: enough blocks, one split
-        assert_eq!(splits_for(32 * 128, 2048), (1, 2048));
-        // decode: 32 heads, one query, 8192 keys
-        let (s, c) = splits_for(32, 8192);
+        assert_eq!(splits_for(32 * 128, 2048, 132), (1, 2048));
+        // decode: 32 heads, one query, 8192 keys on 132 multiprocessors
+        let (s, c) = splits_for(32, 8192, 132);
         assert!(s * c >= 8192 && (s - 1) * c < 8192 && c % BC == 0);
-        assert!(s * 32 >= 32 * 32);
+        assert!(s * 32 >= 132 * BLOCKS_PER_SM);
         // fewer keys than a tile, and no keys
-        assert_eq!(splits_for(1, 10), (1, 64));
-        assert_eq!(splits_for(1, 0), (1, 64));
+        assert_eq!(splits_for(1, 10, 132), (1, 64));
+        assert_eq!(splits_for(1, 0, 132), (1, 64));
     }
 }
