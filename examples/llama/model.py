@@ -217,3 +217,29 @@ class Llama(nn.Module):
 
     def make_cache(self):
         return [KVCache() for _ in self.model.layers]
+
+    def shard(self, group=None):
+        """Tensor parallelism over ``group`` (the global group by default), in place:
+        every rank keeps ``1/size`` of each layer's attention heads and of its MLP's
+        hidden units. q/k/v and gate/up become ``AllToShardedLinear`` (each rank computes
+        its heads and hidden units), o and down ``ShardedToAllLinear`` (their partial
+        products are summed over the group), so every rank ends each layer with the full
+        activations and the logits equal the unsharded model's. The embeddings, norms and
+        output projection stay whole on every rank. Returns the model."""
+        group = group or mx.distributed.init()
+        n = group.size()
+        c = self.config
+        if c.num_key_value_heads % n or c.intermediate_size % n:
+            raise ValueError(
+                f"[shard] {n} ranks must divide the key/value heads ({c.num_key_value_heads}) "
+                f"and the MLP width ({c.intermediate_size})"
+            )
+        shard = nn.layers.distributed.shard_linear
+        for layer in self.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            a.q_proj, a.k_proj, a.v_proj = (shard(p, "all-to-sharded", group=group) for p in (a.q_proj, a.k_proj, a.v_proj))
+            a.o_proj = shard(a.o_proj, "sharded-to-all", group=group)
+            a.n_heads, a.n_kv_heads = a.n_heads // n, a.n_kv_heads // n
+            m.gate_proj, m.up_proj = (shard(p, "all-to-sharded", group=group) for p in (m.gate_proj, m.up_proj))
+            m.down_proj = shard(m.down_proj, "sharded-to-all", group=group)
+        return self

@@ -10,7 +10,7 @@ import numpy as np
 import oxmx.core as mx
 import oxmx.nn as nn
 import oxmx.optimizers as optim
-from oxmx.utils import tree_flatten
+from oxmx.utils import tree_flatten, tree_map
 
 world = mx.distributed.init(strict=True)
 rank, size = world.rank(), world.size()
@@ -160,11 +160,44 @@ def fully_sharded_training():
     close(y.astype(mx.float32), full_before(X), "bfloat16 forward", tol=5e-2)
 
 
+def tensor_parallel_llama():
+    # examples/llama's model, sharded over the group: the same logits as unsharded
+    # (grouped-query heads, two layers, a prompt and a cached next token)
+    import os
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    from examples.llama.model import Llama, LlamaConfig
+
+    cfg = LlamaConfig(hidden_size=64, intermediate_size=96 * size, num_hidden_layers=2, num_attention_heads=8,
+                      num_key_value_heads=4, vocab_size=50)
+    mx.random.seed(9)  # the same weights on every rank
+    model = Llama(cfg)
+    model.update(tree_map(lambda p: p * 4, model.parameters()))  # livelier activations
+    tokens = mx.array(np.random.default_rng(4).integers(0, 50, (2, 7)))
+    cache = model.make_cache()
+    want = model(tokens, cache)
+    want_next = model(tokens[:, -1:], cache)
+    mx.eval(want, want_next)
+    model.shard()
+    assert model.model.layers[0].self_attn.q_proj.weight.shape == (64 // size, 64)
+    cache = model.make_cache()
+    got = model(tokens, cache)
+    close(got, want, "tensor-parallel Llama logits", tol=2e-4)
+    close(model(tokens[:, -1:], cache), want_next, "tensor-parallel Llama, next token with a cache", tol=2e-4)
+    try:
+        Llama(LlamaConfig(hidden_size=18, intermediate_size=30, num_hidden_layers=1, num_attention_heads=3,
+                          vocab_size=8)).shard()
+        assert size == 1, "an indivisible head count was accepted"
+    except ValueError:
+        assert size > 1
+
+
 try:
     average_gradients()
     sharded_linear()
     data_parallel_training()
     fully_sharded_training()
+    tensor_parallel_llama()
 except Exception:
     traceback.print_exc()
     sys.stdout.flush()

@@ -221,6 +221,23 @@ def test_every_collective_over_nccl(n):
 
 
 @pytest.mark.skipif(not dist.is_available("nccl"), reason="needs NCCL and a GPU")
+@pytest.mark.parametrize("n", [2, 4])
+def test_nn_over_nccl(n):
+    # average_gradients, sharded layers, data-parallel and fully sharded training, and a
+    # tensor-parallel Llama over NCCL on n GPUs (issue #17)
+    if n > _gpu_count():
+        pytest.skip(f"needs {n} GPUs")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), NCCL_NVLS_ENABLE="0")
+    r = subprocess.run(
+        [sys.executable, "-m", "oxmx.launch", "--backend", "nccl", "-n", str(n),
+         os.path.join(os.path.dirname(__file__), "nn_worker.py")],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    oks = [l for l in r.stdout.splitlines() if l.startswith("OK ")]
+    assert r.returncode == 0 and len(oks) == n, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+@pytest.mark.skipif(not dist.is_available("nccl"), reason="needs NCCL and a GPU")
 def test_nccl_launch_with_more_ranks_than_gpus_fails_cleanly(tmp_path):
     # the rank without a GPU fails; the launcher stops the ranks waiting for it
     n = _gpu_count() + 1
