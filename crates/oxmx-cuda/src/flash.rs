@@ -273,19 +273,13 @@ impl CudaBackend {
         }
         let qtiles = lq.div_ceil(BR);
         let blocks = qtiles.checked_mul(bhs).ok_or_else(|| Error::overflow(op))?;
-        let sms = self
-            .ctx
-            .attribute(
-                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-            )
-            .ok()
-            .and_then(|v| usize::try_from(v).ok())
-            .unwrap_or(132);
+        let (sms, _) = self.limits();
         let (splits, chunk) = splits_for(blocks, lk, sms);
-        let f = self.compiler.get(
-            op,
-            attention_src(d, dh, a.causal, a.sinks.is_some()).ok_or_else(rejected)?,
-        )?;
+        let key = format!("flash {d:?} {dh} {} {}", a.causal, a.sinks.is_some());
+        let f = self.compiler.memo(key, || {
+            let src = attention_src(d, dh, a.causal, a.sinks.is_some()).ok_or_else(rejected)?;
+            self.compiler.get(op, src)
+        })?;
         let (qs, ks, vs) = (
             self.device_of(op, a.q)?,
             self.device_of(op, a.k)?,

@@ -64,6 +64,8 @@ pub struct CudaBackend {
     /// Where the C library's `logf` differs from `log` rounded to float (erfinv.rs),
     /// built on the first erfinv.
     logf_table: std::sync::OnceLock<std::result::Result<erfinv::LogfTable, String>>,
+    /// (multiprocessors, opt-in shared memory per block), read once from the driver.
+    limits: std::sync::OnceLock<(usize, usize)>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -231,6 +233,7 @@ impl CudaBackend {
                 cusolver: std::sync::OnceLock::new(),
                 cudnn: std::sync::OnceLock::new(),
                 logf_table: std::sync::OnceLock::new(),
+                limits: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -252,6 +255,25 @@ impl CudaBackend {
 
     pub fn total_memory(&self) -> usize {
         self.ctx.total_mem().unwrap_or(0)
+    }
+
+    /// The device's multiprocessor count and opt-in shared memory per block (bytes),
+    /// asked once: the launch planners need them on every call.
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        *self.limits.get_or_init(|| {
+            use cudarc::driver::sys::CUdevice_attribute as A;
+            let attr = |a| {
+                self.ctx
+                    .attribute(a)
+                    .ok()
+                    .and_then(|v| usize::try_from(v).ok())
+                    .unwrap_or(0)
+            };
+            (
+                attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+                attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN),
+            )
+        })
     }
 
     /// The device copy of an input (uploading host data once and keeping it).
