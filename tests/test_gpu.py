@@ -808,3 +808,24 @@ def test_norms_match_cpu(dtype, n):
               lambda x: mx.fast.layer_norm(x, w, None, 1e-5), lambda x: mx.fast.rms_norm(x, w, 1e-6),
               lambda x: mx.fast.rms_norm(x[:, ::-1], None, 1e-6)):
         close(on(mx.gpu, f, x), on(mx.cpu, f, x), dtype)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention_gradients(dtype, causal):
+    # the backward without the score matrix (head size 64) against the CPU's composite
+    # gradient of the same inputs; GQA, tails, fewer and more queries than keys
+    r = np.random.default_rng(21 + causal)
+    for b, hq, hkv, lq, lk in [(2, 4, 4, 200, 200), (1, 8, 2, 64, 300), (1, 4, 4, 130, 70), (1, 2, 2, 1, 77), (1, 2, 1, 33, 33)]:
+        q, k, v, ct = (mx.array(r.standard_normal(s).astype(np.float32)).astype(dtype)
+                       for s in ((b, hq, lq, 64), (b, hkv, lk, 64), (b, hkv, lk, 64), (b, hq, lq, 64)))
+        kw = {"mask": "causal"} if causal else {}
+        f = lambda q, k, v: mx.vjp(lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=0.125, **kw),
+                                   [q, k, v], [ct])[1]
+        got = on(mx.gpu, f, q, k, v)
+        want = on(mx.cpu, lambda q, k, v: f(*(a.astype(mx.float32) for a in (q, k, v))), q, k, v)
+        for name, g, w in zip("qkv", got, want):
+            g, w = np.array(g.astype(mx.float32)), np.array(w)
+            scale = max(1.0, float(np.abs(w).max()))
+            np.testing.assert_allclose(g, w, rtol=0, atol=4e-2 * scale, err_msg=f"d{name} {(b, hq, hkv, lq, lk)}")

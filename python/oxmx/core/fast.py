@@ -12,6 +12,7 @@ from oxmx import _oxmx as _native
 from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
+from . import _flash_bwd
 from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
@@ -30,9 +31,10 @@ __all__ = [
 ]
 
 
-def _fused(native, composite, *args):
+def _fused(native, composite, *args, fast_vjp=None):
     """``native(*args)`` (None entries allowed) as one kernel, differentiated and batched
-    through ``composite(*args)``. Integer inputs get no gradient."""
+    through ``composite(*args)``. Integer inputs get no gradient. ``fast_vjp(primals,
+    cotangent, output)``, when given, computes the vjp itself (None: the composite's)."""
     present = [i for i, a in enumerate(args) if a is not None]
     arrays = [args[i] for i in present]
     float_pos = [k for k, a in enumerate(arrays) if _mx.issubdtype(a.dtype, _mx.inexact)]
@@ -55,6 +57,10 @@ def _fused(native, composite, *args):
     cf = _custom_function(lambda *xs: native(*full(xs)))
 
     def rule_vjp(primals, cotangent, output):
+        if fast_vjp is not None:
+            got = fast_vjp(primals, cotangent, output)
+            if got is not None:
+                return got
         f, floats = over_floats(primals)
         _, grads = _vjp(f, floats, [cotangent])
         res = [_mx.zeros_like(p) for p in primals]
@@ -246,8 +252,17 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if force_fused:
             raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
+    fast_vjp = None
+    if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None):
+        # float16/bfloat16, head size 64, no mask or causal, on the GPU: the gradient
+        # without the score matrix (_flash_bwd.py); the primals are then (q, k, v)
+        def fast_vjp(primals, cotangent, output):
+            q, k, v = primals
+            return _flash_bwd.attention_vjp(q, k, v, output, cotangent, scale, causal)
+
     return _fused(
-        lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks
+        lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
+        fast_vjp=fast_vjp,
     )
 
 
