@@ -257,6 +257,11 @@ impl CudaBackend {
         self.ctx.total_mem().unwrap_or(0)
     }
 
+    /// The GPU's compute capability (major, minor), where the driver reports it.
+    pub fn compute_capability(&self) -> Option<(i32, i32)> {
+        self.ctx.compute_capability().ok()
+    }
+
     /// The device's multiprocessor count and opt-in shared memory per block (bytes),
     /// asked once: the launch planners need them on every call.
     pub(crate) fn limits(&self) -> (usize, usize) {

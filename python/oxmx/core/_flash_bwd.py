@@ -193,14 +193,16 @@ for (int hh = 0; hh < grp; ++hh) {
       for (int e = 0; e < 4; ++e) {
         long long key = e < 2 ? kr0 : kr1;
         int jq = n * 8 + 2 * t4 + (e & 1); long long qq = q0 + jq;
-        float p = 0.f;
+        // a masked score is a constant (the lowest float): it carries weight to dV in a
+        // row that sees no key, but no gradient to q or k
+        float p = 0.f; bool vis = false;
         if (key < Lk && qq < Lq) {
-          float x = st[n][e] * sl2;
-          if (CAUSAL && key > qq + shift) x = LOWEST;
+          vis = !(CAUSAL && key > qq + shift);
+          float x = vis ? st[n][e] * sl2 : LOWEST;
           p = exp2f((x - mls[2 * jq]) - mls[2 * jq + 1]);
         }
         st[n][e] = p;
-        dp[n][e] = p * (dp[n][e] - dls[jq]);
+        dp[n][e] = vis ? p * (dp[n][e] - dls[jq]) : 0.f;
       }
     }
     // dV += P^T dO and dK += dS^T Q (k = queries, two steps of 16)
@@ -295,13 +297,20 @@ def _kernel(name):
     return _kernels[name]
 
 
-def applies(q, k, v, causal, has_mask, has_sinks):
-    """Whether this backward takes the attention (otherwise the composite's)."""
+def applies(q, k, v, causal, has_mask, has_sinks, stream=None):
+    """Whether this backward takes the attention (otherwise the composite's): the GPU
+    (sm_80 or newer: float16/bfloat16 mma) is where the stream runs."""
     import os
+
+    from oxmx import _oxmx
 
     if os.environ.get("OXMX_CUDA_NO_FLASH") or has_sinks or (has_mask and not causal):
         return False
-    if _mx.default_device() != _mx.gpu or not _mx.cuda.is_available():
+    device = _mx.default_device() if stream is None else getattr(stream, "device", stream)
+    if device != _mx.gpu or not _mx.cuda.is_available():
+        return False
+    cc = _oxmx._cuda_compute_capability()
+    if cc is None or cc[0] < 8:
         return False
     return (q.dtype in (_mx.bfloat16, _mx.float16) and k.dtype == q.dtype and v.dtype == q.dtype
             and q.shape[3] == 64 and v.shape[3] == 64 and q.shape[0] * q.shape[1] <= 65535

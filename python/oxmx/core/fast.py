@@ -253,12 +253,19 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
             raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
     fast_vjp = None
-    if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None):
+    if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
         # float16/bfloat16, head size 64, no mask or causal, on the GPU: the gradient
-        # without the score matrix (_flash_bwd.py); the primals are then (q, k, v)
+        # without the score matrix (_flash_bwd.py); the primals are then (q, k, v).
+        # Its own derivatives and batching go through the composite's vjp.
+        def slow(q, k, v, ct):
+            return tuple(_vjp(lambda q, k, v: composite(q, k, v, None, None), [q, k, v], [ct])[1])
+
         def fast_vjp(primals, cotangent, output):
-            q, k, v = primals
-            return _flash_bwd.attention_vjp(q, k, v, output, cotangent, scale, causal)
+            grads = _custom_function(lambda q, k, v, ct: _flash_bwd.attention_vjp(q, k, v, output, ct, scale, causal))
+            grads.vjp(lambda p, cts, outs: tuple(_vjp(slow, list(p), list(cts))[1]))
+            grads.jvp(lambda p, ts: tuple(_jvp(slow, list(p), list(ts))[1]))
+            grads.vmap(lambda p, axes: (_vmap(slow, in_axes=tuple(axes))(*p), (0, 0, 0)))
+            return tuple(grads(*primals, cotangent))
 
     return _fused(
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
