@@ -829,3 +829,26 @@ def test_flash_attention_gradients(dtype, causal):
             g, w = np.array(g.astype(mx.float32)), np.array(w)
             scale = max(1.0, float(np.abs(w).max()))
             np.testing.assert_allclose(g, w, rtol=0, atol=4e-2 * scale, err_msg=f"d{name} {(b, hq, hkv, lq, lk)}")
+
+
+@gpu_only
+def test_elementwise_buffer_donation_keeps_results():
+    # temporaries handed over to the next elementwise op are overwritten in place; arrays
+    # still held (by Python, by a view, twice in one op) must keep their values
+    x = rand((1000, 33), mx.float32, seed=31)
+
+    def chain(x):
+        t = x * 2.0          # a temporary: donated to the next op
+        u = mx.exp(t) + 1.0  # exp's output donated to the add
+        w = u * u            # u twice: not donated
+        kept = w + 0.5       # w is still referenced below
+        view = kept[:, ::2]  # a view shares kept's buffer: kept is not donated
+        return mx.sin(kept) - w, view * 3
+
+    got, want = on(mx.gpu, chain, x), on(mx.cpu, chain, x)
+    for g, w in zip(got, want):
+        close(g, w, mx.float32)
+    # the caller's array survives being an input
+    y = on(mx.gpu, lambda x: (x + 1) * 2, x)
+    close(y, on(mx.cpu, lambda x: (x + 1) * 2, x), mx.float32)
+    close(x, rand((1000, 33), mx.float32, seed=31), mx.float32)

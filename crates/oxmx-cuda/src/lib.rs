@@ -192,6 +192,25 @@ fn host_scalar(x: &Input) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
+/// Whether the elementwise output may be written over input `x`: the engine donated it,
+/// this is the only reference to its buffer, it lives on the device only (a host copy
+/// would go stale), and it is a contiguous array of the output's dtype and size.
+fn donatable_for(x: &Input, shape: &[usize], dtype: Dtype) -> bool {
+    x.donatable
+        && x.dtype == dtype
+        && x.shape == shape
+        && x.data.offset == 0
+        && oxmx_core::shape::is_row_contiguous(&x.shape, &x.data.strides)
+        && size_of(shape).checked_mul(dtype.size()) == Some(x.data.buffer.nbytes())
+        && Arc::strong_count(&x.data.buffer) == 1
+        && Arc::weak_count(&x.data.buffer) == 0
+        && !x.data.buffer.on_host()
+        && x.data
+            .buffer
+            .device()
+            .is_some_and(|d| d.as_any().is::<CudaMem>())
+}
+
 fn on_device(out: device::CudaMem, nbytes: usize, shape: &[usize]) -> ArrayData {
     ArrayData::contiguous(Buffer::from_device(Box::new(out), nbytes), shape)
 }
@@ -329,6 +348,17 @@ impl CudaBackend {
         ct: &str,
         expr: &str,
     ) -> Result<ArrayData> {
+        // Buffer donation: an input no one else holds, laid out as the output, takes the
+        // output in place (each thread reads its elements before writing the same ones).
+        if let Some(i) = ins.iter().position(|x| donatable_for(x, shape, out_dtype)) {
+            let dst = self.device_of(op, &ins[i])?;
+            self.elementwise_into(op, ins, shape, out_dtype, ct, expr, dst)?;
+            return Ok(ArrayData {
+                buffer: Arc::clone(&ins[i].data.buffer),
+                offset: 0,
+                strides: contiguous_strides(shape),
+            });
+        }
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         self.elementwise_into(op, ins, shape, out_dtype, ct, expr, out.slice_mut()?)?;
         Ok(on_device(out, nbytes, shape))
@@ -344,7 +374,7 @@ impl CudaBackend {
         out_dtype: Dtype,
         ct: &str,
         expr: &str,
-        dst: &mut CudaSlice<u8>,
+        dst: &CudaSlice<u8>,
     ) -> Result<()> {
         let n = size_of(shape);
         if n.checked_mul(out_dtype.size())
