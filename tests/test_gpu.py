@@ -852,3 +852,30 @@ def test_elementwise_buffer_donation_keeps_results():
     y = on(mx.gpu, lambda x: (x + 1) * 2, x)
     close(y, on(mx.cpu, lambda x: (x + 1) * 2, x), mx.float32)
     close(x, rand((1000, 33), mx.float32, seed=31), mx.float32)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("n", [64, 100, 4096])
+def test_norm_gradients_match_cpu(dtype, n):
+    # the fused one-pass backward (rows of a multiple of 4; 100 takes the composite)
+    # against the CPU's composite gradients, with and without weight and bias
+    x = rand((70, n), mx.float32, -2, 2, seed=n).astype(dtype) + 0.3
+    w = rand((n,), mx.float32, 0.5, 1.5, seed=3).astype(dtype)
+    b = rand((n,), mx.float32, -1, 1, seed=4).astype(dtype)
+    ct = rand((70, n), mx.float32, -1, 1, seed=5).astype(dtype)
+    cases = {
+        "layer_norm w b": lambda x, w, b: mx.fast.layer_norm(x, w, b, 1e-5),
+        "layer_norm": lambda x, w, b: mx.fast.layer_norm(x, None, None, 1e-5),
+        "layer_norm b": lambda x, w, b: mx.fast.layer_norm(x, None, b, 1e-5),
+        "rms_norm w": lambda x, w, b: mx.fast.rms_norm(x, w, 1e-6),
+        "rms_norm": lambda x, w, b: mx.fast.rms_norm(x, None, 1e-6),
+    }
+    tol = {mx.float32: 2e-4, mx.float16: 2e-2, mx.bfloat16: 8e-2}[dtype]
+    for name, f in cases.items():
+        g = lambda x, w, b: mx.vjp(f, [x, w, b], [ct])[1]
+        got, want = on(mx.gpu, g, x, w, b), on(mx.cpu, g, x, w, b)
+        for k, gg, ww in zip("xwb", got, want):
+            a, e = np.array(gg.astype(mx.float32)), np.array(ww.astype(mx.float32))
+            scale = max(1.0, float(np.abs(e).max()))
+            np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale, err_msg=f"{name}: d{k}")

@@ -12,7 +12,7 @@ from oxmx import _oxmx as _native
 from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
-from . import _flash_bwd
+from . import _flash_bwd, _norm_bwd
 from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
@@ -92,6 +92,47 @@ def _fused(native, composite, *args, fast_vjp=None):
     return cf(*arrays)
 
 
+def _first_order(kernel, slow_vjp):
+    """A ``fast_vjp`` for ``_fused``: the first-order gradients from ``kernel(primals,
+    cotangent, output)`` (a tuple, one per primal), while their own derivatives and
+    batching go through ``slow_vjp(*primals, cotangent)``, the composite's vjp."""
+
+    def rule(primals, cotangent, output):
+        n = len(primals)
+        grads = _custom_function(lambda *a: tuple(kernel(a[:n], a[n], output)))
+        grads.vjp(lambda p, cts, outs: tuple(_vjp(slow_vjp, list(p), list(cts))[1]))
+        grads.jvp(lambda p, ts: tuple(_jvp(slow_vjp, list(p), list(ts))[1]))
+        grads.vmap(lambda p, axes: (_vmap(slow_vjp, in_axes=tuple(axes))(*p), tuple(0 for _ in range(n))))
+        return tuple(grads(*primals, cotangent))
+
+    return rule
+
+
+def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
+    """The fused norm backward (_norm_bwd.py) as a ``fast_vjp``, or None where it does not apply."""
+    if not _norm_bwd.applies(x, x.shape[-1] if x.ndim else 0, stream):
+        return None
+    has_w, has_b = weight is not None, bias is not None
+
+    def split(p):
+        it = iter(p)
+        return next(it), next(it) if has_w else None, next(it) if has_b else None
+
+    def ref(x, w, b):
+        return _ref.layer_norm(x, w, b, eps) if layer else _ref.rms_norm(x, w, eps)
+
+    def kernel(primals, cotangent, output):
+        x, w, b = split(primals)
+        dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer)
+        return tuple(v for v in (dx, dw, db) if v is not None)
+
+    def slow(*a):
+        *p, ct = a
+        return tuple(_vjp(lambda *q: ref(*split(q)), list(p), [ct])[1])
+
+    return _first_order(kernel, slow)
+
+
 def _number(op, name, v):
     """A Python number argument (eps, scale): a TypeError otherwise, as MLX."""
     if isinstance(v, bool) or not isinstance(v, _numbers.Real):
@@ -133,7 +174,8 @@ def rms_norm(x, weight, eps, *, stream=None):
     """Root-mean-square normalisation over the last axis, scaled by ``weight`` if given."""
     eps = _number("rms_norm", "eps", eps)
     (x, weight, _), out = _norm_inputs("rms_norm", x, weight)
-    y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight)
+    y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight,
+               fast_vjp=_norm_fast_vjp(x, weight, None, eps, False, stream))
     return y.astype(out)
 
 
@@ -147,6 +189,7 @@ def layer_norm(x, weight, bias, eps, *, stream=None):
         x,
         weight,
         bias,
+        fast_vjp=_norm_fast_vjp(x, weight, bias, eps, True, stream),
     )
     return y.astype(out)
 
@@ -260,12 +303,8 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         def slow(q, k, v, ct):
             return tuple(_vjp(lambda q, k, v: composite(q, k, v, None, None), [q, k, v], [ct])[1])
 
-        def fast_vjp(primals, cotangent, output):
-            grads = _custom_function(lambda q, k, v, ct: _flash_bwd.attention_vjp(q, k, v, output, ct, scale, causal))
-            grads.vjp(lambda p, cts, outs: tuple(_vjp(slow, list(p), list(cts))[1]))
-            grads.jvp(lambda p, ts: tuple(_jvp(slow, list(p), list(ts))[1]))
-            grads.vmap(lambda p, axes: (_vmap(slow, in_axes=tuple(axes))(*p), (0, 0, 0)))
-            return tuple(grads(*primals, cotangent))
+        fast_vjp = _first_order(
+            lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal), slow)
 
     return _fused(
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
