@@ -856,9 +856,10 @@ def test_elementwise_buffer_donation_keeps_results():
 
 @gpu_only
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
-@pytest.mark.parametrize("n", [64, 100, 4096])
+@pytest.mark.parametrize("n", [64, 100, 102, 4096, 16384])
 def test_norm_gradients_match_cpu(dtype, n):
-    # the fused one-pass backward (rows of a multiple of 4; 100 takes the composite)
+    # the fused one-pass backward (rows of a multiple of 4, padded threads at 100;
+    # 102 takes the composite)
     # against the CPU's composite gradients, with and without weight and bias
     x = rand((70, n), mx.float32, -2, 2, seed=n).astype(dtype) + 0.3
     w = rand((n,), mx.float32, 0.5, 1.5, seed=3).astype(dtype)

@@ -1,6 +1,6 @@
 """The gradient of ``fast.rms_norm`` / ``fast.layer_norm`` on the GPU in one pass over the
 rows (float32, float16, bfloat16; rows of a multiple of 4 up to 16384 elements), written
-with ``fast.cuda_kernel``. Each block takes 16 rows: for each it reads x and the
+with ``fast.cuda_kernel``. Each block takes up to 16 rows: for each it reads x and the
 cotangent g once into registers, computes the row's statistics and
 
     dx = r * (g w - mean(g w) - x_hat * mean(g w x_hat))      (rms_norm: no mean(g w))
@@ -27,7 +27,7 @@ template <int NW> __device__ __forceinline__ float block_sum(float v, float* sh)
 """
 
 _BODY = r"""
-constexpr int RPB = 16, NW = THREADS / 32;
+constexpr int NW = THREADS / 32;
 __shared__ float sh[32];
 int tid = threadIdx.x;
 long long nv = n / 4;
@@ -117,9 +117,16 @@ def _get():
 
 
 def _plan(n):
+    """Threads per block (up to 1024: at most 4 float4 groups per thread for 16384) and
+    float4 groups per thread."""
     vecs = n // 4
-    threads = min(256, max(32, -(-vecs // 32) * 32))
+    threads = min(1024, max(32, -(-vecs // 32) * 32))
     return threads, -(-vecs // threads)
+
+
+def _rows_per_block(rows):
+    """Up to 16 rows per block (fewer atomics), but blocks enough to fill the GPU."""
+    return max(1, min(16, rows // 264))
 
 
 def applies(x, n, stream=None):
@@ -132,20 +139,26 @@ def applies(x, n, stream=None):
     device = _mx.default_device() if stream is None else getattr(stream, "device", stream)
     if device != _mx.gpu or not _mx.cuda.is_available():
         return False
-    return n > 0 and n % 4 == 0 and _plan(n)[1] <= MAX_VPT and x.size // n < 2**31
+    if n <= 0 or n % 4:
+        return False
+    threads, vpt = _plan(n)
+    rows = x.size // n
+    # the launch's thread count must fit 32 bits
+    return vpt <= MAX_VPT and rows < 2**31 and -(-rows // _rows_per_block(rows)) * threads < 2**32
 
 
-def norm_vjp(x, w, b, g, eps, layer):
+def norm_vjp(x, w, b, g, eps, layer, stream=None):
     """(dx, dw, db) of rms_norm (``layer`` False) or layer_norm; dw/db None when absent."""
     n = x.shape[-1]
     rows = x.size // n
     if rows == 0:
         return (_mx.zeros_like(x), None if w is None else _mx.zeros_like(w), None if b is None else _mx.zeros_like(b))
     threads, vpt = _plan(n)
+    rpb = _rows_per_block(rows)
     tmpl = [("T", x.dtype), ("LN", bool(layer)), ("HAS_W", w is not None), ("HAS_B", b is not None),
-            ("VPT", vpt), ("THREADS", threads)]
+            ("VPT", vpt), ("THREADS", threads), ("RPB", rpb)]
     dx, dw, db = _get()(
         inputs=[x, x if w is None else w.astype(x.dtype), g.astype(x.dtype), n, rows, float(eps)], template=tmpl,
-        grid=(-(-rows // 16) * threads, 1, 1), threadgroup=(threads, 1, 1),
-        output_shapes=[x.shape, (n,), (n,)], output_dtypes=[x.dtype, _mx.float32, _mx.float32])
+        grid=(-(-rows // rpb) * threads, 1, 1), threadgroup=(threads, 1, 1),
+        output_shapes=[x.shape, (n,), (n,)], output_dtypes=[x.dtype, _mx.float32, _mx.float32], stream=stream)
     return dx, (None if w is None else dw.astype(w.dtype)), (None if b is None else db.astype(b.dtype))

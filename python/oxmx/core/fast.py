@@ -123,7 +123,7 @@ def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
 
     def kernel(primals, cotangent, output):
         x, w, b = split(primals)
-        dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer)
+        dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer, stream)
         return tuple(v for v in (dx, dw, db) if v is not None)
 
     def slow(*a):
