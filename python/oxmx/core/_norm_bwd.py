@@ -117,10 +117,12 @@ def _get():
 
 
 def _plan(n):
-    """Threads per block (up to 1024: at most 4 float4 groups per thread for 16384) and
-    float4 groups per thread."""
+    """Threads per block and float4 groups per thread. At most 256 threads: a kernel
+    written with cuda_kernel has no launch bounds, so the compiler may give each thread
+    up to 255 registers, and 256 threads is what a multiprocessor can then hold (rows
+    past 4096 spill their registers instead)."""
     vecs = n // 4
-    threads = min(1024, max(32, -(-vecs // 32) * 32))
+    threads = min(256, max(32, -(-vecs // 32) * 32))
     return threads, -(-vecs // threads)
 
 
