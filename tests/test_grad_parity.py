@@ -170,6 +170,17 @@ def test_max_reduction_jvp_multi_axis_and_nan():
     close(mx.jvp(mx.max, [A(1.0, nan, 3.0)], [A(1.0, 10.0, 100.0)])[1][0], 10.0)
 
 
+def test_max_min_over_one_element_pass_the_gradient_through_even_nan():
+    # the extremum of one element is that element (MLX's rule): a NaN passes its
+    # cotangent and tangent through; over several elements a NaN still gives NaN (as MLX)
+    for f in (mx.max, mx.min):
+        close(mx.grad(lambda x: f(x, keepdims=True).sum())(A(nan)), [1.0])
+        x = mx.array(np.array([[nan], [3.0]], np.float32))
+        close(mx.vjp(lambda a: f(a, axis=1), [x], [A(2.0, 5.0)])[1][0], [[2.0], [5.0]])
+        close(mx.jvp(lambda a: f(a, axis=1), [x], [A(1.0, 1.0).reshape(2, 1)])[1][0], [1.0, 1.0])
+        assert np.isnan(np.array(mx.grad(lambda x: f(x))(A(1.0, nan)))).all()
+
+
 # ------------------------------------------------------------------ kinks
 def test_abs_gradient_zero_at_zero_and_nan():
     close(mx.grad(lambda x: mx.abs(x).sum())(A(0.0, -0.0, 2.0, -2.0, nan)), [0.0, 0.0, 1.0, -1.0, 0.0])

@@ -107,6 +107,10 @@ KNOWN = [
     Known("take-neg-scalar", "mlx-bug", "take(x, -1, axis=-1) with a scalar index on a 1-D array raises an "
           "internal squeeze error in MLX; oxmx returns the last element, as NumPy does.",
           names=["take"], pattern=r"Cannot squeeze axis \d+ with size 0"),
+    Known("getitem-empty-index", "mlx-bug", "Indexing an empty axis with an integer after a None "
+          "(x[None, 0] for x of shape (0,)) raises an internal squeeze error (ValueError) in MLX; oxmx raises "
+          "NumPy's IndexError (index 0 out of bounds for an axis of size 0).",
+          names=["__getitem__"], pattern=r"Cannot squeeze axis \d+ with size 0.*oxmx raised IndexError"),
     Known("concat-one-axis", "mlx-bug", "concatenate/concat of a single array returns it without checking "
           "the axis in MLX; oxmx raises the same AxisError it raises for several arrays.",
           names=["concatenate", "concat"], pattern=r"MLX returned a result, oxmx raised AxisError"),

@@ -66,6 +66,13 @@ fn prod_of_others(x: &Array, axes: &[usize]) -> Result<Array> {
 }
 
 /// For max/min: the tie-splitting mask `(x == out) / count`.
+/// Elements each output of a reduction over `axes` covers.
+fn reduced_count(x: &Array, axes: &[usize]) -> usize {
+    axes.iter()
+        .map(|&a| x.shape().get(a).copied().unwrap_or(1))
+        .product()
+}
+
 fn extremum_weights(x: &Array, out: &Array, axes: &[usize]) -> Result<Array> {
     let m = ops::astype(&ops::binary(BinaryOp::Equal, x, out)?, x.dtype())?;
     let n = ops::sum(&m, Some(&axes_i64(axes)), true)?;
@@ -90,6 +97,8 @@ pub fn vjp_reduce(
             &gb,
             &super::elementwise::conj_complex(&prod_of_others(x, axes)?)?,
         )?,
+        // the max of one element is that element, NaN included (MLX's rule too)
+        ReduceOp::Max | ReduceOp::Min if reduced_count(x, axes) == 1 => gb,
         ReduceOp::Max | ReduceOp::Min => mul(&gb, &extremum_weights(x, out, axes)?)?,
         ReduceOp::All | ReduceOp::Any => return Ok(vec![None]),
     };
@@ -111,6 +120,7 @@ pub fn jvp_reduce(
     let weighted = match op {
         ReduceOp::Sum => t.clone(),
         ReduceOp::Prod => mul(t, &prod_of_others(x, axes)?)?,
+        ReduceOp::Max | ReduceOp::Min if reduced_count(x, axes) == 1 => t.clone(),
         ReduceOp::Max | ReduceOp::Min => {
             if x.size() == 0 {
                 mul(t, &extremum_weights(x, out, axes)?)?
