@@ -13,10 +13,12 @@ write bfloat16 (bytes counted: input + output).
 """
 
 import json
-import statistics
+import os
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_gpu import timeit  # noqa: E402  (median of synchronized runs after a warm-up)
 
 B, H, L, D = 8, 16, 2048, 64  # causal training attention
 DEC_H, DEC_KV, DEC_D = 32, 8192, 128  # decode: one query against a long cache
@@ -25,18 +27,6 @@ CASES = ["sdpa causal fwd", "sdpa causal fwd+bwd", "sdpa decode", "layer_norm", 
 # causal attention flops: QK^T and PV, half of the L x L square (x3.5 with the backward)
 ATTN_FLOPS = 4 * B * H * L * L * D / 2
 NORM_BYTES = 2 * 2 * ROWS * COLS
-
-
-def timeit(fn, sync, reps=20):
-    fn()
-    sync()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def run_oxmx():
