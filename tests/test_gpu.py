@@ -731,3 +731,152 @@ print("normal ok", float(g.std()))
     env = dict(os.environ, OXMX_CUDA_STRICT="1")
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "normal ok" in r.stdout, r.stderr[-3000:]
+
+
+def _attn_ref(q, k, v, scale, causal, sinks=None):
+    """float64 NumPy attention with MLX's semantics (GQA, causal aligned to the last key,
+    a fully masked row averages every value, sinks as extra logits)."""
+    q, k, v = (np.array(a.astype(mx.float32)).astype(np.float64) for a in (q, k, v))
+    rep = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) * scale
+    lq, lk = s.shape[-2], s.shape[-1]
+    if causal:
+        hide = np.arange(lk)[None, :] > np.arange(lq)[:, None] + (lk - lq)
+        s = np.where(hide, np.finfo(np.float32).min, s)
+    m = s.max(axis=-1, keepdims=True) if lk else np.zeros(s.shape[:-1] + (1,))
+    if sinks is not None:
+        sk = np.array(sinks.astype(mx.float32)).astype(np.float64)[None, :, None, None]
+        m = np.maximum(m, sk)
+    p = np.exp(s - m)
+    den = p.sum(axis=-1, keepdims=True) + (np.exp(sk - m) if sinks is not None else 0)
+    return np.einsum("bhqk,bhkd->bhqd", p / np.where(den == 0, 1, den), v)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention_matches_reference(dtype, d, causal):
+    # tensor-core attention: tails of tiles, GQA, fewer and more queries than keys,
+    # decode (one query, long cache: the keys split over blocks), sinks
+    r = np.random.default_rng(d + causal)
+    cases = [(2, 4, 4, 200, 200), (1, 8, 2, 64, 300), (1, 4, 4, 130, 70), (1, 32, 8, 1, 8192), (3, 2, 1, 1, 77), (1, 2, 2, 5, 0)]
+    for b, hq, hkv, lq, lk in cases:
+        q = mx.array(r.standard_normal((b, hq, lq, d)).astype(np.float32)).astype(dtype)
+        k = mx.array(r.standard_normal((b, hkv, lk, d)).astype(np.float32)).astype(dtype)
+        v = mx.array(r.standard_normal((b, hkv, lk, d)).astype(np.float32)).astype(dtype)
+        scale = d**-0.5
+        for sinks in (None, mx.array(r.standard_normal(hq).astype(np.float32)).astype(dtype)):
+            kw = {"mask": "causal"} if causal else {}
+            if sinks is not None:
+                kw["sinks"] = sinks
+            got = on(mx.gpu, lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, **kw), q, k, v)
+            want = _attn_ref(q, k, v, scale, causal, sinks)
+            assert got.shape == (b, hq, lq, d) and got.dtype == dtype
+            np.testing.assert_allclose(np.array(got.astype(mx.float32)), want, rtol=3e-2, atol=3e-2,
+                                       err_msg=f"{(b, hq, hkv, lq, lk)} sinks={sinks is not None}")
+
+
+@gpu_only
+def test_flash_attention_nan_and_large_scores():
+    # a NaN in one key's row reaches the rows that see it; huge scores do not overflow
+    r = np.random.default_rng(5)
+    q = r.standard_normal((1, 2, 100, 64)).astype(np.float32)
+    k = r.standard_normal((1, 2, 100, 64)).astype(np.float32)
+    v = r.standard_normal((1, 2, 100, 64)).astype(np.float32)
+    k[0, 0, 70, 3] = np.nan
+    q[0, 1] *= 300
+    f = lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=0.125, mask="causal")
+    args = [mx.array(a).astype(mx.bfloat16) for a in (q, k, v)]
+    got = np.array(on(mx.gpu, f, *args).astype(mx.float32))
+    assert np.isnan(got[0, 0, 70:]).all(axis=-1).all() and not np.isnan(got[0, 0, :70]).any()
+    want = _attn_ref(*args, 0.125, True)
+    np.testing.assert_allclose(got[0, 1], want[0, 1], rtol=3e-2, atol=3e-2)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [4, 64, 100, 1024, 4096, 16384, 16388])
+def test_norms_match_cpu(dtype, n):
+    # rows of a multiple of 4 up to 16384 run the register kernel, the others the
+    # three-pass one; with and without weight and bias
+    x = rand((6, n), mx.float32, -3, 3, seed=n).astype(dtype) + 0.5
+    w = rand((n,), mx.float32, 0.5, 1.5, seed=1).astype(dtype)
+    b = rand((n,), mx.float32, -1, 1, seed=2).astype(dtype)
+    for f in (lambda x: mx.fast.layer_norm(x, w, b, 1e-5), lambda x: mx.fast.layer_norm(x, None, None, 1e-5),
+              lambda x: mx.fast.layer_norm(x, w, None, 1e-5), lambda x: mx.fast.rms_norm(x, w, 1e-6),
+              lambda x: mx.fast.rms_norm(x[:, ::-1], None, 1e-6)):
+        close(on(mx.gpu, f, x), on(mx.cpu, f, x), dtype)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention_gradients(dtype, causal):
+    # the backward without the score matrix (head size 64) against the CPU's composite
+    # gradient of the same inputs; GQA, tails, fewer and more queries than keys
+    r = np.random.default_rng(21 + causal)
+    for b, hq, hkv, lq, lk in [(2, 4, 4, 200, 200), (1, 8, 2, 64, 300), (1, 4, 4, 130, 70), (1, 2, 2, 1, 77), (1, 2, 1, 33, 33)]:
+        q, k, v, ct = (mx.array(r.standard_normal(s).astype(np.float32)).astype(dtype)
+                       for s in ((b, hq, lq, 64), (b, hkv, lk, 64), (b, hkv, lk, 64), (b, hq, lq, 64)))
+        kw = {"mask": "causal"} if causal else {}
+        f = lambda q, k, v: mx.vjp(lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=0.125, **kw),
+                                   [q, k, v], [ct])[1]
+        got = on(mx.gpu, f, q, k, v)
+        want = on(mx.cpu, lambda q, k, v: f(*(a.astype(mx.float32) for a in (q, k, v))), q, k, v)
+        for name, g, w in zip("qkv", got, want):
+            g, w = np.array(g.astype(mx.float32)), np.array(w)
+            scale = max(1.0, float(np.abs(w).max()))
+            np.testing.assert_allclose(g, w, rtol=0, atol=4e-2 * scale, err_msg=f"d{name} {(b, hq, hkv, lq, lk)}")
+
+
+@gpu_only
+def test_elementwise_buffer_donation_keeps_results():
+    # temporaries handed over to the next elementwise op are overwritten in place; arrays
+    # still held (by Python, by a view, twice in one op) must keep their values
+    x = rand((1000, 33), mx.float32, seed=31)
+
+    def chain(x):
+        t = x * 2.0          # a temporary: donated to the next op
+        u = mx.exp(t) + 1.0  # exp's output donated to the add
+        w = u * u            # u twice: not donated
+        kept = w + 0.5       # w is still referenced below
+        view = kept[:, ::2]  # a view shares kept's buffer: kept is not donated
+        return mx.sin(kept) - w, view * 3
+
+    got, want = on(mx.gpu, chain, x), on(mx.cpu, chain, x)
+    for g, w in zip(got, want):
+        close(g, w, mx.float32)
+    # the caller's array survives being an input
+    y = on(mx.gpu, lambda x: (x + 1) * 2, x)
+    close(y, on(mx.cpu, lambda x: (x + 1) * 2, x), mx.float32)
+    close(x, rand((1000, 33), mx.float32, seed=31), mx.float32)
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("n", [64, 100, 102, 4096, 16384])
+def test_norm_gradients_match_cpu(dtype, n):
+    # the fused one-pass backward (rows of a multiple of 4, padded threads at 100;
+    # 102 takes the composite)
+    # against the CPU's composite gradients, with and without weight and bias
+    x = rand((70, n), mx.float32, -2, 2, seed=n).astype(dtype) + 0.3
+    w = rand((n,), mx.float32, 0.5, 1.5, seed=3).astype(dtype)
+    b = rand((n,), mx.float32, -1, 1, seed=4).astype(dtype)
+    ct = rand((70, n), mx.float32, -1, 1, seed=5).astype(dtype)
+    cases = {
+        "layer_norm w b": lambda x, w, b: mx.fast.layer_norm(x, w, b, 1e-5),
+        "layer_norm": lambda x, w, b: mx.fast.layer_norm(x, None, None, 1e-5),
+        "layer_norm b": lambda x, w, b: mx.fast.layer_norm(x, None, b, 1e-5),
+        "rms_norm w": lambda x, w, b: mx.fast.rms_norm(x, w, 1e-6),
+        "rms_norm": lambda x, w, b: mx.fast.rms_norm(x, None, 1e-6),
+    }
+    tol = {mx.float32: 2e-4, mx.float16: 2e-2, mx.bfloat16: 8e-2}[dtype]
+    for name, f in cases.items():
+        g = lambda x, w, b: mx.vjp(f, [x, w, b], [ct])[1]
+        got, want = on(mx.gpu, g, x, w, b), on(mx.cpu, g, x, w, b)
+        for k, gg, ww in zip("xwb", got, want):
+            a, e = np.array(gg.astype(mx.float32)), np.array(ww.astype(mx.float32))
+            scale = max(1.0, float(np.abs(e).max()))
+            np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale, err_msg=f"{name}: d{k}")

@@ -70,6 +70,50 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
     ))
 }
 
+/// Most 4-element vectors per thread of the register norm kernel (256 threads: rows of
+/// up to 16384 elements).
+const NORM_MAX_VPT: usize = 16;
+
+/// The norms with each thread's part of the row read once into registers (4-element
+/// vector loads and stores), for rows of a multiple of 4 up to 16384 elements: the same
+/// formulas as `norm_src` (mean, then the mean of squared deviations), one memory pass.
+fn norm_regs_src(d: Dtype, rms: bool, weight: bool, bias: bool, vpt: usize) -> Result<String> {
+    let (t, acc) = types("norm", d)?;
+    let (w, b, r) = (weight as u8, bias as u8, rms as u8);
+    Ok(format!(
+        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
+#define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
+  __shared__ ACC sh[32];\n\
+  const long long nv = n / 4;\n\
+  const V4<{t}>* x = reinterpret_cast<const V4<{t}>*>(in + (long long)blockIdx.x * n);\n\
+  V4<{t}>* y = reinterpret_cast<V4<{t}>*>(out + (long long)blockIdx.x * n);\n\
+  ACC v[VPT * 4]; ACC s = 0;\n\
+  #pragma unroll\n\
+  for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{ V4<{t}> q = x[j];\n\
+      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ v[i * 4 + e] = ldf(q.v[e]); s += v[i * 4 + e]; }} }}\n\
+    else {{\n      #pragma unroll\n      for (int e = 0; e < 4; ++e) v[i * 4 + e] = 0; }} }}\n\
+  ACC mean = RMS ? (ACC)0 : block_sum(s, sh) / (ACC)n;\n\
+  ACC q2 = 0;\n\
+  #pragma unroll\n\
+  for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ ACC c = v[i * 4 + e] - mean; q2 += c * c; }} }} }}\n\
+  ACC inv = (ACC)1 / sqrt(block_sum(q2, sh) / (ACC)n + (ACC)eps);\n\
+  #pragma unroll\n\
+  for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    if (j < nv) {{ V4<{t}> r, w4 = {{}}, b4 = {{}};\n\
+      if (HAS_W) w4 = reinterpret_cast<const V4<{t}>*>(wt)[j];\n\
+      if (HAS_B) b4 = reinterpret_cast<const V4<{t}>*>(bs)[j];\n\
+      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ ACC c = (v[i * 4 + e] - mean) * inv;\n\
+        if (HAS_W) c = c * ldf(w4.v[e]);\n\
+        if (HAS_B) c = c + ldf(b4.v[e]);\n\
+        sto(&r.v[e], c); }}\n\
+      y[j] = r; }} }}\n\
+}}\n"
+    ))
+}
+
 fn rope_src(d: Dtype, traditional: bool, freqs: bool) -> Result<String> {
     let (t, acc) = types("rope", d)?;
     let (tr, fr) = (traditional as u8, freqs as u8);
@@ -360,7 +404,20 @@ impl CudaBackend {
                 let rms = matches!(k, FastKernel::RmsNorm { .. });
                 let bias = matches!(k, FastKernel::LayerNorm { bias: true, .. });
                 let n = x.shape.last().copied().unwrap_or(1);
-                let f = self.compiler.get(op, norm_src(dtype, rms, weight, bias)?)?;
+                // rows of a multiple of 4 up to 16384: read once into registers
+                let vecs = n / 4;
+                let threads = vecs.next_multiple_of(32).clamp(32, 256);
+                let vpt = vecs.div_ceil(threads);
+                let regs = n % 4 == 0 && n > 0 && vpt <= NORM_MAX_VPT;
+                let (src, cfg) = if regs {
+                    let mut cfg = red_cfg(blocks(op, n_out / n)?, 1);
+                    cfg.block_dim = (threads as u32, 1, 1);
+                    (norm_regs_src(dtype, rms, weight, bias, vpt)?, cfg)
+                } else {
+                    let cfg = red_cfg(blocks(op, n_out / n.max(1))?, 1);
+                    (norm_src(dtype, rms, weight, bias)?, cfg)
+                };
+                let f = self.compiler.get(op, src)?;
                 let xs = self.device_of(op, x)?;
                 let ws = if weight {
                     self.device_of(op, get(1)?)?
@@ -374,20 +431,14 @@ impl CudaBackend {
                 };
                 let dst = out.slice_mut()?;
                 let nn = to_i64(op, n)?;
-                ffi::launch(
-                    op,
-                    stream,
-                    &f,
-                    red_cfg(blocks(op, n_out / n.max(1))?, 1),
-                    |b| {
-                        ffi::arg(b, xs);
-                        ffi::arg(b, ws);
-                        ffi::arg(b, bs);
-                        ffi::arg(b, &*dst);
-                        ffi::arg(b, &nn);
-                        ffi::arg(b, &eps);
-                    },
-                )?;
+                ffi::launch(op, stream, &f, cfg, |b| {
+                    ffi::arg(b, xs);
+                    ffi::arg(b, ws);
+                    ffi::arg(b, bs);
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, &nn);
+                    ffi::arg(b, &eps);
+                })?;
             }
             FastKernel::Rope {
                 dims,
@@ -436,6 +487,23 @@ impl CudaBackend {
                 let (qi, ki, vi) = (get(0)?, get(1)?, get(2)?);
                 let (bsz, hq, lq, dk) = (qi.shape[0], qi.shape[1], qi.shape[2], qi.shape[3]);
                 let (hkv, lk, dv) = (ki.shape[1], ki.shape[2], vi.shape[3]);
+                // float16/bfloat16 with head size 64/128, no mask or causal: tensor cores
+                // (OXMX_CUDA_NO_FLASH=1 keeps the generic kernel, for comparisons)
+                let cc = self.ctx.compute_capability().map_or(0, |c| c.0);
+                if crate::flash::eligible(cc, dtype, dk, dv, mask)
+                    && std::env::var_os("OXMX_CUDA_NO_FLASH").is_none()
+                {
+                    let args = crate::flash::FlashArgs {
+                        q: qi,
+                        k: ki,
+                        v: vi,
+                        sinks: if sinks { Some(get(3)?) } else { None },
+                        scale,
+                        causal: mask == SdpaMask::Causal,
+                    };
+                    self.flash_sdpa(op, &args, out.slice_mut()?)?;
+                    return Ok(on_device(out, nbytes, shape));
+                }
                 let tk = sdpa_tile(dk, dv, if dtype == Dtype::Float64 { 8 } else { 4 });
                 // head size 0 is fine: every score is 0 (arrays are sized by DKP)
                 if tk == 0 {

@@ -26,6 +26,7 @@ mod fast;
 #[allow(unsafe_code)]
 pub mod ffi;
 mod fft;
+mod flash;
 mod fused;
 mod gather;
 pub mod kernels;
@@ -63,6 +64,8 @@ pub struct CudaBackend {
     /// Where the C library's `logf` differs from `log` rounded to float (erfinv.rs),
     /// built on the first erfinv.
     logf_table: std::sync::OnceLock<std::result::Result<erfinv::LogfTable, String>>,
+    /// (multiprocessors, opt-in shared memory per block), read once from the driver.
+    limits: std::sync::OnceLock<(usize, usize)>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -189,6 +192,25 @@ fn host_scalar(x: &Input) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
+/// Whether the elementwise output may be written over input `x`: the engine donated it,
+/// this is the only reference to its buffer, it lives on the device only (a host copy
+/// would go stale), and it is a contiguous array of the output's dtype and size.
+fn donatable_for(x: &Input, shape: &[usize], dtype: Dtype) -> bool {
+    x.donatable
+        && x.dtype == dtype
+        && x.shape == shape
+        && x.data.offset == 0
+        && oxmx_core::shape::is_row_contiguous(&x.shape, &x.data.strides)
+        && size_of(shape).checked_mul(dtype.size()) == Some(x.data.buffer.nbytes())
+        && Arc::strong_count(&x.data.buffer) == 1
+        && Arc::weak_count(&x.data.buffer) == 0
+        && !x.data.buffer.on_host()
+        && x.data
+            .buffer
+            .device()
+            .is_some_and(|d| d.as_any().is::<CudaMem>())
+}
+
 fn on_device(out: device::CudaMem, nbytes: usize, shape: &[usize]) -> ArrayData {
     ArrayData::contiguous(Buffer::from_device(Box::new(out), nbytes), shape)
 }
@@ -230,6 +252,7 @@ impl CudaBackend {
                 cusolver: std::sync::OnceLock::new(),
                 cudnn: std::sync::OnceLock::new(),
                 logf_table: std::sync::OnceLock::new(),
+                limits: std::sync::OnceLock::new(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -251,6 +274,30 @@ impl CudaBackend {
 
     pub fn total_memory(&self) -> usize {
         self.ctx.total_mem().unwrap_or(0)
+    }
+
+    /// The GPU's compute capability (major, minor), where the driver reports it.
+    pub fn compute_capability(&self) -> Option<(i32, i32)> {
+        self.ctx.compute_capability().ok()
+    }
+
+    /// The device's multiprocessor count and opt-in shared memory per block (bytes),
+    /// asked once: the launch planners need them on every call.
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        *self.limits.get_or_init(|| {
+            use cudarc::driver::sys::CUdevice_attribute as A;
+            let attr = |a| {
+                self.ctx
+                    .attribute(a)
+                    .ok()
+                    .and_then(|v| usize::try_from(v).ok())
+                    .unwrap_or(0)
+            };
+            (
+                attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+                attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN),
+            )
+        })
     }
 
     /// The device copy of an input (uploading host data once and keeping it).
@@ -301,6 +348,17 @@ impl CudaBackend {
         ct: &str,
         expr: &str,
     ) -> Result<ArrayData> {
+        // Buffer donation: an input no one else holds, laid out as the output, takes the
+        // output in place (each thread reads its elements before writing the same ones).
+        if let Some(i) = ins.iter().position(|x| donatable_for(x, shape, out_dtype)) {
+            let dst = self.device_of(op, &ins[i])?;
+            self.elementwise_into(op, ins, shape, out_dtype, ct, expr, dst)?;
+            return Ok(ArrayData {
+                buffer: Arc::clone(&ins[i].data.buffer),
+                offset: 0,
+                strides: contiguous_strides(shape),
+            });
+        }
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         self.elementwise_into(op, ins, shape, out_dtype, ct, expr, out.slice_mut()?)?;
         Ok(on_device(out, nbytes, shape))
@@ -316,7 +374,7 @@ impl CudaBackend {
         out_dtype: Dtype,
         ct: &str,
         expr: &str,
-        dst: &mut CudaSlice<u8>,
+        dst: &CudaSlice<u8>,
     ) -> Result<()> {
         let n = size_of(shape);
         if n.checked_mul(out_dtype.size())

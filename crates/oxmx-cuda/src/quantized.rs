@@ -19,7 +19,7 @@
 
 use crate::kernels::{ctype, PRELUDE};
 use crate::{ffi, on_device, unsupported, CudaBackend};
-use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::LaunchConfig;
 use oxmx_core::backend::Input;
 use oxmx_core::primitive::{QuantMode, QuantSpec};
@@ -1342,53 +1342,60 @@ impl CudaBackend {
         let grouped = mma && m == 1 && batch >= GROUP_MIN && picks.is_some();
         // One row of x per product (not grouped): version 5 where its shape allows.
         let mut v5 = if mma && m == 1 && !grouped && params.get(2).is_some() {
-            let attr = |a| {
-                self.ctx
-                    .attribute(a)
-                    .ok()
-                    .and_then(|v| usize::try_from(v).ok())
-                    .unwrap_or(0)
-            };
-            let sms = attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-            let max_shared =
-                attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+            let (sms, max_shared) = self.limits();
             v5_plan(n, k, s.group_size, batch, sms, max_shared).map(|p| (p, max_shared))
         } else {
             None
         };
+        // Kernels are found by a short key (`Compiler::memo`) rather than by generating
+        // and hashing their source on every call: a decode calls this per layer.
         let mut f = None;
         if let Some((p, max_shared)) = v5 {
-            let g = self
-                .compiler
-                .get(op, gemv_v5_src(ot, s.group_size, p.shape))?;
-            // Past 48 KiB a kernel must opt in: to the device's limit, the same for every
-            // launch (v5_plan checked p.shared against it); if the driver refuses,
-            // `gemv_mma_src` runs instead.
-            let allowed = p.shared <= DEFAULT_SHARED
-                || i32::try_from(max_shared).is_ok_and(|v| {
-                    g.set_attribute(
-                        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        v,
-                    )
-                    .is_ok()
-                });
-            if allowed {
-                f = Some(g);
-            } else {
-                v5 = None;
+            let key = format!("qgemv5 {ot} {} {:?} {}", s.group_size, p.shape, p.shared);
+            let got = self.compiler.memo(key, || {
+                let g = self
+                    .compiler
+                    .get(op, gemv_v5_src(ot, s.group_size, p.shape))?;
+                // Past 48 KiB a kernel must opt in: to the device's limit, the same for
+                // every launch (v5_plan checked p.shared against it); if the driver
+                // refuses, `gemv_mma_src` runs instead.
+                let allowed = p.shared <= DEFAULT_SHARED
+                    || i32::try_from(max_shared).is_ok_and(|v| {
+                        g.set_attribute(
+                            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                            v,
+                        )
+                        .is_ok()
+                    });
+                if allowed {
+                    Ok(g)
+                } else {
+                    Err(unsupported(op, "the shared memory of GEMV version 5"))
+                }
+            });
+            match got {
+                Ok(g) => f = Some(g),
+                Err(Error::Unsupported { .. }) => v5 = None,
+                Err(e) => return Err(e),
             }
         }
         let f = match f {
             Some(f) => f,
             None => {
-                let src = if mma {
-                    gemv_mma_src(ot, s.group_size, m, grouped)
-                } else if vector {
-                    gemv_vec_src(s, st, ot, m)
-                } else {
-                    gemv_src(s, st, ot, m)
-                };
-                self.compiler.get(op, src)?
+                let key = format!(
+                    "qgemv {mma} {vector} {grouped} {m} {ot} {st} {:?} {} {}",
+                    s.mode, s.bits, s.group_size
+                );
+                self.compiler.memo(key, || {
+                    let src = if mma {
+                        gemv_mma_src(ot, s.group_size, m, grouped)
+                    } else if vector {
+                        gemv_vec_src(s, st, ot, m)
+                    } else {
+                        gemv_src(s, st, ot, m)
+                    };
+                    self.compiler.get(op, src)
+                })?
             }
         };
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;

@@ -229,6 +229,13 @@ fn _cuda_profile(reset: bool) -> Vec<(&'static str, u64, u64)> {
     oxmx::oxmx_cuda::prof::report(reset)
 }
 
+/// The CUDA GPU's compute capability (major, minor), or None without one: kernels
+/// written in Python (`_flash_bwd.py`) check it before using sm_80 instructions.
+#[pyfunction]
+fn _cuda_compute_capability() -> Option<(i32, i32)> {
+    oxmx::cuda_backend().and_then(|b| b.compute_capability())
+}
+
 /// Nodes any backend has run (views excluded).
 #[pyfunction]
 fn _nodes_run() -> u64 {
@@ -238,6 +245,7 @@ fn _nodes_run() -> u64 {
 #[allow(clippy::unsafe_removed_from_name)]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_kernel_launches, m)?)?;
+    m.add_function(wrap_pyfunction!(_cuda_compute_capability, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_profile, m)?)?;
     m.add_function(wrap_pyfunction!(_nodes_run, m)?)?;
     m.add_class::<PyDeviceType>()?;

@@ -12,6 +12,7 @@ from oxmx import _oxmx as _native
 from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
+from . import _flash_bwd, _norm_bwd
 from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
@@ -30,9 +31,10 @@ __all__ = [
 ]
 
 
-def _fused(native, composite, *args):
+def _fused(native, composite, *args, fast_vjp=None):
     """``native(*args)`` (None entries allowed) as one kernel, differentiated and batched
-    through ``composite(*args)``. Integer inputs get no gradient."""
+    through ``composite(*args)``. Integer inputs get no gradient. ``fast_vjp(primals,
+    cotangent, output)``, when given, computes the vjp itself (None: the composite's)."""
     present = [i for i, a in enumerate(args) if a is not None]
     arrays = [args[i] for i in present]
     float_pos = [k for k, a in enumerate(arrays) if _mx.issubdtype(a.dtype, _mx.inexact)]
@@ -55,6 +57,10 @@ def _fused(native, composite, *args):
     cf = _custom_function(lambda *xs: native(*full(xs)))
 
     def rule_vjp(primals, cotangent, output):
+        if fast_vjp is not None:
+            got = fast_vjp(primals, cotangent, output)
+            if got is not None:
+                return got
         f, floats = over_floats(primals)
         _, grads = _vjp(f, floats, [cotangent])
         res = [_mx.zeros_like(p) for p in primals]
@@ -84,6 +90,47 @@ def _fused(native, composite, *args):
     cf._jvp_takes_none = True
     cf.vmap(rule_vmap)
     return cf(*arrays)
+
+
+def _first_order(kernel, slow_vjp):
+    """A ``fast_vjp`` for ``_fused``: the first-order gradients from ``kernel(primals,
+    cotangent, output)`` (a tuple, one per primal), while their own derivatives and
+    batching go through ``slow_vjp(*primals, cotangent)``, the composite's vjp."""
+
+    def rule(primals, cotangent, output):
+        n = len(primals)
+        grads = _custom_function(lambda *a: tuple(kernel(a[:n], a[n], output)))
+        grads.vjp(lambda p, cts, outs: tuple(_vjp(slow_vjp, list(p), list(cts))[1]))
+        grads.jvp(lambda p, ts: tuple(_jvp(slow_vjp, list(p), list(ts))[1]))
+        grads.vmap(lambda p, axes: (_vmap(slow_vjp, in_axes=tuple(axes))(*p), tuple(0 for _ in range(n))))
+        return tuple(grads(*primals, cotangent))
+
+    return rule
+
+
+def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
+    """The fused norm backward (_norm_bwd.py) as a ``fast_vjp``, or None where it does not apply."""
+    if not _norm_bwd.applies(x, x.shape[-1] if x.ndim else 0, stream):
+        return None
+    has_w, has_b = weight is not None, bias is not None
+
+    def split(p):
+        it = iter(p)
+        return next(it), next(it) if has_w else None, next(it) if has_b else None
+
+    def ref(x, w, b):
+        return _ref.layer_norm(x, w, b, eps) if layer else _ref.rms_norm(x, w, eps)
+
+    def kernel(primals, cotangent, output):
+        x, w, b = split(primals)
+        dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer, stream)
+        return tuple(v for v in (dx, dw, db) if v is not None)
+
+    def slow(*a):
+        *p, ct = a
+        return tuple(_vjp(lambda *q: ref(*split(q)), list(p), [ct])[1])
+
+    return _first_order(kernel, slow)
 
 
 def _number(op, name, v):
@@ -127,7 +174,8 @@ def rms_norm(x, weight, eps, *, stream=None):
     """Root-mean-square normalisation over the last axis, scaled by ``weight`` if given."""
     eps = _number("rms_norm", "eps", eps)
     (x, weight, _), out = _norm_inputs("rms_norm", x, weight)
-    y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight)
+    y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight,
+               fast_vjp=_norm_fast_vjp(x, weight, None, eps, False, stream))
     return y.astype(out)
 
 
@@ -141,6 +189,7 @@ def layer_norm(x, weight, bias, eps, *, stream=None):
         x,
         weight,
         bias,
+        fast_vjp=_norm_fast_vjp(x, weight, bias, eps, True, stream),
     )
     return y.astype(out)
 
@@ -246,8 +295,20 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if force_fused:
             raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
+    fast_vjp = None
+    if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
+        # float16/bfloat16, head size 64, no mask or causal, on the GPU: the gradient
+        # without the score matrix (_flash_bwd.py); the primals are then (q, k, v).
+        # Its own derivatives and batching go through the composite's vjp.
+        def slow(q, k, v, ct):
+            return tuple(_vjp(lambda q, k, v: composite(q, k, v, None, None), [q, k, v], [ct])[1])
+
+        fast_vjp = _first_order(
+            lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal), slow)
+
     return _fused(
-        lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks
+        lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
+        fast_vjp=fast_vjp,
     )
 
 
