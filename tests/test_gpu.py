@@ -209,6 +209,95 @@ def test_matmul_large_matches_numpy():
     np.testing.assert_allclose(np.array(got), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
 
+# Copies to contiguous (copy.rs): 16-byte units where rows, strides and offsets allow, a
+# block row per long row, and the element-wise walk otherwise.
+COPIES = {
+    "heads_transpose_d64": ((2, 33, 4, 64), lambda x: x.transpose(0, 2, 1, 3)),
+    "heads_transpose_d3": ((2, 33, 4, 3), lambda x: x.transpose(0, 2, 1, 3)),
+    "long_rows_offset": ((7, 1030), lambda x: x[:, 1:]),
+    "long_rows_aligned": ((5, 2048), lambda x: x[::2, 8:]),
+    "unit_rows_offset": ((6, 40), lambda x: x[1:, 8:24]),
+    "column_major_long": ((600, 9), lambda x: x.T),
+    "reversed": ((9, 300), lambda x: x[:, ::-1]),
+}
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float32, mx.int8, mx.complex64])
+@pytest.mark.parametrize("case", sorted(COPIES))
+def test_copies_to_contiguous(dtype, case):
+    shape, f = COPIES[case]
+    n = int(np.prod(shape))
+    base = np.arange(n, dtype=np.int64).reshape(shape) % 113
+    x = mx.array(base).astype(dtype)
+    want = f(base)
+    for g in (lambda x: mx.contiguous(f(x)), lambda x: f(x).reshape(-1)):
+        got = on(mx.gpu, g, x)
+        vals = np.array(got).real if dtype == mx.complex64 else np.array(got.astype(mx.float32))
+        np.testing.assert_array_equal(vals.reshape(want.shape), want)
+
+
+# Reductions over one strided axis into contiguous outputs take the column kernel
+# (a thread per output, chunks of rows combined in a second pass).
+COLUMN_REDUCTIONS = {
+    "rows_of_matrix": ((4099, 300), lambda f, x: f(x, axis=0)),
+    "batch_and_rows": ((8, 513, 96), lambda f, x: f(x, axis=(0, 1))),
+    "one_chunk": ((40, 64), lambda f, x: f(x, axis=0)),
+    "sliced_columns": ((2000, 130), lambda f, x: f(x[:, 1:-1], axis=0)),
+    "reversed_rows": ((3001, 70), lambda f, x: f(x[::-1], axis=0)),
+}
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16, mx.int32, mx.bool_])
+@pytest.mark.parametrize("case", sorted(COLUMN_REDUCTIONS))
+def test_column_reductions(dtype, case):
+    shape, f = COLUMN_REDUCTIONS[case]
+    x = rand(shape, mx.float32, -3, 3, seed=31)
+    x = (x > 0) if dtype == mx.bool_ else x.astype(dtype)
+    names = ["any", "all", "sum"] if dtype == mx.bool_ else ["sum", "max", "min", "mean", "prod"]
+    for name in names:
+        g = lambda x: f(getattr(mx, name), x)
+        # products of thousands of factors in [-3, 3] overflow or underflow depending
+        # on the order: keep the float factors near 1
+        y = 1 + x / 64 if name == "prod" and dtype in (mx.float32, mx.bfloat16) else x
+        want, got = on(mx.cpu, g, y), on(mx.gpu, g, y)
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+        if dtype in (mx.int32, mx.bool_) and name != "mean":
+            np.testing.assert_array_equal(np.array(got), np.array(want), err_msg=name)
+        else:
+            w, g64 = np.array(want.astype(mx.float64)), np.array(got.astype(mx.float64))
+            scale = np.sqrt(x.size / got.size) if name in ("sum", "mean") else 1.0
+            tol = (2e-2 if dtype == mx.bfloat16 else 1e-5) * scale
+            np.testing.assert_allclose(g64, w, rtol=tol, atol=tol, err_msg=name)
+
+
+# Products big enough that a leading dimension that is not a multiple of 16 bytes is padded
+# (lt_align.rs): output columns, a row-major and a column-major operand, batches.
+MISALIGNED = {
+    "output_cols": ((256, 1024), (1024, 4099), lambda a, b: a @ b),
+    "lhs_rows": ((256, 4099), (4099, 1024), lambda a, b: a @ b),
+    "lhs_column_major": ((1024, 4099), (1024, 256), lambda a, b: a.T @ b),
+    "rhs_transposed": ((512, 1024), (4099, 1024), lambda a, b: a @ b.T),
+    "batched": ((4, 256, 1030), (4, 1030, 1024), lambda a, b: a @ b),
+}
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float32])
+@pytest.mark.parametrize("case", sorted(MISALIGNED))
+def test_matmul_misaligned_leading_dims(dtype, case):
+    sa, sb, f = MISALIGNED[case]
+    a, b = rand(sa, dtype, seed=21), rand(sb, dtype, seed=22)
+    got = on(mx.gpu, f, a, b)
+    an, bn = np.array(a.astype(mx.float32)).astype(np.float64), np.array(b.astype(mx.float32)).astype(np.float64)
+    want = f(an, bn)
+    assert got.shape == want.shape and got.dtype == dtype
+    scale = np.sqrt(sa[-1] if case != "lhs_column_major" else sa[0])
+    tol = (2e-2 if dtype == mx.bfloat16 else 1e-4) * scale
+    np.testing.assert_allclose(np.array(got.astype(mx.float32)), want, rtol=2e-2, atol=tol)
+
+
 GATHERS = {
     "take_rows": lambda x, i: x[i],
     "take_negative": lambda x, i: mx.take(x, -1 - (i % 3).astype(mx.int32), axis=1),

@@ -24,7 +24,8 @@ pub struct Operand {
     pub offset: usize,
 }
 
-/// `D (m × n, col-major, ld m) = op(A) · op(B)` over `batch` matrices.
+/// `D (m × n, col-major, ld d_ld ≥ m, batches d_ld·n apart) = op(A) · op(B)` over
+/// `batch` matrices.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct Problem {
     pub dtype: Dtype,
@@ -32,6 +33,7 @@ pub struct Problem {
     pub m: u64,
     pub n: u64,
     pub k: u64,
+    pub d_ld: u64,
     pub batch: i32,
     pub a: Operand,
     pub b: Operand,
@@ -166,8 +168,8 @@ impl BlasLt {
             trans: false,
             rows: p.m,
             cols: p.n,
-            ld: p.m as i64,
-            batch_stride: (p.m * p.n) as i64,
+            ld: p.d_ld as i64,
+            batch_stride: (p.d_ld * p.n) as i64,
             offset: 0,
         };
         for (i, o) in [p.a, p.b, c].iter().enumerate() {
@@ -256,7 +258,7 @@ impl BlasLt {
         Ok(plan)
     }
 
-    /// Runs `p` reading `a`/`b` and writing all of `d` (contiguous batches of m × n).
+    /// Runs `p` reading `a`/`b` and writing `d` (batches of n columns, `d_ld` apart).
     pub fn matmul(
         &self,
         p: &Problem,
@@ -268,16 +270,19 @@ impl BlasLt {
         let fits = |o: &Operand, len: usize| {
             reach(o, p.batch).is_some_and(|r| r.saturating_mul(es) <= len as u64)
         };
-        let d_elems =
-            p.m.checked_mul(p.n)
-                .and_then(|v| v.checked_mul(p.batch as u64))
-                .ok_or_else(|| Error::overflow(OP))?;
+        let d_elems = p
+            .d_ld
+            .checked_mul(p.n)
+            .and_then(|v| v.checked_mul(p.batch as u64))
+            .ok_or_else(|| Error::overflow(OP))?;
         let a_rows = if p.a.trans { p.a.cols } else { p.a.rows };
         let b_cols = if p.b.trans { p.b.rows } else { p.b.cols };
         if !fits(&p.a, a.len())
             || !fits(&p.b, b.len())
             || d_elems.saturating_mul(es) > d.len() as u64
             || a_rows != p.m
+            || p.d_ld < p.m
+            || i64::try_from(p.d_ld.saturating_mul(p.n)).is_err()
             || b_cols != p.n
         {
             return Err(Error::runtime(

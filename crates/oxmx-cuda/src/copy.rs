@@ -15,6 +15,7 @@ fn copy_src(elem: usize) -> Option<String> {
         2 => "unsigned short",
         4 => "unsigned int",
         8 => "unsigned long long",
+        16 => "uint4",
         _ => return None,
     };
     Some(format!(
@@ -24,6 +25,38 @@ fn copy_src(elem: usize) -> Option<String> {
         crate::kernels::PRELUDE
     ))
 }
+
+/// Copies whose innermost axis is contiguous on both sides and long: a block row per row
+/// of it (the row's start found once, from the outer axes in `m`), each thread moving four
+/// elements of the row with no index arithmetic. `m.n` is the number of rows.
+fn copy_rows_src(elem: usize) -> Option<String> {
+    let t = match elem {
+        1 => "unsigned char",
+        2 => "unsigned short",
+        4 => "unsigned int",
+        8 => "unsigned long long",
+        16 => "uint4",
+        _ => return None,
+    };
+    Some(format!(
+        "{}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {t}* __restrict__ dst, Meta m, long long cols) {{\n\
+  for (long long r = blockIdx.y; r < m.n; r += gridDim.y) {{\n\
+    long long idx[2]; locate(m, r, idx, 2);\n\
+    const {t}* s = src + idx[0]; {t}* d = dst + idx[1];\n\
+    for (long long c = (long long)blockIdx.x * blockDim.x * 4 + threadIdx.x; c < cols; c += (long long)gridDim.x * blockDim.x * 4) {{\n\
+      {t} v[4];\n\
+      #pragma unroll\n\
+      for (int j = 0; j < 4; ++j) if (c + j * blockDim.x < cols) v[j] = s[c + j * blockDim.x];\n\
+      #pragma unroll\n\
+      for (int j = 0; j < 4; ++j) if (c + j * blockDim.x < cols) d[c + j * blockDim.x] = v[j];\n\
+    }}\n\
+  }}\n}}\n",
+        crate::kernels::PRELUDE
+    ))
+}
+
+/// Rows at least this long take `copy_rows_src`.
+const MIN_ROW: usize = 256;
 
 /// Whether the window (offset, strides over `shape`) lies inside `[0, n_out)`.
 fn window_fits(shape: &[usize], strides: &[isize], off: isize, n_out: usize) -> bool {
@@ -61,30 +94,109 @@ impl CudaBackend {
         {
             return Err(Error::runtime(op, "copy window outside the output"));
         }
-        let (cs, cst) = collapse_dims(&x.shape, &[&x.data.strides, ostrides]);
+        let (mut cs, mut cst) = collapse_dims(&x.shape, &[&x.data.strides, ostrides]);
         if cs.len() > MAX_DIMS {
             return Err(unsupported(op, "A copy over more than 8 dimensions"));
+        }
+        let (mut es, mut n) = (x.dtype.size(), n);
+        let mut offs = [x.data.offset as i64, off as i64];
+        // An axis contiguous on both sides (a transposed matrix's is not the last one)
+        // goes last. When it, every other stride and both offsets are whole 16-byte
+        // units, 16-byte units are moved; when it is long, it is walked by rows.
+        if let Some(d) = (0..cs.len()).rev().find(|&d| cst.iter().all(|s| s[d] == 1)) {
+            let mut cols = cs.remove(d);
+            for s in cst.iter_mut() {
+                s.remove(d);
+            }
+            let per = 16 / es;
+            if es < 16
+                && 16 % es == 0
+                && cols % per == 0
+                && offs.iter().all(|o| o % per as i64 == 0)
+                && cst.iter().flatten().all(|s| s % per as isize == 0)
+            {
+                cols /= per;
+                n /= per;
+                es = 16;
+                offs = offs.map(|o| o / per as i64);
+                for s in cst.iter_mut().flatten() {
+                    *s /= per as isize;
+                }
+            }
+            if cols >= MIN_ROW {
+                return self.copy_rows(op, x, dst, (es, offs), (&cs, &cst), cols);
+            }
+            cs.push(cols);
+            for s in cst.iter_mut() {
+                s.push(1);
+            }
         }
         let mut m = Meta {
             ndim: cs.len() as i64,
             n: n as i64,
+            offset: [offs[0], offs[1], 0],
             ..Default::default()
         };
-        m.offset[0] = x.data.offset as i64;
-        m.offset[1] = off as i64;
         for (d, &l) in cs.iter().enumerate() {
             m.shape[d] = l as i64;
             for (ms, cs) in m.strides.iter_mut().zip(&cst) {
                 ms[d] = cs[d] as i64;
             }
         }
-        let code = copy_src(x.dtype.size()).ok_or_else(|| unsupported(op, "This dtype"))?;
+        let code = copy_src(es).ok_or_else(|| unsupported(op, "This dtype"))?;
         let f = self.compiler.get(op, code)?;
         let s = self.device_of(op, x)?;
         ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
             ffi::arg(b, s);
             ffi::arg(b, &*dst);
             ffi::arg(b, &m);
+        })
+    }
+
+    /// `copy_into` by rows of `cols` contiguous units of `es` bytes, starting at `offs`
+    /// (source, destination); the other axes' lengths and strides (source, destination),
+    /// in units, already checked to fit.
+    fn copy_rows(
+        &self,
+        op: &str,
+        x: &Input,
+        dst: &mut CudaSlice<u8>,
+        (es, offs): (usize, [i64; 2]),
+        (shape, strides): (&[usize], &[Vec<isize>]),
+        cols: usize,
+    ) -> Result<()> {
+        let rows = size_of(shape);
+        let mut m = Meta {
+            ndim: shape.len() as i64,
+            n: rows as i64,
+            offset: [offs[0], offs[1], 0],
+            ..Default::default()
+        };
+        for (d, &l) in shape.iter().enumerate() {
+            m.shape[d] = l as i64;
+            for (ms, cs) in m.strides.iter_mut().zip(strides) {
+                ms[d] = cs[d] as i64;
+            }
+        }
+        let code = copy_rows_src(es).ok_or_else(|| unsupported(op, "This dtype"))?;
+        let f = self.compiler.get(op, code)?;
+        let s = self.device_of(op, x)?;
+        let per_block = 256 * 4;
+        let cfg = cudarc::driver::LaunchConfig {
+            grid_dim: (
+                cols.div_ceil(per_block).min(1 << 16) as u32,
+                rows.clamp(1, 65_535) as u32,
+                1,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let cols = cols as i64;
+        ffi::launch(op, &self.alloc.stream, &f, cfg, |b| {
+            ffi::arg(b, s);
+            ffi::arg(b, &*dst);
+            ffi::arg(b, &m);
+            ffi::arg(b, &cols);
         })
     }
 

@@ -46,6 +46,15 @@ struct Meta { long long ndim; long long n; long long shape[8]; long long strides
 struct RedMeta { long long outer_ndim, inner_ndim, inner_n, offset; long long outer_shape[8], outer_strides[8], inner_shape[8], inner_strides[8]; };
 __device__ __forceinline__ void locate(const Meta& m, long long i, long long* idx, int nops) {
   for (int k = 0; k < nops; ++k) idx[k] = m.offset[k];
+  if (m.n <= 0xFFFFFFFFLL) {  // 32-bit division is several times cheaper than 64-bit
+    unsigned r = (unsigned)i;
+    for (int d = (int)m.ndim - 1; d >= 0; --d) {
+      unsigned s = (unsigned)m.shape[d], q = r / s;
+      long long c = (long long)(r - q * s); r = q;
+      for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
+    }
+    return;
+  }
   long long r = i;
   for (int d = (int)m.ndim - 1; d >= 0; --d) {
     long long c = r % m.shape[d]; r /= m.shape[d];
@@ -591,6 +600,34 @@ pub fn partial_dtype(op: ReduceOp, out: Dtype) -> Dtype {
 /// One block (256 threads) per output element and chunk (`blockIdx.y`); threads stride over the reduced
 /// elements, then a shared-memory tree combines them.
 pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<String> {
+    reduce_walk_src(
+        op,
+        inp,
+        out,
+        if vec {
+            RedWalk::Vector
+        } else {
+            RedWalk::Strided
+        },
+    )
+}
+
+/// Column reductions (one kept axis of stride 1, one reduced axis of another stride): one
+/// thread per output element and chunk of reduced elements (`blockIdx.y`), so a warp
+/// reads 32 neighbouring elements of a row at a time instead of 32 rows.
+pub fn reduce_cols_src(op: ReduceOp, inp: Dtype, out: Dtype) -> Option<String> {
+    reduce_walk_src(op, inp, out, RedWalk::Columns)
+}
+
+#[derive(PartialEq)]
+enum RedWalk {
+    Vector,
+    Strided,
+    Columns,
+}
+
+fn reduce_walk_src(op: ReduceOp, inp: Dtype, out: Dtype, walk: RedWalk) -> Option<String> {
+    let vec = walk == RedWalk::Vector;
     let complex = inp == Dtype::Complex64 || out == Dtype::Complex64;
     let ordered = matches!(op, ReduceOp::Max | ReduceOp::Min);
     if complex && !((ordered || matches!(op, ReduceOp::Sum | ReduceOp::Prod)) && inp == out) {
@@ -648,6 +685,20 @@ pub fn reduce_src(op: ReduceOp, inp: Dtype, out: Dtype, vec: bool) -> Option<Str
         format!("({ot})(a)")
     };
     let pre = prelude(&[inp, out]);
+    if walk == RedWalk::Columns {
+        return Some(format!(
+            "{pre}\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long chunk) {{\n\
+  long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n\
+  if (o >= m.outer_shape[0]) return;\n\
+  long long t0 = (long long)blockIdx.y * chunk; long long t1 = t0 + chunk < m.inner_n ? t0 + chunk : m.inner_n;\n\
+  long long s = m.inner_strides[0]; long long j = m.offset + o + t0 * s;\n\
+  ACC a = {init};\n\
+  for (long long t = t0; t < t1; ++t, j += s) {{ a = comb(a, {load}); }}\n\
+  outp[o * gridDim.y + blockIdx.y] = {store};\n\
+}}\n"
+        ));
+    }
     Some(format!(
         "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
 extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long chunk) {{\n\
@@ -701,6 +752,31 @@ fn include_paths() -> Vec<String> {
     v
 }
 
+/// The generated sources name their entry `k`; it is renamed `ox_<op>` (op's letters,
+/// digits and underscores) so that profilers tell the kernels apart. Returns the source
+/// and the entry's name.
+fn name_entry(op: &str, src: String) -> (String, String) {
+    let stem: String = op
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(48)
+        .collect();
+    let entry = format!("ox_{stem}");
+    let at = src
+        .find("__global__")
+        .and_then(|g| src[g..].find(" k(").map(|i| g + i));
+    match at {
+        Some(i) => {
+            let mut out = String::with_capacity(src.len() + entry.len());
+            out.push_str(&src[..i + 1]);
+            out.push_str(&entry);
+            out.push_str(&src[i + 2..]);
+            (out, entry)
+        }
+        None => (src, "k".to_string()),
+    }
+}
+
 impl Compiler {
     pub fn new(ctx: Arc<CudaContext>) -> Compiler {
         let arch = match ctx.compute_capability() {
@@ -743,6 +819,7 @@ impl Compiler {
     }
 
     fn get_with(&self, op: &str, src: String, exact: bool) -> Result<CudaFunction> {
+        let (src, entry) = name_entry(op, src);
         let src = if exact {
             format!("// fmad=false\n{src}")
         } else {
@@ -764,7 +841,7 @@ impl Compiler {
                 .load_module(ptx)
                 .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))?;
             module
-                .load_function("k")
+                .load_function(&entry)
                 .map_err(|e| Error::runtime(op, format!("Loading a kernel failed: {e:?}")))
         };
         // A cached PTX that no longer loads (e.g. an older driver) is compiled again.
@@ -1005,4 +1082,35 @@ extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned c
   }}\n\
 {store}  }}\n}}\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_entry;
+
+    #[test]
+    fn entries_are_named_after_their_op() {
+        let (src, entry) = name_entry(
+            "scatter_add",
+            "extern \"C\" __global__ void k(int n) { int k = n; }".into(),
+        );
+        assert_eq!(entry, "ox_scatter_add");
+        assert_eq!(
+            src,
+            "extern \"C\" __global__ void ox_scatter_add(int n) { int k = n; }"
+        );
+        let (src, entry) = name_entry(
+            "sdpa",
+            "__global__ void __launch_bounds__(128) k(int n)".into(),
+        );
+        assert_eq!(
+            (src.as_str(), entry.as_str()),
+            (
+                "__global__ void __launch_bounds__(128) ox_sdpa(int n)",
+                "ox_sdpa"
+            )
+        );
+        let (_, entry) = name_entry("x", "__device__ void k(int n)".into());
+        assert_eq!(entry, "k");
+    }
 }

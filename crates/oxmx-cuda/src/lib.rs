@@ -31,6 +31,7 @@ mod fused;
 mod gather;
 pub mod kernels;
 mod linalg;
+mod lt_align;
 #[allow(unsafe_code)]
 pub mod nccl;
 pub mod prof;
@@ -489,6 +490,16 @@ impl CudaBackend {
             let (m, inner_n) = red_meta(op, x, axes)?;
             let blocks =
                 u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+            if m.outer_ndim == 1
+                && m.outer_strides[0] == 1
+                && m.inner_ndim == 1
+                && m.inner_strides[0] != 1
+                && n_out >= 32
+                && inner_n >= 2
+            {
+                self.reduce_columns(op, r, &m, inner_n, x, &mut out, n_out, out_dtype)?;
+                return Ok(on_device(out, nbytes, shape));
+            }
             // Few outputs over many elements: split each reduction into chunks (one
             // block each) and combine the partial results in a second pass.
             let chunks = if n_out < 1024 && inner_n >= 1 << 16 {
@@ -545,31 +556,110 @@ impl CudaBackend {
                         },
                     )?;
                 }
-                let mut m2 = RedMeta {
-                    outer_ndim: 1,
-                    inner_ndim: 1,
-                    inner_n: chunks as i64,
-                    ..Default::default()
-                };
-                m2.outer_shape[0] = n_out as i64;
-                m2.outer_strides[0] = chunks as i64;
-                m2.inner_shape[0] = chunks as i64;
-                m2.inner_strides[0] = 1;
-                let all = chunks as i64;
-                let src2 = kernels::reduce_src(r, pd, out_dtype, false)
-                    .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
-                let f2 = self.compiler.get(op, src2)?;
-                let psrc = part.slice()?;
-                let dst = out.slice_mut()?;
-                ffi::launch(op, &self.alloc.stream, &f2, red_cfg(blocks, 1), |b| {
-                    ffi::arg(b, psrc);
-                    ffi::arg(b, &*dst);
-                    ffi::arg(b, &m2);
-                    ffi::arg(b, &all);
-                })?;
+                self.combine_partials(op, r, &part, chunks, n_out, &mut out, out_dtype)?;
             }
         }
         Ok(on_device(out, nbytes, shape))
+    }
+
+    /// The second pass of a chunked reduction: `part` holds `chunks` partial results of
+    /// dtype `partial_dtype(r, out_dtype)` per output element, output-major.
+    #[allow(clippy::too_many_arguments)]
+    fn combine_partials(
+        &self,
+        op: &str,
+        r: oxmx_core::primitive::ReduceOp,
+        part: &CudaMem,
+        chunks: usize,
+        n_out: usize,
+        out: &mut CudaMem,
+        out_dtype: Dtype,
+    ) -> Result<()> {
+        let pd = kernels::partial_dtype(r, out_dtype);
+        let blocks = u32::try_from(n_out).map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+        let mut m2 = RedMeta {
+            outer_ndim: 1,
+            inner_ndim: 1,
+            inner_n: chunks as i64,
+            ..Default::default()
+        };
+        m2.outer_shape[0] = n_out as i64;
+        m2.outer_strides[0] = chunks as i64;
+        m2.inner_shape[0] = chunks as i64;
+        m2.inner_strides[0] = 1;
+        let all = chunks as i64;
+        let src2 = kernels::reduce_src(r, pd, out_dtype, false)
+            .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
+        let f2 = self.compiler.get(op, src2)?;
+        let psrc = part.slice()?;
+        let dst = out.slice_mut()?;
+        ffi::launch(op, &self.alloc.stream, &f2, red_cfg(blocks, 1), |b| {
+            ffi::arg(b, psrc);
+            ffi::arg(b, &*dst);
+            ffi::arg(b, &m2);
+            ffi::arg(b, &all);
+        })
+    }
+
+    /// A reduction over one strided axis into contiguous outputs (`reduce_cols_src`): a
+    /// thread per output and chunk of rows, chunks combined by `combine_partials`.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_columns(
+        &self,
+        op: &str,
+        r: oxmx_core::primitive::ReduceOp,
+        m: &RedMeta,
+        inner_n: usize,
+        x: &Input,
+        out: &mut CudaMem,
+        n_out: usize,
+        out_dtype: Dtype,
+    ) -> Result<()> {
+        let col_blocks = u32::try_from(n_out.div_ceil(256))
+            .map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+        // About 1024 blocks in all, at least 32 rows per thread.
+        let chunks = (1024 / col_blocks as usize).clamp(1, (inner_n / 32).clamp(1, 65_535));
+        let chunk_len = inner_n.div_ceil(chunks);
+        let chunks = inner_n.div_ceil(chunk_len);
+        let chunk = chunk_len as i64;
+        let input = self.device_of(op, x)?;
+        let unsupported_dtype = || unsupported(op, format!("The dtype {}", x.dtype));
+        if chunks == 1 {
+            let src =
+                kernels::reduce_cols_src(r, x.dtype, out_dtype).ok_or_else(unsupported_dtype)?;
+            let f = self.compiler.get(op, src)?;
+            let dst = out.slice_mut()?;
+            return ffi::launch(op, &self.alloc.stream, &f, red_cfg(col_blocks, 1), |b| {
+                ffi::arg(b, input);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, m);
+                ffi::arg(b, &chunk);
+            });
+        }
+        let pd = kernels::partial_dtype(r, out_dtype);
+        let pbytes = n_out
+            .checked_mul(chunks)
+            .and_then(|v| v.checked_mul(pd.size()))
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut part = self.alloc.alloc(op, pbytes)?;
+        let src = kernels::reduce_cols_src(r, x.dtype, pd).ok_or_else(unsupported_dtype)?;
+        let f = self.compiler.get(op, src)?;
+        {
+            let pdst = part.slice_mut()?;
+            ffi::launch(
+                op,
+                &self.alloc.stream,
+                &f,
+                red_cfg(col_blocks, chunks as u32),
+                |b| {
+                    ffi::arg(b, input);
+                    ffi::arg(b, &*pdst);
+                    ffi::arg(b, m);
+                    ffi::arg(b, &chunk);
+                },
+            )?;
+        }
+        self.combine_partials(op, r, &part, chunks, n_out, out, out_dtype)
     }
 
     /// A row-contiguous copy of `x`, bit for bit.
@@ -624,24 +714,34 @@ impl CudaBackend {
             return self.elementwise(op, &[], shape, out_dtype, ct, "(CT)0");
         }
         let lt = self.blas_lt(op)?;
-        let (a, oa) = self.lt_ready(op, a)?;
-        let (b, ob) = self.lt_ready(op, b)?;
+        let flops = 2 * m as u128 * n as u128 * k as u128 * batch as u128;
+        let (a, b) = (self.lt_ready(op, a)?, self.lt_ready(op, b)?);
+        let padded = self.lt_pad(op, a, b, (m, n, k), batch, flops)?;
+        let ((a, oa), (b, ob)) = (padded.a, padded.b);
+        let (mp, np, kp) = (padded.m, padded.n, padded.k);
         let long = |v: usize| u64::try_from(v).map_err(|_| Error::overflow(op));
         let p = blaslt::Problem {
             dtype: out_dtype,
             tf32: self.tf32,
-            m: long(n)?,
-            n: long(m)?,
-            k: long(k)?,
+            m: long(np)?,
+            n: long(mp)?,
+            k: long(kp)?,
+            d_ld: long(np)?,
             batch: i32::try_from(batch)
                 .map_err(|_| Error::value(op, "Too many matrices in one batch."))?,
             // cuBLASLt is column-major: C^T = B^T A^T, so our B is its A.
             a: ob,
             b: oa,
         };
-        let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
+        let mut padded_shape = shape.to_vec();
+        padded_shape[nd - 2] = mp;
+        padded_shape[nd - 1] = np;
+        let (mut out, nbytes) = self.new_output(op, &padded_shape, out_dtype)?;
         let (da, db) = (self.device_of(op, &a)?, self.device_of(op, &b)?);
         lt.matmul(&p, db, da, out.slice_mut()?)?;
+        if (mp, np) != (m, n) {
+            return self.lt_unpad(op, out, nbytes, shape, out_dtype, (mp, np));
+        }
         Ok(on_device(out, nbytes, shape))
     }
 

@@ -1,0 +1,68 @@
+"""Where an oxmx GPU training step spends its device time, kernel by kernel.
+
+Runs benchmarks/run_nn.py's case (default gpt2, compiled) on the GPU and records one
+step's kernels with CUPTI through torch.profiler in the same process. torch is used only
+as the profiler here: it launches nothing, and no convolution runs, so its cuDNN copy is
+never loaded next to oxmx's. Prints the kernels by total device time, grouped by name,
+and the sum against the step's wall time.
+
+    /opt/torch/.venv/bin/python benchmarks/cuda/profile_step.py [--case gpt2] [--eager] [--top 40]
+"""
+
+import argparse
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--case", default="gpt2")
+    ap.add_argument("--eager", action="store_true")
+    ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=2, help="steps recorded (times are per step)")
+    args = ap.parse_args()
+
+    import run_nn
+
+    fw = run_nn.MLXLike("oxmx", "oxmx", gpu=True)
+    run, _ = fw.build(args.case, compiled=not args.eager)
+    for i in range(3):
+        run(i)
+    t = time.perf_counter()
+    for i in range(3):
+        run(i)
+    wall = (time.perf_counter() - t) / 3
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(args.steps):
+            run(i)
+    groups = defaultdict(lambda: [0.0, 0])
+    each = defaultdict(list)
+    for ev in prof.events():
+        if ev.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        # NVRTC kernels carry their shape/dtype in the name: group by the stem.
+        name = re.sub(r"_[0-9a-f]{8,}$", "", ev.name)
+        groups[name][0] += ev.device_time_total / 1e3 / args.steps
+        groups[name][1] += 1
+        each[name].append(ev.device_time_total / 1e3)
+    total = sum(v[0] for v in groups.values())
+    print(f"{args.case} {'eager' if args.eager else 'compiled'}: wall {wall * 1e3:.2f} ms/step, "
+          f"kernels {total:.2f} ms/step, {sum(v[1] for v in groups.values()) // args.steps} launches/step")
+    for name, (ms, n) in sorted(groups.items(), key=lambda kv: -kv[1][0])[: args.top]:
+        big = sorted(each[name], reverse=True)
+        spread = " ".join(f"{t:.3f}" for t in big[:4])
+        over = sum(t >= 0.05 for t in big) // args.steps
+        print(f"{ms:9.3f} ms {n // args.steps:6d}x  {name[:60]:60s} largest {spread}; {over}/step >= 50 us")
+
+
+if __name__ == "__main__":
+    main()
