@@ -323,7 +323,33 @@ def cross_entropy(logits, targets, *, stream=None):
         raise ValueError("[cross_entropy] targets must be an integer array of class indices.")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"[cross_entropy] targets must have shape {logits.shape[:-1]}, got {targets.shape}.")
-    return _fused(_native._fast_cross_entropy, _ref.cross_entropy, logits, targets)
+    return _fused(_native._fast_cross_entropy, _ref.cross_entropy, logits, targets, fast_vjp=_CROSS_ENTROPY_VJP)
+
+
+def _cross_entropy_grad(primals, cotangent, output):
+    """``d logits = softmax(logits) * g - g`` at each target, as one elementwise pass after
+    a logsumexp: the composite's vjp instead materialises the softmax weights and
+    scatters ``-g`` into a zero array of the logits' size. The sum is written as the
+    composite's (``w * g + (-g or 0)``); the weights come as ``exp(x - lse)``."""
+    logits, targets = primals
+    lf = logits.astype(_mx.float32)
+    lse = _mx.logsumexp(lf, axis=-1, keepdims=True)
+    g = _mx.expand_dims(cotangent.astype(_mx.float32), -1)
+    # the forward raised for a target outside [0, classes)
+    hit = _mx.expand_dims(targets, -1) == _mx.arange(logits.shape[-1], dtype=targets.dtype)
+    d = _mx.exp(lf - lse) * g + _mx.where(hit, -g, _mx.array(0.0, _mx.float32))
+    # MLX's convention: a row whose logsumexp is infinite gets NaN everywhere (lse - lse
+    # is NaN there and an exact +0 elsewhere)
+    d = d + (lse - lse)
+    return d.astype(logits.dtype), _mx.zeros_like(targets)
+
+
+def _cross_entropy_slow(logits, targets, cotangent):
+    _, (g,) = _vjp(lambda lf: _ref.cross_entropy(lf, targets), [logits], [cotangent])
+    return g, _mx.zeros_like(targets)
+
+
+_CROSS_ENTROPY_VJP = _first_order(_cross_entropy_grad, _cross_entropy_slow)
 
 
 # ------------------------------------------------------------------ custom CUDA kernels
