@@ -9,15 +9,20 @@ use oxmx_core::backend::Input;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Error, Result};
 
-fn copy_src(elem: usize) -> Option<String> {
-    let t = match elem {
+/// The CUDA type that moves `elem` bytes.
+fn unit_type(elem: usize) -> Option<&'static str> {
+    Some(match elem {
         1 => "unsigned char",
         2 => "unsigned short",
         4 => "unsigned int",
         8 => "unsigned long long",
         16 => "uint4",
         _ => return None,
-    };
+    })
+}
+
+fn copy_src(elem: usize) -> Option<String> {
+    let t = unit_type(elem)?;
     Some(format!(
         "{}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {t}* __restrict__ dst, Meta m) {{\n\
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n\
@@ -30,14 +35,7 @@ fn copy_src(elem: usize) -> Option<String> {
 /// of it (the row's start found once, from the outer axes in `m`), each thread moving four
 /// elements of the row with no index arithmetic. `m.n` is the number of rows.
 fn copy_rows_src(elem: usize) -> Option<String> {
-    let t = match elem {
-        1 => "unsigned char",
-        2 => "unsigned short",
-        4 => "unsigned int",
-        8 => "unsigned long long",
-        16 => "uint4",
-        _ => return None,
-    };
+    let t = unit_type(elem)?;
     Some(format!(
         "{}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {t}* __restrict__ dst, Meta m, long long cols) {{\n\
   for (long long r = blockIdx.y; r < m.n; r += gridDim.y) {{\n\

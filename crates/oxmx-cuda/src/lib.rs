@@ -519,45 +519,9 @@ impl CudaBackend {
                     .iter()
                     .all(|s| s % 4 == 0)
                 && x.dtype != Dtype::Bool;
-            let input = self.device_of(op, x)?;
-            if chunks == 1 {
-                let src = kernels::reduce_src(r, x.dtype, out_dtype, vec)
-                    .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
-                let f = self.compiler.get(op, src)?;
-                let dst = out.slice_mut()?;
-                ffi::launch(op, &self.alloc.stream, &f, red_cfg(blocks, 1), |b| {
-                    ffi::arg(b, input);
-                    ffi::arg(b, &*dst);
-                    ffi::arg(b, &m);
-                    ffi::arg(b, &chunk_len);
-                })?;
-            } else {
-                let pd = kernels::partial_dtype(r, out_dtype);
-                let pbytes = n_out
-                    .checked_mul(chunks)
-                    .and_then(|v| v.checked_mul(pd.size()))
-                    .ok_or_else(|| Error::overflow(op))?;
-                let mut part = self.alloc.alloc(op, pbytes)?;
-                let src1 = kernels::reduce_src(r, x.dtype, pd, vec)
-                    .ok_or_else(|| unsupported(op, format!("The dtype {}", x.dtype)))?;
-                let f1 = self.compiler.get(op, src1)?;
-                {
-                    let pdst = part.slice_mut()?;
-                    ffi::launch(
-                        op,
-                        &self.alloc.stream,
-                        &f1,
-                        red_cfg(blocks, chunks as u32),
-                        |b| {
-                            ffi::arg(b, input);
-                            ffi::arg(b, &*pdst);
-                            ffi::arg(b, &m);
-                            ffi::arg(b, &chunk_len);
-                        },
-                    )?;
-                }
-                self.combine_partials(op, r, &part, chunks, n_out, &mut out, out_dtype)?;
-            }
+            let src = |od| kernels::reduce_src(r, x.dtype, od, vec);
+            let grid = (blocks, chunks, chunk_len);
+            self.reduce_passes(op, r, x, &m, (&mut out, n_out, out_dtype), grid, src)?;
         }
         Ok(on_device(out, nbytes, shape))
     }
@@ -622,43 +586,58 @@ impl CudaBackend {
         let chunk_len = inner_n.div_ceil(chunks);
         let chunks = inner_n.div_ceil(chunk_len);
         let chunk = chunk_len as i64;
+        let src = |od| kernels::reduce_cols_src(r, x.dtype, od);
+        let grid = (col_blocks, chunks, chunk);
+        self.reduce_passes(op, r, x, m, (out, n_out, out_dtype), grid, src)
+    }
+
+    /// Runs a reduction kernel made by `src(output dtype)` over `grid` = (blocks,
+    /// chunks, chunk length): with one chunk straight into `out`, otherwise into
+    /// partial results that `combine_partials` reduces.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_passes(
+        &self,
+        op: &str,
+        r: oxmx_core::primitive::ReduceOp,
+        x: &Input,
+        m: &RedMeta,
+        (out, n_out, out_dtype): (&mut CudaMem, usize, Dtype),
+        (blocks, chunks, chunk): (u32, usize, i64),
+        src: impl Fn(Dtype) -> Option<String>,
+    ) -> Result<()> {
         let input = self.device_of(op, x)?;
         let unsupported_dtype = || unsupported(op, format!("The dtype {}", x.dtype));
-        if chunks == 1 {
-            let src =
-                kernels::reduce_cols_src(r, x.dtype, out_dtype).ok_or_else(unsupported_dtype)?;
-            let f = self.compiler.get(op, src)?;
-            let dst = out.slice_mut()?;
-            return ffi::launch(op, &self.alloc.stream, &f, red_cfg(col_blocks, 1), |b| {
-                ffi::arg(b, input);
-                ffi::arg(b, &*dst);
-                ffi::arg(b, m);
-                ffi::arg(b, &chunk);
-            });
-        }
-        let pd = kernels::partial_dtype(r, out_dtype);
-        let pbytes = n_out
-            .checked_mul(chunks)
-            .and_then(|v| v.checked_mul(pd.size()))
-            .ok_or_else(|| Error::overflow(op))?;
-        let mut part = self.alloc.alloc(op, pbytes)?;
-        let src = kernels::reduce_cols_src(r, x.dtype, pd).ok_or_else(unsupported_dtype)?;
-        let f = self.compiler.get(op, src)?;
-        {
-            let pdst = part.slice_mut()?;
+        let chunk_dtype = if chunks == 1 {
+            out_dtype
+        } else {
+            kernels::partial_dtype(r, out_dtype)
+        };
+        let f = self
+            .compiler
+            .get(op, src(chunk_dtype).ok_or_else(unsupported_dtype)?)?;
+        let launch = |dst: &mut CudaSlice<u8>| {
             ffi::launch(
                 op,
                 &self.alloc.stream,
                 &f,
-                red_cfg(col_blocks, chunks as u32),
+                red_cfg(blocks, chunks as u32),
                 |b| {
                     ffi::arg(b, input);
-                    ffi::arg(b, &*pdst);
+                    ffi::arg(b, &*dst);
                     ffi::arg(b, m);
                     ffi::arg(b, &chunk);
                 },
-            )?;
+            )
+        };
+        if chunks == 1 {
+            return launch(out.slice_mut()?);
         }
+        let pbytes = n_out
+            .checked_mul(chunks)
+            .and_then(|v| v.checked_mul(chunk_dtype.size()))
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut part = self.alloc.alloc(op, pbytes)?;
+        launch(part.slice_mut()?)?;
         self.combine_partials(op, r, &part, chunks, n_out, out, out_dtype)
     }
 
