@@ -280,6 +280,54 @@ def test_shapeless_refuses_shape_dependent_steps(f, tmp_path):
         cf(mx.ones((4, 5)))
 
 
+# MLX's rule for a reshape that splits an axis: the axis written as -1 is inferred again
+# for new sizes, the other recorded sizes stay
+SHAPELESS_SPLITS = {
+    "split_leading": (lambda x: x.reshape(2, -1) * 2, (4, 6), (6, 6), (2, 18)),
+    "split_rows": (lambda x: x.reshape(-1, 3, x.shape[-1]) + 1, (6, 4), (9, 4), (3, 3, 4)),
+    "split_middle": (lambda x: mx.sum(x.reshape(x.shape[0], -1, 2), axis=-1), (3, 8), (3, 10), (3, 5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPELESS_SPLITS))
+def test_shapeless_split_reshapes_infer_the_minus_one(name, tmp_path):
+    f, traced, new, want_shape = SHAPELESS_SPLITS[name]
+    rng = np.random.default_rng(6)
+    a = mx.array(rng.standard_normal(traced).astype(np.float32))
+    b = mx.array(rng.standard_normal(new).astype(np.float32))
+    cf = mx.compile(f, shapeless=True)
+    tree_same(cf(a), f(a))
+    got = cf(b)
+    assert got.shape == want_shape
+    tree_same(got, f(b))  # here MLX's rule gives the eager result
+    p = str(tmp_path / "split.mlxfn")
+    mx.export_function(p, f, a, shapeless=True)
+    g = mx.import_function(p)
+    (got2,) = g(b)
+    assert got2.shape == want_shape
+    tree_same(got2, got)
+    mlx = pytest.importorskip("mlx.core")
+    ref = mlx.compile(lambda x: SHAPELESS_SPLITS_MLX[name](mlx, x), shapeless=True)
+    ref(mlx.array(np.array(a)))
+    r = ref(mlx.array(np.array(b)))
+    assert tuple(r.shape) == want_shape
+    np.testing.assert_allclose(np.array(got), np.array(r), rtol=1e-6, atol=1e-6)
+
+
+SHAPELESS_SPLITS_MLX = {
+    "split_leading": lambda m, x: x.reshape(2, -1) * 2,
+    "split_rows": lambda m, x: x.reshape(-1, 3, x.shape[-1]) + 1,
+    "split_middle": lambda m, x: m.sum(x.reshape(x.shape[0], -1, 2), axis=-1),
+}
+
+
+def test_shapeless_split_reshape_that_cannot_divide_raises(tmp_path):
+    cf = mx.compile(lambda x: x.reshape(2, -1) * 2, shapeless=True)
+    cf(mx.ones((4, 6)))
+    with pytest.raises(ValueError, match="reshape"):
+        cf(mx.ones((3, 3)))
+
+
 SHAPELESS_MERGES = {
     "flatten_all": (lambda x: x.reshape(-1) * 2, (2, 3, 4), (3, 5, 6)),
     "flatten_leading": (lambda x: x.reshape(-1, x.shape[-1]) + 1, (2, 3, 4), (5, 7, 4)),
@@ -305,11 +353,15 @@ def test_shapeless_reshapes_that_merge_axes_follow_new_sizes(name, tmp_path):
     mx.export_function(p, f, a, shapeless=True)
     g = mx.import_function(p)
     tree_same(list(g(b)), [f(b)])
-    # an axis traced with size 1 that changes, or a split, is still refused
+    # an axis traced with size 1 that changes: a -1 is inferred again (MLX's rule, here
+    # the eager result); the same reshape written with sizes is refused
     cf2 = mx.compile(lambda x: x.reshape(-1) + 0, shapeless=True)
     cf2(mx.ones((1, 3)))
+    tree_same(cf2(mx.arange(6.0).reshape(2, 3)), mx.arange(6.0))
+    cf3 = mx.compile(lambda x: x.reshape(3) + 0, shapeless=True)
+    cf3(mx.ones((1, 3)))
     with pytest.raises(ValueError, match="shapeless"):
-        cf2(mx.ones((2, 3)))
+        cf3(mx.ones((2, 3)))
 
 
 SHAPELESS_MEANS = {

@@ -639,3 +639,63 @@ def test_bfloat16_nans_are_stored_positive():
         bits = np.array(y.view(mx.uint16)).reshape(-1)
         assert bits[0] == 0x7FC0, hex(bits[0])
     assert "-nan" not in repr(mx.sqrt(x.astype(mx.bfloat16)))
+
+
+# ---------------------------------------------------------------- int() / index()
+def test_int_of_arrays_is_pythons_int():
+    import operator
+
+    with pytest.raises(OverflowError):
+        int(mx.array(float("inf")))
+    with pytest.raises(OverflowError):
+        int(mx.array(-np.inf, dtype=mx.float64))
+    with pytest.raises(ValueError):
+        int(mx.array(float("nan")))
+    assert int(mx.array(1e30, dtype=mx.float64)) == int(1e30)  # exact, not saturated
+    assert int(mx.array(-2.75)) == -2 and int(mx.array(True)) == 1
+    big = mx.array(2**64 - 1, dtype=mx.uint64)
+    assert int(big) == 2**64 - 1 and operator.index(big) == 2**64 - 1
+    assert [10, 20, 30][mx.array(1)] == 20
+    with pytest.raises(TypeError):
+        int(mx.array(1 + 2j))
+
+
+# ---------------------------------------------------------------- round(x, decimals)
+def _round_like_mlx(x, decimals, npdt):
+    """MLX's formula: round(x * s) * (1 / s), every step rounded to the dtype."""
+    s = npdt(10.0**decimals)
+    with np.errstate(over="ignore"):  # float16 overflows to inf, as in MLX
+        return (np.round((x * s).astype(npdt)).astype(npdt) * (npdt(1) / s)).astype(npdt)
+
+
+@pytest.mark.parametrize("decimals", [1, 2, 3, -1, -2])
+@pytest.mark.parametrize("dt", ["float32", "float16", "float64"])
+def test_round_decimals_uses_mlx_formula(decimals, dt):
+    npdt = np.dtype(dt).type
+    x = (np.random.default_rng(decimals + 10).standard_normal(20000) * 50).astype(npdt)
+    got = np.array(mx.round(mx.array(x, dtype=getattr(mx, dt)), decimals))
+    assert got.dtype == np.dtype(dt)
+    np.testing.assert_array_equal(got, _round_like_mlx(x, decimals, npdt))
+    if dt != "float16":  # (x * 10^d overflows float16 here, as in MLX)
+        # within one decimal step of the exact rounding (x * 10^d is itself rounded)
+        np.testing.assert_allclose(got, np.round(x.astype(np.float64), decimals), rtol=1e-6, atol=1.01 * 10.0**-decimals)
+
+
+def test_round_decimals_matches_mlx_bits():
+    m = pytest.importorskip("mlx.core")
+    x = (np.random.default_rng(3).standard_normal(5000) * 20).astype(np.float32)
+    for dt in ("float32", "float16", "bfloat16"):
+        for d in (1, 3, -1):
+            want = np.array(m.round(m.array(x).astype(getattr(m, dt)), d).astype(m.float32))
+            got = np.array(mx.round(mx.array(x).astype(getattr(mx, dt)), d).astype(mx.float32))
+            np.testing.assert_array_equal(got, want, err_msg=f"{dt} {d}")
+
+
+# ---------------------------------------------------------------- median with NaN
+def test_median_of_rows_with_nan_is_nan():
+    a = np.array([[1.0, np.nan, 0.0, 2.0], [3.0, 1.0, 2.0, 5.0], [np.inf, 1.0, -np.inf, 0.5]], dtype=np.float32)
+    for dt in (mx.float32, mx.bfloat16, mx.float16):
+        got = np.array(mx.median(mx.array(a).astype(dt), axis=1).astype(mx.float32))
+        np.testing.assert_array_equal(got, np.median(a.astype(np.float64), axis=1).astype(np.float32))
+    np.testing.assert_array_equal(np.array(mx.median(mx.array(a))), np.float32(np.nan))
+    np.testing.assert_array_equal(np.array(mx.median(mx.array(a), axis=0)), np.median(a, axis=0))

@@ -272,7 +272,11 @@ pub enum Primitive {
     },
 
     // ---- views, executed by the core for every backend ----
-    Reshape,
+    /// `infer`: the axis the caller wrote as -1, kept so that a shapeless trace can
+    /// infer it again for new input sizes (MLX's rule for reshapes that split an axis).
+    Reshape {
+        infer: Option<usize>,
+    },
     Transpose {
         perm: Vec<usize>,
     },
@@ -596,7 +600,7 @@ impl Primitive {
             Scan { .. } => "scan",
             Sort { arg: false } => "sort",
             Sort { arg: true } => "argsort",
-            Reshape => "reshape",
+            Reshape { .. } => "reshape",
             Transpose { .. } => "transpose",
             Broadcast => "broadcast_to",
             Slice { .. } => "slice",
@@ -634,7 +638,7 @@ impl Primitive {
         use Primitive::*;
         matches!(
             self,
-            Reshape
+            Reshape { .. }
                 | Transpose { .. }
                 | Broadcast
                 | Slice { .. }

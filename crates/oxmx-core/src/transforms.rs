@@ -32,7 +32,7 @@ pub fn leaf(x: &Array, trace: &Arc<Trace>) -> Array {
     Array::pending_traced(
         x.shape().to_vec(),
         x.dtype(),
-        Primitive::Reshape,
+        Primitive::Reshape { infer: None },
         vec![x.clone()],
         traces,
     )

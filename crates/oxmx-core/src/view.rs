@@ -51,7 +51,7 @@ pub fn run_view(
     }
     let x = one_input(op, ins)?;
     match prim {
-        Primitive::Reshape => {
+        Primitive::Reshape { .. } => {
             let mut x = contiguous_input(x, device)?;
             let strides = contiguous_strides(out_shape);
             // `view` to another dtype: the offset is re-expressed in the new element size.

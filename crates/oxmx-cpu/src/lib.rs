@@ -200,7 +200,7 @@ impl Backend for CpuBackend {
                     "A custom CUDA kernel runs only on the GPU (use the gpu device or stream).",
                 ))
             }
-            Primitive::Reshape
+            Primitive::Reshape { .. }
             | Primitive::Transpose { .. }
             | Primitive::Broadcast
             | Primitive::Slice { .. }

@@ -1160,7 +1160,7 @@ impl CudaBackend {
             Primitive::GatherQmm { spec, transpose } => {
                 self.gather_qmm(spec, *transpose, ins, out_shape, out_dtype)
             }
-            Primitive::Reshape
+            Primitive::Reshape { .. }
             | Primitive::Transpose { .. }
             | Primitive::Broadcast
             | Primitive::Slice { .. }

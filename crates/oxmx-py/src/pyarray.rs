@@ -253,26 +253,31 @@ impl PyArray {
             Scalar::Complex(r, i) => r != 0.0 || i != 0.0,
         })
     }
-    fn __int__(&self) -> PyResult<i64> {
-        Ok(match eval_item(&self.inner)? {
-            Scalar::Bool(b) => b as i64,
-            Scalar::Int(i) => i,
-            Scalar::UInt(u) => u as i64,
-            Scalar::Float(f) => {
-                if !f.is_finite() {
-                    return Err(value_err(
-                        "int",
-                        "Cannot convert a non-finite float to an integer.",
-                    ));
-                }
-                f as i64
-            }
+    /// Python's `int()` of the element: exact for big floats and uint64; an infinity is an
+    /// OverflowError and NaN a ValueError, as Python and MLX raise.
+    fn __int__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let item = eval_item(&self.inner)?;
+        match item {
             Scalar::Complex(..) => {
                 return Err(type_err("int", "Cannot convert a complex array to int."))
             }
-        })
+            Scalar::Float(f) if f.is_nan() => {
+                return Err(value_err("int", "Cannot convert float NaN to integer."))
+            }
+            Scalar::Float(f) if f.is_infinite() => {
+                return Err(pyo3::exceptions::PyOverflowError::new_err(
+                    "[int] Cannot convert float infinity to integer.",
+                ))
+            }
+            _ => {}
+        }
+        let value = convert::scalar_to_py(py, item);
+        Ok(py
+            .get_type::<pyo3::types::PyInt>()
+            .call1((value,))?
+            .unbind())
     }
-    fn __index__(&self) -> PyResult<i64> {
+    fn __index__(&self, py: Python<'_>) -> PyResult<PyObject> {
         // MLX: only 0-d integer (not bool) arrays are indices
         if self.inner.ndim() != 0 || !self.inner.dtype().is_integer() {
             return Err(type_err(
@@ -280,7 +285,7 @@ impl PyArray {
                 "Only 0-dimensional integer arrays can be converted to an index.",
             ));
         }
-        self.__int__()
+        self.__int__(py)
     }
     fn __float__(&self) -> PyResult<f64> {
         Ok(match eval_item(&self.inner)? {

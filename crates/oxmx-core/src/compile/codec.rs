@@ -206,7 +206,11 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
             vec![],
         ),
         Sort { arg } => ("sort".into(), vec![flag(*arg)], vec![]),
-        Reshape => ("reshape".into(), vec![], vec![]),
+        Reshape { infer } => (
+            "reshape".into(),
+            infer.iter().map(|&p| p as i64).collect(),
+            vec![],
+        ),
         Transpose { perm } => ("transpose".into(), u(perm), vec![]),
         Broadcast => ("broadcast_to".into(), vec![], vec![]),
         Slice { start, step } => {
@@ -399,7 +403,18 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
         "where" => none(Primitive::Select)?,
         "copy" => none(Primitive::Copy)?,
         "matmul" => none(Primitive::Matmul)?,
-        "reshape" => none(Primitive::Reshape)?,
+        "reshape" => {
+            // older files carry no parameter (no axis to infer)
+            let infer = match p.ints.len() {
+                0 => None,
+                _ => {
+                    p.counts(1, 0)?;
+                    Some(p.index(p.int(0)?)?)
+                }
+            };
+            p.counts(usize::from(infer.is_some()), 0)?;
+            Primitive::Reshape { infer }
+        }
         "broadcast_to" => none(Primitive::Broadcast)?,
         "stop_gradient" => none(Primitive::StopGradient)?,
         "astype" => {

@@ -36,7 +36,7 @@ fn shape_parameterized(prim: &Primitive) -> bool {
     use Primitive::*;
     matches!(
         prim,
-        Reshape
+        Reshape { .. }
             | Slice { .. }
             | AsStrided { .. }
             | Arange { .. }
@@ -179,7 +179,7 @@ pub fn rebuild(prim: &Primitive, inputs: &[Array], shape: &[usize], dtype: Dtype
                 ops::sort(&x()?, Some(-1))
             }
         }
-        Reshape => {
+        Reshape { .. } => {
             one(true)?;
             ops::reshape(&x()?, &i64s(shape))
         }
@@ -460,7 +460,7 @@ pub fn build(graph: &Graph, inputs: &[Array], exact: bool) -> Result<Vec<Array>>
             .zip(&s.inputs)
             .all(|(a, r)| recorded_shape(graph, r).is_some_and(|sh| sh == a.shape()));
         let parameterized = shape_parameterized(&s.prim) || matches!(s.prim, Primitive::Broadcast);
-        if changed && !recorded_inputs && matches!(s.prim, Primitive::Reshape) {
+        if changed && !recorded_inputs && matches!(s.prim, Primitive::Reshape { .. }) {
             // a reshape that only drops or inserts axes of size 1 (squeeze, expand_dims,
             // a reduction's keepdims=False) follows its input's new sizes
             let (rin, new_in) = (recorded_shape(graph, &s.inputs[0]), ins[0].shape());
@@ -470,6 +470,16 @@ pub fn build(graph: &Graph, inputs: &[Array], exact: bool) -> Result<Vec<Array>>
             if let Some(target) = target {
                 vals.push(ops::reshape(&ins[0], &i64s(&target))?);
                 continue;
+            }
+            // MLX's rule for the rest: the axis the caller wrote as -1 is inferred again,
+            // the other recorded sizes stay (`x.reshape(2, -1)` splits any even size)
+            if let Primitive::Reshape { infer: Some(p) } = s.prim {
+                let mut target = i64s(&s.shape);
+                if let Some(d) = target.get_mut(p) {
+                    *d = -1;
+                    vals.push(ops::reshape(&ins[0], &target)?);
+                    continue;
+                }
             }
         }
         if changed && scales_a_sum_by_constant(graph, s) {
@@ -624,7 +634,7 @@ fn scales_a_sum_by_constant(g: &Graph, s: &GraphStep) -> bool {
                 {
                     return true
                 }
-                Some(st) if matches!(st.prim, Primitive::Reshape | Primitive::Broadcast) => {
+                Some(st) if matches!(st.prim, Primitive::Reshape { .. } | Primitive::Broadcast) => {
                     cur = st.inputs.first().and_then(step);
                 }
                 _ => return false,

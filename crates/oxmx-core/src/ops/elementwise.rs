@@ -266,12 +266,14 @@ pub fn round(a: &Array, decimals: i64) -> Result<Array> {
         // integers rounded to tens, hundreds…: through float64, back to the dtype
         return astype(&round(&astype(a, Dtype::Float64)?, decimals)?, a.dtype());
     }
+    // MLX's formula and roundings: round(x * s) times 1 / s, both computed in x's dtype
     let d = a.dtype();
     let s = scalar(
         Scalar::Float(10f64.powi(decimals.clamp(-400, 400) as i32)),
         d,
     )?;
-    divide(&unary(UnaryOp::Round, &multiply(a, &s)?)?, &s)
+    let inv = divide(&scalar(Scalar::Float(1.0), d)?, &s)?;
+    multiply(&unary(UnaryOp::Round, &multiply(a, &s)?)?, &inv)
 }
 
 /// `where(cond, x, y)`.

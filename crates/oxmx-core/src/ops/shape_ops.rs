@@ -47,17 +47,22 @@ pub fn reshape(a: &Array, shape: &[i64]) -> Result<Array> {
             ),
         ));
     }
-    reshape_to(a, out)
+    reshape_inferring(a, out, infer)
 }
 
 pub(crate) fn reshape_to(a: &Array, out: Shape) -> Result<Array> {
+    reshape_inferring(a, out, None)
+}
+
+/// A reshape node recording which axis the caller asked to infer.
+fn reshape_inferring(a: &Array, out: Shape, infer: Option<usize>) -> Result<Array> {
     if out.as_slice() == a.shape() {
         return Ok(a.clone());
     }
     Ok(Array::pending(
         out,
         a.dtype(),
-        Primitive::Reshape,
+        Primitive::Reshape { infer },
         vec![a.clone()],
     ))
 }
@@ -513,7 +518,7 @@ pub fn view_dtype(a: &Array, dtype: Dtype) -> Result<Array> {
         return Ok(Array::pending(
             a.shape().to_vec(),
             dtype,
-            Primitive::Reshape,
+            Primitive::Reshape { infer: None },
             vec![c],
         ));
     }
@@ -534,7 +539,12 @@ pub fn view_dtype(a: &Array, dtype: Dtype) -> Result<Array> {
     }
     shape[last] = bytes / to;
     let c = contiguous(a)?;
-    Ok(Array::pending(shape, dtype, Primitive::Reshape, vec![c]))
+    Ok(Array::pending(
+        shape,
+        dtype,
+        Primitive::Reshape { infer: None },
+        vec![c],
+    ))
 }
 
 pub fn atleast_nd(a: &Array, n: usize) -> Result<Array> {

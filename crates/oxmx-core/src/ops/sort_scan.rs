@@ -7,7 +7,7 @@ use super::shape_ops::*;
 use crate::array::Array;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::primitive::{Primitive, ScanOp};
+use crate::primitive::{BinaryOp, Primitive, ScanOp};
 use crate::scalar::Scalar;
 use crate::shape::normalize_axis;
 
@@ -145,6 +145,11 @@ pub fn median(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> 
         &add(&slice_view(&s, &lo)?, &slice_view(&s, &hi)?)?,
         &scalar(Scalar::Float(0.5), d)?,
     )?;
+    // sort puts NaN last: a row holding one has the NaN median of NumPy and MLX
+    let mut last = lo.clone();
+    last[nd - 1] = (n - 1, 1, 1);
+    let last = slice_view(&s, &last)?;
+    let m = where_(&binary(BinaryOp::NotEqual, &last, &last)?, &last, &m)?;
     let m = squeeze(&m, Some(&[nd as i64 - 1]))?;
     if keepdims {
         let out: Vec<usize> = a

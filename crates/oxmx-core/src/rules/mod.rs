@@ -95,7 +95,7 @@ pub fn vjp(
             inclusive,
         } => scan_sort::vjp_scan(*op, *reverse, *inclusive, inputs, out, cot),
         Sort { arg } => scan_sort::vjp_sort(*arg, inputs, cot),
-        Reshape => structure::vjp_reshape(inputs, out, cot),
+        Reshape { .. } => structure::vjp_reshape(inputs, out, cot),
         Transpose { perm } => structure::vjp_transpose(perm, cot),
         Broadcast => structure::vjp_broadcast(inputs, cot),
         Slice { start, step } => structure::vjp_slice(start, step, inputs, out, cot),
@@ -190,7 +190,7 @@ pub fn jvp(
             quantized_gather::jvp(spec, *transpose, inputs, out, tangents)
         }
         Fused(k) => fused::jvp_fused(&k.0, inputs, out, tangents),
-        Reshape | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
+        Reshape { .. } | Transpose { .. } | Broadcast | Slice { .. } | AsStrided { .. } => {
             if inputs[0].dtype() != out.dtype() {
                 return Ok(None);
             }

@@ -376,7 +376,7 @@ pub fn vmap(
         | Conv { .. } => {
             return vmap_loop(prim, inputs, axes, batch, out)
         }
-        Reshape => {
+        Reshape { .. } => {
             let x = front(&inputs[0], axes[0], batch)?;
             let mut shape: Shape = vec![batch];
             shape.extend_from_slice(out.shape());
