@@ -699,3 +699,37 @@ def test_median_of_rows_with_nan_is_nan():
         np.testing.assert_array_equal(got, np.median(a.astype(np.float64), axis=1).astype(np.float32))
     np.testing.assert_array_equal(np.array(mx.median(mx.array(a))), np.float32(np.nan))
     np.testing.assert_array_equal(np.array(mx.median(mx.array(a), axis=0)), np.median(a, axis=0))
+
+
+# ---------------------------------------------------------------- negative ints into uint64
+def test_negative_python_ints_wrap_into_uint64_everywhere():
+    u = mx.array(np.array([[7, 8]], dtype=np.uint64))
+    wrapped = 2**64 - 2
+    assert mx.full((2,), -2, dtype=mx.uint64).tolist() == [wrapped, wrapped]
+    assert mx.pad(u, 1, constant_values=-2).tolist()[0] == [wrapped] * 4
+    assert u.at[0, 1].add(-2).tolist() == [[7, 6]]
+    assert (u + (-2)).tolist() == [[5, 6]]
+    with pytest.raises(ValueError, match="overflow"):
+        mx.pad(u, 1, constant_values=-(2**63) - 1)
+    with pytest.raises(ValueError, match="overflow"):
+        mx.pad(mx.zeros((2,), dtype=mx.uint32), 1, constant_values=-1)
+
+
+# ---------------------------------------------------------------- at[].maximum / minimum with NaN
+@pytest.mark.parametrize("dt", [mx.float32, mx.float16, mx.bfloat16, mx.float64])
+def test_scatter_max_min_nan_rule_is_mlx(dt):
+    """MLX's scatter rule: the update wins unless the value there is strictly greater
+    (smaller): a NaN update wins, a NaN already there is replaced."""
+    nan = float("nan")
+    cases = [(nan, 1.0, 1.0, 1.0), (1.0, nan, nan, nan), (2.0, 1.0, 2.0, 1.0), (1.0, 2.0, 2.0, 1.0), (nan, nan, nan, nan)]
+    for d, u, want_max, want_min in cases:
+        x = mx.array([d, 5.0]).astype(dt)
+        i, v = mx.array([0]), mx.array([u]).astype(dt)
+        got_max = x.at[i].maximum(v).astype(mx.float32).tolist()[0]
+        got_min = x.at[i].minimum(v).astype(mx.float32).tolist()[0]
+        for got, want in ((got_max, want_max), (got_min, want_min)):
+            assert (math.isnan(got) and math.isnan(want)) or got == want, (d, u, got, want)
+    # duplicates apply in order: NaN in the middle is replaced by the next update
+    x = mx.zeros((1,), dtype=dt)
+    got = x.at[mx.array([0, 0, 0])].maximum(mx.array([nan, 3.0, 2.0]).astype(dt))
+    assert got.astype(mx.float32).tolist() == [3.0]

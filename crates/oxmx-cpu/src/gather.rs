@@ -218,8 +218,10 @@ macro_rules! comb_float {
         impl Combine for $t {
             fn add(self, o: Self) -> Self { self + o }
             fn mul(self, o: Self) -> Self { self * o }
-            fn max(self, o: Self) -> Self { if self.is_nan() || self > o { self } else { o } }
-            fn min(self, o: Self) -> Self { if self.is_nan() || self < o { self } else { o } }
+            // MLX's scatter rule: the update wins unless the current value is strictly
+            // greater (smaller): a NaN update wins, a NaN already there is replaced
+            fn max(self, o: Self) -> Self { if self > o { self } else { o } }
+            fn min(self, o: Self) -> Self { if self < o { self } else { o } }
         }
     )*};
 }

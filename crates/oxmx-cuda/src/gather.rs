@@ -138,12 +138,9 @@ fn atomic_apply(d: Dtype, mode: ScatterMode) -> Option<String> {
         (ScatterMode::Multiply, _) => format!("({t})(({wide})cur * ({wide})v)"),
         (ScatterMode::Maximum, Dtype::Complex64) => "(v < cur ? cur : v)".into(),
         (ScatterMode::Minimum, Dtype::Complex64) => "(cur < v ? cur : v)".into(),
-        (ScatterMode::Maximum, _) if float => {
-            format!("((isnan({ld}(cur)) || {ld}(cur) > {ld}(v)) ? cur : v)")
-        }
-        (ScatterMode::Minimum, _) if float => {
-            format!("((isnan({ld}(cur)) || {ld}(cur) < {ld}(v)) ? cur : v)")
-        }
+        // MLX's (and the CPU's) rule: a NaN update wins, a NaN already there is replaced
+        (ScatterMode::Maximum, _) if float => format!("({ld}(cur) > {ld}(v) ? cur : v)"),
+        (ScatterMode::Minimum, _) if float => format!("({ld}(cur) < {ld}(v) ? cur : v)"),
         (ScatterMode::Maximum, _) => "(v > cur ? v : cur)".into(),
         (ScatterMode::Minimum, _) => "(v < cur ? v : cur)".into(),
         (ScatterMode::Set, _) => return None,

@@ -8,7 +8,10 @@ _INT_RANGES = {
     _n.int8: (-(2**7), 2**7 - 1), _n.int16: (-(2**15), 2**15 - 1),
     _n.int32: (-(2**31), 2**31 - 1), _n.int64: (-(2**63), 2**63 - 1),
     _n.uint8: (0, 2**8 - 1), _n.uint16: (0, 2**16 - 1),
-    _n.uint32: (0, 2**32 - 1), _n.uint64: (0, 2**64 - 1),
+    _n.uint32: (0, 2**32 - 1),
+    # MLX wraps negative Python ints into uint64 (two's complement), as full() and
+    # arithmetic with a scalar do here (convert.rs check_int_fits)
+    _n.uint64: (-(2**63), 2**64 - 1),
 }
 
 
