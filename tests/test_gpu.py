@@ -969,3 +969,67 @@ def test_norm_gradients_match_cpu(dtype, n):
             a, e = np.array(gg.astype(mx.float32)), np.array(ww.astype(mx.float32))
             scale = max(1.0, float(np.abs(e).max()))
             np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale, err_msg=f"{name}: d{k}")
+
+
+# Layouts of the strided elementwise walks (eager and fused): rows of four outputs per
+# thread where every operand steps the last axis by 0 or 1 with aligned offsets, the
+# unrolled strided walk otherwise (misaligned slices, transposed operands, odd rows).
+WALK_LAYOUTS = {
+    "bias_row": lambda a, b: (a, b[0]),
+    "column": lambda a, b: (a, b[:, :1]),
+    "misaligned_slice": lambda a, b: (a[:, 1:9], b[:, :8]),
+    "aligned_slice": lambda a, b: (a[:, 4:12], b[:, 8:16]),
+    "transposed": lambda a, b: (a[:, :6], b[:, :6].T),
+    "odd_rows": lambda a, b: (a[:4, :6], b[2:, 3:9]),
+    "reversed_rows": lambda a, b: (a, b[:, ::-1]),
+    "three_axes": lambda a, b: (a.reshape(2, 3, 16), b.reshape(2, 3, 16)[:, :1]),
+    "four_axes_reversed": lambda a, b: (a.reshape(2, 3, 4, 4), b.reshape(2, 3, 4, 4)[::-1, :, :1]),
+}
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", sorted(WALK_LAYOUTS))
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16, mx.int32])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_strided_elementwise_walks(layout, dtype, compiled):
+    a = rand((6, 16), mx.float32, -3, 3, seed=11).astype(dtype)
+    b = rand((6, 16), mx.float32, 1, 3, seed=12).astype(dtype)
+
+    def chain(a, b):
+        x, y = WALK_LAYOUTS[layout](a, b)
+        return mx.maximum(x * y + 2, x - y) * 3
+
+    fn = mx.compile(chain) if compiled else chain
+    want, got = on(mx.cpu, fn, a, b), on(mx.gpu, fn, a, b)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.array(got.astype(mx.float32)), np.array(want.astype(mx.float32)))
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_cross_entropy_and_its_gradient(dtype):
+    """fast.cross_entropy and its native gradient kernel on the GPU against the CPU:
+    long rows (the online logsumexp merges across a whole block), rows holding NaN,
+    +inf, -inf or nothing but -inf (the CPU's NaN pattern), and a cotangent."""
+    rng = np.random.default_rng(31)
+    for shape in [(3, 7), (4, 5003), (2, 3, 300)]:
+        x = rng.standard_normal(shape).astype(np.float32) * 4
+        flat = x.reshape(-1, shape[-1])
+        if flat.shape[0] >= 4:
+            flat[0, 1], flat[1, 2], flat[2, :] = np.nan, np.inf, -np.inf
+            flat[3, 0], flat[3, -1] = np.inf, np.nan
+        logits = mx.array(x).astype(dtype)
+        t = mx.array(rng.integers(0, shape[-1], shape[:-1]).astype(np.int32))
+        ct = mx.array(rng.standard_normal(shape[:-1]).astype(np.float32))
+
+        def loss_and_grad(l):
+            return mx.value_and_grad(lambda l: (mx.fast.cross_entropy(l, t) * ct).sum())(l)
+
+        (lc, gc), (lg, gg) = on(mx.cpu, loss_and_grad, logits), on(mx.gpu, loss_and_grad, logits)
+        for want, got in ((on(mx.cpu, mx.fast.cross_entropy, logits, t), on(mx.gpu, mx.fast.cross_entropy, logits, t)), (gc, gg)):
+            w, g = np.array(want.astype(mx.float64)), np.array(got.astype(mx.float64))
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+            np.testing.assert_allclose(np.nan_to_num(g), np.nan_to_num(w), rtol=TOL[dtype], atol=1e-6)
+        assert gg.dtype == logits.dtype and gg.shape == logits.shape
+    with pytest.raises(IndexError, match="cross_entropy"):
+        on(mx.gpu, mx.fast.cross_entropy, mx.zeros((2, 5), dtype), mx.array([0, 5]))

@@ -25,7 +25,15 @@ def main():
     ap.add_argument("--eager", action="store_true")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--steps", type=int, default=2, help="steps recorded (times are per step)")
+    ap.add_argument("--launches", type=int, default=0,
+                    help="also list this many of the longest single launches with grid, block, registers")
+    ap.add_argument("--host", action="store_true",
+                    help="also split the CUDA backend's host time per step by phase (OXMX_CUDA_PROFILE=1)")
     args = ap.parse_args()
+    if args.host:
+        import os
+
+        os.environ["OXMX_CUDA_PROFILE"] = "1"  # read at the backend's first timed phase
 
     import run_nn
 
@@ -34,9 +42,17 @@ def main():
     for i in range(3):
         run(i)
     t = time.perf_counter()
+    if args.host:
+        from oxmx import _oxmx
+
+        _oxmx._cuda_profile(True)
     for i in range(3):
         run(i)
     wall = (time.perf_counter() - t) / 3
+    if args.host:
+        print("host time per step by phase (ms, calls):")
+        for name, ns, n in _oxmx._cuda_profile(True):
+            print(f"  {name:8s} {ns / 3e6:8.2f} ms {n // 3:7d}")
 
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -62,6 +78,25 @@ def main():
         spread = " ".join(f"{t:.3f}" for t in big[:4])
         over = sum(t >= 0.05 for t in big) // args.steps
         print(f"{ms:9.3f} ms {n // args.steps:6d}x  {name[:60]:60s} largest {spread}; {over}/step >= 50 us")
+    if args.launches:
+        print_launches(prof, args.launches)
+
+
+def print_launches(prof, count):
+    """The longest single kernels of the recording, from the Chrome trace's kernel args."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        prof.export_chrome_trace(f.name)
+        trace = json.load(open(f.name))
+    kernels = [e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel"]
+    kernels.sort(key=lambda e: -e.get("dur", 0))
+    print(f"longest {count} launches (us, grid, block, registers/thread, shared bytes):")
+    for e in kernels[:count]:
+        a = e.get("args", {})
+        print(f"  {e.get('dur', 0):9.1f}  grid {a.get('grid')} block {a.get('block')} "
+              f"regs {a.get('registers per thread')} smem {a.get('shared memory')}  {e.get('name', '')[:90]}")
 
 
 if __name__ == "__main__":

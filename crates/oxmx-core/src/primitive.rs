@@ -484,6 +484,13 @@ pub enum FastKernel {
     /// inputs: logits (.., C), targets (int64, ..) -> float32 loss; a target outside
     /// [0, C) is an IndexError (as a gather would raise).
     CrossEntropy,
+    /// The gradient of `CrossEntropy` with respect to the logits. inputs: logits (.., C),
+    /// targets (int64, ..), cotangent (the loss's shape, in the compute type: float64
+    /// for float64 logits, else float32) -> shaped and typed as the logits:
+    /// `exp(x - lse) * g + (j == target ? -g : 0) + (lse - lse)`, so a row whose
+    /// logsumexp is infinite or NaN is NaN (MLX's convention). A target outside [0, C)
+    /// only gets no `-g` (the forward already raised for it).
+    CrossEntropyGrad,
     /// One Adam/AdamW step, used by `oxmx.optimizers`. inputs: p, g, m, v (one shape),
     /// s1, s2, decay (0-d), all of one float dtype (f32 or f64). Computes, with each
     /// operation rounded in that dtype exactly as the composite formula rounds it
@@ -502,6 +509,7 @@ impl FastKernel {
             FastKernel::Rope { .. } => "rope",
             FastKernel::Sdpa { .. } => "scaled_dot_product_attention",
             FastKernel::CrossEntropy => "cross_entropy",
+            FastKernel::CrossEntropyGrad => "cross_entropy_grad",
             FastKernel::AdamStep { .. } => "adam_step",
         }
     }

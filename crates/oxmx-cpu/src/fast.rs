@@ -136,6 +136,8 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
         (FastKernel::Sdpa { .. }, true) => sdpa::<f64>(k, ins, out, out_dtype),
         (FastKernel::CrossEntropy, false) => cross_entropy::<f32>(ins, out),
         (FastKernel::CrossEntropy, true) => cross_entropy::<f64>(ins, out),
+        (FastKernel::CrossEntropyGrad, false) => cross_entropy_grad::<f32>(ins, out, out_dtype),
+        (FastKernel::CrossEntropyGrad, true) => cross_entropy_grad::<f64>(ins, out, out_dtype),
         (FastKernel::AdamStep { c }, false) => adam_step::<f32>(ins, c, out),
         (FastKernel::AdamStep { c }, true) => adam_step::<f64>(ins, c, out),
     }
@@ -455,6 +457,49 @@ fn cross_entropy<F: Acc>(ins: &[Input], out: &mut Buffer) -> Result<()> {
             Ok(())
         })?;
     Ok(())
+}
+
+/// `exp(x - lse) * g + (j == t ? -g : 0) + (lse - lse)` per row (`CrossEntropyGrad`),
+/// with the forward's logsumexp.
+fn cross_entropy_grad<F: Acc>(ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
+    let op = "cross_entropy_grad";
+    let li = input(ins, 0, op)?;
+    let c = li.shape.last().copied().unwrap_or(0);
+    let total = li.size();
+    if total == 0 {
+        return Ok(());
+    }
+    let targets = load_i64(input(ins, 1, op)?);
+    let g = load::<F>(input(ins, 2, op)?);
+    let x = load::<F>(li);
+    with_out::<F>(out, d, total, |dst| {
+        dst.par_chunks_mut(c)
+            .zip(x.par_chunks(c))
+            .zip(targets.par_iter().zip(g.par_iter()))
+            .with_min_len(MIN_ROWS)
+            .for_each(|((o, r), (&t, &g))| {
+                let m = r.iter().copied().fold(F::neg_infinity(), |a, v| {
+                    if v > a || v.is_nan() {
+                        v
+                    } else {
+                        a
+                    }
+                });
+                let lse = if m.is_infinite() {
+                    m
+                } else {
+                    m + r.iter().map(|&v| (v - m).exp()).sum::<F>().ln()
+                };
+                // lse - lse: +0, or NaN for a row whose logsumexp is not finite
+                let nan_row = if lse.is_finite() { F::zero() } else { F::nan() };
+                let hit = usize::try_from(t).ok();
+                for (j, (o, &v)) in o.iter_mut().zip(r).enumerate() {
+                    let own = if hit == Some(j) { -g } else { F::zero() };
+                    *o = (v - lse).exp() * g + own + nan_row;
+                }
+            });
+        Ok(())
+    })
 }
 
 /// Elements per rayon task of the optimizer update (a few pages of each stream).

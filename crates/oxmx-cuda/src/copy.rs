@@ -3,6 +3,7 @@
 //! checked to lie inside the output before the launch.
 
 use crate::ffi::{self, Meta, MAX_DIMS};
+use crate::strided_walk::locate_unrolled;
 use crate::{on_device, unsupported, CudaBackend};
 use cudarc::driver::CudaSlice;
 use oxmx_core::backend::Input;
@@ -21,12 +22,14 @@ fn unit_type(elem: usize) -> Option<&'static str> {
     })
 }
 
-fn copy_src(elem: usize) -> Option<String> {
+/// Element copies over `ndim` collapsed dimensions (`narrow`: at most `u32::MAX`).
+fn copy_src(elem: usize, ndim: usize, narrow: bool) -> Option<String> {
     let t = unit_type(elem)?;
+    let at = locate_unrolled(ndim, &[0, 1], narrow);
     Some(format!(
         "{}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {t}* __restrict__ dst, Meta m) {{\n\
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m.n; i += (long long)gridDim.x * blockDim.x) {{\n\
-    long long idx[2]; locate(m, i, idx, 2); dst[idx[1]] = src[idx[0]];\n  }}\n}}\n",
+{at}    dst[j1] = src[j0];\n  }}\n}}\n",
         crate::kernels::PRELUDE
     ))
 }
@@ -34,13 +37,13 @@ fn copy_src(elem: usize) -> Option<String> {
 /// Copies whose innermost axis is contiguous on both sides and long: a block row per row
 /// of it (the row's start found once, from the outer axes in `m`), each thread moving four
 /// elements of the row with no index arithmetic. `m.n` is the number of rows.
-fn copy_rows_src(elem: usize) -> Option<String> {
+fn copy_rows_src(elem: usize, ndim: usize, narrow: bool) -> Option<String> {
     let t = unit_type(elem)?;
+    let at = locate_unrolled(ndim, &[0, 1], narrow);
     Some(format!(
         "{}\nextern \"C\" __global__ void k(const {t}* __restrict__ src, {t}* __restrict__ dst, Meta m, long long cols) {{\n\
-  for (long long r = blockIdx.y; r < m.n; r += gridDim.y) {{\n\
-    long long idx[2]; locate(m, r, idx, 2);\n\
-    const {t}* s = src + idx[0]; {t}* d = dst + idx[1];\n\
+  for (long long i = blockIdx.y; i < m.n; i += gridDim.y) {{\n\
+{at}    const {t}* s = src + j0; {t}* d = dst + j1;\n\
     for (long long c = (long long)blockIdx.x * blockDim.x * 4 + threadIdx.x; c < cols; c += (long long)gridDim.x * blockDim.x * 4) {{\n\
       {t} v[4];\n\
       #pragma unroll\n\
@@ -141,8 +144,9 @@ impl CudaBackend {
                 ms[d] = cs[d] as i64;
             }
         }
-        let code = copy_src(es).ok_or_else(|| unsupported(op, "This dtype"))?;
-        let f = self.compiler.get(op, code)?;
+        let code = copy_src(es, cs.len(), u32::try_from(n).is_ok())
+            .ok_or_else(|| unsupported(op, "This dtype"))?;
+        let f = self.compiler.get(&format!("{op}_copy"), code)?;
         let s = self.device_of(op, x)?;
         ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
             ffi::arg(b, s);
@@ -176,8 +180,9 @@ impl CudaBackend {
                 ms[d] = cs[d] as i64;
             }
         }
-        let code = copy_rows_src(es).ok_or_else(|| unsupported(op, "This dtype"))?;
-        let f = self.compiler.get(op, code)?;
+        let code = copy_rows_src(es, shape.len(), u32::try_from(rows).is_ok())
+            .ok_or_else(|| unsupported(op, "This dtype"))?;
+        let f = self.compiler.get(&format!("{op}_copy_rows"), code)?;
         let s = self.device_of(op, x)?;
         let per_block = 256 * 4;
         let cfg = cudarc::driver::LaunchConfig {

@@ -145,20 +145,76 @@ extern \"C\" __global__ void k(const {t}* __restrict__ x, const long long* __res
 fn cross_entropy_src(d: Dtype) -> Result<String> {
     let (t, acc) = types("cross_entropy", d)?;
     Ok(format!(
-        "{PRELUDE}\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n{ROW_LSE}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, float* __restrict__ out, long long n, long long axis, long long* err) {{\n\
-  __shared__ ACC sh[32];\n\
   const {t}* x = in + (long long)blockIdx.x * n;\n\
-  ACC m = -OX_INF; for (long long j = threadIdx.x; j < n; j += blockDim.x) m = nmax(m, ldf(x[j]));\n\
-  m = block_max(m, sh);\n\
-  ACC s = 0; if (!isinf(m)) for (long long j = threadIdx.x; j < n; j += blockDim.x) s += exp(ldf(x[j]) - m);\n\
-  s = block_sum(s, sh);\n\
+  const ACC lse = row_lse(x, n);\n\
   if (threadIdx.x == 0) {{\n\
     long long t = tg[blockIdx.x];\n\
-    ACC lse = isinf(m) ? m : m + log(s);\n\
     if (t >= 0 && t < n) out[blockIdx.x] = (float)(lse - ldf(x[t]));\n\
     else {{ out[blockIdx.x] = __int_as_float(0x7fc00000); if (atomicCAS((unsigned long long*)err, 0ull, 1ull) == 0ull) {{ err[1] = t; err[2] = axis; err[3] = n; }} }}\n\
   }}\n\
+}}\n"
+    ))
+}
+
+/// A block's online logsumexp of the row `x` of `n` elements (running max and sum of
+/// exponentials per thread, merged across the block): `row_lse(x, n)` is the same value
+/// in every thread: NaN if the row holds one, else +-inf where the max is infinite (as
+/// the CPU's max-then-sum). Needs `ACC`, `ldf` and a block of whole warps.
+const ROW_LSE: &str = r#"
+__device__ __forceinline__ void ms_merge(ACC& m, ACC& s, ACC m2, ACC s2) {
+  ACC hi = (isnan(m) || m > m2) ? m : m2;
+  ACC a = m == -OX_INF ? (ACC)0 : s * exp(m - hi);
+  ACC b = m2 == -OX_INF ? (ACC)0 : s2 * exp(m2 - hi);
+  m = hi; s = a + b;
+}
+__device__ __forceinline__ void ms_warp(ACC& m, ACC& s) {
+  for (int off = 16; off > 0; off >>= 1) ms_merge(m, s, __shfl_xor_sync(0xffffffffu, m, off), __shfl_xor_sync(0xffffffffu, s, off));
+}
+template <typename T>
+__device__ ACC row_lse(const T* __restrict__ x, long long n) {
+  __shared__ ACC shm[32], shs[32];
+  ACC m = -OX_INF, s = 0;
+  #pragma unroll 4
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+    ACC v = ldf(x[j]);
+    // a NaN becomes the max for good; -inf adds nothing
+    if (v > m || isnan(v)) { s = s * exp(m - v) + (ACC)1; m = v; }
+    else s += v == -OX_INF ? (ACC)0 : exp(v - m);
+  }
+  ms_warp(m, s);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  if (l == 0) { shm[w] = m; shs[w] = s; }
+  __syncthreads();
+  if (w == 0) {
+    const int nw = blockDim.x >> 5;
+    m = l < nw ? shm[l] : -OX_INF; s = l < nw ? shs[l] : (ACC)0;
+    ms_warp(m, s);
+    if (l == 0) { shm[0] = m; shs[0] = s; }
+  }
+  __syncthreads();
+  m = shm[0]; s = shs[0];
+  return isinf(m) ? m : m + log(s);
+}
+"#;
+
+/// `CrossEntropyGrad`: one block per row; the row's logsumexp, then `exp(x - lse) * g`,
+/// minus `g` at the target, plus `lse - lse` (NaN for a row whose logsumexp is not
+/// finite).
+fn cross_entropy_grad_src(d: Dtype) -> Result<String> {
+    let (t, acc) = types("cross_entropy_grad", d)?;
+    Ok(format!(
+        "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n{ROW_LSE}\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, const ACC* __restrict__ g, {t}* __restrict__ out, long long n) {{\n\
+  const {t}* x = in + (long long)blockIdx.x * n;\n\
+  {t}* o = out + (long long)blockIdx.x * n;\n\
+  const ACC lse = row_lse(x, n);\n\
+  const ACC gv = g[blockIdx.x], nan_row = lse - lse;\n\
+  const long long t = tg[blockIdx.x];\n\
+  #pragma unroll 4\n\
+  for (long long j = threadIdx.x; j < n; j += blockDim.x)\n\
+    sto(o + j, exp(ldf(x[j]) - lse) * gv + (j == t ? -gv : (ACC)0) + nan_row);\n\
 }}\n"
     ))
 }
@@ -571,6 +627,22 @@ impl CudaBackend {
                 })?;
             }
             FastKernel::AdamStep { .. } => return Err(Error::runtime(op, "dispatched above")),
+            FastKernel::CrossEntropyGrad => {
+                let n = x.shape.last().copied().unwrap_or(1).max(1);
+                let f = self.compiler.get(op, cross_entropy_grad_src(dtype)?)?;
+                let xs = self.device_of(op, x)?;
+                let ts = self.device_of(op, get(1)?)?;
+                let gs = self.device_of(op, get(2)?)?;
+                let dst = out.slice_mut()?;
+                let nn = to_i64(op, n)?;
+                ffi::launch(op, stream, &f, red_cfg(blocks(op, n_out / n)?, 1), |b| {
+                    ffi::arg(b, xs);
+                    ffi::arg(b, ts);
+                    ffi::arg(b, gs);
+                    ffi::arg(b, &*dst);
+                    ffi::arg(b, &nn);
+                })?;
+            }
             FastKernel::CrossEntropy => {
                 let n = x.shape.last().copied().unwrap_or(0);
                 let f = self.compiler.get(op, cross_entropy_src(dtype)?)?;

@@ -9,6 +9,7 @@
 
 use crate::ffi::{self, FusedMeta, MAX_DIMS};
 use crate::kernels::{self, binary_expr, compute_type, ctype, unary_expr};
+use crate::strided_walk::{locate_unrolled, rows4_mask};
 use crate::{on_device, unsupported, CudaBackend};
 use oxmx_core::backend::Input;
 use oxmx_core::ops::fused::{FusedArg, FusedProgram, MAX_INPUTS};
@@ -21,8 +22,12 @@ const OP: &str = "fused";
 /// How the kernel finds each input's element.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Walk {
-    /// Up to `MAX_DIMS` collapsed dimensions, any strides.
-    Strided,
+    /// `ndim` (up to `MAX_DIMS`) collapsed dimensions, any strides, unrolled
+    /// (`strided_walk::locate_unrolled`); `narrow`: at most `u32::MAX` elements.
+    Strided { ndim: usize, narrow: bool },
+    /// Four outputs per thread along rows (`strided_walk::rows4_mask`): inputs whose bit
+    /// is set in `unit` are read with one vector load, the others once per four outputs.
+    Rows4 { ndim: usize, narrow: bool, unit: u8 },
     /// One collapsed dimension: element i of input k is `offset[k] + i * stride[k]`.
     Linear,
     /// `Linear` with four outputs per thread; inputs of stride 1 (offsets divisible by
@@ -100,6 +105,11 @@ fn store_as(r: &str, d: Dtype) -> Option<String> {
 fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     let mut defs = String::new();
     let mut body = String::new();
+    let last = p.steps.len().checked_sub(1)?;
+    // A bfloat16 step before the last is held as the float its stored value loads as
+    // (`rt_bf16`: the same bits as storing and loading it, in fewer instructions).
+    let held_as_float =
+        |j: usize| j < last && p.steps.get(j).map(|t| t.dtype) == Some(Dtype::Bfloat16);
     for (k, s) in p.steps.iter().enumerate() {
         let arg_dtypes: Vec<Dtype> = s
             .args
@@ -116,19 +126,23 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
             .iter()
             .zip(&arg_dtypes)
             .zip(&code.operand_types)
-            .map(|((a, d), lt)| {
-                let v = match *a {
-                    FusedArg::Input(i) => format!("a{i}"),
-                    FusedArg::Step(j) => format!("v{j}"),
-                };
-                load_as(&v, *d, lt)
+            .map(|((a, d), lt)| match *a {
+                FusedArg::Input(i) => load_as(&format!("a{i}"), *d, lt),
+                FusedArg::Step(j) if held_as_float(j) => format!("(({lt})(v{j}))"),
+                FusedArg::Step(j) => load_as(&format!("v{j}"), *d, lt),
             })
             .collect();
-        let st = ctype(s.dtype)?;
-        let stored = store_as(&format!("s{k}::f({})", operands.join(", ")), s.dtype)?;
-        body.push_str(&format!("    {st} v{k} = {stored};\n"));
+        let value = format!("s{k}::f({})", operands.join(", "));
+        if held_as_float(k) {
+            body.push_str(&format!("    float v{k} = rt_bf16((float)({value}));\n"));
+        } else {
+            let st = ctype(s.dtype)?;
+            body.push_str(&format!(
+                "    {st} v{k} = {};\n",
+                store_as(&value, s.dtype)?
+            ));
+        }
     }
-    let last = p.steps.len().checked_sub(1)?;
     let ot = ctype(p.steps.get(last)?.dtype)?;
     let mut params = String::new();
     for (i, d) in p.inputs.iter().enumerate() {
@@ -152,7 +166,7 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     };
     let mut hoisted = String::new();
     for (i, d) in p.inputs.iter().enumerate() {
-        if walk != Walk::Strided && kind(i) == Stride::Scalar {
+        if matches!(walk, Walk::Linear | Walk::Vector4) && kind(i) == Stride::Scalar {
             hoisted.push_str(&format!(
                 "  const {} h{i} = in{i}[m.offset[{i}]];\n",
                 ctype(*d)?
@@ -160,11 +174,32 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
         }
     }
     let kernel_body = match walk {
-        Walk::Strided => {
-            let l = loads(&|i| format!("in{i}[idx[{i}]]"))?;
+        Walk::Strided { ndim, narrow } => {
+            let at = locate_unrolled(ndim, &(0..n_in).collect::<Vec<_>>(), narrow);
+            let l = loads(&|i| format!("in{i}[j{i}]"))?;
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{at}{l}{body}    out[i] = v{last};\n  }}\n")
+        }
+        Walk::Rows4 { ndim, narrow, unit } => {
+            let at = locate_unrolled(ndim, &(0..n_in).collect::<Vec<_>>(), narrow);
+            let is_unit = |i: usize| unit & (1 << i) != 0;
+            let mut row_loads = String::new();
+            for (i, d) in p.inputs.iter().enumerate() {
+                let t = ctype(*d)?;
+                row_loads.push_str(&if is_unit(i) {
+                    format!("    V4<{t}> q{i} = *reinterpret_cast<const V4<{t}>*>(in{i} + j{i});\n")
+                } else {
+                    format!("    const {t} q{i} = in{i}[j{i}];\n")
+                });
+            }
+            let lv = loads(&|i| {
+                if is_unit(i) {
+                    format!("q{i}.v[e]")
+                } else {
+                    format!("q{i}")
+                }
+            })?;
             format!(
-                "  for (long long i = tid; i < m.n; i += stride) {{\n    long long idx[{cap}];\n    for (int k = 0; k < {n_in}; ++k) idx[k] = m.offset[k];\n    long long r = i;\n    for (int d = (int)m.ndim - 1; d >= 0; --d) {{ long long c = r % m.shape[d]; r /= m.shape[d]; for (int k = 0; k < {n_in}; ++k) idx[k] += c * m.strides[k][d]; }}\n{l}{body}    out[i] = v{last};\n  }}\n",
-                cap = n_in.max(1)
+                "  for (long long i = tid * 4; i < m.n; i += stride * 4) {{\n{at}{row_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    *reinterpret_cast<V4<{ot}>*>(out + i) = o;\n  }}\n"
             )
         }
         Walk::Linear => {
@@ -200,6 +235,21 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     Some(format!(
         "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\nstruct FusedMeta {{ long long ndim; long long n; long long shape[{MAX_DIMS}]; long long strides[{MAX_INPUTS}][{MAX_DIMS}]; long long offset[{MAX_INPUTS}]; }};\n{defs}extern \"C\" __global__ void k({params}{ot}* __restrict__ out, FusedMeta m) {{\n  {grid}\n{kernel_body}}}\n"
     ))
+}
+
+/// The kernel's name in a profiler: its walk and steps (`fused_rows4_2d_multiply_add`).
+fn entry_name(p: &FusedProgram, walk: Walk) -> String {
+    let mut name = match walk {
+        Walk::Strided { ndim, .. } => format!("{OP}_strided_{ndim}d"),
+        Walk::Rows4 { ndim, .. } => format!("{OP}_rows4_{ndim}d"),
+        Walk::Linear => format!("{OP}_linear"),
+        Walk::Vector4 => format!("{OP}_vec4"),
+    };
+    for s in &p.steps {
+        name.push('_');
+        name.push_str(s.prim.name());
+    }
+    name
 }
 
 impl CudaBackend {
@@ -252,7 +302,16 @@ impl CudaBackend {
                 .zip(&kinds)
                 .all(|(x, &k)| k != Stride::Unit || x.data.offset % 4 == 0);
             let walk = if !linear {
-                Walk::Strided
+                let (ndim, narrow) = (cshape.len(), u32::try_from(n).is_ok());
+                let operands: Vec<Option<(&[isize], i64)>> = ins
+                    .iter()
+                    .zip(cstrides.iter().skip(1))
+                    .map(|(x, st)| Some((st.as_slice(), x.data.offset as i64)))
+                    .collect();
+                match rows4_mask(&cshape, &operands) {
+                    Some(unit) => Walk::Rows4 { ndim, narrow, unit },
+                    None => Walk::Strided { ndim, narrow },
+                }
             } else if aligned && n >= 4 && kinds.contains(&Stride::Unit) {
                 Walk::Vector4
             } else {
@@ -260,12 +319,12 @@ impl CudaBackend {
             };
             let src = fused_src(p, walk, &kinds)
                 .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
-            let f = self.compiler.get_exact(OP, src)?;
+            let f = self.compiler.get_exact(&entry_name(p, walk), src)?;
             let slices = ins
                 .iter()
                 .map(|x| self.device_of(OP, x))
                 .collect::<Result<Vec<_>>>()?;
-            let threads = if walk == Walk::Vector4 {
+            let threads = if matches!(walk, Walk::Vector4 | Walk::Rows4 { .. }) {
                 n.div_ceil(4)
             } else {
                 n

@@ -44,23 +44,6 @@ pub(crate) const PRELUDE: &str = r#"
 #define OX_INF __int_as_float(0x7f800000)
 struct Meta { long long ndim; long long n; long long shape[8]; long long strides[3][8]; long long offset[3]; };
 struct RedMeta { long long outer_ndim, inner_ndim, inner_n, offset; long long outer_shape[8], outer_strides[8], inner_shape[8], inner_strides[8]; };
-__device__ __forceinline__ void locate(const Meta& m, long long i, long long* idx, int nops) {
-  for (int k = 0; k < nops; ++k) idx[k] = m.offset[k];
-  if (m.n <= 0xFFFFFFFFLL) {  // 32-bit division is several times cheaper than 64-bit
-    unsigned r = (unsigned)i;
-    for (int d = (int)m.ndim - 1; d >= 0; --d) {
-      unsigned s = (unsigned)m.shape[d], q = r / s;
-      long long c = (long long)(r - q * s); r = q;
-      for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
-    }
-    return;
-  }
-  long long r = i;
-  for (int d = (int)m.ndim - 1; d >= 0; --d) {
-    long long c = r % m.shape[d]; r /= m.shape[d];
-    for (int k = 0; k < nops; ++k) idx[k] += c * m.strides[k][d];
-  }
-}
 // float16/bfloat16 <-> float as the CPU backend converts: float16 NaNs keep their sign
 // and payload and get the quiet bit; every bfloat16 NaN is stored as +NaN (0x7FC0, as
 // MLX); other values round to nearest even.
@@ -81,6 +64,10 @@ __device__ __forceinline__ __half st_half(float v) {
 __device__ __forceinline__ __nv_bfloat16 st_bf16(float v) {
   if (isnan(v)) return __ushort_as_bfloat16((unsigned short)0x7FC0);
   return __float2bfloat16_rn(v);
+}
+// ld(st_bf16(v)) in fewer instructions
+__device__ __forceinline__ float rt_bf16(float v) {
+  return isnan(v) ? __uint_as_float(0x7FC00000u) : __bfloat162float(__float2bfloat16_rn(v));
 }
 template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }
 // Integer powers as the CPU: wrapping, the exponent clamped to 2^32 - 1; a negative
@@ -405,12 +392,15 @@ pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
     Some(s)
 }
 
-/// Elementwise kernel `k`: `out[i] = EXPR` over `nin` strided inputs.
 /// How an elementwise kernel walks its operands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Walk {
-    /// Any strides (up to 8 collapsed dims).
-    Strided,
+    /// Any strides over `ndim` (up to 8) collapsed dims, unrolled
+    /// (`strided_walk::locate_unrolled`); `narrow`: at most `u32::MAX` elements.
+    Strided { ndim: usize, narrow: bool },
+    /// Four outputs per thread along rows (`strided_walk::rows4_mask`): operands whose
+    /// bit is set in `unit` are read with one vector load, the others once.
+    Rows4 { ndim: usize, narrow: bool, unit: u8 },
     /// Contiguous operands.
     Contiguous,
     /// Contiguous with offsets divisible by 4: four elements per thread through one
@@ -475,9 +465,38 @@ pub fn elementwise_src(
     };
     let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
     let body = match walk {
-        Walk::Strided => {
-            let l = loads(&|k| format!("in{k}[idx[{k}]]"));
-            format!("  for (long long i = tid; i < m.n; i += stride) {{\n      long long idx[3]; locate(m, i, idx, {n});\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n", n = ins.len())
+        Walk::Strided { ndim, narrow } => {
+            let ops: Vec<usize> = (0..ins.len()).filter(|&k| !is_scalar(k)).collect();
+            let at = crate::strided_walk::locate_unrolled(ndim, &ops, narrow);
+            let l = loads(&|k| format!("in{k}[j{k}]"));
+            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{at}{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n")
+        }
+        Walk::Rows4 { ndim, narrow, unit } => {
+            let ops: Vec<usize> = (0..ins.len()).filter(|&k| !is_scalar(k)).collect();
+            let at = crate::strided_walk::locate_unrolled(ndim, &ops, narrow);
+            let is_unit = |k: usize| unit & (1 << k) != 0;
+            let row_loads: String = decls
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !is_scalar(*k))
+                .map(|(k, (t, _, _, _))| {
+                    if is_unit(k) {
+                        format!("      V4<{t}> a{k} = *reinterpret_cast<const V4<{t}>*>(in{k} + j{k});\n")
+                    } else {
+                        format!("      {t} a{k} = in{k}[j{k}];\n")
+                    }
+                })
+                .collect();
+            let lv = loads(&|k| {
+                if is_unit(k) {
+                    format!("a{k}.v[e]")
+                } else {
+                    format!("a{k}")
+                }
+            });
+            format!(
+                "  for (long long i = tid * 4; i < m.n; i += stride * 4) {{\n{at}{row_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}      auto r = ({expr});\n      o.v[e] = {store};\n    }}\n    *reinterpret_cast<V4<{ot}>*>(out + i) = o;\n  }}\n"
+            )
         }
         Walk::Linear => {
             let l = loads(&|k| format!("in{k}[m.offset[{k}] + i * m.strides[{k}][0]]"));

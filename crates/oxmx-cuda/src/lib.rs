@@ -38,6 +38,7 @@ pub mod prof;
 mod quantized;
 mod quantized_gather;
 mod scan_sort;
+mod strided_walk;
 mod user_kernel;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
@@ -167,6 +168,32 @@ pub(crate) fn fill_layout(
                 *d = v as i64;
             }
         }
+    }
+}
+
+/// The walk of an elementwise kernel over a layout of several collapsed dimensions
+/// (`cstrides[0]` is the output's): four outputs per thread along rows where the
+/// operands allow it, else the unrolled strided walk.
+fn strided_walk_for(
+    cshape: &[usize],
+    cstrides: &[Vec<isize>],
+    ins: &[Input],
+    scalars: &[bool],
+    n: usize,
+) -> kernels::Walk {
+    let (ndim, narrow) = (cshape.len(), u32::try_from(n).is_ok());
+    let operands: Vec<Option<(&[isize], i64)>> = ins
+        .iter()
+        .enumerate()
+        .map(|(k, x)| {
+            let by_value = scalars.get(k).copied().unwrap_or(false);
+            let st = cstrides.get(k + 1).filter(|_| !by_value)?;
+            Some((st.as_slice(), x.data.offset as i64))
+        })
+        .collect();
+    match strided_walk::rows4_mask(cshape, &operands) {
+        Some(unit) => kernels::Walk::Rows4 { ndim, narrow, unit },
+        None => kernels::Walk::Strided { ndim, narrow },
     }
 }
 
@@ -408,7 +435,7 @@ impl CudaBackend {
             let walk = if !contiguous && cshape.len() <= 1 {
                 kernels::Walk::Linear
             } else if !contiguous {
-                kernels::Walk::Strided
+                strided_walk_for(&cshape, &cstrides, ins, &scalars, n)
             } else if ins
                 .iter()
                 .zip(&scalars)
@@ -454,7 +481,7 @@ impl CudaBackend {
                     }
                 })
                 .collect::<Result<_>>()?;
-            let threads = if walk == kernels::Walk::Vector4 {
+            let threads = if matches!(walk, kernels::Walk::Vector4 | kernels::Walk::Rows4 { .. }) {
                 n.div_ceil(4)
             } else {
                 n

@@ -4,8 +4,8 @@
 //! vocabulary) otherwise gets the align-1 kernels, about five times slower on an H200.
 //! For a product big enough to pay for it, the operands are copied into zero-filled
 //! buffers whose contiguous extents are padded to 16 bytes (padding the reduced axis with
-//! zeros adds nothing to the sums), the product is written padded, and the wanted part is
-//! copied out: each copy is one pass at memory speed.
+//! zeros adds nothing to the sums), and the product is written padded and returned as a
+//! strided view of its wanted part: each copy is one pass at memory speed.
 
 use crate::blaslt::Operand;
 use crate::{lt_operand, CudaBackend};
@@ -176,7 +176,8 @@ impl CudaBackend {
     }
 
     /// The row-major `shape` held in `mem` as the top-left part of `.., mp, ld` matrices,
-    /// copied to a contiguous array.
+    /// as a strided view of it: no copy (every consumer reads strided arrays; the
+    /// padding is a few columns).
     pub(crate) fn lt_unpad(
         &self,
         op: &str,
@@ -197,12 +198,6 @@ impl CudaBackend {
                 .ok_or_else(|| Error::overflow(op))?;
         }
         let buffer = Arc::new(Buffer::from_device(Box::new(mem), nbytes));
-        let view = Input {
-            shape: shape.to_vec(),
-            dtype,
-            data: ArrayData::new(op, buffer, 0, strides, shape, dtype)?,
-            donatable: true,
-        };
-        self.copy_contiguous(op, &view)
+        ArrayData::new(op, buffer, 0, strides, shape, dtype)
     }
 }

@@ -101,6 +101,17 @@ fn _fast_cross_entropy(
         .map(wrap)
 }
 
+#[pyfunction]
+fn _fast_cross_entropy_grad(
+    logits: PyRef<'_, PyArray>,
+    targets: PyRef<'_, PyArray>,
+    cotangent: PyRef<'_, PyArray>,
+) -> PyResult<PyArray> {
+    fast::cross_entropy_grad(&logits.inner, &targets.inner, &cotangent.inner)
+        .py()
+        .map(wrap)
+}
+
 /// One fused Adam/AdamW step: `[p', m', v']` stacked (see `FastKernel::AdamStep`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -207,6 +218,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_fast_rope, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_sdpa, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(_fast_cross_entropy_grad, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_adam_step, m)?)?;
     Ok(())
 }

@@ -327,21 +327,12 @@ def cross_entropy(logits, targets, *, stream=None):
 
 
 def _cross_entropy_grad(primals, cotangent, output):
-    """``d logits = softmax(logits) * g - g`` at each target, as one elementwise pass after
-    a logsumexp: the composite's vjp instead materialises the softmax weights and
-    scatters ``-g`` into a zero array of the logits' size. The sum is written as the
-    composite's (``w * g + (-g or 0)``); the weights come as ``exp(x - lse)``."""
+    """``d logits = softmax(logits) * g - g`` at each target, in one native kernel (a
+    logsumexp and one elementwise pass per row): the composite's vjp instead
+    materialises the softmax weights and scatters ``-g`` into a zero array of the
+    logits' size. A row whose logsumexp is infinite or NaN is NaN (MLX's convention)."""
     logits, targets = primals
-    lf = logits.astype(_mx.float32)
-    lse = _mx.logsumexp(lf, axis=-1, keepdims=True)
-    g = _mx.expand_dims(cotangent.astype(_mx.float32), -1)
-    # the forward raised for a target outside [0, classes)
-    hit = _mx.expand_dims(targets, -1) == _mx.arange(logits.shape[-1], dtype=targets.dtype)
-    d = _mx.exp(lf - lse) * g + _mx.where(hit, -g, _mx.array(0.0, _mx.float32))
-    # MLX's convention: a row whose logsumexp is infinite gets NaN everywhere (lse - lse
-    # is NaN there and an exact +0 elsewhere)
-    d = d + (lse - lse)
-    return d.astype(logits.dtype), _mx.zeros_like(targets)
+    return _native._fast_cross_entropy_grad(logits, targets, cotangent), _mx.zeros_like(targets)
 
 
 def _cross_entropy_slow(logits, targets, cotangent):

@@ -249,6 +249,7 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
                 vec![*scale],
             ),
             FastKernel::CrossEntropy => ("fast.cross_entropy".into(), vec![], vec![]),
+            FastKernel::CrossEntropyGrad => ("fast.cross_entropy_grad".into(), vec![], vec![]),
             FastKernel::AdamStep { c } => ("fast.adam_step".into(), vec![], c.to_vec()),
         },
         Linalg(k) => {
@@ -580,6 +581,7 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
             })
         }
         "fast.cross_entropy" => none(Primitive::Fast(FastKernel::CrossEntropy))?,
+        "fast.cross_entropy_grad" => none(Primitive::Fast(FastKernel::CrossEntropyGrad))?,
         "fast.adam_step" => {
             p.counts(0, 5)?;
             let mut c = [0.0; 5];

@@ -372,6 +372,10 @@ fn rebuild_fast(k: &FastKernel, inputs: &[Array]) -> Result<Array> {
             i = 2;
             ops::fast::cross_entropy(at(0)?, at(1)?)?
         }
+        FastKernel::CrossEntropyGrad => {
+            i = 3;
+            ops::fast::cross_entropy_grad(at(0)?, at(1)?, at(2)?)?
+        }
         FastKernel::AdamStep { c } => {
             i = 7;
             ops::fast::adam_step(at(0)?, at(1)?, at(2)?, at(3)?, at(4)?, at(5)?, at(6)?, *c)?

@@ -322,6 +322,50 @@ pub fn cross_entropy(logits: &Array, targets: &Array) -> Result<Array> {
     ))
 }
 
+/// The gradient of `cross_entropy` with respect to `logits` for the loss cotangent `g`
+/// (`FastKernel::CrossEntropyGrad`), shaped and typed as `logits`.
+pub fn cross_entropy_grad(logits: &Array, targets: &Array, g: &Array) -> Result<Array> {
+    let op = "cross_entropy_grad";
+    float_input(op, "logits", logits)?;
+    last_axis_input(op, logits)?;
+    let rows = &logits.shape()[..logits.ndim() - 1];
+    if !targets.dtype().is_integer() || targets.shape() != rows {
+        return Err(Error::value(
+            op,
+            format!(
+                "targets must be integer class indices of shape {rows:?}, got {} of shape {:?}.",
+                targets.dtype(),
+                targets.shape()
+            ),
+        ));
+    }
+    if g.shape() != rows {
+        return Err(Error::value(
+            op,
+            format!(
+                "the cotangent must have shape {rows:?}, got {:?}.",
+                g.shape()
+            ),
+        ));
+    }
+    let acc = if logits.dtype() == Dtype::Float64 {
+        Dtype::Float64
+    } else {
+        Dtype::Float32
+    };
+    let ins = vec![
+        logits.clone(),
+        astype(targets, Dtype::Int64)?,
+        astype(g, acc)?,
+    ];
+    Ok(fast(
+        logits.shape().to_vec(),
+        logits.dtype(),
+        FastKernel::CrossEntropyGrad,
+        ins,
+    ))
+}
+
 /// One fused Adam/AdamW update (`FastKernel::AdamStep`): `[p', m', v']` stacked on a new
 /// first axis. `c` = [b1, 1 - b1, b2, 1 - b2, eps] as the composite formula rounds them.
 #[allow(clippy::too_many_arguments)]
