@@ -774,11 +774,26 @@ def breakdown_table(bd, cases):
     return "\n".join(lines)
 
 
+def _torch_spread(results, case):
+    """Per step, how far torch's own eager and compiled losses lie apart (None unless both
+    ran). bfloat16 training drifts: the same math in two kernel orders parts by a few
+    percent after 15 steps of GPT-2, so a loss is within tolerance where it lies as close
+    to the reference as torch's two runs lie to each other."""
+    t = results.get("torch", {}).get(case, {})
+    a, b = (t.get(m, {}).get("losses") for m in ("eager", "compiled"))
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return np.abs(np.asarray(a) - np.asarray(b))
+
+
 def check_losses(results, cases):
     """Turn a result into an error where its losses disagree with oxmx's compiled step's
-    (same weights, same batch) or do not decrease over the first steps."""
+    (same weights, same batch) or do not decrease over the first steps. The tolerance
+    per step is the case's relative one, or 1.5x torch's eager-vs-compiled spread where
+    torch ran both (bfloat16 GPT-2; `_torch_spread`)."""
     for case in cases:
         ref = results.get("oxmx", {}).get(case, {}).get("compiled", {}).get("losses")
+        spread = _torch_spread(results, case)
         for fw, per_case in results.items():
             for mode, r in per_case.get(case, {}).items():
                 losses = r.get("losses")
@@ -791,7 +806,13 @@ def check_losses(results, cases):
                 # not: from the same weights only the first loss must agree.
                 n = 1 if (fw, case) == ("torch", "demo") else len(losses)
                 rtol = CASE_LOSS_RTOL.get(case, LOSS_RTOL)
-                if ref is not None and not np.allclose(losses[:n], ref[:n], rtol=rtol, atol=1e-6):
+                if ref is None:
+                    continue
+                got, want = np.asarray(losses[:n]), np.asarray(ref[:n])
+                tol = rtol * np.abs(want) + 1e-6
+                if spread is not None and len(spread) >= n:
+                    tol = np.maximum(tol, 1.5 * spread[:n])
+                if got.shape != want.shape or not np.all(np.abs(got - want) <= tol):
                     r["error"] = f"losses {[round(v, 5) for v in losses]} differ from oxmx's {[round(v, 5) for v in ref]}"
 
 

@@ -172,17 +172,32 @@ __device__ __forceinline__ void ms_merge(ACC& m, ACC& s, ACC m2, ACC s2) {
 __device__ __forceinline__ void ms_warp(ACC& m, ACC& s) {
   for (int off = 16; off > 0; off >>= 1) ms_merge(m, s, __shfl_xor_sync(0xffffffffu, m, off), __shfl_xor_sync(0xffffffffu, s, off));
 }
+__device__ __forceinline__ void ms_add(ACC& m, ACC& s, ACC v) {
+  // a NaN becomes the max for good; -inf adds nothing
+  if (v > m || isnan(v)) { s = s * exp(m - v) + (ACC)1; m = v; }
+  else s += v == -OX_INF ? (ACC)0 : exp(v - m);
+}
+template <typename T> struct alignas(4 * sizeof(T)) V4 { T v[4]; };
+// Elements of the row `x` before its first 4-element-aligned one (rows of odd length
+// start anywhere): those and the tail are read one by one, the rest as vectors.
+template <typename T>
+__device__ __forceinline__ long long row_head(const T* x, long long n) {
+  long long h = (long long)(((4 * sizeof(T)) - ((unsigned long long)x % (4 * sizeof(T)))) % (4 * sizeof(T)) / sizeof(T));
+  return h < n ? h : n;
+}
 template <typename T>
 __device__ ACC row_lse(const T* __restrict__ x, long long n) {
   __shared__ ACC shm[32], shs[32];
   ACC m = -OX_INF, s = 0;
-  #pragma unroll 4
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) {
-    ACC v = ldf(x[j]);
-    // a NaN becomes the max for good; -inf adds nothing
-    if (v > m || isnan(v)) { s = s * exp(m - v) + (ACC)1; m = v; }
-    else s += v == -OX_INF ? (ACC)0 : exp(v - m);
+  const long long h = row_head(x, n), nv = (n - h) / 4;
+  if (threadIdx.x < h) ms_add(m, s, ldf(x[threadIdx.x]));
+  const V4<T>* xv = reinterpret_cast<const V4<T>*>(x + h);
+  #pragma unroll 2
+  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {
+    V4<T> q = xv[v];
+    ms_add(m, s, ldf(q.v[0])); ms_add(m, s, ldf(q.v[1])); ms_add(m, s, ldf(q.v[2])); ms_add(m, s, ldf(q.v[3]));
   }
+  for (long long j = h + nv * 4 + threadIdx.x; j < n; j += blockDim.x) ms_add(m, s, ldf(x[j]));
   ms_warp(m, s);
   const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
   if (l == 0) { shm[w] = m; shs[w] = s; }
@@ -212,9 +227,19 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __re
   const ACC lse = row_lse(x, n);\n\
   const ACC gv = g[blockIdx.x], nan_row = lse - lse;\n\
   const long long t = tg[blockIdx.x];\n\
-  #pragma unroll 4\n\
-  for (long long j = threadIdx.x; j < n; j += blockDim.x)\n\
-    sto(o + j, exp(ldf(x[j]) - lse) * gv + (j == t ? -gv : (ACC)0) + nan_row);\n\
+  const long long h = row_head(x, n), nv = (n - h) / 4;\n\
+  #define GRAD(j, v) (exp((v) - lse) * gv + ((j) == t ? -gv : (ACC)0) + nan_row)\n\
+  if (threadIdx.x < h) sto(o + threadIdx.x, GRAD((long long)threadIdx.x, ldf(x[threadIdx.x])));\n\
+  const V4<{t}>* xv = reinterpret_cast<const V4<{t}>*>(x + h);\n\
+  V4<{t}>* ov = reinterpret_cast<V4<{t}>*>(o + h);\n\
+  #pragma unroll 2\n\
+  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {{\n\
+    V4<{t}> q = xv[v], r;\n\
+    #pragma unroll\n\
+    for (int e = 0; e < 4; ++e) sto(&r.v[e], GRAD(h + v * 4 + e, ldf(q.v[e])));\n\
+    ov[v] = r;\n\
+  }}\n\
+  for (long long j = h + nv * 4 + threadIdx.x; j < n; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
 }}\n"
     ))
 }

@@ -692,7 +692,10 @@ fn reduce_walk_src(op: ReduceOp, inp: Dtype, out: Dtype, walk: RedWalk) -> Optio
             "  #pragma unroll 4\n\
   for (long long t = t0 + threadIdx.x; t < t1; t += blockDim.x) {{\n\
     long long j = base;\n\
-    if (m.inner_ndim == 1) {{ j += t * m.inner_strides[0]; }} else {{ long long q = t;\n\
+    if (m.inner_ndim == 1) {{ j += t * m.inner_strides[0]; }}\n\
+    else if (m.inner_n <= 0xFFFFFFFFLL) {{ unsigned q = (unsigned)t;  // 32-bit division is several times cheaper\n\
+      for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ unsigned l = (unsigned)m.inner_shape[d], p = q / l; j += (long long)(q - p * l) * m.inner_strides[d]; q = p; }} }}\n\
+    else {{ long long q = t;\n\
     for (int d = (int)m.inner_ndim - 1; d >= 0; --d) {{ long long c = q % m.inner_shape[d]; q /= m.inner_shape[d]; j += c * m.inner_strides[d]; }} }}\n\
     ACC b = {load}; a = comb(a, b);\n\
   }}\n"

@@ -546,7 +546,7 @@ impl CudaBackend {
                     .iter()
                     .all(|s| s % 4 == 0)
                 && x.dtype != Dtype::Bool;
-            let src = |od| kernels::reduce_src(r, x.dtype, od, vec);
+            let src = |od| (kernels::reduce_src(r, x.dtype, od, vec), "rows");
             let grid = (blocks, chunks, chunk_len);
             self.reduce_passes(op, r, x, &m, (&mut out, n_out, out_dtype), grid, src)?;
         }
@@ -613,12 +613,12 @@ impl CudaBackend {
         let chunk_len = inner_n.div_ceil(chunks);
         let chunks = inner_n.div_ceil(chunk_len);
         let chunk = chunk_len as i64;
-        let src = |od| kernels::reduce_cols_src(r, x.dtype, od);
+        let src = |od| (kernels::reduce_cols_src(r, x.dtype, od), "columns");
         let grid = (col_blocks, chunks, chunk);
         self.reduce_passes(op, r, x, m, (out, n_out, out_dtype), grid, src)
     }
 
-    /// Runs a reduction kernel made by `src(output dtype)` over `grid` = (blocks,
+    /// Runs a reduction kernel made by `src(output dtype)` (its source and walk name) over `grid` = (blocks,
     /// chunks, chunk length): with one chunk straight into `out`, otherwise into
     /// partial results that `combine_partials` reduces.
     #[allow(clippy::too_many_arguments)]
@@ -630,7 +630,7 @@ impl CudaBackend {
         m: &RedMeta,
         (out, n_out, out_dtype): (&mut CudaMem, usize, Dtype),
         (blocks, chunks, chunk): (u32, usize, i64),
-        src: impl Fn(Dtype) -> Option<String>,
+        src: impl Fn(Dtype) -> (Option<String>, &'static str),
     ) -> Result<()> {
         let input = self.device_of(op, x)?;
         let unsupported_dtype = || unsupported(op, format!("The dtype {}", x.dtype));
@@ -639,9 +639,11 @@ impl CudaBackend {
         } else {
             kernels::partial_dtype(r, out_dtype)
         };
+        // named by walk in profiles: reduce_rows, reduce_columns
+        let (code, walk) = src(chunk_dtype);
         let f = self
             .compiler
-            .get(op, src(chunk_dtype).ok_or_else(unsupported_dtype)?)?;
+            .get(&format!("{op}_{walk}"), code.ok_or_else(unsupported_dtype)?)?;
         let launch = |dst: &mut CudaSlice<u8>| {
             ffi::launch(
                 op,
