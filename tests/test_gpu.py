@@ -1033,3 +1033,23 @@ def test_cross_entropy_and_its_gradient(dtype):
         assert gg.dtype == logits.dtype and gg.shape == logits.shape
     with pytest.raises(IndexError, match="cross_entropy"):
         on(mx.gpu, mx.fast.cross_entropy, mx.zeros((2, 5), dtype), mx.array([0, 5]))
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int8, mx.int32, mx.uint64])
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "rows", "transposed"])
+def test_fused_host_scalars_by_value(dtype, layout):
+    """Scalars held on the host reach eager and fused kernels by value, also once they
+    have a device copy (a constant used again): every walk against the CPU."""
+    x = rand((8, 12), mx.float32, 1, 5, seed=13).astype(dtype)
+    s1, s2 = mx.array(3, dtype=dtype), mx.array(2, dtype=dtype)
+    view = {"contiguous": lambda v: v, "offset": lambda v: v.reshape(-1)[1:], "rows": lambda v: v[:, 4:],
+            "transposed": lambda v: v.T}[layout]
+
+    def f(v):
+        v = view(v)
+        return mx.maximum(v * s1 - s2, s2) + s1
+
+    for fn in (f, mx.compile(f), mx.compile(f)):  # the second compiled call: scalars already uploaded
+        want, got = on(mx.cpu, fn, x), on(mx.gpu, fn, x)
+        np.testing.assert_array_equal(np.array(got.astype(mx.float64)), np.array(want.astype(mx.float64)))

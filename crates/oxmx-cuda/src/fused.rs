@@ -42,6 +42,9 @@ enum Stride {
     Unit,
     Scalar,
     Any,
+    /// One value held on the host: passed to the kernel by value, never uploaded or
+    /// loaded (any walk).
+    ByValue,
 }
 
 /// The C source of a step's function `s{k}::f` and how its operands are loaded.
@@ -145,10 +148,18 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
     }
     let ot = ctype(p.steps.get(last)?.dtype)?;
     let mut params = String::new();
+    let kind = |i: usize| kinds.get(i).copied().unwrap_or(Stride::Any);
     for (i, d) in p.inputs.iter().enumerate() {
-        params.push_str(&format!("const {}* __restrict__ in{i}, ", ctype(*d)?));
+        if kind(i) == Stride::ByValue {
+            params.push_str(&format!("unsigned long long in{i}, "));
+        } else {
+            params.push_str(&format!("const {}* __restrict__ in{i}, ", ctype(*d)?));
+        }
     }
-    let n_in = p.inputs.len();
+    // the inputs read from memory (by index) in a strided walk
+    let indexed: Vec<usize> = (0..p.inputs.len())
+        .filter(|&i| kind(i) != Stride::ByValue)
+        .collect();
     let loads = |elem: &dyn Fn(usize) -> String| -> Option<String> {
         let mut s = String::new();
         for (i, d) in p.inputs.iter().enumerate() {
@@ -157,30 +168,39 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
         Some(s)
     };
     let grid = "long long stride = (long long)gridDim.x * blockDim.x; long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;";
-    let kind = |i: usize| kinds.get(i).copied().unwrap_or(Stride::Any);
     // element `at` of input i in a one-dimensional walk
     let linear_elem = |i: usize, at: &str| match kind(i) {
         Stride::Unit => format!("in{i}[m.offset[{i}] + {at}]"),
-        Stride::Scalar => format!("h{i}"),
+        Stride::Scalar | Stride::ByValue => format!("h{i}"),
         Stride::Any => format!("in{i}[m.offset[{i}] + {at} * m.strides[{i}][0]]"),
     };
     let mut hoisted = String::new();
     for (i, d) in p.inputs.iter().enumerate() {
-        if matches!(walk, Walk::Linear | Walk::Vector4) && kind(i) == Stride::Scalar {
+        let t = ctype(*d)?;
+        if kind(i) == Stride::ByValue {
             hoisted.push_str(&format!(
-                "  const {} h{i} = in{i}[m.offset[{i}]];\n",
-                ctype(*d)?
+                "  const {t} h{i} = *reinterpret_cast<const {t}*>(&in{i});\n"
             ));
+        } else if matches!(walk, Walk::Linear | Walk::Vector4) && kind(i) == Stride::Scalar {
+            hoisted.push_str(&format!("  const {t} h{i} = in{i}[m.offset[{i}]];\n"));
         }
     }
+    // element of input i at the strided walk's index `j{i}`
+    let indexed_elem = |i: usize| {
+        if kind(i) == Stride::ByValue {
+            format!("h{i}")
+        } else {
+            format!("in{i}[j{i}]")
+        }
+    };
     let kernel_body = match walk {
         Walk::Strided { ndim, narrow } => {
-            let at = locate_unrolled(ndim, &(0..n_in).collect::<Vec<_>>(), narrow);
-            let l = loads(&|i| format!("in{i}[j{i}]"))?;
-            format!("  for (long long i = tid; i < m.n; i += stride) {{\n{at}{l}{body}    out[i] = v{last};\n  }}\n")
+            let at = locate_unrolled(ndim, &indexed, narrow);
+            let l = loads(&indexed_elem)?;
+            format!("{hoisted}  for (long long i = tid; i < m.n; i += stride) {{\n{at}{l}{body}    out[i] = v{last};\n  }}\n")
         }
         Walk::Rows4 { ndim, narrow, unit } => {
-            let at = locate_unrolled(ndim, &(0..n_in).collect::<Vec<_>>(), narrow);
+            let at = locate_unrolled(ndim, &indexed, narrow);
             let is_unit = |i: usize| unit & (1 << i) != 0;
             let mut row_loads = String::new();
             for (i, d) in p.inputs.iter().enumerate() {
@@ -188,7 +208,7 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
                 row_loads.push_str(&if is_unit(i) {
                     format!("    V4<{t}> q{i} = *reinterpret_cast<const V4<{t}>*>(in{i} + j{i});\n")
                 } else {
-                    format!("    const {t} q{i} = in{i}[j{i}];\n")
+                    format!("    const {t} q{i} = {};\n", indexed_elem(i))
                 });
             }
             let lv = loads(&|i| {
@@ -199,7 +219,7 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
                 }
             })?;
             format!(
-                "  for (long long i = tid * 4; i < m.n; i += stride * 4) {{\n{at}{row_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    *reinterpret_cast<V4<{ot}>*>(out + i) = o;\n  }}\n"
+                "{hoisted}  for (long long i = tid * 4; i < m.n; i += stride * 4) {{\n{at}{row_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    *reinterpret_cast<V4<{ot}>*>(out + i) = o;\n  }}\n"
             )
         }
         Walk::Linear => {
@@ -289,8 +309,10 @@ impl CudaBackend {
                 &mut m.offset,
             );
             let linear = cshape.len() <= 1;
+            let values: Vec<Option<u64>> = ins.iter().map(crate::host_scalar).collect();
             let kinds: Vec<Stride> = (0..ins.len())
                 .map(|k| match m.strides[k][0] {
+                    _ if values.get(k).is_some_and(Option::is_some) => Stride::ByValue,
                     _ if !linear => Stride::Any,
                     1 => Stride::Unit,
                     0 => Stride::Scalar,
@@ -306,7 +328,10 @@ impl CudaBackend {
                 let operands: Vec<Option<(&[isize], i64)>> = ins
                     .iter()
                     .zip(cstrides.iter().skip(1))
-                    .map(|(x, st)| Some((st.as_slice(), x.data.offset as i64)))
+                    .zip(&kinds)
+                    .map(|((x, st), &k)| {
+                        (k != Stride::ByValue).then_some((st.as_slice(), x.data.offset as i64))
+                    })
                     .collect();
                 match rows4_mask(&cshape, &operands) {
                     Some(unit) => Walk::Rows4 { ndim, narrow, unit },
@@ -320,9 +345,14 @@ impl CudaBackend {
             let src = fused_src(p, walk, &kinds)
                 .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
             let f = self.compiler.get_exact(&entry_name(p, walk), src)?;
+            // a host scalar is passed by value: no upload, no load per thread
             let slices = ins
                 .iter()
-                .map(|x| self.device_of(OP, x))
+                .zip(&values)
+                .map(|(x, v)| match v {
+                    Some(_) => Ok(None),
+                    None => self.device_of(OP, x).map(Some),
+                })
                 .collect::<Result<Vec<_>>>()?;
             let threads = if matches!(walk, Walk::Vector4 | Walk::Rows4 { .. }) {
                 n.div_ceil(4)
@@ -331,8 +361,12 @@ impl CudaBackend {
             };
             let dst = out.slice_mut()?;
             ffi::launch(OP, &self.alloc.stream, &f, self.grid(threads), |b| {
-                for s in &slices {
-                    ffi::arg(b, *s);
+                for (s, v) in slices.iter().zip(&values) {
+                    match (s, v) {
+                        (Some(s), _) => ffi::arg(b, *s),
+                        (None, Some(v)) => ffi::arg(b, v),
+                        (None, None) => {}
+                    }
                 }
                 ffi::arg(b, &*dst);
                 ffi::arg(b, &m);

@@ -262,8 +262,11 @@ impl CudaBackend {
         let s = w.slice()?;
         let stream = &self.alloc.stream;
         let e = |e: cudarc::driver::DriverError| Error::runtime(op, format!("CUDA error: {e:?}"));
-        stream.memcpy_dtoh(&s.slice(..32), &mut b[..]).map_err(e)?;
-        stream.synchronize().map_err(e)?;
+        {
+            let _span = crate::prof::span(crate::prof::Phase::Sync);
+            stream.memcpy_dtoh(&s.slice(..32), &mut b[..]).map_err(e)?;
+            stream.synchronize().map_err(e)?;
+        }
         let word = |i: usize| {
             let mut x = [0u8; 8];
             x.copy_from_slice(&b[i * 8..i * 8 + 8]);

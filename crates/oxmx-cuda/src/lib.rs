@@ -199,10 +199,12 @@ fn strided_walk_for(
 
 /// The bytes (zero-extended to 64 bits) of an input that is one value held on the host
 /// and seen at every position (a 0-d or broadcast scalar), if it is one.
-fn host_scalar(x: &Input) -> Option<u64> {
+pub(crate) fn host_scalar(x: &Input) -> Option<u64> {
     let buf = &x.data.buffer;
     let es = x.dtype.size();
-    if buf.device().is_some() || es > 8 {
+    // a buffer with a host copy never changes (memory.rs), even once uploaded: a
+    // constant used again keeps being passed by value
+    if !buf.on_host() || es > 8 {
         return None;
     }
     let single = x

@@ -18,11 +18,14 @@ pub enum Phase {
     Alloc,
     /// the driver's launch call
     Launch,
+    /// waiting for the device inside an op (an error word read back after a gather,
+    /// scatter or cross-entropy): the queue drains and the device then idles
+    Sync,
 }
 
-const NAMES: [&str; 5] = ["run", "lookup", "upload", "alloc", "launch"];
-static NS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-static COUNT: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+const NAMES: [&str; 6] = ["run", "lookup", "upload", "alloc", "launch", "sync"];
+static NS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+static COUNT: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
