@@ -298,6 +298,24 @@ def test_matmul_misaligned_leading_dims(dtype, case):
     np.testing.assert_allclose(np.array(got.astype(mx.float32)), want, rtol=2e-2, atol=tol)
 
 
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float32])
+def test_padded_operand_shared_by_both_backward_products(dtype):
+    """An LM head with an odd vocabulary: both backward products read the cotangent, padded
+    once (lt_align.rs keeps the last padded copy while its source lives). New cotangents
+    of the same shape, and a slice of the same buffer at another offset, must not reuse it."""
+    h, w = rand((256, 1024), dtype, seed=23), rand((4099, 1024), dtype, seed=24)
+    base = rand((256, 4100), dtype, seed=25)
+    hn, wn = (np.array(v.astype(mx.float32)).astype(np.float64) for v in (h, w))
+    for t in (base[:, :4099], base[:, 1:], rand((256, 4099), dtype, seed=26)):
+        grads = on(mx.gpu, lambda h, w: mx.grad(lambda h, w: ((h @ w.T) * t).sum(), argnums=(0, 1))(h, w), h, w)
+        tn = np.array(t.astype(mx.float32)).astype(np.float64)
+        for got, want, k in ((grads[0], tn @ wn, 4099), (grads[1], tn.T @ hn, 256)):
+            assert got.shape == want.shape and got.dtype == dtype
+            tol = (2e-2 if dtype == mx.bfloat16 else 1e-4) * np.sqrt(k)
+            np.testing.assert_allclose(np.array(got.astype(mx.float32)), want, rtol=2e-2, atol=tol)
+
+
 GATHERS = {
     "take_rows": lambda x, i: x[i],
     "take_negative": lambda x, i: mx.take(x, -1 - (i % 3).astype(mx.int32), axis=1),
@@ -1053,3 +1071,48 @@ def test_fused_host_scalars_by_value(dtype, layout):
     for fn in (f, mx.compile(f), mx.compile(f)):  # the second compiled call: scalars already uploaded
         want, got = on(mx.cpu, fn, x), on(mx.gpu, fn, x)
         np.testing.assert_array_equal(np.array(got.astype(mx.float64)), np.array(want.astype(mx.float64)))
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.float64, mx.int8, mx.uint64])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_contiguous_walk_covers_every_element(dtype, compiled):
+    """The contiguous walk loads several vectors per thread before computing: every
+    length (whole vectors, a tail of 1-3, fewer elements than one thread's vectors,
+    more than one grid-stride round) and an operand at an offset, against the CPU."""
+    for n in [4, 5, 7, 15, 16, 17, 63, 64, 65, 1023, 4099, (1 << 20) + 3]:
+        a = rand((n + 4,), mx.float32, -3, 3, seed=n).astype(dtype)
+        b = rand((n + 4,), mx.float32, 1, 3, seed=n + 1).astype(dtype)
+
+        def unary(a):
+            return mx.abs(a[4:] * 3 - 1)
+
+        def binary(a, b):
+            return mx.maximum(a[:n] * b[4:] + 2, a[4:] - b[:n])
+
+        for fn, args in ((unary, (a,)), (binary, (a, b)), (lambda a: -a[4:], (a,))):
+            f = mx.compile(fn) if compiled else fn
+            want, got = on(mx.cpu, f, *args), on(mx.gpu, f, *args)
+            assert got.shape == want.shape == (n,)
+            np.testing.assert_array_equal(np.array(got.astype(mx.float64)), np.array(want.astype(mx.float64)))
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_float_powers_against_the_cpu(dtype, compiled):
+    """Squares and cubes are multiplications on the GPU (pow otherwise): the same values
+    as the CPU's pow, signed zeros, infinities, NaN, overflow and underflow included."""
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-20, -3e-14, 1e13, -7e12, 65000.0, 1.5, -2.25]
+    x = np.concatenate([np.random.default_rng(5).uniform(-40, 40, 500), special]).astype(np.float32)
+    a = mx.array(x).astype(dtype)
+    for y in (2, 3, 2.5, -3, 0.5):
+        f = mx.compile(lambda a: a**y) if compiled else (lambda a: a**y)
+        want, got = on(mx.cpu, f, a), on(mx.gpu, f, a)
+        assert got.dtype == want.dtype == dtype
+        w, g = np.array(want.astype(mx.float64)), np.array(got.astype(mx.float64))
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        if dtype in (mx.float16, mx.bfloat16) and y in (2, 3):
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=TOL[dtype] / 4, atol=0)

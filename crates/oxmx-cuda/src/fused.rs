@@ -10,6 +10,7 @@
 use crate::ffi::{self, FusedMeta, MAX_DIMS};
 use crate::kernels::{self, binary_expr, compute_type, ctype, unary_expr};
 use crate::strided_walk::{locate_unrolled, rows4_mask};
+use crate::vector_walk::{vector4_loop, vectors_per_thread};
 use crate::{on_device, unsupported, CudaBackend};
 use oxmx_core::backend::Input;
 use oxmx_core::ops::fused::{FusedArg, FusedProgram, MAX_INPUTS};
@@ -30,9 +31,10 @@ enum Walk {
     Rows4 { ndim: usize, narrow: bool, unit: u8 },
     /// One collapsed dimension: element i of input k is `offset[k] + i * stride[k]`.
     Linear,
-    /// `Linear` with four outputs per thread; inputs of stride 1 (offsets divisible by
-    /// 4) are read with one aligned vector load each.
-    Vector4,
+    /// `Linear` by vectors of four outputs, `per_thread` vectors per thread
+    /// (`vector_walk`); inputs of stride 1 (offsets divisible by 4) are read with one
+    /// aligned vector load each.
+    Vector4 { per_thread: u8 },
 }
 
 /// How a `Linear`/`Vector4` kernel reads an input: the stride of its one dimension is
@@ -181,7 +183,7 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
             hoisted.push_str(&format!(
                 "  const {t} h{i} = *reinterpret_cast<const {t}*>(&in{i});\n"
             ));
-        } else if matches!(walk, Walk::Linear | Walk::Vector4) && kind(i) == Stride::Scalar {
+        } else if matches!(walk, Walk::Linear | Walk::Vector4 { .. }) && kind(i) == Stride::Scalar {
             hoisted.push_str(&format!("  const {t} h{i} = in{i}[m.offset[{i}]];\n"));
         }
     }
@@ -226,26 +228,27 @@ fn fused_src(p: &FusedProgram, walk: Walk, kinds: &[Stride]) -> Option<String> {
             let l = loads(&|i| linear_elem(i, "i"))?;
             format!("{hoisted}  for (long long i = tid; i < m.n; i += stride) {{\n{l}{body}    out[i] = v{last};\n  }}\n")
         }
-        Walk::Vector4 => {
-            let mut vec_loads = String::new();
+        Walk::Vector4 { per_thread } => {
+            let mut vectors = Vec::new();
             for (i, d) in p.inputs.iter().enumerate() {
                 if kind(i) == Stride::Unit {
-                    vec_loads.push_str(&format!(
-                        "    V4<{t}> q{i} = reinterpret_cast<const V4<{t}>*>(in{i} + m.offset[{i}])[v];\n",
-                        t = ctype(*d)?
-                    ));
+                    let base = format!("in{i} + m.offset[{i}]");
+                    vectors.push((format!("q{i}"), ctype(*d)?.to_string(), base));
                 }
             }
             let lv = loads(&|i| {
                 if kind(i) == Stride::Unit {
                     format!("q{i}.v[e]")
                 } else {
-                    linear_elem(i, "(v * 4 + e)")
+                    linear_elem(i, "(ox_v * 4 + e)")
                 }
             })?;
             let ls = loads(&|i| linear_elem(i, "i"))?;
+            let compute = format!("{lv}{body}    o.v[e] = v{last};\n");
+            let tail = format!("{ls}{body}    out[i] = v{last};\n");
             format!(
-                "{hoisted}  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}{body}    o.v[e] = v{last};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}{body}    out[i] = v{last};\n  }}\n"
+                "{hoisted}{}",
+                vector4_loop(&vectors, ot, &compute, &tail, per_thread)
             )
         }
     };
@@ -263,7 +266,7 @@ fn entry_name(p: &FusedProgram, walk: Walk) -> String {
         Walk::Strided { ndim, .. } => format!("{OP}_strided_{ndim}d"),
         Walk::Rows4 { ndim, .. } => format!("{OP}_rows4_{ndim}d"),
         Walk::Linear => format!("{OP}_linear"),
-        Walk::Vector4 => format!("{OP}_vec4"),
+        Walk::Vector4 { per_thread } => format!("{OP}_vec4x{per_thread}"),
     };
     for s in &p.steps {
         name.push('_');
@@ -338,7 +341,15 @@ impl CudaBackend {
                     None => Walk::Strided { ndim, narrow },
                 }
             } else if aligned && n >= 4 && kinds.contains(&Stride::Unit) {
-                Walk::Vector4
+                let unit_sizes = p
+                    .inputs
+                    .iter()
+                    .zip(&kinds)
+                    .filter(|(_, &k)| k == Stride::Unit)
+                    .map(|(d, _)| d.size());
+                Walk::Vector4 {
+                    per_thread: vectors_per_thread(unit_sizes),
+                }
             } else {
                 Walk::Linear
             };
@@ -354,10 +365,10 @@ impl CudaBackend {
                     None => self.device_of(OP, x).map(Some),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let threads = if matches!(walk, Walk::Vector4 | Walk::Rows4 { .. }) {
-                n.div_ceil(4)
-            } else {
-                n
+            let threads = match walk {
+                Walk::Vector4 { per_thread } => crate::vector_walk::threads(n, per_thread),
+                Walk::Rows4 { .. } => n.div_ceil(4),
+                _ => n,
             };
             let dst = out.slice_mut()?;
             ffi::launch(OP, &self.alloc.stream, &f, self.grid(threads), |b| {

@@ -70,6 +70,13 @@ __device__ __forceinline__ float rt_bf16(float v) {
   return isnan(v) ? __uint_as_float(0x7FC00000u) : __bfloat162float(__float2bfloat16_rn(v));
 }
 template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 - x); }
+// Float powers: squares and cubes by multiplication (the tanh GELU's x**3 and its
+// gradient's x**2), pow otherwise. Where x has at most half the compute type's precision
+// (a half type in float, a float32 in double) x * x is exact and the cube is rounded
+// once: the correctly rounded power, which pow (within an ulp of it) not always gives.
+template <typename T> __device__ __forceinline__ T fpow(T x, T y) {
+  return y == (T)2 ? x * x : (y == (T)3 ? x * x * x : pow(x, y));
+}
 // Integer powers as the CPU: wrapping, the exponent clamped to 2^32 - 1; a negative
 // exponent leaves only 1 and -1 (whose sign follows the exponent's parity) nonzero.
 template <typename T> __device__ __forceinline__ T ipow(T x, T y) {
@@ -360,11 +367,13 @@ pub fn binary_expr(op: BinaryOp, d: Dtype) -> Option<String> {
         ArcTan2 | Power | LogAddExp if d == Dtype::Float32 => {
             let name = match op {
                 ArcTan2 => "atan2",
-                Power => "pow",
+                Power => "fpow",
                 _ => "lae",
             };
             format!("(float){name}((double)x, (double)y)")
         }
+        // half types compute in float: their cubes are exact there
+        Power if matches!(d, Dtype::Float16 | Dtype::Bfloat16) => "fpow(x, y)".to_string(),
         Power if f => "pow(x, y)".to_string(),
         Power if d != Dtype::Bool => "ipow(x, y)".to_string(),
         Maximum if f => "((isnan(x) || x > y) ? x : y)".to_string(),
@@ -403,9 +412,10 @@ pub enum Walk {
     Rows4 { ndim: usize, narrow: bool, unit: u8 },
     /// Contiguous operands.
     Contiguous,
-    /// Contiguous with offsets divisible by 4: four elements per thread through one
-    /// aligned vector load per operand (16 bytes for 4-byte types).
-    Vector4,
+    /// Contiguous with offsets divisible by 4: four elements per vector through one
+    /// aligned load per operand (16 bytes for 4-byte types), `per_thread` vectors per
+    /// thread (`vector_walk`).
+    Vector4 { per_thread: u8 },
     /// One collapsed dimension with any strides (a contiguous operand and a broadcast
     /// scalar, `x * 2`): element i of operand k at `offset[k] + i * strides[k][0]`.
     Linear,
@@ -506,17 +516,27 @@ pub fn elementwise_src(
             let l = loads(&|k| format!("in{k}[m.offset[{k}] + i]"));
             format!("  for (long long i = tid; i < m.n; i += stride) {{\n{l}      auto r = ({expr});\n      out[i] = {store};\n  }}\n")
         }
-        Walk::Vector4 => {
-            let vec_loads: String = decls
+        Walk::Vector4 { per_thread } => {
+            let vectors: Vec<(String, String, String)> = decls
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| !is_scalar(*k))
-                .map(|(k, (t, _, _, _))| format!("    V4<{t}> a{k} = reinterpret_cast<const V4<{t}>*>(in{k} + m.offset[{k}])[v];\n"))
+                .map(|(k, (t, _, _, _))| {
+                    (
+                        format!("a{k}"),
+                        t.to_string(),
+                        format!("in{k} + m.offset[{k}]"),
+                    )
+                })
                 .collect();
             let lv = loads(&|k| format!("a{k}.v[e]"));
             let ls = loads(&|k| format!("in{k}[m.offset[{k}] + i]"));
-            format!(
-                "  long long nv = m.n / 4;\n  for (long long v = tid; v < nv; v += stride) {{\n{vec_loads}    V4<{ot}> o;\n    #pragma unroll\n    for (int e = 0; e < 4; ++e) {{\n{lv}      auto r = ({expr});\n      o.v[e] = {store};\n    }}\n    reinterpret_cast<V4<{ot}>*>(out)[v] = o;\n  }}\n  for (long long i = nv * 4 + tid; i < m.n; i += stride) {{\n{ls}      auto r = ({expr});\n      out[i] = {store};\n  }}\n"
+            crate::vector_walk::vector4_loop(
+                &vectors,
+                ot,
+                &format!("{lv}      auto r = ({expr});\n      o.v[e] = {store};\n"),
+                &format!("{ls}      auto r = ({expr});\n      out[i] = {store};\n"),
+                per_thread,
             )
         }
     };

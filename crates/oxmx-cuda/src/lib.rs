@@ -40,6 +40,7 @@ mod quantized_gather;
 mod scan_sort;
 mod strided_walk;
 mod user_kernel;
+mod vector_walk;
 
 use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
 use device::{Allocator, CudaMem};
@@ -68,6 +69,8 @@ pub struct CudaBackend {
     logf_table: std::sync::OnceLock<std::result::Result<erfinv::LogfTable, String>>,
     /// (multiprocessors, opt-in shared memory per block), read once from the driver.
     limits: std::sync::OnceLock<(usize, usize)>,
+    /// The last operand padded for cuBLASLt, while its source lives (lt_align.rs).
+    pad_cache: lt_align::PadCache,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -283,6 +286,7 @@ impl CudaBackend {
                 cudnn: std::sync::OnceLock::new(),
                 logf_table: std::sync::OnceLock::new(),
                 limits: std::sync::OnceLock::new(),
+                pad_cache: lt_align::PadCache::default(),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -444,7 +448,14 @@ impl CudaBackend {
                 .all(|(x, &sc)| sc || x.data.offset % 4 == 0)
                 && n >= 4
             {
-                kernels::Walk::Vector4
+                kernels::Walk::Vector4 {
+                    per_thread: vector_walk::vectors_per_thread(
+                        ins.iter()
+                            .zip(&scalars)
+                            .filter(|(_, &sc)| !sc)
+                            .map(|(x, _)| x.dtype.size()),
+                    ),
+                }
             } else {
                 kernels::Walk::Contiguous
             };
@@ -483,10 +494,10 @@ impl CudaBackend {
                     }
                 })
                 .collect::<Result<_>>()?;
-            let threads = if matches!(walk, kernels::Walk::Vector4 | kernels::Walk::Rows4 { .. }) {
-                n.div_ceil(4)
-            } else {
-                n
+            let threads = match walk {
+                kernels::Walk::Vector4 { per_thread } => vector_walk::threads(n, per_thread),
+                kernels::Walk::Rows4 { .. } => n.div_ceil(4),
+                _ => n,
             };
             ffi::launch(op, &self.alloc.stream, &f, self.grid(threads), |b| {
                 for (s, v) in slices.iter().zip(&values) {
@@ -841,6 +852,7 @@ impl Backend for CudaBackend {
         // Collectives over NCCL run here; over MPI they move host buffers by design
         // (the engine is the CPU's): not a fallback, so strict mode allows them.
         let _span = prof::span(prof::Phase::Run);
+        self.pad_cache.evict_orphaned();
         if let Primitive::Collective { op, group } = prim {
             return self.collective(prim, *op, group, ins, out_shape, out_dtype);
         }

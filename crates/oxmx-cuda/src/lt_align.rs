@@ -12,7 +12,7 @@ use crate::{lt_operand, CudaBackend};
 use oxmx_core::backend::Input;
 use oxmx_core::memory::Buffer;
 use oxmx_core::{ArrayData, Dtype, Error, Result};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 const ALIGN: usize = 16;
 /// Products below this many flops keep their layout (the copies' launches would dominate).
@@ -20,6 +20,60 @@ const MIN_FLOPS: u128 = 1 << 30;
 /// Flops per byte copied above which repacking pays: the align-1 kernels lose roughly
 /// 5/6 of ~600 TFLOP/s, a copy moves ~2 TB/s.
 const MIN_FLOPS_PER_BYTE: u128 = 40;
+
+/// What identifies a padded copy: the source's offset and type, and per axis of the
+/// copy (batch axes, then the contiguous axis and the other matrix axis) its length,
+/// stride in the source and padded length. A transposed view of the same matrix padded
+/// the other way has the same key: backward passes pad `dlogits` and `dlogits.T` into the
+/// same bytes.
+#[derive(PartialEq, Eq, Debug)]
+struct PadKey {
+    offset: usize,
+    dtype: Dtype,
+    axes: Vec<(usize, isize, usize)>,
+}
+
+struct PadEntry {
+    /// Holding a weak reference keeps the source's bytes unchanged while the entry
+    /// lives: buffer donation (`donatable_for`) refuses buffers with weak references.
+    source: Weak<Buffer>,
+    key: PadKey,
+    padded: Arc<Buffer>,
+}
+
+/// The last padded copy, kept while its source lives so that a second product over the
+/// same operand (a matmul's two backward products read the same cotangent) reuses it.
+#[derive(Default)]
+pub(crate) struct PadCache(Mutex<Option<PadEntry>>);
+
+impl PadCache {
+    /// Drops the copy once its source is gone (called before every op, so the copy's
+    /// memory is returned at the next op after its source's last use).
+    pub(crate) fn evict_orphaned(&self) {
+        if let Ok(mut e) = self.0.try_lock() {
+            if e.as_ref().is_some_and(|e| e.source.strong_count() == 0) {
+                *e = None;
+            }
+        }
+    }
+
+    fn get(&self, source: &Arc<Buffer>, key: &PadKey) -> Option<Arc<Buffer>> {
+        let e = self.0.lock().ok()?;
+        let e = e.as_ref()?;
+        (e.source.upgrade().is_some_and(|s| Arc::ptr_eq(&s, source)) && e.key == *key)
+            .then(|| Arc::clone(&e.padded))
+    }
+
+    fn put(&self, source: &Arc<Buffer>, key: PadKey, padded: &Arc<Buffer>) {
+        if let Ok(mut e) = self.0.lock() {
+            *e = Some(PadEntry {
+                source: Arc::downgrade(source),
+                key,
+                padded: Arc::clone(padded),
+            });
+        }
+    }
+}
 
 /// Elements per 16 bytes, for the types with tensor-core kernels.
 fn per_vector(dtype: Dtype) -> Option<usize> {
@@ -151,19 +205,39 @@ impl CudaBackend {
         let mut strides = vec![0isize; nd];
         strides[inner] = 1;
         let mut total = 1usize;
-        for d in [inner, outer].into_iter().chain((0..nd - 2).rev()) {
+        let order: Vec<usize> = [inner, outer]
+            .into_iter()
+            .chain((0..nd - 2).rev())
+            .collect();
+        for &d in &order {
             strides[d] = isize::try_from(total).map_err(|_| Error::overflow(op))?;
             total = total
                 .checked_mul(shape[d])
                 .ok_or_else(|| Error::overflow(op))?;
         }
-        let (mut mem, nbytes) = self.new_output(op, &[total], x.dtype)?;
-        self.alloc
-            .stream
-            .memset_zeros(mem.slice_mut()?)
-            .map_err(|e| Error::runtime(op, format!("CUDA error: {e:?}")))?;
-        self.copy_into(op, x, mem.slice_mut()?, 0, &strides, total)?;
-        let buffer = Arc::new(Buffer::from_device(Box::new(mem), nbytes));
+        let key = PadKey {
+            offset: x.data.offset,
+            dtype: x.dtype,
+            axes: order
+                .iter()
+                .map(|&d| (x.shape[d], x.data.strides[d], shape[d]))
+                .collect(),
+        };
+        let source = &x.data.buffer;
+        let buffer = match self.pad_cache.get(source, &key) {
+            Some(b) => b,
+            None => {
+                let (mut mem, nbytes) = self.new_output(op, &[total], x.dtype)?;
+                self.alloc
+                    .stream
+                    .memset_zeros(mem.slice_mut()?)
+                    .map_err(|e| Error::runtime(op, format!("CUDA error: {e:?}")))?;
+                self.copy_into(op, x, mem.slice_mut()?, 0, &strides, total)?;
+                let b = Arc::new(Buffer::from_device(Box::new(mem), nbytes));
+                self.pad_cache.put(source, key, &b);
+                b
+            }
+        };
         let data = ArrayData::new(op, buffer, 0, strides, &shape, x.dtype)?;
         let padded = Input {
             shape,
