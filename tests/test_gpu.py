@@ -272,6 +272,53 @@ def test_column_reductions(dtype, case):
             np.testing.assert_allclose(g64, w, rtol=tol, atol=tol, err_msg=name)
 
 
+# Rows of at most 256 contiguous elements are reduced by groups of lanes of a warp
+# (several rows per warp, combined by shuffles), longer ones by a block each.
+SHORT_ROWS = {
+    "n1": ((37, 1), lambda f, x: f(x, axis=-1)),
+    "n3": ((1001, 3), lambda f, x: f(x, axis=-1)),
+    "n4": ((257, 4), lambda f, x: f(x, axis=-1)),
+    "n7": ((33, 7), lambda f, x: f(x, axis=1)),
+    "n64_heads": ((3, 5, 129, 64), lambda f, x: f(x, axis=-1)),
+    "n65": ((300, 65), lambda f, x: f(x, axis=-1)),
+    "n128": ((77, 128), lambda f, x: f(x, axis=-1)),
+    "n200": ((19, 200), lambda f, x: f(x, axis=-1)),
+    "n256": ((513, 256), lambda f, x: f(x, axis=-1)),
+    "n257_block": ((9, 257), lambda f, x: f(x, axis=-1)),
+    "offset_slice": ((70, 72), lambda f, x: f(x[3:, 4:68], axis=-1)),
+    "unaligned_slice": ((70, 72), lambda f, x: f(x[:, 1:], axis=-1)),
+    "keepdims": ((40, 96), lambda f, x: f(x, axis=-1, keepdims=True)),
+}
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int32, mx.int64, mx.uint8, mx.bool_])
+@pytest.mark.parametrize("case", sorted(SHORT_ROWS))
+def test_short_row_reductions(dtype, case):
+    shape, f = SHORT_ROWS[case]
+    x = rand(shape, mx.float32, -3, 3, seed=37)
+    if dtype == mx.bool_:
+        x = x > 0
+    elif dtype == mx.uint8:
+        x = (x + 3).astype(dtype)
+    else:
+        x = x.astype(dtype)
+    names = ["any", "all", "sum"] if dtype == mx.bool_ else ["sum", "max", "min", "mean", "prod", "any", "all"]
+    for name in names:
+        g = lambda x: f(getattr(mx, name), x)
+        y = 1 + x / 64 if name == "prod" and dtype in FLOATS else x
+        y = (y > 1).astype(dtype) if name == "prod" and dtype not in FLOATS and dtype != mx.bool_ else y
+        want, got = on(mx.cpu, g, y), on(mx.gpu, g, y)
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+        if got.dtype in (mx.int32, mx.int64, mx.uint8, mx.uint32, mx.bool_):
+            np.testing.assert_array_equal(np.array(got), np.array(want), err_msg=name)
+        else:
+            w, g64 = np.array(want.astype(mx.float64)), np.array(got.astype(mx.float64))
+            scale = np.sqrt(shape[-1]) if name in ("sum", "mean") else 1.0
+            tol = {mx.float16: 2e-3, mx.bfloat16: 2e-2, mx.float64: 1e-12}.get(dtype, 1e-5) * scale
+            np.testing.assert_allclose(g64, w, rtol=tol, atol=tol, err_msg=name)
+
+
 # Products big enough that a leading dimension that is not a multiple of 16 bytes is padded
 # (lt_align.rs): output columns, a row-major and a column-major operand, batches.
 MISALIGNED = {
@@ -358,6 +405,59 @@ def test_out_of_bounds_indices_raise_on_gpu(case, bad):
         on(mx.gpu, f)
     # the GPU is still usable and in-range indices work after the error
     same(on(mx.gpu, lambda: x[mx.array([1, 2])] + 1), np.ones((2, 3), np.float32))
+
+
+@gpu_only
+def test_index_errors_found_after_the_launch_fail_their_evaluation():
+    """Index checks are read at the end of the evaluation (no wait after each gather):
+    the evaluation still raises the op's IndexError, every array computed from the
+    checked gather becomes unreadable (its data may derive from the bad index), other
+    arrays of the same evaluation and arrays computed before stay valid, and the next
+    evaluation starts clean (on this thread and on others)."""
+    import threading
+
+    with mx.stream(mx.gpu):
+        x = mx.arange(12, dtype=mx.float32).reshape(4, 3)
+        before = x * 2
+        mx.eval(before)
+        bad = x[mx.array([0, 7])] + 1
+        downstream = bad.sum() * 3
+        unrelated = x - 1
+        with pytest.raises(IndexError, match=r"Index 7 is out of bounds"):
+            mx.eval(downstream, unrelated)
+        for a in (bad, downstream):
+            with pytest.raises(RuntimeError, match="evaluation that raised"):
+                np.array(a)
+        # a consumer of a failed array cannot be evaluated either
+        with pytest.raises(RuntimeError):
+            mx.eval(downstream + 1)
+        same(unrelated, np.arange(12, dtype=np.float32).reshape(4, 3) - 1)
+        same(before, np.arange(12, dtype=np.float32).reshape(4, 3) * 2)
+        good = x[mx.array([3, 0])] * 1
+        mx.eval(good)
+        same(good, np.arange(12, dtype=np.float32).reshape(4, 3)[[3, 0]])
+
+    # an error queued by one thread is reported to that thread only
+    results = {}
+
+    def run(name, idx):
+        try:
+            with mx.stream(mx.gpu):
+                y = x[mx.array(idx)]
+                for _ in range(50):
+                    y = y + 0
+                mx.eval(y)
+            results[name] = "ok"
+        except IndexError:
+            results[name] = "IndexError"
+
+    threads = [threading.Thread(target=run, args=(f"bad{k}", [0, 9])) for k in range(2)]
+    threads += [threading.Thread(target=run, args=(f"good{k}", [1, 2])) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"bad0": "IndexError", "bad1": "IndexError", "good0": "ok", "good1": "ok"}
 
 
 def _set(x, i):

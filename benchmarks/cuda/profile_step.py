@@ -46,6 +46,7 @@ def main():
         from oxmx import _oxmx
 
         _oxmx._cuda_profile(True)
+        _oxmx._cuda_profile_ops(True)
     for i in range(3):
         run(i)
     wall = (time.perf_counter() - t) / 3
@@ -53,6 +54,9 @@ def main():
         print("host time per step by phase (ms, calls):")
         for name, ns, n in _oxmx._cuda_profile(True):
             print(f"  {name:8s} {ns / 3e6:8.2f} ms {n // 3:7d}")
+        print("host time per step in the backend's run, by primitive (ms, calls, us/call):")
+        for name, ns, n in _oxmx._cuda_profile_ops(True)[:20]:
+            print(f"  {name:24s} {ns / 3e6:8.2f} ms {n // 3:7d} {ns / max(n, 1) / 1e3:8.1f}")
 
     import torch
     from torch.profiler import ProfilerActivity, profile

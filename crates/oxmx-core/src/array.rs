@@ -89,6 +89,10 @@ pub enum State {
     /// Evaluated while a function transform that it depends on was running: the data,
     /// plus the primitive and inputs that transform still needs to walk the graph.
     Traced(ArrayData, Pending),
+    /// Computed by an evaluation that then failed: a backend reported an error of work it
+    /// had queued (an out-of-bounds index found on the GPU) after this array's data was
+    /// made, so the data may derive from it and is dropped.
+    Failed,
 }
 
 /// A running function transform (grad, jvp, vmap, compile). Arrays computed from its
@@ -274,6 +278,12 @@ impl Array {
         crate::eval::eval(std::slice::from_ref(self))?;
         let d = match &*self.lock() {
             State::Ready(d) | State::Traced(d, _) => d.clone(),
+            State::Failed => {
+                return Err(Error::runtime(
+                    "eval",
+                    "This array was computed by an evaluation that raised an error; its data was dropped.",
+                ))
+            }
             _ => return Err(Error::runtime("eval", "Array could not be evaluated.")),
         };
         // Host readers get host bytes (computed on a device: downloaded once).

@@ -59,6 +59,17 @@ pub trait Backend: Send + Sync {
     fn set_cache_limit(&self, _limit: usize) {}
     fn clear_cache(&self) {}
     fn reset_peak_memory(&self) {}
+    /// Report the first error found in work this thread queued since its last call (checks
+    /// a backend defers rather than wait for the device after each op), then forget them.
+    /// Called at the end of every evaluation that ran nodes on this backend.
+    fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+    /// How many checks this thread has deferred so far (only ever grows): `eval` compares
+    /// it around each node to know which arrays `finish` would invalidate.
+    fn checks_queued(&self) -> u64 {
+        0
+    }
     /// Wait for all queued work (no-op for synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -47,10 +47,121 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
         ));
     }
     let order = topo_order(outputs);
+    let depth = EvalDepth::enter();
+    let mut devices: Vec<crate::Device> = Vec::new();
+    let mut result = Ok(());
+    // Iterated by value: each node's clone is dropped once computed, so intermediates
+    // are freed (and donated) as soon as their last consumer has run.
     for node in order {
-        compute_node(&node)?;
+        let (device, tainted_input) = node_device_and_taint(&node);
+        if let Some(d) = device {
+            if !devices.contains(&d) {
+                devices.push(d);
+            }
+        }
+        match compute_node(&node) {
+            Ok(queued) => {
+                if queued || tainted_input {
+                    taint(&node);
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    // Errors the backends found in queued work come first: they were raised by nodes
+    // that ran before any node that failed here, and may be its cause. An evaluation
+    // nested in a node's computation leaves them to the outermost one.
+    if !depth.outermost() {
+        return result;
+    }
+    let mut deferred = Ok(());
+    for d in devices {
+        if let Ok(b) = backend::get(d) {
+            if let Err(e) = b.finish() {
+                if deferred.is_ok() {
+                    deferred = Err(e);
+                }
+            }
+        }
+    }
+    let tainted = TAINTED.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    if deferred.is_err() {
+        // Every array computed from checked work (or from such an array) may derive
+        // from the bad index: its data is dropped. Other arrays keep theirs.
+        for node in tainted.nodes.iter().filter_map(|w| w.upgrade().map(Array)) {
+            let mut st = node.lock();
+            if matches!(&*st, State::Ready(_) | State::Traced(..)) {
+                let old = std::mem::replace(&mut *st, State::Failed);
+                drop(st);
+                drop(old);
+            }
+        }
+        return deferred;
+    }
+    result
+}
+
+/// Nodes computed by this thread's current evaluation (nested ones included) from work
+/// whose checks a backend deferred: they queued a check, or an input is such a node.
+/// Held weakly, so they are freed as usual; cleared by the outermost evaluation.
+#[derive(Default)]
+struct Tainted {
+    ids: HashSet<usize>,
+    nodes: Vec<std::sync::Weak<crate::array::Node>>,
+}
+
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static TAINTED: std::cell::RefCell<Tainted> = std::cell::RefCell::new(Tainted::default());
+}
+
+fn taint(node: &Array) {
+    TAINTED.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.ids.insert(node.id()) {
+            t.nodes.push(std::sync::Arc::downgrade(&node.0));
+        }
+    });
+}
+
+/// Nesting of evaluations on this thread (a node whose computation evaluates arrays).
+struct EvalDepth(usize);
+
+impl EvalDepth {
+    fn enter() -> EvalDepth {
+        EvalDepth(DEPTH.with(|d| {
+            let v = d.get();
+            d.set(v + 1);
+            v
+        }))
+    }
+
+    fn outermost(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Drop for EvalDepth {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
+}
+
+/// The device a pending node runs on, and whether one of its inputs is tainted.
+fn node_device_and_taint(node: &Array) -> (Option<crate::Device>, bool) {
+    match &*node.lock() {
+        State::Pending(p) => {
+            let tainted = TAINTED.with(|t| {
+                let t = t.borrow();
+                !t.ids.is_empty() && p.inputs.iter().any(|i| t.ids.contains(&i.id()))
+            });
+            (Some(p.stream.device), tainted)
+        }
+        _ => (None, false),
+    }
 }
 
 fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
@@ -70,6 +181,12 @@ fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
                 d
             }
             State::Ready(d) | State::Traced(d, _) => d.clone(),
+            State::Failed => {
+                return Err(Error::runtime(
+                    "eval",
+                    "An input of this array was computed by an evaluation that raised an error; its data was dropped.",
+                ))
+            }
             _ => {
                 return Err(Error::runtime(
                     "eval",
@@ -95,22 +212,28 @@ pub fn nodes_run() -> u64 {
     NODES_RUN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn compute_node(node: &Array) -> Result<()> {
+/// Computes a pending node; true when its backend queued deferred checks meanwhile.
+fn compute_node(node: &Array) -> Result<bool> {
     let mut st = node.lock();
     let (prim, stream, inputs) = match &*st {
         State::Pending(p) => (&p.prim, p.stream, &p.inputs),
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
     // A traced node keeps its inputs for the transform: they cannot be donated.
     let ins = gather_inputs(inputs, prim.may_donate() && !node.is_traced())?;
     let shape = node.shape();
     let dtype = node.dtype();
+    let mut queued = false;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<ArrayData> {
         if prim.is_view() {
             crate::view::run_view(prim, ins, shape, dtype, stream.device)
         } else {
             NODES_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            backend::get(stream.device)?.run(prim, ins, shape, dtype)
+            let b = backend::get(stream.device)?;
+            let before = b.checks_queued();
+            let data = b.run(prim, ins, shape, dtype);
+            queued = b.checks_queued() != before;
+            data
         }
     }));
     let data = match result {
@@ -133,5 +256,5 @@ fn compute_node(node: &Array) -> Result<()> {
             drop(old);
         }
     }
-    Ok(())
+    Ok(queued)
 }

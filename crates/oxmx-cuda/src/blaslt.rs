@@ -266,6 +266,7 @@ impl BlasLt {
         b: &CudaSlice<u8>,
         d: &mut CudaSlice<u8>,
     ) -> Result<()> {
+        let _span = crate::prof::span(crate::prof::Phase::Blas);
         let es = p.dtype.size() as u64;
         let fits = |o: &Operand, len: usize| {
             reach(o, p.batch).is_some_and(|r| r.saturating_mul(es) <= len as u64)

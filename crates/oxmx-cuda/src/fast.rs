@@ -687,7 +687,7 @@ impl CudaBackend {
                     ffi::arg(b, &*ew);
                 })?;
                 // a class index outside [0, C) is the CPU's IndexError, not a NaN loss
-                self.check_error_word(op, &err)?;
+                self.defer_check(op, err);
             }
         }
         Ok(on_device(out, nbytes, shape))

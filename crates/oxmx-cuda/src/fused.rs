@@ -12,16 +12,19 @@ use crate::kernels::{self, binary_expr, compute_type, ctype, unary_expr};
 use crate::strided_walk::{locate_unrolled, rows4_mask};
 use crate::vector_walk::{vector4_loop, vectors_per_thread};
 use crate::{on_device, unsupported, CudaBackend};
+use cudarc::driver::CudaFunction;
 use oxmx_core::backend::Input;
 use oxmx_core::ops::fused::{FusedArg, FusedProgram, MAX_INPUTS};
 use oxmx_core::primitive::Primitive;
 use oxmx_core::shape::{collapse_dims, contiguous_strides, size_of};
 use oxmx_core::{ArrayData, Dtype, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const OP: &str = "fused";
 
 /// How the kernel finds each input's element.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Walk {
     /// `ndim` (up to `MAX_DIMS`) collapsed dimensions, any strides, unrolled
     /// (`strided_walk::locate_unrolled`); `narrow`: at most `u32::MAX` elements.
@@ -39,7 +42,7 @@ enum Walk {
 
 /// How a `Linear`/`Vector4` kernel reads an input: the stride of its one dimension is
 /// baked into the source when it is 1 or 0 (a scalar, loaded once per thread).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Stride {
     Unit,
     Scalar,
@@ -47,6 +50,39 @@ enum Stride {
     /// One value held on the host: passed to the kernel by value, never uploaded or
     /// loaded (any walk).
     ByValue,
+}
+
+/// Compiled fused kernels by program, walk and operand kinds. A compiled function replays
+/// the same programs (one `Arc` each), so the key is the program's address, and the
+/// entry holds the `Arc` so that the address cannot name another program while it is
+/// here. Finding a kernel then neither generates nor hashes its source: that was most
+/// of the 44 µs of host time per fused launch in the GPT-2 step.
+#[derive(Default)]
+pub(crate) struct FusedFunctions(Mutex<HashMap<FnKey, (Arc<FusedProgram>, CudaFunction)>>);
+
+type FnKey = (usize, Walk, Vec<Stride>);
+
+/// Entries kept at most (distinct programs × layouts); past it the map starts over.
+const MAX_FUSED_FUNCTIONS: usize = 4096;
+
+impl FusedFunctions {
+    fn get(&self, p: &Arc<FusedProgram>, walk: Walk, kinds: &[Stride]) -> Option<CudaFunction> {
+        let key = (Arc::as_ptr(p) as usize, walk, kinds.to_vec());
+        let map = self.0.lock().ok()?;
+        map.get(&key)
+            .filter(|(held, _)| Arc::ptr_eq(held, p))
+            .map(|(_, f)| f.clone())
+    }
+
+    fn insert(&self, p: &Arc<FusedProgram>, walk: Walk, kinds: &[Stride], f: CudaFunction) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_FUSED_FUNCTIONS {
+                map.clear();
+            }
+            let key = (Arc::as_ptr(p) as usize, walk, kinds.to_vec());
+            map.insert(key, (Arc::clone(p), f));
+        }
+    }
 }
 
 /// The C source of a step's function `s{k}::f` and how its operands are loaded.
@@ -279,7 +315,7 @@ impl CudaBackend {
     /// A fused node: one launch over the output.
     pub(crate) fn fused(
         &self,
-        p: &FusedProgram,
+        p: &Arc<FusedProgram>,
         ins: Vec<Input>,
         shape: &[usize],
         out_dtype: Dtype,
@@ -353,9 +389,16 @@ impl CudaBackend {
             } else {
                 Walk::Linear
             };
-            let src = fused_src(p, walk, &kinds)
-                .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
-            let f = self.compiler.get_exact(&entry_name(p, walk), src)?;
+            let f = match self.fused_fns.get(p, walk, &kinds) {
+                Some(f) => f,
+                None => {
+                    let src = fused_src(p, walk, &kinds)
+                        .ok_or_else(|| unsupported(OP, "A step of this fused program"))?;
+                    let f = self.compiler.get_exact(&entry_name(p, walk), src)?;
+                    self.fused_fns.insert(p, walk, &kinds, f.clone());
+                    f
+                }
+            };
             // a host scalar is passed by value: no upload, no load per thread
             let slices = ins
                 .iter()

@@ -256,32 +256,77 @@ impl CudaBackend {
         Ok(w)
     }
 
-    /// Waits for the launches and turns a recorded bad index into the CPU's IndexError.
-    pub(crate) fn check_error_word(&self, op: &str, w: &crate::device::CudaMem) -> Result<()> {
-        let mut b = [0u8; 32];
-        let s = w.slice()?;
+    /// Queues the check of an error word (`error_word`) written by the launches just
+    /// made: `finish` reads every queued word at the end of the evaluation, so the host
+    /// does not wait for the GPU after each checked op.
+    pub(crate) fn defer_check(&self, op: &str, w: crate::device::CudaMem) {
+        let check = DeferredCheck {
+            thread: std::thread::current().id(),
+            op: op.to_string(),
+            word: w,
+        };
+        match self.deferred.lock() {
+            Ok(mut q) => q.push(check),
+            Err(p) => p.into_inner().push(check),
+        }
+        CHECKS_QUEUED.with(|c| c.set(c.get().wrapping_add(1)));
+    }
+
+    /// Checks this thread has queued so far (`Backend::checks_queued`).
+    pub(crate) fn checks_queued_here(&self) -> u64 {
+        CHECKS_QUEUED.with(|c| c.get())
+    }
+
+    /// Reads this thread's queued error words (one wait for the GPU) and turns the first
+    /// recorded bad index into the CPU's IndexError.
+    pub(crate) fn finish_checks(&self) -> Result<()> {
+        let me = std::thread::current().id();
+        let mine: Vec<DeferredCheck> = {
+            let mut q = match self.deferred.lock() {
+                Ok(q) => q,
+                Err(p) => p.into_inner(),
+            };
+            if !q.iter().any(|c| c.thread == me) {
+                return Ok(());
+            }
+            let (mine, others) = std::mem::take(&mut *q)
+                .into_iter()
+                .partition(|c| c.thread == me);
+            *q = others;
+            mine
+        };
         let stream = &self.alloc.stream;
-        let e = |e: cudarc::driver::DriverError| Error::runtime(op, format!("CUDA error: {e:?}"));
+        let mut words = vec![[0u8; 32]; mine.len()];
         {
             let _span = crate::prof::span(crate::prof::Phase::Sync);
-            stream.memcpy_dtoh(&s.slice(..32), &mut b[..]).map_err(e)?;
-            stream.synchronize().map_err(e)?;
+            for (c, b) in mine.iter().zip(words.iter_mut()) {
+                let e = |e: cudarc::driver::DriverError| {
+                    Error::runtime(&c.op, format!("CUDA error: {e:?}"))
+                };
+                let s = c.word.slice()?;
+                stream.memcpy_dtoh(&s.slice(..32), &mut b[..]).map_err(e)?;
+            }
+            stream
+                .synchronize()
+                .map_err(|e| Error::runtime("eval", format!("CUDA error: {e:?}")))?;
         }
-        let word = |i: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[i * 8..i * 8 + 8]);
-            i64::from_le_bytes(x)
-        };
-        if word(0) != 0 {
-            return Err(Error::index(
-                op,
-                format!(
-                    "Index {} is out of bounds for axis {} with size {}.",
-                    word(1),
-                    word(2),
-                    word(3)
-                ),
-            ));
+        for (c, b) in mine.iter().zip(&words) {
+            let word = |i: usize| {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+                i64::from_le_bytes(x)
+            };
+            if word(0) != 0 {
+                return Err(Error::index(
+                    &c.op,
+                    format!(
+                        "Index {} is out of bounds for axis {} with size {}.",
+                        word(1),
+                        word(2),
+                        word(3)
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -321,7 +366,7 @@ impl CudaBackend {
                     ffi::arg(b, &*ew);
                 })?;
             }
-            self.check_error_word(op, &err)?;
+            self.defer_check(op, err);
         }
         Ok(on_device(out, nbytes, shape))
     }
@@ -486,7 +531,7 @@ impl CudaBackend {
                 ffi::arg(b, &*ew);
             })?;
         }
-        self.check_error_word(op, &err)?;
+        self.defer_check(op, err);
         Ok(on_device(out, nbytes, shape))
     }
 
@@ -576,4 +621,16 @@ impl CudaBackend {
         let m = idx_meta(op, &upd.shape, &ops, &ax)?;
         self.scatter_walk(op, src, upd, &idx, mode, &m, shape)
     }
+}
+
+thread_local! {
+    static CHECKS_QUEUED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// An error word queued by `defer_check`, read by `finish_checks` on the thread whose
+/// evaluation queued it.
+pub(crate) struct DeferredCheck {
+    thread: std::thread::ThreadId,
+    op: String,
+    word: crate::device::CudaMem,
 }

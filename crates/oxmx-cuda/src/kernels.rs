@@ -663,10 +663,48 @@ enum RedWalk {
     Vector,
     Strided,
     Columns,
+    /// Short contiguous rows: `lanes` threads of a warp per row (a power of two up to
+    /// 32), combined by shuffles; the launch passes the row count as `chunk`.
+    Groups {
+        lanes: u32,
+    },
+}
+
+/// Short contiguous rows (`inner_n` elements with 4-aligned starts, e.g. the 64 values
+/// of one attention head): `lanes` threads per row instead of a 256-thread block per row,
+/// which left most threads idle. None where a shuffle cannot move the accumulator.
+pub fn reduce_groups_src(op: ReduceOp, inp: Dtype, out: Dtype, lanes: u32) -> Option<String> {
+    let acc = match op {
+        ReduceOp::All | ReduceOp::Any => "int",
+        _ => compute_type(out)?,
+    };
+    let shuffles = [
+        "float",
+        "double",
+        "int",
+        "unsigned int",
+        "long long",
+        "unsigned long long",
+    ];
+    if !shuffles.contains(&acc) || !lanes.is_power_of_two() || lanes > 32 {
+        return None;
+    }
+    reduce_walk_src(op, inp, out, RedWalk::Groups { lanes })
+}
+
+/// Lanes per row for a short-row reduction of `inner_n` elements: one 4-wide load per
+/// lane covers the row (at most 32 lanes).
+pub fn reduce_group_lanes(inner_n: usize) -> u32 {
+    inner_n.div_ceil(4).next_power_of_two().clamp(1, 32) as u32
 }
 
 fn reduce_walk_src(op: ReduceOp, inp: Dtype, out: Dtype, walk: RedWalk) -> Option<String> {
-    let vec = walk == RedWalk::Vector;
+    let vec = matches!(walk, RedWalk::Vector | RedWalk::Groups { .. });
+    // the threads of one reduction: the block, or a group of lanes
+    let (tid, nthreads) = match walk {
+        RedWalk::Groups { .. } => ("lane", "G"),
+        _ => ("threadIdx.x", "blockDim.x"),
+    };
     let complex = inp == Dtype::Complex64 || out == Dtype::Complex64;
     let ordered = matches!(op, ReduceOp::Max | ReduceOp::Min);
     if complex && !((ordered || matches!(op, ReduceOp::Sum | ReduceOp::Prod)) && inp == out) {
@@ -702,9 +740,9 @@ fn reduce_walk_src(op: ReduceOp, inp: Dtype, out: Dtype, walk: RedWalk) -> Optio
         format!(
             "  {{ ACC acc4[4] = {{ {init}, {init}, {init}, {init} }};\n\
   const V4<{it}>* p = reinterpret_cast<const V4<{it}>*>(in + base + t0); long long nv = (t1 - t0) / 4;\n\
-  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {{ V4<{it}> q = p[v];\n\
+  for (long long v = {tid}; v < nv; v += {nthreads}) {{ V4<{it}> q = p[v];\n\
     #pragma unroll\n    for (int e = 0; e < 4; ++e) acc4[e] = comb(acc4[e], {lv}); }}\n\
-  for (long long t = t0 + nv * 4 + threadIdx.x; t < t1; t += blockDim.x) {{ long long j = base + t; a = comb(a, {load}); }}\n\
+  for (long long t = t0 + nv * 4 + {tid}; t < t1; t += {nthreads}) {{ long long j = base + t; a = comb(a, {load}); }}\n\
   a = comb(a, comb(comb(acc4[0], acc4[1]), comb(acc4[2], acc4[3]))); }}\n"
         )
     } else {
@@ -727,6 +765,23 @@ fn reduce_walk_src(op: ReduceOp, inp: Dtype, out: Dtype, walk: RedWalk) -> Optio
         format!("({ot})(a)")
     };
     let pre = prelude(&[inp, out]);
+    if let RedWalk::Groups { lanes } = walk {
+        return Some(format!(
+            "{pre}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
+extern \"C\" __global__ void k(const {it}* __restrict__ in, {ot}* __restrict__ outp, RedMeta m, long long rows) {{\n\
+  const int G = {lanes};\n\
+  long long o = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / G; int lane = threadIdx.x % G;\n\
+  ACC a = {init};\n\
+  if (o < rows) {{\n\
+  long long base = m.offset, r = o, t0 = 0, t1 = m.inner_n;\n\
+  for (int d = (int)m.outer_ndim - 1; d >= 0; --d) {{ long long c = r % m.outer_shape[d]; r /= m.outer_shape[d]; base += c * m.outer_strides[d]; }}\n\
+{body}\
+  }}\n\
+  for (int s = G / 2; s > 0; s >>= 1) {{ ACC b = __shfl_xor_sync(0xffffffffu, a, s); a = comb(a, b); }}\n\
+  if (o < rows && lane == 0) outp[o] = {store};\n\
+}}\n"
+        ));
+    }
     if walk == RedWalk::Columns {
         return Some(format!(
             "{pre}\ntypedef {acc} ACC;\n__device__ __forceinline__ ACC comb(ACC a, ACC b) {{ return {comb}; }}\n\
@@ -776,6 +831,8 @@ pub struct Compiler {
     /// Functions by a short description of what generates their source (the hot
     /// elementwise path): finding one then neither builds nor hashes the source.
     memo: Mutex<HashMap<String, CudaFunction>>,
+    /// Users' kernels (`mx.fast.cuda_kernel`) by name: (source, function) pairs.
+    user_cache: Mutex<HashMap<String, Vec<(String, CudaFunction)>>>,
 }
 
 fn include_paths() -> Vec<String> {
@@ -830,6 +887,7 @@ impl Compiler {
             arch,
             cache: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
+            user_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -861,6 +919,7 @@ impl Compiler {
     }
 
     fn get_with(&self, op: &str, src: String, exact: bool) -> Result<CudaFunction> {
+        let _span = crate::prof::span(crate::prof::Phase::Source);
         let (src, entry) = name_entry(op, src);
         let src = if exact {
             format!("// fmad=false\n{src}")
@@ -921,9 +980,10 @@ impl Compiler {
     /// `name` loaded, cached in memory by (name, source). A compile error carries the
     /// NVRTC log as text.
     pub fn get_user(&self, op: &str, src: &str, name: &str) -> Result<CudaFunction> {
-        let key = format!("user:{name}\n{src}");
-        if let Ok(c) = self.cache.lock() {
-            if let Some(f) = c.get(&key) {
+        // by name, then the whole source compared (no hash of a long source per launch)
+        if let Ok(c) = self.user_cache.lock() {
+            let hit = c.get(name).and_then(|v| v.iter().find(|(s, _)| s == src));
+            if let Some((_, f)) = hit {
                 return Ok(f.clone());
             }
         }
@@ -942,8 +1002,13 @@ impl Compiler {
             Error::value(op, format!("The kernel '{name}' failed to compile:\n{log}"))
         })?;
         let f = self.load_named(op, ptx, name)?;
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, f.clone());
+        if let Ok(mut c) = self.user_cache.lock() {
+            let v = c.entry(name.to_string()).or_default();
+            // a kernel regenerated with new source each call must not grow without bound
+            if v.len() >= 64 {
+                v.clear();
+            }
+            v.push((src.to_string(), f.clone()));
         }
         Ok(f)
     }

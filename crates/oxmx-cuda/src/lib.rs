@@ -71,6 +71,10 @@ pub struct CudaBackend {
     limits: std::sync::OnceLock<(usize, usize)>,
     /// The last operand padded for cuBLASLt, while its source lives (lt_align.rs).
     pad_cache: lt_align::PadCache,
+    /// Compiled fused kernels by program and layout (fused.rs).
+    fused_fns: fused::FusedFunctions,
+    /// Error words of index-checking launches not yet read (gather.rs `defer_check`).
+    deferred: std::sync::Mutex<Vec<gather::DeferredCheck>>,
     /// TF32 tensor cores for float32 matmul: opt-in (OXMX_CUDA_ALLOW_TF32=1).
     tf32: bool,
     /// No host fallback: unsupported ops fail (OXMX_CUDA_STRICT=1, for tests).
@@ -139,6 +143,10 @@ fn red_meta(op: &str, x: &Input, axes: &[usize]) -> Result<(RedMeta, usize)> {
     m.inner_n = inner_n as i64;
     Ok((m, inner_n))
 }
+
+/// Rows of at most this many contiguous elements are reduced by groups of lanes
+/// (`reduce_groups`), longer ones by a block each.
+const SHORT_ROW: usize = 256;
 
 fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
     LaunchConfig {
@@ -287,6 +295,8 @@ impl CudaBackend {
                 logf_table: std::sync::OnceLock::new(),
                 limits: std::sync::OnceLock::new(),
                 pad_cache: lt_align::PadCache::default(),
+                fused_fns: fused::FusedFunctions::default(),
+                deferred: std::sync::Mutex::new(Vec::new()),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),
                 strict: std::env::var("OXMX_CUDA_STRICT").is_ok_and(|v| v == "1"),
                 name,
@@ -540,6 +550,20 @@ impl CudaBackend {
                 self.reduce_columns(op, r, &m, inner_n, x, &mut out, n_out, out_dtype)?;
                 return Ok(on_device(out, nbytes, shape));
             }
+            let vec = m.inner_ndim == 1
+                && m.inner_strides[0] == 1
+                && m.offset % 4 == 0
+                && m.outer_strides[..m.outer_ndim as usize]
+                    .iter()
+                    .all(|s| s % 4 == 0)
+                && x.dtype != Dtype::Bool;
+            if vec && inner_n <= SHORT_ROW {
+                let lanes = kernels::reduce_group_lanes(inner_n);
+                if let Some(code) = kernels::reduce_groups_src(r, x.dtype, out_dtype, lanes) {
+                    self.reduce_groups(op, code, &m, x, &mut out, n_out, lanes)?;
+                    return Ok(on_device(out, nbytes, shape));
+                }
+            }
             // Few outputs over many elements: split each reduction into chunks (one
             // block each) and combine the partial results in a second pass.
             let chunks = if n_out < 1024 && inner_n >= 1 << 16 {
@@ -552,18 +576,40 @@ impl CudaBackend {
             let chunks = (inner_n as i64).div_euclid(chunk_len.max(1)) as usize
                 + usize::from((inner_n as i64) % chunk_len.max(1) != 0);
             let chunks = chunks.max(1);
-            let vec = m.inner_ndim == 1
-                && m.inner_strides[0] == 1
-                && m.offset % 4 == 0
-                && m.outer_strides[..m.outer_ndim as usize]
-                    .iter()
-                    .all(|s| s % 4 == 0)
-                && x.dtype != Dtype::Bool;
             let src = |od| (kernels::reduce_src(r, x.dtype, od, vec), "rows");
             let grid = (blocks, chunks, chunk_len);
             self.reduce_passes(op, r, x, &m, (&mut out, n_out, out_dtype), grid, src)?;
         }
         Ok(on_device(out, nbytes, shape))
+    }
+
+    /// Short contiguous rows (`kernels::reduce_groups_src`): `lanes` threads per row.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_groups(
+        &self,
+        op: &str,
+        code: String,
+        m: &RedMeta,
+        x: &Input,
+        out: &mut CudaMem,
+        n_out: usize,
+        lanes: u32,
+    ) -> Result<()> {
+        let f = self.compiler.get(&format!("{op}_groups"), code)?;
+        let threads = n_out
+            .checked_mul(lanes as usize)
+            .ok_or_else(|| Error::overflow(op))?;
+        let blocks = u32::try_from(threads.div_ceil(256))
+            .map_err(|_| unsupported(op, "More than 2^32 outputs"))?;
+        let rows = i64::try_from(n_out).map_err(|_| Error::overflow(op))?;
+        let input = self.device_of(op, x)?;
+        let dst = out.slice_mut()?;
+        ffi::launch(op, &self.alloc.stream, &f, red_cfg(blocks, 1), |b| {
+            ffi::arg(b, input);
+            ffi::arg(b, &*dst);
+            ffi::arg(b, m);
+            ffi::arg(b, &rows);
+        })
     }
 
     /// The second pass of a chunked reduction: `part` holds `chunks` partial results of
@@ -852,6 +898,7 @@ impl Backend for CudaBackend {
         // Collectives over NCCL run here; over MPI they move host buffers by design
         // (the engine is the CPU's): not a fallback, so strict mode allows them.
         let _span = prof::span(prof::Phase::Run);
+        let _op = prof::op_span(prim.name());
         self.pad_cache.evict_orphaned();
         if let Primitive::Collective { op, group } = prim {
             return self.collective(prim, *op, group, ins, out_shape, out_dtype);
@@ -908,6 +955,14 @@ impl Backend for CudaBackend {
         self.alloc
             .peak
             .store(self.alloc.active.load(Relaxed), Relaxed);
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.finish_checks()
+    }
+
+    fn checks_queued(&self) -> u64 {
+        self.checks_queued_here()
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -3,7 +3,7 @@
 //! default; when off a phase costs one relaxed load.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 #[derive(Clone, Copy)]
@@ -18,14 +18,23 @@ pub enum Phase {
     Alloc,
     /// the driver's launch call
     Launch,
-    /// waiting for the device inside an op (an error word read back after a gather,
-    /// scatter or cross-entropy): the queue drains and the device then idles
+    /// waiting for the device: the deferred error words read at the end of an
+    /// evaluation (`finish_checks`), after which the device idles until the next launch
     Sync,
+    /// finding a generated kernel's compiled function (`Compiler::get*`: naming its entry
+    /// and hashing its source for the in-memory cache; compiling on a miss)
+    Source,
+    /// cuBLASLt matmul calls (plan lookup and the library's own host work)
+    Blas,
 }
 
-const NAMES: [&str; 6] = ["run", "lookup", "upload", "alloc", "launch", "sync"];
-static NS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
-static COUNT: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+const NAMES: [&str; 8] = [
+    "run", "lookup", "upload", "alloc", "launch", "sync", "source", "blas",
+];
+static NS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static COUNT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+/// `Backend::run`'s time by primitive name (nanoseconds, calls).
+static OPS: Mutex<Vec<(&'static str, u64, u64)>> = Mutex::new(Vec::new());
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -61,4 +70,45 @@ pub fn report(reset: bool) -> Vec<(&'static str, u64, u64)> {
             (NAMES[i], ns, n)
         })
         .collect()
+}
+
+/// Adds the time until it is dropped to the primitive `name`'s entry.
+pub struct OpSpan(Option<(&'static str, Instant)>);
+
+pub fn op_span(name: &'static str) -> OpSpan {
+    OpSpan(enabled().then(|| (name, Instant::now())))
+}
+
+impl Drop for OpSpan {
+    fn drop(&mut self) {
+        if let Some((name, t)) = self.0 {
+            let ns = t.elapsed().as_nanos() as u64;
+            let mut ops = match OPS.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            match ops.iter_mut().find(|e| e.0 == name) {
+                Some(e) => {
+                    e.1 += ns;
+                    e.2 += 1;
+                }
+                None => ops.push((name, ns, 1)),
+            }
+        }
+    }
+}
+
+/// (primitive, total nanoseconds in `run`, count), largest first.
+pub fn report_ops(reset: bool) -> Vec<(&'static str, u64, u64)> {
+    let mut ops = match OPS.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let mut out = if reset {
+        std::mem::take(&mut *ops)
+    } else {
+        ops.clone()
+    };
+    out.sort_by_key(|e| std::cmp::Reverse(e.1));
+    out
 }

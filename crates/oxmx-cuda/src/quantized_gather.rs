@@ -112,7 +112,7 @@ impl CudaBackend {
                 };
                 self.gemv(OP, s, &x, &params, shape, out_dtype, Some(&picks))?
             };
-            self.check_error_word(OP, &err)?;
+            self.defer_check(OP, err);
             return Ok(out);
         }
         let lhs = self.host_indices(lhs, bx)?;

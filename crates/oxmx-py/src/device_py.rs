@@ -229,6 +229,14 @@ fn _cuda_profile(reset: bool) -> Vec<(&'static str, u64, u64)> {
     oxmx::oxmx_cuda::prof::report(reset)
 }
 
+/// The CUDA backend's host time in `run` by primitive, as (name, nanoseconds, count),
+/// largest first, when OXMX_CUDA_PROFILE=1; `reset` starts the counts over.
+#[pyfunction]
+#[pyo3(signature = (reset = false))]
+fn _cuda_profile_ops(reset: bool) -> Vec<(&'static str, u64, u64)> {
+    oxmx::oxmx_cuda::prof::report_ops(reset)
+}
+
 /// The CUDA GPU's compute capability (major, minor), or None without one: kernels
 /// written in Python (`_flash_bwd.py`) check it before using sm_80 instructions.
 #[pyfunction]
@@ -247,6 +255,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_kernel_launches, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_compute_capability, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(_cuda_profile_ops, m)?)?;
     m.add_function(wrap_pyfunction!(_nodes_run, m)?)?;
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;
