@@ -91,8 +91,9 @@ pub enum State {
     Traced(ArrayData, Pending),
     /// Computed by an evaluation that then failed: a backend reported an error of work it
     /// had queued (an out-of-bounds index found on the GPU) after this array's data was
-    /// made, so the data may derive from it and is dropped.
-    Failed,
+    /// made from that work, so the data is dropped. Reading it, or computing from it,
+    /// raises that error again (as recomputing a node that failed at once would).
+    Failed(Error),
 }
 
 /// A running function transform (grad, jvp, vmap, compile). Arrays computed from its
@@ -278,12 +279,7 @@ impl Array {
         crate::eval::eval(std::slice::from_ref(self))?;
         let d = match &*self.lock() {
             State::Ready(d) | State::Traced(d, _) => d.clone(),
-            State::Failed => {
-                return Err(Error::runtime(
-                    "eval",
-                    "This array was computed by an evaluation that raised an error; its data was dropped.",
-                ))
-            }
+            State::Failed(e) => return Err(e.clone()),
             _ => return Err(Error::runtime("eval", "Array could not be evaluated.")),
         };
         // Host readers get host bytes (computed on a device: downloaded once).

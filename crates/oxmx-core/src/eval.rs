@@ -88,13 +88,13 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
         }
     }
     let tainted = TAINTED.with(|t| std::mem::take(&mut *t.borrow_mut()));
-    if deferred.is_err() {
+    if let Err(e) = &deferred {
         // Every array computed from checked work (or from such an array) may derive
         // from the bad index: its data is dropped. Other arrays keep theirs.
         for node in tainted.nodes.iter().filter_map(|w| w.upgrade().map(Array)) {
             let mut st = node.lock();
             if matches!(&*st, State::Ready(_) | State::Traced(..)) {
-                let old = std::mem::replace(&mut *st, State::Failed);
+                let old = std::mem::replace(&mut *st, State::Failed(e.clone()));
                 drop(st);
                 drop(old);
             }
@@ -181,12 +181,7 @@ fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
                 d
             }
             State::Ready(d) | State::Traced(d, _) => d.clone(),
-            State::Failed => {
-                return Err(Error::runtime(
-                    "eval",
-                    "An input of this array was computed by an evaluation that raised an error; its data was dropped.",
-                ))
-            }
+            State::Failed(e) => return Err(e.clone()),
             _ => {
                 return Err(Error::runtime(
                     "eval",
