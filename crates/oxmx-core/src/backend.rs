@@ -61,7 +61,7 @@ pub trait Backend: Send + Sync {
     fn reset_peak_memory(&self) {}
     /// Report the first error found in work this thread queued since its last call (checks
     /// a backend defers rather than wait for the device after each op), then forget them.
-    /// Called at the end of every evaluation that ran nodes on this backend.
+    /// Called at the end of every outermost evaluation (`backend::finish_all`).
     fn finish(&self) -> Result<()> {
         Ok(())
     }
@@ -79,6 +79,24 @@ pub trait Backend: Send + Sync {
 fn registry() -> &'static RwLock<Vec<Arc<dyn Backend>>> {
     static R: OnceLock<RwLock<Vec<Arc<dyn Backend>>>> = OnceLock::new();
     R.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// `Backend::finish` on every registered backend: the first error, after all were asked
+/// (each forgets this thread's queued checks).
+pub fn finish_all() -> Result<()> {
+    let all: Vec<Arc<dyn Backend>> = match registry().read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let mut first = Ok(());
+    for b in all {
+        if let Err(e) = b.finish() {
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    }
+    first
 }
 
 /// Register a backend for its device type (the facade does this once).

@@ -48,17 +48,11 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     }
     let order = topo_order(outputs);
     let depth = EvalDepth::enter();
-    let mut devices: Vec<crate::Device> = Vec::new();
     let mut result = Ok(());
     // Iterated by value: each node's clone is dropped once computed, so intermediates
     // are freed (and donated) as soon as their last consumer has run.
     for node in order {
-        let (device, tainted_input) = node_device_and_taint(&node);
-        if let Some(d) = device {
-            if !devices.contains(&d) {
-                devices.push(d);
-            }
-        }
+        let tainted_input = has_tainted_input(&node);
         match compute_node(&node) {
             Ok(queued) => {
                 if queued || tainted_input {
@@ -73,20 +67,12 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     }
     // Errors the backends found in queued work come first: they were raised by nodes
     // that ran before any node that failed here, and may be its cause. An evaluation
-    // nested in a node's computation leaves them to the outermost one.
+    // nested in a node's computation leaves them to the outermost one, which asks every
+    // backend (nested evaluations may have used other devices than its own nodes).
     if !depth.outermost() {
         return result;
     }
-    let mut deferred = Ok(());
-    for d in devices {
-        if let Ok(b) = backend::get(d) {
-            if let Err(e) = b.finish() {
-                if deferred.is_ok() {
-                    deferred = Err(e);
-                }
-            }
-        }
-    }
+    let deferred = backend::finish_all();
     let tainted = TAINTED.with(|t| std::mem::take(&mut *t.borrow_mut()));
     if let Err(e) = &deferred {
         // Every array computed from checked work (or from such an array) may derive
@@ -150,18 +136,18 @@ impl Drop for EvalDepth {
     }
 }
 
-/// The device a pending node runs on, and whether one of its inputs is tainted.
-fn node_device_and_taint(node: &Array) -> (Option<crate::Device>, bool) {
-    match &*node.lock() {
-        State::Pending(p) => {
-            let tainted = TAINTED.with(|t| {
-                let t = t.borrow();
-                !t.ids.is_empty() && p.inputs.iter().any(|i| t.ids.contains(&i.id()))
-            });
-            (Some(p.stream.device), tainted)
+/// Whether one of a pending node's inputs is tainted.
+fn has_tainted_input(node: &Array) -> bool {
+    TAINTED.with(|t| {
+        let t = t.borrow();
+        if t.ids.is_empty() {
+            return false;
         }
-        _ => (None, false),
-    }
+        match &*node.lock() {
+            State::Pending(p) => p.inputs.iter().any(|i| t.ids.contains(&i.id())),
+            _ => false,
+        }
+    })
 }
 
 fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
