@@ -144,9 +144,13 @@ impl CudaBackend {
                 ms[d] = cs[d] as i64;
             }
         }
-        let code = copy_src(es, cs.len(), u32::try_from(n).is_ok())
-            .ok_or_else(|| unsupported(op, "This dtype"))?;
-        let f = self.compiler.get(&format!("{op}_copy"), code)?;
+        let (nd, small) = (cs.len(), u32::try_from(n).is_ok());
+        let name = format!("{op}_copy");
+        let f = self
+            .compiler
+            .get_keyed(&name, format!("{name} {es} {nd} {small}"), || {
+                copy_src(es, nd, small).ok_or_else(|| unsupported(op, "This dtype"))
+            })?;
         let s = self.device_of(op, x)?;
         ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
             ffi::arg(b, s);
@@ -180,9 +184,13 @@ impl CudaBackend {
                 ms[d] = cs[d] as i64;
             }
         }
-        let code = copy_rows_src(es, shape.len(), u32::try_from(rows).is_ok())
-            .ok_or_else(|| unsupported(op, "This dtype"))?;
-        let f = self.compiler.get(&format!("{op}_copy_rows"), code)?;
+        let (nd, small) = (shape.len(), u32::try_from(rows).is_ok());
+        let name = format!("{op}_copy_rows");
+        let f = self
+            .compiler
+            .get_keyed(&name, format!("{name} {es} {nd} {small}"), || {
+                copy_rows_src(es, nd, small).ok_or_else(|| unsupported(op, "This dtype"))
+            })?;
         let s = self.device_of(op, x)?;
         let per_block = 256 * 4;
         let cfg = cudarc::driver::LaunchConfig {

@@ -70,42 +70,50 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
     ))
 }
 
-/// Most 4-element vectors per thread of the register norm kernel (256 threads: rows of
-/// up to 16384 elements).
-const NORM_MAX_VPT: usize = 16;
+/// Most row elements per thread of the register norm kernel (256 threads: rows of up to
+/// 16384 elements).
+const NORM_MAX_PER_THREAD: usize = 64;
 
-/// The norms with each thread's part of the row read once into registers (4-element
-/// vector loads and stores), for rows of a multiple of 4 up to 16384 elements: the same
-/// formulas as `norm_src` (mean, then the mean of squared deviations), one memory pass.
-fn norm_regs_src(d: Dtype, rms: bool, weight: bool, bias: bool, vpt: usize) -> Result<String> {
+/// The norms with each thread's part of the row read once into registers (`vw`-element
+/// vector loads and stores: 16 bytes for halves, `vpt` vectors per thread), for rows of
+/// a multiple of `vw` up to 16384 elements: the same formulas as `norm_src` (mean, then
+/// the mean of squared deviations), one memory pass.
+fn norm_regs_src(
+    d: Dtype,
+    rms: bool,
+    weight: bool,
+    bias: bool,
+    vw: usize,
+    vpt: usize,
+) -> Result<String> {
     let (t, acc) = types("norm", d)?;
     let (w, b, r) = (weight as u8, bias as u8, rms as u8);
     Ok(format!(
-        "{PRELUDE}\ntemplate <typename T> struct alignas(4 * sizeof(T)) V4 {{ T v[4]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
+        "{PRELUDE}\n#define VW {vw}\ntemplate <typename T> struct alignas(VW * sizeof(T)) VN {{ T v[VW]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
 #define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
   __shared__ ACC sh[32];\n\
-  const long long nv = n / 4;\n\
-  const V4<{t}>* x = reinterpret_cast<const V4<{t}>*>(in + (long long)blockIdx.x * n);\n\
-  V4<{t}>* y = reinterpret_cast<V4<{t}>*>(out + (long long)blockIdx.x * n);\n\
-  ACC v[VPT * 4]; ACC s = 0;\n\
+  const long long nv = n / VW;\n\
+  const VN<{t}>* x = reinterpret_cast<const VN<{t}>*>(in + (long long)blockIdx.x * n);\n\
+  VN<{t}>* y = reinterpret_cast<VN<{t}>*>(out + (long long)blockIdx.x * n);\n\
+  ACC v[VPT * VW]; ACC s = 0;\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{ V4<{t}> q = x[j];\n\
-      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ v[i * 4 + e] = ldf(q.v[e]); s += v[i * 4 + e]; }} }}\n\
-    else {{\n      #pragma unroll\n      for (int e = 0; e < 4; ++e) v[i * 4 + e] = 0; }} }}\n\
+    if (j < nv) {{ VN<{t}> q = x[j];\n\
+      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ v[i * VW + e] = ldf(q.v[e]); s += v[i * VW + e]; }} }}\n\
+    else {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) v[i * VW + e] = 0; }} }}\n\
   ACC mean = RMS ? (ACC)0 : block_sum(s, sh) / (ACC)n;\n\
   ACC q2 = 0;\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ ACC c = v[i * 4 + e] - mean; q2 += c * c; }} }} }}\n\
+    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = v[i * VW + e] - mean; q2 += c * c; }} }} }}\n\
   ACC inv = (ACC)1 / sqrt(block_sum(q2, sh) / (ACC)n + (ACC)eps);\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{ V4<{t}> r, w4 = {{}}, b4 = {{}};\n\
-      if (HAS_W) w4 = reinterpret_cast<const V4<{t}>*>(wt)[j];\n\
-      if (HAS_B) b4 = reinterpret_cast<const V4<{t}>*>(bs)[j];\n\
-      #pragma unroll\n      for (int e = 0; e < 4; ++e) {{ ACC c = (v[i * 4 + e] - mean) * inv;\n\
+    if (j < nv) {{ VN<{t}> r, w4 = {{}}, b4 = {{}};\n\
+      if (HAS_W) w4 = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
+      if (HAS_B) b4 = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
+      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = (v[i * VW + e] - mean) * inv;\n\
         if (HAS_W) c = c * ldf(w4.v[e]);\n\
         if (HAS_B) c = c + ldf(b4.v[e]);\n\
         sto(&r.v[e], c); }}\n\
@@ -424,7 +432,9 @@ impl CudaBackend {
         if n == 0 {
             return Ok(on_device(out, nbytes, shape));
         }
-        let f = self.compiler.get(op, adam_src(out_dtype)?)?;
+        let f = self
+            .compiler
+            .get_keyed(op, format!("{op} {out_dtype:?}"), || adam_src(out_dtype))?;
         let ptrs = ins
             .iter()
             .map(|x| self.device_of(op, x))
@@ -485,20 +495,32 @@ impl CudaBackend {
                 let rms = matches!(k, FastKernel::RmsNorm { .. });
                 let bias = matches!(k, FastKernel::LayerNorm { bias: true, .. });
                 let n = x.shape.last().copied().unwrap_or(1);
-                // rows of a multiple of 4 up to 16384: read once into registers
-                let vecs = n / 4;
+                // rows of a multiple of 4 up to 16384: read once into registers, in
+                // 16-byte vectors where the row allows (8 halves)
+                let vw = if dtype.size() == 2 && n % 8 == 0 {
+                    8
+                } else {
+                    4
+                };
+                let vecs = n / vw;
                 let threads = vecs.next_multiple_of(32).clamp(32, 256);
                 let vpt = vecs.div_ceil(threads);
-                let regs = n % 4 == 0 && n > 0 && vpt <= NORM_MAX_VPT;
-                let (src, cfg) = if regs {
+                let regs = n % 4 == 0 && n > 0 && vpt * vw <= NORM_MAX_PER_THREAD;
+                let cfg = if regs {
                     let mut cfg = red_cfg(blocks(op, n_out / n)?, 1);
                     cfg.block_dim = (threads as u32, 1, 1);
-                    (norm_regs_src(dtype, rms, weight, bias, vpt)?, cfg)
+                    cfg
                 } else {
-                    let cfg = red_cfg(blocks(op, n_out / n.max(1))?, 1);
-                    (norm_src(dtype, rms, weight, bias)?, cfg)
+                    red_cfg(blocks(op, n_out / n.max(1))?, 1)
                 };
-                let f = self.compiler.get(op, src)?;
+                let key = format!("{op} {dtype:?} {rms} {weight} {bias} {regs} {vw} {vpt}");
+                let f = self.compiler.get_keyed(op, key, || {
+                    if regs {
+                        norm_regs_src(dtype, rms, weight, bias, vw, vpt)
+                    } else {
+                        norm_src(dtype, rms, weight, bias)
+                    }
+                })?;
                 let xs = self.device_of(op, x)?;
                 let ws = if weight {
                     self.device_of(op, get(1)?)?
@@ -533,9 +555,11 @@ impl CudaBackend {
                 let per_batch = (rows / t_len).checked_div(x.shape[0]).unwrap_or(1).max(1);
                 let offs = get(1)?;
                 let freqs = base.is_none();
-                let f = self
-                    .compiler
-                    .get(op, rope_src(dtype, traditional, freqs)?)?;
+                let f = self.compiler.get_keyed(
+                    op,
+                    format!("{op} {dtype:?} {traditional} {freqs}"),
+                    || rope_src(dtype, traditional, freqs),
+                )?;
                 let xs = self.device_of(op, x)?;
                 let os = self.device_of(op, offs)?;
                 let fs = if freqs {
@@ -654,7 +678,11 @@ impl CudaBackend {
             FastKernel::AdamStep { .. } => return Err(Error::runtime(op, "dispatched above")),
             FastKernel::CrossEntropyGrad => {
                 let n = x.shape.last().copied().unwrap_or(1).max(1);
-                let f = self.compiler.get(op, cross_entropy_grad_src(dtype)?)?;
+                let f = self
+                    .compiler
+                    .get_keyed(op, format!("{op} grad {dtype:?}"), || {
+                        cross_entropy_grad_src(dtype)
+                    })?;
                 let xs = self.device_of(op, x)?;
                 let ts = self.device_of(op, get(1)?)?;
                 let gs = self.device_of(op, get(2)?)?;
@@ -670,7 +698,9 @@ impl CudaBackend {
             }
             FastKernel::CrossEntropy => {
                 let n = x.shape.last().copied().unwrap_or(0);
-                let f = self.compiler.get(op, cross_entropy_src(dtype)?)?;
+                let f = self
+                    .compiler
+                    .get_keyed(op, format!("{op} {dtype:?}"), || cross_entropy_src(dtype))?;
                 let xs = self.device_of(op, x)?;
                 let ts = self.device_of(op, get(1)?)?;
                 let dst = out.slice_mut()?;

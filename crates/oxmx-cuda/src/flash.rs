@@ -1,7 +1,8 @@
 //! Flash attention forward on the tensor cores (float16/bfloat16, head size 64 or 128,
 //! no mask or causal, optional sinks): 64 query rows per block of 4 warps, 64-key tiles
-//! of K (as is) and V (transposed) in shared memory, `mma.sync.m16n8k16` for Q·Kᵀ and
-//! P·V with float32 accumulators, and the online softmax in base 2 on the accumulator
+//! of K and V in shared memory (`cp.async`, double-buffered for head size 64; operands
+//! by `ldmatrix`), `mma.sync.m16n8k16` for Q·Kᵀ and P·V with float32 accumulators,
+//! masks only on the tiles that need them, and the online softmax in base 2 on the accumulator
 //! fragments (the probabilities go from the score fragments straight into the A
 //! operand of P·V, as FlashAttention-2 does).
 //!
@@ -57,7 +58,7 @@ fn header(d: Dtype, dh: usize) -> Option<String> {
     };
     Some(format!(
         "{PRELUDE}\ntypedef {t} T;\n#define D {dh}\n#define BR {BR}\n#define BC {BC}\n\
-#define KS (D + 8)\n#define VS (BC + 8)\n#define NEG_INF (-OX_INF)\n#define LOWEST (-3.402823466e38f)\n\
+#define KS (D + 8)\n#define NEG_INF (-OX_INF)\n#define LOWEST (-3.402823466e38f)\n\
 // two values as the A/B operand register of the mma (low half = lower index)\n\
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {{ {pack} return *reinterpret_cast<unsigned*>(&h); }}\n\
 // two outputs rounded as the other kernels round them (NaN payloads included)\n\
@@ -71,135 +72,178 @@ __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, un
 
 /// The attention kernel. Thread (warp w, lane = 4g + t) owns query rows r0 = q0 + 16w + g
 /// and r1 = r0 + 8, and in each 8-wide tile the columns 2t and 2t + 1 (the mma's
-/// accumulator layout).
+/// accumulator layout). K and V tiles are copied to shared memory as they are (rows of
+/// D, `cp.async`, the next tile loading while this one computes where two stages fit in
+/// the 48 KB of static shared memory: head size 64), and their mma operands are read
+/// with `ldmatrix` (V transposed by `ldmatrix.trans`).
 fn attention_src(d: Dtype, dh: usize, causal: bool, sinks: bool) -> Option<String> {
+    let stages = if dh <= 64 { 2 } else { 1 };
     Some(format!(
-        "{}\n#define CAUSAL {}\n#define SINKS {}\n\
-extern \"C\" __global__ void __launch_bounds__(128) k(const unsigned short* __restrict__ q, const unsigned short* __restrict__ kk,\n\
-    const unsigned short* __restrict__ v, const T* __restrict__ sinks, T* __restrict__ out, float* __restrict__ opart,\n\
-    float* __restrict__ mlpart, long long Hq, long long Hkv, long long Lq, long long Lk, float sl2, int splits, long long chunk) {{\n\
-  __shared__ __align__(16) unsigned short Ks[BC * KS];\n\
-  __shared__ __align__(16) unsigned short Vt[D * VS];\n\
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;\n\
-  long long bh = blockIdx.y, b = bh / Hq, h = bh % Hq, kvh = b * Hkv + h / (Hq / Hkv);\n\
-  int z = blockIdx.z;\n\
-  long long q0 = (long long)blockIdx.x * BR, r0 = q0 + warp * 16 + g, r1 = r0 + 8, shift = Lk - Lq;\n\
-  // causal: keys past the block's last row are hidden from all its rows when each row\n\
-  // sees at least one key (otherwise a row averages every value)\n\
-  long long kend = Lk;\n\
-  if (CAUSAL && q0 + shift >= 0) {{ long long last = q0 + BR - 1; if (last > Lq - 1) last = Lq - 1; if (last + shift + 1 < kend) kend = last + shift + 1; }}\n\
-  long long kb = (long long)z * chunk, ke = kb + chunk < kend ? kb + chunk : kend;\n\
-  const unsigned short* qb = q + bh * Lq * D;\n\
-  unsigned qa[D / 16][4];\n\
-  #pragma unroll\n\
-  for (int s = 0; s < D / 16; ++s) {{\n\
-    int c = s * 16 + 2 * t4;\n\
-    qa[s][0] = r0 < Lq ? *reinterpret_cast<const unsigned*>(qb + r0 * D + c) : 0u;\n\
-    qa[s][1] = r1 < Lq ? *reinterpret_cast<const unsigned*>(qb + r1 * D + c) : 0u;\n\
-    qa[s][2] = r0 < Lq ? *reinterpret_cast<const unsigned*>(qb + r0 * D + c + 8) : 0u;\n\
-    qa[s][3] = r1 < Lq ? *reinterpret_cast<const unsigned*>(qb + r1 * D + c + 8) : 0u;\n\
-  }}\n\
-  float o[D / 8][4];\n\
-  #pragma unroll\n\
-  for (int n = 0; n < D / 8; ++n) {{ o[n][0] = 0.f; o[n][1] = 0.f; o[n][2] = 0.f; o[n][3] = 0.f; }}\n\
-  // running max (base 2) and this thread's part of the running sum, for rows r0 and r1\n\
-  float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;\n\
-  if (SINKS && z == 0) {{ m0 = m1 = ld(sinks[h]) * 1.4426950408889634f; if (t4 == 0) {{ l0 = 1.f; l1 = 1.f; }} }}\n\
-  const unsigned short* kbase = kk + kvh * Lk * D;\n\
-  const unsigned short* vbase = v + kvh * Lk * D;\n\
-  for (long long t0 = kb; t0 < ke; t0 += BC) {{\n\
-    __syncthreads();\n\
-    // 16-byte loads (rows of D elements stay 16-byte aligned). Keys outside [kb, ke) load\n\
-    // as zeros: their weight is 0, and 0 * a NaN would not be.\n\
-    for (int e = threadIdx.x; e < BC * D / 8; e += blockDim.x) {{\n\
-      int j = e / (D / 8), c = (e % (D / 8)) * 8; long long key = t0 + j;\n\
-      uint4 kv = key < ke ? *reinterpret_cast<const uint4*>(kbase + key * D + c) : make_uint4(0u, 0u, 0u, 0u);\n\
-      *reinterpret_cast<uint4*>(Ks + j * KS + c) = kv;\n\
-    }}\n\
-    // V transposed: consecutive lanes take consecutive keys, so the 16-bit stores of a\n\
-    // warp fall in distinct banks\n\
-    for (int e = threadIdx.x; e < BC * D / 8; e += blockDim.x) {{\n\
-      int j = e % BC, c = (e / BC) * 8; long long key = t0 + j;\n\
-      uint4 vv = key < ke ? *reinterpret_cast<const uint4*>(vbase + key * D + c) : make_uint4(0u, 0u, 0u, 0u);\n\
-      unsigned w[4] = {{ vv.x, vv.y, vv.z, vv.w }};\n\
-      #pragma unroll\n\
-      for (int i = 0; i < 4; ++i) {{ Vt[(c + 2 * i) * VS + j] = (unsigned short)(w[i] & 0xffffu); Vt[(c + 2 * i + 1) * VS + j] = (unsigned short)(w[i] >> 16); }}\n\
-    }}\n\
-    __syncthreads();\n\
-    float s[BC / 8][4];\n\
-    #pragma unroll\n\
-    for (int n = 0; n < BC / 8; ++n) {{\n\
-      s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;\n\
-      const unsigned short* kr = Ks + (n * 8 + g) * KS + 2 * t4;\n\
-      #pragma unroll\n\
-      for (int c = 0; c < D / 16; ++c) mma(s[n], qa[c], *reinterpret_cast<const unsigned*>(kr + c * 16), *reinterpret_cast<const unsigned*>(kr + c * 16 + 8));\n\
-    }}\n\
-    float tm0 = NEG_INF, tm1 = NEG_INF;\n\
-    #pragma unroll\n\
-    for (int n = 0; n < BC / 8; ++n) {{\n\
-      #pragma unroll\n\
-      for (int e = 0; e < 4; ++e) {{\n\
-        long long key = t0 + n * 8 + 2 * t4 + (e & 1), row = e < 2 ? r0 : r1;\n\
-        float x = s[n][e] * sl2;\n\
-        if (key >= ke) x = NEG_INF;\n\
-        else if (CAUSAL && key > row + shift) x = LOWEST;\n\
-        s[n][e] = x;\n\
-        if (e < 2) tm0 = fmaxf(tm0, x); else tm1 = fmaxf(tm1, x);\n\
-      }}\n\
-    }}\n\
-    tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1)); tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));\n\
-    tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1)); tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));\n\
-    float mn0 = fmaxf(m0, tm0), mn1 = fmaxf(m1, tm1);\n\
-    float c0 = mn0 == NEG_INF ? 1.f : exp2f(m0 - mn0), c1 = mn1 == NEG_INF ? 1.f : exp2f(m1 - mn1);\n\
-    m0 = mn0; m1 = mn1;\n\
-    float ps0 = 0.f, ps1 = 0.f;\n\
-    #pragma unroll\n\
-    for (int n = 0; n < BC / 8; ++n) {{\n\
-      s[n][0] = m0 == NEG_INF ? 0.f : exp2f(s[n][0] - m0); s[n][1] = m0 == NEG_INF ? 0.f : exp2f(s[n][1] - m0);\n\
-      s[n][2] = m1 == NEG_INF ? 0.f : exp2f(s[n][2] - m1); s[n][3] = m1 == NEG_INF ? 0.f : exp2f(s[n][3] - m1);\n\
-      ps0 += s[n][0] + s[n][1]; ps1 += s[n][2] + s[n][3];\n\
-    }}\n\
-    l0 = l0 * c0 + ps0; l1 = l1 * c1 + ps1;\n\
-    #pragma unroll\n\
-    for (int n = 0; n < D / 8; ++n) {{ o[n][0] *= c0; o[n][1] *= c0; o[n][2] *= c1; o[n][3] *= c1; }}\n\
-    #pragma unroll\n\
-    for (int c = 0; c < BC / 16; ++c) {{\n\
-      unsigned pa[4] = {{ pack2(s[2 * c][0], s[2 * c][1]), pack2(s[2 * c][2], s[2 * c][3]), pack2(s[2 * c + 1][0], s[2 * c + 1][1]), pack2(s[2 * c + 1][2], s[2 * c + 1][3]) }};\n\
-      #pragma unroll\n\
-      for (int n = 0; n < D / 8; ++n) {{\n\
-        const unsigned short* vr = Vt + (n * 8 + g) * VS + c * 16 + 2 * t4;\n\
-        mma(o[n], pa, *reinterpret_cast<const unsigned*>(vr), *reinterpret_cast<const unsigned*>(vr + 8));\n\
-      }}\n\
-    }}\n\
-  }}\n\
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);\n\
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);\n\
-  if (splits == 1) {{\n\
-    float i0 = Lk == 0 ? 0.f : 1.f / l0, i1 = Lk == 0 ? 0.f : 1.f / l1;\n\
-    T* ob = out + bh * Lq * D;\n\
-    #pragma unroll\n\
-    for (int n = 0; n < D / 8; ++n) {{\n\
-      int c = n * 8 + 2 * t4;\n\
-      if (r0 < Lq) *reinterpret_cast<unsigned*>(ob + r0 * D + c) = store2(o[n][0] * i0, o[n][1] * i0);\n\
-      if (r1 < Lq) *reinterpret_cast<unsigned*>(ob + r1 * D + c) = store2(o[n][2] * i1, o[n][3] * i1);\n\
-    }}\n\
-  }} else {{\n\
-    // row p of the partials: split z, then (batch x head, query row)\n\
-    long long p0 = ((long long)z * gridDim.y + bh) * Lq + r0, p1 = p0 + 8;\n\
-    #pragma unroll\n\
-    for (int n = 0; n < D / 8; ++n) {{\n\
-      int c = n * 8 + 2 * t4;\n\
-      if (r0 < Lq) {{ opart[p0 * D + c] = o[n][0]; opart[p0 * D + c + 1] = o[n][1]; }}\n\
-      if (r1 < Lq) {{ opart[p1 * D + c] = o[n][2]; opart[p1 * D + c + 1] = o[n][3]; }}\n\
-    }}\n\
-    if (t4 == 0 && r0 < Lq) {{ mlpart[2 * p0] = m0; mlpart[2 * p0 + 1] = l0; }}\n\
-    if (t4 == 0 && r1 < Lq) {{ mlpart[2 * p1] = m1; mlpart[2 * p1 + 1] = l1; }}\n\
-  }}\n}}\n",
+        "{}\n#define CAUSAL {}\n#define SINKS {}\n#define STAGES {stages}\n{ATTENTION_BODY}",
         header(d, dh)?,
         i32::from(causal),
         i32::from(sinks),
     ))
 }
+
+const ATTENTION_BODY: &str = r#"
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  unsigned r; asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p)); return r;
+}
+// 16 bytes global -> shared without registers; zeros where `ok` is false (nothing read)
+__device__ __forceinline__ void cp16(void* dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+// four 8x8 b16 matrices; lanes 8i..8i+7 give the rows of matrix i
+__device__ __forceinline__ void ldm4(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldm4t(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
+// keys [t0, t0 + BC) of K and V into a stage; keys at or past ke load as zeros (their
+// weight is 0, and 0 * a NaN would not be)
+__device__ __forceinline__ void load_tile(unsigned short* ks, unsigned short* vs, const unsigned short* kbase,
+    const unsigned short* vbase, long long t0, long long ke) {
+  for (int e = threadIdx.x; e < BC * D / 8; e += blockDim.x) {
+    int j = e / (D / 8), c = (e % (D / 8)) * 8; long long key = t0 + j; bool ok = key < ke;
+    long long at = ok ? key * D + c : 0;
+    cp16(ks + j * KS + c, kbase + at, ok);
+    cp16(vs + j * KS + c, vbase + at, ok);
+  }
+}
+extern "C" __global__ void __launch_bounds__(128) k(const unsigned short* __restrict__ q, const unsigned short* __restrict__ kk,
+    const unsigned short* __restrict__ v, const T* __restrict__ sinks, T* __restrict__ out, float* __restrict__ opart,
+    float* __restrict__ mlpart, long long Hq, long long Hkv, long long Lq, long long Lk, float sl2, int splits, long long chunk) {
+  __shared__ __align__(128) unsigned short Ks[STAGES][BC * KS];
+  __shared__ __align__(128) unsigned short Vs[STAGES][BC * KS];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  long long bh = blockIdx.y, b = bh / Hq, h = bh % Hq, kvh = b * Hkv + h / (Hq / Hkv);
+  int z = blockIdx.z;
+  long long q0 = (long long)blockIdx.x * BR, r0 = q0 + warp * 16 + g, r1 = r0 + 8, shift = Lk - Lq;
+  // causal: keys past the block's last row are hidden from all its rows when each row
+  // sees at least one key (otherwise a row averages every value)
+  long long kend = Lk;
+  if (CAUSAL && q0 + shift >= 0) { long long last = q0 + BR - 1; if (last > Lq - 1) last = Lq - 1; if (last + shift + 1 < kend) kend = last + shift + 1; }
+  long long kb = (long long)z * chunk, ke = kb + chunk < kend ? kb + chunk : kend;
+  const unsigned short* kbase = kk + kvh * Lk * D;
+  const unsigned short* vbase = v + kvh * Lk * D;
+  int ntiles = ke > kb ? (int)((ke - kb + BC - 1) / BC) : 0;
+  if (ntiles > 0) { load_tile(Ks[0], Vs[0], kbase, vbase, kb, ke); cp_commit(); }
+  const unsigned short* qb = q + bh * Lq * D;
+  unsigned qa[D / 16][4];
+  #pragma unroll
+  for (int s = 0; s < D / 16; ++s) {
+    int c = s * 16 + 2 * t4;
+    qa[s][0] = r0 < Lq ? *reinterpret_cast<const unsigned*>(qb + r0 * D + c) : 0u;
+    qa[s][1] = r1 < Lq ? *reinterpret_cast<const unsigned*>(qb + r1 * D + c) : 0u;
+    qa[s][2] = r0 < Lq ? *reinterpret_cast<const unsigned*>(qb + r0 * D + c + 8) : 0u;
+    qa[s][3] = r1 < Lq ? *reinterpret_cast<const unsigned*>(qb + r1 * D + c + 8) : 0u;
+  }
+  float o[D / 8][4];
+  #pragma unroll
+  for (int n = 0; n < D / 8; ++n) { o[n][0] = 0.f; o[n][1] = 0.f; o[n][2] = 0.f; o[n][3] = 0.f; }
+  // running max (base 2) and this thread's part of the running sum, for rows r0 and r1
+  float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
+  if (SINKS && z == 0) { m0 = m1 = ld(sinks[h]) * 1.4426950408889634f; if (t4 == 0) { l0 = 1.f; l1 = 1.f; } }
+  // this lane's row and column offsets in the ldmatrix tiles
+  const int lrow = lane & 7, lmat = lane >> 3;
+  for (int it = 0; it < ntiles; ++it) {
+    long long t0 = kb + (long long)it * BC;
+    int st = STAGES == 2 ? (it & 1) : 0;
+    if (STAGES == 2 && it + 1 < ntiles) { load_tile(Ks[st ^ 1], Vs[st ^ 1], kbase, vbase, t0 + BC, ke); cp_commit(); cp_wait<1>(); }
+    else cp_wait<0>();
+    __syncthreads();
+    const unsigned short* kst = Ks[st];
+    const unsigned short* vst = Vs[st];
+    float s[BC / 8][4];
+    #pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+      s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;
+      #pragma unroll
+      for (int c = 0; c < D / 16; c += 2) {
+        unsigned kf[4];
+        ldm4(kf, kst + (n * 8 + lrow) * KS + c * 16 + lmat * 8);
+        mma(s[n], qa[c], kf[0], kf[1]);
+        mma(s[n], qa[c + 1], kf[2], kf[3]);
+      }
+    }
+    // only tiles that reach past the keys or across the causal diagonal need masks
+    const bool edge = t0 + BC > ke || (CAUSAL && t0 + BC - 1 > q0 + shift);
+    float tm0 = NEG_INF, tm1 = NEG_INF;
+    #pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+      #pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[n][e] * sl2;
+        if (edge) {
+          long long key = t0 + n * 8 + 2 * t4 + (e & 1), row = e < 2 ? r0 : r1;
+          if (key >= ke) x = NEG_INF;
+          else if (CAUSAL && key > row + shift) x = LOWEST;
+        }
+        s[n][e] = x;
+        if (e < 2) tm0 = fmaxf(tm0, x); else tm1 = fmaxf(tm1, x);
+      }
+    }
+    tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1)); tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+    tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1)); tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+    float mn0 = fmaxf(m0, tm0), mn1 = fmaxf(m1, tm1);
+    float c0 = mn0 == NEG_INF ? 1.f : exp2f(m0 - mn0), c1 = mn1 == NEG_INF ? 1.f : exp2f(m1 - mn1);
+    m0 = mn0; m1 = mn1;
+    float ps0 = 0.f, ps1 = 0.f;
+    #pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+      s[n][0] = m0 == NEG_INF ? 0.f : exp2f(s[n][0] - m0); s[n][1] = m0 == NEG_INF ? 0.f : exp2f(s[n][1] - m0);
+      s[n][2] = m1 == NEG_INF ? 0.f : exp2f(s[n][2] - m1); s[n][3] = m1 == NEG_INF ? 0.f : exp2f(s[n][3] - m1);
+      ps0 += s[n][0] + s[n][1]; ps1 += s[n][2] + s[n][3];
+    }
+    l0 = l0 * c0 + ps0; l1 = l1 * c1 + ps1;
+    #pragma unroll
+    for (int n = 0; n < D / 8; ++n) { o[n][0] *= c0; o[n][1] *= c0; o[n][2] *= c1; o[n][3] *= c1; }
+    #pragma unroll
+    for (int c = 0; c < BC / 16; ++c) {
+      unsigned pa[4] = { pack2(s[2 * c][0], s[2 * c][1]), pack2(s[2 * c][2], s[2 * c][3]), pack2(s[2 * c + 1][0], s[2 * c + 1][1]), pack2(s[2 * c + 1][2], s[2 * c + 1][3]) };
+      #pragma unroll
+      for (int n = 0; n < D / 8; n += 2) {
+        // matrices: keys (c16, c16 + 8) x values (n8, n8 + 8), transposed into B operands
+        unsigned vf[4];
+        ldm4t(vf, vst + (c * 16 + (lmat & 1) * 8 + lrow) * KS + n * 8 + (lmat >> 1) * 8);
+        mma(o[n], pa, vf[0], vf[1]);
+        mma(o[n + 1], pa, vf[2], vf[3]);
+      }
+    }
+    __syncthreads();
+    if (STAGES == 1 && it + 1 < ntiles) { load_tile(Ks[0], Vs[0], kbase, vbase, t0 + BC, ke); cp_commit(); }
+  }
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  if (splits == 1) {
+    float i0 = Lk == 0 ? 0.f : 1.f / l0, i1 = Lk == 0 ? 0.f : 1.f / l1;
+    T* ob = out + bh * Lq * D;
+    #pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      int c = n * 8 + 2 * t4;
+      if (r0 < Lq) *reinterpret_cast<unsigned*>(ob + r0 * D + c) = store2(o[n][0] * i0, o[n][1] * i0);
+      if (r1 < Lq) *reinterpret_cast<unsigned*>(ob + r1 * D + c) = store2(o[n][2] * i1, o[n][3] * i1);
+    }
+  } else {
+    // row p of the partials: split z, then (batch x head, query row)
+    long long p0 = ((long long)z * gridDim.y + bh) * Lq + r0, p1 = p0 + 8;
+    #pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      int c = n * 8 + 2 * t4;
+      if (r0 < Lq) { opart[p0 * D + c] = o[n][0]; opart[p0 * D + c + 1] = o[n][1]; }
+      if (r1 < Lq) { opart[p1 * D + c] = o[n][2]; opart[p1 * D + c + 1] = o[n][3]; }
+    }
+    if (t4 == 0 && r0 < Lq) { mlpart[2 * p0] = m0; mlpart[2 * p0 + 1] = l0; }
+    if (t4 == 0 && r1 < Lq) { mlpart[2 * p1] = m1; mlpart[2 * p1 + 1] = l1; }
+  }
+}
+"#;
 
 /// Combines the splits of each output row: weights 2^(m_z - max) on every split's sum and
 /// unnormalised output.

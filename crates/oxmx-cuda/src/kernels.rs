@@ -911,6 +911,17 @@ impl Compiler {
         self.get_with(op, src, false)
     }
 
+    /// `get(op, src()?)` memoized under `key` (which must name everything `src` depends
+    /// on, `op` included): a launch then skips generating and hashing its source.
+    pub fn get_keyed(
+        &self,
+        op: &str,
+        key: String,
+        src: impl FnOnce() -> Result<String>,
+    ) -> Result<CudaFunction> {
+        self.memo(key, || self.get(op, src()?))
+    }
+
     /// `get` with NVRTC's `--fmad=false`: a multiply and an add stay two roundings, as
     /// the CPU computes them. The elementwise kernels (eager and fused) use it, so that
     /// a fused `x * y + z` rounds as the two eager kernels do.

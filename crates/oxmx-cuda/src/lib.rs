@@ -42,7 +42,7 @@ mod strided_walk;
 mod user_kernel;
 mod vector_walk;
 
-use cudarc::driver::{CudaContext, CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, LaunchConfig};
 use device::{Allocator, CudaMem};
 use ffi::{Meta, RedMeta, MAX_DIMS};
 use oxmx_core::backend::{Backend, Input};
@@ -147,6 +147,14 @@ fn red_meta(op: &str, x: &Input, axes: &[usize]) -> Result<(RedMeta, usize)> {
 /// Rows of at most this many contiguous elements are reduced by groups of lanes
 /// (`reduce_groups`), longer ones by a block each.
 const SHORT_ROW: usize = 256;
+
+/// The walk of a reduction kernel (`reduce_passes`): along contiguous or strided rows
+/// (`vec`: 4-element loads), or down columns.
+#[derive(Clone, Copy, Debug)]
+enum RedKernel {
+    Rows { vec: bool },
+    Columns,
+}
 
 fn red_cfg(blocks: u32, chunks: u32) -> LaunchConfig {
     LaunchConfig {
@@ -559,9 +567,20 @@ impl CudaBackend {
                 && x.dtype != Dtype::Bool;
             if vec && inner_n <= SHORT_ROW {
                 let lanes = kernels::reduce_group_lanes(inner_n);
-                if let Some(code) = kernels::reduce_groups_src(r, x.dtype, out_dtype, lanes) {
-                    self.reduce_groups(op, code, &m, x, &mut out, n_out, lanes)?;
-                    return Ok(on_device(out, nbytes, shape));
+                let name = format!("{op}_groups");
+                let key = format!("{name} {r:?} {:?} {out_dtype:?} {lanes}", x.dtype);
+                let got = self.compiler.get_keyed(&name, key, || {
+                    kernels::reduce_groups_src(r, x.dtype, out_dtype, lanes)
+                        .ok_or_else(|| unsupported(op, "short rows"))
+                });
+                match got {
+                    Ok(f) => {
+                        self.reduce_groups(op, &f, &m, x, &mut out, n_out, lanes)?;
+                        return Ok(on_device(out, nbytes, shape));
+                    }
+                    // no short-row kernel for this reduction: the general walk below
+                    Err(Error::Unsupported { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
             // Few outputs over many elements: split each reduction into chunks (one
@@ -576,9 +595,9 @@ impl CudaBackend {
             let chunks = (inner_n as i64).div_euclid(chunk_len.max(1)) as usize
                 + usize::from((inner_n as i64) % chunk_len.max(1) != 0);
             let chunks = chunks.max(1);
-            let src = |od| (kernels::reduce_src(r, x.dtype, od, vec), "rows");
             let grid = (blocks, chunks, chunk_len);
-            self.reduce_passes(op, r, x, &m, (&mut out, n_out, out_dtype), grid, src)?;
+            let walk = RedKernel::Rows { vec };
+            self.reduce_passes(op, r, x, &m, (&mut out, n_out, out_dtype), grid, walk)?;
         }
         Ok(on_device(out, nbytes, shape))
     }
@@ -588,14 +607,13 @@ impl CudaBackend {
     fn reduce_groups(
         &self,
         op: &str,
-        code: String,
+        f: &CudaFunction,
         m: &RedMeta,
         x: &Input,
         out: &mut CudaMem,
         n_out: usize,
         lanes: u32,
     ) -> Result<()> {
-        let f = self.compiler.get(&format!("{op}_groups"), code)?;
         let threads = n_out
             .checked_mul(lanes as usize)
             .ok_or_else(|| Error::overflow(op))?;
@@ -604,7 +622,7 @@ impl CudaBackend {
         let rows = i64::try_from(n_out).map_err(|_| Error::overflow(op))?;
         let input = self.device_of(op, x)?;
         let dst = out.slice_mut()?;
-        ffi::launch(op, &self.alloc.stream, &f, red_cfg(blocks, 1), |b| {
+        ffi::launch(op, &self.alloc.stream, f, red_cfg(blocks, 1), |b| {
             ffi::arg(b, input);
             ffi::arg(b, &*dst);
             ffi::arg(b, m);
@@ -638,9 +656,11 @@ impl CudaBackend {
         m2.inner_shape[0] = chunks as i64;
         m2.inner_strides[0] = 1;
         let all = chunks as i64;
-        let src2 = kernels::reduce_src(r, pd, out_dtype, false)
-            .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))?;
-        let f2 = self.compiler.get(op, src2)?;
+        let key = format!("{op} combine {r:?} {pd:?} {out_dtype:?}");
+        let f2 = self.compiler.get_keyed(op, key, || {
+            kernels::reduce_src(r, pd, out_dtype, false)
+                .ok_or_else(|| unsupported(op, format!("The dtype {out_dtype}")))
+        })?;
         let psrc = part.slice()?;
         let dst = out.slice_mut()?;
         ffi::launch(op, &self.alloc.stream, &f2, red_cfg(blocks, 1), |b| {
@@ -672,9 +692,16 @@ impl CudaBackend {
         let chunk_len = inner_n.div_ceil(chunks);
         let chunks = inner_n.div_ceil(chunk_len);
         let chunk = chunk_len as i64;
-        let src = |od| (kernels::reduce_cols_src(r, x.dtype, od), "columns");
         let grid = (col_blocks, chunks, chunk);
-        self.reduce_passes(op, r, x, m, (out, n_out, out_dtype), grid, src)
+        self.reduce_passes(
+            op,
+            r,
+            x,
+            m,
+            (out, n_out, out_dtype),
+            grid,
+            RedKernel::Columns,
+        )
     }
 
     /// Runs a reduction kernel made by `src(output dtype)` (its source and walk name) over `grid` = (blocks,
@@ -689,7 +716,7 @@ impl CudaBackend {
         m: &RedMeta,
         (out, n_out, out_dtype): (&mut CudaMem, usize, Dtype),
         (blocks, chunks, chunk): (u32, usize, i64),
-        src: impl Fn(Dtype) -> (Option<String>, &'static str),
+        walk: RedKernel,
     ) -> Result<()> {
         let input = self.device_of(op, x)?;
         let unsupported_dtype = || unsupported(op, format!("The dtype {}", x.dtype));
@@ -699,10 +726,18 @@ impl CudaBackend {
             kernels::partial_dtype(r, out_dtype)
         };
         // named by walk in profiles: reduce_rows, reduce_columns
-        let (code, walk) = src(chunk_dtype);
-        let f = self
-            .compiler
-            .get(&format!("{op}_{walk}"), code.ok_or_else(unsupported_dtype)?)?;
+        let name = match walk {
+            RedKernel::Rows { .. } => format!("{op}_rows"),
+            RedKernel::Columns => format!("{op}_columns"),
+        };
+        let key = format!("{name} {r:?} {:?} {chunk_dtype:?} {walk:?}", x.dtype);
+        let f = self.compiler.get_keyed(&name, key, || {
+            match walk {
+                RedKernel::Rows { vec } => kernels::reduce_src(r, x.dtype, chunk_dtype, vec),
+                RedKernel::Columns => kernels::reduce_cols_src(r, x.dtype, chunk_dtype),
+            }
+            .ok_or_else(unsupported_dtype)
+        })?;
         let launch = |dst: &mut CudaSlice<u8>| {
             ffi::launch(
                 op,
@@ -985,19 +1020,26 @@ impl CudaBackend {
             // Rows that fit in registers are read once; longer ones take two reads.
             let nv = row / 4;
             let vpt = nv.div_ceil(256);
-            let (src, cfg) = if row % 4 == 0 && vpt <= kernels::SOFTMAX_MAX_VPT {
+            let regs = row % 4 == 0 && vpt <= kernels::SOFTMAX_MAX_VPT;
+            let cfg = if regs {
                 let threads = (nv.div_ceil(vpt).div_ceil(32) * 32).clamp(32, 256) as u32;
-                let cfg = LaunchConfig {
+                LaunchConfig {
                     grid_dim: (rows, 1, 1),
                     block_dim: (threads, 1, 1),
                     shared_mem_bytes: 0,
-                };
-                (kernels::softmax_regs_src(dtype, vpt), cfg)
+                }
             } else {
-                (kernels::softmax_src(dtype), red_cfg(rows, 1))
+                red_cfg(rows, 1)
             };
-            let src = src.ok_or_else(|| unsupported(op, format!("softmax in {dtype}")))?;
-            let f = self.compiler.get(op, src)?;
+            let key = format!("{op} {dtype:?} {regs} {vpt}");
+            let f = self.compiler.get_keyed(op, key, || {
+                if regs {
+                    kernels::softmax_regs_src(dtype, vpt)
+                } else {
+                    kernels::softmax_src(dtype)
+                }
+                .ok_or_else(|| unsupported(op, format!("softmax in {dtype}")))
+            })?;
             let input = self.device_of(op, &x)?;
             let dst = out.slice_mut()?;
             let len = row as i64;

@@ -216,6 +216,13 @@ fn custom(
     wrap_all(transforms::custom(r, &arrays(primals), &arrays(outputs)))
 }
 
+/// Whether any of `xs` belongs to a running transform (vjp, jvp, vmap, compile): arrays
+/// outside every trace can skip a custom function's rules, no transform will see them.
+#[pyfunction]
+fn any_traced(xs: Vec<PyRef<'_, PyArray>>) -> bool {
+    xs.iter().any(|x| x.inner.is_traced())
+}
+
 #[pyfunction]
 fn stop_gradient(x: PyRef<'_, PyArray>) -> PyArray {
     wrap(transforms::stop_gradient(&x.inner))
@@ -229,6 +236,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vmap, &m)?)?;
     m.add_function(wrap_pyfunction!(stop_gradient, &m)?)?;
     m.add_function(wrap_pyfunction!(custom, &m)?)?;
+    m.add_function(wrap_pyfunction!(any_traced, &m)?)?;
     register_tape(&m)?;
     parent.add_submodule(&m)?;
     Ok(())

@@ -75,6 +75,19 @@ class iinfo:
         return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype.name})"
 
 
+_PROMOTED = {}
+
+
+def _promote_pair(a, b):
+    """The dtype of ``add`` on arrays of dtypes ``a`` and ``b`` (memoized: fast ops call
+    this on every use)."""
+    key = (a, b)
+    d = _PROMOTED.get(key)
+    if d is None:
+        d = _PROMOTED[key] = _n.add(_n.zeros((0,), dtype=a), _n.zeros((0,), dtype=b)).dtype
+    return d
+
+
 def result_type(*arrays_and_dtypes):
     """Dtype of an operation on the arguments (MLX promotion, weak Python scalars)."""
     if not arrays_and_dtypes:
@@ -94,7 +107,7 @@ def result_type(*arrays_and_dtypes):
         return _n.array(scalars[0]).dtype if len(scalars) == 1 else _n.add(*scalars[:2]).dtype
     d = arrays[0].dtype
     for a in arrays[1:]:
-        d = _n.add(_n.zeros((0,), dtype=d), _n.zeros((0,), dtype=a.dtype)).dtype
+        d = _promote_pair(d, a.dtype)
     for s in scalars:
         d = _n.add(_n.zeros((0,), dtype=d), s).dtype
     return d

@@ -15,6 +15,8 @@ from . import _fast_composite as _ref
 from . import _flash_bwd, _norm_bwd
 from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
+_any_traced = _native.transforms.any_traced
+
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
 # (rare) take the composite formula, which runs on the same device.
 _SDPA_MAX_HEAD = 256
@@ -31,12 +33,20 @@ __all__ = [
 ]
 
 
-def _fused(native, composite, *args, fast_vjp=None):
+def _fused(native, composite, *args, fast_vjp=None, make_fast_vjp=None):
     """``native(*args)`` (None entries allowed) as one kernel, differentiated and batched
     through ``composite(*args)``. Integer inputs get no gradient. ``fast_vjp(primals,
-    cotangent, output)``, when given, computes the vjp itself (None: the composite's)."""
+    cotangent, output)``, when given, computes the vjp itself (None: the composite's);
+    ``make_fast_vjp()``, when given, makes that rule (or None) only when a transform
+    traces the inputs."""
     present = [i for i, a in enumerate(args) if a is not None]
     arrays = [args[i] for i in present]
+    if not _any_traced(arrays):
+        # no transform runs over these inputs, so none will ask for the rules: skip
+        # building them (a tenth of the kernel's time for a mid-size norm on the GPU)
+        return native(*args)
+    if make_fast_vjp is not None:
+        fast_vjp = make_fast_vjp()
     float_pos = [k for k, a in enumerate(arrays) if _mx.issubdtype(a.dtype, _mx.inexact)]
 
     def full(xs):
@@ -175,7 +185,7 @@ def rms_norm(x, weight, eps, *, stream=None):
     eps = _number("rms_norm", "eps", eps)
     (x, weight, _), out = _norm_inputs("rms_norm", x, weight)
     y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight,
-               fast_vjp=_norm_fast_vjp(x, weight, None, eps, False, stream))
+               make_fast_vjp=lambda: _norm_fast_vjp(x, weight, None, eps, False, stream))
     return y.astype(out)
 
 
@@ -189,7 +199,7 @@ def layer_norm(x, weight, bias, eps, *, stream=None):
         x,
         weight,
         bias,
-        fast_vjp=_norm_fast_vjp(x, weight, bias, eps, True, stream),
+        make_fast_vjp=lambda: _norm_fast_vjp(x, weight, bias, eps, True, stream),
     )
     return y.astype(out)
 
@@ -444,10 +454,18 @@ class _CudaKernel:
         self.header = header
         self.contiguous = bool(ensure_row_contiguous)
         self.shared_memory = int(shared_memory)
+        self._layout_names = None
+
+    def _uses(self, name):
+        """Whether the source names ``name`` (e.g. ``x_shape``): the source is scanned
+        once, not on every call (a long kernel took milliseconds per call)."""
+        if self._layout_names is None:
+            import re
+
+            self._layout_names = set(re.findall(r"\b(\w+_(?:shape|strides|ndim))\b", self.source))
+        return name in self._layout_names
 
     def _signature(self, inputs, output_dtypes):
-        import re
-
         params, args, arrays = [], [], []
         for name, v in zip(self.input_names, inputs):
             if isinstance(v, _array):
@@ -456,7 +474,7 @@ class _CudaKernel:
                 params.append(f"const {_ctype('cuda_kernel', v.dtype)}* __restrict__ {name}")
                 args.append(("in", i))
                 for suffix, kind, ctype in (("shape", "shape", "const int*"), ("strides", "strides", "const long long*"), ("ndim", "ndim", "int")):
-                    if re.search(rf"\b{name}_{suffix}\b", self.source):
+                    if self._uses(f"{name}_{suffix}"):
                         params.append(f"{ctype} {name}_{suffix}")
                         args.append((kind, i))
             else:
