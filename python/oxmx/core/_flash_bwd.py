@@ -32,6 +32,19 @@ template <bool B> __device__ __forceinline__ unsigned short bits1(float v) {
 }
 __device__ __forceinline__ unsigned pack_us(unsigned short lo, unsigned short hi) { return (unsigned)lo | ((unsigned)hi << 16); }
 __device__ __forceinline__ unsigned u32(const unsigned short* p) { return *reinterpret_cast<const unsigned*>(p); }
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  unsigned r; asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p)); return r;
+}
+// four 8x8 b16 matrices from shared memory (lanes 8i..8i+7 address the rows of matrix
+// i), as mma operands; ldm4t transposed
+__device__ __forceinline__ void ldm4(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldm4t(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
 template <bool B> __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
   if constexpr (B)
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -78,19 +91,27 @@ for (long long t0 = 0; t0 < kend; t0 += BC) {
   #pragma unroll
   for (int n = 0; n < BC / 8; ++n) {
     s[n][0] = 0.f; s[n][1] = 0.f; s[n][2] = 0.f; s[n][3] = 0.f;
-    const unsigned short* kr = Ks + (n * 8 + g) * KS + 2 * t4;
     #pragma unroll
-    for (int c = 0; c < D / 16; ++c) mma<BF16>(s[n], qa[c], u32(kr + c * 16), u32(kr + c * 16 + 8));
+    for (int c = 0; c < D / 16; c += 2) {
+      unsigned kf[4];
+      ldm4(kf, Ks + (n * 8 + (lane & 7)) * KS + c * 16 + (lane >> 3) * 8);
+      mma<BF16>(s[n], qa[c], kf[0], kf[1]);
+      mma<BF16>(s[n], qa[c + 1], kf[2], kf[3]);
+    }
   }
+  // only tiles past the keys or across the causal diagonal need masks
+  const bool edge = t0 + BC > kend || (CAUSAL && t0 + BC - 1 > q0 + shift);
   float tm0 = NEG_INF, tm1 = NEG_INF;
   #pragma unroll
   for (int n = 0; n < BC / 8; ++n) {
     #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      long long key = t0 + n * 8 + 2 * t4 + (e & 1), row = e < 2 ? r0 : r1;
       float x = s[n][e] * sl2;
-      if (key >= kend) x = NEG_INF;
-      else if (CAUSAL && key > row + shift) x = LOWEST;
+      if (edge) {
+        long long key = t0 + n * 8 + 2 * t4 + (e & 1), row = e < 2 ? r0 : r1;
+        if (key >= kend) x = NEG_INF;
+        else if (CAUSAL && key > row + shift) x = LOWEST;
+      }
       s[n][e] = x;
       if (e < 2) tm0 = fmaxf(tm0, x); else tm1 = fmaxf(tm1, x);
     }
@@ -178,28 +199,40 @@ for (int hh = 0; hh < grp; ++hh) {
     #pragma unroll
     for (int n = 0; n < BQ / 8; ++n) {
       for (int e = 0; e < 4; ++e) { st[n][e] = 0.f; dp[n][e] = 0.f; }
-      const unsigned short* qr = Qs + (n * 8 + g) * QS + 2 * t4;
-      const unsigned short* orow = Os + (n * 8 + g) * QS + 2 * t4;
       #pragma unroll
-      for (int c = 0; c < D / 16; ++c) {
-        mma<BF16>(st[n], ka[c], u32(qr + c * 16), u32(qr + c * 16 + 8));
-        mma<BF16>(dp[n], va[c], u32(orow + c * 16), u32(orow + c * 16 + 8));
+      for (int c = 0; c < D / 16; c += 2) {
+        // matrices: queries n8 .. n8 + 7 x head columns c16, c16 + 8, c16 + 16, c16 + 24
+        int at = (n * 8 + (lane & 7)) * QS + c * 16 + (lane >> 3) * 8;
+        unsigned qf[4], of[4];
+        ldm4(qf, Qs + at);
+        ldm4(of, Os + at);
+        mma<BF16>(st[n], ka[c], qf[0], qf[1]);
+        mma<BF16>(st[n], ka[c + 1], qf[2], qf[3]);
+        mma<BF16>(dp[n], va[c], of[0], of[1]);
+        mma<BF16>(dp[n], va[c + 1], of[2], of[3]);
       }
     }
-    // P^T (masked as the forward masks), then dS^T = P^T (dP^T - D)
+    // P^T (masked as the forward masks), then dS^T = P^T (dP^T - D); only tiles past
+    // the keys or queries or across the causal diagonal need masks
+    const bool edge = k0 + BK > Lk || q0 + BQ > Lq || (CAUSAL && k0 + BK - 1 > q0 + shift);
     #pragma unroll
     for (int n = 0; n < BQ / 8; ++n) {
       #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        long long key = e < 2 ? kr0 : kr1;
-        int jq = n * 8 + 2 * t4 + (e & 1); long long qq = q0 + jq;
+        int jq = n * 8 + 2 * t4 + (e & 1);
         // a masked score is a constant (the lowest float): it carries weight to dV in a
         // row that sees no key, but no gradient to q or k
-        float p = 0.f; bool vis = false;
-        if (key < Lk && qq < Lq) {
-          vis = !(CAUSAL && key > qq + shift);
-          float x = vis ? st[n][e] * sl2 : LOWEST;
-          p = exp2f((x - mls[2 * jq]) - mls[2 * jq + 1]);
+        float p = 0.f; bool vis = true;
+        if (edge) {
+          long long key = e < 2 ? kr0 : kr1, qq = q0 + jq;
+          vis = false;
+          if (key < Lk && qq < Lq) {
+            vis = !(CAUSAL && key > qq + shift);
+            float x = vis ? st[n][e] * sl2 : LOWEST;
+            p = exp2f((x - mls[2 * jq]) - mls[2 * jq + 1]);
+          }
+        } else {
+          p = exp2f((st[n][e] * sl2 - mls[2 * jq]) - mls[2 * jq + 1]);
         }
         st[n][e] = p;
         dp[n][e] = vis ? p * (dp[n][e] - dls[jq]) : 0.f;
@@ -212,16 +245,17 @@ for (int hh = 0; hh < grp; ++hh) {
                          pack2<BF16>(st[2 * c + 1][0], st[2 * c + 1][1]), pack2<BF16>(st[2 * c + 1][2], st[2 * c + 1][3]) };
       unsigned sa[4] = { pack2<BF16>(dp[2 * c][0], dp[2 * c][1]), pack2<BF16>(dp[2 * c][2], dp[2 * c][3]),
                          pack2<BF16>(dp[2 * c + 1][0], dp[2 * c + 1][1]), pack2<BF16>(dp[2 * c + 1][2], dp[2 * c + 1][3]) };
-      int qa0 = c * 16 + 2 * t4;
+      // matrices: queries (c16, c16 + 8) x head columns (n8, n8 + 8), transposed
+      int at = (c * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * QS + (lane >> 4) * 8;
       #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        int d = n * 8 + g;
-        unsigned ob0 = pack_us(Os[qa0 * QS + d], Os[(qa0 + 1) * QS + d]);
-        unsigned ob1 = pack_us(Os[(qa0 + 8) * QS + d], Os[(qa0 + 9) * QS + d]);
-        unsigned qb0 = pack_us(Qs[qa0 * QS + d], Qs[(qa0 + 1) * QS + d]);
-        unsigned qb1 = pack_us(Qs[(qa0 + 8) * QS + d], Qs[(qa0 + 9) * QS + d]);
-        mma<BF16>(dv[n], pa, ob0, ob1);
-        mma<BF16>(dk[n], sa, qb0, qb1);
+      for (int n = 0; n < D / 8; n += 2) {
+        unsigned of[4], qf[4];
+        ldm4t(of, Os + at + n * 8);
+        ldm4t(qf, Qs + at + n * 8);
+        mma<BF16>(dv[n], pa, of[0], of[1]);
+        mma<BF16>(dv[n + 1], pa, of[2], of[3]);
+        mma<BF16>(dk[n], sa, qf[0], qf[1]);
+        mma<BF16>(dk[n + 1], sa, qf[2], qf[3]);
       }
     }
     // dS as [query][key] in shared memory for dQ = dS K
@@ -244,13 +278,14 @@ for (int hh = 0; hh < grp; ++hh) {
       for (int kk = 0; kk < BK / 16; ++kk) {
         const unsigned short* sr = Ss + (mq + g) * SS + kk * 16 + 2 * t4;
         unsigned a[4] = { u32(sr), u32(sr + 8 * SS), u32(sr + 8), u32(sr + 8 * SS + 8) };
-        int kq = kk * 16 + 2 * t4;
+        // matrices: keys (kk16, kk16 + 8) x head columns, transposed
+        int at = (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * QS + nd + (lane >> 4) * 8;
         #pragma unroll
-        for (int n = 0; n < D / 16; ++n) {
-          int d = nd + n * 8 + g;
-          unsigned b0 = pack_us(Ks[kq * QS + d], Ks[(kq + 1) * QS + d]);
-          unsigned b1 = pack_us(Ks[(kq + 8) * QS + d], Ks[(kq + 9) * QS + d]);
-          mma<BF16>(dqf[n], a, b0, b1);
+        for (int n = 0; n < D / 16; n += 2) {
+          unsigned kf[4];
+          ldm4t(kf, Ks + at + n * 8);
+          mma<BF16>(dqf[n], a, kf[0], kf[1]);
+          mma<BF16>(dqf[n + 1], a, kf[2], kf[3]);
         }
       }
       #pragma unroll
