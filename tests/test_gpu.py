@@ -961,11 +961,22 @@ def _attn_ref(q, k, v, scale, causal, sinks=None):
     return np.einsum("bhqk,bhkd->bhqd", p / np.where(den == 0, 1, den), v)
 
 
+@pytest.fixture(params=["cudnn first", "own kernel"])
+def attention_path(request, monkeypatch):
+    # the fused attention runs cuDNN's engine where it takes the problem, else the
+    # project's kernel; "own kernel" turns cuDNN off so both are tested
+    if request.param == "own kernel":
+        monkeypatch.setenv("OXMX_CUDA_NO_CUDNN_SDPA", "1")
+    else:
+        monkeypatch.delenv("OXMX_CUDA_NO_CUDNN_SDPA", raising=False)
+    return request.param
+
+
 @gpu_only
 @pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
 @pytest.mark.parametrize("d", [64, 128])
 @pytest.mark.parametrize("causal", [False, True])
-def test_flash_attention_matches_reference(dtype, d, causal):
+def test_flash_attention_matches_reference(dtype, d, causal, attention_path):
     # tensor-core attention: tails of tiles, GQA, fewer and more queries than keys,
     # decode (one query, long cache: the keys split over blocks), sinks
     r = np.random.default_rng(d + causal)
@@ -987,7 +998,36 @@ def test_flash_attention_matches_reference(dtype, d, causal):
 
 
 @gpu_only
-def test_flash_attention_nan_and_large_scores():
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("d", [64, 128])
+def test_cudnn_attention_takes_training_and_decode_shapes(monkeypatch, dtype, d):
+    # where libcudnn 9 is loaded (the GPU machine), cuDNN's fused engine runs these
+    # attentions (none of the project's kernels launches) and agrees with the project's
+    # kernel and with the float64 reference
+    from oxmx import _oxmx
+
+    r = np.random.default_rng(d)
+    cases = [(2, 4, 4, 256, 256, True), (1, 8, 2, 128, 128, True), (2, 4, 4, 200, 200, False), (1, 32, 8, 1, 512, False)]
+    for b, hq, hkv, lq, lk, causal in cases:
+        q = mx.array(r.standard_normal((b, hq, lq, d)).astype(np.float32)).astype(dtype)
+        k = mx.array(r.standard_normal((b, hkv, lk, d)).astype(np.float32)).astype(dtype)
+        v = mx.array(r.standard_normal((b, hkv, lk, d)).astype(np.float32)).astype(dtype)
+        kw = {"mask": "causal"} if causal else {}
+        f = lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=d**-0.5, **kw)
+        mx.eval(q, k, v)
+        monkeypatch.delenv("OXMX_CUDA_NO_CUDNN_SDPA", raising=False)
+        before = _oxmx._kernel_launches(mx.gpu)
+        fused = on(mx.gpu, f, q, k, v)
+        assert _oxmx._kernel_launches(mx.gpu) == before, f"cuDNN did not take {(b, hq, hkv, lq, lk, causal)}"
+        monkeypatch.setenv("OXMX_CUDA_NO_CUDNN_SDPA", "1")
+        own = on(mx.gpu, f, q, k, v)
+        a, o = (np.array(x.astype(mx.float32)) for x in (fused, own))
+        np.testing.assert_allclose(a, o, rtol=2e-2, atol=2e-2)
+        np.testing.assert_allclose(a, _attn_ref(q, k, v, d**-0.5, causal), rtol=3e-2, atol=3e-2)
+
+
+@gpu_only
+def test_flash_attention_nan_and_large_scores(attention_path):
     # a NaN in one key's row reaches the rows that see it; huge scores do not overflow
     r = np.random.default_rng(5)
     q = r.standard_normal((1, 2, 100, 64)).astype(np.float32)
@@ -1021,7 +1061,7 @@ def test_norms_match_cpu(dtype, n):
 @gpu_only
 @pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
 @pytest.mark.parametrize("causal", [False, True])
-def test_flash_attention_gradients(dtype, causal):
+def test_flash_attention_gradients(dtype, causal, attention_path):
     # the backward without the score matrix (head size 64) against the CPU's composite
     # gradient of the same inputs; GQA, tails, fewer and more queries than keys
     r = np.random.default_rng(21 + causal)

@@ -39,7 +39,7 @@ fn spatial(shape: &[usize], pad: bool) -> Vec<usize> {
 }
 
 impl CudaBackend {
-    fn cudnn(&self) -> Result<&Mutex<Cudnn>> {
+    pub(crate) fn cudnn(&self) -> Result<&Mutex<Cudnn>> {
         self.cudnn
             .get_or_init(|| Cudnn::new(&self.alloc).map(Mutex::new))
             .as_ref()

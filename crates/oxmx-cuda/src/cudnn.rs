@@ -265,6 +265,18 @@ fn notes_allowed(p: &Problem, notes: &[u32]) -> bool {
 /// configuration of cuDNN's heuristics (instant mode, then its fallback list) that suits
 /// `p` and finalizes.
 fn execution_plan(h: sys::cudnnHandle_t, p: &Problem, graph: &Desc) -> Result<(Desc, usize)> {
+    execution_plan_where(h, graph, &|notes| notes_allowed(p, notes))
+        .map_err(|_| Error::unsupported(OP, "A convolution cuDNN has no engine for"))
+}
+
+/// A finalized execution plan for `graph` and its workspace bytes: the first engine
+/// configuration of cuDNN's heuristics (instant mode, then its fallback list) whose
+/// numerical notes `allowed` accepts and that finalizes.
+pub(crate) fn execution_plan_where(
+    h: sys::cudnnHandle_t,
+    graph: &Desc,
+    allowed: &dyn Fn(&[u32]) -> bool,
+) -> Result<(Desc, usize)> {
     for mode in [
         sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_INSTANT,
         sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
@@ -293,7 +305,7 @@ fn execution_plan(h: sys::cudnnHandle_t, p: &Problem, graph: &Desc) -> Result<(D
             let Some(engine) = engines.first() else {
                 continue;
             };
-            if !notes_allowed(p, &cudnn_graph::numerical_notes(engine)?) {
+            if !allowed(&cudnn_graph::numerical_notes(engine)?) {
                 continue;
             }
             let plan = Desc::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
@@ -306,21 +318,20 @@ fn execution_plan(h: sys::cudnnHandle_t, p: &Problem, graph: &Desc) -> Result<(D
             return Ok((plan, ws));
         }
     }
-    Err(Error::unsupported(
-        OP,
-        "A convolution cuDNN has no engine for",
-    ))
+    Err(Error::unsupported(OP, "No cuDNN engine for this graph"))
 }
 
-struct Plan {
-    plan: Desc,
-    ws: usize,
+pub(crate) struct Plan {
+    pub(crate) plan: Desc,
+    pub(crate) ws: usize,
 }
 
 pub struct Cudnn {
-    handle: sys::cudnnHandle_t,
-    stream: Arc<CudaStream>,
-    alloc: Arc<Allocator>,
+    pub(crate) handle: sys::cudnnHandle_t,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) alloc: Arc<Allocator>,
+    /// fused attention plans (`cudnn_sdpa.rs`); None: cuDNN has no engine for it
+    pub(crate) sdpa: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
     /// execution plan and workspace bytes per problem (building a plan costs far more
     /// than a small convolution)
     plans: HashMap<Problem, Plan>,
@@ -334,6 +345,7 @@ impl Drop for Cudnn {
     fn drop(&mut self) {
         // the plans refer to the handle: destroy them first
         self.plans.clear();
+        self.sdpa.clear();
         // SAFETY: created in `new`, destroyed once.
         let _ = unsafe { sys::cudnnDestroy(self.handle) };
     }
@@ -363,6 +375,7 @@ impl Cudnn {
             stream: Arc::clone(&alloc.stream),
             alloc: Arc::clone(alloc),
             plans: HashMap::new(),
+            sdpa: HashMap::new(),
         };
         // SAFETY: a live handle and the backend's stream, which outlives it.
         let s = unsafe { sys::cudnnSetStream(c.handle, c.stream.cu_stream() as sys::cudaStream_t) };

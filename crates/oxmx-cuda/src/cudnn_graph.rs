@@ -89,6 +89,15 @@ impl Desc {
     pub fn set_heur_mode(&self, attr: Attr, v: sys::cudnnBackendHeurMode_t) -> Result<()> {
         self.set(attr, Ty::CUDNN_TYPE_HEUR_MODE, &[v])
     }
+    pub fn set_bool(&self, attr: Attr, v: bool) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_BOOLEAN, &[v])
+    }
+    pub fn set_pointwise_mode(&self, attr: Attr, v: sys::cudnnPointwiseMode_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_POINTWISE_MODE, &[v])
+    }
+    pub fn set_reduce_op(&self, attr: Attr, v: sys::cudnnReduceTensorOp_t) -> Result<()> {
+        self.set(attr, Ty::CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, &[v])
+    }
     pub fn set_handle(&self, attr: Attr, h: sys::cudnnHandle_t) -> Result<()> {
         self.set(attr, Ty::CUDNN_TYPE_HANDLE, &[h])
     }

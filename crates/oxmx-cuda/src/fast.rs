@@ -595,6 +595,32 @@ impl CudaBackend {
                 // float16/bfloat16 with head size 64/128, no mask or causal: tensor cores
                 // (OXMX_CUDA_NO_FLASH=1 keeps the generic kernel, for comparisons)
                 let cc = self.ctx.compute_capability().map_or(0, |c| c.0);
+                // cuDNN's fused attention first where it has an engine for the problem
+                // (OXMX_CUDA_NO_CUDNN_SDPA=1 skips it, for comparisons)
+                let shapes = (&qi.shape[..], &ki.shape[..], &vi.shape[..]);
+                if cc >= 8
+                    && crate::cudnn_sdpa::eligible(dtype, shapes, mask, sinks)
+                    && std::env::var_os("OXMX_CUDA_NO_CUDNN_SDPA").is_none()
+                {
+                    let key = crate::cudnn_sdpa::SdpaKey {
+                        bf16: dtype == Dtype::Bfloat16,
+                        b: bsz,
+                        hq,
+                        hkv,
+                        lq,
+                        lk,
+                        d: dk,
+                        causal: mask == SdpaMask::Causal,
+                    };
+                    let qkv = (
+                        self.device_of(op, qi)?,
+                        self.device_of(op, ki)?,
+                        self.device_of(op, vi)?,
+                    );
+                    if self.cudnn_sdpa(&key, scale, qkv, out.slice_mut()?)? {
+                        return Ok(on_device(out, nbytes, shape));
+                    }
+                }
                 if crate::flash::eligible(cc, dtype, dk, dv, mask)
                     && std::env::var_os("OXMX_CUDA_NO_FLASH").is_none()
                 {

@@ -16,6 +16,8 @@ mod cudnn;
 #[allow(unsafe_code)]
 mod cudnn_graph;
 #[allow(unsafe_code)]
+mod cudnn_sdpa;
+#[allow(unsafe_code)]
 mod cufft;
 #[allow(unsafe_code)]
 mod cusolver;
