@@ -1405,3 +1405,44 @@ def test_cross_entropy_grad_kernel_checks_its_inputs():
     # a target outside [0, C) contributes no -g (the forward raised for it already)
     got = native._fast_cross_entropy_grad(logits, mx.array([-1, 9]), g)
     np.testing.assert_allclose(to_np(got), np.full((2, 5), 0.2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_attention_gradient_kernel_matches_composite_vjp(dtype):
+    # FastKernel::SdpaGrad (dq, dk, dv flattened) against the composite's vjp: GQA,
+    # causal with fewer, equal and more queries than keys (rows that see no key average
+    # every value and pass no gradient to q or k), no mask. The CPU runs this node; the
+    # GPU runs it only where cuDNN takes it (tests/test_gpu.py).
+    from oxmx import _oxmx as native
+
+    rng = np.random.default_rng(31)
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    for b, hq, hkv, lq, lk, causal in [(1, 2, 2, 5, 5, True), (2, 4, 2, 7, 7, True), (1, 2, 1, 3, 6, True),
+                                       (1, 2, 2, 6, 3, True), (2, 2, 2, 4, 9, False), (1, 3, 1, 1, 4, False)]:
+        d, scale = 8, 0.3
+        q, k, v, g = (ox(rng.standard_normal(s), dtype) for s in
+                      ((b, hq, lq, d), (b, hkv, lk, d), (b, hkv, lk, d), (b, hq, lq, d)))
+        mask = "causal" if causal else None
+        with mx.stream(mx.cpu):
+            f = lambda q, k, v: comp.scaled_dot_product_attention(q, k, v, scale, mask, None)
+            o, want = mx.vjp(f, [q, k, v], [g])
+            flat = native._fast_sdpa_grad(q, k, v, o[0], g, scale, causal)
+            mx.eval(flat)
+        assert flat.dtype == q.dtype and flat.shape == (q.size + 2 * k.size,)
+        nq, nk = q.size, k.size
+        got = [flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)]
+        for name, x, w in zip("qkv", got, want):
+            np.testing.assert_allclose(to_np(x), to_np(w), rtol=tol, atol=tol, err_msg=f"d{name} {(b, hq, hkv, lq, lk, causal)}")
+
+
+def test_attention_gradient_kernel_checks_its_inputs():
+    from oxmx import _oxmx as native
+
+    q, kv = mx.zeros((1, 4, 3, 8)), mx.zeros((1, 2, 5, 8))
+    assert native._fast_sdpa_grad(q, kv, kv, q, q, 1.0, False).shape == (q.size + 2 * kv.size,)
+    for bad in [(q, mx.zeros((1, 3, 5, 8)), mx.zeros((1, 3, 5, 8)), q, q), (q, kv, kv, kv, q),
+                (q, kv, mx.zeros((1, 2, 5, 4)), q, q), (q[0], kv, kv, q, q), (q, kv, kv, q, mx.zeros((1, 4, 3, 4)))]:
+        with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention_grad\]"):
+            native._fast_sdpa_grad(*bad, 1.0, True)
+    with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention_grad\]"):
+        native._fast_sdpa_grad(q.astype(mx.int32), kv, kv, q, q, 1.0, True)

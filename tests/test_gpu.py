@@ -1080,6 +1080,32 @@ def test_flash_attention_gradients(dtype, causal, attention_path):
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_cudnn_attention_gradients(dtype, causal):
+    # lengths in whole 128-row tiles: cuDNN's fused backward runs (one SdpaGrad node,
+    # none of the project's kernels' launches for the attention), against the CPU's
+    # composite gradient of the same inputs; GQA; head sizes 64 and 128
+    from oxmx import _oxmx
+
+    r = np.random.default_rng(41 + causal)
+    for b, hq, hkv, lq, d in [(2, 4, 4, 256, 64), (1, 8, 2, 128, 64), (1, 2, 2, 128, 128)]:
+        assert _oxmx._cuda_sdpa_grad_ready(b, hq, hkv, lq, lq, d, dtype == mx.bfloat16, causal)
+        q, k, v, ct = (mx.array(r.standard_normal(s).astype(np.float32)).astype(dtype)
+                       for s in ((b, hq, lq, d), (b, hkv, lq, d), (b, hkv, lq, d), (b, hq, lq, d)))
+        kw = {"mask": "causal"} if causal else {}
+        f = lambda q, k, v: mx.vjp(lambda q, k, v: mx.fast.scaled_dot_product_attention(q, k, v, scale=d**-0.5, **kw),
+                                   [q, k, v], [ct])[1]
+        got = on(mx.gpu, f, q, k, v)
+        want = on(mx.cpu, lambda q, k, v: f(*(a.astype(mx.float32) for a in (q, k, v))), q, k, v)
+        for name, g, w in zip("qkv", got, want):
+            g, w = np.array(g.astype(mx.float32)), np.array(w)
+            assert g.shape == w.shape
+            scale = max(1.0, float(np.abs(w).max()))
+            np.testing.assert_allclose(g, w, rtol=0, atol=4e-2 * scale, err_msg=f"d{name} {(b, hq, hkv, lq, d)}")
+
+
+@gpu_only
 def test_elementwise_buffer_donation_keeps_results():
     # temporaries handed over to the next elementwise op are overwritten in place; arrays
     # still held (by Python, by a view, twice in one op) must keep their values

@@ -481,6 +481,11 @@ pub enum FastKernel {
         mask: SdpaMask,
         sinks: bool,
     },
+    /// The gradients of `Sdpa` without a mask (`causal` false) or with the causal mask,
+    /// no sinks. inputs: q (B, N_q, T_q, D), k, v (B, N_kv, T_kv, D), the forward's
+    /// output o and its cotangent g (both shaped as q) -> dq, dk, dv flattened one after
+    /// another into one 1-d output of q's dtype (the caller slices them out).
+    SdpaGrad { scale: f64, causal: bool },
     /// inputs: logits (.., C), targets (int64, ..) -> float32 loss; a target outside
     /// [0, C) is an IndexError (as a gather would raise).
     CrossEntropy,
@@ -508,6 +513,7 @@ impl FastKernel {
             FastKernel::LayerNorm { .. } => "layer_norm",
             FastKernel::Rope { .. } => "rope",
             FastKernel::Sdpa { .. } => "scaled_dot_product_attention",
+            FastKernel::SdpaGrad { .. } => "scaled_dot_product_attention_grad",
             FastKernel::CrossEntropy => "cross_entropy",
             FastKernel::CrossEntropyGrad => "cross_entropy_grad",
             FastKernel::AdamStep { .. } => "adam_step",

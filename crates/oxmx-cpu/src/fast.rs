@@ -134,6 +134,8 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
         (FastKernel::Rope { .. }, true) => rope::<f64>(k, ins, out, out_dtype),
         (FastKernel::Sdpa { .. }, false) => sdpa::<f32>(k, ins, out, out_dtype),
         (FastKernel::Sdpa { .. }, true) => sdpa::<f64>(k, ins, out, out_dtype),
+        (FastKernel::SdpaGrad { .. }, false) => sdpa_grad::<f32>(k, ins, out, out_dtype),
+        (FastKernel::SdpaGrad { .. }, true) => sdpa_grad::<f64>(k, ins, out, out_dtype),
         (FastKernel::CrossEntropy, false) => cross_entropy::<f32>(ins, out),
         (FastKernel::CrossEntropy, true) => cross_entropy::<f64>(ins, out),
         (FastKernel::CrossEntropyGrad, false) => cross_entropy_grad::<f32>(ins, out, out_dtype),
@@ -406,6 +408,138 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                         // out_blk = p @ v
                         gemm_into(rows, dv, lk, (&s, lk as isize, 1), (vm, dv as isize, 1), o)
                     })
+            })
+    })
+}
+
+/// The gradients of attention without a mask or with the causal mask
+/// (`FastKernel::SdpaGrad`): per key/value head, for each query head of its group,
+/// P = softmax(scale Q·Kᵀ) again (masked scores are the forward's lowest float: a
+/// constant, so no gradient), dV += Pᵀ·G, dS = P ∘ (G·Vᵀ - rowsum(G ∘ O)),
+/// dQ = scale dS·K, dK += scale dSᵀ·Q. Output: dq, dk, dv one after another.
+fn sdpa_grad<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
+    let op = "scaled_dot_product_attention_grad";
+    let FastKernel::SdpaGrad { scale, causal } = *k else {
+        return Err(Error::runtime(op, "not an attention gradient"));
+    };
+    let at = |i| input(ins, i, op);
+    let (qi, ki) = (at(0)?, at(1)?);
+    let (bsz, hq, lq, dh) = (qi.shape[0], qi.shape[1], qi.shape[2], qi.shape[3]);
+    let (hkv, lk) = (ki.shape[1], ki.shape[2]);
+    let (nq, nk) = (qi.size(), ki.size());
+    let total = nq + 2 * nk;
+    if total == 0 {
+        return Ok(());
+    }
+    let group = hq / hkv.max(1);
+    let (q, kk, v) = (load::<F>(qi), load::<F>(ki), load::<F>(at(2)?));
+    let (o, g) = (load::<F>(at(3)?), load::<F>(at(4)?));
+    let scale = F::of(scale);
+    let shift = lk as i64 - lq as i64;
+    let keep = |i: usize, j: usize| !causal || (j as i64) <= i as i64 + shift;
+    with_out::<F>(out, d, total, |dst| {
+        let (dq_all, rest) = dst.split_at_mut(nq);
+        let (dk_all, dv_all) = rest.split_at_mut(nk);
+        dq_all.fill(F::zero());
+        dk_all.fill(F::zero());
+        dv_all.fill(F::zero());
+        if lq == 0 || lk == 0 || dh == 0 || bsz == 0 {
+            return Ok(());
+        }
+        dq_all
+            .par_chunks_mut(group * lq * dh)
+            .zip(dk_all.par_chunks_mut(lk * dh))
+            .zip(dv_all.par_chunks_mut(lk * dh))
+            .enumerate()
+            .try_for_each(|(bkv, ((dq, dk), dv))| -> Result<()> {
+                let (b, kvh) = (bkv / hkv, bkv % hkv);
+                let km = &kk[bkv * lk * dh..(bkv + 1) * lk * dh];
+                let vm = &v[bkv * lk * dh..(bkv + 1) * lk * dh];
+                let mut p = vec![F::zero(); lq * lk];
+                let mut ds = vec![F::zero(); lq * lk];
+                let mut tmp = vec![F::zero(); lk * dh];
+                for gh in 0..group {
+                    let bh = b * hq + kvh * group + gh;
+                    let span = bh * lq * dh..(bh + 1) * lq * dh;
+                    let (qm, om, gm) = (&q[span.clone()], &o[span.clone()], &g[span]);
+                    // P, as the forward computes it
+                    gemm_into(
+                        lq,
+                        lk,
+                        dh,
+                        (qm, dh as isize, 1),
+                        (km, 1, dh as isize),
+                        &mut p,
+                    )?;
+                    for (i, row) in p.chunks_mut(lk).enumerate() {
+                        let mut m = F::neg_infinity();
+                        for (j, sv) in row.iter_mut().enumerate() {
+                            let val = if keep(i, j) {
+                                *sv * scale
+                            } else {
+                                F::min_value()
+                            };
+                            if val > m || val.is_nan() {
+                                m = if m.is_nan() { m } else { val };
+                            }
+                            *sv = val;
+                        }
+                        let mut sum = F::zero();
+                        for sv in row.iter_mut() {
+                            *sv = (*sv - m).exp();
+                            sum = sum + *sv;
+                        }
+                        let inv = sum.recip();
+                        row.iter_mut().for_each(|x| *x = *x * inv);
+                    }
+                    // dV += Pᵀ G
+                    gemm_into(
+                        lk,
+                        dh,
+                        lq,
+                        (&p, 1, lk as isize),
+                        (gm, dh as isize, 1),
+                        &mut tmp,
+                    )?;
+                    dv.iter_mut().zip(&tmp).for_each(|(a, &t)| *a = *a + t);
+                    // dS = P (G Vᵀ - rowsum(G O)), zero where masked
+                    gemm_into(
+                        lq,
+                        lk,
+                        dh,
+                        (gm, dh as isize, 1),
+                        (vm, 1, dh as isize),
+                        &mut ds,
+                    )?;
+                    for (i, (row, prow)) in ds.chunks_mut(lk).zip(p.chunks(lk)).enumerate() {
+                        let gi = &gm[i * dh..(i + 1) * dh];
+                        let oi = &om[i * dh..(i + 1) * dh];
+                        let delta = gi.iter().zip(oi).fold(F::zero(), |a, (&x, &y)| a + x * y);
+                        for (j, (x, &pv)) in row.iter_mut().zip(prow).enumerate() {
+                            *x = if keep(i, j) {
+                                pv * (*x - delta)
+                            } else {
+                                F::zero()
+                            };
+                        }
+                    }
+                    // dQ = scale dS K;  dK += scale dSᵀ Q
+                    let dqh = &mut dq[gh * lq * dh..(gh + 1) * lq * dh];
+                    gemm_into(lq, dh, lk, (&ds, lk as isize, 1), (km, dh as isize, 1), dqh)?;
+                    dqh.iter_mut().for_each(|x| *x = *x * scale);
+                    gemm_into(
+                        lk,
+                        dh,
+                        lq,
+                        (&ds, 1, lk as isize),
+                        (qm, dh as isize, 1),
+                        &mut tmp,
+                    )?;
+                    dk.iter_mut()
+                        .zip(&tmp)
+                        .for_each(|(a, &t)| *a = *a + t * scale);
+                }
+                Ok(())
             })
     })
 }

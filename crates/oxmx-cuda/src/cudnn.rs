@@ -330,8 +330,10 @@ pub struct Cudnn {
     pub(crate) handle: sys::cudnnHandle_t,
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) alloc: Arc<Allocator>,
-    /// fused attention plans (`cudnn_sdpa.rs`); None: cuDNN has no engine for it
+    /// fused attention plans, forward and backward (`cudnn_sdpa.rs`); None: cuDNN has no
+    /// engine for that problem
     pub(crate) sdpa: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
+    pub(crate) sdpa_bwd: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
     /// execution plan and workspace bytes per problem (building a plan costs far more
     /// than a small convolution)
     plans: HashMap<Problem, Plan>,
@@ -346,6 +348,7 @@ impl Drop for Cudnn {
         // the plans refer to the handle: destroy them first
         self.plans.clear();
         self.sdpa.clear();
+        self.sdpa_bwd.clear();
         // SAFETY: created in `new`, destroyed once.
         let _ = unsafe { sys::cudnnDestroy(self.handle) };
     }
@@ -376,6 +379,7 @@ impl Cudnn {
             alloc: Arc::clone(alloc),
             plans: HashMap::new(),
             sdpa: HashMap::new(),
+            sdpa_bwd: HashMap::new(),
         };
         // SAFETY: a live handle and the backend's stream, which outlives it.
         let s = unsafe { sys::cudnnSetStream(c.handle, c.stream.cu_stream() as sys::cudaStream_t) };

@@ -84,6 +84,21 @@ pub(crate) fn eligible(
         }
 }
 
+/// Whether cuDNN's backward may take `key` (float16/bfloat16, head size 64/128, lengths
+/// in whole 128-row tiles: cuDNN 9.14's backward needs a padding mask otherwise).
+pub fn grad_eligible(d: Dtype, key: &SdpaKey) -> bool {
+    matches!(d, Dtype::Float16 | Dtype::Bfloat16)
+        && key.bf16 == (d == Dtype::Bfloat16)
+        && matches!(key.d, 64 | 128)
+        && key.b > 0
+        && key.hkv > 0
+        && key.hq.is_multiple_of(key.hkv)
+        && key.lq > 0
+        && key.lq.is_multiple_of(128)
+        && key.lk.is_multiple_of(128)
+        && (!key.causal || key.lq == key.lk)
+}
+
 // Variant-pack ids of the operands the caller provides.
 const UID_Q: i64 = 1;
 const UID_K: i64 = 2;
@@ -92,6 +107,13 @@ const UID_O: i64 = 4;
 const UID_STATS: i64 = 5;
 const UID_SCALE: i64 = 6;
 const UID_FILL: i64 = 7;
+const UID_DO: i64 = 8;
+const UID_DQ: i64 = 9;
+const UID_DK: i64 = 10;
+const UID_DV: i64 = 11;
+const UID_SOFTMAX_SUM: i64 = 12;
+const UID_DQ_ACCUM: i64 = 13;
+const UID_ONE: i64 = 14;
 
 fn i64s(v: &[usize]) -> Result<Vec<i64>> {
     v.iter()
@@ -214,6 +236,50 @@ impl Builder {
         Ok(())
     }
 
+    /// `s` with the scores of keys after their query (column > row) set to -inf.
+    fn causal_mask(&mut self, s: usize, scores: &[usize]) -> Result<usize> {
+        let (f32, i32t) = (Dt::CUDNN_DATA_FLOAT, Dt::CUDNN_DATA_INT32);
+        let one = [1usize; 4];
+        let row = self.tensor(Place::Virtual, scores, None, i32t)?;
+        self.pointwise(Pw::CUDNN_POINTWISE_GEN_INDEX, f32, &[s], row, Some(2))?;
+        let col = self.tensor(Place::Virtual, scores, None, i32t)?;
+        self.pointwise(Pw::CUDNN_POINTWISE_GEN_INDEX, f32, &[s], col, Some(3))?;
+        let keep = self.tensor(Place::Virtual, scores, None, Dt::CUDNN_DATA_BOOLEAN)?;
+        self.pointwise(
+            Pw::CUDNN_POINTWISE_CMP_GE,
+            Dt::CUDNN_DATA_BOOLEAN,
+            &[row, col],
+            keep,
+            None,
+        )?;
+        let fill = self.tensor(Place::Scalar(UID_FILL), &one, Some(&one), f32)?;
+        let masked = self.tensor(Place::Virtual, scores, None, f32)?;
+        self.pointwise(
+            Pw::CUDNN_POINTWISE_BINARY_SELECT,
+            f32,
+            &[s, fill, keep],
+            masked,
+            None,
+        )?;
+        Ok(masked)
+    }
+
+    fn reshape(&mut self, x: usize, y: usize) -> Result<()> {
+        let op = Desc::new(Kind::CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR)?;
+        op.set_descs(Attr::CUDNN_ATTR_OPERATION_RESHAPE_XDESC, &[self.t(x)?])?;
+        op.set_descs(Attr::CUDNN_ATTR_OPERATION_RESHAPE_YDESC, &[self.t(y)?])?;
+        self.ops.push(op.finalize()?);
+        Ok(())
+    }
+
+    fn finish(self, h: sys::cudnnHandle_t) -> Result<Desc> {
+        let graph = Desc::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
+        let ops: Vec<&Desc> = self.ops.iter().collect();
+        graph.set_descs(Attr::CUDNN_ATTR_OPERATIONGRAPH_OPS, &ops)?;
+        graph.set_handle(Attr::CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h)?;
+        graph.finalize()
+    }
+
     fn matmul(&mut self, a: usize, b: usize, c: usize) -> Result<()> {
         let md = Desc::new(Kind::CUDNN_BACKEND_MATMUL_DESCRIPTOR)?;
         md.set_data_type(Attr::CUDNN_ATTR_MATMUL_COMP_TYPE, Dt::CUDNN_DATA_FLOAT)?;
@@ -265,29 +331,7 @@ fn forward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     let mut s = g.tensor(Place::Virtual, &scores, None, f32)?;
     g.pointwise(Pw::CUDNN_POINTWISE_MUL, f32, &[s0, scale], s, None)?;
     if k.causal {
-        let i32t = Dt::CUDNN_DATA_INT32;
-        let row = g.tensor(Place::Virtual, &scores, None, i32t)?;
-        g.pointwise(Pw::CUDNN_POINTWISE_GEN_INDEX, f32, &[s], row, Some(2))?;
-        let col = g.tensor(Place::Virtual, &scores, None, i32t)?;
-        g.pointwise(Pw::CUDNN_POINTWISE_GEN_INDEX, f32, &[s], col, Some(3))?;
-        let keep = g.tensor(Place::Virtual, &scores, None, Dt::CUDNN_DATA_BOOLEAN)?;
-        g.pointwise(
-            Pw::CUDNN_POINTWISE_CMP_GE,
-            Dt::CUDNN_DATA_BOOLEAN,
-            &[row, col],
-            keep,
-            None,
-        )?;
-        let fill = g.tensor(Place::Scalar(UID_FILL), &one, Some(&one), f32)?;
-        let masked = g.tensor(Place::Virtual, &scores, None, f32)?;
-        g.pointwise(
-            Pw::CUDNN_POINTWISE_BINARY_SELECT,
-            f32,
-            &[s, fill, keep],
-            masked,
-            None,
-        )?;
-        s = masked;
+        s = g.causal_mask(s, &scores)?;
     }
     let max = g.tensor(Place::Virtual, &rows, None, f32)?;
     g.reduce(sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_MAX, s, max)?;
@@ -305,60 +349,249 @@ fn forward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     g.pointwise(Pw::CUDNN_POINTWISE_DIV, f32, &[e, sum], p, None)?;
     let o = g.tensor(Place::Given(UID_O), &[b, hq, lq, d], None, k.io())?;
     g.matmul(p, v, o)?;
-    let graph = Desc::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
-    let ops: Vec<&Desc> = g.ops.iter().collect();
-    graph.set_descs(Attr::CUDNN_ATTR_OPERATIONGRAPH_OPS, &ops)?;
-    graph.set_handle(Attr::CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h)?;
-    graph.finalize()
+    g.finish(h)
+}
+
+/// Strides that read a packed [b, h, l, d] buffer as [b, h, d, l] (the last two axes
+/// swapped).
+fn swapped(h: usize, l: usize, d: usize) -> Result<[usize; 4]> {
+    let per = l.checked_mul(d).ok_or_else(|| Error::overflow(OP))?;
+    Ok([
+        h.checked_mul(per).ok_or_else(|| Error::overflow(OP))?,
+        per,
+        1,
+        d,
+    ])
+}
+
+/// The backward graph (FlashAttention-2's, as cuDNN's engine takes it): with the
+/// forward's row statistics `stats`, P = exp(scale Q·Kᵀ - stats) [causal], dV = Pᵀ·dO,
+/// dS = P ∘ (dO·Vᵀ - rowsum(dO ∘ O)) · scale, dK = dSᵀ·Q, dQ = dS·K (accumulated in
+/// float32, then rounded). With fewer key/value heads, the group's gradients are summed.
+fn backward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
+    let mut g = Builder {
+        next_uid: 100,
+        tensors: Vec::new(),
+        ops: Vec::new(),
+    };
+    let (b, hq, hkv, lq, lk, d) = (k.b, k.hq, k.hkv, k.lq, k.lk, k.d);
+    let (f32, io) = (Dt::CUDNN_DATA_FLOAT, k.io());
+    let scores = [b, hq, lq, lk];
+    let rows = [b, hq, lq, 1];
+    let qshape = [b, hq, lq, d];
+    let one = [1usize; 4];
+    let q = g.tensor(Place::Given(UID_Q), &qshape, None, io)?;
+    let kt = g.tensor(
+        Place::Given(UID_K),
+        &[b, hkv, d, lk],
+        Some(&swapped(hkv, lk, d)?),
+        io,
+    )?;
+    let vt = g.tensor(
+        Place::Given(UID_V),
+        &[b, hkv, d, lk],
+        Some(&swapped(hkv, lk, d)?),
+        io,
+    )?;
+    let o = g.tensor(Place::Given(UID_O), &qshape, None, io)?;
+    let dout = g.tensor(Place::Given(UID_DO), &qshape, None, io)?;
+    let stats = g.tensor(Place::Given(UID_STATS), &rows, None, f32)?;
+    let scale = g.tensor(Place::Scalar(UID_SCALE), &one, Some(&one), f32)?;
+    let unit = g.tensor(Place::Scalar(UID_ONE), &one, Some(&one), f32)?;
+    // softmax_sum = rowsum(dO ∘ O)
+    let prod = g.tensor(Place::Virtual, &qshape, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_MUL, f32, &[dout, o], prod, None)?;
+    let rsum = g.tensor(Place::Virtual, &rows, None, f32)?;
+    g.reduce(
+        sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
+        prod,
+        rsum,
+    )?;
+    let softmax_sum = g.tensor(Place::Given(UID_SOFTMAX_SUM), &rows, None, f32)?;
+    g.pointwise(
+        Pw::CUDNN_POINTWISE_MUL,
+        f32,
+        &[rsum, unit],
+        softmax_sum,
+        None,
+    )?;
+    // P = exp(scale Q·Kᵀ - stats), masked
+    let s0 = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.matmul(q, kt, s0)?;
+    let s1 = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_MUL, f32, &[s0, scale], s1, None)?;
+    let mut s2 = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_SUB, f32, &[s1, stats], s2, None)?;
+    if k.causal {
+        s2 = g.causal_mask(s2, &scores)?;
+    }
+    let p = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_EXP, f32, &[s2], p, None)?;
+    // the [b, hq, lk, lq] view of a [b, hq, lq, lk] score tensor
+    let t_dims = [b, hq, lk, lq];
+    let t_strides = swapped(hq, lq, lk)?;
+    let pt = g.tensor(Place::Virtual, &t_dims, Some(&t_strides), io)?;
+    g.reshape(p, pt)?;
+    let kv_shape = [b, hkv, lk, d];
+    let grouped = hq != hkv;
+    // dV = Pᵀ·dO (summed over the group's heads)
+    let dv = g.tensor(Place::Given(UID_DV), &kv_shape, None, io)?;
+    if grouped {
+        let full = g.tensor(Place::Virtual, &[b, hq, lk, d], None, io)?;
+        g.matmul(pt, dout, full)?;
+        g.reduce(
+            sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
+            full,
+            dv,
+        )?;
+    } else {
+        g.matmul(pt, dout, dv)?;
+    }
+    // dS = P ∘ (dO·Vᵀ - softmax_sum) · scale
+    let dp = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.matmul(dout, vt, dp)?;
+    let centered = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(
+        Pw::CUDNN_POINTWISE_SUB,
+        f32,
+        &[dp, softmax_sum],
+        centered,
+        None,
+    )?;
+    let weighted = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_MUL, f32, &[centered, p], weighted, None)?;
+    let ds = g.tensor(Place::Virtual, &scores, None, f32)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_MUL, f32, &[weighted, scale], ds, None)?;
+    // dK = dSᵀ·Q (summed over the group's heads)
+    let dst = g.tensor(Place::Virtual, &t_dims, Some(&t_strides), io)?;
+    g.reshape(ds, dst)?;
+    let dk = g.tensor(Place::Given(UID_DK), &kv_shape, None, io)?;
+    if grouped {
+        let full = g.tensor(Place::Virtual, &[b, hq, lk, d], None, io)?;
+        g.matmul(dst, q, full)?;
+        g.reduce(
+            sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
+            full,
+            dk,
+        )?;
+    } else {
+        g.matmul(dst, q, dk)?;
+    }
+    // dQ = dS·K in float32, then rounded
+    let kview = g.tensor(Place::Virtual, &kv_shape, None, f32)?;
+    g.reshape(kt, kview)?;
+    let dq_acc = g.tensor(Place::Given(UID_DQ_ACCUM), &qshape, None, f32)?;
+    g.matmul(ds, kview, dq_acc)?;
+    let dq = g.tensor(Place::Given(UID_DQ), &qshape, None, io)?;
+    g.pointwise(Pw::CUDNN_POINTWISE_IDENTITY, f32, &[dq_acc], dq, None)?;
+    g.finish(h)
+}
+
+/// q, k, v, the forward's output and its cotangent.
+pub(crate) type GradInputs<'a> = (
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<u8>,
+);
+
+/// Which graph of a problem.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pass {
+    Forward,
+    Backward,
 }
 
 impl Cudnn {
-    /// Runs the attention `key` into `out`; Ok(false) when cuDNN has no engine for it
-    /// (remembered: the caller then runs its own kernel, now and for later calls).
+    /// The plan of `key`'s `pass`, built on first use; None when cuDNN declines it
+    /// (remembered, so the caller's own kernel runs without asking again).
+    fn sdpa_plan(&mut self, key: &SdpaKey, pass: Pass) -> Option<&Plan> {
+        let map = match pass {
+            Pass::Forward => &mut self.sdpa,
+            Pass::Backward => &mut self.sdpa_bwd,
+        };
+        if !map.contains_key(key) {
+            let graph = match pass {
+                Pass::Forward => forward_graph(self.handle, key),
+                Pass::Backward => backward_graph(self.handle, key),
+            };
+            let built = graph.and_then(|g| execution_plan_where(self.handle, &g, &|_| true));
+            let plan = match built {
+                Ok((plan, ws)) => Some(Plan { plan, ws }),
+                Err(e) => {
+                    if std::env::var_os("OXMX_CUDNN_DEBUG").is_some() {
+                        eprintln!("[oxmx] cuDNN declines attention {pass:?} {key:?}: {e}");
+                    }
+                    None
+                }
+            };
+            if map.len() >= MAX_PLANS {
+                map.clear();
+            }
+            map.insert(*key, plan);
+        }
+        map.get(key).and_then(Option::as_ref)
+    }
+
+    /// Runs `key`'s `pass` plan with the operands `uids` at `ptrs` (device addresses, or
+    /// host addresses of by-value scalars).
+    ///
+    /// # Safety
+    /// Each pointer must address a live buffer at least as large as the tensor its id
+    /// names in the plan's graph (host scalars: an f32), alive until the stream has run.
+    unsafe fn sdpa_execute(
+        &mut self,
+        key: &SdpaKey,
+        pass: Pass,
+        uids: &[i64],
+        ptrs: &[u64],
+    ) -> Result<bool> {
+        let (handle, alloc, stream) = (self.handle, self.alloc.clone(), self.stream.clone());
+        let Some(plan) = self.sdpa_plan(key, pass) else {
+            return Ok(false);
+        };
+        let ws = alloc.alloc(OP, plan.ws.max(1))?;
+        let (pw, _gw) = ws.slice()?.device_ptr(&stream);
+        if pw % ALIGN != 0 {
+            return Err(Error::runtime(OP, "misaligned attention workspace"));
+        }
+        let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
+        pack.set_i64s(Attr::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, uids)?;
+        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, ptrs)?;
+        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_WORKSPACE, &[pw])?;
+        let pack = pack.finalize()?;
+        // SAFETY: the plan's graph describes `key` exactly (plans are keyed by the whole
+        // problem); the caller's contract covers the operands; the workspace has the
+        // plan's size and returns to a cache ordered by the same stream.
+        unsafe { cudnn_graph::execute(handle, &plan.plan, &pack) }?;
+        Ok(true)
+    }
+
+    /// The forward into `out`, its row statistics into `stats` (float32, one per query
+    /// row); Ok(false) when cuDNN has no engine for it.
     fn sdpa_forward(
         &mut self,
         key: &SdpaKey,
         scale: f32,
         (q, k, v): (&CudaSlice<u8>, &CudaSlice<u8>, &CudaSlice<u8>),
         out: &mut CudaSlice<u8>,
+        stats: &mut CudaSlice<u8>,
     ) -> Result<bool> {
         let [qb, kb, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
-        if q.len() < qb || k.len() < kb || v.len() < kb || out.len() < qb {
+        if q.len() < qb || k.len() < kb || v.len() < kb || out.len() < qb || stats.len() < sb {
             return Err(Error::runtime(
                 OP,
                 "attention operands smaller than their shapes",
             ));
         }
-        if !self.sdpa.contains_key(key) {
-            let built = forward_graph(self.handle, key)
-                .and_then(|graph| execution_plan_where(self.handle, &graph, &|_| true));
-            let plan = match built {
-                Ok((plan, ws)) => Some(Plan { plan, ws }),
-                Err(e) => {
-                    if std::env::var_os("OXMX_CUDNN_DEBUG").is_some() {
-                        eprintln!("[oxmx] cuDNN declines attention {key:?}: {e}");
-                    }
-                    None
-                }
-            };
-            if self.sdpa.len() >= MAX_PLANS {
-                self.sdpa.clear();
-            }
-            self.sdpa.insert(*key, plan);
-        }
-        let Some(Some(plan)) = self.sdpa.get(key) else {
-            return Ok(false);
-        };
-        let stream = &self.stream;
-        let stats = self.alloc.alloc(OP, sb)?;
-        let ws = self.alloc.alloc(OP, plan.ws.max(1))?;
-        let (pq, _gq) = q.device_ptr(stream);
-        let (pk, _gk) = k.device_ptr(stream);
-        let (pv, _gv) = v.device_ptr(stream);
-        let (po, _go) = out.device_ptr_mut(stream);
-        let (ps, _gs) = stats.slice()?.device_ptr(stream);
-        let (pw, _gw) = ws.slice()?.device_ptr(stream);
-        if [pq, pk, pv, po, ps, pw].iter().any(|&p| p % ALIGN != 0) {
+        let stream = self.stream.clone();
+        let (pq, _gq) = q.device_ptr(&stream);
+        let (pk, _gk) = k.device_ptr(&stream);
+        let (pv, _gv) = v.device_ptr(&stream);
+        let (po, _go) = out.device_ptr_mut(&stream);
+        let (ps, _gs) = stats.device_ptr_mut(&stream);
+        if [pq, pk, pv, po, ps].iter().any(|&p| p % ALIGN != 0) {
             return Err(Error::runtime(OP, "misaligned attention operand"));
         }
         // by-value operands are read from host memory during the execute call
@@ -369,22 +602,130 @@ impl Cudnn {
             uids.push(UID_FILL);
             ptrs.push(&fill as *const f32 as u64);
         }
-        let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
-        pack.set_i64s(Attr::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, &uids)?;
-        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, &ptrs)?;
-        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_WORKSPACE, &[pw])?;
-        let pack = pack.finalize()?;
-        // SAFETY: the plan's graph describes exactly these operands (the plan is keyed by
-        // the whole problem) and their byte sizes were checked against the buffers above;
-        // the workspace and statistics have the plan's sizes; the two by-value scalars
-        // are live locals read during this call. The buffers stay alive until the
-        // stream has run it (the allocator's cache is ordered by the same stream).
-        unsafe { cudnn_graph::execute(self.handle, &plan.plan, &pack) }?;
-        Ok(true)
+        // SAFETY: sizes checked above against the key's shapes; the scalars live
+        // through the call; the guards keep the buffers' stream order.
+        unsafe { self.sdpa_execute(key, Pass::Forward, &uids, &ptrs) }
+    }
+
+    /// Whether cuDNN has engines for both passes of `key`.
+    fn sdpa_backward_ready(&mut self, key: &SdpaKey) -> bool {
+        self.sdpa_plan(key, Pass::Forward).is_some()
+            && self.sdpa_plan(key, Pass::Backward).is_some()
+    }
+
+    /// dq, dk, dv one after another into `out` (the input dtype), for the forward's
+    /// output `o` and its cotangent `g`; the row statistics come from running the
+    /// forward again. Ok(false) when cuDNN has no engine for either pass.
+    fn sdpa_backward(
+        &mut self,
+        key: &SdpaKey,
+        scale: f32,
+        (q, k, v, o, g): GradInputs<'_>,
+        out: &mut CudaSlice<u8>,
+    ) -> Result<bool> {
+        if !self.sdpa_backward_ready(key) {
+            return Ok(false);
+        }
+        let [qb, kb, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
+        let total = kb
+            .checked_mul(2)
+            .and_then(|x| x.checked_add(qb))
+            .ok_or_else(|| Error::overflow(OP))?;
+        if o.len() < qb || g.len() < qb || out.len() < total {
+            return Err(Error::runtime(
+                OP,
+                "attention gradients smaller than their shapes",
+            ));
+        }
+        let alloc = self.alloc.clone();
+        let mut o_again = alloc.alloc(OP, qb)?;
+        let mut stats = alloc.alloc(OP, sb)?;
+        if !self.sdpa_forward(
+            key,
+            scale,
+            (q, k, v),
+            o_again.slice_mut()?,
+            stats.slice_mut()?,
+        )? {
+            return Ok(false);
+        }
+        let rows = sb / 4;
+        let softmax_sum = alloc.alloc(OP, sb)?;
+        let dq_acc_bytes = rows
+            .checked_mul(key.d)
+            .and_then(|x| x.checked_mul(4))
+            .ok_or_else(|| Error::overflow(OP))?;
+        let dq_acc = alloc.alloc(OP, dq_acc_bytes)?;
+        let stream = self.stream.clone();
+        let (pq, _gq) = q.device_ptr(&stream);
+        let (pk, _gk) = k.device_ptr(&stream);
+        let (pv, _gv) = v.device_ptr(&stream);
+        let (po, _go) = o.device_ptr(&stream);
+        let (pg, _gg) = g.device_ptr(&stream);
+        let (ps, _gs) = stats.slice()?.device_ptr(&stream);
+        let (pm, _gm) = softmax_sum.slice()?.device_ptr(&stream);
+        let (pa, _ga) = dq_acc.slice()?.device_ptr(&stream);
+        let (pout, _gout) = out.device_ptr_mut(&stream);
+        let (pdq, pdk, pdv) = (pout, pout + qb as u64, pout + (qb + kb) as u64);
+        if [pq, pk, pv, po, pg, ps, pm, pa, pdq, pdk, pdv]
+            .iter()
+            .any(|&p| p % ALIGN != 0)
+        {
+            return Err(Error::runtime(OP, "misaligned attention operand"));
+        }
+        let (fill, unit) = (f32::NEG_INFINITY, 1.0f32);
+        let mut uids = vec![
+            UID_Q,
+            UID_K,
+            UID_V,
+            UID_O,
+            UID_DO,
+            UID_STATS,
+            UID_SOFTMAX_SUM,
+            UID_DQ_ACCUM,
+            UID_DQ,
+            UID_DK,
+            UID_DV,
+            UID_SCALE,
+            UID_ONE,
+        ];
+        let mut ptrs = vec![
+            pq,
+            pk,
+            pv,
+            po,
+            pg,
+            ps,
+            pm,
+            pa,
+            pdq,
+            pdk,
+            pdv,
+            &scale as *const f32 as u64,
+            &unit as *const f32 as u64,
+        ];
+        if key.causal {
+            uids.push(UID_FILL);
+            ptrs.push(&fill as *const f32 as u64);
+        }
+        // SAFETY: every operand's size was checked above against the key's shapes (the
+        // gradients lie inside `out` at offsets 0, |q| and |q| + |k| bytes); the
+        // temporaries have the graph's sizes; the scalars live through the call.
+        unsafe { self.sdpa_execute(key, Pass::Backward, &uids, &ptrs) }
     }
 }
 
 impl CudaBackend {
+    fn with_cudnn<T>(&self, f: impl FnOnce(&mut Cudnn) -> Result<T>, none: T) -> Result<T> {
+        let Ok(cudnn) = self.cudnn() else {
+            return Ok(none);
+        };
+        let mut c = cudnn
+            .lock()
+            .map_err(|_| Error::runtime(OP, "cuDNN lock poisoned"))?;
+        f(&mut c)
+    }
+
     /// The attention through cuDNN when it has an engine for it: Ok(false) otherwise
     /// (no libcudnn, or declined), and the caller runs `flash_sdpa`.
     pub(crate) fn cudnn_sdpa(
@@ -394,12 +735,29 @@ impl CudaBackend {
         qkv: (&CudaSlice<u8>, &CudaSlice<u8>, &CudaSlice<u8>),
         out: &mut CudaSlice<u8>,
     ) -> Result<bool> {
-        let Ok(cudnn) = self.cudnn() else {
-            return Ok(false);
-        };
-        let mut c = cudnn
-            .lock()
-            .map_err(|_| Error::runtime(OP, "cuDNN lock poisoned"))?;
-        c.sdpa_forward(key, scale as f32, qkv, out)
+        let [_, _, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
+        let mut stats = self.alloc.alloc(OP, sb)?;
+        self.with_cudnn(
+            |c| c.sdpa_forward(key, scale as f32, qkv, out, stats.slice_mut()?),
+            false,
+        )
+    }
+
+    /// Whether the attention gradient of `key` runs in cuDNN (`FastKernel::SdpaGrad`
+    /// is used only then; builds both plans on first use).
+    pub fn cudnn_sdpa_grad_ready(&self, key: &SdpaKey) -> bool {
+        self.with_cudnn(|c| Ok(c.sdpa_backward_ready(key)), false)
+            .unwrap_or(false)
+    }
+
+    /// The attention gradients through cuDNN (see `Cudnn::sdpa_backward`).
+    pub(crate) fn cudnn_sdpa_grad(
+        &self,
+        key: &SdpaKey,
+        scale: f64,
+        ins: GradInputs<'_>,
+        out: &mut CudaSlice<u8>,
+    ) -> Result<bool> {
+        self.with_cudnn(|c| c.sdpa_backward(key, scale as f32, ins, out), false)
     }
 }

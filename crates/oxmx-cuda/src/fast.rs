@@ -702,6 +702,32 @@ impl CudaBackend {
                 })?;
             }
             FastKernel::AdamStep { .. } => return Err(Error::runtime(op, "dispatched above")),
+            FastKernel::SdpaGrad { scale, causal } => {
+                let (qi, ki) = (get(0)?, get(1)?);
+                let key = crate::cudnn_sdpa::SdpaKey {
+                    bf16: dtype == Dtype::Bfloat16,
+                    b: qi.shape[0],
+                    hq: qi.shape[1],
+                    hkv: ki.shape[1],
+                    lq: qi.shape[2],
+                    lk: ki.shape[2],
+                    d: qi.shape[3],
+                    causal,
+                };
+                let ins = (
+                    self.device_of(op, qi)?,
+                    self.device_of(op, ki)?,
+                    self.device_of(op, get(2)?)?,
+                    self.device_of(op, get(3)?)?,
+                    self.device_of(op, get(4)?)?,
+                );
+                // only asked for where `cudnn_sdpa_grad_ready` said yes
+                if !crate::cudnn_sdpa::grad_eligible(dtype, &key)
+                    || !self.cudnn_sdpa_grad(&key, scale, ins, out.slice_mut()?)?
+                {
+                    return Err(unsupported(op, "This attention gradient"));
+                }
+            }
             FastKernel::CrossEntropyGrad => {
                 let n = x.shape.last().copied().unwrap_or(1).max(1);
                 let f = self

@@ -16,7 +16,7 @@ mod cudnn;
 #[allow(unsafe_code)]
 mod cudnn_graph;
 #[allow(unsafe_code)]
-mod cudnn_sdpa;
+pub mod cudnn_sdpa;
 #[allow(unsafe_code)]
 mod cufft;
 #[allow(unsafe_code)]

@@ -112,6 +112,60 @@ fn _fast_cross_entropy_grad(
         .map(wrap)
 }
 
+/// dq, dk, dv of attention (no mask or causal) flattened one after another (see
+/// `FastKernel::SdpaGrad`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn _fast_sdpa_grad(
+    q: PyRef<'_, PyArray>,
+    k: PyRef<'_, PyArray>,
+    v: PyRef<'_, PyArray>,
+    o: PyRef<'_, PyArray>,
+    g: PyRef<'_, PyArray>,
+    scale: f64,
+    causal: bool,
+) -> PyResult<PyArray> {
+    fast::sdpa_grad(
+        &q.inner, &k.inner, &v.inner, &o.inner, &g.inner, scale, causal,
+    )
+    .py()
+    .map(wrap)
+}
+
+/// Whether the GPU's cuDNN runs the attention gradient of these sizes (q (b, hq, lq, d),
+/// k and v (b, hkv, lk, d)); false without a GPU or libcudnn.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn _cuda_sdpa_grad_ready(
+    b: usize,
+    hq: usize,
+    hkv: usize,
+    lq: usize,
+    lk: usize,
+    d: usize,
+    bf16: bool,
+    causal: bool,
+) -> bool {
+    use oxmx::oxmx_cuda::cudnn_sdpa::{grad_eligible, SdpaKey};
+    let key = SdpaKey {
+        bf16,
+        b,
+        hq,
+        hkv,
+        lq,
+        lk,
+        d,
+        causal,
+    };
+    let dtype = if bf16 {
+        oxmx::Dtype::Bfloat16
+    } else {
+        oxmx::Dtype::Float16
+    };
+    grad_eligible(dtype, &key)
+        && oxmx::cuda_backend().is_some_and(|c| c.cudnn_sdpa_grad_ready(&key))
+}
+
 /// One fused Adam/AdamW step: `[p', m', v']` stacked (see `FastKernel::AdamStep`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -219,6 +273,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_fast_sdpa, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(_fast_sdpa_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(_cuda_sdpa_grad_ready, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_adam_step, m)?)?;
     Ok(())
 }

@@ -11,8 +11,10 @@ causal mask, no sinks. Two kernels written with ``fast.cuda_kernel``:
   dS^T = P^T (dP^T - D) with D = rowsum(dO * O), dK += dS^T Q, and adds dS K into a
   float32 dQ with atomics. dK and dQ carry the softmax scale.
 
-Everything else (other dtypes, head sizes, masks, sinks, the CPU) differentiates the
-composite formula, as before.
+Where cuDNN has a fused backward for the sizes (lengths in whole 128-row tiles, see
+``crates/oxmx-cuda/src/cudnn_sdpa.rs``), one ``FastKernel::SdpaGrad`` node runs it instead
+of these two kernels. Everything else (other dtypes, head sizes, masks, sinks, the CPU)
+differentiates the composite formula, as before.
 """
 
 import math
@@ -347,9 +349,25 @@ def applies(q, k, v, causal, has_mask, has_sinks, stream=None):
     cc = _oxmx._cuda_compute_capability()
     if cc is None or cc[0] < 8:
         return False
-    return (q.dtype in (_mx.bfloat16, _mx.float16) and k.dtype == q.dtype and v.dtype == q.dtype
-            and q.shape[3] == 64 and v.shape[3] == 64 and q.shape[0] * q.shape[1] <= 65535
+    if not (q.dtype in (_mx.bfloat16, _mx.float16) and k.dtype == q.dtype and v.dtype == q.dtype):
+        return False
+    if q.shape[3] == 128 and v.shape[3] == 128:
+        # head size 128 only through cuDNN (the kernels below are written for 64)
+        return _cudnn_ready(q, k, causal)
+    return (q.shape[3] == 64 and v.shape[3] == 64 and q.shape[0] * q.shape[1] <= 65535
             and q.shape[0] * k.shape[1] <= 65535)
+
+
+def _cudnn_ready(q, k, causal):
+    """Whether cuDNN runs this gradient (OXMX_CUDA_NO_CUDNN_SDPA=1: never)."""
+    import os
+
+    from oxmx import _oxmx
+
+    if os.environ.get("OXMX_CUDA_NO_CUDNN_SDPA") or q.dtype not in (_mx.bfloat16, _mx.float16):
+        return False
+    B, Hq, Lq, D = q.shape
+    return _oxmx._cuda_sdpa_grad_ready(B, Hq, k.shape[1], Lq, k.shape[2], D, q.dtype == _mx.bfloat16, bool(causal))
 
 
 def attention_vjp(q, k, v, out, dout, scale, causal):
@@ -359,6 +377,14 @@ def attention_vjp(q, k, v, out, dout, scale, causal):
     if Lq == 0 or Lk == 0 or B == 0 or Hq == 0:
         return _mx.zeros_like(q), _mx.zeros_like(k), _mx.zeros_like(v)
     dt = q.dtype
+    if _cudnn_ready(q, k, causal):
+        # cuDNN's fused backward (one node; the CUDA backend runs the forward again for
+        # its row statistics): dq, dk and dv come back one after another
+        from oxmx import _oxmx
+
+        flat = _oxmx._fast_sdpa_grad(q, k, v, out.astype(dt), dout.astype(dt), float(scale), bool(causal))
+        nq, nk = q.size, k.size
+        return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
     tmpl = [("D", D), ("CAUSAL", bool(causal)), ("BF16", dt == _mx.bfloat16)]
     sl2 = float(scale * math.log2(math.e))
     (ml,) = _kernel("lse")(

@@ -248,6 +248,9 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
                 vec![code_of(&MASKS, mask), flag(*sinks)],
                 vec![*scale],
             ),
+            FastKernel::SdpaGrad { scale, causal } => {
+                ("fast.sdpa_grad".into(), vec![flag(*causal)], vec![*scale])
+            }
             FastKernel::CrossEntropy => ("fast.cross_entropy".into(), vec![], vec![]),
             FastKernel::CrossEntropyGrad => ("fast.cross_entropy_grad".into(), vec![], vec![]),
             FastKernel::AdamStep { c } => ("fast.adam_step".into(), vec![], c.to_vec()),
@@ -578,6 +581,13 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
                 scale: p.float(0)?,
                 mask: p.pick(&MASKS, 0)?,
                 sinks: p.flag(1)?,
+            })
+        }
+        "fast.sdpa_grad" => {
+            p.counts(1, 1)?;
+            Primitive::Fast(FastKernel::SdpaGrad {
+                scale: p.float(0)?,
+                causal: p.flag(0)?,
             })
         }
         "fast.cross_entropy" => none(Primitive::Fast(FastKernel::CrossEntropy))?,

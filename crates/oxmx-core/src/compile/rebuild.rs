@@ -368,6 +368,10 @@ fn rebuild_fast(k: &FastKernel, inputs: &[Array]) -> Result<Array> {
             };
             ops::fast::scaled_dot_product_attention(at(0)?, at(1)?, at(2)?, *scale, arg, s)?
         }
+        FastKernel::SdpaGrad { scale, causal } => {
+            i = 5;
+            ops::fast::sdpa_grad(at(0)?, at(1)?, at(2)?, at(3)?, at(4)?, *scale, *causal)?
+        }
         FastKernel::CrossEntropy => {
             i = 2;
             ops::fast::cross_entropy(at(0)?, at(1)?)?

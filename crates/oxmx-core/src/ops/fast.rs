@@ -322,6 +322,56 @@ pub fn cross_entropy(logits: &Array, targets: &Array) -> Result<Array> {
     ))
 }
 
+/// The gradients (dq, dk, dv) of `scaled_dot_product_attention(q, k, v, scale)` without
+/// a mask or with the causal mask, at its output `o`, for the cotangent `g`
+/// (`FastKernel::SdpaGrad`): one 1-d array holding dq, dk and dv one after another.
+pub fn sdpa_grad(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    o: &Array,
+    g: &Array,
+    scale: f64,
+    causal: bool,
+) -> Result<Array> {
+    let op = "scaled_dot_product_attention_grad";
+    let (d, ins) = common(op, &[("q", q), ("k", k), ("v", v), ("o", o), ("g", g)])?;
+    let four = [q, k, v, o, g].iter().all(|a| a.ndim() == 4);
+    let (qs, ks) = (q.shape(), k.shape());
+    let fits = four
+        && v.shape() == ks
+        && o.shape() == qs
+        && g.shape() == qs
+        && ks[0] == qs[0]
+        && ks[3] == qs[3]
+        && ks[1] > 0
+        && qs[1] % ks[1] == 0;
+    if !fits {
+        return Err(Error::value(
+            op,
+            format!(
+                "q, o and g (B, N_q, T_q, D) and k, v (B, N_kv, T_kv, D) with N_kv dividing N_q, got {:?}, {:?}, {:?}, {:?}, {:?}.",
+                qs,
+                ks,
+                v.shape(),
+                o.shape(),
+                g.shape()
+            ),
+        ));
+    }
+    let n = q
+        .size()
+        .checked_add(k.size())
+        .and_then(|n| n.checked_add(k.size()))
+        .ok_or_else(|| Error::overflow(op))?;
+    Ok(fast(
+        vec![n],
+        d,
+        FastKernel::SdpaGrad { scale, causal },
+        ins,
+    ))
+}
+
 /// The gradient of `cross_entropy` with respect to `logits` for the loss cotangent `g`
 /// (`FastKernel::CrossEntropyGrad`), shaped and typed as `logits`.
 pub fn cross_entropy_grad(logits: &Array, targets: &Array, g: &Array) -> Result<Array> {
