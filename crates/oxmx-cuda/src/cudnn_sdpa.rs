@@ -10,11 +10,14 @@
 
 use crate::cudnn::{execution_plan_where, Cudnn, Plan};
 use crate::cudnn_graph::{self, Attr, Desc, Kind};
+use crate::device::CudaMem;
 use crate::CudaBackend;
 use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
+use oxmx_core::memory::Buffer;
 use oxmx_core::primitive::SdpaMask;
 use oxmx_core::{Dtype, Error, Result};
+use std::sync::{Arc, Mutex, Weak};
 
 const OP: &str = "scaled_dot_product_attention";
 /// Problems whose plan is kept before the cache starts over.
@@ -614,13 +617,15 @@ impl Cudnn {
     }
 
     /// dq, dk, dv one after another into `out` (the input dtype), for the forward's
-    /// output `o` and its cotangent `g`; the row statistics come from running the
-    /// forward again. Ok(false) when cuDNN has no engine for either pass.
+    /// output `o` and its cotangent `g`; the row statistics are `kept` from that forward,
+    /// or come from running the forward again. Ok(false) when cuDNN has no engine for
+    /// either pass.
     fn sdpa_backward(
         &mut self,
         key: &SdpaKey,
         scale: f32,
         (q, k, v, o, g): GradInputs<'_>,
+        kept: Option<CudaMem>,
         out: &mut CudaSlice<u8>,
     ) -> Result<bool> {
         if !self.sdpa_backward_ready(key) {
@@ -638,17 +643,18 @@ impl Cudnn {
             ));
         }
         let alloc = self.alloc.clone();
-        let mut o_again = alloc.alloc(OP, qb)?;
-        let mut stats = alloc.alloc(OP, sb)?;
-        if !self.sdpa_forward(
-            key,
-            scale,
-            (q, k, v),
-            o_again.slice_mut()?,
-            stats.slice_mut()?,
-        )? {
-            return Ok(false);
-        }
+        let stats = match kept {
+            Some(s) if s.nbytes >= sb => s,
+            _ => {
+                let mut o_again = alloc.alloc(OP, qb)?;
+                let mut stats = alloc.alloc(OP, sb)?;
+                let (os, ss) = (o_again.slice_mut()?, stats.slice_mut()?);
+                if !self.sdpa_forward(key, scale, (q, k, v), os, ss)? {
+                    return Ok(false);
+                }
+                stats
+            }
+        };
         let rows = sb / 4;
         let softmax_sum = alloc.alloc(OP, sb)?;
         let dq_acc_bytes = rows
@@ -726,21 +732,23 @@ impl CudaBackend {
         f(&mut c)
     }
 
-    /// The attention through cuDNN when it has an engine for it: Ok(false) otherwise
-    /// (no libcudnn, or declined), and the caller runs `flash_sdpa`.
+    /// The attention through cuDNN when it has an engine for it, returning its row
+    /// statistics (kept in `SdpaStats` for the backward): None otherwise (no libcudnn,
+    /// or declined), and the caller runs `flash_sdpa`.
     pub(crate) fn cudnn_sdpa(
         &self,
         key: &SdpaKey,
         scale: f64,
         qkv: (&CudaSlice<u8>, &CudaSlice<u8>, &CudaSlice<u8>),
         out: &mut CudaSlice<u8>,
-    ) -> Result<bool> {
+    ) -> Result<Option<CudaMem>> {
         let [_, _, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
         let mut stats = self.alloc.alloc(OP, sb)?;
-        self.with_cudnn(
+        let ran = self.with_cudnn(
             |c| c.sdpa_forward(key, scale as f32, qkv, out, stats.slice_mut()?),
             false,
-        )
+        )?;
+        Ok(ran.then_some(stats))
     }
 
     /// Whether the attention gradient of `key` runs in cuDNN (`FastKernel::SdpaGrad`
@@ -756,8 +764,65 @@ impl CudaBackend {
         key: &SdpaKey,
         scale: f64,
         ins: GradInputs<'_>,
+        kept: Option<CudaMem>,
         out: &mut CudaSlice<u8>,
     ) -> Result<bool> {
-        self.with_cudnn(|c| c.sdpa_backward(key, scale as f32, ins, out), false)
+        self.with_cudnn(
+            |c| c.sdpa_backward(key, scale as f32, ins, kept, out),
+            false,
+        )
+    }
+}
+
+/// The row statistics of recent cuDNN forwards, kept while their output lives, so the
+/// backward of the same attention (same output, q, k and v buffers, scale and sizes:
+/// buffers never change once written) need not run the forward again. Each is used
+/// once; at most `MAX_STATS` are kept, dead ones dropped first.
+#[derive(Default)]
+pub(crate) struct SdpaStats(Mutex<Vec<StatsEntry>>);
+
+struct StatsEntry {
+    key: SdpaKey,
+    scale: u64,
+    /// output, q, k, v
+    bufs: [Weak<Buffer>; 4],
+    stats: CudaMem,
+}
+
+const MAX_STATS: usize = 64;
+
+impl SdpaStats {
+    pub(crate) fn put(&self, key: SdpaKey, scale: f64, bufs: [&Arc<Buffer>; 4], stats: CudaMem) {
+        if let Ok(mut v) = self.0.lock() {
+            v.retain(|e| e.bufs[0].strong_count() > 0);
+            if v.len() >= MAX_STATS {
+                v.remove(0);
+            }
+            v.push(StatsEntry {
+                key,
+                scale: scale.to_bits(),
+                bufs: bufs.map(Arc::downgrade),
+                stats,
+            });
+        }
+    }
+
+    pub(crate) fn take(
+        &self,
+        key: &SdpaKey,
+        scale: f64,
+        bufs: [&Arc<Buffer>; 4],
+    ) -> Option<CudaMem> {
+        let mut v = self.0.lock().ok()?;
+        let at = v.iter().position(|e| {
+            e.key == *key
+                && e.scale == scale.to_bits()
+                && e.bufs[0].strong_count() > 0
+                && e.bufs
+                    .iter()
+                    .zip(bufs)
+                    .all(|(w, b)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(b)))
+        })?;
+        Some(v.swap_remove(at).stats)
     }
 }

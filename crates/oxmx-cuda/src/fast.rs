@@ -617,8 +617,16 @@ impl CudaBackend {
                         self.device_of(op, ki)?,
                         self.device_of(op, vi)?,
                     );
-                    if self.cudnn_sdpa(&key, scale, qkv, out.slice_mut()?)? {
-                        return Ok(on_device(out, nbytes, shape));
+                    if let Some(stats) = self.cudnn_sdpa(&key, scale, qkv, out.slice_mut()?)? {
+                        let data = on_device(out, nbytes, shape);
+                        let bufs = [
+                            &data.buffer,
+                            &qi.data.buffer,
+                            &ki.data.buffer,
+                            &vi.data.buffer,
+                        ];
+                        self.sdpa_stats.put(key, scale, bufs, stats);
+                        return Ok(data);
                     }
                 }
                 if crate::flash::eligible(cc, dtype, dk, dv, mask)
@@ -721,9 +729,17 @@ impl CudaBackend {
                     self.device_of(op, get(3)?)?,
                     self.device_of(op, get(4)?)?,
                 );
+                let (vi, oi) = (get(2)?, get(3)?);
+                let bufs = [
+                    &oi.data.buffer,
+                    &qi.data.buffer,
+                    &ki.data.buffer,
+                    &vi.data.buffer,
+                ];
+                let kept = self.sdpa_stats.take(&key, scale, bufs);
                 // only asked for where `cudnn_sdpa_grad_ready` said yes
                 if !crate::cudnn_sdpa::grad_eligible(dtype, &key)
-                    || !self.cudnn_sdpa_grad(&key, scale, ins, out.slice_mut()?)?
+                    || !self.cudnn_sdpa_grad(&key, scale, ins, kept, out.slice_mut()?)?
                 {
                     return Err(unsupported(op, "This attention gradient"));
                 }

@@ -73,6 +73,8 @@ pub struct CudaBackend {
     limits: std::sync::OnceLock<(usize, usize)>,
     /// The last operand padded for cuBLASLt, while its source lives (lt_align.rs).
     pad_cache: lt_align::PadCache,
+    /// Row statistics of cuDNN attention forwards, for their backward (cudnn_sdpa.rs).
+    sdpa_stats: cudnn_sdpa::SdpaStats,
     /// Compiled fused kernels by program and layout (fused.rs).
     fused_fns: fused::FusedFunctions,
     /// Error words of index-checking launches not yet read (gather.rs `defer_check`).
@@ -305,6 +307,7 @@ impl CudaBackend {
                 logf_table: std::sync::OnceLock::new(),
                 limits: std::sync::OnceLock::new(),
                 pad_cache: lt_align::PadCache::default(),
+                sdpa_stats: cudnn_sdpa::SdpaStats::default(),
                 fused_fns: fused::FusedFunctions::default(),
                 deferred: std::sync::Mutex::new(Vec::new()),
                 tf32: std::env::var("OXMX_CUDA_ALLOW_TF32").is_ok_and(|v| v == "1"),

@@ -382,7 +382,10 @@ def attention_vjp(q, k, v, out, dout, scale, causal):
         # its row statistics): dq, dk and dv come back one after another
         from oxmx import _oxmx
 
-        flat = _oxmx._fast_sdpa_grad(q, k, v, out.astype(dt), dout.astype(dt), float(scale), bool(causal))
+        # the forward's own output array: the backend finds the row statistics it kept
+        out = out if out.dtype == dt else out.astype(dt)
+        dout = dout if dout.dtype == dt else dout.astype(dt)
+        flat = _oxmx._fast_sdpa_grad(q, k, v, out, dout, float(scale), bool(causal))
         nq, nk = q.size, k.size
         return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
     tmpl = [("D", D), ("CAUSAL", bool(causal)), ("BF16", dt == _mx.bfloat16)]

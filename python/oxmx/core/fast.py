@@ -305,20 +305,21 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if force_fused:
             raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
-    fast_vjp = None
-    if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
-        # float16/bfloat16, head size 64, no mask or causal, on the GPU: the gradient
-        # without the score matrix (_flash_bwd.py); the primals are then (q, k, v).
-        # Its own derivatives and batching go through the composite's vjp.
+    def make_fast_vjp():
+        if not _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
+            return None
+
+        # float16/bfloat16, head size 64 (128 through cuDNN), no mask or causal, on the
+        # GPU: the gradient without the score matrix (_flash_bwd.py); the primals are
+        # then (q, k, v). Its own derivatives and batching go through the composite's vjp.
         def slow(q, k, v, ct):
             return tuple(_vjp(lambda q, k, v: composite(q, k, v, None, None), [q, k, v], [ct])[1])
 
-        fast_vjp = _first_order(
-            lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal), slow)
+        return _first_order(lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal), slow)
 
     return _fused(
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
-        fast_vjp=fast_vjp,
+        make_fast_vjp=make_fast_vjp,
     )
 
 
