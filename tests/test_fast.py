@@ -1446,3 +1446,23 @@ def test_attention_gradient_kernel_checks_its_inputs():
             native._fast_sdpa_grad(*bad, 1.0, True)
     with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention_grad\]"):
         native._fast_sdpa_grad(q.astype(mx.int32), kv, kv, q, q, 1.0, True)
+
+
+def test_attention_gradient_kernel_exports_and_compiles(tmp_path):
+    # the SdpaGrad node survives export/import and compile (its codec and rebuild
+    # entries): the same values as the direct call
+    from oxmx import _oxmx as native
+
+    rng = np.random.default_rng(5)
+    q, o, g = (ox(rng.standard_normal((1, 4, 6, 8)), "float32") for _ in range(3))
+    k, v = (ox(rng.standard_normal((1, 2, 6, 8)), "float32") for _ in range(2))
+    f = lambda q, k, v, o, g: native._fast_sdpa_grad(q, k, v, o, g, 0.35, True)
+    with mx.stream(mx.cpu):
+        want = f(q, k, v, o, g)
+        path = str(tmp_path / "grad.mlxfn")
+        mx.export_function(path, f, q, k, v, o, g)
+        (got,) = mx.import_function(path)(q, k, v, o, g)
+        compiled = mx.compile(f)(q, k, v, o, g)
+        mx.eval(want, got, compiled)
+    np.testing.assert_array_equal(to_np(got), to_np(want))
+    np.testing.assert_array_equal(to_np(compiled), to_np(want))

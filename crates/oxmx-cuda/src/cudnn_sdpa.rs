@@ -267,6 +267,29 @@ impl Builder {
         Ok(masked)
     }
 
+    /// `a·b` into the caller's [b, hkv, lk, d] tensor `uid`: directly, or with fewer
+    /// key/value heads than query heads as the sum over each group of the [b, hq, lk, d]
+    /// product.
+    fn grouped_matmul(
+        &mut self,
+        (a, b): (usize, usize),
+        uid: i64,
+        [bs, hq, hkv, lk, d]: [usize; 5],
+        io: Dt,
+    ) -> Result<()> {
+        let out = self.tensor(Place::Given(uid), &[bs, hkv, lk, d], None, io)?;
+        if hq == hkv {
+            return self.matmul(a, b, out);
+        }
+        let full = self.tensor(Place::Virtual, &[bs, hq, lk, d], None, io)?;
+        self.matmul(a, b, full)?;
+        self.reduce(
+            sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
+            full,
+            out,
+        )
+    }
+
     fn reshape(&mut self, x: usize, y: usize) -> Result<()> {
         let op = Desc::new(Kind::CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR)?;
         op.set_descs(Attr::CUDNN_ATTR_OPERATION_RESHAPE_XDESC, &[self.t(x)?])?;
@@ -436,20 +459,8 @@ fn backward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     let pt = g.tensor(Place::Virtual, &t_dims, Some(&t_strides), io)?;
     g.reshape(p, pt)?;
     let kv_shape = [b, hkv, lk, d];
-    let grouped = hq != hkv;
     // dV = Pᵀ·dO (summed over the group's heads)
-    let dv = g.tensor(Place::Given(UID_DV), &kv_shape, None, io)?;
-    if grouped {
-        let full = g.tensor(Place::Virtual, &[b, hq, lk, d], None, io)?;
-        g.matmul(pt, dout, full)?;
-        g.reduce(
-            sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
-            full,
-            dv,
-        )?;
-    } else {
-        g.matmul(pt, dout, dv)?;
-    }
+    g.grouped_matmul((pt, dout), UID_DV, [b, hq, hkv, lk, d], io)?;
     // dS = P ∘ (dO·Vᵀ - softmax_sum) · scale
     let dp = g.tensor(Place::Virtual, &scores, None, f32)?;
     g.matmul(dout, vt, dp)?;
@@ -468,18 +479,7 @@ fn backward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     // dK = dSᵀ·Q (summed over the group's heads)
     let dst = g.tensor(Place::Virtual, &t_dims, Some(&t_strides), io)?;
     g.reshape(ds, dst)?;
-    let dk = g.tensor(Place::Given(UID_DK), &kv_shape, None, io)?;
-    if grouped {
-        let full = g.tensor(Place::Virtual, &[b, hq, lk, d], None, io)?;
-        g.matmul(dst, q, full)?;
-        g.reduce(
-            sys::cudnnReduceTensorOp_t::CUDNN_REDUCE_TENSOR_ADD,
-            full,
-            dk,
-        )?;
-    } else {
-        g.matmul(dst, q, dk)?;
-    }
+    g.grouped_matmul((dst, q), UID_DK, [b, hq, hkv, lk, d], io)?;
     // dQ = dS·K in float32, then rounded
     let kview = g.tensor(Place::Virtual, &kv_shape, None, f32)?;
     g.reshape(kt, kview)?;
