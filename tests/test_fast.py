@@ -1446,6 +1446,14 @@ def test_attention_gradient_kernel_checks_its_inputs():
             native._fast_sdpa_grad(*bad, 1.0, True)
     with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention_grad\]"):
         native._fast_sdpa_grad(q.astype(mx.int32), kv, kv, q, q, 1.0, True)
+    # empty axes: zero gradients of the right size (no queries, no keys, no batch)
+    for qs, ks in [((1, 0, 3, 8), (1, 2, 5, 8)), ((1, 4, 0, 8), (1, 2, 5, 8)), ((1, 4, 3, 8), (1, 2, 0, 8)),
+                   ((0, 4, 3, 8), (0, 2, 5, 8)), ((1, 4, 3, 0), (1, 2, 5, 0))]:
+        e, kk = mx.ones(qs), mx.ones(ks)
+        with mx.stream(mx.cpu):
+            got = native._fast_sdpa_grad(e, kk, kk, e, e, 1.0, True)
+            mx.eval(got)
+        assert got.shape == (e.size + 2 * kk.size,) and not to_np(got).any()
 
 
 def test_attention_gradient_kernel_exports_and_compiles(tmp_path):

@@ -443,7 +443,7 @@ fn sdpa_grad<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) 
         dq_all.fill(F::zero());
         dk_all.fill(F::zero());
         dv_all.fill(F::zero());
-        if lq == 0 || lk == 0 || dh == 0 || bsz == 0 {
+        if lq == 0 || lk == 0 || dh == 0 || bsz == 0 || hq == 0 {
             return Ok(());
         }
         dq_all

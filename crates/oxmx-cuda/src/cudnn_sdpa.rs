@@ -94,6 +94,7 @@ pub fn grad_eligible(d: Dtype, key: &SdpaKey) -> bool {
         && key.bf16 == (d == Dtype::Bfloat16)
         && matches!(key.d, 64 | 128)
         && key.b > 0
+        && key.hq > 0
         && key.hkv > 0
         && key.hq.is_multiple_of(key.hkv)
         && key.lq > 0
