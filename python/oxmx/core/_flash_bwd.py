@@ -32,7 +32,6 @@ template <bool B> __device__ __forceinline__ unsigned short bits1(float v) {
   if constexpr (B) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
   else return __half_as_ushort(__float2half_rn(v));
 }
-__device__ __forceinline__ unsigned pack_us(unsigned short lo, unsigned short hi) { return (unsigned)lo | ((unsigned)hi << 16); }
 __device__ __forceinline__ unsigned u32(const unsigned short* p) { return *reinterpret_cast<const unsigned*>(p); }
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   unsigned r; asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p)); return r;
