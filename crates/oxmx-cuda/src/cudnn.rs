@@ -334,6 +334,11 @@ pub struct Cudnn {
     /// engine for that problem
     pub(crate) sdpa: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
     pub(crate) sdpa_bwd: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
+    /// each attention plan's last variant pack (reused for the same addresses)
+    pub(crate) packs: HashMap<
+        (crate::cudnn_sdpa::Pass, crate::cudnn_sdpa::SdpaKey),
+        crate::cudnn_sdpa::PackEntry,
+    >,
     /// execution plan and workspace bytes per problem (building a plan costs far more
     /// than a small convolution)
     plans: HashMap<Problem, Plan>,
@@ -347,6 +352,7 @@ impl Drop for Cudnn {
     fn drop(&mut self) {
         // the plans refer to the handle: destroy them first
         self.plans.clear();
+        self.packs.clear();
         self.sdpa.clear();
         self.sdpa_bwd.clear();
         // SAFETY: created in `new`, destroyed once.
@@ -380,6 +386,7 @@ impl Cudnn {
             plans: HashMap::new(),
             sdpa: HashMap::new(),
             sdpa_bwd: HashMap::new(),
+            packs: HashMap::new(),
         };
         // SAFETY: a live handle and the backend's stream, which outlives it.
         let s = unsafe { sys::cudnnSetStream(c.handle, c.stream.cu_stream() as sys::cudaStream_t) };

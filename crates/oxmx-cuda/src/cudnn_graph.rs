@@ -193,6 +193,7 @@ pub fn numerical_notes(engine: &Desc) -> Result<Vec<u32>> {
 /// tensors the plan's operation graph describes, and a workspace of the plan's size,
 /// all alive until the stream has run the call.
 pub unsafe fn execute(h: sys::cudnnHandle_t, plan: &Desc, variant_pack: &Desc) -> Result<()> {
+    let _span = crate::prof::span(crate::prof::Phase::Dnn);
     // SAFETY: the caller's contract; both descriptors are live and finalized.
     check("execute", unsafe {
         sys::cudnnBackendExecute(h, plan.0, variant_pack.0)

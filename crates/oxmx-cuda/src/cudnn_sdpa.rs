@@ -22,6 +22,16 @@ use std::sync::{Arc, Mutex, Weak};
 const OP: &str = "scaled_dot_product_attention";
 /// Problems whose plan is kept before the cache starts over.
 const MAX_PLANS: usize = 256;
+/// By-value scalars of a graph at most (scale, the mask's fill, one).
+const MAX_SCALARS: usize = 4;
+
+/// The last variant pack of a plan: the device addresses it binds (operands, then the
+/// workspace) and the boxed scalars it points to.
+pub(crate) struct PackEntry {
+    addrs: Vec<u64>,
+    values: Box<[f32; MAX_SCALARS]>,
+    pack: Desc,
+}
 /// The operand alignment promised to cuDNN (the allocator's buffers start on 256 bytes).
 const ALIGN: u64 = 16;
 
@@ -501,8 +511,8 @@ pub(crate) type GradInputs<'a> = (
 );
 
 /// Which graph of a problem.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Pass {
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Pass {
     Forward,
     Backward,
 }
@@ -538,37 +548,83 @@ impl Cudnn {
         map.get(key).and_then(Option::as_ref)
     }
 
-    /// Runs `key`'s `pass` plan with the operands `uids` at `ptrs` (device addresses, or
-    /// host addresses of by-value scalars).
+    /// Runs `key`'s `pass` plan with the device operands `uids[..n]` at `ptrs` (n =
+    /// `ptrs.len()`) and the by-value scalars `uids[n..]` = `scalars`. The variant pack
+    /// of the last call is reused when the device addresses (workspace included) are
+    /// the same: its scalars live in the cache entry and are rewritten before each call.
     ///
     /// # Safety
     /// Each pointer must address a live buffer at least as large as the tensor its id
-    /// names in the plan's graph (host scalars: an f32), alive until the stream has run.
+    /// names in the plan's graph, alive until the stream has run the call.
     unsafe fn sdpa_execute(
         &mut self,
         key: &SdpaKey,
         pass: Pass,
         uids: &[i64],
         ptrs: &[u64],
+        scalars: &[f32],
     ) -> Result<bool> {
+        if uids.len() != ptrs.len() + scalars.len() || scalars.len() > MAX_SCALARS {
+            return Err(Error::runtime(OP, "attention operand list"));
+        }
         let (handle, alloc, stream) = (self.handle, self.alloc.clone(), self.stream.clone());
-        let Some(plan) = self.sdpa_plan(key, pass) else {
+        let Some(ws_bytes) = self.sdpa_plan(key, pass).map(|p| p.ws) else {
             return Ok(false);
         };
-        let ws = alloc.alloc(OP, plan.ws.max(1))?;
+        let ws = alloc.alloc(OP, ws_bytes.max(1))?;
         let (pw, _gw) = ws.slice()?.device_ptr(&stream);
         if pw % ALIGN != 0 {
             return Err(Error::runtime(OP, "misaligned attention workspace"));
         }
-        let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
-        pack.set_i64s(Attr::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, uids)?;
-        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, ptrs)?;
-        pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_WORKSPACE, &[pw])?;
-        let pack = pack.finalize()?;
+        let mut addrs = ptrs.to_vec();
+        addrs.push(pw);
+        let hit = self
+            .packs
+            .get(&(pass, *key))
+            .is_some_and(|e| e.addrs == addrs);
+        if !hit {
+            let values = Box::new([0f32; MAX_SCALARS]);
+            let mut all = ptrs.to_vec();
+            all.extend(
+                values
+                    .iter()
+                    .take(scalars.len())
+                    .map(|v| v as *const f32 as u64),
+            );
+            let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
+            pack.set_i64s(Attr::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, uids)?;
+            pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, &all)?;
+            pack.set_ptrs(Attr::CUDNN_ATTR_VARIANT_PACK_WORKSPACE, &[pw])?;
+            let pack = pack.finalize()?;
+            if self.packs.len() >= MAX_PLANS {
+                self.packs.clear();
+            }
+            self.packs.insert(
+                (pass, *key),
+                PackEntry {
+                    addrs,
+                    values,
+                    pack,
+                },
+            );
+        }
+        let entry = self
+            .packs
+            .get_mut(&(pass, *key))
+            .ok_or_else(|| Error::runtime(OP, "variant pack missing"))?;
+        entry.values[..scalars.len()].copy_from_slice(scalars);
+        let plan = match pass {
+            Pass::Forward => self.sdpa.get(key),
+            Pass::Backward => self.sdpa_bwd.get(key),
+        }
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::runtime(OP, "attention plan missing"))?;
         // SAFETY: the plan's graph describes `key` exactly (plans are keyed by the whole
-        // problem); the caller's contract covers the operands; the workspace has the
-        // plan's size and returns to a cache ordered by the same stream.
-        unsafe { cudnn_graph::execute(handle, &plan.plan, &pack) }?;
+        // problem); the pack holds the caller's device addresses (the caller's contract
+        // covers them), the workspace of the plan's size (returned to a cache ordered by
+        // the same stream), and the addresses of the entry's boxed scalars, which stay
+        // put and hold this call's values while cuDNN reads them during the call.
+        unsafe { cudnn_graph::execute(handle, &plan.plan, &entry.pack) }?;
         Ok(true)
     }
 
@@ -598,17 +654,16 @@ impl Cudnn {
         if [pq, pk, pv, po, ps].iter().any(|&p| p % ALIGN != 0) {
             return Err(Error::runtime(OP, "misaligned attention operand"));
         }
-        // by-value operands are read from host memory during the execute call
-        let fill = f32::NEG_INFINITY;
+        // by-value operands follow the device ones
         let mut uids = vec![UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE];
-        let mut ptrs = vec![pq, pk, pv, po, ps, &scale as *const f32 as u64];
+        let mut scalars = vec![scale];
         if key.causal {
             uids.push(UID_FILL);
-            ptrs.push(&fill as *const f32 as u64);
+            scalars.push(f32::NEG_INFINITY);
         }
         // SAFETY: sizes checked above against the key's shapes; the scalars live
         // through the call; the guards keep the buffers' stream order.
-        unsafe { self.sdpa_execute(key, Pass::Forward, &uids, &ptrs) }
+        unsafe { self.sdpa_execute(key, Pass::Forward, &uids, &[pq, pk, pv, po, ps], &scalars) }
     }
 
     /// Whether cuDNN has engines for both passes of `key`.
@@ -680,7 +735,7 @@ impl Cudnn {
         {
             return Err(Error::runtime(OP, "misaligned attention operand"));
         }
-        let (fill, unit) = (f32::NEG_INFINITY, 1.0f32);
+        // by-value operands follow the device ones
         let mut uids = vec![
             UID_Q,
             UID_K,
@@ -696,29 +751,16 @@ impl Cudnn {
             UID_SCALE,
             UID_ONE,
         ];
-        let mut ptrs = vec![
-            pq,
-            pk,
-            pv,
-            po,
-            pg,
-            ps,
-            pm,
-            pa,
-            pdq,
-            pdk,
-            pdv,
-            &scale as *const f32 as u64,
-            &unit as *const f32 as u64,
-        ];
+        let ptrs = [pq, pk, pv, po, pg, ps, pm, pa, pdq, pdk, pdv];
+        let mut scalars = vec![scale, 1.0];
         if key.causal {
             uids.push(UID_FILL);
-            ptrs.push(&fill as *const f32 as u64);
+            scalars.push(f32::NEG_INFINITY);
         }
         // SAFETY: every operand's size was checked above against the key's shapes (the
         // gradients lie inside `out` at offsets 0, |q| and |q| + |k| bytes); the
         // temporaries have the graph's sizes; the scalars live through the call.
-        unsafe { self.sdpa_execute(key, Pass::Backward, &uids, &ptrs) }
+        unsafe { self.sdpa_execute(key, Pass::Backward, &uids, &ptrs, &scalars) }
     }
 }
 

@@ -26,13 +26,15 @@ pub enum Phase {
     Source,
     /// cuBLASLt matmul calls (plan lookup and the library's own host work)
     Blas,
+    /// cuDNN's execute calls (convolutions, attention)
+    Dnn,
 }
 
-const NAMES: [&str; 8] = [
-    "run", "lookup", "upload", "alloc", "launch", "sync", "source", "blas",
+const NAMES: [&str; 9] = [
+    "run", "lookup", "upload", "alloc", "launch", "sync", "source", "blas", "dnn",
 ];
-static NS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-static COUNT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static NS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static COUNT: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
 /// `Backend::run`'s time by primitive name (nanoseconds, calls).
 static OPS: Mutex<Vec<(&'static str, u64, u64)>> = Mutex::new(Vec::new());
 
