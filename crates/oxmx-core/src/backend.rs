@@ -70,6 +70,11 @@ pub trait Backend: Send + Sync {
     fn checks_queued(&self) -> u64 {
         0
     }
+    /// Whether evaluation should run private chains of elementwise nodes as one fused
+    /// node (`eval_fusion.rs`): worth it where each launch costs host time (a GPU).
+    fn fuses_at_eval(&self) -> bool {
+        false
+    }
     /// Wait for all queued work (no-op for synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -5,6 +5,7 @@
 use crate::array::{Array, ArrayData, State};
 use crate::backend::{self, Input};
 use crate::error::{Error, Result};
+use crate::eval_fusion::{Group, Role};
 use std::collections::HashSet;
 
 /// Pending nodes reachable from `outputs`, inputs before consumers.
@@ -47,22 +48,25 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
         ));
     }
     let order = topo_order(outputs);
+    let mut roles = crate::eval_fusion::plan(&order);
     let depth = EvalDepth::enter();
     let mut result = Ok(());
     // Iterated by value: each node's clone is dropped once computed, so intermediates
     // are freed (and donated) as soon as their last consumer has run.
-    for node in order {
-        let tainted_input = has_tainted_input(&node);
-        match compute_node(&node) {
-            Ok(queued) => {
-                if queued || tainted_input {
-                    taint(&node);
-                }
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    for (k, node) in order.into_iter().enumerate() {
+        let role = match roles.as_mut().and_then(|r| r.get_mut(k)) {
+            Some(r) => std::mem::replace(r, Role::Plain),
+            None => Role::Plain,
+        };
+        let done = match role {
+            Role::Plain => run_node(&node),
+            // computed with its group's last node
+            Role::Member => Ok(()),
+            Role::Root(group) => run_group(&node, group),
+        };
+        if let Err(e) = done {
+            result = Err(e);
+            break;
         }
     }
     // Errors the backends found in queued work come first: they were raised by nodes
@@ -138,16 +142,48 @@ impl Drop for EvalDepth {
 
 /// Whether one of a pending node's inputs is tainted.
 fn has_tainted_input(node: &Array) -> bool {
+    match &*node.lock() {
+        State::Pending(p) => any_tainted(&p.inputs),
+        _ => false,
+    }
+}
+
+fn any_tainted(arrays: &[Array]) -> bool {
     TAINTED.with(|t| {
         let t = t.borrow();
-        if t.ids.is_empty() {
-            return false;
-        }
-        match &*node.lock() {
-            State::Pending(p) => p.inputs.iter().any(|i| t.ids.contains(&i.id())),
-            _ => false,
-        }
+        !t.ids.is_empty() && arrays.iter().any(|i| t.ids.contains(&i.id()))
     })
+}
+
+/// Computes a node on its own, tainting it as its inputs or its backend require.
+fn run_node(node: &Array) -> Result<()> {
+    let tainted_input = has_tainted_input(node);
+    if compute_node(node, None)? || tainted_input {
+        taint(node);
+    }
+    Ok(())
+}
+
+/// Computes a fused group's last node by the fused node. Should that fail (a backend
+/// without a kernel for one of the steps), the program is not fused again and the
+/// group's nodes are computed one by one.
+fn run_group(root: &Array, group: Group) -> Result<()> {
+    let tainted_input = any_tainted(&group.inputs);
+    match compute_node(root, Some(&group)) {
+        Ok(queued) => {
+            if queued || tainted_input {
+                taint(root);
+            }
+            Ok(())
+        }
+        Err(_) => {
+            crate::eval_fusion::mark_failed(&group.prim);
+            for m in &group.members {
+                run_node(m)?;
+            }
+            run_node(root)
+        }
+    }
 }
 
 fn gather_inputs(inputs: &[Array], may_donate: bool) -> Result<Vec<Input>> {
@@ -193,15 +229,20 @@ pub fn nodes_run() -> u64 {
     NODES_RUN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Computes a pending node; true when its backend queued deferred checks meanwhile.
-fn compute_node(node: &Array) -> Result<bool> {
+/// Computes a pending node (by its group's fused node when given); true when its
+/// backend queued deferred checks meanwhile.
+fn compute_node(node: &Array, fused: Option<&Group>) -> Result<bool> {
     let mut st = node.lock();
     let (prim, stream, inputs) = match &*st {
         State::Pending(p) => (&p.prim, p.stream, &p.inputs),
         _ => return Ok(false),
     };
-    // A traced node keeps its inputs for the transform: they cannot be donated.
-    let ins = gather_inputs(inputs, prim.may_donate() && !node.is_traced())?;
+    let ins = match fused {
+        Some(g) => gather_inputs(&g.inputs, false)?,
+        // A traced node keeps its inputs for the transform: they cannot be donated.
+        None => gather_inputs(inputs, prim.may_donate() && !node.is_traced())?,
+    };
+    let prim = fused.map_or(prim, |g| &g.prim);
     let shape = node.shape();
     let dtype = node.dtype();
     let mut queued = false;

@@ -11,6 +11,7 @@ pub mod distributed;
 pub mod dtype;
 pub mod error;
 pub mod eval;
+pub mod eval_fusion;
 pub mod memory;
 pub mod ops;
 pub mod primitive;

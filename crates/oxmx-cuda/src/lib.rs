@@ -924,6 +924,12 @@ impl Backend for CudaBackend {
         self.name.clone()
     }
 
+    /// Every launch costs the host microseconds: chains of small elementwise ops run as
+    /// one kernel.
+    fn fuses_at_eval(&self) -> bool {
+        true
+    }
+
     fn run(
         &self,
         prim: &Primitive,

@@ -250,6 +250,17 @@ fn _nodes_run() -> u64 {
     oxmx::eval::nodes_run()
 }
 
+/// Fusion at evaluation (`eval_fusion.rs`): sets the mode ("off", "gpu", "all") and the
+/// sightings a program needs before it fuses, when given; returns the current ones.
+#[pyfunction]
+#[pyo3(signature = (mode = None, min_seen = 2))]
+fn _eval_fusion(mode: Option<&str>, min_seen: u32) -> PyResult<(&'static str, u32)> {
+    if let Some(m) = mode {
+        oxmx::eval_fusion::set_mode(m, min_seen).map_err(crate::errors::to_py)?;
+    }
+    Ok(oxmx::eval_fusion::current_mode())
+}
+
 #[allow(clippy::unsafe_removed_from_name)]
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_kernel_launches, m)?)?;
@@ -257,6 +268,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_cuda_profile, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_profile_ops, m)?)?;
     m.add_function(wrap_pyfunction!(_nodes_run, m)?)?;
+    m.add_function(wrap_pyfunction!(_eval_fusion, m)?)?;
     m.add_class::<PyDeviceType>()?;
     m.add_class::<PyDevice>()?;
     m.add_class::<PyStream>()?;

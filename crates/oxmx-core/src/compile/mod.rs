@@ -7,7 +7,7 @@
 
 mod codec;
 mod export;
-mod passes;
+pub(crate) mod passes;
 mod rebuild;
 
 pub use codec::{decode, dtype_code, encode};
@@ -173,7 +173,7 @@ impl Tape {
 }
 
 /// `OXMX_COMPILE_DEBUG` set to anything but "" or "0".
-fn debug_enabled() -> bool {
+pub(crate) fn debug_enabled() -> bool {
     std::env::var("OXMX_COMPILE_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
