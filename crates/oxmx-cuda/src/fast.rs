@@ -70,29 +70,6 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
     ))
 }
 
-/// One block reduction of every thread's (count, mean, sum of squared deviations) by
-/// Chan's pairwise merge, so that a layer norm's mean and variance take a single
-/// barrier instead of two reductions of two each. Each warp merges by shuffles, then
-/// every warp merges the warps' results itself (no second barrier to share them). RMS
-/// passes count 0 and mean 0: the merge is then a plain sum of `m2`.
-const NORM_STATS: &str = r#"
-__device__ __forceinline__ void chan(ACC& n, ACC& m, ACC& q, ACC n2, ACC m2, ACC q2) {
-  ACC t = n + n2;
-  if (t > 0) { ACC d = m2 - m, f = n2 / t; m += d * f; q += q2 + d * d * n * f; n = t; }
-  else q += q2;
-}
-__device__ __forceinline__ void block_stats(ACC& n, ACC& m, ACC& q, ACC* sh) {
-  for (int o = 16; o > 0; o >>= 1)
-    chan(n, m, q, __shfl_xor_sync(0xffffffffu, n, o), __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, q, o));
-  int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
-  if (l == 0) { sh[w] = n; sh[32 + w] = m; sh[64 + w] = q; }
-  __syncthreads();
-  n = l < nw ? sh[l] : (ACC)0; m = l < nw ? sh[32 + l] : (ACC)0; q = l < nw ? sh[64 + l] : (ACC)0;
-  for (int o = 16; o > 0; o >>= 1)
-    chan(n, m, q, __shfl_xor_sync(0xffffffffu, n, o), __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, q, o));
-}
-"#;
-
 /// Most row elements per thread of the register norm kernel (256 threads: rows of up to
 /// 16384 elements).
 const NORM_MAX_PER_THREAD: usize = 64;
@@ -114,9 +91,8 @@ fn norm_regs_src(
     Ok(format!(
         "{PRELUDE}\n#define VW {vw}\ntemplate <typename T> struct alignas(VW * sizeof(T)) VN {{ T v[VW]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
 #define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n\
-{NORM_STATS}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
-  __shared__ ACC sh3[96];\n\
+  __shared__ ACC sh[32];\n\
   const long long nv = n / VW;\n\
   const VN<{t}>* x = reinterpret_cast<const VN<{t}>*>(in + (long long)blockIdx.x * n);\n\
   VN<{t}>* y = reinterpret_cast<VN<{t}>*>(out + (long long)blockIdx.x * n);\n\
@@ -126,14 +102,12 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
     if (j < nv) {{ VN<{t}> q = x[j];\n\
       #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ v[i * VW + e] = ldf(q.v[e]); s += v[i * VW + e]; }} }}\n\
     else {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) v[i * VW + e] = 0; }} }}\n\
-  ACC cnt = 0, mean = 0, m2 = 0;\n\
-  if (!RMS) {{ long long mine = nv > threadIdx.x ? (nv - 1 - threadIdx.x) / blockDim.x + 1 : 0;\n\
-    cnt = (ACC)(VW * (mine < VPT ? mine : VPT)); mean = cnt > 0 ? s / cnt : (ACC)0; }}\n\
+  ACC mean = RMS ? (ACC)0 : block_sum(s, sh) / (ACC)n;\n\
+  ACC q2 = 0;\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = v[i * VW + e] - mean; m2 += c * c; }} }} }}\n\
-  block_stats(cnt, mean, m2, sh3);\n\
-  ACC inv = (ACC)1 / sqrt(m2 / (ACC)n + (ACC)eps);\n\
+    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = v[i * VW + e] - mean; q2 += c * c; }} }} }}\n\
+  ACC inv = (ACC)1 / sqrt(block_sum(q2, sh) / (ACC)n + (ACC)eps);\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
     if (j < nv) {{ VN<{t}> r, w4 = {{}}, b4 = {{}};\n\
