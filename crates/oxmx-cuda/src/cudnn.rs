@@ -339,6 +339,9 @@ pub struct Cudnn {
         (crate::cudnn_sdpa::Pass, crate::cudnn_sdpa::SdpaKey),
         crate::cudnn_sdpa::PackEntry,
     >,
+    /// attention plans whose engine has no native CUDA graph (run by execute)
+    pub(crate) sdpa_no_graph:
+        std::collections::HashSet<(crate::cudnn_sdpa::Pass, crate::cudnn_sdpa::SdpaKey)>,
     /// execution plan and workspace bytes per problem (building a plan costs far more
     /// than a small convolution)
     plans: HashMap<Problem, Plan>,
@@ -387,6 +390,7 @@ impl Cudnn {
             sdpa: HashMap::new(),
             sdpa_bwd: HashMap::new(),
             packs: HashMap::new(),
+            sdpa_no_graph: std::collections::HashSet::new(),
         };
         // SAFETY: a live handle and the backend's stream, which outlives it.
         let s = unsafe { sys::cudnnSetStream(c.handle, c.stream.cu_stream() as sys::cudaStream_t) };

@@ -31,7 +31,19 @@ pub(crate) struct PackEntry {
     addrs: Vec<u64>,
     values: Box<[f32; MAX_SCALARS]>,
     pack: Desc,
+    /// Calls that found this pack (the same addresses) again.
+    hits: u32,
+    /// The plan's work for this pack as a CUDA graph (cuDNN's native graph API), made on
+    /// the first hit, and the scalars it was made with (a graph holds them by value).
+    graph: Option<(cudnn_graph::NativeGraph, Vec<f32>)>,
 }
+/// Whether attention plans may replay as native CUDA graphs
+/// (`OXMX_CUDA_NO_CUDNN_GRAPHS=1` turns it off).
+fn native_graphs_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("OXMX_CUDA_NO_CUDNN_GRAPHS").is_none())
+}
+
 /// The operand alignment promised to cuDNN (the allocator's buffers start on 256 bytes).
 const ALIGN: u64 = 16;
 
@@ -605,6 +617,8 @@ impl Cudnn {
                     addrs,
                     values,
                     pack,
+                    hits: 0,
+                    graph: None,
                 },
             );
         }
@@ -619,6 +633,36 @@ impl Cudnn {
         }
         .and_then(Option::as_ref)
         .ok_or_else(|| Error::runtime(OP, "attention plan missing"))?;
+        if hit {
+            entry.hits = entry.hits.saturating_add(1);
+        }
+        // The same addresses again (a loop's buffers): replay the plan as a CUDA graph,
+        // made on the first repeat, while the scalars are those it holds.
+        let graphs = !self.sdpa_no_graph.contains(&(pass, *key)) && native_graphs_enabled();
+        if hit && graphs && entry.graph.is_none() {
+            // SAFETY: the pack's addresses are this call's (the caller's contract) and
+            // any later launch happens only for the same addresses (`addrs` compared).
+            match unsafe { cudnn_graph::NativeGraph::populate(handle, &plan.plan, &entry.pack) } {
+                Ok(g) => entry.graph = Some((g, scalars.to_vec())),
+                Err(e) => {
+                    if std::env::var_os("OXMX_CUDNN_DEBUG").is_some() {
+                        eprintln!("[cudnn] no native CUDA graph for {pass:?} {key:?}: {e}");
+                    }
+                    self.sdpa_no_graph.insert((pass, *key));
+                }
+            }
+        }
+        if let Some((g, _)) = entry
+            .graph
+            .as_ref()
+            .filter(|(_, v)| v.as_slice() == scalars)
+        {
+            // SAFETY: the graph was made for exactly these addresses (compared above),
+            // which the caller's contract covers for this call; the workspace `ws` is
+            // returned to a cache ordered by this stream.
+            unsafe { g.launch(stream.cu_stream()) }?;
+            return Ok(true);
+        }
         // SAFETY: the plan's graph describes `key` exactly (plans are keyed by the whole
         // problem); the pack holds the caller's device addresses (the caller's contract
         // covers them), the workspace of the plan's size (returned to a cache ordered by
