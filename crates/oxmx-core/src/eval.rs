@@ -5,35 +5,38 @@
 use crate::array::{Array, ArrayData, State};
 use crate::backend::{self, Input};
 use crate::error::{Error, Result};
-use crate::eval_fusion::{Group, Role};
+use crate::eval_fusion::{Group, IdMap, Role};
 use std::collections::HashSet;
 
-/// Pending nodes reachable from `outputs`, inputs before consumers.
-fn topo_order(outputs: &[Array]) -> Vec<Array> {
+/// Pending nodes reachable from `outputs`, inputs before consumers, and where each is
+/// in that order (by node id).
+fn topo_order(outputs: &[Array]) -> (Vec<Array>, IdMap<usize>) {
+    const VISITED: usize = usize::MAX;
     let mut order = Vec::new();
-    let mut visited: HashSet<usize> = HashSet::new();
+    let mut pos: IdMap<usize> = IdMap::default();
     let mut stack: Vec<(Array, bool)> = outputs.iter().rev().map(|a| (a.clone(), false)).collect();
     while let Some((a, expanded)) = stack.pop() {
         if expanded {
+            pos.insert(a.id(), order.len());
             order.push(a);
             continue;
         }
-        if visited.contains(&a.id()) {
+        if pos.contains_key(&a.id()) {
             continue;
         }
         let inputs = match &*a.lock() {
             State::Pending(p) => p.inputs.clone(),
             _ => continue,
         };
-        visited.insert(a.id());
+        pos.insert(a.id(), VISITED);
         stack.push((a, true));
         for i in inputs.into_iter().rev() {
-            if !visited.contains(&i.id()) {
+            if !pos.contains_key(&i.id()) {
                 stack.push((i, false));
             }
         }
     }
-    order
+    (order, pos)
 }
 
 /// Evaluate all `outputs`.
@@ -47,8 +50,9 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
             "Attempting to eval an array during function transformations like compile or vmap is not allowed.",
         ));
     }
-    let order = topo_order(outputs);
-    let mut roles = crate::eval_fusion::plan(&order);
+    let (order, pos) = topo_order(outputs);
+    let mut roles = crate::eval_fusion::plan(&order, &pos);
+    drop(pos);
     let depth = EvalDepth::enter();
     let mut result = Ok(());
     // Iterated by value: each node's clone is dropped once computed, so intermediates

@@ -22,7 +22,7 @@ use crate::dtype::Dtype;
 use crate::ops::fused::{is_fusable, FusedArg, FusedKernel, FusedProgram, FusedStep};
 use crate::ops::fused::{MAX_INPUTS, MAX_STEPS};
 use crate::primitive::Primitive;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,51 +221,131 @@ fn device_fuses(cache: &mut Vec<(Device, bool)>, device: Device, mode: u8) -> bo
     ok
 }
 
-/// What each node of `order` (pending nodes, inputs first) does, or None when nothing
-/// fuses.
-pub(crate) fn plan(order: &[Array]) -> Option<Vec<Role>> {
+/// A hasher for node ids (addresses): one multiply, where SipHash costs tens of
+/// nanoseconds per lookup and an evaluation looks up every node several times.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Node ids to values.
+pub(crate) type IdMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// No node (a position or group that does not exist).
+const NONE: usize = usize::MAX;
+/// A node whose consumers are not all in one group.
+const MIXED: usize = usize::MAX - 1;
+
+/// The value of a scalar held on the host: a one-element array ready in host memory, or
+/// a pending broadcast of one (`x * 2.0` makes one per op). A group reads equal values
+/// once.
+fn scalar_value(a: &Array) -> Option<(Dtype, u64)> {
+    let data = match &*a.lock() {
+        State::Pending(p) if matches!(p.prim, Primitive::Broadcast) => {
+            let src = p.inputs.first()?;
+            if src.size() != 1 || src.dtype() != a.dtype() {
+                return None;
+            }
+            src.ready_data()?
+        }
+        State::Ready(d) if a.size() == 1 => d.clone(),
+        _ => return None,
+    };
+    let size = a.dtype().size();
+    if !data.buffer.on_host() || size > 8 {
+        return None;
+    }
+    let start = data.offset.checked_mul(size)?;
+    let bytes = data.buffer.bytes().get(start..start.checked_add(size)?)?;
+    let mut v = [0u8; 8];
+    v.get_mut(..size)?.copy_from_slice(bytes);
+    Some((a.dtype(), u64::from_le_bytes(v)))
+}
+
+/// Each node's inputs, flattened: where they are in the order (or `NONE`), the key a
+/// group knows them by, and for inputs outside the order (ready arrays) a handle.
+#[derive(Default)]
+struct Inputs {
+    start: Vec<usize>,
+    pos: Vec<usize>,
+    key: Vec<usize>,
+    outside: Vec<Option<Array>>,
+}
+
+impl Inputs {
+    fn of(&self, k: usize) -> std::ops::Range<usize> {
+        let a = self.start.get(k).copied().unwrap_or(0);
+        let b = self.start.get(k + 1).copied().unwrap_or(a);
+        a..b
+    }
+}
+
+/// What each node of `order` (pending nodes, inputs first; `pos` maps their ids to
+/// their places) does, or None when nothing fuses.
+pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
     let mode = mode();
     let n = order.len();
     if mode == OFF || n < 2 {
         return None;
     }
-    let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(k, a)| (a.id(), k)).collect();
-    // slots[k]: input slots of nodes in `order` that hold k; consumers[k]: those nodes
+    let mut ins = Inputs {
+        start: Vec::with_capacity(n + 1),
+        ..Inputs::default()
+    };
+    // slots[k]: input slots of nodes in `order` that hold k
     let mut slots = vec![0usize; n];
-    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut fusable = vec![false; n];
+    let mut prims: Vec<Option<Primitive>> = vec![None; n];
     let mut devices: Vec<Option<Device>> = vec![None; n];
     let mut device_cache = Vec::new();
+    let mut by_value: HashMap<(Dtype, u64), usize> = HashMap::new();
     let mut candidates = 0usize;
     for (k, a) in order.iter().enumerate() {
+        ins.start.push(ins.pos.len());
         let st = a.lock();
         let State::Pending(p) = &*st else {
             continue;
         };
-        for i in &p.inputs {
-            if let Some(&j) = pos.get(&i.id()) {
-                slots[j] += 1;
-                if !consumers[j].contains(&k) {
-                    consumers[j].push(k);
-                }
+        let fusable = p.inputs.len() <= 3 && p.inputs.iter().all(|i| i.shape() == a.shape()) && {
+            let mut dtypes = [Dtype::Bool; 3];
+            for (d, i) in dtypes.iter_mut().zip(&p.inputs) {
+                *d = i.dtype();
             }
+            is_fusable(&p.prim, a.dtype(), &dtypes[..p.inputs.len()])
+                && !a.is_traced()
+                && device_fuses(&mut device_cache, p.stream.device, mode)
+        };
+        for i in &p.inputs {
+            let j = pos.get(&i.id()).copied().unwrap_or(NONE);
+            if let Some(s) = slots.get_mut(j) {
+                *s += 1;
+            }
+            ins.pos.push(j);
+            let key = match fusable.then(|| scalar_value(i)).flatten() {
+                Some(v) => *by_value.entry(v).or_insert(i.id()),
+                None => i.id(),
+            };
+            ins.key.push(key);
+            ins.outside.push((fusable && j == NONE).then(|| i.clone()));
         }
-        if p.inputs.len() > 3 || p.inputs.iter().any(|i| i.shape() != a.shape()) {
-            continue;
-        }
-        let mut dtypes = [Dtype::Bool; 3];
-        for (d, i) in dtypes.iter_mut().zip(&p.inputs) {
-            *d = i.dtype();
-        }
-        let ok = is_fusable(&p.prim, a.dtype(), &dtypes[..p.inputs.len()])
-            && !a.is_traced()
-            && device_fuses(&mut device_cache, p.stream.device, mode);
-        if ok {
-            fusable[k] = true;
+        if fusable {
+            prims[k] = Some(p.prim.clone());
             devices[k] = Some(p.stream.device);
             candidates += 1;
         }
     }
+    ins.start.push(ins.pos.len());
     if candidates < 2 {
         return None;
     }
@@ -276,158 +356,152 @@ pub(crate) fn plan(order: &[Array]) -> Option<Vec<Role>> {
         .zip(&slots)
         .map(|(a, &s)| a.strong_count() == s + 1)
         .collect();
-    let mut inputs_of = Canon::default();
-    // group[k]: the last node (root) of k's group; members[root]: the group's nodes;
-    // external[root]: what the group reads from outside (canonical ids).
-    let mut group: Vec<Option<usize>> = vec![None; n];
-    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut external: HashMap<usize, HashSet<usize>> = HashMap::new();
+    // group[k]: the last node (root) of k's group; cons[k]: the group all of k's
+    // consumers belong to (NONE: no consumer yet, MIXED: not one group); size[r] and
+    // ext[r]: a root's nodes and the keys of what its group reads from outside.
+    let mut group = vec![NONE; n];
+    let mut cons = vec![NONE; n];
+    let mut size = vec![0usize; n];
+    let mut ext: Vec<Vec<usize>> = vec![Vec::new(); n];
     for k in (0..n).rev() {
-        if !fusable[k] {
-            continue;
+        let slots_k = ins.of(k);
+        if prims[k].is_some() {
+            let own = order[k].id();
+            let mut reads: Vec<usize> = Vec::with_capacity(3);
+            for s in slots_k.clone() {
+                let key = ins.key[s];
+                if !reads.contains(&key) {
+                    reads.push(key);
+                }
+            }
+            let c = cons[k];
+            let joins = private[k] && c < n && devices[c] == devices[k] && size[c] < MAX_STEPS && {
+                let base = &ext[c];
+                let fresh = reads.iter().filter(|r| !base.contains(r)).count();
+                base.len() - usize::from(base.contains(&own)) + fresh <= MAX_INPUTS
+            };
+            if joins {
+                let base = &mut ext[c];
+                base.retain(|&x| x != own);
+                for r in reads {
+                    if !base.contains(&r) {
+                        base.push(r);
+                    }
+                }
+                group[k] = c;
+                size[c] += 1;
+            } else {
+                group[k] = k;
+                size[k] = 1;
+                ext[k] = reads;
+            }
         }
-        let ins = match &*order[k].lock() {
-            State::Pending(p) => p.inputs.clone(),
-            _ => continue,
-        };
-        let reads: HashSet<usize> = ins.iter().map(|i| inputs_of.id(i)).collect();
-        let joined = consumers[k]
-            .first()
-            .and_then(|&c| group[c])
-            .filter(|&g| {
-                private[k]
-                    && devices[g] == devices[k]
-                    && consumers[k].iter().all(|&c| group[c] == Some(g))
-                    && members.get(&g).is_some_and(|m| m.len() < MAX_STEPS)
-            })
-            .and_then(|g| {
-                let mut ext = external.get(&g)?.clone();
-                ext.remove(&order[k].id());
-                ext.extend(reads.iter().copied());
-                (ext.len() <= MAX_INPUTS).then_some((g, ext))
-            });
-        let (g, ext) = joined.unwrap_or((k, reads));
-        if ext.len() > MAX_INPUTS {
-            continue;
+        let gk = group[k];
+        for s in slots_k {
+            if let Some(cj) = ins.pos.get(s).and_then(|&j| cons.get_mut(j)) {
+                *cj = match *cj {
+                    _ if gk == NONE => MIXED,
+                    NONE => gk,
+                    g if g == gk => g,
+                    _ => MIXED,
+                };
+            }
         }
-        group[k] = Some(g);
-        members.entry(g).or_default().push(k);
-        external.insert(g, ext);
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for k in 0..n {
+        let r = group[k];
+        if r < n && size[r] >= 2 {
+            members[r].push(k);
+        }
     }
     let mut roles: Vec<Role> = (0..n).map(|_| Role::Plain).collect();
-    // fused_in[k]: the root of the fused group k belongs to; read[root]: its inputs' ids
-    let mut fused_in: Vec<Option<usize>> = vec![None; n];
-    let mut read: HashMap<usize, HashSet<usize>> = HashMap::new();
-    for (root, mut m) in members {
+    // read[r]: the ids of a fused group's inputs
+    let mut read: Vec<Option<Vec<usize>>> = vec![None; n];
+    let mut step_of = vec![NONE; n];
+    for root in 0..n {
+        let m = std::mem::take(&mut members[root]);
         if m.len() < 2 {
             continue;
         }
-        m.sort_unstable();
-        let Some((prog, inputs)) = program_of(order, &m, &mut inputs_of) else {
+        let Some((prog, inputs)) = program_of(order, &ins, &prims, &group, &mut step_of, &m) else {
             continue;
         };
         let Some(shared) = intern(prog) else {
             continue;
         };
         let others: Vec<Array> = m[..m.len() - 1].iter().map(|&j| order[j].clone()).collect();
-        for &j in &m {
-            fused_in[j] = Some(root);
-        }
         for &j in &m[..m.len() - 1] {
             roles[j] = Role::Member;
         }
-        read.insert(root, inputs.iter().map(Array::id).collect());
+        read[root] = Some(inputs.iter().map(Array::id).collect());
         roles[root] = Role::Root(Group {
             prim: Primitive::Fused(FusedKernel(shared)),
             inputs,
             members: others,
         });
     }
-    if read.is_empty() {
+    if read.iter().all(Option::is_none) {
         return None;
     }
-    // A scalar broadcast that only fused nodes read, and that they read through an
+    // A scalar broadcast that only one fused group reads, and that it reads through an
     // equal one, is never needed.
     for j in 0..n {
-        let Some(&first) = consumers[j].first() else {
+        let Some(Some(r)) = cons.get(j).map(|&c| read.get(c)) else {
             continue;
         };
-        let Some(root) = fused_in[first] else {
-            continue;
-        };
-        let unread = private[j]
-            && fused_in[j].is_none()
-            && consumers[j].iter().all(|&c| fused_in[c] == Some(root))
-            && read.get(&root).is_some_and(|r| !r.contains(&order[j].id()));
-        if unread {
+        if private[j]
+            && matches!(roles[j], Role::Plain)
+            && r.as_ref().is_some_and(|r| !r.contains(&order[j].id()))
+        {
             roles[j] = Role::Member;
         }
     }
     Some(roles)
 }
 
-/// The id a group knows an input by: its own, except that scalars held on the host and
-/// broadcast (`x * 2.0` creates one per op) are known by their value, so that a chain
-/// reading the same constant many times takes it as one input.
-#[derive(Default)]
-struct Canon {
-    ids: HashMap<usize, usize>,
-    by_value: HashMap<(Dtype, Vec<usize>, Vec<u8>), usize>,
-}
-
-impl Canon {
-    fn id(&mut self, a: &Array) -> usize {
-        if let Some(&c) = self.ids.get(&a.id()) {
-            return c;
-        }
-        let c = match crate::compile::passes::scalar_bytes(a) {
-            Some(bytes) => *self
-                .by_value
-                .entry((a.dtype(), a.shape().to_vec(), bytes))
-                .or_insert(a.id()),
-            None => a.id(),
-        };
-        self.ids.insert(a.id(), c);
-        c
-    }
-}
-
 /// The program of the nodes `m` of `order` (sorted, the root last) and the arrays it
-/// reads from outside.
+/// reads from outside (one per key).
 fn program_of(
     order: &[Array],
+    ins: &Inputs,
+    prims: &[Option<Primitive>],
+    group: &[usize],
+    step_of: &mut [usize],
     m: &[usize],
-    canon: &mut Canon,
 ) -> Option<(FusedProgram, Vec<Array>)> {
-    let step_of: HashMap<usize, usize> = m
-        .iter()
-        .enumerate()
-        .map(|(s, &k)| (order[k].id(), s))
-        .collect();
+    let root = *m.last()?;
     let mut inputs: Vec<Array> = Vec::new();
-    let mut input_of: HashMap<usize, usize> = HashMap::new();
+    let mut keys: Vec<usize> = Vec::new();
     let mut steps = Vec::with_capacity(m.len());
-    for &k in m {
-        let node = &order[k];
-        let st = node.lock();
-        let State::Pending(p) = &*st else {
-            return None;
-        };
-        let args = p
-            .inputs
-            .iter()
-            .map(|i| match step_of.get(&i.id()) {
-                Some(&s) => FusedArg::Step(s),
-                None => FusedArg::Input(*input_of.entry(canon.id(i)).or_insert_with(|| {
-                    inputs.push(i.clone());
+    for (idx, &k) in m.iter().enumerate() {
+        *step_of.get_mut(k)? = idx;
+        let mut args = Vec::with_capacity(3);
+        for s in ins.of(k) {
+            let j = *ins.pos.get(s)?;
+            if j < group.len() && group[j] == root {
+                args.push(FusedArg::Step(*step_of.get(j)?));
+                continue;
+            }
+            let key = *ins.key.get(s)?;
+            let i = match keys.iter().position(|&x| x == key) {
+                Some(i) => i,
+                None => {
+                    let a = match ins.outside.get(s)? {
+                        Some(a) => a.clone(),
+                        None => order.get(j)?.clone(),
+                    };
+                    keys.push(key);
+                    inputs.push(a);
                     inputs.len() - 1
-                })),
-            })
-            .collect();
+                }
+            };
+            args.push(FusedArg::Input(i));
+        }
         steps.push(FusedStep {
-            prim: p.prim.clone(),
+            prim: prims.get(k)?.clone()?,
             args,
-            dtype: node.dtype(),
+            dtype: order[k].dtype(),
         });
     }
     let prog = FusedProgram {

@@ -334,10 +334,10 @@ pub struct Cudnn {
     /// engine for that problem
     pub(crate) sdpa: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
     pub(crate) sdpa_bwd: HashMap<crate::cudnn_sdpa::SdpaKey, Option<Plan>>,
-    /// each attention plan's last variant pack (reused for the same addresses)
+    /// each attention plan's recent variant packs (reused for the same addresses)
     pub(crate) packs: HashMap<
         (crate::cudnn_sdpa::Pass, crate::cudnn_sdpa::SdpaKey),
-        crate::cudnn_sdpa::PackEntry,
+        Vec<crate::cudnn_sdpa::PackEntry>,
     >,
     /// attention plans whose engine has no native CUDA graph (run by execute)
     pub(crate) sdpa_no_graph:

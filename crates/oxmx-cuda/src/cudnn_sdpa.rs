@@ -22,10 +22,13 @@ use std::sync::{Arc, Mutex, Weak};
 const OP: &str = "scaled_dot_product_attention";
 /// Problems whose plan is kept before the cache starts over.
 const MAX_PLANS: usize = 256;
+/// Variant packs kept per plan: a loop that keeps its last result while computing the
+/// next one cycles through two or three sets of output addresses.
+const PACKS_PER_PLAN: usize = 4;
 /// By-value scalars of a graph at most (scale, the mask's fill, one).
 const MAX_SCALARS: usize = 4;
 
-/// The last variant pack of a plan: the device addresses it binds (operands, then the
+/// A recent variant pack of a plan: the device addresses it binds (operands, then the
 /// workspace) and the boxed scalars it points to.
 pub(crate) struct PackEntry {
     addrs: Vec<u64>,
@@ -562,7 +565,7 @@ impl Cudnn {
 
     /// Runs `key`'s `pass` plan with the device operands `uids[..n]` at `ptrs` (n =
     /// `ptrs.len()`) and the by-value scalars `uids[n..]` = `scalars`. The variant pack
-    /// of the last call is reused when the device addresses (workspace included) are
+    /// of a recent call (one of `PACKS_PER_PLAN`) is reused when the device addresses (workspace included) are
     /// the same: its scalars live in the cache entry and are rewritten before each call.
     ///
     /// # Safety
@@ -590,10 +593,11 @@ impl Cudnn {
         }
         let mut addrs = ptrs.to_vec();
         addrs.push(pw);
-        let hit = self
+        let found = self
             .packs
             .get(&(pass, *key))
-            .is_some_and(|e| e.addrs == addrs);
+            .and_then(|es| es.iter().position(|e| e.addrs == addrs));
+        let hit = found.is_some();
         if !hit {
             let values = Box::new([0f32; MAX_SCALARS]);
             let mut all = ptrs.to_vec();
@@ -611,20 +615,25 @@ impl Cudnn {
             if self.packs.len() >= MAX_PLANS {
                 self.packs.clear();
             }
-            self.packs.insert(
-                (pass, *key),
-                PackEntry {
-                    addrs,
-                    values,
-                    pack,
-                    hits: 0,
-                    graph: None,
-                },
-            );
+            let entries = self.packs.entry((pass, *key)).or_default();
+            if entries.len() >= PACKS_PER_PLAN {
+                entries.remove(0);
+            }
+            entries.push(PackEntry {
+                addrs,
+                values,
+                pack,
+                hits: 0,
+                graph: None,
+            });
         }
         let entry = self
             .packs
             .get_mut(&(pass, *key))
+            .and_then(|es| match found {
+                Some(i) => es.get_mut(i),
+                None => es.last_mut(),
+            })
             .ok_or_else(|| Error::runtime(OP, "variant pack missing"))?;
         entry.values[..scalars.len()].copy_from_slice(scalars);
         let plan = match pass {
