@@ -409,8 +409,7 @@ pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
         }
     }
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for k in 0..n {
-        let r = group[k];
+    for (k, &r) in group.iter().enumerate() {
         if r < n && size[r] >= 2 {
             members[r].push(k);
         }
