@@ -216,3 +216,47 @@ def view_of(a, name, kind):
         base = to_mx(np.ascontiguousarray(a[..., ::-1]), name)
         return base[..., ::-1]
     raise ValueError(kind)
+
+
+# ------------------------------------------------------------------ fusion tests
+def same_bits(a, b, nan_sign=True):
+    """Bitwise equality of two arrays and of their dtypes (fused against unfused): NaN
+    payloads too unless `nan_sign` is False (the CPU's vectorized add or multiply of two
+    NaNs may return either one: LLVM treats those operations as commutative)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    if a.dtype == mx.bfloat16:  # NumPy has no bfloat16; widening is exact
+        a, b = a.astype(mx.float32), b.astype(mx.float32)
+    an, bn = np.array(a), np.array(b)
+    if not nan_sign and an.dtype.kind == "f":
+        assert np.array_equal(np.isnan(an), np.isnan(bn))
+        an, bn = np.where(np.isnan(an), 0, an), np.where(np.isnan(bn), 0, bn)
+    assert an.tobytes() == bn.tobytes(), f"max diff {np.max(np.abs(an.astype(np.float64) - bn.astype(np.float64)))}"
+
+
+def alternating_chain(x, n):
+    """n steps alternating sin and a multiply-add by scalars: a long elementwise chain."""
+    for i in range(n):
+        x = x * 1.001 + 0.001 if i % 2 else mx.sin(x)
+    return x
+
+
+def sines_accumulated(*xs):
+    """acc * 0.5 + sin(x) over many inputs: a chain that reads a new array at each step."""
+    acc = xs[0]
+    for x in xs[1:]:
+        acc = acc * 0.5 + mx.sin(x)
+    return acc
+
+
+def run_program(ops, unary, a, b, c):
+    """A random elementwise program: each (name, k) of `ops` applies mx.<name> to an
+    earlier value (unary names, listed in `unary`) or to the last value and an earlier
+    one. Returns every value, inputs first."""
+    vals = [a, b, c]
+    for name, k in ops:
+        fn = getattr(mx, name)
+        if name in unary:
+            vals.append(fn(vals[-1 - k % len(vals)]))
+        else:
+            vals.append(fn(vals[-1], vals[k % len(vals)]))
+    return vals

@@ -16,19 +16,13 @@ from hypothesis import given, strategies as st
 
 import oxmx.core as mx
 from oxmx import _oxmx
-from oxmx_testing import mxdt, npdt
+from oxmx_testing import alternating_chain, mxdt, npdt, run_program, same_bits, sines_accumulated
 from transform_harness import OPS
 
 _T = _oxmx.transforms
 
 
-def same(a, b):
-    """Bitwise equality of two arrays (NaN payloads included) and of their dtypes."""
-    assert a.dtype == b.dtype and a.shape == b.shape
-    if a.dtype == mx.bfloat16:  # NumPy has no bfloat16; widening is exact
-        a, b = a.astype(mx.float32), b.astype(mx.float32)
-    an, bn = np.array(a), np.array(b)
-    assert an.tobytes() == bn.tobytes(), f"max diff {np.max(np.abs(an.astype(np.float64) - bn.astype(np.float64)))}"
+same = same_bits
 
 
 def tree_same(x, y):
@@ -233,9 +227,7 @@ def test_long_chains_split_at_the_step_limit():
     x = mx.array(np.linspace(0, 1, 100, dtype=np.float32))
 
     def f(x):
-        for i in range(150):
-            x = x * 1.001 + 0.001 if i % 2 else mx.sin(x)
-        return x
+        return alternating_chain(x, 150)
 
     same(mx.compile(f)(x), f(x))
     assert 3 <= capture(f, x).fused_len() <= 6
@@ -245,12 +237,7 @@ def test_many_inputs_split_at_the_input_limit():
     r = np.random.default_rng(5)
     xs = [mx.array(r.standard_normal((9,)).astype(np.float32)) for _ in range(40)]
 
-    def f(*xs):
-        acc = xs[0]
-        for x in xs[1:]:
-            acc = acc * 0.5 + mx.sin(x)
-        return acc
-
+    f = sines_accumulated
     same(mx.compile(f)(*xs), f(*xs))
     assert capture(f, *xs).fused_len() >= 3
 
@@ -270,14 +257,7 @@ def test_random_programs_match_eager(ops, shape, dt):
     inputs = [mx.array((r.standard_normal(shape) * 2).astype(npdt(dt))) for _ in range(3)]
 
     def f(a, b, c):
-        vals = [a, b, c]
-        for name, k in ops:
-            fn = getattr(mx, name)
-            if name in UNARY:
-                vals.append(fn(vals[-1 - k % len(vals)]))
-            else:
-                vals.append(fn(vals[-1], vals[k % len(vals)]))
-        return vals[-1]
+        return run_program(ops, UNARY, a, b, c)[-1]
 
     same(mx.compile(f)(*inputs), f(*inputs))
 

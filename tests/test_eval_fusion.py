@@ -14,21 +14,10 @@ from hypothesis import given, strategies as st
 
 import oxmx.core as mx
 from oxmx import _oxmx
-from oxmx_testing import npdt
+from oxmx_testing import alternating_chain, npdt, run_program, same_bits, sines_accumulated
 
 
-def same(a, b, nan_sign=True):
-    """Bitwise equality of two arrays and of their dtypes; NaN payloads too unless
-    `nan_sign` is False (the CPU's fused and eager adds of two NaNs return different
-    ones of the two: a known difference, also of compiled functions)."""
-    assert a.dtype == b.dtype and a.shape == b.shape
-    if a.dtype == mx.bfloat16:  # NumPy has no bfloat16; widening is exact
-        a, b = a.astype(mx.float32), b.astype(mx.float32)
-    an, bn = np.array(a), np.array(b)
-    if not nan_sign and an.dtype.kind == "f":
-        assert np.array_equal(np.isnan(an), np.isnan(bn))
-        an, bn = np.where(np.isnan(an), 0, an), np.where(np.isnan(bn), 0, bn)
-    assert an.tobytes() == bn.tobytes(), f"{an} != {bn}"
+same = same_bits
 
 
 @pytest.fixture
@@ -127,12 +116,7 @@ def test_a_program_fuses_once_seen_often_enough(fusion):
 def test_long_chains_split_at_the_step_limit(fusion):
     x = mx.array(np.linspace(0, 1, 100, dtype=np.float32))
 
-    def f(x):
-        for i in range(150):
-            x = x * 1.001 + 0.001 if i % 2 else mx.sin(x)
-        return x
-
-    fused, plain, n_fused, n_plain = both(fusion, f, x)
+    fused, plain, n_fused, n_plain = both(fusion, lambda x: alternating_chain(x, 150), x)
     same(fused, plain)
     # the scalars 1.001 and 0.001 (one array per op) are two inputs of each group
     assert n_plain == 225 and 4 <= n_fused <= 5
@@ -142,13 +126,7 @@ def test_many_inputs_split_at_the_input_limit(fusion):
     r = np.random.default_rng(5)
     xs = [mx.array(r.standard_normal((9,)).astype(np.float32)) for _ in range(40)]
 
-    def f(*xs):
-        acc = xs[0]
-        for x in xs[1:]:
-            acc = acc * 0.5 + mx.sin(x)
-        return acc
-
-    fused, plain, n_fused, n_plain = both(fusion, f, *xs)
+    fused, plain, n_fused, n_plain = both(fusion, sines_accumulated, *xs)
     same(fused, plain)
     assert 3 <= n_fused < n_plain // 10
 
@@ -232,13 +210,7 @@ def test_random_programs_match_unfused(ops, shape, dt, hold):
     inputs = [mx.array((r.standard_normal(shape) * 2).astype(np.float32)).astype(getattr(mx, dt)) for _ in range(3)]
 
     def f(a, b, c):
-        vals = [a, b, c]
-        for name, k in ops:
-            fn = getattr(mx, name)
-            if name in UNARY:
-                vals.append(fn(vals[-1 - k % len(vals)]))
-            else:
-                vals.append(fn(vals[-1], vals[k % len(vals)]))
+        vals = run_program(ops, UNARY, a, b, c)
         # one intermediate also returned: it must not be fused away
         return vals[-1], vals[min(hold, len(vals) - 1)]
 
@@ -294,6 +266,25 @@ def test_compiled_functions_and_eager_tails(fusion):
 
     fused, plain, _, _ = both(fusion, f, x)
     same(fused, plain)
+
+
+def test_a_failing_fused_node_falls_back_to_the_plain_nodes(fusion):
+    x = mx.array(np.linspace(-3, 3, 21, dtype=np.float32))
+
+    def f(x):  # a program of its own; 2.0 three times: two broadcasts are skipped
+        return (mx.arcsinh(x * 2.0) + 2.0) * 2.0
+
+    fusion("off")
+    plain, n_plain = run(f, x)
+    _oxmx._eval_fusion("all", 1, fail_fused=True)
+    got, n = run(f, x)
+    same(got, plain)
+    assert n == n_plain == 4
+    # the backend had "no kernel" for it: the program is not fused again
+    fusion("all", 1)
+    again, n = run(f, x)
+    same(again, plain)
+    assert n == 4
 
 
 def test_bad_mode_is_a_clear_error():

@@ -46,6 +46,9 @@ pub(crate) struct Group {
     /// The group's other nodes in order, for computing them one by one if the fused
     /// node fails (a backend without a kernel for one of its steps).
     pub members: Vec<Array>,
+    /// Scalar broadcasts skipped because the group reads an equal one: the members read
+    /// them if they run one by one.
+    pub skipped: Vec<Array>,
 }
 
 /// Fusion switched off.
@@ -195,6 +198,18 @@ fn intern(prog: FusedProgram) -> Option<Arc<FusedProgram>> {
         },
     );
     (need <= 1).then_some(shared)
+}
+
+/// Tests make every fused node of an evaluation fail, to run the fallback.
+static FAIL_FOR_TESTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes fused nodes at evaluation fail (tests of the fallback), or not.
+pub fn set_fail_for_tests(fail: bool) {
+    FAIL_FOR_TESTS.store(fail, Ordering::Relaxed);
+}
+
+pub(crate) fn failing_for_tests() -> bool {
+    FAIL_FOR_TESTS.load(Ordering::Relaxed)
 }
 
 /// Never fuse `prog` again (its fused node failed).
@@ -438,6 +453,7 @@ pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
             prim: Primitive::Fused(FusedKernel(shared)),
             inputs,
             members: others,
+            skipped: Vec::new(),
         });
     }
     if read.iter().all(Option::is_none) {
@@ -445,15 +461,20 @@ pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
     }
     // A scalar broadcast that only one fused group reads, and that it reads through an
     // equal one, is never needed.
+    let mut skipped = Vec::new();
     for j in 0..n {
-        let Some(Some(r)) = cons.get(j).map(|&c| read.get(c)) else {
+        let c = cons[j];
+        let Some(Some(r)) = read.get(c) else {
             continue;
         };
-        if private[j]
-            && matches!(roles[j], Role::Plain)
-            && r.as_ref().is_some_and(|r| !r.contains(&order[j].id()))
-        {
-            roles[j] = Role::Member;
+        if private[j] && matches!(roles[j], Role::Plain) && !r.contains(&order[j].id()) {
+            skipped.push((j, c));
+        }
+    }
+    for (j, c) in skipped {
+        roles[j] = Role::Member;
+        if let Some(Role::Root(g)) = roles.get_mut(c) {
+            g.skipped.push(order[j].clone());
         }
     }
     Some(roles)

@@ -252,12 +252,18 @@ fn _nodes_run() -> u64 {
 
 /// Fusion at evaluation (`eval_fusion.rs`): sets the mode ("off", "gpu", "all") and the
 /// sightings a program needs before it fuses, when given; returns the current ones.
+/// `fail_fused` makes fused nodes fail, so that tests see the fallback run.
 #[pyfunction]
-#[pyo3(signature = (mode = None, min_seen = 2))]
-fn _eval_fusion(mode: Option<&str>, min_seen: u32) -> PyResult<(&'static str, u32)> {
+#[pyo3(signature = (mode = None, min_seen = 2, fail_fused = false))]
+fn _eval_fusion(
+    mode: Option<&str>,
+    min_seen: u32,
+    fail_fused: bool,
+) -> PyResult<(&'static str, u32)> {
     if let Some(m) = mode {
         oxmx::eval_fusion::set_mode(m, min_seen).map_err(crate::errors::to_py)?;
     }
+    oxmx::eval_fusion::set_fail_for_tests(fail_fused);
     Ok(oxmx::eval_fusion::current_mode())
 }
 

@@ -7,7 +7,7 @@
 
 mod codec;
 mod export;
-pub(crate) mod passes;
+mod passes;
 mod rebuild;
 
 pub use codec::{decode, dtype_code, encode};

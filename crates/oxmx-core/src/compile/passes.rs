@@ -32,7 +32,7 @@ fn key(r: &Ref) -> Key {
 
 /// The bytes of a constant holding one value: an evaluated array of one element in host
 /// memory, or a broadcast of one.
-pub(crate) fn scalar_bytes(a: &crate::Array) -> Option<Vec<u8>> {
+fn scalar_bytes(a: &crate::Array) -> Option<Vec<u8>> {
     let source = match a.history() {
         Some((Primitive::Broadcast, ins)) => ins.first()?.clone(),
         Some(_) => return None,
