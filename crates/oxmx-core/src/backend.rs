@@ -125,6 +125,15 @@ pub fn get(d: Device) -> Result<Arc<dyn Backend>> {
         .ok_or_else(|| Error::value("eval", format!("{d} is not available.")))
 }
 
+/// Whether any registered backend fuses at evaluation (none: evaluation skips planning).
+pub fn any_fuses_at_eval() -> bool {
+    let r = match registry().read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    r.iter().any(|b| b.fuses_at_eval())
+}
+
 pub fn is_available(d: Device) -> bool {
     get(d).is_ok()
 }

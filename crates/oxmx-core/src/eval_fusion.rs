@@ -312,7 +312,29 @@ impl Inputs {
 pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
     let mode = mode();
     let n = order.len();
-    if mode == OFF || n < 2 {
+    if mode == OFF || n < 2 || (mode == ASKED && !crate::backend::any_fuses_at_eval()) {
+        return None;
+    }
+    // A quick look first (one lock per node, no per-input work): evaluations on a
+    // device that does not fuse, or without two elementwise nodes, plan nothing.
+    let mut device_cache = Vec::new();
+    let elementwise = order
+        .iter()
+        .filter(|a| match &*a.lock() {
+            State::Pending(p) => {
+                matches!(
+                    p.prim,
+                    Primitive::Unary(_)
+                        | Primitive::Binary(_)
+                        | Primitive::Select
+                        | Primitive::AsType(_)
+                ) && device_fuses(&mut device_cache, p.stream.device, mode)
+            }
+            _ => false,
+        })
+        .take(2)
+        .count();
+    if elementwise < 2 {
         return None;
     }
     let mut ins = Inputs {
@@ -323,7 +345,6 @@ pub(crate) fn plan(order: &[Array], pos: &IdMap<usize>) -> Option<Vec<Role>> {
     let mut slots = vec![0usize; n];
     let mut prims: Vec<Option<Primitive>> = vec![None; n];
     let mut devices: Vec<Option<Device>> = vec![None; n];
-    let mut device_cache = Vec::new();
     let mut by_value: HashMap<(Dtype, u64), usize> = HashMap::new();
     let mut candidates = 0usize;
     for (k, a) in order.iter().enumerate() {
