@@ -1127,6 +1127,28 @@ def test_second_order_gradients(name):
         assert abs(got - fd) <= 1e-5 * (1 + abs(fd)), f"{name} second derivative input {i}: {got} vs {fd}"
 
 
+def test_cross_entropy_gradient_kernel_has_the_composites_transforms():
+    """The native gradient kernel's own derivatives, tangents and batching (grad of grad,
+    jvp of grad, vmap of grad) go through the composite's vjp: each equals the same
+    transform of the composite formula."""
+    rng = np.random.default_rng(31)
+    x = mx.array(rng.standard_normal((2, 3, 7)), dtype=mx.float64)
+    t = mx.array(rng.integers(0, 7, (2, 3)))
+    ct = mx.array(rng.standard_normal((2, 3)).astype(np.float32))
+    d = mx.array(rng.standard_normal((2, 3, 7)), dtype=mx.float64)
+    for ce in (mx.fast.cross_entropy, comp.cross_entropy):
+        g1 = lambda l, ce=ce: mx.grad(lambda a: (ce(a, t) * ct).sum())(l)  # noqa: E731
+        got = (
+            mx.grad(lambda l: (mx.sin(g1(l)) * d).sum())(x),
+            mx.jvp(g1, [x], [d])[1][0],
+            mx.vmap(g1)(mx.stack([x, 2 * x, -x])),
+        )
+        if ce is comp.cross_entropy:
+            for name, g, w in zip(("grad of grad", "jvp of grad", "vmap of grad"), fast, got):
+                assert_close(g, w, 1e-6, name)
+        fast = got
+
+
 @pytest.mark.parametrize("name", ["rms_norm", "layer_norm"])
 def test_second_order_gradients_match_mlx(name):
     mlx = mlx_or_skip()
@@ -1405,6 +1427,103 @@ def test_cross_entropy_grad_kernel_checks_its_inputs():
     # a target outside [0, C) contributes no -g (the forward raised for it already)
     got = native._fast_cross_entropy_grad(logits, mx.array([-1, 9]), g)
     np.testing.assert_allclose(to_np(got), np.full((2, 5), 0.2), rtol=1e-6)
+
+
+def _norm_grad_split(flat, x, has_w, has_b):
+    n, size = x.shape[-1], x.size
+    got = [flat[:size].reshape(x.shape)]
+    if has_w:
+        got.append(flat[size:size + n])
+    if has_b:
+        got.append(flat[flat.size - n:])
+    return got
+
+
+NORM_GRAD_SHAPES = [(3, 7), (2, 3, 16), (1, 1), (5, 1), (40, 33), (1100, 8), (2, 0, 4), (0, 5), (3, 0)]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("kind", ["rms", "rms_noweight", "layer", "layer_bias", "layer_none"])
+def test_norm_gradient_kernel_matches_composite_vjp(dtype, kind):
+    """FastKernel::NormGrad (dx, then dw and db, flattened) against the composite's vjp
+    on the CPU: row counts above the kernel's split into tasks (1,100 rows), rows of one
+    element, empty axes, non-contiguous inputs; the same bits on a second run."""
+    from oxmx import _oxmx as native
+
+    rms = kind.startswith("rms")
+    has_w = kind in ("rms", "layer", "layer_bias")
+    has_b = kind == "layer_bias"
+    rng = np.random.default_rng(41)
+    tol = {"float64": 1e-12, "float32": 2e-5, "float16": 4e-3, "bfloat16": 3e-2}[dtype]
+    for shape in NORM_GRAD_SHAPES:
+        n = shape[-1]
+        x, g = (ox(rng.standard_normal(shape) * 2 + 0.5, dtype) for _ in range(2))
+        w, b = ox(rng.standard_normal((n,)), dtype), ox(rng.standard_normal((n,)), dtype)
+        primals = [x] + ([w] if has_w else []) + ([b] if has_b else [])
+
+        def f(*p):
+            it = iter(p)
+            xx, ww, bb = next(it), next(it) if has_w else None, next(it) if has_b else None
+            return comp.rms_norm(xx, ww, 1e-5) if rms else comp.layer_norm(xx, ww, bb, 1e-5)
+
+        with mx.stream(mx.cpu):
+            _, want = mx.vjp(f, primals, [g])
+            views = _views(x) if x.ndim >= 2 and x.size else {"contiguous": x}
+            for vname, xv in views.items():
+                flat = native._fast_norm_grad(xv, w if has_w else None, g, 1e-5, rms, has_b)
+                again = native._fast_norm_grad(xv, w if has_w else None, g, 1e-5, rms, has_b)
+                mx.eval(flat, again)
+                assert flat.dtype == x.dtype and flat.shape == (x.size + n * (has_w + has_b),)
+                np.testing.assert_array_equal(np.array(flat.astype(mx.float64)), np.array(again.astype(mx.float64)))
+                got = _norm_grad_split(flat, x, has_w, has_b)
+                for name, gv, wv in zip(("dx", "dw", "db"), got, want):
+                    # sums over rows (dw, db) grow with the row count: compare relative to their scale
+                    scale = 1 + np.abs(to_np(wv)).max(initial=0) if name != "dx" else 1
+                    np.testing.assert_allclose(to_np(gv), to_np(wv), rtol=tol, atol=tol * scale,
+                                               err_msg=f"{kind} {dtype} {shape} {vname} {name}")
+
+
+def test_norm_gradient_kernel_special_values_and_checks():
+    """A NaN or an infinity in a row makes that row's dx NaN (as the composite), leaves
+    other rows alone; bad arguments are ValueErrors naming the op."""
+    from oxmx import _oxmx as native
+
+    xr = np.random.default_rng(2).standard_normal((4, 6))
+    xr[1, 2], xr[2, 0] = np.nan, np.inf
+    x, g, w = mx.array(xr), mx.ones((4, 6), dtype=mx.float64), mx.ones((6,), dtype=mx.float64)
+    x = x.astype(mx.float64)
+    with mx.stream(mx.cpu):
+        got = to_np(native._fast_norm_grad(x, w, g, 1e-5, False, True)[:24]).reshape(4, 6)
+        _, (want,) = mx.vjp(lambda a: comp.layer_norm(a, w, None, 1e-5), [x], [g])
+    want = to_np(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(got[1:3]).all()
+    np.testing.assert_allclose(got[[0, 3]], want[[0, 3]], rtol=1e-12, atol=1e-12)
+    x, g = mx.zeros((2, 5)), mx.ones((2, 5))
+    for args, op in [((x, mx.ones((4,)), g, 1e-5, True, False), "rms_norm_grad"),
+                     ((x, None, mx.ones((2, 4)), 1e-5, False, False), "layer_norm_grad"),
+                     ((x.astype(mx.int32), None, g, 1e-5, False, False), "layer_norm_grad"),
+                     ((mx.array(1.0), None, mx.array(1.0), 1e-5, True, False), "rms_norm_grad"),
+                     ((x, None, g, 1e-5, True, True), "rms_norm_grad")]:
+        with pytest.raises(ValueError, match=rf"\[{op}\]"):
+            native._fast_norm_grad(*args)
+
+
+def test_norm_gradient_kernel_exports_and_compiles(tmp_path):
+    from oxmx import _oxmx as native
+
+    rng = np.random.default_rng(6)
+    x, g = (ox(rng.standard_normal((5, 12)), "float32") for _ in range(2))
+    w = ox(rng.standard_normal((12,)), "float32")
+    f = lambda x, w, g: native._fast_norm_grad(x, w, g, 1e-5, False, True)
+    with mx.stream(mx.cpu):
+        want = f(x, w, g)
+        path = str(tmp_path / "norm_grad.mlxfn")
+        mx.export_function(path, f, x, w, g)
+        (got,) = mx.import_function(path)(x, w, g)
+        compiled = mx.compile(f)(x, w, g)
+        mx.eval(want, got, compiled)
+    np.testing.assert_array_equal(to_np(got), to_np(want))
+    np.testing.assert_array_equal(to_np(compiled), to_np(want))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

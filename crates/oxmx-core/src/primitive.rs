@@ -496,6 +496,19 @@ pub enum FastKernel {
     /// logsumexp is infinite or NaN is NaN (MLX's convention). A target outside [0, C)
     /// only gets no `-g` (the forward already raised for it).
     CrossEntropyGrad,
+    /// The gradients of `RmsNorm` (`rms`) or `LayerNorm` at x for the cotangent g.
+    /// inputs: x (.., n), [weight (n)], g (x's shape), all of x's float dtype -> one 1-d
+    /// output of that dtype holding dx (x's size), then dw (n) with a weight and db (n)
+    /// with `bias`. With r = 1 / sqrt(var + eps) (rms: mean of squares), x_hat the
+    /// normalised row and gw = g * weight:
+    /// dx = r * (gw - mean(gw) - x_hat * mean(gw * x_hat)) (rms: no `mean(gw)` term),
+    /// dw = sum over rows of g * x_hat, db = sum over rows of g.
+    NormGrad {
+        eps: f64,
+        rms: bool,
+        weight: bool,
+        bias: bool,
+    },
     /// One Adam/AdamW step, used by `oxmx.optimizers`. inputs: p, g, m, v (one shape),
     /// s1, s2, decay (0-d), all of one float dtype (f32 or f64). Computes, with each
     /// operation rounded in that dtype exactly as the composite formula rounds it
@@ -516,6 +529,8 @@ impl FastKernel {
             FastKernel::SdpaGrad { .. } => "scaled_dot_product_attention_grad",
             FastKernel::CrossEntropy => "cross_entropy",
             FastKernel::CrossEntropyGrad => "cross_entropy_grad",
+            FastKernel::NormGrad { rms: true, .. } => "rms_norm_grad",
+            FastKernel::NormGrad { rms: false, .. } => "layer_norm_grad",
             FastKernel::AdamStep { .. } => "adam_step",
         }
     }

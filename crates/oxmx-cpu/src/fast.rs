@@ -4,7 +4,9 @@
 //! rows run in parallel, and results are rounded once into the output dtype.
 
 use crate::elem::Elem;
+use crate::lanes::row_logsumexp;
 use crate::matmul::{gemm_into, GemmElem};
+use crate::norm;
 use crate::strided::{map1, View};
 use oxmx_core::backend::Input;
 use oxmx_core::memory::Buffer;
@@ -43,7 +45,7 @@ impl Acc for f64 {
 }
 
 /// Rows processed per rayon task at least (keeps tasks from being tiny).
-const MIN_ROWS: usize = 16;
+pub(crate) const MIN_ROWS: usize = 16;
 
 /// `x` as contiguous values of the compute type, borrowed when it already is.
 pub(crate) fn load<F: Acc>(x: &Input) -> Cow<'_, [F]> {
@@ -109,7 +111,7 @@ pub(crate) fn with_out<F: Acc>(
     Ok(())
 }
 
-fn input<'a>(ins: &'a [Input], i: usize, op: &str) -> Result<&'a Input> {
+pub(crate) fn input<'a>(ins: &'a [Input], i: usize, op: &str) -> Result<&'a Input> {
     ins.get(i)
         .ok_or_else(|| Error::runtime(op, "missing input"))
 }
@@ -119,16 +121,16 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
     let wide = ins.first().map(|x| x.dtype) == Some(Dtype::Float64);
     match (k, wide) {
         (FastKernel::RmsNorm { eps, weight }, false) => {
-            norm::<f32>(ins, *eps, *weight, false, true, out, out_dtype)
+            norm::norm::<f32>(ins, *eps, *weight, false, true, out, out_dtype)
         }
         (FastKernel::RmsNorm { eps, weight }, true) => {
-            norm::<f64>(ins, *eps, *weight, false, true, out, out_dtype)
+            norm::norm::<f64>(ins, *eps, *weight, false, true, out, out_dtype)
         }
         (FastKernel::LayerNorm { eps, weight, bias }, false) => {
-            norm::<f32>(ins, *eps, *weight, *bias, false, out, out_dtype)
+            norm::norm::<f32>(ins, *eps, *weight, *bias, false, out, out_dtype)
         }
         (FastKernel::LayerNorm { eps, weight, bias }, true) => {
-            norm::<f64>(ins, *eps, *weight, *bias, false, out, out_dtype)
+            norm::norm::<f64>(ins, *eps, *weight, *bias, false, out, out_dtype)
         }
         (FastKernel::Rope { .. }, false) => rope::<f32>(k, ins, out, out_dtype),
         (FastKernel::Rope { .. }, true) => rope::<f64>(k, ins, out, out_dtype),
@@ -140,65 +142,11 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
         (FastKernel::CrossEntropy, true) => cross_entropy::<f64>(ins, out),
         (FastKernel::CrossEntropyGrad, false) => cross_entropy_grad::<f32>(ins, out, out_dtype),
         (FastKernel::CrossEntropyGrad, true) => cross_entropy_grad::<f64>(ins, out, out_dtype),
+        (FastKernel::NormGrad { .. }, false) => norm::norm_grad::<f32>(k, ins, out, out_dtype),
+        (FastKernel::NormGrad { .. }, true) => norm::norm_grad::<f64>(k, ins, out, out_dtype),
         (FastKernel::AdamStep { c }, false) => adam_step::<f32>(ins, c, out),
         (FastKernel::AdamStep { c }, true) => adam_step::<f64>(ins, c, out),
     }
-}
-
-/// rms_norm (`rms`) or layer_norm over the last axis, with optional weight and bias.
-fn norm<F: Acc>(
-    ins: &[Input],
-    eps: f64,
-    weight: bool,
-    bias: bool,
-    rms: bool,
-    out: &mut Buffer,
-    d: Dtype,
-) -> Result<()> {
-    let op = if rms { "rms_norm" } else { "layer_norm" };
-    let xin = input(ins, 0, op)?;
-    let total = xin.size();
-    let n = xin.shape.last().copied().unwrap_or(1);
-    if total == 0 || n == 0 {
-        return Ok(());
-    }
-    let x = load::<F>(xin);
-    let w = if weight {
-        Some(load::<F>(input(ins, 1, op)?))
-    } else {
-        None
-    };
-    let b = if bias {
-        Some(load::<F>(input(ins, 1 + weight as usize, op)?))
-    } else {
-        None
-    };
-    let (eps, nf) = (F::of(eps), F::of(n as f64));
-    with_out::<F>(out, d, total, |dst| {
-        dst.par_chunks_mut(n)
-            .zip(x.par_chunks(n))
-            .with_min_len(MIN_ROWS)
-            .for_each(|(o, r)| {
-                let mean = if rms {
-                    F::zero()
-                } else {
-                    r.iter().copied().sum::<F>() / nf
-                };
-                let var = r.iter().map(|&v| (v - mean) * (v - mean)).sum::<F>() / nf;
-                let inv = (var + eps).sqrt().recip();
-                for (i, (o, &v)) in o.iter_mut().zip(r).enumerate() {
-                    let mut y = (v - mean) * inv;
-                    if let Some(w) = &w {
-                        y = y * w[i];
-                    }
-                    if let Some(b) = &b {
-                        y = y + b[i];
-                    }
-                    *o = y;
-                }
-            });
-        Ok(())
-    })
 }
 
 fn rope<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Result<()> {
@@ -350,17 +298,27 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                     .try_for_each(|(blk, o)| -> Result<()> {
                         let q0 = blk * qb;
                         let rows = o.len() / dv.max(1);
-                        let mut s = vec![F::zero(); rows * lk];
+                        // causal: the keys after the block's last query are hidden from
+                        // all its rows, so its scores stop there (about half the work);
+                        // not when a row of the block sees no key (it averages every
+                        // value, MLX's fill)
+                        let keys = match mask {
+                            SdpaMask::Causal if q0 as i64 + shift >= 0 => {
+                                ((q0 + rows) as i64 + shift).clamp(0, lk as i64) as usize
+                            }
+                            _ => lk,
+                        };
+                        let mut s = vec![F::zero(); rows * keys];
                         // scores = q_blk @ k^T (k^T[d, j] = k[j * dk + d])
                         gemm_into(
                             rows,
-                            lk,
+                            keys,
                             dk,
                             (&qm[q0 * dk..], dk as isize, 1),
                             (km, 1, dk as isize),
                             &mut s,
                         )?;
-                        for (r, srow) in s.chunks_mut(lk.max(1)).enumerate() {
+                        for (r, srow) in s.chunks_mut(keys.max(1)).enumerate() {
                             let i = q0 + r;
                             let mbase = b * mstride[0] + h * mstride[1] + i * mstride[2];
                             let mut m = F::neg_infinity();
@@ -406,7 +364,14 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                             srow.iter_mut().for_each(|p| *p = *p * inv);
                         }
                         // out_blk = p @ v
-                        gemm_into(rows, dv, lk, (&s, lk as isize, 1), (vm, dv as isize, 1), o)
+                        gemm_into(
+                            rows,
+                            dv,
+                            keys,
+                            (&s, keys as isize, 1),
+                            (vm, dv as isize, 1),
+                            o,
+                        )
                     })
             })
     })
@@ -486,7 +451,8 @@ fn sdpa_grad<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) 
                         }
                         let mut sum = F::zero();
                         for sv in row.iter_mut() {
-                            *sv = (*sv - m).exp();
+                            // the forward's exp (vectorizable; libm's took most of the time)
+                            *sv = (*sv - m).fast_exp();
                             sum = sum + *sv;
                         }
                         let inv = sum.recip();
@@ -573,16 +539,7 @@ fn cross_entropy<F: Acc>(ins: &[Input], out: &mut Buffer) -> Result<()> {
         .zip(targets.par_iter())
         .with_min_len(MIN_ROWS)
         .try_for_each(|((o, r), &t)| -> Result<()> {
-            let m =
-                r.iter().copied().fold(
-                    F::neg_infinity(),
-                    |a, v| if v > a || v.is_nan() { v } else { a },
-                );
-            let lse = if m.is_infinite() {
-                m
-            } else {
-                m + r.iter().map(|&v| (v - m).exp()).sum::<F>().ln()
-            };
+            let lse = row_logsumexp(r);
             let picked = usize::try_from(t)
                 .ok()
                 .and_then(|t| r.get(t))
@@ -612,24 +569,19 @@ fn cross_entropy_grad<F: Acc>(ins: &[Input], out: &mut Buffer, d: Dtype) -> Resu
             .zip(targets.par_iter().zip(g.par_iter()))
             .with_min_len(MIN_ROWS)
             .for_each(|((o, r), (&t, &g))| {
-                let m = r.iter().copied().fold(F::neg_infinity(), |a, v| {
-                    if v > a || v.is_nan() {
-                        v
-                    } else {
-                        a
-                    }
-                });
-                let lse = if m.is_infinite() {
-                    m
-                } else {
-                    m + r.iter().map(|&v| (v - m).exp()).sum::<F>().ln()
-                };
+                let lse = row_logsumexp(r);
                 // lse - lse: +0, or NaN for a row whose logsumexp is not finite
                 let nan_row = if lse.is_finite() { F::zero() } else { F::nan() };
-                let hit = usize::try_from(t).ok();
-                for (j, (o, &v)) in o.iter_mut().zip(r).enumerate() {
-                    let own = if hit == Some(j) { -g } else { F::zero() };
-                    *o = (v - lse).exp() * g + own + nan_row;
+                let zero = F::zero();
+                for (o, &v) in o.iter_mut().zip(r) {
+                    *o = (v - lse).fast_exp() * g + zero + nan_row;
+                }
+                // the target's own -g (a target outside the row gets none)
+                if let Some((o, &v)) = usize::try_from(t)
+                    .ok()
+                    .and_then(|t| o.get_mut(t).zip(r.get(t)))
+                {
+                    *o = (v - lse).fast_exp() * g + -g + nan_row;
                 }
             });
         Ok(())

@@ -16,8 +16,10 @@ pub mod gather;
 #[allow(unsafe_code)]
 mod hugepages;
 pub mod inplace;
+mod lanes;
 pub mod linalg;
 pub mod matmul;
+mod norm;
 pub mod quantized;
 pub mod random;
 pub mod reduce;

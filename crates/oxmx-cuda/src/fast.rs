@@ -710,6 +710,11 @@ impl CudaBackend {
                 })?;
             }
             FastKernel::AdamStep { .. } => return Err(Error::runtime(op, "dispatched above")),
+            // the GPU's norm gradient is `_norm_bwd.py`'s kernel; Python asks for this
+            // node only on the CPU
+            FastKernel::NormGrad { .. } => {
+                return Err(unsupported(op, "The norm gradient as one node"))
+            }
             FastKernel::SdpaGrad { scale, causal } => {
                 let (qi, ki) = (get(0)?, get(1)?);
                 let key = crate::cudnn_sdpa::SdpaKey {

@@ -112,6 +112,29 @@ fn _fast_cross_entropy_grad(
         .map(wrap)
 }
 
+/// dx, then dw (with a weight) and db (with `bias`) of rms_norm (`rms`) or layer_norm,
+/// flattened one after another (see `FastKernel::NormGrad`).
+#[pyfunction]
+fn _fast_norm_grad(
+    x: PyRef<'_, PyArray>,
+    weight: Option<PyRef<'_, PyArray>>,
+    cotangent: PyRef<'_, PyArray>,
+    eps: f64,
+    rms: bool,
+    bias: bool,
+) -> PyResult<PyArray> {
+    fast::norm_grad(
+        &x.inner,
+        weight.as_ref().map(|w| &w.inner),
+        &cotangent.inner,
+        eps,
+        rms,
+        bias,
+    )
+    .py()
+    .map(wrap)
+}
+
 /// dq, dk, dv of attention (no mask or causal) flattened one after another (see
 /// `FastKernel::SdpaGrad`).
 #[pyfunction]
@@ -273,6 +296,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_fast_sdpa, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_cross_entropy_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(_fast_norm_grad, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_sdpa_grad, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_sdpa_grad_ready, m)?)?;
     m.add_function(wrap_pyfunction!(_fast_adam_step, m)?)?;

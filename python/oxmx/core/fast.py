@@ -13,9 +13,11 @@ from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
 from . import _flash_bwd, _norm_bwd
-from ._transforms import custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
+from ._transforms import _INEXACT, custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 _any_traced = _native.transforms.any_traced
+_custom = _native.transforms.custom
+_FLOATING = (_mx.float16, _mx.bfloat16, _mx.float32, _mx.float64)
 
 # Head sizes up to this run in the fused attention kernel on every backend; larger ones
 # (rare) take the composite formula, which runs on the same device.
@@ -33,73 +35,95 @@ __all__ = [
 ]
 
 
+class _KernelRules:
+    """The transforms of one fused-kernel call, in the engine's flat custom-rules
+    convention (``transforms.custom``): the vjp from ``fast_vjp`` where it applies, else
+    the composite formula's; jvp and vmap always the composite's. Integer inputs get no
+    gradient. One object per traced call, with no per-call closures or wrappers: under
+    ``vjp`` this bookkeeping was most of a fused op's host time."""
+
+    __slots__ = ("args", "present", "composite", "float_pos", "fast_vjp", "make_fast_vjp")
+
+    def __init__(self, args, present, composite, float_pos, fast_vjp, make_fast_vjp):
+        self.args = args
+        self.present = present
+        self.composite = composite
+        self.float_pos = float_pos
+        self.fast_vjp = fast_vjp
+        self.make_fast_vjp = make_fast_vjp
+
+    def _call(self, primals, pos=(), vals=()):
+        """The composite at ``primals`` (the present arguments), with primal ``pos[i]``
+        replaced by ``vals[i]``."""
+        xs = list(self.args)
+        present = self.present
+        for i, a in zip(present, primals):
+            xs[i] = a
+        for k, v in zip(pos, vals):
+            xs[present[k]] = v
+        return self.composite(*xs)
+
+    def vjp(self, primals, outputs, cotangents):
+        if self.make_fast_vjp is not None:
+            # made on the first vjp only: a jvp or vmap never needs it
+            self.fast_vjp, self.make_fast_vjp = self.make_fast_vjp(), None
+        if self.fast_vjp is not None:
+            got = self.fast_vjp(primals, cotangents[0], outputs[0])
+            if got is not None:
+                return got
+        fp = self.float_pos
+        _, grads = _vjp(lambda *v: self._call(primals, fp, v), [primals[k] for k in fp], [cotangents[0]])
+        res = [None] * len(primals)
+        for k, g in zip(fp, grads):
+            res[k] = g
+        return res
+
+    def jvp(self, primals, tangents):
+        # only the inputs that carry a tangent move (a zero tangent times an infinite
+        # input would be NaN)
+        moving = [k for k in self.float_pos if tangents[k] is not None]
+        _, t = _jvp(lambda *v: self._call(primals, moving, v), [primals[k] for k in moving], [tangents[k] for k in moving])
+        return t
+
+    def vmap(self, primals, axes):
+        return [_vmap(lambda *xs: self._call(xs), in_axes=tuple(axes))(*primals)], [0]
+
+
 def _fused(native, composite, *args, fast_vjp=None, make_fast_vjp=None):
     """``native(*args)`` (None entries allowed) as one kernel, differentiated and batched
     through ``composite(*args)``. Integer inputs get no gradient. ``fast_vjp(primals,
     cotangent, output)``, when given, computes the vjp itself (None: the composite's);
-    ``make_fast_vjp()``, when given, makes that rule (or None) only when a transform
-    traces the inputs."""
+    ``make_fast_vjp()``, when given, makes that rule (or None) when a vjp first asks."""
     present = [i for i, a in enumerate(args) if a is not None]
     arrays = [args[i] for i in present]
     if not _any_traced(arrays):
         # no transform runs over these inputs, so none will ask for the rules: skip
         # building them (a tenth of the kernel's time for a mid-size norm on the GPU)
         return native(*args)
-    if make_fast_vjp is not None:
-        fast_vjp = make_fast_vjp()
-    float_pos = [k for k, a in enumerate(arrays) if _mx.issubdtype(a.dtype, _mx.inexact)]
+    float_pos = [k for k, a in enumerate(arrays) if a.dtype in _INEXACT]
+    rules = _KernelRules(args, present, composite, float_pos, fast_vjp, make_fast_vjp)
+    return _custom(rules, arrays, [native(*args)])[0]
 
-    def full(xs):
-        out = list(args)
-        for i, a in zip(present, xs):
-            out[i] = a
-        return out
 
-    def over_floats(primals):
-        def f(*floats):
-            xs = list(primals)
-            for k, v in zip(float_pos, floats):
-                xs[k] = v
-            return composite(*full(xs))
+class _GradRules:
+    """The transforms of a first-order gradient kernel's outputs (one per primal): its
+    own derivatives and batching go through ``slow_vjp(*primals, cotangent)``."""
 
-        return f, [primals[k] for k in float_pos]
+    __slots__ = ("slow_vjp", "n")
 
-    cf = _custom_function(lambda *xs: native(*full(xs)))
+    def __init__(self, slow_vjp, n):
+        self.slow_vjp = slow_vjp
+        self.n = n
 
-    def rule_vjp(primals, cotangent, output):
-        if fast_vjp is not None:
-            got = fast_vjp(primals, cotangent, output)
-            if got is not None:
-                return got
-        f, floats = over_floats(primals)
-        _, grads = _vjp(f, floats, [cotangent])
-        res = [_mx.zeros_like(p) for p in primals]
-        for k, g in zip(float_pos, grads):
-            res[k] = g
-        return tuple(res)
+    def vjp(self, primals, outputs, cotangents):
+        return _vjp(self.slow_vjp, list(primals), list(cotangents))[1]
 
-    def rule_jvp(primals, tangents):
-        # only the inputs that carry a tangent move (a zero tangent times an infinite
-        # input would be NaN)
-        moving = [k for k in float_pos if tangents[k] is not None]
+    def jvp(self, primals, tangents):
+        tangents = [_mx.zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
+        return _jvp(self.slow_vjp, list(primals), tangents)[1]
 
-        def f(*vals):
-            xs = list(primals)
-            for k, v in zip(moving, vals):
-                xs[k] = v
-            return composite(*full(xs))
-
-        _, t = _jvp(f, [primals[k] for k in moving], [tangents[k] for k in moving])
-        return t
-
-    def rule_vmap(primals, axes):
-        return _vmap(lambda *xs: composite(*full(xs)), in_axes=tuple(axes))(*primals), 0
-
-    cf.vjp(rule_vjp)
-    cf.jvp(rule_jvp)
-    cf._jvp_takes_none = True
-    cf.vmap(rule_vmap)
-    return cf(*arrays)
+    def vmap(self, primals, axes):
+        return list(_vmap(self.slow_vjp, in_axes=tuple(axes))(*primals)), [0] * self.n
 
 
 def _first_order(kernel, slow_vjp):
@@ -108,19 +132,33 @@ def _first_order(kernel, slow_vjp):
     batching go through ``slow_vjp(*primals, cotangent)``, the composite's vjp."""
 
     def rule(primals, cotangent, output):
-        n = len(primals)
-        grads = _custom_function(lambda *a: tuple(kernel(a[:n], a[n], output)))
-        grads.vjp(lambda p, cts, outs: tuple(_vjp(slow_vjp, list(p), list(cts))[1]))
-        grads.jvp(lambda p, ts: tuple(_jvp(slow_vjp, list(p), list(ts))[1]))
-        grads.vmap(lambda p, axes: (_vmap(slow_vjp, in_axes=tuple(axes))(*p), tuple(0 for _ in range(n))))
-        return tuple(grads(*primals, cotangent))
+        grads = kernel(primals, cotangent, output)
+        return _custom(_GradRules(slow_vjp, len(primals)), [*primals, cotangent], list(grads))
 
     return rule
 
 
 def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
-    """The fused norm backward (_norm_bwd.py) as a ``fast_vjp``, or None where it does not apply."""
-    if not _norm_bwd.applies(x, x.shape[-1] if x.ndim else 0, stream):
+    """The fused norm backward as a ``fast_vjp``: on the GPU `_norm_bwd.py`'s kernel, on
+    the CPU the native ``NormGrad`` node; None (the composite's vjp) where neither applies."""
+    n = x.shape[-1] if x.ndim else 0
+    if _norm_bwd.applies(x, n, stream):
+        def kernel(primals, cotangent, output):
+            x, w, b = split(primals)
+            dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer, stream)
+            return tuple(v for v in (dx, dw, db) if v is not None)
+    elif _runs_on_cpu(stream):
+        def kernel(primals, cotangent, output):
+            x, w, b = split(primals)
+            flat = _native._fast_norm_grad(x, w, cotangent, eps, not layer, b is not None)
+            size = x.size
+            grads = [flat[:size].reshape(x.shape)]
+            if w is not None:
+                grads.append(flat[size:size + n])
+            if b is not None:
+                grads.append(flat[flat.size - n:])
+            return tuple(grads)
+    else:
         return None
     has_w, has_b = weight is not None, bias is not None
 
@@ -131,11 +169,6 @@ def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
     def ref(x, w, b):
         return _ref.layer_norm(x, w, b, eps) if layer else _ref.rms_norm(x, w, eps)
 
-    def kernel(primals, cotangent, output):
-        x, w, b = split(primals)
-        dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer, stream)
-        return tuple(v for v in (dx, dw, db) if v is not None)
-
     def slow(*a):
         *p, ct = a
         return tuple(_vjp(lambda *q: ref(*split(q)), list(p), [ct])[1])
@@ -143,8 +176,16 @@ def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
     return _first_order(kernel, slow)
 
 
+def _runs_on_cpu(stream):
+    """Whether a fused op asked for with ``stream`` evaluates on the CPU."""
+    default = _mx.default_device()
+    return default == _mx.cpu and (stream is None or getattr(stream, "device", stream) == _mx.cpu)
+
+
 def _number(op, name, v):
     """A Python number argument (eps, scale): a TypeError otherwise, as MLX."""
+    if type(v) is float:
+        return v
     if isinstance(v, bool) or not isinstance(v, _numbers.Real):
         raise TypeError(f"[{op}] {name} must be a number, got {type(v).__name__}.")
     return float(v)
@@ -158,6 +199,11 @@ def _norm_inputs(op, x, weight, bias=None):
     for name, v in (("x", x), ("weight", weight), ("bias", bias)):
         if v is not None and not isinstance(v, _array):
             raise TypeError(f"[{op}] {name} must be an array, got {type(v).__name__}.")
+    dt, n = x.dtype, x.shape[-1] if x.ndim else -1
+    if (x.ndim and dt in _FLOATING and (weight is None or (weight.dtype == dt and weight.shape == (n,)))
+            and (bias is None or (bias.dtype == dt and bias.shape == (n,)))):
+        # the common case (one float dtype, 1-D parameters): nothing to cast or promote
+        return [x, weight, bias], dt
     out = x.dtype if weight is None else _mx.result_type(*[v for v in (x, weight, bias) if v is not None])
     if not _mx.issubdtype(out, _mx.floating):
         raise ValueError(f"[{op}] Received unsupported type {out}.")
@@ -186,7 +232,7 @@ def rms_norm(x, weight, eps, *, stream=None):
     (x, weight, _), out = _norm_inputs("rms_norm", x, weight)
     y = _fused(lambda x, w: _native._fast_rms_norm(x, w, eps), lambda x, w: _ref.rms_norm(x, w, eps), x, weight,
                make_fast_vjp=lambda: _norm_fast_vjp(x, weight, None, eps, False, stream))
-    return y.astype(out)
+    return y if y.dtype == out else y.astype(out)
 
 
 def layer_norm(x, weight, bias, eps, *, stream=None):
@@ -201,7 +247,7 @@ def layer_norm(x, weight, bias, eps, *, stream=None):
         bias,
         make_fast_vjp=lambda: _norm_fast_vjp(x, weight, bias, eps, True, stream),
     )
-    return y.astype(out)
+    return y if y.dtype == out else y.astype(out)
 
 
 def rope(a, dims, *, traditional, base, scale, offset, freqs=None, stream=None):
@@ -256,18 +302,19 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
             raise TypeError(f"[{op}] {name} must be an array, got {type(t).__name__}.")
         if t.ndim != 4:
             raise ValueError(f"[{op}] {name} must have 4 dimensions [B, N, T, D], got shape {t.shape}.")
-    out_t = _mx.result_type(q, k, v)
-    if not _mx.issubdtype(out_t, _mx.floating):
+    out_t = q.dtype if q.dtype == k.dtype == v.dtype else _mx.result_type(q, k, v)
+    if out_t not in _FLOATING:
         raise ValueError(f"[{op}] q, k and v must promote to a floating-point type, got {out_t}.")
-    q, k, v = q.astype(out_t), k.astype(out_t), v.astype(out_t)
-    if k.shape != v.shape[:3] + (k.shape[3],) or k.shape[:3] != v.shape[:3]:
-        raise ValueError(f"[{op}] k and v must agree on [B, N_kv, T_kv], got {k.shape} and {v.shape}.")
-    if q.shape[3] != k.shape[3]:
-        raise ValueError(f"[{op}] q and k must have the same head dimension, got {q.shape[3]} and {k.shape[3]}.")
-    if q.shape[0] != k.shape[0]:
-        raise ValueError(f"[{op}] q and k must have the same batch size, got {q.shape[0]} and {k.shape[0]}.")
-    if k.shape[1] == 0 or q.shape[1] % k.shape[1]:
-        raise ValueError(f"[{op}] the number of query heads ({q.shape[1]}) must be a multiple of the key/value heads ({k.shape[1]}).")
+    q, k, v = (t if t.dtype == out_t else t.astype(out_t) for t in (q, k, v))
+    qs, ks, vs = q.shape, k.shape, v.shape  # each .shape builds a new tuple
+    if ks[:3] != vs[:3]:
+        raise ValueError(f"[{op}] k and v must agree on [B, N_kv, T_kv], got {ks} and {vs}.")
+    if qs[3] != ks[3]:
+        raise ValueError(f"[{op}] q and k must have the same head dimension, got {qs[3]} and {ks[3]}.")
+    if qs[0] != ks[0]:
+        raise ValueError(f"[{op}] q and k must have the same batch size, got {qs[0]} and {ks[0]}.")
+    if ks[1] == 0 or qs[1] % ks[1]:
+        raise ValueError(f"[{op}] the number of query heads ({qs[1]}) must be a multiple of the key/value heads ({ks[1]}).")
     if isinstance(mask, str):
         if mask != "causal":
             raise ValueError(f"[{op}] Invalid mask type '{mask}'; the only string mask is 'causal'.")
@@ -276,7 +323,7 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
             raise TypeError(f"[{op}] mask must be None, 'causal' or an array, got {type(mask).__name__}.")
         if mask.ndim > 4:
             raise ValueError(f"[{op}] mask can have at most 4 dimensions, got {mask.ndim}.")
-        target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        target = (qs[0], qs[1], qs[2], ks[2])
         try:
             _mx.broadcast_shapes(mask.shape, target)
         except ValueError:
@@ -286,8 +333,8 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
     if sinks is not None:
         if not isinstance(sinks, _array):
             raise TypeError(f"[{op}] sinks must be an array, got {type(sinks).__name__}.")
-        if sinks.shape != (q.shape[1],):
-            raise ValueError(f"[{op}] sinks must have shape ({q.shape[1]},), got {sinks.shape}.")
+        if sinks.shape != (qs[1],):
+            raise ValueError(f"[{op}] sinks must have shape ({qs[1]},), got {sinks.shape}.")
         if _mx.result_type(out_t, sinks) != out_t:
             raise ValueError(f"[{op}] Type of sinks must promote to output type {out_t}.")
         sinks = sinks.astype(out_t)
@@ -301,26 +348,41 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
     def composite(q, k, v, m, s):
         return _ref.scaled_dot_product_attention(q, k, v, scale, "causal" if causal else m, s)
 
-    if max(q.shape[3], v.shape[3]) > _SDPA_MAX_HEAD or q.shape[0] * q.shape[1] > 65535:
+    if max(qs[3], vs[3]) > _SDPA_MAX_HEAD or qs[0] * qs[1] > 65535:
         if force_fused:
             raise ValueError(f"[{op}] No fused kernel for head sizes above {_SDPA_MAX_HEAD} (force_fused=True).")
         return composite(q, k, v, arr_mask, sinks)
     def make_fast_vjp():
-        if not _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
+        # No mask or causal, no sinks: the primals are (q, k, v). On the GPU (float16/
+        # bfloat16, head size 64, or 128 through cuDNN) the gradient without the score
+        # matrix (_flash_bwd.py); on the CPU the native SdpaGrad node (3-5x faster than
+        # the composite's vjp). Their own derivatives and batching go through the
+        # composite's vjp.
+        if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
+            grad = lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
+        elif sinks is None and (mask is None or causal) and _runs_on_cpu(stream):
+            grad = lambda p, ct, out: _cpu_attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
+        else:
             return None
 
-        # float16/bfloat16, head size 64 (128 through cuDNN), no mask or causal, on the
-        # GPU: the gradient without the score matrix (_flash_bwd.py); the primals are
-        # then (q, k, v). Its own derivatives and batching go through the composite's vjp.
         def slow(q, k, v, ct):
             return tuple(_vjp(lambda q, k, v: composite(q, k, v, None, None), [q, k, v], [ct])[1])
 
-        return _first_order(lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal), slow)
+        return _first_order(grad, slow)
 
     return _fused(
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
         make_fast_vjp=make_fast_vjp,
     )
+
+
+def _cpu_attention_vjp(q, k, v, out, ct, scale, causal):
+    """(dq, dk, dv) from one native ``SdpaGrad`` node (flattened, cut apart here)."""
+    dt = q.dtype
+    flat = _native._fast_sdpa_grad(q, k, v, out if out.dtype == dt else out.astype(dt),
+                                   ct if ct.dtype == dt else ct.astype(dt), scale, causal)
+    nq, nk = q.size, k.size
+    return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
 
 
 def cross_entropy(logits, targets, *, stream=None):
@@ -408,22 +470,29 @@ def _outputs(op, packed, shapes, dtypes):
     return outs
 
 
-def _without_derivative(op, arrays, outs):
-    """The outputs, tied to the inputs by a rule that refuses to differentiate or batch
-    (the packed buffer is uint8, so without it a gradient would silently be zero)."""
-    if not arrays:
-        return outs
+class _RefuseRules:
+    """Transform rules that refuse: a custom kernel has no derivative or batching."""
 
-    def refuse(*_):
+    __slots__ = ("op",)
+
+    def __init__(self, op):
+        self.op = op
+
+    def refuse(self, *_):
         raise ValueError(
-            f"[{op}] A custom CUDA kernel has no derivative or batching rule; wrap it in mx.custom_function to give it one."
+            f"[{self.op}] A custom CUDA kernel has no derivative or batching rule; wrap it in mx.custom_function to give it one."
         )
 
-    cf = _custom_function(lambda *xs: outs)
-    cf.vjp(refuse)
-    cf.jvp(refuse)
-    cf.vmap(refuse)
-    return cf(*arrays)
+    vjp = jvp = vmap = refuse
+
+
+def _without_derivative(op, arrays, outs):
+    """The outputs, tied to the inputs by a rule that refuses to differentiate or batch
+    (the packed buffer is uint8, so without it a gradient would silently be zero).
+    Outside every transform nothing could ask, so nothing is tied."""
+    if not arrays or not _any_traced(arrays):
+        return outs
+    return _custom(_RefuseRules(op), list(arrays), list(outs))
 
 
 def _check_outputs(op, shapes, dtypes, n_names=None):

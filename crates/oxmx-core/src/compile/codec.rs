@@ -253,6 +253,16 @@ pub fn encode(p: &Primitive) -> Result<(String, Vec<i64>, Vec<f64>)> {
             }
             FastKernel::CrossEntropy => ("fast.cross_entropy".into(), vec![], vec![]),
             FastKernel::CrossEntropyGrad => ("fast.cross_entropy_grad".into(), vec![], vec![]),
+            FastKernel::NormGrad {
+                eps,
+                rms,
+                weight,
+                bias,
+            } => (
+                "fast.norm_grad".into(),
+                vec![flag(*rms), flag(*weight), flag(*bias)],
+                vec![*eps],
+            ),
             FastKernel::AdamStep { c } => ("fast.adam_step".into(), vec![], c.to_vec()),
         },
         Linalg(k) => {
@@ -592,6 +602,15 @@ pub fn decode(op: &str, ints: &[i64], floats: &[f64]) -> Result<Primitive> {
         }
         "fast.cross_entropy" => none(Primitive::Fast(FastKernel::CrossEntropy))?,
         "fast.cross_entropy_grad" => none(Primitive::Fast(FastKernel::CrossEntropyGrad))?,
+        "fast.norm_grad" => {
+            p.counts(3, 1)?;
+            Primitive::Fast(FastKernel::NormGrad {
+                eps: p.float(0)?,
+                rms: p.flag(0)?,
+                weight: p.flag(1)?,
+                bias: p.flag(2)?,
+            })
+        }
         "fast.adam_step" => {
             p.counts(0, 5)?;
             let mut c = [0.0; 5];

@@ -380,6 +380,16 @@ fn rebuild_fast(k: &FastKernel, inputs: &[Array]) -> Result<Array> {
             i = 3;
             ops::fast::cross_entropy_grad(at(0)?, at(1)?, at(2)?)?
         }
+        FastKernel::NormGrad {
+            eps,
+            rms,
+            weight,
+            bias,
+        } => {
+            let w = opt(*weight, &mut i)?;
+            i += 1;
+            ops::fast::norm_grad(at(0)?, w, at(i - 1)?, *eps, *rms, *bias)?
+        }
         FastKernel::AdamStep { c } => {
             i = 7;
             ops::fast::adam_step(at(0)?, at(1)?, at(2)?, at(3)?, at(4)?, at(5)?, at(6)?, *c)?

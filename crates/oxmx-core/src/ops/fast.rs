@@ -416,6 +416,59 @@ pub fn cross_entropy_grad(logits: &Array, targets: &Array, g: &Array) -> Result<
     ))
 }
 
+/// The gradients of `rms_norm` (`rms`) or `layer_norm` at `x` for the cotangent `g`
+/// (`FastKernel::NormGrad`): one 1-d array of x's dtype holding dx, then dw (with a
+/// weight) and db (with `bias`). `weight` and `g` are cast to x's float dtype.
+pub fn norm_grad(
+    x: &Array,
+    weight: Option<&Array>,
+    g: &Array,
+    eps: f64,
+    rms: bool,
+    bias: bool,
+) -> Result<Array> {
+    let op = if rms {
+        "rms_norm_grad"
+    } else {
+        "layer_norm_grad"
+    };
+    float_input(op, "x", x)?;
+    last_axis_input(op, x)?;
+    if rms && bias {
+        return Err(Error::value(op, "rms_norm has no bias."));
+    }
+    if g.shape() != x.shape() {
+        return Err(Error::value(
+            op,
+            format!(
+                "the cotangent must have the input's shape {:?}, got {:?}.",
+                x.shape(),
+                g.shape()
+            ),
+        ));
+    }
+    let d = x.dtype();
+    let mut ins = vec![x.clone()];
+    if let Some(w) = weight {
+        check_vector(op, "weight", w, x)?;
+        ins.push(astype(w, d)?);
+    }
+    ins.push(astype(g, d)?);
+    let n = x.shape().last().copied().unwrap_or(0);
+    let params = (weight.is_some() as usize + bias as usize) * n;
+    let len = x
+        .size()
+        .checked_add(params)
+        .ok_or_else(|| Error::overflow(op))?;
+    let k = FastKernel::NormGrad {
+        eps,
+        rms,
+        weight: weight.is_some(),
+        bias,
+    };
+    Ok(fast(vec![len], d, k, ins))
+}
+
 /// One fused Adam/AdamW update (`FastKernel::AdamStep`): `[p', m', v']` stacked on a new
 /// first axis. `c` = [b1, 1 - b1, b2, 1 - b2, eps] as the composite formula rounds them.
 #[allow(clippy::too_many_arguments)]
