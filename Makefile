@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 export CARGO_TERM_COLOR := never
 
-.PHONY: demo test build venv test-rust test-python test-differential lint bench bench-nn bench-ops clean gpu-wheels fuzz fuzz-smoke
+.PHONY: demo test build venv test-rust test-python test-differential lint bench bench-nn bench-ops bench-fast clean gpu-wheels fuzz fuzz-smoke
 
 $(VENV)/.deps: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -80,6 +80,12 @@ bench-nn: build
 bench-ops: build
 	$(PIP) install -q -r requirements-bench.txt || echo "bench-ops: optional peers (mlx, jax, torch) not installed; their columns are skipped"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run_ops.py
+
+# mx.fast's norms, causal attention and cross-entropy, forward and backward, against real
+# MLX and JAX on CPU.
+bench-fast: build
+	$(PIP) install -q -r requirements-bench.txt || echo "bench-fast: optional peers (mlx, jax) not installed; their columns are skipped"
+	$(PY) benchmarks/run_fast_cpu.py
 
 clean:
 	cargo clean

@@ -34,7 +34,7 @@ for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_math import build_stamp, timed_rounds  # noqa: E402
+from run_math import build_stamp, print_rows, timed_rounds  # noqa: E402
 
 C = math.sqrt(2 / math.pi)
 
@@ -146,14 +146,7 @@ def main(argv=None):
         cells = [f"{t[c]:.2f}" if c in t else "—" for c in cols]
         rs = ", ".join(f"{k} {v:.2f}x ({'met' if v >= bar else 'not met'}: >= {bar}x)" for k, v, bar in ratios)
         lines.append([name] + cells + [rs])
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for l in lines:
-            print("| " + " | ".join(l) + " |")
-    else:
-        for l in [head] + lines:
-            print("  ".join(l))
+    print_rows(head, lines, args.markdown)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_math import build_stamp, timed_rounds  # noqa: E402
+from run_math import build_stamp, print_rows, timed_rounds  # noqa: E402
 
 EPS = 1e-5
 
@@ -188,14 +188,7 @@ def main(argv=None):
         cells = [f"{t[c]:.2f}" if c in t else "—" for c in cols]
         ratios = [f"{t[c] / t['oxmx']:.2f}x" if c in t else "—" for c in ("MLX", "JAX")]
         lines.append([name] + cells + ratios)
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        for line in [head] + lines:
-            print("  ".join(line))
+    print_rows(head, lines, args.markdown)
 
 
 def runner_value(m, data, fn, names, ct):

@@ -304,6 +304,18 @@ def cpu_per_wall(results, name):
     return cpu / wall if wall else float("nan")
 
 
+def print_rows(head, lines, markdown):
+    """A header and rows of cells, as a Markdown table or space-separated."""
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        for line in [head] + lines:
+            print("  ".join(line))
+
+
 def build_stamp(oxmx):
     """Where oxmx's extension module was loaded from and when it was built: runs of
     different builds are told apart by it."""
