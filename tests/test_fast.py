@@ -676,6 +676,54 @@ def test_sdpa_special_values(which, special):
         assert_close(got, sdpa_ref(xs["q"], xs["k"], xs["v"], 0.3, mask), TOL_REF["float32"], f"{which}={special} {mask} NumPy")
 
 
+@pytest.mark.parametrize("lq,lk", [(200, 200), (150, 230), (230, 150)])
+def test_causal_attention_over_many_query_blocks_matches_composite(lq, lk):
+    """The CPU scores each block of 64 queries only against the keys its last query
+    sees: equal to the composite with more queries than keys (rows that see no key
+    average every value), with a NaN in a value row most blocks do not see (0 * NaN is
+    NaN everywhere, as the composite), and with a row whose visible scores are all -inf
+    (it averages the hidden values). The gradient route too, with its dtype kept."""
+    rng = np.random.default_rng(lq + lk)
+    q, k, v = (rounded(rng.standard_normal(s), "float32") for s in [(1, 2, lq, 8), (1, 2, lk, 8), (1, 2, lk, 8)])
+    cases = {"plain": (q, k, v)}
+    vn = v.copy()
+    vn[0, 1, min(lk, lq) // 2 + 40 if lk >= lq else lk - 5, 3] = np.nan
+    cases["hidden NaN value"] = (q, k, vn)
+    qi, ki = q.copy(), k.copy()
+    ki[..., 0] = 1.0
+    qi[0, 0, lq - 70, :] = 0.0
+    qi[0, 0, lq - 70, 0] = -np.inf
+    cases["row of -inf scores"] = (qi, ki, v)
+    for name, (a, b, c) in cases.items():
+        args = [ox(t, "float32") for t in (a, b, c)]
+        with mx.stream(mx.cpu):
+            got = mx.fast.scaled_dot_product_attention(*args, scale=0.3, mask="causal")
+            want = comp.scaled_dot_product_attention(*args, 0.3, "causal", None)
+            assert_close(got, want, TOL_COMP["float32"], f"{name} {lq}x{lk}")
+    args = [ox(t, "bfloat16") for t in (q, k, v)]
+    ct = ox(rng.standard_normal((1, 2, lq, 8)), "bfloat16")
+    with mx.stream(mx.cpu):
+        f = lambda a, b, c: mx.fast.scaled_dot_product_attention(a, b, c, scale=0.3, mask="causal")  # noqa: E731
+        g = lambda a, b, c: comp.scaled_dot_product_attention(a, b, c, 0.3, "causal", None)  # noqa: E731
+        got, want = mx.vjp(f, args, [ct])[1], mx.vjp(g, args, [ct])[1]
+    for name, x, w in zip("qkv", got, want):
+        assert x.dtype == mx.bfloat16
+        assert_close(x, w, 6e-2, f"d{name} bfloat16")
+
+
+def test_attention_gradient_with_another_value_head_size():
+    """No mask or causal, value head size unlike the keys': the composite's vjp (the
+    native gradient node takes equal head sizes only)."""
+    rng = np.random.default_rng(3)
+    q, k = (ox(rng.standard_normal((1, 2, 5, 8)), "float32") for _ in range(2))
+    v, ct = ox(rng.standard_normal((1, 2, 5, 4)), "float32"), ox(rng.standard_normal((1, 2, 5, 4)), "float32")
+    for mask in (None, "causal"):
+        f = lambda a, b, c: mx.fast.scaled_dot_product_attention(a, b, c, scale=0.3, mask=mask)  # noqa: E731
+        g = lambda a, b, c: comp.scaled_dot_product_attention(a, b, c, 0.3, mask, None)  # noqa: E731
+        for x, w in zip(mx.vjp(f, [q, k, v], [ct])[1], mx.vjp(g, [q, k, v], [ct])[1]):
+            assert_close(x, w, TOL_COMP["float32"], f"{mask}")
+
+
 def test_sdpa_special_values_match_mlx():
     """NaN/inf inputs where every row still sees a finite-scored key."""
     mlx = mlx_or_skip()
@@ -1506,6 +1554,17 @@ def test_norm_gradient_kernel_special_values_and_checks():
                      ((x, None, g, 1e-5, True, True), "rms_norm_grad")]:
         with pytest.raises(ValueError, match=rf"\[{op}\]"):
             native._fast_norm_grad(*args)
+
+
+def test_current_device_follows_stream_blocks():
+    from oxmx import _oxmx as native
+
+    assert native._current_device() == mx.default_device()
+    with mx.stream(mx.cpu):
+        assert native._current_device() == mx.cpu
+        with mx.stream(mx.default_stream(mx.cpu)):
+            assert native._current_device() == mx.cpu
+    assert native._current_device() == mx.default_device()
 
 
 def test_norm_gradient_kernel_exports_and_compiles(tmp_path):

@@ -1133,27 +1133,46 @@ def test_elementwise_buffer_donation_keeps_results():
 @pytest.mark.parametrize("n", [64, 100, 102, 4096, 16384])
 def test_norm_gradients_match_cpu(dtype, n):
     # the fused one-pass backward (rows of a multiple of 4, padded threads at 100;
-    # 102 takes the composite)
-    # against the CPU's composite gradients, with and without weight and bias
+    # 102 takes the composite) against the composite formula's gradients on the CPU,
+    # with and without weight and bias
+    from oxmx.core import _fast_composite as comp
+
     x = rand((70, n), mx.float32, -2, 2, seed=n).astype(dtype) + 0.3
     w = rand((n,), mx.float32, 0.5, 1.5, seed=3).astype(dtype)
     b = rand((n,), mx.float32, -1, 1, seed=4).astype(dtype)
     ct = rand((70, n), mx.float32, -1, 1, seed=5).astype(dtype)
     cases = {
-        "layer_norm w b": lambda x, w, b: mx.fast.layer_norm(x, w, b, 1e-5),
-        "layer_norm": lambda x, w, b: mx.fast.layer_norm(x, None, None, 1e-5),
-        "layer_norm b": lambda x, w, b: mx.fast.layer_norm(x, None, b, 1e-5),
-        "rms_norm w": lambda x, w, b: mx.fast.rms_norm(x, w, 1e-6),
-        "rms_norm": lambda x, w, b: mx.fast.rms_norm(x, None, 1e-6),
+        "layer_norm w b": (lambda x, w, b: mx.fast.layer_norm(x, w, b, 1e-5), lambda x, w, b: comp.layer_norm(x, w, b, 1e-5)),
+        "layer_norm": (lambda x, w, b: mx.fast.layer_norm(x, None, None, 1e-5), lambda x, w, b: comp.layer_norm(x, None, None, 1e-5)),
+        "layer_norm b": (lambda x, w, b: mx.fast.layer_norm(x, None, b, 1e-5), lambda x, w, b: comp.layer_norm(x, None, b, 1e-5)),
+        "rms_norm w": (lambda x, w, b: mx.fast.rms_norm(x, w, 1e-6), lambda x, w, b: comp.rms_norm(x, w, 1e-6)),
+        "rms_norm": (lambda x, w, b: mx.fast.rms_norm(x, None, 1e-6), lambda x, w, b: comp.rms_norm(x, None, 1e-6)),
     }
     tol = {mx.float32: 2e-4, mx.float16: 2e-2, mx.bfloat16: 8e-2}[dtype]
-    for name, f in cases.items():
-        g = lambda x, w, b: mx.vjp(f, [x, w, b], [ct])[1]
-        got, want = on(mx.gpu, g, x, w, b), on(mx.cpu, g, x, w, b)
+    for name, (f, ref) in cases.items():
+        got = on(mx.gpu, lambda x, w, b: mx.vjp(f, [x, w, b], [ct])[1], x, w, b)
+        want = on(mx.cpu, lambda x, w, b: mx.vjp(ref, [x, w, b], [ct])[1], x, w, b)
         for k, gg, ww in zip("xwb", got, want):
             a, e = np.array(gg.astype(mx.float32)), np.array(ww.astype(mx.float32))
             scale = max(1.0, float(np.abs(e).max()))
             np.testing.assert_allclose(a, e, rtol=0, atol=tol * scale, err_msg=f"{name}: d{k}")
+
+
+@gpu_only
+def test_norm_gradient_of_an_infinite_weight_is_nan_as_the_composite():
+    # layer_norm: an infinite g * w makes the composite's (MLX's) dx NaN across the row;
+    # the GPU's fused backward and the CPU's kernel give the same
+    from oxmx.core import _fast_composite as comp
+
+    x = rand((3, 64), mx.float32, seed=7)
+    w = mx.concatenate([mx.ones((63,)), mx.array([-np.inf])])
+    ct = rand((3, 64), mx.float32, seed=8)
+    f = lambda x: mx.vjp(lambda a: mx.fast.layer_norm(a, w, None, 1e-5), [x], [ct])[1][0]  # noqa: E731
+    ref = lambda x: mx.vjp(lambda a: comp.layer_norm(a, w, None, 1e-5), [x], [ct])[1][0]  # noqa: E731
+    want = np.array(on(mx.cpu, ref, x))
+    assert np.isnan(want).all()
+    for device in (mx.gpu, mx.cpu):
+        assert np.isnan(np.array(on(device, f, x))).all(), device
 
 
 # Layouts of the strided elementwise walks (eager and fused): rows of four outputs per
@@ -1283,3 +1302,23 @@ def test_float_powers_against_the_cpu(dtype, compiled):
             np.testing.assert_array_equal(g, w)
         else:
             np.testing.assert_allclose(g, w, rtol=TOL[dtype] / 4, atol=0)
+
+
+@gpu_only
+def test_fast_op_gradients_run_on_the_current_stream():
+    # inside `with mx.stream(mx.cpu)` (the default device being the GPU) the fused norm
+    # and attention gradients are the CPU's nodes: nothing is launched on the GPU
+    from oxmx import _oxmx
+
+    x, ct = rand((8, 64), mx.float32, seed=1), rand((8, 64), mx.float32, seed=2)
+    w = rand((64,), mx.float32, seed=3)
+    q = rand((1, 2, 16, 64), mx.float32, seed=4).astype(mx.bfloat16)
+    mx.eval(x, ct, w, q)
+    with mx.stream(mx.cpu):
+        assert _oxmx._current_device() == mx.cpu
+        before = _oxmx._kernel_launches(mx.gpu)
+        g1 = mx.vjp(lambda a, b: mx.fast.layer_norm(a, b, None, 1e-5), [x, w], [ct])[1]
+        g2 = mx.vjp(lambda a: mx.fast.scaled_dot_product_attention(a, a, a, scale=0.125, mask="causal"), [q], [q])[1]
+        mx.eval(g1, g2)
+        assert _oxmx._kernel_launches(mx.gpu) == before
+    assert _oxmx._current_device() == mx.default_device()

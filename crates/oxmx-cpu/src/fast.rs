@@ -293,85 +293,110 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                 let qm = &q[bh * lq * dk..(bh + 1) * lq * dk];
                 let km = &kk[kvh * lk * dk..(kvh + 1) * lk * dk];
                 let vm = &v[kvh * lk * dv..(kvh + 1) * lk * dv];
+                // the first key whose value row is not finite (lk: none)
+                let bad_v = if mask == SdpaMask::Causal {
+                    vm.chunks(dv.max(1))
+                        .position(|r| r.iter().any(|x| !x.is_finite()))
+                        .unwrap_or(lk)
+                } else {
+                    lk
+                };
                 o_bh.par_chunks_mut(qb * dv)
                     .enumerate()
                     .try_for_each(|(blk, o)| -> Result<()> {
                         let q0 = blk * qb;
                         let rows = o.len() / dv.max(1);
                         // causal: the keys after the block's last query are hidden from
-                        // all its rows, so its scores stop there (about half the work);
-                        // not when a row of the block sees no key (it averages every
-                        // value, MLX's fill)
-                        let keys = match mask {
+                        // all its rows, so its scores stop there (about half the work).
+                        // Not when a row of the block sees no key, nor past a hidden
+                        // value row that is not finite (0 * NaN is NaN, as the composite)
+                        let seen = match mask {
                             SdpaMask::Causal if q0 as i64 + shift >= 0 => {
                                 ((q0 + rows) as i64 + shift).clamp(0, lk as i64) as usize
                             }
                             _ => lk,
                         };
-                        let mut s = vec![F::zero(); rows * keys];
-                        // scores = q_blk @ k^T (k^T[d, j] = k[j * dk + d])
-                        gemm_into(
-                            rows,
-                            keys,
-                            dk,
-                            (&qm[q0 * dk..], dk as isize, 1),
-                            (km, 1, dk as isize),
-                            &mut s,
-                        )?;
-                        for (r, srow) in s.chunks_mut(keys.max(1)).enumerate() {
-                            let i = q0 + r;
-                            let mbase = b * mstride[0] + h * mstride[1] + i * mstride[2];
-                            let mut m = F::neg_infinity();
-                            for (j, sv) in srow.iter_mut().enumerate() {
-                                let mut val = *sv * scale;
-                                let keep = match mask {
-                                    SdpaMask::Causal => (j as i64) <= i as i64 + shift,
-                                    SdpaMask::Bool => mask_bool.as_ref().is_none_or(|mb| {
-                                        mb.get(mbase + j * mstride[3]) != Some(&0)
-                                    }),
-                                    _ => true,
-                                };
-                                if let Some(ma) = &mask_add {
-                                    val = val
-                                        + ma.get(mbase + j * mstride[3])
-                                            .copied()
-                                            .unwrap_or(F::zero());
+                        let mut keys = if seen < lk {
+                            seen.max(bad_v + 1).min(lk)
+                        } else {
+                            lk
+                        };
+                        // the softmax of the block's rows over `keys` keys into `o`;
+                        // true when a row's largest score is the fill (it sees no key
+                        // or only -inf scores: it averages every hidden value)
+                        let block = |keys: usize, o: &mut [F]| -> Result<bool> {
+                            let mut filled = false;
+                            let mut s = vec![F::zero(); rows * keys];
+                            // scores = q_blk @ k^T (k^T[d, j] = k[j * dk + d])
+                            gemm_into(
+                                rows,
+                                keys,
+                                dk,
+                                (&qm[q0 * dk..], dk as isize, 1),
+                                (km, 1, dk as isize),
+                                &mut s,
+                            )?;
+                            for (r, srow) in s.chunks_mut(keys.max(1)).enumerate() {
+                                let i = q0 + r;
+                                let mbase = b * mstride[0] + h * mstride[1] + i * mstride[2];
+                                let mut m = F::neg_infinity();
+                                for (j, sv) in srow.iter_mut().enumerate() {
+                                    let mut val = *sv * scale;
+                                    let keep = match mask {
+                                        SdpaMask::Causal => (j as i64) <= i as i64 + shift,
+                                        SdpaMask::Bool => mask_bool.as_ref().is_none_or(|mb| {
+                                            mb.get(mbase + j * mstride[3]) != Some(&0)
+                                        }),
+                                        _ => true,
+                                    };
+                                    if let Some(ma) = &mask_add {
+                                        val = val
+                                            + ma.get(mbase + j * mstride[3])
+                                                .copied()
+                                                .unwrap_or(F::zero());
+                                    }
+                                    if !keep {
+                                        // MLX's fill: a row with every key hidden averages v
+                                        val = F::min_value();
+                                    }
+                                    if val > m || val.is_nan() {
+                                        m = if m.is_nan() { m } else { val };
+                                    }
+                                    *sv = val;
                                 }
-                                if !keep {
-                                    // MLX's fill: a row with every key hidden averages v
-                                    val = F::min_value();
+                                let sink_v = sink.as_ref().map(|s| s[h]);
+                                if let Some(sv) = sink_v {
+                                    if sv > m {
+                                        m = sv;
+                                    }
                                 }
-                                if val > m || val.is_nan() {
-                                    m = if m.is_nan() { m } else { val };
+                                let mut sum = F::zero();
+                                for sv in srow.iter_mut() {
+                                    *sv = (*sv - m).fast_exp();
+                                    sum = sum + *sv;
                                 }
-                                *sv = val;
-                            }
-                            let sink_v = sink.as_ref().map(|s| s[h]);
-                            if let Some(sv) = sink_v {
-                                if sv > m {
-                                    m = sv;
+                                if let Some(sv) = sink_v {
+                                    sum = sum + (sv - m).exp();
                                 }
+                                filled |= m == F::min_value();
+                                let inv = sum.recip();
+                                srow.iter_mut().for_each(|p| *p = *p * inv);
                             }
-                            let mut sum = F::zero();
-                            for sv in srow.iter_mut() {
-                                *sv = (*sv - m).fast_exp();
-                                sum = sum + *sv;
-                            }
-                            if let Some(sv) = sink_v {
-                                sum = sum + (sv - m).exp();
-                            }
-                            let inv = sum.recip();
-                            srow.iter_mut().for_each(|p| *p = *p * inv);
+                            // out_blk = p @ v
+                            gemm_into(
+                                rows,
+                                dv,
+                                keys,
+                                (&s, keys as isize, 1),
+                                (vm, dv as isize, 1),
+                                o,
+                            )?;
+                            Ok(filled)
+                        };
+                        while block(keys, &mut *o)? && keys < lk {
+                            keys = lk;
                         }
-                        // out_blk = p @ v
-                        gemm_into(
-                            rows,
-                            dv,
-                            keys,
-                            (&s, keys as isize, 1),
-                            (vm, dv as isize, 1),
-                            o,
-                        )
+                        Ok(())
                     })
             })
     })

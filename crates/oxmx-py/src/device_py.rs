@@ -166,6 +166,13 @@ fn _pop_stream() {
     device::pop_stream();
 }
 
+/// The device of the stream ops created now run on (the innermost `mx.stream` block's,
+/// else the default device): where a node made by a native call without `stream=` runs.
+#[pyfunction]
+fn _current_device() -> PyDevice {
+    PyDevice(device::current_stream().device)
+}
+
 #[pyfunction]
 #[pyo3(signature = (stream=None))]
 fn synchronize(py: Python<'_>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -281,6 +288,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("cpu", PyDeviceType::cpu)?;
     m.add("gpu", PyDeviceType::gpu)?;
     m.add_function(wrap_pyfunction!(default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(_current_device, m)?)?;
     m.add_function(wrap_pyfunction!(set_default_device, m)?)?;
     m.add_function(wrap_pyfunction!(default_stream, m)?)?;
     m.add_function(wrap_pyfunction!(set_default_stream, m)?)?;

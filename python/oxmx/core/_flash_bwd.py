@@ -342,7 +342,9 @@ def applies(q, k, v, causal, has_mask, has_sinks, stream=None):
 
     if os.environ.get("OXMX_CUDA_NO_FLASH") or has_sinks or (has_mask and not causal):
         return False
-    device = _mx.default_device() if stream is None else getattr(stream, "device", stream)
+    from .fast import _op_device
+
+    device = _op_device(stream)
     if device != _mx.gpu or not _mx.cuda.is_available():
         return False
     cc = _oxmx._cuda_compute_capability()

@@ -76,6 +76,9 @@ for (long long r = (long long)blockIdx.x * RPB; r < r_end; ++r) {
   // padding elements have g = 0: they add nothing to either sum
   float mgw = LN ? block_sum<NW>(a, sh) / fn : 0.f;
   float mgx = block_sum<NW>(c2, sh) / fn;
+  // layer_norm with an infinite or NaN g * w: NaN across the row, as the composite's vjp
+  // (its mean's gradient sums infinities of both signs) and the CPU's kernel
+  const bool blank = LN && !(isfinite(mgw) && isfinite(mgx));
   #pragma unroll
   for (int i = 0; i < VPT; ++i) {
     long long j = tid + (long long)i * THREADS;
@@ -84,7 +87,7 @@ for (long long r = (long long)blockIdx.x * RPB; r < r_end; ++r) {
       for (int e = 0; e < 4; ++e) {
         int k = i * 4 + e;
         float xh = (xv[k] - mean) * rinv;
-        dr[j * 4 + e] = (T)(rinv * (gv[k] * wv[k] - mgw - xh * mgx));
+        dr[j * 4 + e] = (T)(blank ? __int_as_float(0x7fc00000) : rinv * (gv[k] * wv[k] - mgw - xh * mgx));
         dwa[k] += gv[k] * xh; dba[k] += gv[k];
       }
     }
@@ -138,7 +141,9 @@ def applies(x, n, stream=None):
 
     if os.environ.get("OXMX_CUDA_NO_FUSED_BWD") or x.dtype not in (_mx.float32, _mx.float16, _mx.bfloat16):
         return False
-    device = _mx.default_device() if stream is None else getattr(stream, "device", stream)
+    from .fast import _op_device
+
+    device = _op_device(stream)
     if device != _mx.gpu or not _mx.cuda.is_available():
         return False
     if n <= 0 or n % 4:

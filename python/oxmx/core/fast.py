@@ -147,7 +147,7 @@ def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
             x, w, b = split(primals)
             dx, dw, db = _norm_bwd.norm_vjp(x, w, b, cotangent, eps, layer, stream)
             return tuple(v for v in (dx, dw, db) if v is not None)
-    elif _runs_on_cpu(stream):
+    elif _runs_on_cpu():
         def kernel(primals, cotangent, output):
             x, w, b = split(primals)
             flat = _native._fast_norm_grad(x, w, cotangent, eps, not layer, b is not None)
@@ -176,10 +176,15 @@ def _norm_fast_vjp(x, weight, bias, eps, layer, stream):
     return _first_order(kernel, slow)
 
 
-def _runs_on_cpu(stream):
-    """Whether a fused op asked for with ``stream`` evaluates on the CPU."""
-    default = _mx.default_device()
-    return default == _mx.cpu and (stream is None or getattr(stream, "device", stream) == _mx.cpu)
+def _runs_on_cpu():
+    """Whether nodes made now by a native call (which takes no stream) run on the CPU:
+    the current stream's device (the innermost ``mx.stream`` block's, else the default
+    device's)."""
+    return _native._current_device() == _mx.cpu
+
+
+def _op_device(stream):
+    return _native._current_device() if stream is None else getattr(stream, "device", stream)
 
 
 def _number(op, name, v):
@@ -360,7 +365,7 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         # composite's vjp.
         if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
             grad = lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
-        elif sinks is None and (mask is None or causal) and _runs_on_cpu(stream):
+        elif sinks is None and (mask is None or causal) and vs == ks and _runs_on_cpu():
             grad = lambda p, ct, out: _cpu_attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
         else:
             return None

@@ -455,10 +455,9 @@ pub fn norm_grad(
     }
     ins.push(astype(g, d)?);
     let n = x.shape().last().copied().unwrap_or(0);
-    let params = (weight.is_some() as usize + bias as usize) * n;
-    let len = x
-        .size()
-        .checked_add(params)
+    let len = (weight.is_some() as usize + bias as usize)
+        .checked_mul(n)
+        .and_then(|params| params.checked_add(x.size()))
         .ok_or_else(|| Error::overflow(op))?;
     let k = FastKernel::NormGrad {
         eps,
