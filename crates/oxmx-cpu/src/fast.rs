@@ -316,10 +316,11 @@ fn sdpa<F: Acc>(k: &FastKernel, ins: &[Input], out: &mut Buffer, d: Dtype) -> Re
                             }
                             _ => lk,
                         };
-                        let mut keys = if seen < lk {
-                            seen.max(bad_v + 1).min(lk)
+                        // (bad_v == lk: every value row is finite)
+                        let mut keys = if bad_v < lk {
+                            seen.max(bad_v + 1)
                         } else {
-                            lk
+                            seen
                         };
                         // the softmax of the block's rows over `keys` keys into `o`;
                         // true when a row's largest score is the fill (it sees no key
