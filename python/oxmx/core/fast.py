@@ -13,7 +13,7 @@ from oxmx._oxmx import array as _array
 import oxmx.core as _mx
 from . import _fast_composite as _ref
 from . import _flash_bwd, _norm_bwd
-from ._transforms import _INEXACT, custom_function as _custom_function, jvp as _jvp, vjp as _vjp, vmap as _vmap
+from ._transforms import _INEXACT, jvp as _jvp, vjp as _vjp, vmap as _vmap
 
 _any_traced = _native.transforms.any_traced
 _custom = _native.transforms.custom
