@@ -371,6 +371,19 @@ def _cudnn_ready(q, k, causal):
     return _oxmx._cuda_sdpa_grad_ready(B, Hq, k.shape[1], Lq, k.shape[2], D, q.dtype == _mx.bfloat16, bool(causal))
 
 
+def native_grad(q, k, v, out, dout, scale, causal):
+    """(dq, dk, dv) from one ``SdpaGrad`` node (cuDNN on the GPU, GEMMs on the CPU): its
+    flat output holds them one after another. ``out`` and ``dout`` take q's dtype."""
+    from oxmx import _oxmx
+
+    dt = q.dtype
+    out = out if out.dtype == dt else out.astype(dt)
+    dout = dout if dout.dtype == dt else dout.astype(dt)
+    flat = _oxmx._fast_sdpa_grad(q, k, v, out, dout, float(scale), bool(causal))
+    nq, nk = q.size, k.size
+    return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
+
+
 def attention_vjp(q, k, v, out, dout, scale, causal):
     """(dq, dk, dv) of ``softmax(q k^T scale) v`` at ``out``, for the cotangent ``dout``."""
     B, Hq, Lq, D = q.shape
@@ -379,16 +392,9 @@ def attention_vjp(q, k, v, out, dout, scale, causal):
         return _mx.zeros_like(q), _mx.zeros_like(k), _mx.zeros_like(v)
     dt = q.dtype
     if _cudnn_ready(q, k, causal):
-        # cuDNN's fused backward (one node; the CUDA backend runs the forward again for
-        # its row statistics): dq, dk and dv come back one after another
-        from oxmx import _oxmx
-
-        # the forward's own output array: the backend finds the row statistics it kept
-        out = out if out.dtype == dt else out.astype(dt)
-        dout = dout if dout.dtype == dt else dout.astype(dt)
-        flat = _oxmx._fast_sdpa_grad(q, k, v, out, dout, float(scale), bool(causal))
-        nq, nk = q.size, k.size
-        return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
+        # cuDNN's fused backward (one node; the backend finds the row statistics the
+        # forward kept for its output array)
+        return native_grad(q, k, v, out, dout, scale, causal)
     tmpl = [("D", D), ("CAUSAL", bool(causal)), ("BF16", dt == _mx.bfloat16)]
     sl2 = float(scale * math.log2(math.e))
     (ml,) = _kernel("lse")(

@@ -366,7 +366,7 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         if _flash_bwd.applies(q, k, v, causal, mask is not None, sinks is not None, stream):
             grad = lambda p, ct, out: _flash_bwd.attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
         elif sinks is None and (mask is None or causal) and vs == ks and _runs_on_cpu():
-            grad = lambda p, ct, out: _cpu_attention_vjp(*p, out, ct, scale, causal)  # noqa: E731
+            grad = lambda p, ct, out: _flash_bwd.native_grad(*p, out, ct, scale, causal)  # noqa: E731
         else:
             return None
 
@@ -379,15 +379,6 @@ def scaled_dot_product_attention(q, k, v, *, scale, mask=None, sinks=None, force
         lambda q, k, v, m, s: _native._fast_sdpa(q, k, v, scale, causal, m, s), composite, q, k, v, arr_mask, sinks,
         make_fast_vjp=make_fast_vjp,
     )
-
-
-def _cpu_attention_vjp(q, k, v, out, ct, scale, causal):
-    """(dq, dk, dv) from one native ``SdpaGrad`` node (flattened, cut apart here)."""
-    dt = q.dtype
-    flat = _native._fast_sdpa_grad(q, k, v, out if out.dtype == dt else out.astype(dt),
-                                   ct if ct.dtype == dt else ct.astype(dt), scale, causal)
-    nq, nk = q.size, k.size
-    return flat[:nq].reshape(q.shape), flat[nq:nq + nk].reshape(k.shape), flat[nq + nk:].reshape(v.shape)
 
 
 def cross_entropy(logits, targets, *, stream=None):
