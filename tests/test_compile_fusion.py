@@ -331,6 +331,53 @@ def test_compiled_training_step_matches_eager():
         same(a, b)
 
 
+# ------------------------------------------------------------------ half-precision logits
+def _lm_head_step(dt, vocab=37):
+    """A tied LM head and its loss, with the logits cast to float32 as GPT-2's loss does:
+    (the loss, the embedding's gradient)."""
+    import oxmx.nn as nn
+
+    r = np.random.default_rng(11)
+    h = mx.array(r.standard_normal((2, 6, 8)).astype(np.float32)).astype(dt)
+    w = mx.array((r.standard_normal((vocab, 8)) * 0.5).astype(np.float32)).astype(dt)
+    y = mx.array(r.integers(0, vocab, (2, 6)).astype(np.int32))
+
+    def step(w, h, y):
+        def loss(w):
+            return nn.losses.cross_entropy((h @ w.T).astype(mx.float32), y, reduction="mean")
+
+        return mx.value_and_grad(loss)(w)
+
+    return step, (w, h, y)
+
+
+@pytest.mark.parametrize("dt", [mx.bfloat16, mx.float16])
+def test_compiled_loss_reads_half_logits_without_the_float32_copy(dt):
+    step, args = _lm_head_step(dt)
+    tape = capture(step, *args)
+    plain, run = tape.op_names(False), tape.op_names(True)
+    # the float32 copy of the logits and the gradient's cast back are gone
+    assert plain.count("astype float32") - run.count("astype float32") >= 1
+    assert plain.count(f"astype {dt.name}") - run.count(f"astype {dt.name}") >= 1
+    assert f"cross_entropy_grad {dt.name}" in run and "custom_function float32" not in run
+    got, want = mx.compile(step)(*args), step(*args)
+    if mx.default_device() == mx.cpu:
+        tree_same(got, want)  # the CPU loads rows into float32 either way
+    else:  # a GPU row sum may split differently over the narrower type
+        tree_close(got, want, rtol=1e-2)
+
+
+def test_compiled_loss_keeps_float32_logits_and_transforms_exact():
+    step, args = _lm_head_step(mx.float32)
+    tape = capture(step, *args)
+    assert tape.op_names(True).count("astype float32") == tape.op_names(False).count("astype float32")
+    tree_same(mx.compile(step)(*args), step(*args))
+    # a transform over the compiled step replays the plain trace (rules intact)
+    w, h, y = args
+    f = lambda w: mx.compile(step)(w.astype(mx.bfloat16).astype(mx.float32), h, y)[0]
+    same(mx.grad(f)(w), mx.grad(lambda w: step(w.astype(mx.bfloat16).astype(mx.float32), h, y)[0])(w))
+
+
 # ------------------------------------------------------------------ the GPU: one launch
 gpu = pytest.mark.skipif(not mx.is_available(mx.gpu), reason="no GPU")
 

@@ -1240,6 +1240,43 @@ def test_cross_entropy_and_its_gradient(dtype):
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("layout", ["columns", "offset_columns", "padded_3d", "broadcast_rows"])
+def test_cross_entropy_reads_strided_rows(dtype, layout):
+    """The cross-entropy kernels read rows at a stride in place (slices of wider rows,
+    at an offset, padded 3-d logits; rows that do not step evenly are copied first), and
+    a large gradient with rows of an odd size comes back with padded rows: both equal
+    the CPU's results."""
+    rng = np.random.default_rng(41)
+    rows, n = (2048, 2053) if layout == "padded_3d" else (6, 301)
+    wide = mx.array((rng.standard_normal((rows, n + 11)) * 3).astype(np.float32)).astype(dtype)
+    if layout == "columns":
+        logits = wide[:, :n]
+    elif layout == "offset_columns":
+        logits = wide[1:, 5 : n + 5]
+    elif layout == "padded_3d":
+        logits = wide[:, 3 : n + 3][None]  # (1, 2048, 2053): a padded gradient (> 2^22 values)
+    else:
+        logits = mx.broadcast_to(wide[:1, :n], (4, n))
+    t = mx.array(rng.integers(0, n, logits.shape[:-1]).astype(np.int32))
+
+    def loss_and_grad(l):
+        return mx.value_and_grad(lambda l: mx.fast.cross_entropy(l, t).mean())(l)
+
+    (lc, gc), (lg, gg) = on(mx.cpu, loss_and_grad, logits), on(mx.gpu, loss_and_grad, logits)
+    np.testing.assert_allclose(np.array(lg), np.array(lc), rtol=TOL[dtype], atol=1e-6)
+    assert gg.dtype == logits.dtype and gg.shape == logits.shape
+    np.testing.assert_allclose(
+        np.array(gg.astype(mx.float64)), np.array(gc.astype(mx.float64)), rtol=TOL[dtype], atol=1e-7
+    )
+    # the gradient feeds a product and a reduction as any array would
+    w = mx.array(rng.standard_normal((n, 3)).astype(np.float32)).astype(dtype)
+    pc, pg = on(mx.cpu, lambda g: (g @ w, g.sum(-1)), gc), on(mx.gpu, lambda g: (g @ w, g.sum(-1)), gg)
+    for a, b in zip(pg, pc):
+        np.testing.assert_allclose(np.array(a.astype(mx.float64)), np.array(b.astype(mx.float64)), rtol=5e-2, atol=1e-3)
+
+
+@gpu_only
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int8, mx.int32, mx.uint64])
 @pytest.mark.parametrize("layout", ["contiguous", "offset", "rows", "transposed"])
 def test_fused_host_scalars_by_value(dtype, layout):

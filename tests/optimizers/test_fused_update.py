@@ -1,5 +1,5 @@
 """The fused Adam/AdamW step (one kernel per parameter) against its composite formula:
-bit for bit in float32 and float64, on contiguous and non-contiguous parameters, inside
+bit for bit in float16, bfloat16, float32 and float64, on contiguous and non-contiguous parameters, inside
 compile, and differentiated/batched through the composite."""
 
 import numpy as np
@@ -15,6 +15,13 @@ CASES = [
     (optim.AdamW, {}),
     (optim.AdamW, {"bias_correction": True, "weight_decay": 0.1}),
 ]
+
+
+def _same(a, b):
+    """Equal values, NaNs and signs of zeros (halves compared through their exact float32 values)."""
+    a, b = (np.array(x.astype(mx.float32) if x.dtype in (mx.float16, mx.bfloat16) else x) for x in (a, b))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
 
 
 def _composite_only(monkeypatch):
@@ -51,7 +58,7 @@ def _data(dtype, seed, view):
 
 
 @pytest.mark.parametrize("cls,kw", CASES)
-@pytest.mark.parametrize("dtype", [mx.float32, mx.float64])
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16, mx.float32, mx.float64])
 @pytest.mark.parametrize("view", [False, True])
 def test_fused_is_bit_identical_to_composite(cls, kw, dtype, view, monkeypatch):
     params, gseq = _data(dtype, 0, view)
@@ -64,9 +71,9 @@ def test_fused_is_bit_identical_to_composite(cls, kw, dtype, view, monkeypatch):
     _composite_only(monkeypatch)
     comp_p, comp_s = _run(cls, kw, params, gseq)
     for k in params:
-        np.testing.assert_array_equal(np.array(fused_p[k]), np.array(comp_p[k]))
+        _same(fused_p[k], comp_p[k])
         for s in ("m", "v"):
-            np.testing.assert_array_equal(np.array(fused_s[k][s]), np.array(comp_s[k][s]))
+            _same(fused_s[k][s], comp_s[k][s])
         assert fused_p[k].dtype == dtype and fused_p[k].shape == params[k].shape
 
 
@@ -117,14 +124,33 @@ def test_grad_and_vmap_through_the_step_use_the_composite(monkeypatch):
     np.testing.assert_allclose(np.array(batched), np.array(mx.vmap(loss)(mx.stack([g0, 2 * g0]))), rtol=1e-6)
 
 
-def test_half_precision_and_array_betas_take_the_composite(monkeypatch):
+def test_array_betas_and_mixed_dtypes_take_the_composite(monkeypatch):
     called = []
     real = _fused.adam_step
     monkeypatch.setattr(_fused, "adam_step", lambda *a: called.append(1) or real(*a))
-    for dt in (mx.float16, mx.bfloat16):
-        optim.Adam(1e-2).apply_gradients({"w": mx.ones((3,), dtype=dt)}, {"w": mx.zeros((3,), dtype=dt)})
     optim.Adam(1e-2, betas=[mx.array(0.9), 0.99]).apply_gradients({"w": mx.ones((3,))}, {"w": mx.zeros((3,))})
+    # a float32 gradient for a bfloat16 parameter: the composite promotes
+    optim.Adam(1e-2).apply_gradients({"w": mx.ones((3,))}, {"w": mx.zeros((3,), dtype=mx.bfloat16)})
     assert not called
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_step_rounds_like_the_composite_at_extremes(dtype, monkeypatch):
+    """Gradients at the half type's edges (tiny, huge, signed zeros, subnormals) over
+    many steps: the fused kernel and the composite agree bit for bit."""
+    info = np.finfo(np.float16) if dtype == mx.float16 else None
+    big = float(info.max) / 4 if info is not None else 1e38
+    vals = np.array([0.0, -0.0, 1e-7, -3e-6, 6e-8, 1.0, -1.0, 3.14159, big, -big, 1e-3, 250.0], dtype=np.float64)
+    rng = np.random.default_rng(5)
+    params = {"w": mx.array(rng.standard_normal(vals.size), dtype=dtype)}
+    gseq = [{"w": mx.array(vals * s, dtype=dtype)} for s in (1.0, -0.5, 2.0, 0.25, 1.0, -1.0)]
+    kw = {"bias_correction": True, "weight_decay": 0.01}
+    fused_p, fused_s = _run(optim.AdamW, kw, params, gseq, lr=3e-3)
+    _composite_only(monkeypatch)
+    comp_p, comp_s = _run(optim.AdamW, kw, params, gseq, lr=3e-3)
+    _same(fused_p["w"], comp_p["w"])
+    for s in ("m", "v"):
+        _same(fused_s["w"][s], comp_s["w"][s])
 
 
 def test_native_step_rejects_bad_arguments():

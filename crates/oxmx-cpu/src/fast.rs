@@ -144,8 +144,12 @@ pub fn run(k: &FastKernel, ins: &[Input], out: &mut Buffer, out_dtype: Dtype) ->
         (FastKernel::CrossEntropyGrad, true) => cross_entropy_grad::<f64>(ins, out, out_dtype),
         (FastKernel::NormGrad { .. }, false) => norm::norm_grad::<f32>(k, ins, out, out_dtype),
         (FastKernel::NormGrad { .. }, true) => norm::norm_grad::<f64>(k, ins, out, out_dtype),
-        (FastKernel::AdamStep { c }, false) => adam_step::<f32>(ins, c, out),
         (FastKernel::AdamStep { c }, true) => adam_step::<f64>(ins, c, out),
+        (FastKernel::AdamStep { c }, false) => match out_dtype {
+            Dtype::Bfloat16 => adam_step_half(ins, c, out, bf16_rounding()),
+            Dtype::Float16 => adam_step_half(ins, c, out, f16_rounding()),
+            _ => adam_step::<f32>(ins, c, out),
+        },
     }
 }
 
@@ -612,6 +616,82 @@ fn cross_entropy_grad<F: Acc>(ins: &[Input], out: &mut Buffer, d: Dtype) -> Resu
             });
         Ok(())
     })
+}
+
+/// How a half type's ops round: f32 → storage (as the elementwise kernels store each
+/// op's result), storage → f32, and a Python number → storage (as a scalar operand is
+/// made).
+#[derive(Clone, Copy)]
+struct HalfRounding<H> {
+    store: fn(f32) -> H,
+    load: fn(H) -> f32,
+    scalar: fn(f64) -> H,
+}
+
+fn bf16_rounding() -> HalfRounding<half::bf16> {
+    HalfRounding {
+        store: crate::elem::bf16_of,
+        load: half::bf16::to_f32,
+        scalar: <half::bf16 as Elem>::from_f64,
+    }
+}
+
+fn f16_rounding() -> HalfRounding<half::f16> {
+    HalfRounding {
+        store: half::f16::from_f32,
+        load: half::f16::to_f32,
+        scalar: half::f16::from_f64,
+    }
+}
+
+/// `FastKernel::AdamStep` on float16/bfloat16 data: each operation in f32 and its result
+/// rounded to the half type, exactly as the composite formula's separate ops (which
+/// compute in f32 and store halves) round them.
+fn adam_step_half<H: bytemuck::Pod + Send + Sync>(
+    ins: &[Input],
+    c: &[f64; 5],
+    out: &mut Buffer,
+    h: HalfRounding<H>,
+) -> Result<()> {
+    let op = "adam_step";
+    let n = input(ins, 0, op)?.size();
+    let [p, g, m, v] = [0, 1, 2, 3].map(|i| input(ins, i, op).map(load::<f32>));
+    let (p, g, m, v) = (p?, g?, m?, v?);
+    let scalar = |i: usize| -> Result<f32> {
+        load::<f32>(input(ins, i, op)?)
+            .first()
+            .copied()
+            .ok_or_else(|| Error::runtime(op, "empty scalar input"))
+    };
+    let (s1, s2, decay) = (scalar(4)?, scalar(5)?, scalar(6)?);
+    let [b1, omb1, b2, omb2, eps] = c.map(|x| (h.load)((h.scalar)(x)));
+    let r = |x: f32| (h.load)((h.store)(x));
+    let len = n.checked_mul(3).ok_or_else(|| Error::overflow(op))?;
+    let dst = out
+        .typed_mut::<H>()
+        .get_mut(..len)
+        .ok_or_else(|| Error::runtime(op, "output too small"))?;
+    let (po, rest) = dst.split_at_mut(n);
+    let (mo, vo) = rest.split_at_mut(n);
+    po.par_chunks_mut(ADAM_CHUNK)
+        .zip(mo.par_chunks_mut(ADAM_CHUNK))
+        .zip(vo.par_chunks_mut(ADAM_CHUNK))
+        .zip(p.par_chunks(ADAM_CHUNK))
+        .zip(g.par_chunks(ADAM_CHUNK))
+        .zip(m.par_chunks(ADAM_CHUNK).zip(v.par_chunks(ADAM_CHUNK)))
+        .for_each(|(((((po, mo), vo), p), g), (m, v))| {
+            let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
+            let ins = p.iter().zip(g).zip(m).zip(v);
+            for (((po, mo), vo), (((&p, &g), &m), &v)) in outs.zip(ins) {
+                let mi = r(r(b1 * m) + r(omb1 * g));
+                let vi = r(r(b2 * v) + r(omb2 * r(g * g)));
+                let den = r(r(r(vi.sqrt()) * s2) + eps);
+                *po = (h.store)(r(p * decay) - r(r(s1 * mi) / den));
+                *mo = (h.store)(mi);
+                *vo = (h.store)(vi);
+            }
+        });
+    Ok(())
 }
 
 /// Elements per rayon task of the optimizer update (a few pages of each stream).

@@ -24,6 +24,19 @@ __device__ __forceinline__ void sto(__nv_bfloat16* p, float v) { *p = st_bf16(v)
 __device__ __forceinline__ ACC nmax(ACC a, ACC b) { return (isnan(a) || a > b) ? a : b; }
 "#;
 
+/// Loads and stores of the Adam step's storage type `T` in its compute type `C` (for
+/// halves, the elementwise kernels' conversions).
+const LDST_ADAM: &str = r#"
+__device__ __forceinline__ float ldc(float v) { return v; }
+__device__ __forceinline__ double ldc(double v) { return v; }
+__device__ __forceinline__ float ldc(__half v) { return ld(v); }
+__device__ __forceinline__ float ldc(__nv_bfloat16 v) { return ld(v); }
+__device__ __forceinline__ void stc(float* p, float v) { *p = v; }
+__device__ __forceinline__ void stc(double* p, double v) { *p = v; }
+__device__ __forceinline__ void stc(__half* p, float v) { *p = st_half(v); }
+__device__ __forceinline__ void stc(__nv_bfloat16* p, float v) { *p = st_bf16(v); }
+"#;
+
 /// Shared memory the attention kernel may use per block.
 const SDPA_SMEM: usize = 40 * 1024;
 /// Query rows (warps) per attention block.
@@ -68,6 +81,59 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
   }}\n\
 }}\n"
     ))
+}
+
+/// Gradient outputs from this many elements get 16-byte-padded rows.
+const PAD_GRAD_MIN: usize = 1 << 22;
+
+/// `(offset, row stride)` in elements when `x`'s rows (its last axis) are contiguous and
+/// evenly spaced (a contiguous array, a slice of columns, a padded matrix), else None.
+fn row_layout(x: &Input) -> Option<(usize, usize)> {
+    let nd = x.shape.len();
+    let n = x.shape.last().copied().unwrap_or(1);
+    let st = &x.data.strides;
+    if nd == 0 {
+        return Some((x.data.offset, 1));
+    }
+    if n > 1 && st.get(nd - 1).copied() != Some(1) {
+        return None;
+    }
+    let ld = if nd >= 2 {
+        usize::try_from(*st.get(nd - 2)?).ok()?
+    } else {
+        n
+    };
+    let ld = if nd >= 2 && x.shape.get(nd - 2) == Some(&1) {
+        n
+    } else {
+        ld
+    };
+    if ld < n {
+        return None;
+    }
+    // the rows: every leading axis steps by whole rows
+    let mut expect = ld;
+    for d in (0..nd - 1).rev() {
+        let len = *x.shape.get(d)?;
+        if len != 1 && usize::try_from(*st.get(d)?).ok()? != expect {
+            return None;
+        }
+        expect = expect.checked_mul(len)?;
+    }
+    Some((x.data.offset, ld))
+}
+
+/// Most threads per row of the norm kernels: 256, or `OXMX_NORM_THREADS` (a multiple of
+/// 32 from 32 to 1024; for measuring other block shapes on a GPU).
+fn norm_threads() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        std::env::var("OXMX_NORM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|t| t % 32 == 0 && (32..=1024).contains(t))
+            .unwrap_or(256)
+    })
 }
 
 /// Most row elements per thread of the register norm kernel (256 threads: rows of up to
@@ -154,8 +220,8 @@ fn cross_entropy_src(d: Dtype) -> Result<String> {
     let (t, acc) = types("cross_entropy", d)?;
     Ok(format!(
         "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n{ROW_LSE}\n\
-extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, float* __restrict__ out, long long n, long long axis, long long* err) {{\n\
-  const {t}* x = in + (long long)blockIdx.x * n;\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, float* __restrict__ out, long long n, long long axis, long long* err, long long off, long long ld) {{\n\
+  const {t}* x = in + off + (long long)blockIdx.x * ld;\n\
   const ACC lse = row_lse(x, n);\n\
   if (threadIdx.x == 0) {{\n\
     long long t = tg[blockIdx.x];\n\
@@ -229,15 +295,17 @@ fn cross_entropy_grad_src(d: Dtype) -> Result<String> {
     let (t, acc) = types("cross_entropy_grad", d)?;
     Ok(format!(
         "{PRELUDE}\ntypedef {acc} ACC;\n{LDST}\n{ROW_LSE}\n\
-extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, const ACC* __restrict__ g, {t}* __restrict__ out, long long n) {{\n\
-  const {t}* x = in + (long long)blockIdx.x * n;\n\
-  {t}* o = out + (long long)blockIdx.x * n;\n\
+extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __restrict__ tg, const ACC* __restrict__ g, {t}* __restrict__ out, long long n, long long off, long long ld, long long old) {{\n\
+  const {t}* x = in + off + (long long)blockIdx.x * ld;\n\
+  {t}* o = out + (long long)blockIdx.x * old;\n\
   const ACC lse = row_lse(x, n);\n\
   const ACC gv = g[blockIdx.x], nan_row = lse - lse;\n\
   const long long t = tg[blockIdx.x];\n\
-  const long long h = row_head(x, n), nv = (n - h) / 4;\n\
+  // vectors only where the input and output rows share their alignment\n\
+  const bool same = ((unsigned long long)x - (unsigned long long)o) % (4 * sizeof({t})) == 0;\n\
+  const long long h = same ? row_head(x, n) : n, nv = (n - h) / 4;\n\
   #define GRAD(j, v) (exp((v) - lse) * gv + ((j) == t ? -gv : (ACC)0) + nan_row)\n\
-  if (threadIdx.x < h) sto(o + threadIdx.x, GRAD((long long)threadIdx.x, ldf(x[threadIdx.x])));\n\
+  for (long long j = threadIdx.x; j < h; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
   const V4<{t}>* xv = reinterpret_cast<const V4<{t}>*>(x + h);\n\
   V4<{t}>* ov = reinterpret_cast<V4<{t}>*>(o + h);\n\
   #pragma unroll 2\n\
@@ -378,27 +446,33 @@ fn blocks(op: &str, n: usize) -> Result<u32> {
 /// The optimizer update with every operation rounded as the composite's separate kernels
 /// round it (`__f*_rn` intrinsics: no FMA contraction), reading contiguous inputs at
 /// their element offsets (the state is a view into the previous step's packed output).
+/// `AdamStep`: every operation rounded as the composite's separate ops round it (no
+/// contraction; for half types each result computed in float and stored to the half
+/// type, `R`, as the elementwise kernels store it).
 fn adam_src(d: Dtype) -> Result<String> {
-    let (t, sfx) = match d {
-        Dtype::Float32 => ("float", "f"),
-        Dtype::Float64 => ("double", "d"),
+    let (t, c, sfx, round) = match d {
+        Dtype::Float32 => ("float", "float", "f", "x"),
+        Dtype::Float64 => ("double", "double", "d", "x"),
+        Dtype::Float16 => ("__half", "float", "f", "ld(st_half(x))"),
+        Dtype::Bfloat16 => ("__nv_bfloat16", "float", "f", "rt_bf16(x)"),
         _ => return Err(unsupported("adam_step", format!("The dtype {d}"))),
     };
     Ok(format!(
-        "{PRELUDE}\ntypedef {t} T;\n\
-#define MUL __{sfx}mul_rn\n#define ADD __{sfx}add_rn\n#define SUB __{sfx}sub_rn\n#define DIV __{sfx}div_rn\n#define SQRT __{sfx}sqrt_rn\n\
+        "{PRELUDE}\ntypedef {t} T;\ntypedef {c} C;\n{LDST_ADAM}\n\
+__device__ __forceinline__ C R(C x) {{ return {round}; }}\n\
+#define MUL(a, b) R(__{sfx}mul_rn(a, b))\n#define ADD(a, b) R(__{sfx}add_rn(a, b))\n#define SUB(a, b) R(__{sfx}sub_rn(a, b))\n#define DIV(a, b) R(__{sfx}div_rn(a, b))\n#define SQRT(a) R(__{sfx}sqrt_rn(a))\n\
 extern \"C\" __global__ void k(const T* __restrict__ p, const T* __restrict__ g, const T* __restrict__ m, const T* __restrict__ v,\n\
     const T* __restrict__ s1p, const T* __restrict__ s2p, const T* __restrict__ dp, T* __restrict__ out, long long n,\n\
     long long op, long long og, long long om, long long ov, long long o1, long long o2, long long o3,\n\
     double b1d, double omb1d, double b2d, double omb2d, double epsd) {{\n\
-  const T s1 = s1p[o1], s2 = s2p[o2], dc = dp[o3];\n\
-  const T b1 = (T)b1d, omb1 = (T)omb1d, b2 = (T)b2d, omb2 = (T)omb2d, eps = (T)epsd;\n\
+  const C s1 = ldc(s1p[o1]), s2 = ldc(s2p[o2]), dc = ldc(dp[o3]);\n\
+  const C b1 = (C)b1d, omb1 = (C)omb1d, b2 = (C)b2d, omb2 = (C)omb2d, eps = (C)epsd;\n\
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {{\n\
-    T gi = g[og + i];\n\
-    T mi = ADD(MUL(b1, m[om + i]), MUL(omb1, gi));\n\
-    T vi = ADD(MUL(b2, v[ov + i]), MUL(omb2, MUL(gi, gi)));\n\
-    out[i] = SUB(MUL(p[op + i], dc), DIV(MUL(s1, mi), ADD(MUL(SQRT(vi), s2), eps)));\n\
-    out[n + i] = mi; out[2 * n + i] = vi;\n\
+    C gi = ldc(g[og + i]);\n\
+    C mi = ADD(MUL(b1, ldc(m[om + i])), MUL(omb1, gi));\n\
+    C vi = ADD(MUL(b2, ldc(v[ov + i])), MUL(omb2, MUL(gi, gi)));\n\
+    stc(&out[i], SUB(MUL(ldc(p[op + i]), dc), DIV(MUL(s1, mi), ADD(MUL(SQRT(vi), s2), eps))));\n\
+    stc(&out[n + i], mi); stc(&out[2 * n + i], vi);\n\
   }}\n\
 }}\n"
     ))
@@ -444,6 +518,14 @@ impl CudaBackend {
             .map(|x| to_i64(op, x.data.offset))
             .collect::<Result<Vec<_>>>()?;
         let nn = to_i64(op, n)?;
+        // the coefficients as the composite's scalar operands hold them: a Python
+        // number becomes a value of the parameter's dtype
+        let consts = c.map(|x| match out_dtype {
+            Dtype::Bfloat16 if x.is_nan() => x,
+            Dtype::Bfloat16 => half::bf16::from_f64(x).to_f64(),
+            Dtype::Float16 => half::f16::from_f64(x).to_f64(),
+            _ => x,
+        });
         let dst = out.slice_mut()?;
         ffi::launch(op, &self.alloc.stream, &f, self.grid(n), |b| {
             for p in &ptrs {
@@ -454,11 +536,82 @@ impl CudaBackend {
             for o in &offs {
                 ffi::arg(b, o);
             }
-            for v in c {
+            for v in &consts {
                 ffi::arg(b, v);
             }
         })?;
         Ok(on_device(out, nbytes, shape))
+    }
+
+    /// `CrossEntropyGrad`, shaped and typed as the logits. Large outputs whose rows are
+    /// not whole 16-byte units get rows padded to them, returned as a strided view: the
+    /// products that read the gradient next (the LM head's) then need no aligned copy.
+    fn cross_entropy_grad(
+        &self,
+        ins: Vec<Input>,
+        shape: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        let op = "cross_entropy_grad";
+        let [x, t, g] = ins.as_slice() else {
+            return Err(Error::runtime(op, "expected 3 inputs"));
+        };
+        let n = x.shape.last().copied().unwrap_or(1);
+        let n_out = size_of(shape);
+        if n_out == 0 || n == 0 {
+            let (out, nbytes) = self.new_output(op, shape, out_dtype)?;
+            return Ok(on_device(out, nbytes, shape));
+        }
+        let rows = n_out / n;
+        let unit = (16 / out_dtype.size()).max(1);
+        let old = if n % unit != 0 && n_out >= PAD_GRAD_MIN && shape.len() >= 2 {
+            n.next_multiple_of(unit)
+        } else {
+            n
+        };
+        let nbytes = rows
+            .checked_mul(old)
+            .and_then(|e| e.checked_mul(out_dtype.size()))
+            .ok_or_else(|| Error::overflow(op))?;
+        let mut out = self.alloc.alloc(op, nbytes)?;
+        let f = self
+            .compiler
+            .get_keyed(op, format!("{op} grad {:?}", x.dtype), || {
+                cross_entropy_grad_src(x.dtype)
+            })?;
+        let (off, ld) = row_layout(x).ok_or_else(|| Error::runtime(op, "row layout"))?;
+        let [nn, off, ld, oldi] = [n, off, ld, old].map(|v| to_i64(op, v));
+        let (nn, off, ld, oldi) = (nn?, off?, ld?, oldi?);
+        let (xs, ts, gs) = (
+            self.device_of(op, x)?,
+            self.device_of(op, t)?,
+            self.device_of(op, g)?,
+        );
+        let dst = out.slice_mut()?;
+        ffi::launch(
+            op,
+            &self.alloc.stream,
+            &f,
+            red_cfg(blocks(op, rows)?, 1),
+            |b| {
+                ffi::arg(b, xs);
+                ffi::arg(b, ts);
+                ffi::arg(b, gs);
+                ffi::arg(b, &*dst);
+                ffi::arg(b, &nn);
+                ffi::arg(b, &off);
+                ffi::arg(b, &ld);
+                ffi::arg(b, &oldi);
+            },
+        )?;
+        if old == n {
+            return Ok(on_device(out, nbytes, shape));
+        }
+        let second_last = shape.len().checked_sub(2).and_then(|d| shape.get(d));
+        let m = second_last
+            .copied()
+            .ok_or_else(|| Error::runtime(op, "padded rank"))?;
+        self.lt_unpad(op, out, nbytes, shape, out_dtype, (m, old))
     }
 
     pub(crate) fn fast(
@@ -472,10 +625,22 @@ impl CudaBackend {
         if let FastKernel::AdamStep { c } = k {
             return self.adam_step(c, ins, shape, out_dtype);
         }
+        // the cross-entropy kernels read rows at any stride (padded logits, slices)
+        let strided_rows = matches!(k, FastKernel::CrossEntropy | FastKernel::CrossEntropyGrad);
         let ins = ins
             .into_iter()
-            .map(|x| self.contiguous_input(op, x))
+            .enumerate()
+            .map(|(i, x)| {
+                if strided_rows && i == 0 && row_layout(&x).is_some() {
+                    Ok(x)
+                } else {
+                    self.contiguous_input(op, x)
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
+        if let FastKernel::CrossEntropyGrad = k {
+            return self.cross_entropy_grad(ins, shape, out_dtype);
+        }
         let (mut out, nbytes) = self.new_output(op, shape, out_dtype)?;
         let x = ins
             .first()
@@ -503,7 +668,7 @@ impl CudaBackend {
                     4
                 };
                 let vecs = n / vw;
-                let threads = vecs.next_multiple_of(32).clamp(32, 256);
+                let threads = vecs.next_multiple_of(32).clamp(32, norm_threads());
                 let vpt = vecs.div_ceil(threads);
                 let regs = n % 4 == 0 && n > 0 && vpt * vw <= NORM_MAX_PER_THREAD;
                 let cfg = if regs {
@@ -750,24 +915,7 @@ impl CudaBackend {
                 }
             }
             FastKernel::CrossEntropyGrad => {
-                let n = x.shape.last().copied().unwrap_or(1).max(1);
-                let f = self
-                    .compiler
-                    .get_keyed(op, format!("{op} grad {dtype:?}"), || {
-                        cross_entropy_grad_src(dtype)
-                    })?;
-                let xs = self.device_of(op, x)?;
-                let ts = self.device_of(op, get(1)?)?;
-                let gs = self.device_of(op, get(2)?)?;
-                let dst = out.slice_mut()?;
-                let nn = to_i64(op, n)?;
-                ffi::launch(op, stream, &f, red_cfg(blocks(op, n_out / n)?, 1), |b| {
-                    ffi::arg(b, xs);
-                    ffi::arg(b, ts);
-                    ffi::arg(b, gs);
-                    ffi::arg(b, &*dst);
-                    ffi::arg(b, &nn);
-                })?;
+                return Err(Error::runtime(op, "routed to cross_entropy_grad"));
             }
             FastKernel::CrossEntropy => {
                 let n = x.shape.last().copied().unwrap_or(0);
@@ -779,6 +927,8 @@ impl CudaBackend {
                 let dst = out.slice_mut()?;
                 let nn = to_i64(op, n)?;
                 let axis = to_i64(op, x.shape.len() - 1)?;
+                let (off, ld) = row_layout(x).ok_or_else(|| Error::runtime(op, "row layout"))?;
+                let (off, ld) = (to_i64(op, off)?, to_i64(op, ld)?);
                 let mut err = self.error_word(op)?;
                 let ew = err.slice_mut()?;
                 ffi::launch(op, stream, &f, red_cfg(blocks(op, n_out)?, 1), |b| {
@@ -788,6 +938,8 @@ impl CudaBackend {
                     ffi::arg(b, &nn);
                     ffi::arg(b, &axis);
                     ffi::arg(b, &*ew);
+                    ffi::arg(b, &off);
+                    ffi::arg(b, &ld);
                 })?;
                 // a class index outside [0, C) is the CPU's IndexError, not a NaN loss
                 self.defer_check(op, err);

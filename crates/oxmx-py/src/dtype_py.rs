@@ -47,6 +47,29 @@ impl PyDtypeCategory {
     }
 }
 
+/// One Python object per dtype, shared by the module's names (`float32` …) and every
+/// array's `.dtype`: reading `.dtype` allocates nothing, and `a.dtype is mx.float32`
+/// holds, as in MLX.
+static INTERNED: pyo3::sync::GILOnceCell<Vec<Py<PyDtype>>> = pyo3::sync::GILOnceCell::new();
+
+/// The shared Python object of `d`.
+pub fn interned(py: Python<'_>, d: Dtype) -> PyResult<Py<PyDtype>> {
+    let all = INTERNED.get_or_try_init(py, || {
+        ALL_DTYPES
+            .iter()
+            .map(|&d| Py::new(py, PyDtype(d)))
+            .collect::<PyResult<Vec<_>>>()
+    })?;
+    match ALL_DTYPES
+        .iter()
+        .position(|&x| x == d)
+        .and_then(|i| all.get(i))
+    {
+        Some(o) => Ok(o.clone_ref(py)),
+        None => Py::new(py, PyDtype(d)),
+    }
+}
+
 /// A dtype given as `Dtype`, or None.
 pub fn dtype_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Dtype>> {
     match obj {
@@ -172,10 +195,11 @@ pub fn isdtype(dtype: &Bound<'_, PyAny>, kind: &Bound<'_, PyAny>) -> PyResult<bo
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDtype>()?;
     m.add_class::<PyDtypeCategory>()?;
+    let py = m.py();
     for d in ALL_DTYPES {
-        m.add(d.name(), PyDtype(d))?;
+        m.add(d.name(), interned(py, d)?)?;
     }
-    m.add("bool_", PyDtype(Dtype::Bool))?;
+    m.add("bool_", interned(py, Dtype::Bool)?)?;
     use DtypeCategory::*;
     for c in [
         Generic,

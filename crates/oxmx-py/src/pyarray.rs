@@ -61,8 +61,8 @@ impl PyArray {
         PyTuple::new(py, self.inner.shape())
     }
     #[getter]
-    fn dtype(&self) -> PyDtype {
-        PyDtype(self.inner.dtype())
+    fn dtype(&self, py: Python<'_>) -> PyResult<Py<PyDtype>> {
+        crate::dtype_py::interned(py, self.inner.dtype())
     }
     #[getter]
     fn ndim(&self) -> usize {

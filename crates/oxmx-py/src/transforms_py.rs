@@ -260,6 +260,10 @@ impl Tape {
     fn fused_len(&self) -> usize {
         self.inner.fused_len()
     }
+    /// Each node's operation and dtype, of the replayed (`fused`) or the plain program.
+    fn op_names(&self, fused: bool) -> Vec<String> {
+        self.inner.op_names(fused)
+    }
     /// One line per fused group.
     fn groups(&self) -> Vec<String> {
         self.inner.groups().to_vec()

@@ -196,19 +196,25 @@ def _number(op, name, v):
     return float(v)
 
 
+def _same_vector(v, dt, n):
+    """None, or a 1-D array of ``n`` elements of dtype ``dt``."""
+    return v is None or (type(v) is _array and v.dtype is dt and v.ndim == 1 and v.size == n)
+
+
 def _norm_inputs(op, x, weight, bias=None):
     """MLX's dtype rule for the norms: the result has x's dtype, or with a weight the
     promotion of x, weight (and bias), and must be a float type. Returns the inputs cast
     for the kernel and that result dtype: integer x is computed in float32 from its
     values (not from their rounding to a half type) and the result rounded once."""
+    if type(x) is _array and x.ndim:
+        # the common case (one float dtype, 1-D parameters): nothing to cast or promote;
+        # dtypes are shared objects, so `is` compares them
+        dt, n = x.dtype, x.shape[-1]
+        if dt in _FLOATING and _same_vector(weight, dt, n) and _same_vector(bias, dt, n):
+            return [x, weight, bias], dt
     for name, v in (("x", x), ("weight", weight), ("bias", bias)):
         if v is not None and not isinstance(v, _array):
             raise TypeError(f"[{op}] {name} must be an array, got {type(v).__name__}.")
-    dt, n = x.dtype, x.shape[-1] if x.ndim else -1
-    if (x.ndim and dt in _FLOATING and (weight is None or (weight.dtype == dt and weight.shape == (n,)))
-            and (bias is None or (bias.dtype == dt and bias.shape == (n,)))):
-        # the common case (one float dtype, 1-D parameters): nothing to cast or promote
-        return [x, weight, bias], dt
     out = x.dtype if weight is None else _mx.result_type(*[v for v in (x, weight, bias) if v is not None])
     if not _mx.issubdtype(out, _mx.floating):
         raise ValueError(f"[{op}] Received unsupported type {out}.")

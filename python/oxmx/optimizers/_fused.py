@@ -1,7 +1,8 @@
 """Fused optimizer updates: one kernel per parameter instead of a dozen elementwise ops.
 
 Each fused update computes exactly the composite formula of its optimizer, every
-operation rounded in the parameter's dtype as the separate ops round it, so results are
+operation rounded in the parameter's dtype as the separate ops round it (for float16 and
+bfloat16: computed in float32, the result stored to the half type), so results are
 bit-identical to the composite (and to MLX's float32 updates). Transforms of the update
 (``grad`` through an optimizer step, ``vmap``) go through the composite formula.
 """
@@ -11,7 +12,7 @@ import numbers
 import oxmx.core as mx
 from oxmx import _oxmx as _native
 
-_FUSED_DTYPES = (mx.float32, mx.float64)
+_FUSED_DTYPES = (mx.float16, mx.bfloat16, mx.float32, mx.float64)
 
 
 def _adam_composite(p, g, m, v, s1, s2, decay, c):
@@ -22,7 +23,7 @@ def _adam_composite(p, g, m, v, s1, s2, decay, c):
 
 
 def adam_fusable(gradient, parameter, m, v, *scalars):
-    """Whether the fused Adam step applies: one float32/float64 dtype and shape for the
+    """Whether the fused Adam step applies: one float dtype and shape for the
     four arrays, Python numbers for the coefficients."""
     d = parameter.dtype
     return (

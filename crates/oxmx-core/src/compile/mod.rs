@@ -7,6 +7,7 @@
 
 mod codec;
 mod export;
+mod narrow;
 mod passes;
 mod rebuild;
 
@@ -67,7 +68,14 @@ impl Tape {
         let input_shapes: Vec<Vec<usize>> = leaves.iter().map(|l| l.shape().to_vec()).collect();
         let input_dtypes: Vec<crate::Dtype> = leaves.iter().map(Array::dtype).collect();
         let (fused, groups) = if fuse {
-            passes::fuse(&plain, &input_shapes, &input_dtypes)
+            // what runs when no transform traces the inputs: custom rules are not
+            // needed there, and the loss may read half-precision logits directly
+            let lean = passes::drop_unused(narrow::read_half_logits(
+                narrow::strip_custom(&plain),
+                &input_dtypes,
+            ));
+            let (fused, groups) = passes::fuse(&lean, &input_shapes, &input_dtypes);
+            (Some(fused.unwrap_or(lean)), groups)
         } else {
             (None, Vec::new())
         };
@@ -152,6 +160,19 @@ impl Tape {
     /// Number of nodes a replay outside transforms builds (each fused group counts once).
     pub fn fused_len(&self) -> usize {
         self.fused.as_ref().unwrap_or(&self.plain).steps.len()
+    }
+
+    /// Each node's operation and dtype (`"astype bfloat16"`), of the program a replay
+    /// outside transforms builds (`fused`) or of the plain trace.
+    pub fn op_names(&self, fused: bool) -> Vec<String> {
+        let p = match (&self.fused, fused) {
+            (Some(f), true) => f,
+            _ => &self.plain,
+        };
+        p.steps
+            .iter()
+            .map(|s| format!("{} {}", s.prim.name(), s.dtype))
+            .collect()
     }
 
     /// One line per fused group: its shape, dtype and steps.

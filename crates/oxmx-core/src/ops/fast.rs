@@ -483,10 +483,10 @@ pub fn adam_step(
 ) -> Result<Array> {
     let op = "adam_step";
     let d = p.dtype();
-    if !matches!(d, Dtype::Float32 | Dtype::Float64) {
+    if !d.is_float() {
         return Err(Error::value(
             op,
-            format!("the parameter must be float32 or float64, got {d}."),
+            format!("the parameter must be a float type, got {d}."),
         ));
     }
     for (name, a) in [("gradient", g), ("m", m), ("v", v)] {
