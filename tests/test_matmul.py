@@ -254,3 +254,33 @@ def test_vecdot_broadcast(rng):
 def test_vecdot_bad_axis():
     with pytest.raises((ValueError, IndexError)):
         mx.eval(mx.vecdot(mx.ones((2, 3)), mx.ones((2, 3)), axis=2))
+
+
+@pytest.mark.parametrize("dt", ["float32", "complex64"])
+@pytest.mark.parametrize("shapes", [((5, 4), (3, 4)), ((2, 5, 4), (2, 3, 4)), ((2, 6, 4), (3, 4))], ids=str)
+def test_gradients_through_transposed_operands(rng, dt, shapes):
+    """``x @ w.T`` and ``x.T @ w`` (a linear layer's weight, a tied LM head): the vjp
+    computes a transposed operand's gradient in the operand's own layout. The gradients
+    equal those through a contiguous copy of the transpose (the plain rule), and for real
+    data the analytic ``c w`` and ``c^T x``."""
+    sx, sw = shapes
+    x, w = to_mx(rand(rng, sx, dt)), to_mx(rand(rng, sw, dt))
+    c = to_mx(rand(rng, np.broadcast_shapes(sx[:-1] + (sw[-2],), sw[:-2] + (1, 1)), dt))
+    T = lambda a: mx.swapaxes(a, -1, -2)  # noqa: E731
+    copied = lambda a: mx.contiguous(T(a))  # noqa: E731
+
+    def grads(f):
+        return mx.grad(lambda x, w: mx.sum(mx.real(f(x, w) * c)), argnums=(0, 1))(x, w)
+
+    for got, want in (
+        (grads(lambda x, w: x @ T(w)), grads(lambda x, w: x @ copied(w))),
+        (grads(lambda x, w: T(T(x)) @ T(w)), grads(lambda x, w: copied(T(x)) @ copied(w))),
+    ):
+        for g, r in zip(got, want):
+            assert_array(g, np.array(r), dt, rtol=1e-5, atol=1e-5)
+    if dt == "float32":
+        gx, gw = grads(lambda x, w: x @ T(w))
+        cn, xn, wn = np.array(c), np.array(x), np.array(w)
+        assert_array(gx, cn @ wn, dt, rtol=1e-5, atol=1e-4)
+        want_gw = np.swapaxes(cn, -1, -2) @ xn
+        assert_array(gw, want_gw.sum(axis=0) if want_gw.ndim > len(sw) else want_gw, dt, rtol=1e-5, atol=1e-4)

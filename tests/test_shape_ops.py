@@ -62,6 +62,39 @@ def test_reshape_of_views(rng, kind):
     assert_array(mx.reshape(x, (24,)), a.reshape(24), "float32")
 
 
+def _broadcast(a, shape):
+    return np.broadcast_to(a, shape) if isinstance(a, np.ndarray) else mx.broadcast_to(a, shape)
+
+
+RESHAPE_VIEWS = [
+    # (make the strided source from a NumPy array, new shape)
+    (lambda a: a[:, :, :5], (12, 5)),  # padded rows: leading axes merge without a copy
+    (lambda a: a[:, :, :5], (2, 6, 5)),
+    (lambda a: a[:, :, :5], (60,)),  # rows with gaps cannot merge: copied
+    (lambda a: a.transpose(2, 0, 1), (7, 2, 2, 3)),  # a transposed array split along one axis
+    (lambda a: a.transpose(2, 0, 1), (7, 12)),
+    (lambda a: a.transpose(2, 0, 1), (84,)),
+    (lambda a: a[:, :1, :], (4, 7)),  # an axis of length 1 in the middle
+    (lambda a: a[::2, :, 1:6], (2, 15)),
+    (lambda a: _broadcast(a[:1, :1, :], (4, 3, 7)), (2, 2, 21)),
+    (lambda a: _broadcast(a[:1, :1, :], (4, 3, 7)), (12, 7)),
+    (lambda a: a[:, :, :0], (0, 4)),
+]
+
+
+@pytest.mark.parametrize("make,dst", RESHAPE_VIEWS, ids=lambda v: str(v) if isinstance(v, tuple) else "")
+def test_reshape_of_strided_arrays_matches_numpy(make, dst):
+    """Reshapes that are views of a strided array (NumPy's no-copy rule) and those that
+    need a copy give NumPy's values, and later ops read the view's strides."""
+    base = np.arange(4 * 3 * 7, dtype=np.float32).reshape(4, 3, 7)
+    want = make(base).reshape(dst)
+    x = make(mx.array(base))
+    got = mx.reshape(x, dst)
+    assert_array(got, want, "float32")
+    assert_array(mx.reshape(got, x.shape), make(base), "float32")  # and back
+    assert_array(got * 2 + 1, want * 2 + 1, "float32")  # consumers read the strides
+
+
 @pytest.mark.parametrize("dst", [(5, 5), (25,), (5, -1), (-1, -1), (7, -1), (-2, 12)], ids=str)
 def test_reshape_wrong_size(dst):
     with pytest.raises(ValueError):

@@ -36,6 +36,67 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
     strides
 }
 
+/// Strides that give `new_shape` as a view of an array of `shape` and `strides` with the
+/// same elements in the same row-major order, when such a view exists (NumPy's rule for a
+/// reshape without a copy): each group of old axes that merges into or splits into new
+/// axes must itself step evenly. None when the data would have to be copied (or a
+/// stride would overflow). Sizes must already agree.
+pub fn reshaped_strides(
+    shape: &[usize],
+    strides: &[isize],
+    new_shape: &[usize],
+) -> Option<Strides> {
+    if shape.contains(&0) || new_shape.contains(&0) {
+        return Some(contiguous_strides(new_shape));
+    }
+    // axes of length 1 carry no stride information
+    let old: Vec<(usize, isize)> = shape
+        .iter()
+        .zip(strides)
+        .filter(|(&d, _)| d != 1)
+        .map(|(&d, &s)| (d, s))
+        .collect();
+    let mut out = vec![0isize; new_shape.len()];
+    let (mut oi, mut ni) = (0usize, 0usize);
+    while oi < old.len() && ni < new_shape.len() {
+        // the smallest run of old axes [oi, oj) and new axes [ni, nj) of equal size
+        let (mut oj, mut nj) = (oi + 1, ni + 1);
+        let mut op = old.get(oi)?.0;
+        let mut np = *new_shape.get(ni)?;
+        while op != np {
+            if np < op {
+                np = np.checked_mul(*new_shape.get(nj)?)?;
+                nj += 1;
+            } else {
+                op = op.checked_mul(old.get(oj)?.0)?;
+                oj += 1;
+            }
+        }
+        // the old run must step evenly (each axis's stride = the next's times its length)
+        for k in oi..oj - 1 {
+            let (_, s) = *old.get(k)?;
+            let (d1, s1) = *old.get(k + 1)?;
+            if s != s1.checked_mul(isize::try_from(d1).ok()?)? {
+                return None;
+            }
+        }
+        // the new run steps as the old run's last axis does, row-major above it
+        let mut st = old.get(oj - 1)?.1;
+        for k in (ni..nj).rev() {
+            *out.get_mut(k)? = st;
+            st = st.checked_mul(isize::try_from(*new_shape.get(k)?).ok()?)?;
+        }
+        oi = oj;
+        ni = nj;
+    }
+    // trailing new axes (of length 1) take any stride: the last one's, as NumPy
+    let last = if ni > 0 { *out.get(ni - 1)? } else { 1 };
+    for s in out.iter_mut().skip(ni) {
+        *s = last;
+    }
+    Some(out)
+}
+
 /// Normalize a possibly negative axis against `ndim`.
 pub fn normalize_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
     let n = ndim as i64;
@@ -174,4 +235,45 @@ pub fn collapse_dims(shape: &[usize], strides: &[&[isize]]) -> (Shape, Vec<Strid
         }
     }
     (out_shape, out_strides)
+}
+
+#[cfg(test)]
+mod reshape_tests {
+    use super::{contiguous_strides, reshaped_strides};
+
+    #[test]
+    fn views_where_numpy_makes_them() {
+        // padded rows: leading axes merge, the row stays
+        assert_eq!(
+            reshaped_strides(&[8, 4, 5], &[32, 8, 1], &[32, 5]),
+            Some(vec![8, 1])
+        );
+        assert_eq!(
+            reshaped_strides(&[32, 5], &[8, 1], &[4, 8, 5]),
+            Some(vec![64, 8, 1])
+        );
+        // a padded row cannot merge with the next
+        assert_eq!(reshaped_strides(&[4, 5], &[8, 1], &[20]), None);
+        // a transposed matrix splits along an axis, never flattens
+        assert_eq!(
+            reshaped_strides(&[3, 4], &[1, 3], &[3, 2, 2]),
+            Some(vec![1, 6, 3])
+        );
+        assert_eq!(reshaped_strides(&[3, 4], &[1, 3], &[12]), None);
+        // axes of length 1 anywhere, broadcasts, empty arrays
+        assert_eq!(
+            reshaped_strides(&[1, 6, 1], &[99, 2, 7], &[2, 1, 3]),
+            Some(vec![6, 6, 2])
+        );
+        assert_eq!(
+            reshaped_strides(&[4, 5], &[0, 1], &[2, 2, 5]),
+            Some(vec![0, 0, 1])
+        );
+        assert_eq!(reshaped_strides(&[4, 5], &[0, 1], &[20]), None);
+        assert_eq!(
+            reshaped_strides(&[0, 3], &[5, 1], &[3, 0]),
+            Some(contiguous_strides(&[3, 0]))
+        );
+        assert_eq!(reshaped_strides(&[1, 1], &[3, 9], &[1]), Some(vec![1]));
+    }
 }

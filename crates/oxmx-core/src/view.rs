@@ -52,6 +52,22 @@ pub fn run_view(
     let x = one_input(op, ins)?;
     match prim {
         Primitive::Reshape { .. } => {
+            if dtype == x.dtype && !x.is_contiguous() {
+                // a view when the strides allow it (a padded matrix's leading axes
+                // merged, a transposed array split along one axis), as NumPy's reshape
+                if let Some(strides) =
+                    crate::shape::reshaped_strides(&x.shape, &x.data.strides, out_shape)
+                {
+                    return ArrayData::new(
+                        op,
+                        x.data.buffer,
+                        x.data.offset,
+                        strides,
+                        out_shape,
+                        dtype,
+                    );
+                }
+            }
             let mut x = contiguous_input(x, device)?;
             let strides = contiguous_strides(out_shape);
             // `view` to another dtype: the offset is re-expressed in the new element size.

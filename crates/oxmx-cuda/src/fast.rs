@@ -252,26 +252,31 @@ __device__ __forceinline__ void ms_add(ACC& m, ACC& s, ACC v) {
   else s += v == -OX_INF ? (ACC)0 : exp(v - m);
 }
 template <typename T> struct alignas(4 * sizeof(T)) V4 { T v[4]; };
-// Elements of the row `x` before its first 4-element-aligned one (rows of odd length
-// start anywhere): those and the tail are read one by one, the rest as vectors.
+// Thread t takes the row's groups of 4 elements t, t + blockDim, ... (from the row's
+// start), then the tail one by one: the order of every sum depends only on the row's
+// length, never on its alignment or element type (a float32 row and its bfloat16 source
+// give the same bits). Groups load as one vector where the row starts aligned.
 template <typename T>
-__device__ __forceinline__ long long row_head(const T* x, long long n) {
-  long long h = (long long)(((4 * sizeof(T)) - ((unsigned long long)x % (4 * sizeof(T)))) % (4 * sizeof(T)) / sizeof(T));
-  return h < n ? h : n;
+__device__ __forceinline__ bool row_aligned(const T* p) {
+  return (unsigned long long)p % (4 * sizeof(T)) == 0;
+}
+template <typename T>
+__device__ __forceinline__ void group4(const T* __restrict__ x, long long v, bool vec, ACC* a) {
+  if (vec) { V4<T> q = reinterpret_cast<const V4<T>*>(x)[v]; a[0] = ldf(q.v[0]); a[1] = ldf(q.v[1]); a[2] = ldf(q.v[2]); a[3] = ldf(q.v[3]); }
+  else { a[0] = ldf(x[4 * v]); a[1] = ldf(x[4 * v + 1]); a[2] = ldf(x[4 * v + 2]); a[3] = ldf(x[4 * v + 3]); }
 }
 template <typename T>
 __device__ ACC row_lse(const T* __restrict__ x, long long n) {
   __shared__ ACC shm[32], shs[32];
   ACC m = -OX_INF, s = 0;
-  const long long h = row_head(x, n), nv = (n - h) / 4;
-  if (threadIdx.x < h) ms_add(m, s, ldf(x[threadIdx.x]));
-  const V4<T>* xv = reinterpret_cast<const V4<T>*>(x + h);
+  const long long ng = n / 4;
+  const bool vec = row_aligned(x);
   #pragma unroll 2
-  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {
-    V4<T> q = xv[v];
-    ms_add(m, s, ldf(q.v[0])); ms_add(m, s, ldf(q.v[1])); ms_add(m, s, ldf(q.v[2])); ms_add(m, s, ldf(q.v[3]));
+  for (long long v = threadIdx.x; v < ng; v += blockDim.x) {
+    ACC a[4]; group4(x, v, vec, a);
+    ms_add(m, s, a[0]); ms_add(m, s, a[1]); ms_add(m, s, a[2]); ms_add(m, s, a[3]);
   }
-  for (long long j = h + nv * 4 + threadIdx.x; j < n; j += blockDim.x) ms_add(m, s, ldf(x[j]));
+  for (long long j = ng * 4 + threadIdx.x; j < n; j += blockDim.x) ms_add(m, s, ldf(x[j]));
   ms_warp(m, s);
   const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
   if (l == 0) { shm[w] = m; shs[w] = s; }
@@ -301,21 +306,23 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __re
   const ACC lse = row_lse(x, n);\n\
   const ACC gv = g[blockIdx.x], nan_row = lse - lse;\n\
   const long long t = tg[blockIdx.x];\n\
-  // vectors only where the input and output rows share their alignment\n\
-  const bool same = ((unsigned long long)x - (unsigned long long)o) % (4 * sizeof({t})) == 0;\n\
-  const long long h = same ? row_head(x, n) : n, nv = (n - h) / 4;\n\
+  const long long ng = n / 4;\n\
+  const bool vec = row_aligned(x) && row_aligned(o);\n\
   #define GRAD(j, v) (exp((v) - lse) * gv + ((j) == t ? -gv : (ACC)0) + nan_row)\n\
-  for (long long j = threadIdx.x; j < h; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
-  const V4<{t}>* xv = reinterpret_cast<const V4<{t}>*>(x + h);\n\
-  V4<{t}>* ov = reinterpret_cast<V4<{t}>*>(o + h);\n\
   #pragma unroll 2\n\
-  for (long long v = threadIdx.x; v < nv; v += blockDim.x) {{\n\
-    V4<{t}> q = xv[v], r;\n\
-    #pragma unroll\n\
-    for (int e = 0; e < 4; ++e) sto(&r.v[e], GRAD(h + v * 4 + e, ldf(q.v[e])));\n\
-    ov[v] = r;\n\
+  for (long long v = threadIdx.x; v < ng; v += blockDim.x) {{\n\
+    ACC a[4]; group4(x, v, vec, a);\n\
+    if (vec) {{\n\
+      V4<{t}> r;\n\
+      #pragma unroll\n\
+      for (int e = 0; e < 4; ++e) sto(&r.v[e], GRAD(v * 4 + e, a[e]));\n\
+      reinterpret_cast<V4<{t}>*>(o)[v] = r;\n\
+    }} else {{\n\
+      #pragma unroll\n\
+      for (int e = 0; e < 4; ++e) sto(o + v * 4 + e, GRAD(v * 4 + e, a[e]));\n\
+    }}\n\
   }}\n\
-  for (long long j = h + nv * 4 + threadIdx.x; j < n; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
+  for (long long j = ng * 4 + threadIdx.x; j < n; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
 }}\n"
     ))
 }

@@ -64,8 +64,8 @@ fn widened_half(r: &Ref, steps: &[TapeStep], input_dtypes: &[Dtype]) -> Option<(
 /// kernels compute in float32 either way), and `astype(cross_entropy_grad(astype(x,
 /// float32), t, g), x.dtype)` becomes one gradient kernel storing x's dtype (rounding
 /// once, as the cast did). The float32 copy of the logits and the two casts then have
-/// no use left. On the CPU results are unchanged bit for bit; the GPU kernels' row sums
-/// may split differently for the narrower type (last-bit differences in the loss).
+/// no use left. Results are unchanged bit for bit: both backends sum a row in an order
+/// set by its length alone, whatever its element type.
 pub(super) fn read_half_logits(p: Program, input_dtypes: &[Dtype]) -> Program {
     let mut steps = p.steps;
     for k in 0..steps.len() {
