@@ -84,8 +84,8 @@ RESHAPE_VIEWS = [
 
 @pytest.mark.parametrize("make,dst", RESHAPE_VIEWS, ids=lambda v: str(v) if isinstance(v, tuple) else "")
 def test_reshape_of_strided_arrays_matches_numpy(make, dst):
-    """Reshapes that are views of a strided array (NumPy's no-copy rule) and those that
-    need a copy give NumPy's values, and later ops read the view's strides."""
+    """Reshapes of strided arrays (views where whole rows regroup, copies otherwise) give
+    NumPy's values, and later ops read the view's strides."""
     base = np.arange(4 * 3 * 7, dtype=np.float32).reshape(4, 3, 7)
     want = make(base).reshape(dst)
     x = make(mx.array(base))

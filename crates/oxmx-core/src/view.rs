@@ -52,9 +52,15 @@ pub fn run_view(
     let x = one_input(op, ins)?;
     match prim {
         Primitive::Reshape { .. } => {
-            if dtype == x.dtype && !x.is_contiguous() {
-                // a view when the strides allow it (a padded matrix's leading axes
-                // merged, a transposed array split along one axis), as NumPy's reshape
+            // Rows kept whole (the last axis unchanged and contiguous) regroup as a view
+            // when the strides allow it: a padded matrix's leading axes merge or split
+            // without a copy. Other strided reshapes still copy, so the arrays products
+            // and convolutions see (and their algorithms, and so their last bits) do not
+            // depend on whether an elementwise producer kept a strided layout.
+            let rows_kept = x.shape.last().is_some()
+                && x.shape.last() == out_shape.last()
+                && x.data.strides.last() == Some(&1);
+            if dtype == x.dtype && !x.is_contiguous() && rows_kept {
                 if let Some(strides) =
                     crate::shape::reshaped_strides(&x.shape, &x.data.strides, out_shape)
                 {

@@ -653,45 +653,16 @@ fn adam_step_half<H: bytemuck::Pod + Send + Sync>(
     out: &mut Buffer,
     h: HalfRounding<H>,
 ) -> Result<()> {
-    let op = "adam_step";
-    let n = input(ins, 0, op)?.size();
-    let [p, g, m, v] = [0, 1, 2, 3].map(|i| input(ins, i, op).map(load::<f32>));
-    let (p, g, m, v) = (p?, g?, m?, v?);
-    let scalar = |i: usize| -> Result<f32> {
-        load::<f32>(input(ins, i, op)?)
-            .first()
-            .copied()
-            .ok_or_else(|| Error::runtime(op, "empty scalar input"))
-    };
-    let (s1, s2, decay) = (scalar(4)?, scalar(5)?, scalar(6)?);
     let [b1, omb1, b2, omb2, eps] = c.map(|x| (h.load)((h.scalar)(x)));
-    let r = |x: f32| (h.load)((h.store)(x));
-    let len = n.checked_mul(3).ok_or_else(|| Error::overflow(op))?;
-    let dst = out
-        .typed_mut::<H>()
-        .get_mut(..len)
-        .ok_or_else(|| Error::runtime(op, "output too small"))?;
-    let (po, rest) = dst.split_at_mut(n);
-    let (mo, vo) = rest.split_at_mut(n);
-    po.par_chunks_mut(ADAM_CHUNK)
-        .zip(mo.par_chunks_mut(ADAM_CHUNK))
-        .zip(vo.par_chunks_mut(ADAM_CHUNK))
-        .zip(p.par_chunks(ADAM_CHUNK))
-        .zip(g.par_chunks(ADAM_CHUNK))
-        .zip(m.par_chunks(ADAM_CHUNK).zip(v.par_chunks(ADAM_CHUNK)))
-        .for_each(|(((((po, mo), vo), p), g), (m, v))| {
-            let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
-            let ins = p.iter().zip(g).zip(m).zip(v);
-            for (((po, mo), vo), (((&p, &g), &m), &v)) in outs.zip(ins) {
-                let mi = r(r(b1 * m) + r(omb1 * g));
-                let vi = r(r(b2 * v) + r(omb2 * r(g * g)));
-                let den = r(r(r(vi.sqrt()) * s2) + eps);
-                *po = (h.store)(r(p * decay) - r(r(s1 * mi) / den));
-                *mo = (h.store)(mi);
-                *vo = (h.store)(vi);
-            }
-        });
-    Ok(())
+    let r = move |x: f32| (h.load)((h.store)(x));
+    adam_loop::<f32, H, _>(ins, out, |[s1, s2, decay]| {
+        move |p, g, m, v| {
+            let mi = r(r(b1 * m) + r(omb1 * g));
+            let vi = r(r(b2 * v) + r(omb2 * r(g * g)));
+            let den = r(r(r(vi.sqrt()) * s2) + eps);
+            [r(p * decay) - r(r(s1 * mi) / den), mi, vi].map(h.store)
+        }
+    })
 }
 
 /// Elements per rayon task of the optimizer update (a few pages of each stream).
@@ -699,7 +670,28 @@ const ADAM_CHUNK: usize = 1 << 14;
 
 /// `FastKernel::AdamStep` in the data's own type (f32 or f64): every operation rounds
 /// exactly as the composite formula's separate ops do (Rust never contracts to FMA).
-fn adam_step<F: Acc>(ins: &[Input], c: &[f64; 5], out: &mut Buffer) -> Result<()> {
+fn adam_step<F: Acc + bytemuck::Pod>(ins: &[Input], c: &[f64; 5], out: &mut Buffer) -> Result<()> {
+    let [b1, omb1, b2, omb2, eps] = c.map(F::of);
+    adam_loop::<F, F, _>(ins, out, |[s1, s2, decay]| {
+        move |p, g, m, v| {
+            let mi = b1 * m + omb1 * g;
+            let vi = b2 * v + omb2 * (g * g);
+            [p * decay - (s1 * mi) / (vi.sqrt() * s2 + eps), mi, vi]
+        }
+    })
+}
+
+/// The Adam step's loop: p, g, m and v read as `F`, the 0-d s1, s2 and decay handed to
+/// `make`, and `make`'s per-element step writing (p', m', v') of type `O` one block
+/// after another, in chunks across threads.
+fn adam_loop<F: Acc, O: bytemuck::Pod + Send + Sync, S>(
+    ins: &[Input],
+    out: &mut Buffer,
+    make: impl FnOnce([F; 3]) -> S,
+) -> Result<()>
+where
+    S: Fn(F, F, F, F) -> [O; 3] + Sync,
+{
     let op = "adam_step";
     let n = input(ins, 0, op)?.size();
     let [p, g, m, v] = [0, 1, 2, 3].map(|i| input(ins, i, op).map(load::<F>));
@@ -710,11 +702,10 @@ fn adam_step<F: Acc>(ins: &[Input], c: &[f64; 5], out: &mut Buffer) -> Result<()
             .copied()
             .ok_or_else(|| Error::runtime(op, "empty scalar input"))
     };
-    let (s1, s2, decay) = (scalar(4)?, scalar(5)?, scalar(6)?);
-    let [b1, omb1, b2, omb2, eps] = c.map(F::of);
+    let step = make([scalar(4)?, scalar(5)?, scalar(6)?]);
     let len = n.checked_mul(3).ok_or_else(|| Error::overflow(op))?;
     let dst = out
-        .typed_mut::<F>()
+        .typed_mut::<O>()
         .get_mut(..len)
         .ok_or_else(|| Error::runtime(op, "output too small"))?;
     let (po, rest) = dst.split_at_mut(n);
@@ -729,11 +720,7 @@ fn adam_step<F: Acc>(ins: &[Input], c: &[f64; 5], out: &mut Buffer) -> Result<()
             let outs = po.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
             let ins = p.iter().zip(g).zip(m).zip(v);
             for (((po, mo), vo), (((&p, &g), &m), &v)) in outs.zip(ins) {
-                let mi = b1 * m + omb1 * g;
-                let vi = b2 * v + omb2 * (g * g);
-                *po = p * decay - (s1 * mi) / (vi.sqrt() * s2 + eps);
-                *mo = mi;
-                *vo = vi;
+                [*po, *mo, *vo] = step(p, g, m, v);
             }
         });
     Ok(())

@@ -24,19 +24,6 @@ __device__ __forceinline__ void sto(__nv_bfloat16* p, float v) { *p = st_bf16(v)
 __device__ __forceinline__ ACC nmax(ACC a, ACC b) { return (isnan(a) || a > b) ? a : b; }
 "#;
 
-/// Loads and stores of the Adam step's storage type `T` in its compute type `C` (for
-/// halves, the elementwise kernels' conversions).
-const LDST_ADAM: &str = r#"
-__device__ __forceinline__ float ldc(float v) { return v; }
-__device__ __forceinline__ double ldc(double v) { return v; }
-__device__ __forceinline__ float ldc(__half v) { return ld(v); }
-__device__ __forceinline__ float ldc(__nv_bfloat16 v) { return ld(v); }
-__device__ __forceinline__ void stc(float* p, float v) { *p = v; }
-__device__ __forceinline__ void stc(double* p, double v) { *p = v; }
-__device__ __forceinline__ void stc(__half* p, float v) { *p = st_half(v); }
-__device__ __forceinline__ void stc(__nv_bfloat16* p, float v) { *p = st_bf16(v); }
-"#;
-
 /// Shared memory the attention kernel may use per block.
 const SDPA_SMEM: usize = 40 * 1024;
 /// Query rows (warps) per attention block.
@@ -465,21 +452,21 @@ fn adam_src(d: Dtype) -> Result<String> {
         _ => return Err(unsupported("adam_step", format!("The dtype {d}"))),
     };
     Ok(format!(
-        "{PRELUDE}\ntypedef {t} T;\ntypedef {c} C;\n{LDST_ADAM}\n\
+        "{PRELUDE}\ntypedef {t} T;\ntypedef {c} C;\ntypedef C ACC;\n{LDST}\n\
 __device__ __forceinline__ C R(C x) {{ return {round}; }}\n\
 #define MUL(a, b) R(__{sfx}mul_rn(a, b))\n#define ADD(a, b) R(__{sfx}add_rn(a, b))\n#define SUB(a, b) R(__{sfx}sub_rn(a, b))\n#define DIV(a, b) R(__{sfx}div_rn(a, b))\n#define SQRT(a) R(__{sfx}sqrt_rn(a))\n\
 extern \"C\" __global__ void k(const T* __restrict__ p, const T* __restrict__ g, const T* __restrict__ m, const T* __restrict__ v,\n\
     const T* __restrict__ s1p, const T* __restrict__ s2p, const T* __restrict__ dp, T* __restrict__ out, long long n,\n\
     long long op, long long og, long long om, long long ov, long long o1, long long o2, long long o3,\n\
     double b1d, double omb1d, double b2d, double omb2d, double epsd) {{\n\
-  const C s1 = ldc(s1p[o1]), s2 = ldc(s2p[o2]), dc = ldc(dp[o3]);\n\
+  const C s1 = ldf(s1p[o1]), s2 = ldf(s2p[o2]), dc = ldf(dp[o3]);\n\
   const C b1 = (C)b1d, omb1 = (C)omb1d, b2 = (C)b2d, omb2 = (C)omb2d, eps = (C)epsd;\n\
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {{\n\
-    C gi = ldc(g[og + i]);\n\
-    C mi = ADD(MUL(b1, ldc(m[om + i])), MUL(omb1, gi));\n\
-    C vi = ADD(MUL(b2, ldc(v[ov + i])), MUL(omb2, MUL(gi, gi)));\n\
-    stc(&out[i], SUB(MUL(ldc(p[op + i]), dc), DIV(MUL(s1, mi), ADD(MUL(SQRT(vi), s2), eps))));\n\
-    stc(&out[n + i], mi); stc(&out[2 * n + i], vi);\n\
+    C gi = ldf(g[og + i]);\n\
+    C mi = ADD(MUL(b1, ldf(m[om + i])), MUL(omb1, gi));\n\
+    C vi = ADD(MUL(b2, ldf(v[ov + i])), MUL(omb2, MUL(gi, gi)));\n\
+    sto(&out[i], SUB(MUL(ldf(p[op + i]), dc), DIV(MUL(s1, mi), ADD(MUL(SQRT(vi), s2), eps))));\n\
+    sto(&out[n + i], mi); sto(&out[2 * n + i], vi);\n\
   }}\n\
 }}\n"
     ))
