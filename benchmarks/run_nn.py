@@ -324,11 +324,17 @@ class MLXLike:
             step = partial(mx.compile, inputs=state, outputs=state)(step)
 
         def run(i):
+            t0 = time.perf_counter()
             loss = step(*data[i % N_BATCHES])
+            t1 = time.perf_counter()
             mx.eval(state, loss)
+            t2 = time.perf_counter()
             mx.synchronize()
+            # (building the step's graph, mx.eval, the final synchronize) in seconds
+            run.phases.append((t1 - t0, t2 - t1, time.perf_counter() - t2))
             return loss
 
+        run.phases = []
         return run, lambda loss: loss.item()
 
     def parts(self, case):

@@ -420,3 +420,22 @@ def test_export_to_dot_draws_the_graph(tmp_path):
     assert "fused: s0 = exp(x0)" in buf.getvalue()
     with pytest.raises(TypeError, match=r"\[export_to_dot\]"):
         mx.export_to_dot(str(path), [z])
+
+
+def test_split_gradient_is_one_concatenation():
+    # q, k, v = split(x @ w): their gradients become one concatenation, not a zero fill
+    # plus one slice update per output
+    r = np.random.default_rng(5)
+    x, w = (mx.array(r.standard_normal(s).astype(np.float32)) for s in ((4, 8), (8, 12)))
+
+    def step(w):
+        def loss(w):
+            q, k, v = mx.split(x @ w, 3, axis=-1)
+            return (q * k + v).sum()
+
+        return mx.grad(loss)(w)
+
+    names = capture(step, w).op_names(False)
+    assert any(n.startswith("concatenate") for n in names), names
+    assert not any(n.startswith("slice_update") for n in names), names
+    tree_same(mx.compile(step)(w), step(w))

@@ -1277,6 +1277,36 @@ def test_cross_entropy_reads_strided_rows(dtype, layout):
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float32])
+def test_lm_head_backward_reads_the_zero_padded_loss_gradient(dtype):
+    """The cross-entropy gradient of an odd vocabulary comes back with rows padded to 16
+    bytes and the padding zeroed, and both backward products of the LM head read it in
+    place as their zero-padded operand (no copy). The memory pool is first filled with
+    NaN so that padding left unwritten would show in the products."""
+    rng = np.random.default_rng(43)
+    rows, vocab, d = 2048, 2053, 512
+    h = mx.array(rng.standard_normal((rows, d)).astype(np.float32) * 0.5).astype(dtype)
+    w = mx.array(rng.standard_normal((vocab, d)).astype(np.float32) * 0.5).astype(dtype)
+    t = mx.array(rng.integers(0, vocab, (rows,)).astype(np.int32))
+
+    def step(h, w):
+        return mx.value_and_grad(lambda h, w: mx.fast.cross_entropy(h @ w.T, t).mean(), argnums=(0, 1))(h, w)
+
+    with mx.stream(mx.gpu):
+        for size in (rows * (vocab + 13), rows * (vocab + 5)):  # the padded gradient's sizes
+            junk = [mx.full((size,), float("nan"), dtype) for _ in range(3)]
+            mx.eval(junk)
+            del junk
+    (lc, gc), (lg, gg) = on(mx.cpu, step, h, w), on(mx.gpu, step, h, w)
+    np.testing.assert_allclose(np.array(lg.astype(mx.float32)), np.array(lc.astype(mx.float32)), rtol=2e-2)
+    for got, want in zip(gg, gc):
+        got, want = np.array(got.astype(mx.float64)), np.array(want.astype(mx.float64))
+        assert np.isfinite(got).all()
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=5e-2, atol=(3e-2 if dtype == mx.bfloat16 else 1e-4) * scale)
+
+
+@gpu_only
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16, mx.float64, mx.int8, mx.int32, mx.uint64])
 @pytest.mark.parametrize("layout", ["contiguous", "offset", "rows", "transposed"])
 def test_fused_host_scalars_by_value(dtype, layout):

@@ -437,3 +437,48 @@ def test_gradients_are_freed_without_the_garbage_collector():
         assert mx.get_active_memory() == before
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("used", [(0, 1, 2), (2, 0, 1), (0, 2), (1,), (2, 1)])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_split_gradient_puts_each_piece_in_its_window(used, axis):
+    # the gradients of a split's outputs gathered into one array (pieces side by side,
+    # zeros where an output is unused), against NumPy
+    r = np.random.default_rng(len(used) + 7 * (axis % 3))
+    x = mx.array(r.standard_normal((6, 9, 3)).astype(np.float32))
+    cots = [r.standard_normal(mx.split(x, 3, axis=axis)[0].shape).astype(np.float32) for _ in range(3)]
+
+    def f(x):
+        parts = mx.split(x, 3, axis=axis)
+        return sum((parts[i] * mx.array(cots[i])).sum() for i in used)
+
+    want = np.zeros(x.shape, np.float32)
+    wparts = np.split(want, 3, axis=axis)
+    for i in used:
+        wparts[i][...] = cots[i]
+    np.testing.assert_array_equal(np.array(mx.grad(f)(x)), want)
+
+
+def test_overlapping_and_mixed_slice_gradients_add_up():
+    r = np.random.default_rng(3)
+    xn = r.standard_normal((10, 4)).astype(np.float32)
+    x = mx.array(xn)
+    a, b, c = (r.standard_normal(s).astype(np.float32) for s in ((5, 4), (5, 4), (10, 4)))
+
+    def f(x):  # overlapping row windows, one of them strided, and the whole array
+        return (x[0:5] * mx.array(a)).sum() + (x[3:8] * mx.array(b)).sum() + (x * mx.array(c)).sum() + x[::2].sum()
+
+    want = c.copy()
+    want[0:5] += a
+    want[3:8] += b
+    want[::2] += 1
+    np.testing.assert_allclose(np.array(mx.grad(f)(x)), want, rtol=1e-6, atol=1e-6)
+    # uneven pieces along the last axis, unsorted, with a gap; bfloat16 keeps its dtype
+    xb = x.astype(mx.bfloat16)
+    g = mx.grad(lambda x: (x[:, 3:] * 2).sum() + x[:, :1].sum())(xb)
+    assert g.dtype == mx.bfloat16
+    np.testing.assert_array_equal(np.array(g.astype(mx.float32)), np.array([[1, 0, 0, 2, ]] * 10, np.float32))
+    # an integer input of slices gets zeros, as before
+    xi = mx.array(np.arange(12, dtype=np.int32).reshape(3, 4))
+    gi = mx.vjp(lambda x: [x[:, :2], x[:, 2:]], [xi], [mx.ones((3, 2), mx.int32), mx.ones((3, 2), mx.int32)])[1][0]
+    assert gi.dtype == mx.int32 and not np.array(gi).any()

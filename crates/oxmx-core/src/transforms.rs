@@ -15,6 +15,9 @@ use crate::rules;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+mod gathered;
+use gathered::Gathered;
+
 /// Ends a trace when dropped (also on early return or panic).
 pub struct TraceGuard(pub Arc<Trace>);
 
@@ -88,19 +91,6 @@ fn ids(xs: &[Array]) -> HashSet<usize> {
     xs.iter().map(Array::id).collect()
 }
 
-fn accumulate(map: &mut HashMap<usize, Array>, id: usize, g: Array) -> Result<()> {
-    let v = match map.remove(&id) {
-        Some(prev) => rules_add(&prev, &g)?,
-        None => g,
-    };
-    map.insert(id, v);
-    Ok(())
-}
-
-fn rules_add(a: &Array, b: &Array) -> Result<Array> {
-    crate::ops::binary(crate::primitive::BinaryOp::Add, a, b)
-}
-
 fn check_shape(what: &str, prim: &Primitive, got: &Array, want: &Array) -> Result<()> {
     if got.shape() != want.shape() {
         return Err(Error::runtime(
@@ -148,7 +138,7 @@ pub fn vjp(leaves: &[Array], outputs: &[Array], cotangents: &[Array]) -> Result<
         .map(|s| s.node.id())
         .chain(leaf_ids.iter().copied())
         .collect();
-    let mut cot: HashMap<usize, Array> = HashMap::new();
+    let mut cot: HashMap<usize, Gathered> = HashMap::new();
     for (o, c) in outputs.iter().zip(cotangents) {
         if live.contains(&o.id()) {
             let c = if c.dtype() == o.dtype() {
@@ -156,28 +146,47 @@ pub fn vjp(leaves: &[Array], outputs: &[Array], cotangents: &[Array]) -> Result<
             } else {
                 crate::ops::astype(c, o.dtype())?
             };
-            accumulate(&mut cot, o.id(), c)?;
+            cot.entry(o.id()).or_default().whole(c);
         }
     }
     for step in order.iter().rev() {
-        let Some(g) = cot.remove(&step.node.id()) else {
+        let Some(pieces) = cot.remove(&step.node.id()) else {
             continue;
         };
+        let Some(g) = pieces.finish(&step.node)? else {
+            continue;
+        };
+        // a split's outputs: their gradients are gathered as pieces of the input
+        if let [x] = step.inputs.as_slice() {
+            if let Some((axis, start)) = gathered::slice_axis(&step.prim, x, &step.node) {
+                if live.contains(&x.id()) {
+                    check_shape("vjp", &step.prim, &g, &step.node)?;
+                    cot.entry(x.id()).or_default().slice(axis, start, g);
+                }
+                continue;
+            }
+        }
         let grads = rules::vjp(&step.prim, &step.inputs, &step.node, &g)?;
         for (x, gx) in step.inputs.iter().zip(grads) {
             if let Some(gx) = gx {
                 if live.contains(&x.id()) {
                     check_shape("vjp", &step.prim, &gx, x)?;
-                    accumulate(&mut cot, x.id(), gx)?;
+                    cot.entry(x.id()).or_default().whole(gx);
                 }
             }
         }
     }
     leaves
         .iter()
-        .map(|l| match cot.remove(&l.id()) {
-            Some(g) => Ok(g),
-            None => crate::ops::zeros(l.shape().to_vec(), l.dtype()),
+        .map(|l| {
+            let g = match cot.remove(&l.id()) {
+                Some(pieces) => pieces.finish(l)?,
+                None => None,
+            };
+            match g {
+                Some(g) => Ok(g),
+                None => crate::ops::zeros(l.shape().to_vec(), l.dtype()),
+            }
         })
         .collect()
 }

@@ -127,10 +127,41 @@ fn norm_threads() -> usize {
 /// 16384 elements).
 const NORM_MAX_PER_THREAD: usize = 64;
 
+/// Combines row statistics (count, mean, sum of squared deviations) across a block in
+/// one reduction (Chan et al.'s pairwise update), every thread getting the same bits: at
+/// each butterfly step both lanes join the lower lane's part with the higher lane's.
+const BLOCK_MEAN_VAR: &str = r#"
+__device__ __forceinline__ void mv_join(ACC& c, ACC& m, ACC& q, ACC c2, ACC m2, ACC q2) {
+  ACC n = c + c2;
+  if (n == (ACC)0) return;
+  ACC d = m2 - m, f = c2 / n;
+  m = m + d * f; q = q + q2 + d * d * c * f; c = n;
+}
+__device__ __forceinline__ void warp_mean_var(ACC& c, ACC& m, ACC& q) {
+  const int l = threadIdx.x & 31;
+  for (int o = 16; o > 0; o >>= 1) {
+    ACC c2 = __shfl_xor_sync(0xffffffffu, c, o), m2 = __shfl_xor_sync(0xffffffffu, m, o), q2 = __shfl_xor_sync(0xffffffffu, q, o);
+    if (l & o) { ACC t; t = c; c = c2; c2 = t; t = m; m = m2; m2 = t; t = q; q = q2; q2 = t; }
+    mv_join(c, m, q, c2, m2, q2);
+  }
+}
+__device__ __forceinline__ void block_mean_var(ACC& c, ACC& m, ACC& q, ACC* sh) {
+  warp_mean_var(c, m, q);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  if (l == 0) { sh[w] = c; sh[32 + w] = m; sh[64 + w] = q; }
+  __syncthreads();
+  c = l < nw ? sh[l] : (ACC)0; m = l < nw ? sh[32 + l] : (ACC)0; q = l < nw ? sh[64 + l] : (ACC)0;
+  warp_mean_var(c, m, q);
+}
+"#;
+
 /// The norms with each thread's part of the row read once into registers (`vw`-element
 /// vector loads and stores: 16 bytes for halves, `vpt` vectors per thread), for rows of
-/// a multiple of `vw` up to 16384 elements: the same formulas as `norm_src` (mean, then
-/// the mean of squared deviations), one memory pass.
+/// a multiple of `vw` up to 16384 elements. The weight and bias are loaded with the row,
+/// before the reduction waits. rms_norm takes the mean of squares in one block sum;
+/// layer_norm takes each thread's mean and squared deviations from it (two passes over
+/// registers) and joins them across the block in one reduction (`BLOCK_MEAN_VAR`): one
+/// block-wide wait instead of two, accurate for rows far from zero.
 fn norm_regs_src(
     d: Dtype,
     rms: bool,
@@ -142,33 +173,44 @@ fn norm_regs_src(
     let (t, acc) = types("norm", d)?;
     let (w, b, r) = (weight as u8, bias as u8, rms as u8);
     Ok(format!(
-        "{PRELUDE}\n#define VW {vw}\ntemplate <typename T> struct alignas(VW * sizeof(T)) VN {{ T v[VW]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{LDST}\n\
+        "{PRELUDE}\n#define VW {vw}\ntemplate <typename T> struct alignas(VW * sizeof(T)) VN {{ T v[VW]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{BLOCK_MEAN_VAR}\n{LDST}\n\
 #define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
-  __shared__ ACC sh[32];\n\
+  __shared__ ACC sh[96];\n\
   const long long nv = n / VW;\n\
   const VN<{t}>* x = reinterpret_cast<const VN<{t}>*>(in + (long long)blockIdx.x * n);\n\
   VN<{t}>* y = reinterpret_cast<VN<{t}>*>(out + (long long)blockIdx.x * n);\n\
-  ACC v[VPT * VW]; ACC s = 0;\n\
+  ACC v[VPT * VW]; VN<{t}> w4[VPT], b4[VPT]; ACC s = 0, cnt = 0;\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+    w4[i] = VN<{t}>{{}}; b4[i] = VN<{t}>{{}};\n\
     if (j < nv) {{ VN<{t}> q = x[j];\n\
+      if (HAS_W) w4[i] = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
+      if (HAS_B) b4[i] = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
+      cnt += (ACC)VW;\n\
       #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ v[i * VW + e] = ldf(q.v[e]); s += v[i * VW + e]; }} }}\n\
     else {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) v[i * VW + e] = 0; }} }}\n\
-  ACC mean = RMS ? (ACC)0 : block_sum(s, sh) / (ACC)n;\n\
-  ACC q2 = 0;\n\
+  ACC mean = 0, var;\n\
+  if (RMS) {{\n\
+    ACC q2 = 0;\n\
+    #pragma unroll\n\
+    for (int i = 0; i < VPT * VW; ++i) q2 += v[i] * v[i];\n\
+    var = block_sum(q2, sh) / (ACC)n;\n\
+  }} else {{\n\
+    ACC m = cnt > (ACC)0 ? s / cnt : (ACC)0, q2 = 0;\n\
+    #pragma unroll\n\
+    for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
+      if (j < nv) {{\n        #pragma unroll\n        for (int e = 0; e < VW; ++e) {{ ACC c = v[i * VW + e] - m; q2 += c * c; }} }} }}\n\
+    block_mean_var(cnt, m, q2, sh);\n\
+    mean = m; var = q2 / (ACC)n;\n\
+  }}\n\
+  ACC inv = (ACC)1 / sqrt(var + (ACC)eps);\n\
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = v[i * VW + e] - mean; q2 += c * c; }} }} }}\n\
-  ACC inv = (ACC)1 / sqrt(block_sum(q2, sh) / (ACC)n + (ACC)eps);\n\
-  #pragma unroll\n\
-  for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
-    if (j < nv) {{ VN<{t}> r, w4 = {{}}, b4 = {{}};\n\
-      if (HAS_W) w4 = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
-      if (HAS_B) b4 = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
+    if (j < nv) {{ VN<{t}> r;\n\
       #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = (v[i * VW + e] - mean) * inv;\n\
-        if (HAS_W) c = c * ldf(w4.v[e]);\n\
-        if (HAS_B) c = c + ldf(b4.v[e]);\n\
+        if (HAS_W) c = c * ldf(w4[i].v[e]);\n\
+        if (HAS_B) c = c + ldf(b4[i].v[e]);\n\
         sto(&r.v[e], c); }}\n\
       y[j] = r; }} }}\n\
 }}\n"
@@ -310,6 +352,7 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const long long* __re
     }}\n\
   }}\n\
   for (long long j = ng * 4 + threadIdx.x; j < n; j += blockDim.x) sto(o + j, GRAD(j, ldf(x[j])));\n\
+  for (long long j = n + threadIdx.x; j < old; j += blockDim.x) sto(o + j, (ACC)0);\n\
 }}\n"
     ))
 }
@@ -605,7 +648,10 @@ impl CudaBackend {
         let m = second_last
             .copied()
             .ok_or_else(|| Error::runtime(op, "padded rank"))?;
-        self.lt_unpad(op, out, nbytes, shape, out_dtype, (m, old))
+        // the kernel zeroed each row's padding: products read the rows as they are
+        let data = self.lt_unpad(op, out, nbytes, shape, out_dtype, (m, old))?;
+        self.pad_cache.mark_zero_padded(&data.buffer, n, old);
+        Ok(data)
     }
 
     pub(crate) fn fast(

@@ -41,16 +41,29 @@ struct PadEntry {
     padded: Arc<Buffer>,
 }
 
+/// A buffer of rows `ld` elements apart whose elements `n..ld` of each row are zero (a
+/// kernel wrote them so): already the padded copy `lt_padded_copy` would make of its
+/// `n`-element rows.
+struct ZeroPadded {
+    buffer: Weak<Buffer>,
+    n: usize,
+    ld: usize,
+}
+
 /// The last padded copy, kept while its source lives so that a second product over the
-/// same operand (a matmul's two backward products read the same cotangent) reuses it.
+/// same operand (a matmul's two backward products read the same cotangent) reuses it;
+/// and the live buffers known to be zero-padded (read as their own padded copies).
 #[derive(Default)]
-pub(crate) struct PadCache(Mutex<Option<PadEntry>>);
+pub(crate) struct PadCache {
+    last: Mutex<Option<PadEntry>>,
+    zero_padded: Mutex<Vec<ZeroPadded>>,
+}
 
 impl PadCache {
     /// Drops the copy once its source is gone (called before every op, so the copy's
     /// memory is returned at the next op after its source's last use).
     pub(crate) fn evict_orphaned(&self) {
-        if let Ok(mut e) = self.0.try_lock() {
+        if let Ok(mut e) = self.last.try_lock() {
             if e.as_ref().is_some_and(|e| e.source.strong_count() == 0) {
                 *e = None;
             }
@@ -58,20 +71,44 @@ impl PadCache {
     }
 
     fn get(&self, source: &Arc<Buffer>, key: &PadKey) -> Option<Arc<Buffer>> {
-        let e = self.0.lock().ok()?;
+        let e = self.last.lock().ok()?;
         let e = e.as_ref()?;
         (e.source.upgrade().is_some_and(|s| Arc::ptr_eq(&s, source)) && e.key == *key)
             .then(|| Arc::clone(&e.padded))
     }
 
     fn put(&self, source: &Arc<Buffer>, key: PadKey, padded: &Arc<Buffer>) {
-        if let Ok(mut e) = self.0.lock() {
+        if let Ok(mut e) = self.last.lock() {
             *e = Some(PadEntry {
                 source: Arc::downgrade(source),
                 key,
                 padded: Arc::clone(padded),
             });
         }
+    }
+
+    /// Records that `buffer`'s rows are `ld` elements apart with zeros after the first
+    /// `n` of each. Holding it weakly also keeps it from being donated (and overwritten).
+    pub(crate) fn mark_zero_padded(&self, buffer: &Arc<Buffer>, n: usize, ld: usize) {
+        if let Ok(mut v) = self.zero_padded.lock() {
+            v.retain(|z| z.buffer.strong_count() > 0);
+            v.push(ZeroPadded {
+                buffer: Arc::downgrade(buffer),
+                n,
+                ld,
+            });
+        }
+    }
+
+    /// Whether `buffer` holds rows of `n` elements, `ld` apart, zero-padded.
+    fn is_zero_padded(&self, buffer: &Arc<Buffer>, n: usize, ld: usize) -> bool {
+        self.zero_padded.lock().is_ok_and(|v| {
+            v.iter().any(|z| {
+                z.n == n
+                    && z.ld == ld
+                    && z.buffer.upgrade().is_some_and(|b| Arc::ptr_eq(&b, buffer))
+            })
+        })
     }
 }
 
@@ -224,6 +261,26 @@ impl CudaBackend {
                 .collect(),
         };
         let source = &x.data.buffer;
+        // rows already padded with zeros in place (a padded cross-entropy gradient): the
+        // source is its own padded copy
+        let in_place = x.data.offset == 0
+            && x.data.strides == strides
+            && shape[outer] == x.shape[outer]
+            && self
+                .pad_cache
+                .is_zero_padded(source, x.shape[inner], shape[inner]);
+        if in_place {
+            let data = ArrayData::new(op, Arc::clone(source), 0, strides, &shape, x.dtype)?;
+            let padded = Input {
+                shape,
+                dtype: x.dtype,
+                data,
+                donatable: false,
+            };
+            let o =
+                lt_operand(&padded).ok_or_else(|| Error::runtime(op, "matmul operand layout"))?;
+            return Ok((padded, o));
+        }
         let buffer = match self.pad_cache.get(source, &key) {
             Some(b) => b,
             None => {
