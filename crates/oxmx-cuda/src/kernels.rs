@@ -74,8 +74,12 @@ template <typename T> __device__ __forceinline__ T wrap_neg(T x) { return (T)(0 
 // gradient's x**2), pow otherwise. Where x has at most half the compute type's precision
 // (a half type in float, a float32 in double) x * x is exact and the cube is rounded
 // once: the correctly rounded power, which pow (within an ulp of it) not always gives.
+// The general power is a call, not inlined: a fused chain unrolls its body for every
+// element a thread holds, and an inlined pow (hundreds of instructions, for an exponent
+// that is nearly always 2 or 3) would be copied into each.
+template <typename T> __device__ __noinline__ T pow_call(T x, T y) { return pow(x, y); }
 template <typename T> __device__ __forceinline__ T fpow(T x, T y) {
-  return y == (T)2 ? x * x : (y == (T)3 ? x * x * x : pow(x, y));
+  return y == (T)2 ? x * x : (y == (T)3 ? x * x * x : pow_call(x, y));
 }
 // Integer powers as the CPU: wrapping, the exponent clamped to 2^32 - 1; a negative
 // exponent leaves only 1 and -1 (whose sign follows the exponent's parity) nonzero.
