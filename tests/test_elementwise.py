@@ -789,3 +789,68 @@ def test_hypothesis_unary(name, d, shape, kind, seed):
         assert_array(y, ref, exp, rtol=1e-10, atol=1e-12)
     else:
         assert_array(y, ref, exp, scale=2)
+
+
+@pytest.mark.parametrize(
+    "shape,view",
+    [
+        ((70000,), lambda a: a),  # one long row
+        ((3, 50001), lambda a: a),  # few long rows: cut across rows and inside them
+        ((400, 300), lambda a: a.T),  # transposed
+        ((5, 40000), lambda a: a[:, ::-3]),  # reversed steps
+        ((100003,), lambda a: a[::2]),
+    ],
+    ids=["long_row", "few_rows", "transposed", "reversed_steps", "every_other"],
+)
+def test_big_strided_and_broadcast_operands_split_across_threads(shape, view):
+    # arrays above the parallel threshold (2^15 elements) whose layout is one or few long
+    # rows: the work is cut by element count, across row boundaries and inside rows
+    r = np.random.default_rng(sum(shape))
+    an = r.standard_normal(shape).astype(np.float32)
+    bn = r.standard_normal(shape).astype(np.float32)
+    a, b = view(mx.array(an)), view(mx.array(bn))
+    av, bv = view(an), view(bn)
+    np.testing.assert_array_equal(np.array(a * 2), av * np.float32(2))
+    np.testing.assert_array_equal(np.array(3 - a), np.float32(3) - av)
+    np.testing.assert_array_equal(np.array(a + b), av + bv)
+    np.testing.assert_array_equal(np.array(mx.abs(a)), np.abs(av))
+    np.testing.assert_array_equal(np.array(mx.where(a > 0, a, b)), np.where(av > 0, av, bv))
+    np.testing.assert_array_equal(np.array(mx.where(a > 0, 1.5, b)), np.where(av > 0, np.float32(1.5), bv))
+    np.testing.assert_array_equal(np.array(a ** 2), (av.astype(np.float64) ** 2).astype(np.float32))
+    np.testing.assert_array_equal(np.array(a ** 3), (av.astype(np.float64) ** 3).astype(np.float32))
+    row = b.reshape(-1)[: av.shape[-1]] if av.ndim > 1 else b
+    rown = np.array(row)
+    np.testing.assert_array_equal(np.array(a * row), av * rown)  # a row broadcast down the rows
+
+
+@pytest.mark.parametrize("d", ["float32", "float16", "bfloat16"])
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_squares_and_cubes_are_the_rounded_products(d):
+    # x ** 2 and x ** 3 are products (float32 in float64, the half types in float32),
+    # rounded once: the GPU's formulas. Each element follows its own exponent.
+    r = np.random.default_rng(9)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e20, -1e-30, 3.0e3, 1.5, -7.25]
+    xs = np.concatenate([r.standard_normal(5000) * 30, special]).astype(np.float32)
+    x = mx.array(xs).astype(getattr(mx, d))
+    xf = np.array(x.astype(mx.float32))  # the values x holds
+    wide = np.float64 if d == "float32" else np.float32
+
+    def want(e):
+        w = xf.astype(wide) ** e if e == 2 else xf.astype(wide) * xf.astype(wide) * xf.astype(wide)
+        return np.array(mx.array(w.astype(np.float32)).astype(getattr(mx, d)).astype(mx.float32))
+
+    for e in (2, 3):
+        got = np.array((x ** e).astype(mx.float32))
+        np.testing.assert_array_equal(got, want(e))
+    # mixed exponents: 2 and 3 follow the products, the others pow
+    ys = np.resize(np.array([2.0, 3.0, 0.5, 2.0, -1.0, 3.0], np.float32), xs.shape)
+    got = np.array((mx.abs(x) ** mx.array(ys).astype(getattr(mx, d))).astype(mx.float32))
+    ax = np.abs(xf)
+    for e in (2, 3):
+        sel = ys == e
+        w = ax.astype(wide) ** 2 if e == 2 else ax.astype(wide) * ax.astype(wide) * ax.astype(wide)
+        w = np.array(mx.array(w.astype(np.float32)).astype(getattr(mx, d)).astype(mx.float32))
+        np.testing.assert_array_equal(got[sel], w[sel])
+    rest = ~np.isin(ys, [2.0, 3.0]) & np.isfinite(ax) & (ax > 1e-3) & (ax < 1e3)
+    tol = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3}[d]
+    np.testing.assert_allclose(got[rest], ax[rest].astype(np.float64) ** ys[rest], rtol=tol)

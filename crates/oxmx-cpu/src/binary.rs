@@ -145,9 +145,31 @@ macro_rules! float_binary {
     }};
 }
 
-/// A float op with a `vmath` kernel, run over contiguous runs of both inputs.
-fn vector_binary<T: crate::elem::Elem>(op: BinaryOp, a: &Src, b: &Src, out: &mut [u8]) {
+/// A float op with a `vmath` kernel, run over contiguous runs of both inputs; `x ** 2`
+/// and `x ** 3` with one exponent (a Python number) as an elementwise product.
+fn vector_binary<T: crate::elem::Elem + crate::vmath::SmallPower>(
+    op: BinaryOp,
+    a: &Src,
+    b: &Src,
+    out: &mut [u8],
+) {
     let (va, vb) = (View::<T>::of(a), View::<T>::of(b));
+    if op == BinaryOp::Power && vb.strides.iter().all(|&s| s == 0) {
+        let out = out.typed_mut::<T>();
+        match vb
+            .data
+            .get(vb.offset)
+            .and_then(|&y| crate::vmath::small_power(y))
+        {
+            Some(2) => return crate::strided::map1(a.shape, va, out, T::square),
+            Some(3) => return crate::strided::map1(a.shape, va, out, T::cube),
+            _ => {
+                return map2_runs(a.shape, va, vb, out, |x, y, o| {
+                    crate::vmath::binary_run(op, x, y, o)
+                })
+            }
+        }
+    }
     map2_runs(a.shape, va, vb, out.typed_mut::<T>(), |x, y, o| {
         crate::vmath::binary_run(op, x, y, o)
     });

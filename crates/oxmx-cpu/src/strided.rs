@@ -177,28 +177,6 @@ pub fn layout(shape: &[usize], strides: &[&[isize]]) -> Layout {
     }
 }
 
-/// Run `row(k_first_row, out_rows_chunk)` over chunks of output rows, in parallel when big.
-fn for_row_chunks<O: Send>(
-    out: &mut [O],
-    inner: usize,
-    total: usize,
-    row: impl Fn(usize, &mut [O]) + Sync,
-) {
-    if inner == 0 || out.is_empty() {
-        return;
-    }
-    let nrows = out.len() / inner;
-    if total < PAR_THRESHOLD || nrows == 1 {
-        row(0, out);
-        return;
-    }
-    let threads = rayon::current_num_threads().max(1);
-    let rows_per = nrows.div_ceil(threads * 4).max(1);
-    out.par_chunks_mut(rows_per * inner)
-        .enumerate()
-        .for_each(|(c, chunk)| row(c * rows_per, chunk));
-}
-
 #[inline(always)]
 fn at<T: Copy>(v: &[T], off: isize) -> T {
     v[off as usize]
@@ -230,25 +208,16 @@ pub fn map1<A: Copy + Sync, O: Send>(
         return;
     }
     let l = layout(shape, &[a.strides]);
-    let (inner, sa) = (l.inner, l.inner_strides[0]);
-    for_row_chunks(out, inner, n, |first, chunk| {
-        let mut rows = Rows::new(
-            &l.outer,
-            l.outer_strides.clone(),
-            &[a.offset as isize],
-            first,
-        );
-        for orow in chunk.chunks_mut(inner) {
-            let oa = rows.offs[0];
-            if sa == 1 {
-                let s = &a.data[oa as usize..oa as usize + inner];
-                orow.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
-            } else {
-                for (i, o) in orow.iter_mut().enumerate() {
-                    *o = f(at(a.data, oa + i as isize * sa));
-                }
+    let sa = l.inner_strides[0];
+    for_segments(n, &l, &[a.offset as isize], out, usize::MAX, |offs, seg| {
+        let oa = offs[0];
+        if sa == 1 {
+            let s = &a.data[oa as usize..oa as usize + seg.len()];
+            seg.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
+        } else {
+            for (i, o) in seg.iter_mut().enumerate() {
+                *o = f(at(a.data, oa + i as isize * sa));
             }
-            rows.step();
         }
     });
 }
@@ -311,41 +280,33 @@ pub fn map2<A: Copy + Sync, B: Copy + Sync, O: Send>(
         }
     }
     let l = layout(shape, &[a.strides, b.strides]);
-    let (inner, sa, sb) = (l.inner, l.inner_strides[0], l.inner_strides[1]);
-    for_row_chunks(out, inner, n, |first, chunk| {
-        let mut rows = Rows::new(
-            &l.outer,
-            l.outer_strides.clone(),
-            &[a.offset as isize, b.offset as isize],
-            first,
-        );
-        for orow in chunk.chunks_mut(inner) {
-            let (oa, ob) = (rows.offs[0], rows.offs[1]);
-            if sa == 1 && sb == 1 {
-                let xa = &a.data[oa as usize..oa as usize + inner];
-                let xb = &b.data[ob as usize..ob as usize + inner];
-                for ((o, &x), &y) in orow.iter_mut().zip(xa).zip(xb) {
-                    *o = f(x, y);
-                }
-            } else if sa == 1 && sb == 0 {
-                let xa = &a.data[oa as usize..oa as usize + inner];
-                let y = at(b.data, ob);
-                for (o, &x) in orow.iter_mut().zip(xa) {
-                    *o = f(x, y);
-                }
-            } else if sa == 0 && sb == 1 {
-                let x = at(a.data, oa);
-                let xb = &b.data[ob as usize..ob as usize + inner];
-                for (o, &y) in orow.iter_mut().zip(xb) {
-                    *o = f(x, y);
-                }
-            } else {
-                for (i, o) in orow.iter_mut().enumerate() {
-                    let i = i as isize;
-                    *o = f(at(a.data, oa + i * sa), at(b.data, ob + i * sb));
-                }
+    let (sa, sb) = (l.inner_strides[0], l.inner_strides[1]);
+    let bases = [a.offset as isize, b.offset as isize];
+    for_segments(n, &l, &bases, out, usize::MAX, |offs, seg| {
+        let (oa, ob, len) = (offs[0], offs[1], seg.len());
+        if sa == 1 && sb == 1 {
+            let xa = &a.data[oa as usize..oa as usize + len];
+            let xb = &b.data[ob as usize..ob as usize + len];
+            for ((o, &x), &y) in seg.iter_mut().zip(xa).zip(xb) {
+                *o = f(x, y);
             }
-            rows.step();
+        } else if sa == 1 && sb == 0 {
+            let xa = &a.data[oa as usize..oa as usize + len];
+            let y = at(b.data, ob);
+            for (o, &x) in seg.iter_mut().zip(xa) {
+                *o = f(x, y);
+            }
+        } else if sa == 0 && sb == 1 {
+            let x = at(a.data, oa);
+            let xb = &b.data[ob as usize..ob as usize + len];
+            for (o, &y) in seg.iter_mut().zip(xb) {
+                *o = f(x, y);
+            }
+        } else {
+            for (i, o) in seg.iter_mut().enumerate() {
+                let i = i as isize;
+                *o = f(at(a.data, oa + i * sa), at(b.data, ob + i * sb));
+            }
         }
     });
 }
@@ -364,26 +325,17 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, O: Send>(
         return;
     }
     let l = layout(shape, &[a.strides, b.strides, c.strides]);
-    let (inner, sa, sb, sc) = (
-        l.inner,
-        l.inner_strides[0],
-        l.inner_strides[1],
-        l.inner_strides[2],
-    );
-    for_row_chunks(out, inner, n, |first, chunk| {
-        let base = [a.offset as isize, b.offset as isize, c.offset as isize];
-        let mut rows = Rows::new(&l.outer, l.outer_strides.clone(), &base, first);
-        for orow in chunk.chunks_mut(inner) {
-            let (oa, ob, oc) = (rows.offs[0], rows.offs[1], rows.offs[2]);
-            for (i, o) in orow.iter_mut().enumerate() {
-                let i = i as isize;
-                *o = f(
-                    at(a.data, oa + i * sa),
-                    at(b.data, ob + i * sb),
-                    at(c.data, oc + i * sc),
-                );
-            }
-            rows.step();
+    let (sa, sb, sc) = (l.inner_strides[0], l.inner_strides[1], l.inner_strides[2]);
+    let bases = [a.offset as isize, b.offset as isize, c.offset as isize];
+    for_segments(n, &l, &bases, out, usize::MAX, |offs, seg| {
+        let (oa, ob, oc) = (offs[0], offs[1], offs[2]);
+        for (i, o) in seg.iter_mut().enumerate() {
+            let i = i as isize;
+            *o = f(
+                at(a.data, oa + i * sa),
+                at(b.data, ob + i * sb),
+                at(c.data, oc + i * sc),
+            );
         }
     });
 }
@@ -420,14 +372,29 @@ pub fn offsets_of(shape: &[usize], strides: &[isize], offset: usize) -> Vec<usiz
 /// into a scratch buffer of this size.
 const RUN: usize = 4096;
 
-/// Visits `out` in runs lying inside one row of the collapsed layout of `strides`:
-/// `f(start_offset_per_input, out_run)`; an input's elements in a run are
-/// `offset + i * l.inner_strides[input]`. Parallel over chunks of the output when large.
+/// Visits `out` in runs of at most `RUN` elements lying inside one row of the collapsed
+/// layout (see `for_segments`).
 fn for_runs<O: Send>(
     n: usize,
     l: &Layout,
     bases: &[isize],
     out: &mut [O],
+    f: impl Fn(&[isize], &mut [O]) + Sync,
+) {
+    for_segments(n, l, bases, out, RUN, f)
+}
+
+/// Visits `out` in segments of at most `max_len` elements lying inside one row of the
+/// collapsed layout `l`: `f(start_offset_per_input, out_segment)`; an input's elements in
+/// a segment are `offset + i * l.inner_strides[input]`. Parallel over chunks of the
+/// output when large, cut by element count: one long row (an operand broadcast from a
+/// scalar) is split across the threads as many short rows are.
+fn for_segments<O: Send>(
+    n: usize,
+    l: &Layout,
+    bases: &[isize],
+    out: &mut [O],
+    max_len: usize,
     f: impl Fn(&[isize], &mut [O]) + Sync,
 ) {
     let inner = l.inner.max(1);
@@ -437,7 +404,7 @@ fn for_runs<O: Send>(
         let mut offs = vec![0isize; bases.len()];
         let mut rest = chunk;
         while !rest.is_empty() {
-            let len = (inner - col).min(RUN).min(rest.len());
+            let len = (inner - col).min(max_len).min(rest.len());
             let (run, tail) = rest.split_at_mut(len);
             for ((o, &r), &s) in offs.iter_mut().zip(&rows.offs).zip(&l.inner_strides) {
                 *o = r + col as isize * s;

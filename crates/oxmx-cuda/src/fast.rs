@@ -132,8 +132,10 @@ const NORM_MAX_PER_THREAD: usize = 64;
 /// each butterfly step both lanes join the lower lane's part with the higher lane's.
 const BLOCK_MEAN_VAR: &str = r#"
 __device__ __forceinline__ void mv_join(ACC& c, ACC& m, ACC& q, ACC c2, ACC m2, ACC q2) {
+  // an empty part changes nothing (and must not: 0 * an overflowed d*d would be NaN)
+  if (c2 == (ACC)0) return;
+  if (c == (ACC)0) { c = c2; m = m2; q = q2; return; }
   ACC n = c + c2;
-  if (n == (ACC)0) return;
   ACC d = m2 - m, f = c2 / n;
   m = m + d * f; q = q + q2 + d * d * c * f; c = n;
 }
@@ -157,8 +159,9 @@ __device__ __forceinline__ void block_mean_var(ACC& c, ACC& m, ACC& q, ACC* sh) 
 
 /// The norms with each thread's part of the row read once into registers (`vw`-element
 /// vector loads and stores: 16 bytes for halves, `vpt` vectors per thread), for rows of
-/// a multiple of `vw` up to 16384 elements. The weight and bias are loaded with the row,
-/// before the reduction waits. rms_norm takes the mean of squares in one block sum;
+/// a multiple of `vw` up to 16384 elements. Where they fit in a few registers (at most 64
+/// bytes of each per thread), the weight and bias are loaded with the row, before the
+/// reduction waits; otherwise after it. rms_norm takes the mean of squares in one block sum;
 /// layer_norm takes each thread's mean and squared deviations from it (two passes over
 /// registers) and joins them across the block in one reduction (`BLOCK_MEAN_VAR`): one
 /// block-wide wait instead of two, accurate for rows far from zero.
@@ -172,9 +175,10 @@ fn norm_regs_src(
 ) -> Result<String> {
     let (t, acc) = types("norm", d)?;
     let (w, b, r) = (weight as u8, bias as u8, rms as u8);
+    let early = u8::from(vpt * vw * d.size() <= 64);
     Ok(format!(
         "{PRELUDE}\n#define VW {vw}\ntemplate <typename T> struct alignas(VW * sizeof(T)) VN {{ T v[VW]; }};\ntypedef {acc} ACC;\n{BLOCK_REDUCE}\n{BLOCK_MEAN_VAR}\n{LDST}\n\
-#define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n\
+#define HAS_W {w}\n#define HAS_B {b}\n#define RMS {r}\n#define VPT {vpt}\n#define EARLY {early}\n\
 extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict__ wt, const {t}* __restrict__ bs, {t}* __restrict__ out, long long n, double eps) {{\n\
   __shared__ ACC sh[96];\n\
   const long long nv = n / VW;\n\
@@ -185,8 +189,8 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
     w4[i] = VN<{t}>{{}}; b4[i] = VN<{t}>{{}};\n\
     if (j < nv) {{ VN<{t}> q = x[j];\n\
-      if (HAS_W) w4[i] = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
-      if (HAS_B) b4[i] = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
+      if (HAS_W && EARLY) w4[i] = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
+      if (HAS_B && EARLY) b4[i] = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
       cnt += (ACC)VW;\n\
       #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ v[i * VW + e] = ldf(q.v[e]); s += v[i * VW + e]; }} }}\n\
     else {{\n      #pragma unroll\n      for (int e = 0; e < VW; ++e) v[i * VW + e] = 0; }} }}\n\
@@ -208,6 +212,8 @@ extern \"C\" __global__ void k(const {t}* __restrict__ in, const {t}* __restrict
   #pragma unroll\n\
   for (int i = 0; i < VPT; ++i) {{ long long j = threadIdx.x + (long long)i * blockDim.x;\n\
     if (j < nv) {{ VN<{t}> r;\n\
+      if (HAS_W && !EARLY) w4[i] = reinterpret_cast<const VN<{t}>*>(wt)[j];\n\
+      if (HAS_B && !EARLY) b4[i] = reinterpret_cast<const VN<{t}>*>(bs)[j];\n\
       #pragma unroll\n      for (int e = 0; e < VW; ++e) {{ ACC c = (v[i * VW + e] - mean) * inv;\n\
         if (HAS_W) c = c * ldf(w4[i].v[e]);\n\
         if (HAS_B) c = c + ldf(b4[i].v[e]);\n\
@@ -986,5 +992,45 @@ impl CudaBackend {
             }
         }
         Ok(on_device(out, nbytes, shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The generated CUDA sources compile (see `nvrtc_check`).
+    use super::*;
+    use crate::kernels::PRELUDE;
+    use crate::nvrtc_check::check;
+
+    #[test]
+    fn fast_kernel_sources_compile() {
+        let floats = [
+            Dtype::Float32,
+            Dtype::Float64,
+            Dtype::Float16,
+            Dtype::Bfloat16,
+        ];
+        for d in floats {
+            if !check("cross_entropy_grad", cross_entropy_grad_src(d).ok()) {
+                return;
+            }
+            check("cross_entropy", cross_entropy_src(d).ok());
+            check("adam", adam_src(d).ok());
+            for (rms, w, b) in [
+                (false, true, true),
+                (false, false, false),
+                (true, true, false),
+            ] {
+                check("norm", norm_src(d, rms, w, b).ok());
+                for (vw, vpt) in [(4, 1), (8, 2), (4, 16)] {
+                    check("norm_regs", norm_regs_src(d, rms, w, b, vw, vpt).ok());
+                }
+            }
+        }
+        // the general power as a call, for each compute type
+        let pow = format!(
+            "{PRELUDE}\nextern \"C\" __global__ void k(float* f, double* d) {{ f[0] = fpow(f[1], f[2]); d[0] = fpow(d[1], d[2]); }}\n"
+        );
+        check("fpow", Some(pow));
     }
 }

@@ -839,7 +839,7 @@ pub struct Compiler {
     user_cache: Mutex<HashMap<String, Vec<(String, CudaFunction)>>>,
 }
 
-fn include_paths() -> Vec<String> {
+pub(crate) fn include_paths() -> Vec<String> {
     let mut v = Vec::new();
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Ok(p) = std::env::var(var) {
@@ -1208,7 +1208,117 @@ extern \"C\" __global__ void k(const unsigned int* __restrict__ keys, unsigned c
 
 #[cfg(test)]
 mod tests {
-    use super::name_entry;
+    use super::*;
+    use crate::nvrtc_check::check;
+    use oxmx_core::primitive::{BinaryOp, UnaryOp};
+
+    /// Every unary and binary expression the elementwise kernels take, per dtype, as
+    /// device functions of one translation unit (see `nvrtc_check`).
+    #[test]
+    fn every_elementwise_expression_compiles() {
+        use BinaryOp::*;
+        use UnaryOp::*;
+        let unary = [
+            Abs,
+            Negative,
+            Sign,
+            Square,
+            Sqrt,
+            Rsqrt,
+            Reciprocal,
+            Exp,
+            Expm1,
+            Log,
+            Log2,
+            Log10,
+            Log1p,
+            Sin,
+            Cos,
+            Tan,
+            ArcSin,
+            ArcCos,
+            ArcTan,
+            Sinh,
+            Cosh,
+            Tanh,
+            ArcSinh,
+            ArcCosh,
+            ArcTanh,
+            Erf,
+            Sigmoid,
+            Floor,
+            Ceil,
+            Round,
+            Trunc,
+            IsNan,
+            IsInf,
+            IsPosInf,
+            IsNegInf,
+            IsFinite,
+            LogicalNot,
+            BitwiseInvert,
+            Conjugate,
+            Real,
+            Imag,
+        ];
+        let binary = [
+            Add,
+            Subtract,
+            Multiply,
+            Divide,
+            FloorDivide,
+            Remainder,
+            Power,
+            Maximum,
+            Minimum,
+            Equal,
+            NotEqual,
+            Less,
+            LessEqual,
+            Greater,
+            GreaterEqual,
+            LogicalAnd,
+            LogicalOr,
+            BitwiseAnd,
+            BitwiseOr,
+            BitwiseXor,
+            LeftShift,
+            RightShift,
+            ArcTan2,
+            LogAddExp,
+        ];
+        let dtypes = [
+            Dtype::Float32,
+            Dtype::Float64,
+            Dtype::Float16,
+            Dtype::Bfloat16,
+            Dtype::Int32,
+            Dtype::Int64,
+            Dtype::Uint8,
+            Dtype::Uint64,
+            Dtype::Bool,
+            Dtype::Complex64,
+        ];
+        for d in dtypes {
+            let Some(ct) = compute_type(d) else { continue };
+            let mut src = format!("{}\ntypedef {ct} CT;\n", prelude(&[d]));
+            for (i, op) in unary.iter().enumerate() {
+                if let Some(e) = unary_expr(*op, d) {
+                    src.push_str(&format!("__device__ auto u{i}(CT x) {{ return {e}; }}\n"));
+                }
+            }
+            for (i, op) in binary.iter().enumerate() {
+                if let Some(e) = binary_expr(*op, d) {
+                    src.push_str(&format!(
+                        "__device__ auto b{i}(CT x, CT y) {{ return {e}; }}\n"
+                    ));
+                }
+            }
+            if !check(&format!("elementwise {d}"), Some(src)) {
+                return;
+            }
+        }
+    }
 
     #[test]
     fn entries_are_named_after_their_op() {

@@ -36,6 +36,8 @@ mod linalg;
 mod lt_align;
 #[allow(unsafe_code)]
 pub mod nccl;
+#[cfg(test)]
+mod nvrtc_check;
 pub mod prof;
 mod quantized;
 mod quantized_gather;

@@ -68,6 +68,8 @@ mod erf;
 mod exp_log;
 mod halves;
 mod hyper;
+mod powers;
+pub use powers::{of_exponent as small_power, SmallPower};
 mod single;
 mod single_binary;
 mod single_hyper;
@@ -389,7 +391,12 @@ pub fn binary_run<A: Elem, O: Elem>(op: BinaryOp, xs: &[A], ys: &[A], dst: &mut 
     match op {
         ArcTan2 => binary::<trig::ArcTan2, A, O>(xs, ys, dst),
         LogAddExp => binary::<hyper::LogAddExp, A, O>(xs, ys, dst),
-        Power => binary::<exp_log::Power, A, O>(xs, ys, dst),
+        Power => {
+            // squares and cubes as products (the GPU's formulas); the rest through pow
+            if !powers::run(xs, ys, dst, binary::<exp_log::Power, A, O>) {
+                binary::<exp_log::Power, A, O>(xs, ys, dst)
+            }
+        }
         _ => dst
             .iter_mut()
             .zip(xs)
