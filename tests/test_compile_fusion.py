@@ -439,3 +439,27 @@ def test_split_gradient_is_one_concatenation():
     assert any(n.startswith("concatenate") for n in names), names
     assert not any(n.startswith("slice_update") for n in names), names
     tree_same(mx.compile(step)(w), step(w))
+
+
+def test_head_split_gradients_concatenate_before_their_axes_merge():
+    # the parts are reshapes of transposed head gradients: they are concatenated along
+    # the head axis first, so no part is copied to merge its axes (one reshape of the
+    # concatenation, a view, instead of one reshape per part)
+    B, L, H, D = 2, 6, 2, 4
+    r = np.random.default_rng(6)
+    x, w = (mx.array(r.standard_normal(s).astype(np.float32)) for s in ((B, L, H * D), (H * D, 3 * H * D)))
+
+    def step(w):
+        def loss(w):
+            q, k, v = (t.reshape(B, L, H, D).transpose(0, 2, 1, 3) for t in mx.split(x @ w, 3, axis=-1))
+            return (mx.fast.scaled_dot_product_attention(q, k, v, scale=0.5) * 0.5).sum()
+
+        return mx.grad(loss)(w)
+
+    names = capture(step, w).op_names(False)
+    cat = [i for i, n in enumerate(names) if n.startswith("concatenate")]
+    assert len(cat) == 1, names
+    # the concatenation reads the transposed head gradients (the tape lists a node's
+    # inputs before it), and one reshape of it follows
+    assert [n.split()[0] for n in names[cat[0] - 2 : cat[0] + 2]] == ["custom_function", "transpose", "concatenate", "reshape"], names
+    tree_same(mx.compile(step)(w), step(w))

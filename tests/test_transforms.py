@@ -482,3 +482,37 @@ def test_overlapping_and_mixed_slice_gradients_add_up():
     xi = mx.array(np.arange(12, dtype=np.int32).reshape(3, 4))
     gi = mx.vjp(lambda x: [x[:, :2], x[:, 2:]], [xi], [mx.ones((3, 2), mx.int32), mx.ones((3, 2), mx.int32)])[1][0]
     assert gi.dtype == mx.int32 and not np.array(gi).any()
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16])
+def test_fused_qkv_gradient_through_head_split(dtype):
+    # q, k, v = split(x @ w) with each viewed as heads and transposed (a transformer's
+    # fused projection): the gradient of x @ w gathers the heads' gradients directly
+    # (concatenated before their axes merge), equal to the same math in NumPy
+    B, L, H, D = 2, 5, 3, 4
+    r = np.random.default_rng(17)
+    xn = r.standard_normal((B, L, H * D)).astype(np.float32)
+    wn = r.standard_normal((H * D, 3 * H * D)).astype(np.float32) * 0.3
+    cn = [r.standard_normal((B, H, L, D)).astype(np.float32) for _ in range(3)]
+    x, w = mx.array(xn).astype(dtype), mx.array(wn).astype(dtype)
+    cs = [mx.array(c).astype(dtype) for c in cn]
+
+    def heads(t):
+        return t.reshape(B, L, H, D).transpose(0, 2, 1, 3)
+
+    def f(w):
+        q, k, v = mx.split(x @ w, 3, axis=-1)
+        return sum((heads(t) * c).sum() for t, c in zip((q, k, v), cs)).astype(mx.float32)
+
+    g = mx.grad(f)(w)
+    assert g.dtype == dtype and g.shape == w.shape
+    # d/dw sum(heads(x @ w)[part] * c) = x^T @ (c moved back to the (B, L, H*D) layout)
+    back = np.concatenate([c.transpose(0, 2, 1, 3).reshape(B, L, H * D) for c in
+                           (np.array(ci.astype(mx.float32)) for ci in cs)], axis=-1)
+    xf = np.array(x.astype(mx.float32)).astype(np.float64)
+    want = np.einsum("bli,blo->io", xf, back.astype(np.float64))
+    tol = 1e-4 if dtype == mx.float32 else 3e-2 * np.abs(want).max()
+    np.testing.assert_allclose(np.array(g.astype(mx.float32)), want, rtol=1e-3, atol=tol)
+    # compiled equals eager
+    np.testing.assert_array_equal(np.array(mx.compile(mx.grad(f))(w).astype(mx.float32)),
+                                  np.array(g.astype(mx.float32)))

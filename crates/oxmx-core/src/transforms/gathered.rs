@@ -135,7 +135,51 @@ fn concatenated(pieces: &[Piece], x: &Array) -> Result<Option<Array>> {
     if at < n {
         out.push(zeros(n - at)?);
     }
+    if let Some(r) = concatenated_before_merge(&out, axis, x)? {
+        return Ok(Some(r));
+    }
     Ok(Some(ops::concatenate(&out, Some(axis as i64))?))
+}
+
+/// When every part is a reshape merging trailing axes into the last one (a head split
+/// undone: `(.., L, H, D)` viewed as `(.., L, H·D)`), the parts before their reshapes
+/// concatenated along the head axis, then reshaped: the same elements in the same
+/// order, without a copy of each part to merge its axes first (the sources are often
+/// transposed views, e.g. the gradients of q, k and v in a transformer's fused
+/// projection). None when the parts do not all have that form.
+fn concatenated_before_merge(parts: &[Array], axis: usize, x: &Array) -> Result<Option<Array>> {
+    if axis + 1 != x.ndim() || parts.len() < 2 {
+        return Ok(None);
+    }
+    let mut sources = Vec::with_capacity(parts.len());
+    let mut rest: Option<Vec<usize>> = None;
+    for p in parts {
+        let Some((Primitive::Reshape { .. }, inputs)) = p.pending_parts() else {
+            return Ok(None);
+        };
+        let [src] = inputs.as_slice() else {
+            return Ok(None);
+        };
+        let (ps, ss) = (p.shape(), src.shape());
+        // the same leading axes, then (heads, rest..) merging into the part's last axis
+        if ss.len() < axis + 2 || ss.get(..axis) != ps.get(..axis) || src.dtype() != p.dtype() {
+            return Ok(None);
+        }
+        let tail = ss.get(axis + 1..).unwrap_or(&[]).to_vec();
+        let merged = ss.get(axis..).map(crate::shape::size_of);
+        if merged != ps.get(axis).copied() || rest.as_ref().is_some_and(|r| *r != tail) {
+            return Ok(None);
+        }
+        rest = Some(tail);
+        sources.push(src.clone());
+    }
+    let cat = ops::concatenate(&sources, Some(axis as i64))?;
+    let shape = x
+        .shape()
+        .iter()
+        .map(|&d| i64::try_from(d).map_err(|_| crate::error::Error::overflow("vjp")))
+        .collect::<Result<Vec<i64>>>()?;
+    Ok(Some(ops::reshape(&cat, &shape)?))
 }
 
 /// The axis and start when `prim` (applied to `x`, giving `out`) is a unit-step slice
