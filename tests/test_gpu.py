@@ -1082,6 +1082,49 @@ def test_flash_attention_gradients(dtype, causal, attention_path):
 @gpu_only
 @pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
 @pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("layout", ["fused_qkv", "one_head", "packed_in", "odd_offset", "copy_env"])
+def test_cudnn_attention_reads_strided_heads(dtype, causal, layout, monkeypatch):
+    # q, k, v as a transformer makes them: one (b, l, 3·h·d) projection split and viewed
+    # as (b, h, l, d) heads. cuDNN reads such views in place and writes the output with
+    # the heads interleaved per position; forward and gradients against the CPU's
+    # composite on the same values. "one_head": h = 1 (axes of length 1); "packed_in":
+    # contiguous q, k, v with a strided cotangent; "odd_offset" views start 2 bytes off a
+    # 16-byte unit (copied first); "copy_env" forces the copies (OXMX_CUDA_SDPA_COPY=1).
+    if layout == "copy_env":
+        monkeypatch.setenv("OXMX_CUDA_SDPA_COPY", "1")
+    r = np.random.default_rng(61 + causal)
+    b, h, hkv, L, d = (2, 1, 1, 256, 64) if layout == "one_head" else (2, 4, 2, 256, 64)
+    width = (h + 2 * hkv) * d
+    extra = 1 if layout == "odd_offset" else 0
+    proj = mx.array(r.standard_normal((b, L, width + extra)).astype(np.float32)).astype(dtype)
+    ct = mx.array(r.standard_normal((b, L, h * d)).astype(np.float32)).astype(dtype)
+
+    def heads(t, n):
+        t = t.reshape(b, L, n, d).transpose(0, 2, 1, 3)
+        return mx.contiguous(t) if layout == "packed_in" else t
+
+    def f(proj):
+        p = proj[..., extra:]
+        q, k, v = p[..., : h * d], p[..., h * d : (h + hkv) * d], p[..., (h + hkv) * d :]
+        kw = {"mask": "causal"} if causal else {}
+        o = mx.fast.scaled_dot_product_attention(heads(q, h), heads(k, hkv), heads(v, hkv), scale=d**-0.5, **kw)
+        return o.transpose(0, 2, 1, 3).reshape(b, L, h * d)
+
+    def fwd_bwd(proj):
+        o, vjp = mx.vjp(f, [proj], [ct])
+        return o[0], vjp[0]
+
+    (og, gg), (oc, gc) = on(mx.gpu, fwd_bwd, proj), on(mx.cpu, lambda p: fwd_bwd(p.astype(mx.float32)), proj)
+    for name, g, w in (("output", og, oc), ("gradient", gg, gc)):
+        g, w = np.array(g.astype(mx.float32)), np.array(w.astype(mx.float32))
+        assert np.isfinite(g).all(), name
+        scale = max(1.0, float(np.abs(w).max()))
+        np.testing.assert_allclose(g, w, rtol=0, atol=4e-2 * scale, err_msg=f"{name} {layout}")
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("causal", [False, True])
 def test_cudnn_attention_gradients(dtype, causal):
     # lengths in whole 128-row tiles: cuDNN's fused backward runs (one SdpaGrad node,
     # none of the project's kernels' launches for the attention), against the CPU's

@@ -516,3 +516,36 @@ def test_fused_qkv_gradient_through_head_split(dtype):
     # compiled equals eager
     np.testing.assert_array_equal(np.array(mx.compile(mx.grad(f))(w).astype(mx.float32)),
                                   np.array(g.astype(mx.float32)))
+
+
+def test_slice_gradients_random_windows_against_numpy():
+    # random unit-step windows along one axis (disjoint or overlapping, in any order,
+    # some reshaped into heads) and the whole array, summed with weights: the gradient
+    # against NumPy's accumulation of the same windows
+    r = np.random.default_rng(123)
+    for trial in range(40):
+        shape = tuple(int(s) for s in r.integers(1, 6, size=r.integers(1, 4)))
+        axis = int(r.integers(0, len(shape)))
+        n = shape[axis]
+        xn = r.standard_normal(shape).astype(np.float32)
+        windows = []
+        for _ in range(int(r.integers(1, 5))):
+            a = int(r.integers(0, n))
+            b = int(r.integers(a + 1, n + 1))
+            windows.append((a, b))
+        whole = bool(r.integers(0, 2))
+        ws = [r.standard_normal(shape[:axis] + (b - a,) + shape[axis + 1:]).astype(np.float32) for a, b in windows]
+
+        def f(x):
+            total = (x * 0.5).sum() if whole else 0.0
+            for (a, b), w in zip(windows, ws):
+                idx = tuple(slice(a, b) if d == axis else slice(None) for d in range(len(shape)))
+                total = total + (x[idx] * mx.array(w)).sum()
+            return total
+
+        want = np.full(shape, 0.5 if whole else 0.0, np.float64)
+        for (a, b), w in zip(windows, ws):
+            idx = tuple(slice(a, b) if d == axis else slice(None) for d in range(len(shape)))
+            want[idx] += w
+        got = np.array(mx.grad(f)(mx.array(xn)))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"trial {trial}: {shape} {axis} {windows}")

@@ -4,6 +4,19 @@
 
 use crate::dtype::Dtype;
 
+/// Declares an op enum with `ALL`, its variants in declaration order (the export
+/// format stores ops by name and reads them back through this list).
+macro_rules! op_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $v:ident),* $(,)? }) => {
+        $(#[$m])* $vis enum $name { $($(#[$vm])* $v),* }
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+        }
+    };
+}
+
+op_enum! {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum UnaryOp {
     Abs,
@@ -50,6 +63,7 @@ pub enum UnaryOp {
     Real,
     Imag,
 }
+}
 
 impl UnaryOp {
     /// The transcendental functions whose accuracy `tests/test_math_ulp.py` specifies
@@ -82,6 +96,7 @@ impl UnaryOp {
     }
 }
 
+op_enum! {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum BinaryOp {
     Add,
@@ -108,6 +123,7 @@ pub enum BinaryOp {
     RightShift,
     ArcTan2,
     LogAddExp,
+}
 }
 
 impl BinaryOp {

@@ -51,7 +51,19 @@ fn native_graphs_enabled() -> bool {
 /// The operand alignment promised to cuDNN (the allocator's buffers start on 256 bytes).
 const ALIGN: u64 = 16;
 
-/// One attention problem: [b, hq, lq, d] queries against [b, hkv, lk, d] keys and values.
+/// Element strides of the caller's q, k, v, output and output cotangent, each in
+/// [b, h, l, d] order (the last always 1; zeros where a pass does not use the tensor).
+pub type Strides = [[usize; 4]; 5];
+// indices into `Strides`: q, k, v, the output, its cotangent
+const SQ: usize = 0;
+const SK: usize = 1;
+const SV: usize = 2;
+const SO: usize = 3;
+const SDO: usize = 4;
+
+/// One attention problem: [b, hq, lq, d] queries against [b, hkv, lk, d] keys and values,
+/// laid out as `strides` says (cuDNN reads strided operands in place: the heads of a fused
+/// q/k/v projection need no copy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SdpaKey {
     pub bf16: bool,
@@ -62,9 +74,78 @@ pub struct SdpaKey {
     pub lk: usize,
     pub d: usize,
     pub causal: bool,
+    pub strides: Strides,
+}
+
+/// Row-major strides of [b, h, l, d] (None on overflow).
+pub fn packed4(h: usize, l: usize, d: usize) -> Option<[usize; 4]> {
+    let ld = l.checked_mul(d)?;
+    Some([h.checked_mul(ld)?, ld, d, 1])
+}
+
+/// The strides of a [b, h, l, d] array stored as [b, l, h, d] (heads interleaved per
+/// position: what a `(b, l, h·d)` projection viewed as heads is).
+pub fn interleaved4(h: usize, l: usize, d: usize) -> Option<[usize; 4]> {
+    let hd = h.checked_mul(d)?;
+    Some([l.checked_mul(hd)?, d, hd, 1])
 }
 
 impl SdpaKey {
+    /// A problem whose operands are all packed [b, h, l, d] arrays.
+    #[allow(clippy::too_many_arguments)]
+    pub fn packed(
+        bf16: bool,
+        (b, hq, hkv, lq, lk, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+    ) -> Option<SdpaKey> {
+        let (q, kv) = (packed4(hq, lq, d)?, packed4(hkv, lk, d)?);
+        Some(SdpaKey {
+            bf16,
+            b,
+            hq,
+            hkv,
+            lq,
+            lk,
+            d,
+            causal,
+            strides: [q, kv, kv, q, q],
+        })
+    }
+
+    /// The forward problem behind this backward one (its cotangent's layout dropped).
+    pub(crate) fn forward_key(&self) -> SdpaKey {
+        let mut k = *self;
+        k.strides[SDO] = [0; 4];
+        k
+    }
+
+    /// Bytes an operand of `dims` with `strides` reaches from its first element (2-byte
+    /// elements; 0 when empty).
+    fn reach(dims: [usize; 4], strides: [usize; 4]) -> Option<usize> {
+        if dims.contains(&0) {
+            return Some(0);
+        }
+        let mut last = 0usize;
+        for (n, s) in dims.iter().zip(strides) {
+            last = last.checked_add((n - 1).checked_mul(s)?)?;
+        }
+        last.checked_add(1)?.checked_mul(2)
+    }
+
+    /// Bytes reached by q, k, v, the output and its cotangent in their layouts.
+    fn reaches(&self) -> Option<[usize; 5]> {
+        let qd = [self.b, self.hq, self.lq, self.d];
+        let kd = [self.b, self.hkv, self.lk, self.d];
+        let st = &self.strides;
+        Some([
+            Self::reach(qd, st[SQ])?,
+            Self::reach(kd, st[SK])?,
+            Self::reach(kd, st[SV])?,
+            Self::reach(qd, st[SO])?,
+            Self::reach(qd, st[SDO])?,
+        ])
+    }
+
     fn io(&self) -> sys::cudnnDataType_t {
         if self.bf16 {
             sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16
@@ -361,23 +442,16 @@ fn forward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     let scores = [b, hq, lq, lk];
     let rows = [b, hq, lq, 1];
     let one = [1usize; 4];
-    let q = g.tensor(Place::Given(UID_Q), &[b, hq, lq, d], None, k.io())?;
-    // Kᵀ: K's buffer read with the last two axes swapped
-    let kv_stride = lk.checked_mul(d).ok_or_else(|| Error::overflow(OP))?;
-    let kt_strides = [
-        hkv.checked_mul(kv_stride)
-            .ok_or_else(|| Error::overflow(OP))?,
-        kv_stride,
-        1,
-        d,
-    ];
+    let st = &k.strides;
+    let q = g.tensor(Place::Given(UID_Q), &[b, hq, lq, d], Some(&st[SQ]), k.io())?;
+    // Kᵀ: K read with its last two axes swapped
     let kt = g.tensor(
         Place::Given(UID_K),
         &[b, hkv, d, lk],
-        Some(&kt_strides),
+        Some(&transposed(st[SK])),
         k.io(),
     )?;
-    let v = g.tensor(Place::Given(UID_V), &[b, hkv, lk, d], None, k.io())?;
+    let v = g.tensor(Place::Given(UID_V), &[b, hkv, lk, d], Some(&st[SV]), k.io())?;
     let scale = g.tensor(Place::Scalar(UID_SCALE), &one, Some(&one), f32)?;
     let s0 = g.tensor(Place::Virtual, &scores, None, f32)?;
     g.matmul(q, kt, s0)?;
@@ -400,9 +474,14 @@ fn forward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     g.pointwise(Pw::CUDNN_POINTWISE_ADD, f32, &[max, log_sum], stats, None)?;
     let p = g.tensor(Place::Virtual, &scores, None, k.io())?;
     g.pointwise(Pw::CUDNN_POINTWISE_DIV, f32, &[e, sum], p, None)?;
-    let o = g.tensor(Place::Given(UID_O), &[b, hq, lq, d], None, k.io())?;
+    let o = g.tensor(Place::Given(UID_O), &[b, hq, lq, d], Some(&st[SO]), k.io())?;
     g.matmul(p, v, o)?;
     g.finish(h)
+}
+
+/// Strides of a [b, h, l, d] operand read as [b, h, d, l].
+fn transposed(s: [usize; 4]) -> [usize; 4] {
+    [s[0], s[1], s[3], s[2]]
 }
 
 /// Strides that read a packed [b, h, l, d] buffer as [b, h, d, l] (the last two axes
@@ -433,21 +512,22 @@ fn backward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     let rows = [b, hq, lq, 1];
     let qshape = [b, hq, lq, d];
     let one = [1usize; 4];
-    let q = g.tensor(Place::Given(UID_Q), &qshape, None, io)?;
+    let st = &k.strides;
+    let q = g.tensor(Place::Given(UID_Q), &qshape, Some(&st[SQ]), io)?;
     let kt = g.tensor(
         Place::Given(UID_K),
         &[b, hkv, d, lk],
-        Some(&swapped(hkv, lk, d)?),
+        Some(&transposed(st[SK])),
         io,
     )?;
     let vt = g.tensor(
         Place::Given(UID_V),
         &[b, hkv, d, lk],
-        Some(&swapped(hkv, lk, d)?),
+        Some(&transposed(st[SV])),
         io,
     )?;
-    let o = g.tensor(Place::Given(UID_O), &qshape, None, io)?;
-    let dout = g.tensor(Place::Given(UID_DO), &qshape, None, io)?;
+    let o = g.tensor(Place::Given(UID_O), &qshape, Some(&st[SO]), io)?;
+    let dout = g.tensor(Place::Given(UID_DO), &qshape, Some(&st[SDO]), io)?;
     let stats = g.tensor(Place::Given(UID_STATS), &rows, None, f32)?;
     let scale = g.tensor(Place::Scalar(UID_SCALE), &one, Some(&one), f32)?;
     let unit = g.tensor(Place::Scalar(UID_ONE), &one, Some(&one), f32)?;
@@ -517,14 +597,31 @@ fn backward_graph(h: sys::cudnnHandle_t, k: &SdpaKey) -> Result<Desc> {
     g.finish(h)
 }
 
+/// A caller's operand: its buffer and the byte offset of its first element.
+pub(crate) type Operand<'a> = (&'a CudaSlice<u8>, usize);
+
 /// q, k, v, the forward's output and its cotangent.
 pub(crate) type GradInputs<'a> = (
-    &'a CudaSlice<u8>,
-    &'a CudaSlice<u8>,
-    &'a CudaSlice<u8>,
-    &'a CudaSlice<u8>,
-    &'a CudaSlice<u8>,
+    Operand<'a>,
+    Operand<'a>,
+    Operand<'a>,
+    Operand<'a>,
+    Operand<'a>,
 );
+
+/// The device address of `x`'s first element after checking that `need` bytes from it
+/// lie inside its buffer, with the guard that orders the buffer's use on `stream`.
+fn operand_ptr<'a>(
+    (buf, off): Operand<'a>,
+    need: usize,
+    stream: &'a Arc<cudarc::driver::CudaStream>,
+) -> Result<(u64, impl Drop + 'a)> {
+    if off.checked_add(need).is_none_or(|end| end > buf.len()) {
+        return Err(Error::runtime(OP, "attention operand outside its buffer"));
+    }
+    let (p, guard) = buf.device_ptr(stream);
+    Ok((p + off as u64, guard))
+}
 
 /// Which graph of a problem.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -682,27 +779,29 @@ impl Cudnn {
         Ok(true)
     }
 
-    /// The forward into `out`, its row statistics into `stats` (float32, one per query
-    /// row); Ok(false) when cuDNN has no engine for it.
+    /// The forward into `out` (laid out as the key's output strides), its row
+    /// statistics into `stats` (float32, one per query row); Ok(false) when cuDNN has no
+    /// engine for it.
     fn sdpa_forward(
         &mut self,
         key: &SdpaKey,
         scale: f32,
-        (q, k, v): (&CudaSlice<u8>, &CudaSlice<u8>, &CudaSlice<u8>),
+        (q, k, v): (Operand<'_>, Operand<'_>, Operand<'_>),
         out: &mut CudaSlice<u8>,
         stats: &mut CudaSlice<u8>,
     ) -> Result<bool> {
-        let [qb, kb, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
-        if q.len() < qb || k.len() < kb || v.len() < kb || out.len() < qb || stats.len() < sb {
+        let [_, _, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
+        let r = key.reaches().ok_or_else(|| Error::overflow(OP))?;
+        if out.len() < r[SO] || stats.len() < sb {
             return Err(Error::runtime(
                 OP,
                 "attention operands smaller than their shapes",
             ));
         }
         let stream = self.stream.clone();
-        let (pq, _gq) = q.device_ptr(&stream);
-        let (pk, _gk) = k.device_ptr(&stream);
-        let (pv, _gv) = v.device_ptr(&stream);
+        let (pq, _gq) = operand_ptr(q, r[SQ], &stream)?;
+        let (pk, _gk) = operand_ptr(k, r[SK], &stream)?;
+        let (pv, _gv) = operand_ptr(v, r[SV], &stream)?;
         let (po, _go) = out.device_ptr_mut(&stream);
         let (ps, _gs) = stats.device_ptr_mut(&stream);
         if [pq, pk, pv, po, ps].iter().any(|&p| p % ALIGN != 0) {
@@ -715,14 +814,15 @@ impl Cudnn {
             uids.push(UID_FILL);
             scalars.push(f32::NEG_INFINITY);
         }
-        // SAFETY: sizes checked above against the key's shapes; the scalars live
-        // through the call; the guards keep the buffers' stream order.
+        // SAFETY: every operand's reach in the key's layout was checked above against
+        // its buffer; the scalars live through the call; the guards keep the buffers'
+        // stream order.
         unsafe { self.sdpa_execute(key, Pass::Forward, &uids, &[pq, pk, pv, po, ps], &scalars) }
     }
 
     /// Whether cuDNN has engines for both passes of `key`.
     fn sdpa_backward_ready(&mut self, key: &SdpaKey) -> bool {
-        self.sdpa_plan(key, Pass::Forward).is_some()
+        self.sdpa_plan(&key.forward_key(), Pass::Forward).is_some()
             && self.sdpa_plan(key, Pass::Backward).is_some()
     }
 
@@ -742,11 +842,12 @@ impl Cudnn {
             return Ok(false);
         }
         let [qb, kb, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
+        let r = key.reaches().ok_or_else(|| Error::overflow(OP))?;
         let total = kb
             .checked_mul(2)
             .and_then(|x| x.checked_add(qb))
             .ok_or_else(|| Error::overflow(OP))?;
-        if o.len() < qb || g.len() < qb || out.len() < total {
+        if out.len() < total {
             return Err(Error::runtime(
                 OP,
                 "attention gradients smaller than their shapes",
@@ -756,10 +857,10 @@ impl Cudnn {
         let stats = match kept {
             Some(s) if s.nbytes >= sb => s,
             _ => {
-                let mut o_again = alloc.alloc(OP, qb)?;
+                let mut o_again = alloc.alloc(OP, r[SO].max(1))?;
                 let mut stats = alloc.alloc(OP, sb)?;
                 let (os, ss) = (o_again.slice_mut()?, stats.slice_mut()?);
-                if !self.sdpa_forward(key, scale, (q, k, v), os, ss)? {
+                if !self.sdpa_forward(&key.forward_key(), scale, (q, k, v), os, ss)? {
                     return Ok(false);
                 }
                 stats
@@ -773,11 +874,11 @@ impl Cudnn {
             .ok_or_else(|| Error::overflow(OP))?;
         let dq_acc = alloc.alloc(OP, dq_acc_bytes)?;
         let stream = self.stream.clone();
-        let (pq, _gq) = q.device_ptr(&stream);
-        let (pk, _gk) = k.device_ptr(&stream);
-        let (pv, _gv) = v.device_ptr(&stream);
-        let (po, _go) = o.device_ptr(&stream);
-        let (pg, _gg) = g.device_ptr(&stream);
+        let (pq, _gq) = operand_ptr(q, r[SQ], &stream)?;
+        let (pk, _gk) = operand_ptr(k, r[SK], &stream)?;
+        let (pv, _gv) = operand_ptr(v, r[SV], &stream)?;
+        let (po, _go) = operand_ptr(o, r[SO], &stream)?;
+        let (pg, _gg) = operand_ptr(g, r[SDO], &stream)?;
         let (ps, _gs) = stats.slice()?.device_ptr(&stream);
         let (pm, _gm) = softmax_sum.slice()?.device_ptr(&stream);
         let (pa, _ga) = dq_acc.slice()?.device_ptr(&stream);
@@ -811,9 +912,10 @@ impl Cudnn {
             uids.push(UID_FILL);
             scalars.push(f32::NEG_INFINITY);
         }
-        // SAFETY: every operand's size was checked above against the key's shapes (the
-        // gradients lie inside `out` at offsets 0, |q| and |q| + |k| bytes); the
-        // temporaries have the graph's sizes; the scalars live through the call.
+        // SAFETY: every operand's reach in the key's layout was checked above against its
+        // buffer (the gradients lie packed inside `out` at offsets 0, |q| and |q| + |k|
+        // bytes); the temporaries have the graph's sizes; the scalars live through the
+        // call.
         unsafe { self.sdpa_execute(key, Pass::Backward, &uids, &ptrs, &scalars) }
     }
 }
@@ -836,7 +938,7 @@ impl CudaBackend {
         &self,
         key: &SdpaKey,
         scale: f64,
-        qkv: (&CudaSlice<u8>, &CudaSlice<u8>, &CudaSlice<u8>),
+        qkv: (Operand<'_>, Operand<'_>, Operand<'_>),
         out: &mut CudaSlice<u8>,
     ) -> Result<Option<CudaMem>> {
         let [_, _, sb] = key.bytes().ok_or_else(|| Error::overflow(OP))?;
@@ -881,15 +983,22 @@ pub(crate) struct SdpaStats(Mutex<Vec<StatsEntry>>);
 struct StatsEntry {
     key: SdpaKey,
     scale: u64,
-    /// output, q, k, v
+    /// output, q, k, v, and their element offsets (q, k and v may be views of one buffer)
     bufs: [Weak<Buffer>; 4],
+    offs: [usize; 4],
     stats: CudaMem,
 }
 
 const MAX_STATS: usize = 64;
 
 impl SdpaStats {
-    pub(crate) fn put(&self, key: SdpaKey, scale: f64, bufs: [&Arc<Buffer>; 4], stats: CudaMem) {
+    pub(crate) fn put(
+        &self,
+        key: SdpaKey,
+        scale: f64,
+        (bufs, offs): ([&Arc<Buffer>; 4], [usize; 4]),
+        stats: CudaMem,
+    ) {
         if let Ok(mut v) = self.0.lock() {
             v.retain(|e| e.bufs[0].strong_count() > 0);
             if v.len() >= MAX_STATS {
@@ -899,6 +1008,7 @@ impl SdpaStats {
                 key,
                 scale: scale.to_bits(),
                 bufs: bufs.map(Arc::downgrade),
+                offs,
                 stats,
             });
         }
@@ -908,12 +1018,13 @@ impl SdpaStats {
         &self,
         key: &SdpaKey,
         scale: f64,
-        bufs: [&Arc<Buffer>; 4],
+        (bufs, offs): ([&Arc<Buffer>; 4], [usize; 4]),
     ) -> Option<CudaMem> {
         let mut v = self.0.lock().ok()?;
         let at = v.iter().position(|e| {
             e.key == *key
                 && e.scale == scale.to_bits()
+                && e.offs == offs
                 && e.bufs[0].strong_count() > 0
                 && e.bufs
                     .iter()

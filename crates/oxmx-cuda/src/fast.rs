@@ -671,6 +671,11 @@ impl CudaBackend {
         if let FastKernel::AdamStep { c } = k {
             return self.adam_step(c, ins, shape, out_dtype);
         }
+        // attention on strided q, k, v (heads of a fused projection): cuDNN reads them in
+        // place; None sends them through the copies below
+        if let Some(data) = self.sdpa_strided(k, &ins, shape, out_dtype)? {
+            return Ok(data);
+        }
         // the cross-entropy kernels read rows at any stride (padded logits, slices)
         let strided_rows = matches!(k, FastKernel::CrossEntropy | FastKernel::CrossEntropyGrad);
         let ins = ins
@@ -813,20 +818,18 @@ impl CudaBackend {
                     && crate::cudnn_sdpa::eligible(dtype, shapes, mask, sinks)
                     && std::env::var_os("OXMX_CUDA_NO_CUDNN_SDPA").is_none()
                 {
-                    let key = crate::cudnn_sdpa::SdpaKey {
-                        bf16: dtype == Dtype::Bfloat16,
-                        b: bsz,
-                        hq,
-                        hkv,
-                        lq,
-                        lk,
-                        d: dk,
-                        causal: mask == SdpaMask::Causal,
-                    };
+                    let key = crate::cudnn_sdpa::SdpaKey::packed(
+                        dtype == Dtype::Bfloat16,
+                        (bsz, hq, hkv, lq, lk, dk),
+                        mask == SdpaMask::Causal,
+                    )
+                    .ok_or_else(|| Error::overflow(op))?
+                    .forward_key();
+                    // contiguous inputs here (copied above), at offset 0
                     let qkv = (
-                        self.device_of(op, qi)?,
-                        self.device_of(op, ki)?,
-                        self.device_of(op, vi)?,
+                        (self.device_of(op, qi)?, 0),
+                        (self.device_of(op, ki)?, 0),
+                        (self.device_of(op, vi)?, 0),
                     );
                     if let Some(stats) = self.cudnn_sdpa(&key, scale, qkv, out.slice_mut()?)? {
                         let data = on_device(out, nbytes, shape);
@@ -836,7 +839,7 @@ impl CudaBackend {
                             &ki.data.buffer,
                             &vi.data.buffer,
                         ];
-                        self.sdpa_stats.put(key, scale, bufs, stats);
+                        self.sdpa_stats.put(key, scale, (bufs, [0; 4]), stats);
                         return Ok(data);
                     }
                 }
@@ -928,22 +931,26 @@ impl CudaBackend {
             }
             FastKernel::SdpaGrad { scale, causal } => {
                 let (qi, ki) = (get(0)?, get(1)?);
-                let key = crate::cudnn_sdpa::SdpaKey {
-                    bf16: dtype == Dtype::Bfloat16,
-                    b: qi.shape[0],
-                    hq: qi.shape[1],
-                    hkv: ki.shape[1],
-                    lq: qi.shape[2],
-                    lk: ki.shape[2],
-                    d: qi.shape[3],
+                let key = crate::cudnn_sdpa::SdpaKey::packed(
+                    dtype == Dtype::Bfloat16,
+                    (
+                        qi.shape[0],
+                        qi.shape[1],
+                        ki.shape[1],
+                        qi.shape[2],
+                        ki.shape[2],
+                        qi.shape[3],
+                    ),
                     causal,
-                };
+                )
+                .ok_or_else(|| Error::overflow(op))?;
+                // contiguous inputs here (copied above), at offset 0
                 let ins = (
-                    self.device_of(op, qi)?,
-                    self.device_of(op, ki)?,
-                    self.device_of(op, get(2)?)?,
-                    self.device_of(op, get(3)?)?,
-                    self.device_of(op, get(4)?)?,
+                    (self.device_of(op, qi)?, 0),
+                    (self.device_of(op, ki)?, 0),
+                    (self.device_of(op, get(2)?)?, 0),
+                    (self.device_of(op, get(3)?)?, 0),
+                    (self.device_of(op, get(4)?)?, 0),
                 );
                 let (vi, oi) = (get(2)?, get(3)?);
                 let bufs = [
@@ -952,7 +959,9 @@ impl CudaBackend {
                     &ki.data.buffer,
                     &vi.data.buffer,
                 ];
-                let kept = self.sdpa_stats.take(&key, scale, bufs);
+                let kept = self
+                    .sdpa_stats
+                    .take(&key.forward_key(), scale, (bufs, [0; 4]));
                 // only asked for where `cudnn_sdpa_grad_ready` said yes
                 if !crate::cudnn_sdpa::grad_eligible(dtype, &key)
                     || !self.cudnn_sdpa_grad(&key, scale, ins, kept, out.slice_mut()?)?

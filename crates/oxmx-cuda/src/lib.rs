@@ -42,6 +42,7 @@ pub mod prof;
 mod quantized;
 mod quantized_gather;
 mod scan_sort;
+mod sdpa_strided;
 mod strided_walk;
 mod user_kernel;
 mod vector_walk;

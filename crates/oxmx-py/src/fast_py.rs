@@ -170,15 +170,8 @@ fn _cuda_sdpa_grad_ready(
     causal: bool,
 ) -> bool {
     use oxmx::oxmx_cuda::cudnn_sdpa::{grad_eligible, SdpaKey};
-    let key = SdpaKey {
-        bf16,
-        b,
-        hq,
-        hkv,
-        lq,
-        lk,
-        d,
-        causal,
+    let Some(key) = SdpaKey::packed(bf16, (b, hq, hkv, lq, lk, d), causal) else {
+        return false;
     };
     let dtype = if bf16 {
         oxmx::Dtype::Bfloat16

@@ -180,7 +180,12 @@ def compile(fun, inputs=None, outputs=None, shapeless=False):
             if shapeless:
                 tape = tape.tape_for(arrays + state_in)
             res = tape.replay(arrays + state_in)
-            out_slots = _state_slots(outputs) if outputs is not None else []
+            # The replay runs no Python: when the outputs are the inputs' tree, the
+            # containers walked a moment ago are still the ones to write.
+            if outputs is inputs:
+                out_slots = in_slots
+            else:
+                out_slots = _state_slots(outputs) if outputs is not None else []
             if len(out_slots) != out_slot_count:
                 entry = None  # the state changed shape: trace again
             else:

@@ -9,83 +9,9 @@ use crate::primitive::*;
 
 const OP: &str = "import_function";
 
-const UNARY: [UnaryOp; 42] = {
-    use UnaryOp::*;
-    [
-        Abs,
-        Negative,
-        Sign,
-        Square,
-        Sqrt,
-        Rsqrt,
-        Reciprocal,
-        Exp,
-        Expm1,
-        Log,
-        Log2,
-        Log10,
-        Log1p,
-        Sin,
-        Cos,
-        Tan,
-        ArcSin,
-        ArcCos,
-        ArcTan,
-        Sinh,
-        Cosh,
-        Tanh,
-        ArcSinh,
-        ArcCosh,
-        ArcTanh,
-        Erf,
-        ErfInv,
-        Sigmoid,
-        Floor,
-        Ceil,
-        Round,
-        Trunc,
-        IsNan,
-        IsInf,
-        IsPosInf,
-        IsNegInf,
-        IsFinite,
-        LogicalNot,
-        BitwiseInvert,
-        Conjugate,
-        Real,
-        Imag,
-    ]
-};
-
-const BINARY: [BinaryOp; 24] = {
-    use BinaryOp::*;
-    [
-        Add,
-        Subtract,
-        Multiply,
-        Divide,
-        FloorDivide,
-        Remainder,
-        Power,
-        Maximum,
-        Minimum,
-        Equal,
-        NotEqual,
-        Less,
-        LessEqual,
-        Greater,
-        GreaterEqual,
-        LogicalAnd,
-        LogicalOr,
-        BitwiseAnd,
-        BitwiseOr,
-        BitwiseXor,
-        LeftShift,
-        RightShift,
-        ArcTan2,
-        LogAddExp,
-    ]
-};
+// The file format's op tables (an op is stored as its index here).
+const UNARY: &[UnaryOp] = UnaryOp::ALL;
+const BINARY: &[BinaryOp] = BinaryOp::ALL;
 
 const REDUCE: [ReduceOp; 6] = [
     ReduceOp::Sum,
